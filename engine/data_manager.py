@@ -1,0 +1,109 @@
+"""Bulk reads of stored bars with SQLAlchemy Core (never an ORM object per bar).
+
+Used by the session coordinator thread (history and each session's bars), the data
+quality manager thread (gap filling in live mode), the CLI and scripts. A
+:class:`DataManager` holds only the shared engine; each call opens its own connection, so
+one instance may be used from several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Engine, select, type_coerce
+
+from .bar import Bar
+from .db import BarRecord
+
+_T = BarRecord.__table__.c
+_START = type_coerce(_T.start, BigInteger)  # raw epoch seconds: no per-row conversion
+
+
+class DataManager:
+    """Reads bars from the database.
+
+    Parameters
+    ----------
+    engine
+        The shared SQLAlchemy engine.
+    tz
+        Exchange time zone: dates given to :meth:`get_bars` are exchange dates.
+    """
+
+    def __init__(self, engine: Engine, tz: str | ZoneInfo = "America/New_York") -> None:
+        self.engine = engine
+        self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        self._times: dict[int, datetime] = {}
+
+    def _instant(self, day: date) -> int:
+        return int(datetime.combine(day, time(0), self.tz).timestamp())
+
+    def _to_bars(self, rows: Iterable[Sequence]) -> list[Bar]:
+        # One datetime per distinct instant, shared by every symbol's bar at that instant.
+        times = self._times
+        fromts = datetime.fromtimestamp
+        new = tuple.__new__
+        out = []
+        append = out.append
+        for ts, o, h, lo, c, v in rows:
+            start = times.get(ts)
+            if start is None:
+                start = times[ts] = fromts(ts, UTC)
+            append(new(Bar, (start, o, h, lo, c, v)))
+        if len(times) > 500_000:
+            times.clear()
+        return out
+
+    def get_bars(
+        self, symbol: str, interval: str, start_date: date, end_date: date
+    ) -> list[Bar]:
+        """Bars of ``symbol`` at ``interval`` starting on ``start_date`` to ``end_date``.
+
+        Both dates are inclusive exchange dates (a day runs from midnight to midnight in the
+        exchange's zone, so pre- and post-market bars belong to their day).
+
+        Returns
+        -------
+        list of Bar
+            Ordered by start time; start times are aware UTC datetimes.
+        """
+        lo = self._instant(start_date)
+        hi = self._instant(end_date + timedelta(days=1))
+        return self.get_bars_between(symbol, interval, lo, hi)
+
+    def get_bars_between(
+        self, symbol: str, interval: str, start: datetime | int, end: datetime | int
+    ) -> list[Bar]:
+        """Bars of ``symbol`` whose start lies in ``[start, end)`` (aware datetimes or epoch s)."""
+        lo = start if isinstance(start, int) else int(start.timestamp())
+        hi = end if isinstance(end, int) else int(end.timestamp())
+        query = (
+            select(_START, _T.open, _T.high, _T.low, _T.close, _T.volume)
+            .where(_T.symbol == symbol, _T.interval == interval, _T.start >= lo, _T.start < hi)
+            .order_by(_T.start)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).fetchall()
+        return self._to_bars(rows)
+
+    def get_step_bars(
+        self, symbols: Sequence[str], interval: str, start: datetime, end: datetime
+    ) -> list[tuple[str, Bar]]:
+        """Bars of several symbols starting in ``[start, end)``, ordered by start then symbol."""
+        lo, hi = int(start.timestamp()), int(end.timestamp())
+        query = (
+            select(_T.symbol, _START, _T.open, _T.high, _T.low, _T.close, _T.volume)
+            .where(
+                _T.symbol.in_(list(symbols)),
+                _T.interval == interval,
+                _T.start >= lo,
+                _T.start < hi,
+            )
+            .order_by(_T.start, _T.symbol)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).fetchall()
+        bars = self._to_bars(row[1:] for row in rows)
+        return [(row[0], bar) for row, bar in zip(rows, bars, strict=True)]

@@ -1,0 +1,1 @@
+"""sessionkit.sample_db."""
