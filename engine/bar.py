@@ -30,9 +30,7 @@ def interval_delta(interval: str) -> timedelta:
     try:
         return timedelta(seconds=INTERVAL_SECONDS[interval])
     except KeyError:
-        raise ValueError(
-            f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})"
-        ) from None
+        raise ValueError(f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})") from None
 
 
 class Bar(NamedTuple):

@@ -47,9 +47,7 @@ class BacktestConfig(_Model):
     @model_validator(mode="after")
     def _end_after_start(self) -> BacktestConfig:
         if self.end_date < self.start_date:
-            raise ValueError(
-                f"end_date {self.end_date} is before start_date {self.start_date}"
-            )
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
         return self
 
 
@@ -154,6 +152,11 @@ class LiveConfig(_Model):
     """Session whose bars the replay feed plays (default: the last session with data)."""
     replay_start: str | None = None
     """Exchange time (``HH:MM``) at which the replay starts (default: the open)."""
+    speed: float = Field(default=1.0, gt=0)
+    """Replay pace in session seconds per wall second: 1 is real time (use more only to
+    demonstrate or test)."""
+    drop_rate: float = Field(default=0.0, ge=0, lt=1)
+    """Fraction of replayed bars lost in transit (seeded), to demonstrate gap filling."""
 
 
 class SessionConfig(_Model):
@@ -241,8 +244,10 @@ def format_validation_error(source: str, error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
-        elif "input" in item and item["type"] not in ("missing",) and not isinstance(
-            item["input"], dict | list
+        elif (
+            "input" in item
+            and item["type"] not in ("missing",)
+            and not isinstance(item["input"], dict | list)
         ):
             message += f" (got {item['input']!r})"
         line = f"  {key}: {message}"

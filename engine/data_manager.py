@@ -56,9 +56,7 @@ class DataManager:
             times.clear()
         return out
 
-    def get_bars(
-        self, symbol: str, interval: str, start_date: date, end_date: date
-    ) -> list[Bar]:
+    def get_bars(self, symbol: str, interval: str, start_date: date, end_date: date) -> list[Bar]:
         """Bars of ``symbol`` at ``interval`` starting on ``start_date`` to ``end_date``.
 
         Both dates are inclusive exchange dates (a day runs from midnight to midnight in the
@@ -81,7 +79,7 @@ class DataManager:
         hi = end if isinstance(end, int) else int(end.timestamp())
         query = (
             select(_START, _T.open, _T.high, _T.low, _T.close, _T.volume)
-            .where(_T.symbol == symbol, _T.interval == interval, _T.start >= lo, _T.start < hi)
+            .where(_T.symbol == symbol, _T.interval == interval, _START >= lo, _START < hi)
             .order_by(_T.start)
         )
         with self.engine.connect() as connection:
@@ -98,8 +96,8 @@ class DataManager:
             .where(
                 _T.symbol.in_(list(symbols)),
                 _T.interval == interval,
-                _T.start >= lo,
-                _T.start < hi,
+                _START >= lo,
+                _START < hi,
             )
             .order_by(_T.start, _T.symbol)
         )

@@ -1,0 +1,235 @@
+"""DataQualityManager: quality percentages and gaps, in the background.
+
+Runs on the ``data_quality_manager`` thread. It never blocks anyone: the coordinator puts
+each step on its queue and goes on. It is the only writer of quality metrics in
+:class:`~sessionkit.engine.session_data.SessionData` and of its own gap lists.
+
+Quality of (symbol, interval) = bars present / bars the calendar expects so far in the
+session, in percent; derived intervals carry their base's quality. Historical quality
+(key ``"<interval>:history"``) is assigned at session start over the trailing window.
+With ``enable_session_quality = false`` every stream gets 100%. Gap filling happens in
+live mode only, through the feed's backfill; never in a backtest.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from .bar import Bar, interval_delta
+from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan
+
+Gap = tuple[datetime, datetime]
+"""A run of missing bars: start of the first missing bar, end of the last one."""
+
+
+class _Track:
+    __slots__ = ("present", "next_start", "gaps", "missing", "tried")
+
+    def __init__(self) -> None:
+        self.tried: datetime | None = None
+        self.present = 0
+        self.next_start: datetime | None = None
+        self.gaps: list[Gap] = []
+        self.missing = 0
+
+
+class DataQualityManager(threading.Thread):
+    """The ``data_quality_manager`` thread (component 6).
+
+    Parameters
+    ----------
+    runtime
+        The session's shared state.
+    backfill
+        Live mode only: ``backfill(symbol, start, end) -> list[Bar]`` fetches missing bars
+        (from the database or the feed); ``fill(symbol, bars)`` hands them to the
+        coordinator, the writer of base bars.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        backfill: Callable[[str, datetime, datetime], list[Bar]] | None = None,
+        fill: Callable[[str, list[Bar]], None] | None = None,
+    ) -> None:
+        super().__init__(name="data_quality_manager", daemon=True)
+        self.runtime = runtime
+        config = runtime.config
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.enabled = config.quality.enable_session_quality
+        self.live = config.mode == "live"
+        self.base = config.streams.interval
+        self.delta = interval_delta(self.base)
+        self.derived = tuple(config.streams.derived)
+        self.symbols = tuple(config.streams.symbols)
+        self.tracks: dict[str, _Track] = {s: _Track() for s in self.symbols}
+        self.historical: dict[str, float] = {}
+        self.filled = 0
+        self._backfill = backfill if self.live else None
+        self._fill = fill
+        self._plan: SessionPlan | None = None
+        self.done_seq = 0
+        self._cond = threading.Condition()
+
+    # -- thread -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        runtime = self.runtime
+        try:
+            while True:
+                try:
+                    message = self.queue.get(timeout=1.0)
+                except queue.Empty:
+                    if runtime.stopping:
+                        return
+                    continue
+                while message is not None:
+                    tag = message[0]
+                    if tag is STOP:
+                        return
+                    following = None
+                    if tag is STEP:
+                        # Behind? Account every queued step, compute quality once at the last.
+                        steps = [message]
+                        while True:
+                            try:
+                                following = self.queue.get_nowait()
+                            except queue.Empty:
+                                following = None
+                                break
+                            if following[0] is not STEP:
+                                break
+                            steps.append(following)
+                        for queued in steps[:-1]:
+                            self.account(queued[3])
+                        message = steps[-1]
+                        self.on_step(message[2], message[3])
+                    elif tag is SESSION_START:
+                        self.on_session_start(message[2])
+                    elif tag is SESSION_END:
+                        self.on_step(message[2], ())
+                    with self._cond:
+                        self.done_seq = message[1]
+                        self._cond.notify_all()
+                    message = following
+        except Exception as exc:
+            runtime.fail("data_quality_manager", exc)
+
+    def wait_done(self, seq: int, timeout: float) -> bool:
+        """Wait until message ``seq`` was handled (used only while paused, for tests)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self.done_seq >= seq or self.runtime.stopping, timeout
+            )
+
+    # -- work ---------------------------------------------------------------------------
+
+    def on_session_start(self, plan: SessionPlan) -> None:
+        """Reset the session's tracks; assign historical quality over the trailing window."""
+        self._plan = plan
+        self.tracks = {s: _Track() for s in self.symbols}
+        data = self.runtime.data
+        expected = sum(int((close - open_) / self.delta) for open_, close in plan.history)
+        for symbol in self.symbols:
+            if not self.enabled or not expected:
+                quality = 100.0
+            else:
+                history = data.snapshot_bars(symbol, self.base)
+                present = sum(1 for bar in history if bar.start < plan.open)
+                quality = min(100.0, 100.0 * present / expected)
+            self.historical[symbol] = quality
+            data.set_quality_metric(symbol, f"{self.base}:history", quality)
+            for interval in (self.base, *self.derived):
+                data.set_quality_metric(symbol, interval, 100.0)
+
+    def account(self, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Count the bars of one step and record the gaps they close."""
+        plan = self._plan
+        if plan is None:
+            return
+        tracks = self.tracks
+        delta = self.delta
+        for symbol, bar in items:
+            track = tracks[symbol]
+            expected_start = track.next_start or plan.open
+            if bar.start < expected_start:
+                continue  # a backfilled bar, counted when it was fetched
+            if bar.start > expected_start:
+                self._gap(symbol, track, expected_start, bar.start)
+            track.present += 1
+            track.next_start = bar.start + delta
+
+    def on_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Account the bars visible at ``t`` and refresh every symbol's quality."""
+        plan = self._plan
+        if plan is None:
+            return
+        self.account(items)
+        tracks = self.tracks
+        delta = self.delta
+        if self._backfill is not None:
+            self._fill_missing(t, items)
+        data = self.runtime.data
+        now = min(t, plan.close)
+        expected = int((now - plan.open) / delta)
+        for symbol, track in tracks.items():
+            start = track.next_start or plan.open
+            # A run still open at ``now`` counts as missing so far.
+            track.missing = max(0, int((now - start) / delta))
+            if not self.enabled or expected <= 0:
+                quality = 100.0
+            else:
+                quality = min(100.0, 100.0 * track.present / expected)
+            data.set_quality_metric(symbol, self.base, quality)
+            for interval in self.derived:
+                data.set_quality_metric(symbol, interval, quality)
+            if not items and t >= plan.close and track.missing:
+                self._gap(symbol, track, start, plan.close)
+                track.next_start = plan.close
+                track.missing = 0
+
+    def _gap(self, symbol: str, track: _Track, start: datetime, end: datetime) -> None:
+        track.gaps.append((start, end))
+        count = int((end - start) / self.delta)
+        self.runtime.log(
+            f"gap in {symbol} {self.base}: {count} bar(s) missing from "
+            f"{start.astimezone(self.runtime.tz):%Y-%m-%d %H:%M}"
+        )
+
+    def _fill_missing(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Live mode: fetch the bars due by ``t`` that did not arrive, and hand them on."""
+        plan = self._plan
+        assert plan is not None and self._backfill is not None and self._fill is not None
+        delta = self.delta
+        arrived = {symbol for symbol, _bar in items}
+        for symbol, track in self.tracks.items():
+            start = track.next_start or plan.open
+            if symbol in arrived or start + delta > t or (track.tried and track.tried >= t):
+                continue
+            track.tried = t
+            bars = [bar for bar in self._backfill(symbol, start, t) if bar.start >= start]
+            if not bars:
+                continue
+            track.present += len(bars)
+            track.next_start = bars[-1].start + delta
+            self.filled += len(bars)
+            self._fill(symbol, bars)
+            self.runtime.log(
+                f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill"
+            )
+
+    def gap_count(self, symbol: str) -> int:
+        """Runs of missing bars so far in this session (an open run included). Any thread."""
+        track = self.tracks.get(symbol)
+        if track is None:
+            return 0
+        return len(track.gaps) + (1 if track.missing else 0)
+
+    def gaps(self, symbol: str) -> list[Gap]:
+        """A copy of the closed gaps of ``symbol`` in this session. Any thread."""
+        track = self.tracks.get(symbol)
+        return list(track.gaps) if track is not None else []
