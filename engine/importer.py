@@ -178,14 +178,18 @@ class ImportReport:
         from rich.console import Group
         from rich.table import Table
 
-        totals = Table(title=f"Import of {self.path.name} as {self.symbol} {self.interval}")
+        totals = Table(
+            title=f"Import of {self.path.name} as {self.symbol} {self.interval}", min_width=60
+        )
         totals.add_column("", style="bold")
         totals.add_column("rows", justify="right")
         totals.add_row("read", f"{self.rows_read:,}")
         totals.add_row("imported", f"{self.imported:,}", style="green" if self.imported else "")
         totals.add_row("already present", f"{self.already_present:,}")
         if self.conflicting:
-            totals.add_row("  of which differ (stored kept)", f"{self.conflicting:,}", style="yellow")
+            totals.add_row(
+                "  of which differ (stored kept)", f"{self.conflicting:,}", style="yellow"
+            )
         totals.add_row(
             "rejected", f"{self.rejected_total:,}", style="red" if self.rejected_total else ""
         )
@@ -195,7 +199,7 @@ class ImportReport:
         totals.caption = f"bars {span}; {self.seconds:.2f} s"
         if not self.rejected:
             return totals
-        rejected = Table(title="Rejected rows")
+        rejected = Table(title="Rejected rows", min_width=60)
         rejected.add_column("reason", style="red")
         rejected.add_column("count", justify="right")
         rejected.add_column("first examples (line: detail)", overflow="fold")
