@@ -122,6 +122,12 @@ class DataProcessor(threading.Thread):
         self._windows = [w for s in self.symbols.values() for w in s.windows]
         self._open: datetime | None = None
         self._close: datetime | None = None
+        self.record: dict[tuple[str, str], list[tuple[Bar, tuple]]] | None = None
+        """When a dict, every streamed and derived bar of the sessions is kept with its
+        indicator values, per (symbol, interval), for export."""
+        self._streaming = False
+        self.totals: dict[tuple[str, str], int] = dict.fromkeys(self.streams, 0)
+        """Bars of the streamed sessions (history excluded) per (symbol, interval)."""
 
     # -- thread -------------------------------------------------------------------------
 
@@ -161,10 +167,15 @@ class DataProcessor(threading.Thread):
         symbols = self.symbols
         delta = self.base_delta
         set_rt = self.runtime.data.set_realtime_indicator
+        record = self.record
+        totals = self.totals
         for name, bar in items:
             symbol = symbols[name]
             base = symbol.base
             row = base.update(bar)
+            totals[name, base.interval] += 1
+            if record is not None:
+                record[name, base.interval].append((bar, row))
             for key, value in zip(base.names, row, strict=True):
                 set_rt(name, key, value)
             end = bar.start + delta
@@ -204,6 +215,10 @@ class DataProcessor(threading.Thread):
         stream.bars.append(bar)
         window.emitted = window.end
         row = stream.update(bar)
+        if self._streaming:
+            self.totals[stream.symbol, stream.interval] += 1
+        if self.record is not None and self._streaming:
+            self.record.setdefault((stream.symbol, stream.interval), []).append((bar, row))
         set_rt = self.runtime.data.set_realtime_indicator
         for key, value in zip(stream.names, row, strict=True):
             set_rt(stream.symbol, key, value)
@@ -224,6 +239,7 @@ class DataProcessor(threading.Thread):
         otherwise derived history is rebuilt and every indicator is warmed up afresh over
         the trailing history.
         """
+        self._streaming = False
         if plan.carry:
             self._trim(plan)
         else:
@@ -234,6 +250,9 @@ class DataProcessor(threading.Thread):
             stream.history = len(stream.bars)
             self._store_historical(stream)
             self.publish_latest(stream)
+            if self.record is not None:
+                self.record.setdefault((stream.symbol, stream.interval), [])
+        self._streaming = True
 
     def _trim(self, plan: SessionPlan) -> None:
         for symbol in self.symbols.values():

@@ -68,10 +68,14 @@ class DataQualityManager(threading.Thread):
         self.symbols = tuple(config.streams.symbols)
         self.tracks: dict[str, _Track] = {s: _Track() for s in self.symbols}
         self.historical: dict[str, float] = {}
+        self.totals: dict[str, list[int]] = {s: [0, 0] for s in self.symbols}
+        """[present, expected] bars over the sessions that ended, per symbol."""
         self.filled = 0
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
+        self.record: dict[str, list[tuple[datetime, float]]] | None = None
+        """When a dict, the quality of every symbol at every step is kept (for export)."""
         self.done_seq = 0
         self._cond = threading.Condition()
 
@@ -92,7 +96,7 @@ class DataQualityManager(threading.Thread):
                     if tag is STOP:
                         return
                     following = None
-                    if tag is STEP:
+                    if tag is STEP and self.record is None:
                         # Behind? Account every queued step, compute quality once at the last.
                         steps = [message]
                         while True:
@@ -108,10 +112,12 @@ class DataQualityManager(threading.Thread):
                             self.account(queued[3])
                         message = steps[-1]
                         self.on_step(message[2], message[3])
+                    elif tag is STEP:
+                        self.on_step(message[2], message[3])
                     elif tag is SESSION_START:
                         self.on_session_start(message[2])
                     elif tag is SESSION_END:
-                        self.on_step(message[2], ())
+                        self.on_session_end(message[2])
                     with self._cond:
                         self.done_seq = message[1]
                         self._cond.notify_all()
@@ -145,6 +151,21 @@ class DataQualityManager(threading.Thread):
             data.set_quality_metric(symbol, f"{self.base}:history", quality)
             for interval in (self.base, *self.derived):
                 data.set_quality_metric(symbol, interval, 100.0)
+
+    def on_session_end(self, close: datetime) -> None:
+        """Final quality at the close; close the trailing gaps; add to the run's totals."""
+        plan = self._plan
+        if plan is None:
+            return
+        self.on_step(close, ())
+        expected = int((plan.close - plan.open) / self.delta)
+        for symbol, track in self.tracks.items():
+            self.totals[symbol][0] += track.present
+            self.totals[symbol][1] += expected
+            if track.missing:
+                self._gap(symbol, track, track.next_start or plan.open, plan.close)
+                track.next_start = plan.close
+                track.missing = 0
 
     def account(self, items: tuple[tuple[str, Bar], ...]) -> None:
         """Count the bars of one step and record the gaps they close."""
@@ -185,12 +206,10 @@ class DataQualityManager(threading.Thread):
             else:
                 quality = min(100.0, 100.0 * track.present / expected)
             data.set_quality_metric(symbol, self.base, quality)
+            if self.record is not None:
+                self.record.setdefault(symbol, []).append((t, quality))
             for interval in self.derived:
                 data.set_quality_metric(symbol, interval, quality)
-            if not items and t >= plan.close and track.missing:
-                self._gap(symbol, track, start, plan.close)
-                track.next_start = plan.close
-                track.missing = 0
 
     def _gap(self, symbol: str, track: _Track, start: datetime, end: datetime) -> None:
         track.gaps.append((start, end))
@@ -221,6 +240,13 @@ class DataQualityManager(threading.Thread):
             self.runtime.log(
                 f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill"
             )
+
+    def overall_quality(self, symbol: str) -> float | None:
+        """Quality over every session that ended (None before the first ended)."""
+        present, expected = self.totals.get(symbol, (0, 0))
+        if not self.enabled:
+            return 100.0
+        return min(100.0, 100.0 * present / expected) if expected else None
 
     def gap_count(self, symbol: str) -> int:
         """Runs of missing bars so far in this session (an open run included). Any thread."""

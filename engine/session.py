@@ -11,6 +11,7 @@ before any thread starts.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -50,6 +51,9 @@ class Session:
         Load the first session, then wait for :meth:`resume` or :meth:`step`.
     source
         Where the configuration came from, for error messages.
+    record
+        Keep every streamed and derived bar with its indicators and quality, for
+        :meth:`export_csv`.
 
     Raises
     ------
@@ -59,7 +63,12 @@ class Session:
     """
 
     def __init__(
-        self, config: SessionConfig, *, start_paused: bool = False, source: str = "<config>"
+        self,
+        config: SessionConfig,
+        *,
+        start_paused: bool = False,
+        source: str = "<config>",
+        record: bool = False,
     ) -> None:
         from .config import check_against_database
 
@@ -97,6 +106,9 @@ class Session:
             if t is not None
         ]
         self._started = False
+        if record:
+            self.processor.record = {}
+            self.quality.record = {}
 
     # -- construction helpers ------------------------------------------------------------
 
@@ -442,6 +454,29 @@ class Session:
             indicators=MappingProxyType(dict(zip(stream.names, map(tuple, columns), strict=True))),
             history=max(0, min(history, len(bars) + skip) - skip),
             version=len(bars) + skip,
+        )
+
+    def export_csv(self, directory: str | Path) -> list[Path]:
+        """Write the recorded bars as ``directory/<symbol>/<interval>.csv`` (after the run).
+
+        Raises
+        ------
+        ValueError
+            If the session was not built with ``record=True``.
+        """
+        from .export import write_csv_export
+
+        if self.processor.record is None or self.quality.record is None:
+            raise ValueError("export_csv needs a Session built with record=True")
+        names = {key: stream.names for key, stream in self.processor.streams.items()}
+        closes = [self.time_manager.get_trading_session(d).close for d in self.sessions]
+        return write_csv_export(
+            Path(directory),
+            self.processor.record,
+            names,
+            self.quality.record,
+            self.runtime.tz,
+            closes,
         )
 
     def signals(self) -> tuple[AnalysisSignal, ...]:
