@@ -392,11 +392,11 @@ def _render_info(info: dict[str, Any]) -> Any:
         parts.append(Text("no symbols or bars yet (import some: sessionkit db import FILE ...)"))
     calendars = Table(title="Trading calendars", min_width=60)
     calendars.add_column("exchange", style="bold", no_wrap=True)
-    calendars.add_column("time zone", no_wrap=True)
+    calendars.add_column("time zone", overflow="fold")
     calendars.add_column("sessions", justify="right", no_wrap=True)
     calendars.add_column("first", no_wrap=True)
     calendars.add_column("last", no_wrap=True)
-    calendars.add_column("early closes", justify="right", no_wrap=True)
+    calendars.add_column("early closes", justify="right")
     for c in info["calendars"]:
         calendars.add_row(
             c["exchange"],
