@@ -56,6 +56,12 @@ class DataManager:
             times.clear()
         return out
 
+    def _fetch(self, query) -> list[tuple]:
+        # Every column is a plain int, float or str that needs no result processing, so the
+        # DBAPI cursor's own tuples are read directly: SQLAlchemy's Row objects cost ~40%.
+        with self.engine.connect() as connection:
+            return connection.execute(query).cursor.fetchall()
+
     def get_bars(self, symbol: str, interval: str, start_date: date, end_date: date) -> list[Bar]:
         """Bars of ``symbol`` at ``interval`` starting on ``start_date`` to ``end_date``.
 
@@ -82,9 +88,7 @@ class DataManager:
             .where(_T.symbol == symbol, _T.interval == interval, _START >= lo, _START < hi)
             .order_by(_T.start)
         )
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).fetchall()
-        return self._to_bars(rows)
+        return self._to_bars(self._fetch(query))
 
     def get_step_bars(
         self, symbols: Sequence[str], interval: str, start: datetime, end: datetime
@@ -101,7 +105,6 @@ class DataManager:
             )
             .order_by(_T.start, _T.symbol)
         )
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).fetchall()
+        rows = self._fetch(query)
         bars = self._to_bars(row[1:] for row in rows)
         return [(row[0], bar) for row, bar in zip(rows, bars, strict=True)]

@@ -1,0 +1,211 @@
+"""Configuration validation: every good and bad case of the foundation issue."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sessionkit.engine.config import (
+    check_against_database,
+    config_from_dict,
+    load_config,
+    resolve_config_path,
+)
+from sessionkit.engine.db import default_database_url, open_db
+from sessionkit.engine.errors import ConfigError
+
+GOOD = """
+mode = "backtest"
+exchange_group = "NYSE"
+
+[backtest]
+start_date = 2024-11-25
+end_date = 2024-12-31
+clock = "clock-driven"
+speed = 60
+
+[streams]
+symbols = ["ACME", "BOLT"]
+interval = "1m"
+derived = ["5m", "15m"]
+
+[[historical]]
+apply_to = "all"
+intervals = ["1m"]
+trailing_days = 5
+
+[[indicators]]
+name = "sma_20"
+kind = "sma"
+period = 20
+interval = "5m"
+
+[quality]
+enable_session_quality = true
+
+[analysis]
+entry = "sessionkit.engine.examples:SmaCross"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "session.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str, overrides: dict | None = None) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    message = str(info.value)
+    assert str(path) in message, message  # every error names the file
+    return message
+
+
+def test_good_config_loads(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert config.mode == "backtest"
+    assert config.backtest.start_date == date(2024, 11, 25)
+    assert config.backtest.speed == 60
+    assert config.streams.symbols == ["ACME", "BOLT"]
+    assert config.intervals == ["1m", "5m", "15m"]
+    assert config.historical[0].trailing_days == 5
+    assert config.indicators[0].name == "sma_20"
+    assert config.clock == "clock-driven"
+    assert config.analysis.entry == "sessionkit.engine.examples:SmaCross"
+
+
+def test_overrides_replace_fields(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, GOOD),
+        {"backtest": {"speed": 600, "start_date": date(2024, 12, 2), "end_date": None}},
+    )
+    assert config.backtest.speed == 600
+    assert config.backtest.start_date == date(2024, 12, 2)
+    assert config.backtest.end_date == date(2024, 12, 31)  # None leaves the file's value
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (("speed = 60", "speed = 0"), "backtest.speed", "greater than 0"),
+        (("speed = 60", "speed = -3"), "backtest.speed", "greater than 0"),
+        (("speed = 60", 'speed = "fast"'), "backtest.speed", "number"),
+        (('interval = "1m"', 'interval = "2m"'), "streams.interval", "'1m'"),
+        (('derived = ["5m", "15m"]', 'derived = ["7m"]'), "streams.derived[0]", "'5m'"),
+        (("trailing_days = 5", "trailing_days = -1"), "historical[0].trailing_days", "0"),
+        (('symbols = ["ACME", "BOLT"]', "symbols = []"), "streams.symbols", "at least 1"),
+        (("end_date = 2024-12-31", "end_date = 2024-11-01"), "backtest", "before start_date"),
+        (('clock = "clock-driven"', 'clock = "wall"'), "backtest.clock", "data-driven"),
+        (('kind = "sma"', 'kind = "smma"'), "indicators[0].kind", "'sma'"),
+        (("period = 20", "perod = 20"), "indicators[0].perod", "unknown key"),
+        (("[quality]", "[qualty]"), "qualty", "unknown key"),
+        (('mode = "backtest"', 'mode = "paper"'), "mode", "'backtest'"),
+    ],
+)
+def test_bad_values_name_file_key_and_problem(
+    tmp_path: Path, change: tuple[str, str], key: str, words: str
+) -> None:
+    old, new = change
+    assert old in GOOD
+    message = error_of(tmp_path, GOOD.replace(old, new, 1))
+    assert f"  {key}:" in message, message
+    assert words in message, message
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    message = error_of(tmp_path, 'exchange_grup = "NYSE"\n' + GOOD)
+    assert "exchange_grup: unknown key" in message
+
+
+def test_toml_syntax_error(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace("speed = 60", "speed = = 60"))
+    assert "invalid TOML" in message
+    assert "line" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(missing)
+
+
+def test_bundled_names_resolve() -> None:
+    assert resolve_config_path("demo").name == "demo.toml"
+    assert resolve_config_path(None).name == "demo.toml"
+    assert resolve_config_path("spy-2011").is_file()
+    load_config("demo")
+    load_config("spy-2011")
+
+
+def test_derived_must_be_multiple_of_base(tmp_path: Path) -> None:
+    text = GOOD.replace('interval = "1m"\nderived', 'interval = "15m"\nderived').replace(
+        'interval = "5m"', 'interval = "15m"'
+    )
+    message = error_of(tmp_path, text)
+    assert "not a multiple of the base interval" in message
+
+
+def test_indicator_interval_must_be_streamed(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace('interval = "5m"', 'interval = "1h"'))
+    assert "neither the streamed interval nor a derived one" in message
+
+
+def test_analysis_entry_form(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace("examples:SmaCross", "examples.SmaCross"))
+    assert "analysis.entry" in message and "package.module:ClassName" in message
+
+
+def test_symbol_not_in_database_and_unknown_exchange() -> None:
+    engine = open_db(default_database_url())
+    good = config_from_dict(
+        {
+            "backtest": {"start_date": "2024-11-25", "end_date": "2024-11-26"},
+            "streams": {"symbols": ["ACME"]},
+        }
+    )
+    check_against_database(good, engine, source="s.toml")
+    bad_symbol = config_from_dict(
+        {
+            "backtest": {"start_date": "2024-11-25", "end_date": "2024-11-26"},
+            "streams": {"symbols": ["ACME", "ZZZZ"]},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"s\.toml[\s\S]*streams\.symbols: 'ZZZZ' not in"):
+        check_against_database(bad_symbol, engine, source="s.toml")
+    bad_exchange = config_from_dict(
+        {
+            "exchange_group": "LSE",
+            "backtest": {"start_date": "2024-11-25", "end_date": "2024-11-26"},
+            "streams": {"symbols": ["ACME"]},
+        }
+    )
+    with pytest.raises(ConfigError, match="exchange_group: unknown exchange group 'LSE'"):
+        check_against_database(bad_exchange, engine, source="s.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace("speed = 60", "speed = 0"), "backtest.speed"),
+        (GOOD.replace('"BOLT"]', '"NOPE"]'), "streams.symbols: 'NOPE'"),
+        (GOOD.replace("[quality]", "[qualty]"), "qualty: unknown key"),
+    ],
+)
+def test_cli_prints_one_message_and_exits_2(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    result = subprocess.run(
+        [sys.executable, "-m", "sessionkit.engine.cli", "run", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
