@@ -69,7 +69,7 @@ def summary(session: Any) -> dict[str, Any]:
         "sessions": [d.isoformat() for d in sessions],
         "bars": bars,
         "quality": qual,
-        "gaps": {s: len(quality.gaps(s)) for s in snap.symbols},
+        "gaps": {s: len(quality.all_gaps[s]) for s in snap.symbols},
         "overruns": {s.stream: s.overruns for s in snap.subscriptions},
         "bars_per_second": round(metrics.bars_per_second, 1),
         "steps": metrics.steps,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from itertools import groupby
 
 from .bar import Bar, interval_delta
 from .data_manager import DataManager
@@ -242,12 +241,22 @@ class SessionCoordinator(threading.Thread):
         return out
 
     def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
+        """The session's bars grouped into instants (bars share a start: one step)."""
         pairs = self.dm.get_step_bars(self.symbols, self.base, open_, close)
         delta = self.delta
         steps: list[Step] = []
-        for start, group in groupby(pairs, key=lambda pair: pair[1].start):
-            end = start + delta
-            steps.append((min(end, close), tuple(group)))
+        group: list[tuple[str, Bar]] = []
+        current = None
+        for pair in pairs:
+            start = pair[1].start
+            if start != current:
+                if group:
+                    steps.append((min(current + delta, close), tuple(group)))
+                group = []
+                current = start
+            group.append(pair)
+        if group:
+            steps.append((min(current + delta, close), tuple(group)))
         return steps
 
     # -- streaming ----------------------------------------------------------------------

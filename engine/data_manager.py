@@ -105,6 +105,14 @@ class DataManager:
             )
             .order_by(_T.start, _T.symbol)
         )
-        rows = self._fetch(query)
-        bars = self._to_bars(row[1:] for row in rows)
-        return [(row[0], bar) for row, bar in zip(rows, bars, strict=True)]
+        times = self._times
+        fromts = datetime.fromtimestamp
+        new = tuple.__new__
+        out: list[tuple[str, Bar]] = []
+        append = out.append
+        for symbol, ts, o, h, lo, c, v in self._fetch(query):
+            start = times.get(ts)
+            if start is None:
+                start = times[ts] = fromts(ts, UTC)
+            append((symbol, new(Bar, (start, o, h, lo, c, v))))
+        return out

@@ -16,18 +16,30 @@ import queue
 import threading
 from collections import deque
 from datetime import datetime, timedelta
+from itertools import islice
 
 from .bar import Bar, interval_delta
 from .config import SessionConfig
 from .indicators import Indicator, make_indicator, output_names
 from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan
+from .session_data import ColumnView, TimeIndex
 from .subscription import StreamSubscription
 
 
 class IndicatorStream:
     """Indicators of one (symbol, interval) and their values per bar (processor-owned)."""
 
-    __slots__ = ("symbol", "interval", "bars", "configs", "indicators", "names", "rows", "history")
+    __slots__ = (
+        "symbol",
+        "interval",
+        "bars",
+        "configs",
+        "indicators",
+        "names",
+        "rows",
+        "history",
+        "epochs",
+    )
 
     def __init__(self, symbol: str, interval: str, bars: deque[Bar], configs: list) -> None:
         self.symbol = symbol
@@ -40,11 +52,14 @@ class IndicatorStream:
         """One tuple of all outputs per bar of ``bars``, aligned from the left."""
         self.history = 0
         """How many of ``bars`` are trailing history (set after the warm-up)."""
+        self.epochs: deque[int] = deque()
+        """Epoch seconds of ``bars``, extended at each session start (historical index)."""
         self.reset()
 
     def reset(self) -> None:
         self.indicators = [make_indicator(c) for c in self.configs]
         self.rows = deque()  # a new one: a reader holding the old one keeps a consistent copy
+        self.epochs = deque()
 
     def update(self, bar: Bar) -> tuple[float | None, ...]:
         row: tuple[float | None, ...] = ()
@@ -166,7 +181,7 @@ class DataProcessor(threading.Thread):
         """Handle the bars that became visible at ``t``."""
         symbols = self.symbols
         delta = self.base_delta
-        set_rt = self.runtime.data.set_realtime_indicator
+        set_rt = self.runtime.data.set_realtime_indicators
         record = self.record
         totals = self.totals
         for name, bar in items:
@@ -176,8 +191,8 @@ class DataProcessor(threading.Thread):
             totals[name, base.interval] += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
-            for key, value in zip(base.names, row, strict=True):
-                set_rt(name, key, value)
+            if row:
+                set_rt(name, base.names, row)
             end = bar.start + delta
             for window in symbol.windows:
                 self._aggregate(window, bar, end)
@@ -219,9 +234,8 @@ class DataProcessor(threading.Thread):
             self.totals[stream.symbol, stream.interval] += 1
         if self.record is not None and self._streaming:
             self.record.setdefault((stream.symbol, stream.interval), []).append((bar, row))
-        set_rt = self.runtime.data.set_realtime_indicator
-        for key, value in zip(stream.names, row, strict=True):
-            set_rt(stream.symbol, key, value)
+        if row:
+            self.runtime.data.set_realtime_indicators(stream.symbol, stream.names, row)
         window.count = 0
         self.derived_bars += 1
 
@@ -257,9 +271,11 @@ class DataProcessor(threading.Thread):
     def _trim(self, plan: SessionPlan) -> None:
         for symbol in self.symbols.values():
             base = symbol.base
-            rows = base.rows
+            rows, epochs = base.rows, base.epochs
             for _ in range(len(rows) - len(base.bars)):
                 rows.popleft()
+                if epochs:
+                    epochs.popleft()
             first = base.bars[0].start if base.bars else None
             for window in symbol.windows:
                 stream = window.stream
@@ -267,6 +283,8 @@ class DataProcessor(threading.Thread):
                 while bars and (first is None or bars[0].start < first):
                     bars.popleft()
                     rows.popleft()
+                    if stream.epochs:
+                        stream.epochs.popleft()
 
     def _warm_up(self, plan: SessionPlan) -> None:
         for stream in self.streams.values():
@@ -300,18 +318,18 @@ class DataProcessor(threading.Thread):
             window.stream.new_session()
 
     def _store_historical(self, stream: IndicatorStream) -> None:
-        bars = list(stream.bars)
-        times = [bar.start for bar in bars]
-        rows = stream.rows
-        for position, name in enumerate(stream.names):
-            self.runtime.data.set_historical_indicator(
-                name, stream.symbol, stream.interval, times, [row[position] for row in rows]
-            )
+        if not stream.names:
+            return
+        epochs = stream.epochs
+        for bar in islice(stream.bars, len(epochs), None):  # only the bars added since
+            epochs.append(int(bar.start.timestamp()))
+        grid = TimeIndex.from_epochs(epochs, stream.interval)
+        rows = tuple(stream.rows)  # one C-level copy; the columns are views of it
+        columns = {name: ColumnView(rows, i) for i, name in enumerate(stream.names)}
+        self.runtime.data.set_historical_indicators(stream.symbol, stream.interval, grid, columns)
 
     def publish_latest(self, stream: IndicatorStream) -> None:
         """Copy the stream's latest values into SessionData's real-time indicators."""
         if not stream.rows:
             return
-        data = self.runtime.data
-        for name, value in zip(stream.names, stream.rows[-1], strict=True):
-            data.set_realtime_indicator(stream.symbol, name, value)
+        self.runtime.data.set_realtime_indicators(stream.symbol, stream.names, stream.rows[-1])

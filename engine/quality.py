@@ -68,6 +68,8 @@ class DataQualityManager(threading.Thread):
         self.symbols = tuple(config.streams.symbols)
         self.tracks: dict[str, _Track] = {s: _Track() for s in self.symbols}
         self.historical: dict[str, float] = {}
+        self.all_gaps: dict[str, list[Gap]] = {s: [] for s in self.symbols}
+        """Every closed gap of the run, per symbol."""
         self.totals: dict[str, list[int]] = {s: [0, 0] for s in self.symbols}
         """[present, expected] bars over the sessions that ended, per symbol."""
         self.filled = 0
@@ -78,6 +80,8 @@ class DataQualityManager(threading.Thread):
         """When a dict, the quality of every symbol at every step is kept (for export)."""
         self.done_seq = 0
         self._cond = threading.Condition()
+        self.throttle = 0.01 if runtime.config.clock == "data-driven" else 0.0
+        """Pause (seconds) after each batch; set by the session for the clock mode."""
 
     # -- thread -------------------------------------------------------------------------
 
@@ -122,6 +126,10 @@ class DataQualityManager(threading.Thread):
                         self.done_seq = message[1]
                         self._cond.notify_all()
                     message = following
+                if self.throttle:
+                    # Best effort, never in anyone's way: at full speed, work in batches
+                    # (at most ~100 a second) instead of taking the GIL at every step.
+                    runtime.stop_event.wait(self.throttle)
         except Exception as exc:
             runtime.fail("data_quality_manager", exc)
 
@@ -213,6 +221,7 @@ class DataQualityManager(threading.Thread):
 
     def _gap(self, symbol: str, track: _Track, start: datetime, end: datetime) -> None:
         track.gaps.append((start, end))
+        self.all_gaps[symbol].append((start, end))
         count = int((end - start) / self.delta)
         self.runtime.log(
             f"gap in {symbol} {self.base}: {count} bar(s) missing from "

@@ -290,6 +290,7 @@ class Session:
         self._set_clock(clock, self.runtime.controls.speed)
 
     def _set_clock(self, clock: str, speed: float) -> None:
+        self.quality.throttle = 0.01 if clock == "data-driven" else 0.0
         for subscription in (self.processor_ready, self.analysis_ready):
             if subscription is not None:
                 subscription.set_mode(clock)

@@ -50,10 +50,92 @@ from typing import Any
 
 from .bar import INTERVAL_SECONDS, Bar, interval_delta
 
-__all__ = ["HistoricalIndicator", "SessionData"]
+__all__ = ["ColumnView", "HistoricalIndicator", "SessionData", "TimeIndex"]
 
 _TAIL_RETRIES = 8
 """Attempts at an iterator-based tail before falling back to ``deque.copy()``."""
+
+
+class ColumnView(Sequence[Any]):
+    """One column of an immutable tuple of rows, without copying it (read-only, any thread)."""
+
+    __slots__ = ("_rows", "_position")
+
+    def __init__(self, rows: tuple[tuple[Any, ...], ...], position: int) -> None:
+        self._rows = rows
+        self._position = position
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [row[self._position] for row in self._rows[index]]
+        return self._rows[index][self._position]
+
+    def __iter__(self):
+        position = self._position
+        return (row[position] for row in self._rows)
+
+
+class TimeIndex:
+    """Validated times of one series, indexed for O(1) lookup; immutable and shareable.
+
+    Several :class:`HistoricalIndicator` objects computed on the same bars share one index,
+    so the times are checked and hashed once per series, not once per indicator.
+
+    Raises
+    ------
+    ValueError
+        If a time is naive, the times are not strictly increasing, or the interval is
+        unknown.
+    """
+
+    __slots__ = ("interval", "epochs", "index", "step", "anchor")
+
+    def __init__(self, times: Sequence[datetime], interval: str) -> None:
+        interval_delta(interval)  # validates the interval
+        for t in times:
+            if t.tzinfo is None or t.utcoffset() is None:
+                raise ValueError(f"historical indicator times for {interval}: naive time {t!r}")
+        epochs = [math.floor(t.timestamp()) for t in times]
+        for position in range(1, len(epochs)):
+            if epochs[position] <= epochs[position - 1]:
+                raise ValueError(
+                    f"historical indicator times for {interval} must be strictly increasing "
+                    f"({times[position].isoformat()} does not follow the time before)"
+                )
+        self._finish(epochs, interval)
+
+    @classmethod
+    def from_epochs(cls, epochs: Sequence[int], interval: str) -> TimeIndex:
+        """Build from whole epoch seconds the caller keeps in strictly increasing order.
+
+        Raises
+        ------
+        ValueError
+            If the interval is unknown or the epochs are not strictly increasing.
+        """
+        interval_delta(interval)
+        values = list(epochs)
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError(f"historical indicator times for {interval} must be increasing")
+        index = cls.__new__(cls)
+        index._finish(values, interval)
+        return index
+
+    def _finish(self, epochs: list[int], interval: str) -> None:
+        step = INTERVAL_SECONDS[interval]
+        anchor = epochs[0] % step if epochs else 0
+        on_grid = all((epoch - anchor) % step == 0 for epoch in epochs)
+        self.interval = interval
+        self.epochs = epochs
+        # Without a regular grid the floor lookup could skip a stored time: always bisect.
+        self.index: dict[int, int] | None = (
+            {epoch: i for i, epoch in enumerate(epochs)} if on_grid else None
+        )
+        self.step = step
+        self.anchor = anchor
 
 
 class HistoricalIndicator:
@@ -94,42 +176,29 @@ class HistoricalIndicator:
         interval: str,
         times: Sequence[datetime],
         values: Sequence[Any],
+        *,
+        time_index: TimeIndex | None = None,
     ) -> None:
-        interval_delta(interval)  # validates the interval
         if len(times) != len(values):
             raise ValueError(
                 f"historical indicator {name!r} for {symbol} {interval}: "
                 f"{len(times)} times but {len(values)} values"
             )
-        epochs: list[int] = []
-        previous = None
-        for t in times:
-            if t.tzinfo is None or t.utcoffset() is None:
-                raise ValueError(
-                    f"historical indicator {name!r} for {symbol} {interval}: naive time {t!r}"
-                )
-            epoch = math.floor(t.timestamp())
-            if previous is not None and epoch <= previous:
-                raise ValueError(
-                    f"historical indicator {name!r} for {symbol} {interval}: times must be "
-                    f"strictly increasing ({t.isoformat()} does not follow the time before)"
-                )
-            epochs.append(epoch)
-            previous = epoch
-        step = INTERVAL_SECONDS[interval]
-        anchor = epochs[0] % step if epochs else 0
-        on_grid = all((epoch - anchor) % step == 0 for epoch in epochs)
+        grid = time_index if time_index is not None else TimeIndex(times, interval)
+        if grid.interval != interval or len(grid.epochs) != len(values):
+            raise ValueError(
+                f"historical indicator {name!r} for {symbol} {interval}: the time index is "
+                f"for {grid.interval} with {len(grid.epochs)} times"
+            )
         self.name = name
         self.symbol = symbol
         self.interval = interval
-        self._epochs = epochs
-        self._values = list(values)
-        # Without a regular grid the floor lookup could skip a stored time: always bisect.
-        self._index: dict[int, int] | None = (
-            {epoch: i for i, epoch in enumerate(epochs)} if on_grid else None
-        )
-        self._step = step
-        self._anchor = anchor
+        self._epochs = grid.epochs
+        # Immutable sequences are kept as they are (no copy); anything else is copied.
+        self._values = values if isinstance(values, tuple | ColumnView) else list(values)
+        self._index = grid.index
+        self._step = grid.step
+        self._anchor = grid.anchor
 
     def __len__(self) -> int:
         return len(self._epochs)
@@ -389,6 +458,31 @@ class SessionData:
         self._historical[name, symbol, interval] = indicator  # one atomic store
         return indicator
 
+    def set_historical_indicators(
+        self,
+        symbol: str,
+        interval: str,
+        times: Sequence[datetime] | TimeIndex,
+        columns: Mapping[str, Sequence[Any]],
+    ) -> None:
+        """Store several historical indicators computed on the same bars (one time index).
+
+        Parameters
+        ----------
+        times
+            The bars' times, or a :class:`TimeIndex` of them already built.
+
+        Raises
+        ------
+        ValueError
+            See :class:`TimeIndex` and :class:`HistoricalIndicator`.
+        """
+        grid = times if isinstance(times, TimeIndex) else TimeIndex(times, interval)
+        for name, values in columns.items():
+            self._historical[name, symbol, interval] = HistoricalIndicator(
+                name, symbol, interval, grid.epochs, values, time_index=grid
+            )
+
     def get_historical_indicator(
         self, name: str, symbol: str, interval: str, at: datetime
     ) -> Any | None:
@@ -430,6 +524,19 @@ class SessionData:
         except KeyError:
             with self._lock:
                 self._realtime.setdefault(symbol, {})[name] = value
+
+    def set_realtime_indicators(
+        self, symbol: str, names: Sequence[str], values: Sequence[Any]
+    ) -> None:
+        """Set several real-time indicators of ``symbol`` at once (one dict update).
+
+        Writer of those (symbol, name) keys only. ``names`` and ``values`` pair up.
+        """
+        try:
+            self._realtime[symbol].update(zip(names, values, strict=True))
+        except KeyError:
+            with self._lock:
+                self._realtime.setdefault(symbol, {}).update(zip(names, values, strict=True))
 
     def get_realtime_indicator(self, symbol: str, name: str, default: Any = None) -> Any:
         """Return the current value of a real-time indicator, or ``default``. Any thread."""
