@@ -43,7 +43,7 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="SQLAlchemy URL or path of a SQLite file (default: the bundled sample database).",
+        help="SQLAlchemy URL or path of a SQLite file (db info: default the bundled sample database; init, import and calendar: required).",
         show_default=False,
     ),
 ]
@@ -76,6 +76,26 @@ def resolve_url(db: str | None) -> str:
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
+def writable_url(db: str | None, command: str) -> str:
+    """The URL for a command that writes: ``--db`` is required.
+
+    The bundled sample database lives inside the installed package (replaced on upgrade,
+    perhaps read-only), so nothing writes to it by default.
+
+    Raises
+    ------
+    UsageError
+        If ``--db`` is missing.
+    """
+    if db is None or not db.strip():
+        raise UsageError(
+            f"sessionkit db {command} writes to a database: pass --db URL or --db FILE.sqlite "
+            "(the bundled sample database is never written; create your own with: "
+            "sessionkit db init --db my.sqlite)"
+        )
+    return resolve_url(db)
+
+
 def _parse_date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value.strip())
@@ -96,7 +116,7 @@ def _echo_json(data: Any) -> None:
 @db_app.command("init")
 def init_command(db: DbOption = None) -> None:
     """Create sessionkit's tables in a database (those missing; existing data is kept)."""
-    url = resolve_url(db)
+    url = writable_url(db, "init")
     engine = init_db(url)
     engine.dispose()
     typer.echo(f"schema ready in {safe_url(url)}")
@@ -141,7 +161,7 @@ def import_command(
     """
     from .importer import import_csv
 
-    url = resolve_url(db)
+    url = writable_url(db, "import")
     engine = open_db(url)
     try:
         report = import_csv(engine, file, symbol, interval, tz, description=description)
@@ -176,7 +196,7 @@ def calendar_command(
 
     start = _parse_date(from_, "--from")
     end = _parse_date(to, "--to")
-    url = resolve_url(db)
+    url = writable_url(db, "calendar")
     engine = open_db(url)
     try:
         count = fill_calendar(engine, exchange, start, end)

@@ -225,3 +225,21 @@ def test_subprocess_exit_status_and_no_traceback(tmp_path: Path) -> None:
         "match 'timestamp,open,high,low,close,volume' (missing timestamp, open, high, low, "
         "close, volume; unexpected 'date', 'price')"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("db", "init"),
+        ("db", "calendar", "--exchange", "NYSE", "--from", "2024-01-01", "--to", "2024-12-31"),
+        ("db", "import", "bars.csv", "--symbol", "X", "--interval", "1m"),
+    ],
+)
+def test_writing_commands_need_db(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    before = bundled_database_path().stat().st_mtime_ns
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert "pass --db" in err and "Traceback" not in err
+    assert bundled_database_path().stat().st_mtime_ns == before
