@@ -1,0 +1,596 @@
+"""The sessionkit monitor: a Textual app that watches and controls a running Session.
+
+Threads: the app runs on Textual's event loop (the main thread). The engine runs in the
+Session's own threads, started by :meth:`SessionkitApp.on_mount` (``session.start()``
+returns at once). The app polls ``session.snapshot()`` on a timer (10 Hz by default) and
+never waits for an engine thread on its event loop: controls (pause, step, speed ...) only
+set flags, and stopping the engine on quit, which joins its threads, runs in a thread
+worker that posts :class:`~sessionkit.tui.messages.EngineStopped` when done.
+
+Build the app with :func:`create_app`, which the command line and the tests both use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Protocol
+
+from sessionkit.engine.snapshot import Series, Snapshot
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Footer
+
+from . import format as fmt
+from .charting import SessionAxis, classify, indicator_kinds
+from .commands import SessionCommands
+from .messages import EngineStopped, SymbolSelected
+from .screens.help import HelpScreen
+from .themes import ThemeSet, load_themes
+from .widgets.chart_base import ChartData
+from .widgets.event_log import EventLog
+from .widgets.oscillator_chart import OscillatorChart
+from .widgets.price_chart import PriceChart
+from .widgets.signals_log import SignalsLog
+from .widgets.status_bar import StatusBar
+from .widgets.subscriptions_table import SubscriptionsTable
+from .widgets.symbols_table import SymbolsTable
+
+SPEED_PRESETS: tuple[float | None, ...] = (1.0, 10.0, 60.0, 300.0, 600.0, 3600.0, None)
+"""Speeds ``+`` and ``-`` step through; ``None`` is max (data-driven)."""
+
+DEFAULT_THEME = "dark"
+
+
+class SessionLike(Protocol):
+    """What the app needs of :class:`sessionkit.engine.session.Session`."""
+
+    def start(self) -> Any: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def step(self, n: int = 1) -> None: ...
+    def set_speed(self, speed: float | None) -> None: ...
+    def set_clock(self, clock: str) -> None: ...
+    def stop(self, timeout: float = 1.0) -> bool: ...
+    def snapshot(self) -> Snapshot: ...
+    def series(self, symbol: str, interval: str, n: int = 500) -> Series: ...
+
+
+def next_speed(clock: str, speed: float | None, direction: int) -> float | None:
+    """The preset after (``direction`` 1) or before (-1) the current speed.
+
+    Data-driven counts as the fastest preset (``None``). Returns the current speed when
+    there is nothing faster or slower.
+    """
+    if clock == "data-driven" or speed is None:
+        return None if direction > 0 else SPEED_PRESETS[-2]
+    if direction > 0:
+        return next((p for p in SPEED_PRESETS[:-1] if p > speed + 1e-9), None)
+    slower = [p for p in SPEED_PRESETS[:-1] if p < speed - 1e-9]
+    return slower[-1] if slower else speed
+
+
+class SessionkitApp(App[None]):
+    """Live monitor of one sessionkit session."""
+
+    TITLE = "sessionkit"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {SessionCommands}
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_pause", "Pause", tooltip="Pause or resume the engine"),
+        Binding("n", "step", "Step", tooltip="Advance exactly one simulated instant (pauses)"),
+        Binding(
+            "plus,equals_sign",
+            "faster",
+            "Faster",
+            key_display="+",
+            tooltip="Next speed preset: 1x 10x 60x 300x 600x 3600x max",
+        ),
+        Binding(
+            "minus,underscore", "slower", "Slower", key_display="-", tooltip="Previous speed preset"
+        ),
+        Binding("m", "toggle_clock", "Clock", tooltip="Switch data-driven / clock-driven"),
+        Binding("i", "next_interval", "Interval", tooltip="Chart the next bar interval"),
+        Binding("t", "next_theme", "Theme", tooltip="Switch to the next theme"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show this help"),
+        Binding("q", "quit", "Quit", tooltip="Stop the engine and quit"),
+        Binding(
+            "up",
+            "previous_symbol",
+            "Previous symbol",
+            show=False,
+            key_display="↑",
+            tooltip="Chart the previous symbol (or click a row)",
+        ),
+        Binding(
+            "down",
+            "next_symbol",
+            "Next symbol",
+            show=False,
+            key_display="↓",
+            tooltip="Chart the next symbol (or click a row)",
+        ),
+    ]
+    """
+    | Key(s) | Description |
+    | :- | :- |
+    | space | Pause or resume the engine. |
+    | n | Step one simulated instant (pauses first if running). |
+    | + | Next faster speed preset (1x, 10x, 60x, 300x, 600x, 3600x, max). |
+    | - | Next slower speed preset. |
+    | m | Switch between data-driven and clock-driven. |
+    | i | Chart the next interval (1m, 5m, 15m ...). |
+    | t | Switch to the next theme. |
+    | ? | Show the help screen. |
+    | q | Stop the engine and quit. |
+    | up, down | Chart the previous / next symbol. |
+    """
+
+    symbol: reactive[str | None] = reactive(None, init=False)
+    """The charted symbol (the symbols table's cursor row)."""
+
+    interval: reactive[str | None] = reactive(None, init=False)
+    """The charted bar interval."""
+
+    def __init__(
+        self,
+        session: SessionLike,
+        *,
+        themes: ThemeSet,
+        theme: str = DEFAULT_THEME,
+        figures: fmt.Figures | None = None,
+        poll_interval: float = 0.1,
+        chart_min_interval: float = 0.25,
+        stop_timeout: float = 1.0,
+        symbol: str | None = None,
+        interval: str | None = None,
+        start_engine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        """The engine facade (any object with the :class:`SessionLike` API)."""
+        self.theme_set = themes
+        self.figures = figures or fmt.Figures()
+        self.poll_interval = poll_interval
+        self.chart_min_interval = chart_min_interval
+        """Charts re-plot at most this often (seconds) while their data keeps changing."""
+        self.stop_timeout = stop_timeout
+        self.start_engine = start_engine
+        self.latest: Snapshot | None = None
+        """The last snapshot shown."""
+        self.polls = 0
+        """How many polls applied a new snapshot (for tests and benchmarks)."""
+        self._initial_symbol = symbol
+        self._initial_interval = interval
+        self._initial_theme = theme
+        self._version = -1
+        self._chart_key: tuple[Any, ...] | None = None
+        self._chart_pending = False
+        self._chart_drawn_at = 0.0
+        self._reported_error = False
+        self._reported_final: str | None = None
+        self._snapshot_failed = False
+        self._quitting = False
+        self._kinds = indicator_kinds(getattr(session, "config", None))
+        for entry in themes.themes:
+            self.register_theme(entry)
+
+    # -- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="side"):
+                yield SymbolsTable(id="symbols")
+                yield SubscriptionsTable(id="subscriptions", figures=self.figures)
+                yield SignalsLog(id="signals")
+            with Vertical(id="charts"):
+                yield PriceChart(id="price")
+                yield OscillatorChart(id="oscillator")
+        yield EventLog(id="log", figures=self.figures)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.theme = self._initial_theme
+        self.query_one("#symbols").border_title = "Symbols"
+        self.query_one("#subscriptions").border_title = "Subscriptions"
+        self.query_one("#subscriptions").border_subtitle = "waits in ms"
+        self.query_one("#signals").border_title = "Signals"
+        self.query_one("#log").border_title = "Events"
+        self.query_one(SymbolsTable).focus()
+        log = self.query_one(EventLog)
+        for failure in self.theme_set.failures:
+            log.note(str(failure), "warning")
+            self.notify(str(failure), title="Theme skipped", severity="warning", timeout=8)
+        if self.start_engine:
+            self.session.start()
+        self.poll()
+        self.set_interval(self.poll_interval, self.poll, name="poll-snapshot")
+
+    # -- polling ------------------------------------------------------------------------
+
+    def poll(self, *, force: bool = False) -> None:
+        """Take a snapshot; update the panes whose data changed. Never blocks."""
+        if not self.is_running:
+            return
+        try:
+            snapshot = self.session.snapshot()
+        except Exception as exc:  # the engine's problem must not take the UI down
+            if not self._snapshot_failed:
+                self._snapshot_failed = True
+                message = f"cannot read the engine's state: {exc.__class__.__name__}: {exc}"
+                self.query_one(EventLog).note(message, "error")
+                self.notify(message, title="Engine", severity="error", timeout=10)
+            return
+        if force or snapshot.version != self._version:
+            self._version = snapshot.version
+            self.latest = snapshot
+            self.polls += 1
+            with self.batch_update():
+                self._apply(snapshot)
+        self._update_charts(force=force)
+
+    def sync(self) -> None:
+        """Poll now and re-plot the charts whatever the throttle.
+
+        For tests that have driven the engine to a fixed point (then ``await pilot.pause()``).
+        """
+        self.poll(force=True)
+
+    def _apply(self, snapshot: Snapshot) -> None:
+        if self.symbol is None and snapshot.symbols:
+            wanted = self._initial_symbol
+            self.symbol = wanted if wanted in snapshot.symbols else snapshot.symbols[0]
+            self.query_one(SymbolsTable).select(self.symbol)
+        if self.interval is None and snapshot.intervals:
+            wanted = self._initial_interval
+            self.interval = wanted if wanted in snapshot.intervals else snapshot.intervals[0]
+        self.query_one(StatusBar).show(snapshot, self.figures)
+        self.query_one(SymbolsTable).show(snapshot)
+        self.query_one(SubscriptionsTable).show(snapshot)
+        self.query_one(SignalsLog).show(snapshot.signals, snapshot.timezone)
+        log = self.query_one(EventLog)
+        log.show(snapshot.events, snapshot.timezone)
+        self._report_state(snapshot, log)
+        key = self._chart_key_of(snapshot)
+        if key != self._chart_key:
+            self._chart_key = key
+            self._chart_pending = True
+
+    def _report_state(self, snapshot: Snapshot, log: EventLog) -> None:
+        if snapshot.state == "error" and not self._reported_error:
+            self._reported_error = True
+            message = snapshot.error or "the engine stopped with an error"
+            if not any(message in event.message for event in snapshot.events):
+                log.note(f"engine error: {message}", "error")
+            self.notify(message, title="Engine error", severity="error", timeout=30)
+        elif snapshot.state == "completed" and self._reported_final != "completed":
+            self._reported_final = "completed"
+            self.notify(
+                f"{snapshot.session_count} session(s) replayed",
+                title="Backtest complete",
+                timeout=10,
+            )
+
+    def _chart_key_of(self, snapshot: Snapshot) -> tuple[Any, ...]:
+        stats = snapshot.series.get((self.symbol, self.interval)) if self.symbol else None
+        return (
+            self.symbol,
+            self.interval,
+            snapshot.session_date,
+            snapshot.market_close,
+            stats.bar_count if stats else None,
+            stats.history_count if stats else None,
+            stats.last_bar if stats else None,
+        )
+
+    def _update_charts(self, *, force: bool = False) -> None:
+        if not self._chart_pending or self.latest is None or not self.symbol or not self.interval:
+            return
+        now = time.monotonic()
+        if not force and now - self._chart_drawn_at < self.chart_min_interval:
+            return
+        data = self._chart_data(self.latest)
+        if data is None:
+            return
+        self._chart_pending = False
+        self._chart_drawn_at = now
+        with self.batch_update():
+            self.query_one(PriceChart).show(data)
+            self.query_one(OscillatorChart).show(data)
+
+    def _chart_data(self, snapshot: Snapshot) -> ChartData | None:
+        symbol, interval = self.symbol, self.interval
+        assert symbol is not None and interval is not None
+        stats = snapshot.series.get((symbol, interval))
+        axis = None
+        if snapshot.market_open is not None and snapshot.market_close is not None:
+            axis = SessionAxis(snapshot.market_open, snapshot.market_close, interval)
+        context = max(10, (axis.slots if axis else 390) // 5)
+        count = (stats.bar_count if stats else 0) + context
+        try:
+            series = self.session.series(symbol, interval, count)
+        except (KeyError, ValueError):
+            return None
+        lows = [v for v in series.low if v is not None]
+        highs = [v for v in series.high if v is not None]
+        overlays, oscillators = classify(
+            series.indicators, self._kinds, min(lows, default=None), max(highs, default=None)
+        )
+        return ChartData(
+            series=series,
+            axis=axis,
+            timezone=snapshot.timezone,
+            overlays=tuple(overlays),
+            oscillators=tuple(oscillators),
+            kinds=self._kinds,
+            key=self._chart_key or (),
+        )
+
+    # -- reactions ----------------------------------------------------------------------
+
+    def watch_symbol(self, symbol: str | None) -> None:
+        self._refresh_chart()
+
+    def watch_interval(self, interval: str | None) -> None:
+        self._refresh_chart()
+
+    def watch_theme(self, theme: str) -> None:
+        self.call_after_refresh(self._restyle)
+
+    def _restyle(self) -> None:
+        if not self.is_running:
+            return
+        self.query_one(SymbolsTable).restyle()
+        self.query_one(SubscriptionsTable).restyle()
+        self.poll(force=True)
+
+    def _refresh_chart(self) -> None:
+        if self.latest is None:
+            return
+        self._chart_key = self._chart_key_of(self.latest)
+        self._chart_pending = True
+        self._update_charts(force=True)
+
+    def on_symbol_selected(self, message: SymbolSelected) -> None:
+        self.symbol = message.symbol
+
+    # -- controls -----------------------------------------------------------------------
+
+    def _control(self, call: Callable[..., Any], *args: Any) -> bool:
+        """Call a session control; a refused one becomes a warning, never a crash."""
+        try:
+            call(*args)
+        except (ValueError, RuntimeError) as exc:
+            self.notify(str(exc), title="Not possible", severity="warning", timeout=4)
+            return False
+        self.set_timer(0.02, self.poll)
+        return True
+
+    def _finished(self) -> bool:
+        snapshot = self.latest
+        if snapshot is not None and snapshot.finished:
+            self.notify(f"The session is {snapshot.state}.", timeout=3)
+            return True
+        return False
+
+    def action_toggle_pause(self) -> None:
+        """Pause a running engine, resume a paused one."""
+        if self._finished():
+            return
+        snapshot = self.latest or self.session.snapshot()
+        if snapshot.state == "paused":
+            self._control(self.session.resume)
+        else:
+            self._control(self.session.pause)
+
+    def action_step(self) -> None:
+        """Advance exactly one simulated instant (the engine pauses first if running)."""
+        if not self._finished():
+            self._control(self.session.step)
+
+    def _set_speed(self, direction: int) -> None:
+        snapshot = self.latest or self.session.snapshot()
+        target = next_speed(snapshot.clock, snapshot.speed, direction)
+        current = None if snapshot.clock == "data-driven" else snapshot.speed
+        if target == current:
+            self.bell()
+            self.notify(f"Already at {fmt.speed(snapshot.clock, current)}.", timeout=2)
+            return
+        if self._control(self.session.set_speed, target):
+            self.notify(
+                f"Speed {fmt.speed('clock-driven' if target else 'data-driven', target)}", timeout=2
+            )
+
+    def action_faster(self) -> None:
+        """Next faster speed preset (max is data-driven)."""
+        self._set_speed(+1)
+
+    def action_slower(self) -> None:
+        """Next slower speed preset (from max: 3600x)."""
+        self._set_speed(-1)
+
+    def action_set_speed(self, speed: float | None) -> None:
+        """Set a speed directly (command palette)."""
+        self._control(self.session.set_speed, speed)
+
+    def action_toggle_clock(self) -> None:
+        """Switch between data-driven and clock-driven (keeping the last speed)."""
+        snapshot = self.latest or self.session.snapshot()
+        target = "clock-driven" if snapshot.clock == "data-driven" else "data-driven"
+        if self._control(self.session.set_clock, target):
+            self.notify(f"Clock: {target}", timeout=2)
+
+    def action_next_interval(self) -> None:
+        """Chart the next bar interval."""
+        intervals = self.latest.intervals if self.latest else ()
+        if not intervals:
+            return
+        index = intervals.index(self.interval) if self.interval in intervals else -1
+        self.interval = intervals[(index + 1) % len(intervals)]
+
+    def _move_symbol(self, delta: int) -> None:
+        table = self.query_one(SymbolsTable)
+        if table.row_count:
+            table.move_cursor(row=(table.cursor_row + delta) % table.row_count)
+
+    def action_previous_symbol(self) -> None:
+        """Chart the previous symbol."""
+        self._move_symbol(-1)
+
+    def action_next_symbol(self) -> None:
+        """Chart the next symbol."""
+        self._move_symbol(+1)
+
+    def action_next_theme(self) -> None:
+        """Switch to the next of the loaded themes."""
+        names = self.theme_set.names
+        if not names:
+            return
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+        self.notify(f"Theme {self.theme}", timeout=2)
+
+    def action_use_theme(self, name: str) -> None:
+        """Switch to a theme by name (command palette)."""
+        self.theme = name
+
+    def action_help(self) -> None:
+        """Show the help screen."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, str, str]]:
+        """(keys, description, help) of every binding, for the help screen."""
+        rows: list[tuple[str, str, str]] = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            keys = binding.key_display or binding.key.replace("space", "space")
+            rows.append((keys, binding.description, binding.tooltip))
+        rows.append(("ctrl+p", "Commands", "Open the command palette"))
+        return rows
+
+    async def action_quit(self) -> None:
+        """Stop the engine (joining its threads off the event loop), then exit."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.query_one(EventLog).note("stopping the engine ...")
+        self._stop_engine()
+        # Belt and braces: exit even if the worker cannot report back.
+        self.set_timer(self.stop_timeout + 0.5, self.exit)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="engine",
+        description="stop the engine",
+    )
+    def _stop_engine(self) -> None:
+        joined = self.session.stop(self.stop_timeout)
+        self.post_message(EngineStopped(joined))
+
+    def on_engine_stopped(self, message: EngineStopped) -> None:
+        self.exit()
+
+    # -- command palette ----------------------------------------------------------------
+
+    def palette_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
+        """(title, help, callback) of every command the palette offers."""
+        yield ("Pause / resume", "Pause or resume the engine (space)", self.action_toggle_pause)
+        yield ("Step one instant", "Advance one simulated instant (n)", self.action_step)
+        yield ("Faster", "Next speed preset (+)", self.action_faster)
+        yield ("Slower", "Previous speed preset (-)", self.action_slower)
+        yield ("Toggle clock mode", "Data-driven / clock-driven (m)", self.action_toggle_clock)
+        yield ("Next interval", "Chart the next bar interval (i)", self.action_next_interval)
+        yield ("Next theme", "Switch to the next theme (t)", self.action_next_theme)
+        yield ("Help", "Keys and panes (?)", self.action_help)
+        for preset in SPEED_PRESETS:
+            label = fmt.speed("clock-driven" if preset else "data-driven", preset)
+            yield (
+                f"Speed {label}",
+                "Run as fast as the data allows"
+                if preset is None
+                else f"{preset:g} simulated seconds per wall second",
+                lambda preset=preset: self.action_set_speed(preset),
+            )
+        for name in self.theme_set.names:
+            yield (f"Theme {name}", "Switch theme", lambda name=name: self.action_use_theme(name))
+        for symbol in self.latest.symbols if self.latest else ():
+            yield (
+                f"Chart {symbol}",
+                "Select the symbol",
+                lambda symbol=symbol: self.query_one(SymbolsTable).select(symbol),
+            )
+
+
+def create_app(
+    session: SessionLike,
+    *,
+    theme: str = DEFAULT_THEME,
+    theme_dirs: Sequence[str] = (),
+    themes: ThemeSet | None = None,
+    frozen_metrics: bool = False,
+    poll_interval: float = 0.1,
+    chart_min_interval: float = 0.25,
+    stop_timeout: float = 1.0,
+    symbol: str | None = None,
+    interval: str | None = None,
+    start_engine: bool = True,
+) -> SessionkitApp:
+    """Build the monitor for ``session`` (the command line and the tests both use this).
+
+    Parameters
+    ----------
+    session
+        A :class:`~sessionkit.engine.session.Session` (or an object with its API).
+    theme
+        Name of the starting theme (a bundled one, one from ``theme_dirs`` or a Textual
+        built-in theme).
+    theme_dirs, themes
+        Extra folders of theme files, or an already loaded :class:`ThemeSet`.
+    frozen_metrics
+        Render wall-clock figures (bars/s, waits, durations in log lines) as fixed
+        placeholders, so that frames are reproducible (snapshot tests).
+    poll_interval
+        Seconds between snapshot polls.
+    chart_min_interval
+        Minimum seconds between two chart re-plots while the data keeps changing.
+    stop_timeout
+        Seconds the engine's threads get to end on quit.
+    symbol, interval
+        What to chart first (default: the first symbol, the base interval).
+    start_engine
+        Call ``session.start()`` when the app is mounted.
+
+    Raises
+    ------
+    ValueError
+        If ``theme`` is neither loaded nor a Textual built-in theme.
+    """
+    theme_set = themes if themes is not None else load_themes(theme_dirs)
+    app = SessionkitApp(
+        session,
+        themes=theme_set,
+        theme=theme,
+        figures=fmt.FrozenFigures() if frozen_metrics else fmt.Figures(),
+        poll_interval=poll_interval,
+        chart_min_interval=chart_min_interval,
+        stop_timeout=stop_timeout,
+        symbol=symbol,
+        interval=interval,
+        start_engine=start_engine,
+    )
+    if theme not in app.available_themes:
+        known = ", ".join(
+            theme_set.names + sorted(set(app.available_themes) - set(theme_set.names))
+        )
+        raise ValueError(f"unknown theme {theme!r} (available: {known})")
+    return app

@@ -1,0 +1,169 @@
+"""``sessionkit-tui``: parse the command line, build the Session, run the monitor.
+
+Runs on the main thread. Everything a user can get wrong (arguments, configuration,
+database, theme) is checked here, before the screen opens: the message goes to stderr as
+``sessionkit-tui: error: <message>`` and the exit status is 2, without a traceback. After
+the app returns (whatever ended it) the engine is stopped and its threads joined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+PROG = "sessionkit-tui"
+THEME_DIR_ENV = "SESSIONKIT_THEME_DIR"
+"""Environment variable naming an extra folder of theme files."""
+
+
+class UsageError(Exception):
+    """A bad argument: reported like argparse's own errors (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (data-driven); ``60`` or ``60x`` -> 60.0 (clock-driven)."""
+    value = text.strip().lower()
+    if value == "max":
+        return None
+    try:
+        speed = float(value.removesuffix("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a speed (a number of simulated seconds per second, or 'max')"
+        ) from None
+    if not speed > 0 or speed != speed or speed == float("inf"):
+        raise argparse.ArgumentTypeError(f"speed must be a positive number, not {text!r}")
+    return speed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Watch and control a sessionkit backtest in the terminal.",
+        epilog="Keys: space pause/resume, n step, +/- speed, m clock mode, up/down symbol, "
+        "i interval, t theme, ? help, q quit. With no arguments: the bundled demo.",
+    )
+    parser.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        metavar="CONFIG|NAME",
+        help="a TOML configuration file, or a bundled one: demo (default), spy-2011",
+    )
+    parser.add_argument("--db", metavar="URL", help="SQLAlchemy database URL")
+    parser.add_argument("--start", type=_date, metavar="DATE", help="first date (YYYY-MM-DD)")
+    parser.add_argument("--end", type=_date, metavar="DATE", help="last date (YYYY-MM-DD)")
+    parser.add_argument(
+        "--speed",
+        type=parse_speed,
+        metavar="X|max",
+        default=argparse.SUPPRESS,
+        help="simulated seconds per wall second (60 = a minute a second), or max",
+    )
+    parser.add_argument("--paused", action="store_true", help="start paused (n steps)")
+    parser.add_argument(
+        "--theme",
+        metavar="NAME",
+        default="dark",
+        help="dark (default), light, high-contrast, a theme file (.toml) or a Textual theme name",
+    )
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The nested configuration overrides the options ask for."""
+    overrides: dict[str, Any] = {}
+    backtest: dict[str, Any] = {}
+    if args.db:
+        overrides["database_url"] = args.db
+    if args.start is not None:
+        backtest["start_date"] = args.start
+    if args.end is not None:
+        backtest["end_date"] = args.end
+    if hasattr(args, "speed"):
+        if args.speed is None:
+            backtest["clock"] = "data-driven"
+        else:
+            backtest["clock"] = "clock-driven"
+            backtest["speed"] = args.speed
+    if backtest:
+        overrides["backtest"] = backtest
+    return overrides
+
+
+def _theme_sources(theme: str) -> tuple[list[str], str]:
+    """Extra theme folders and the theme's name (a file's own folder is added)."""
+    folders = []
+    extra = os.environ.get(THEME_DIR_ENV)
+    if extra:
+        folders.append(extra)
+    if theme.endswith(".toml"):
+        from .themes import ThemeError, load_theme_file
+
+        try:
+            loaded = load_theme_file(theme)
+        except ThemeError as exc:
+            raise UsageError(str(exc)) from None
+        folders.append(str(Path(theme).parent))
+        return folders, loaded.name
+    return folders, theme
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the monitor; returns the exit status (2 for a user's mistake)."""
+    from sessionkit.engine.errors import SessionkitError
+
+    session = None
+    try:
+        args = build_parser().parse_args(argv)
+        folders, theme = _theme_sources(args.theme)
+        from textual.theme import BUILTIN_THEMES
+
+        from .themes import load_themes
+
+        themes = load_themes(folders)
+        if theme not in themes.names and theme not in BUILTIN_THEMES:
+            known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
+            raise UsageError(f"unknown theme {theme!r} (available: {known})")
+        from sessionkit.engine.config import load_config, resolve_config_path
+        from sessionkit.engine.session import Session
+
+        source = str(resolve_config_path(args.config))
+        config = load_config(args.config, overrides_from(args))
+        session = Session(config, start_paused=args.paused, source=source)
+        from .app import create_app
+
+        app = create_app(session, theme=theme, themes=themes)
+    except (UsageError, SessionkitError, ValueError) as exc:
+        if session is not None:
+            session.stop(0.5)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        app.run()
+    finally:
+        session.stop(1.0)
+    if app.return_code not in (None, 0):
+        return app.return_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Formatting of the figures the panes show, in one place.
+
+Used on the UI's event loop only. Most figures are functions of the simulated session
+(prices, counts, simulated time) and always render the same way. A few are measured in
+*wall-clock* time (bars per second, subscription waits, load times quoted in engine log
+lines): they differ on every run, so they go through a :class:`Figures` object that the app
+receives from its factory. :class:`FrozenFigures` renders them as fixed placeholders so
+snapshot tests produce the same frame on every run.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, tzinfo
+
+DASH = "-"
+"""What a missing value looks like in every pane."""
+
+_DURATION = re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s)\b")
+
+
+class Figures:
+    """Renders wall-clock-dependent figures as measured."""
+
+    frozen = False
+
+    def rate(self, bars_per_second: float | None) -> str:
+        """Engine throughput, e.g. ``12.3k bars/s``."""
+        if not bars_per_second:
+            return f"{DASH} bars/s"
+        return f"{compact_number(bars_per_second)} bars/s"
+
+    def wait_ms(self, seconds: float | None) -> str:
+        """A subscription wait in milliseconds."""
+        if seconds is None:
+            return DASH
+        return f"{seconds * 1000.0:.1f}"
+
+    def message(self, text: str) -> str:
+        """An engine log line (which may quote durations)."""
+        return text
+
+
+class FrozenFigures(Figures):
+    """Renders wall-clock-dependent figures as fixed placeholders (for snapshot tests)."""
+
+    frozen = True
+
+    def rate(self, bars_per_second: float | None) -> str:
+        return "### bars/s"
+
+    def wait_ms(self, seconds: float | None) -> str:
+        return "#.#" if seconds is not None else DASH
+
+    def message(self, text: str) -> str:
+        return _DURATION.sub("#s", text)
+
+
+def compact_number(value: float) -> str:
+    """``950`` -> ``950``, ``12_345`` -> ``12.3k``, ``2_500_000`` -> ``2.5M``."""
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if value >= 10_000:
+        return f"{value / 1_000:.1f}k"
+    return f"{value:,.0f}"
+
+
+def price(value: float | None) -> str:
+    """A price with two decimals (four below 1)."""
+    if value is None:
+        return DASH
+    return f"{value:,.4f}" if abs(value) < 1 else f"{value:,.2f}"
+
+
+def percent(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
+    """A percentage without the sign of the unit (the column header says %)."""
+    if value is None:
+        return DASH
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def speed(clock: str, value: float | None) -> str:
+    """``max`` when data-driven, ``60x`` when clock-driven, ``live``."""
+    if clock == "live":
+        return "live"
+    if clock == "data-driven" or value is None:
+        return "max"
+    return f"{value:g}x"
+
+
+def sim_clock(instant: datetime | None, zone: tzinfo) -> str:
+    """Simulated time in the exchange's zone: ``10:31:00 EST``."""
+    if instant is None:
+        return "--:--:--"
+    local = instant.astimezone(zone)
+    return f"{local:%H:%M:%S} {local.tzname()}"
+
+
+def sim_minute(instant: datetime | None, zone: tzinfo) -> str:
+    """Simulated time of an event: ``10:31`` (or blanks before the first session)."""
+    if instant is None:
+        return "     "
+    return f"{instant.astimezone(zone):%H:%M}"

@@ -1,0 +1,97 @@
+"""The help screen: every key of the monitor and what the panes show.
+
+Used on the UI's event loop only; pushed by the app's ``?`` key and dismissed with
+``escape``, ``?`` or ``q``. The key table is built from the app's own bindings, so it can
+never disagree with the footer.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+PANES = (
+    (
+        "Status bar",
+        "mode, state, session date, simulated time (exchange zone), speed, "
+        "session i of n, engine bars/s",
+    ),
+    ("Symbols", "bars per interval, last price, change % from the previous close, quality %, gaps"),
+    ("Subscriptions", "engine hand-offs: mode, signals, overruns, last and max wait (ms)"),
+    (
+        "Charts",
+        "price with overlay indicators, an oscillator (or volume) below; the "
+        "session's open and close are the vertical lines",
+    ),
+    ("Signals / Events", "analysis signals and the engine's log, in simulated time"),
+)
+"""(pane, what it shows) for the help screen."""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and panes of the monitor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss", "Close help"),
+    ]
+    """
+    | Key(s) | Description |
+    | :- | :- |
+    | escape, ?, q | Close the help screen. |
+    """
+
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+        background: $background 60%;
+        & > VerticalScroll {
+            width: 76;
+            max-width: 100%;
+            height: auto;
+            max-height: 100%;
+            border: thick $primary;
+            background: $surface;
+            padding: 0 1;
+        }
+        & #help-title { text-style: bold; color: $accent; padding-bottom: 1; }
+    }
+    """
+
+    def __init__(
+        self, bindings: list[tuple[str, str, str]], *, title: str = "sessionkit-tui"
+    ) -> None:
+        """``bindings``: (keys as shown, short description, longer help) of the app."""
+        super().__init__()
+        self._bindings = bindings
+        self._title = title
+
+    def compose(self) -> ComposeResult:
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column(no_wrap=True)
+        keys.add_column(style="dim")
+        for key, description, help_text in self._bindings:
+            keys.add_row(key, description, help_text)
+        panes = Table.grid(padding=(0, 2))
+        panes.add_column(style="bold", no_wrap=True)
+        panes.add_column()
+        for pane, text in PANES:
+            panes.add_row(pane, text)
+        with VerticalScroll():
+            yield Static(Text(f"{self._title}: keys"), id="help-title")
+            yield Static(keys, id="help-keys")
+            yield Static(Text("\nPanes", style="bold"), id="help-panes-title")
+            yield Static(panes, id="help-panes")
+            yield Static(
+                Text(
+                    "\nAlso: ctrl+p opens the command palette. Press escape to close.",
+                    style="italic",
+                )
+            )

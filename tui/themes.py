@@ -1,0 +1,272 @@
+"""Theme files: TOML validated by pydantic, converted to Textual :class:`~textual.theme.Theme`.
+
+Used on the main thread (by the command line and the app factory) before the app runs, and
+by the app when it registers the themes. A theme file that cannot be read or is invalid is
+collected as a :class:`ThemeFailure` (the app reports it) and skipped: never a crash.
+
+A theme file holds Textual's theme colours plus a ``[chart]`` table, which becomes the
+``chart-*`` theme variables the charts draw with::
+
+    name = "dark"
+    dark = true
+    primary = "#4C9BE8"
+    ...
+    [chart]
+    price = "#E6EDF3"
+    overlays = ["#4C9BE8", "#F0A640"]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sessionkit.themes import theme_folder
+from textual.color import Color, ColorParseError
+from textual.theme import Theme
+
+CHART_DEFAULTS: dict[str, str] = {
+    "chart-price": "#E6EDF3",
+    "chart-overlay-1": "#4C9BE8",
+    "chart-overlay-2": "#F0A640",
+    "chart-overlay-3": "#B48EDA",
+    "chart-overlay-4": "#5CC486",
+    "chart-oscillator": "#D98AE0",
+    "chart-volume": "#4C6A8A",
+    "chart-session": "#E8B341",
+    "chart-guide": "#5A6675",
+}
+"""Chart colours for themes that do not define them (Textual's built-in themes)."""
+
+OVERLAY_COLOURS = 4
+"""How many ``chart-overlay-N`` variables there are."""
+
+
+def _check_colour(value: str) -> str:
+    try:
+        Color.parse(value)
+    except ColorParseError as exc:
+        raise ValueError(f"{value!r} is not a colour ({exc})") from None
+    return value
+
+
+class ChartColours(BaseModel):
+    """Colours of the charts (``[chart]`` table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: str | None = None
+    """The price line."""
+    overlays: list[str] = Field(default_factory=list, max_length=OVERLAY_COLOURS)
+    """Indicators drawn over the price, in order."""
+    oscillator: str | None = None
+    """The oscillator (RSI, MACD ...) line."""
+    volume: str | None = None
+    """Volume bars (when there is no oscillator)."""
+    session: str | None = None
+    """The session's open and close markers."""
+    guide: str | None = None
+    """Guide lines (RSI 30/70)."""
+
+    @field_validator("price", "oscillator", "volume", "session", "guide")
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        return None if value is None else _check_colour(value)
+
+    @field_validator("overlays")
+    @classmethod
+    def _colours(cls, values: list[str]) -> list[str]:
+        return [_check_colour(value) for value in values]
+
+    def variables(self) -> dict[str, str]:
+        """The ``chart-*`` theme variables these colours define."""
+        out = {
+            f"chart-{key}": value
+            for key, value in (
+                ("price", self.price),
+                ("oscillator", self.oscillator),
+                ("volume", self.volume),
+                ("session", self.session),
+                ("guide", self.guide),
+            )
+            if value is not None
+        }
+        for index, colour in enumerate(self.overlays, start=1):
+            out[f"chart-overlay-{index}"] = colour
+        return out
+
+
+class ThemeFile(BaseModel):
+    """One theme file: Textual's theme colours plus chart colours."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    """The name ``--theme`` and the theme switcher use."""
+    dark: bool = True
+    """Whether this is a dark theme."""
+    primary: str
+    secondary: str | None = None
+    accent: str | None = None
+    warning: str | None = None
+    error: str | None = None
+    success: str | None = None
+    foreground: str | None = None
+    background: str | None = None
+    surface: str | None = None
+    panel: str | None = None
+    boost: str | None = None
+    luminosity_spread: float = Field(default=0.15, ge=0, le=1)
+    text_alpha: float = Field(default=0.95, ge=0, le=1)
+    chart: ChartColours = Field(default_factory=ChartColours)
+    """Chart colours; missing ones fall back to :data:`CHART_DEFAULTS`."""
+    variables: dict[str, str] = Field(default_factory=dict)
+    """Extra Textual theme variables."""
+
+    @field_validator(
+        "primary", "secondary", "accent", "warning", "error", "success",
+        "foreground", "background", "surface", "panel", "boost",
+    )  # fmt: skip
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        return None if value is None else _check_colour(value)
+
+    def to_theme(self) -> Theme:
+        """The Textual theme."""
+        return Theme(
+            name=self.name,
+            primary=self.primary,
+            secondary=self.secondary,
+            accent=self.accent,
+            warning=self.warning,
+            error=self.error,
+            success=self.success,
+            foreground=self.foreground,
+            background=self.background,
+            surface=self.surface,
+            panel=self.panel,
+            boost=self.boost,
+            dark=self.dark,
+            luminosity_spread=self.luminosity_spread,
+            text_alpha=self.text_alpha,
+            variables={**CHART_DEFAULTS, **self.chart.variables(), **self.variables},
+        )
+
+
+class ThemeError(ValueError):
+    """A theme file cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeFailure:
+    """A theme file that was skipped, and why."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"theme file {self.path} skipped: {self.message}"
+
+
+@dataclass(slots=True)
+class ThemeSet:
+    """The themes that loaded, in order, and the files that did not."""
+
+    themes: list[Theme] = field(default_factory=list)
+    failures: list[ThemeFailure] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [theme.name for theme in self.themes]
+
+    def get(self, name: str) -> Theme | None:
+        """The theme called ``name``, if it loaded."""
+        return next((theme for theme in self.themes if theme.name == name), None)
+
+    def add(self, theme: Theme) -> None:
+        """Add a theme, replacing one of the same name (a user's file overrides)."""
+        self.themes = [t for t in self.themes if t.name != theme.name] + [theme]
+
+
+BUNDLED_ORDER = ("dark", "light", "high-contrast")
+"""The order the bundled themes cycle in (others follow, sorted by name)."""
+
+
+def parse_theme(text: str, *, source: str) -> Theme:
+    """Validate a theme file's text.
+
+    Raises
+    ------
+    ThemeError
+        Naming ``source``, the key and what is wrong.
+    """
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ThemeError(f"invalid TOML in {source}: {exc}") from None
+    try:
+        return ThemeFile.model_validate(data).to_theme()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or '(top level)'}: "
+            + item["msg"].removeprefix("Value error, ")
+            for item in exc.errors(include_url=False)
+        )
+        raise ThemeError(f"invalid theme {source}: {problems}") from None
+
+
+def load_theme_file(path: str | Path) -> Theme:
+    """Read and validate one theme file.
+
+    Raises
+    ------
+    ThemeError
+        If the file cannot be read or is not a valid theme.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ThemeError(f"cannot read theme {path}: {exc}") from None
+    return parse_theme(text, source=str(path))
+
+
+def _sort_key(theme: Theme) -> tuple[int, str]:
+    try:
+        return (BUNDLED_ORDER.index(theme.name), "")
+    except ValueError:
+        return (len(BUNDLED_ORDER), theme.name)
+
+
+def load_themes(folders: Iterable[str | Path] = (), *, bundled: bool = True) -> ThemeSet:
+    """Load the bundled themes, then every ``*.toml`` of ``folders`` (which override).
+
+    Never raises for a bad file: it is recorded in :attr:`ThemeSet.failures`.
+    """
+    result = ThemeSet()
+    if bundled:
+        folder = theme_folder()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if not entry.name.endswith(".toml"):
+                continue
+            source = f"sessionkit.themes/{entry.name}"
+            try:
+                result.add(parse_theme(entry.read_text(encoding="utf-8"), source=source))
+            except (ThemeError, OSError, UnicodeDecodeError) as exc:
+                result.failures.append(ThemeFailure(source, str(exc)))
+    for folder in folders:
+        path = Path(folder)
+        if not path.is_dir():
+            result.failures.append(ThemeFailure(str(path), "not a folder"))
+            continue
+        for file in sorted(path.glob("*.toml")):
+            try:
+                result.add(load_theme_file(file))
+            except ThemeError as exc:
+                result.failures.append(ThemeFailure(str(file), str(exc)))
+    result.themes.sort(key=_sort_key)
+    return result

@@ -1,0 +1,147 @@
+"""Base class of the two session charts (price and oscillator): data hand-off and colours.
+
+Used on the UI's event loop only. The app builds one :class:`ChartData` when the charted
+stream changed and hands it to each chart through :meth:`SessionChart.show`; a chart
+re-plots only when the data's key, its size or the theme changed. Drawing (plotext's
+``build``) happens in ``render``, once per refresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sessionkit.engine.snapshot import Series
+from textual.color import Color
+from textual_plotext import PlotextPlot
+
+from ..charting import SessionAxis, base_name
+from ..themes import CHART_DEFAULTS, OVERLAY_COLOURS
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """Everything a chart draws for one stream at one moment."""
+
+    series: Series
+    axis: SessionAxis | None
+    """The session's open and close on the x axis (None before the first session)."""
+    timezone: str
+    overlays: tuple[str, ...] = ()
+    """Indicator columns drawn over the price."""
+    oscillators: tuple[str, ...] = ()
+    """Indicator columns drawn in the oscillator chart."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Indicator name -> kind, where the configuration says."""
+    key: tuple[Any, ...] = ()
+    """Changes whenever what is drawn changes (stream, bars, session)."""
+
+
+class SessionChart(PlotextPlot):
+    """A plotext chart of one stream over the current session."""
+
+    DEFAULT_CSS = """
+    SessionChart {
+        background: $surface;
+        border: round $panel-lighten-2;
+        border-title-color: $accent;
+        border-title-style: bold;
+        border-subtitle-color: $foreground-muted;
+        min-height: 5;
+    }
+    """
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.data: ChartData | None = None
+        """The data drawn last."""
+        self.replots = 0
+        """How many times the chart was re-plotted (for tests and benchmarks)."""
+        self._drawn: tuple[Any, ...] | None = None
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
+
+    def on_resize(self) -> None:
+        self._drawn = None
+        if self.data is not None:
+            self.replot()
+
+    def _theme_changed(self) -> None:
+        self._drawn = None
+        if self.data is not None:
+            self.replot()
+
+    def show(self, data: ChartData) -> bool:
+        """Show new data; re-plots only if it differs from what is drawn. True if it did."""
+        self.data = data
+        drawn = (data.key, self.size.width, self.size.height, self.app.theme)
+        if drawn == self._drawn:
+            return False
+        self._drawn = drawn
+        self.replot()
+        return True
+
+    def replot(self) -> None:
+        """Clear the data, plot :attr:`data` again and refresh.
+
+        ``clear_figure`` rather than ``clear_data``: it also resets limits and ticks, which
+        differ between an RSI and a volume plot; ``render`` sets the size and theme again.
+        """
+        self.plt.clear_figure()
+        if self.data is not None:
+            self.plot(self.data)
+        self.replots += 1
+        self.refresh()
+
+    def plot(self, data: ChartData) -> None:
+        """Draw ``data`` with ``self.plt`` (implemented by subclasses)."""
+        raise NotImplementedError
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def buckets(self) -> int:
+        """Downsampling buckets: about one per column of the plotting area."""
+        return max(10, (self.size.width or 80) - 10)
+
+    def colour(self, variable: str) -> tuple[int, int, int]:
+        """An RGB colour from the app's theme variables (``chart-price`` ...)."""
+        value = self.app.theme_variables.get(variable) or CHART_DEFAULTS.get(variable, "white")
+        try:
+            return Color.parse(value).rgb
+        except Exception:
+            return (200, 200, 200)
+
+    def overlay_colour(self, name: str, order: list[str]) -> tuple[int, int, int]:
+        """The colour of an overlay: one per indicator (bands share their middle's)."""
+        base = base_name(name)
+        if base not in order:
+            order.append(base)
+        index = order.index(base) % OVERLAY_COLOURS + 1
+        return self.colour(f"chart-overlay-{index}")
+
+    def mark_session(self, data: ChartData, shown_history: int) -> None:
+        """Vertical markers at the session's open and close, and the x axis ticks."""
+        plt = self.plt
+        axis = data.axis
+        if axis is None:
+            return
+        session = self.colour("chart-session")
+        plt.vline(0, session)
+        plt.vline(axis.slots, session)
+        plt.xlim(-shown_history - 0.5 if shown_history else -0.5, axis.slots + 0.5)
+        from zoneinfo import ZoneInfo
+
+        history_start = data.series.starts[0] if shown_history and data.series.starts else None
+        ticks, labels = axis.ticks(
+            ZoneInfo(data.timezone), self.size.width or 80, history_start, shown_history
+        )
+        plt.xticks(ticks, labels)
+
+
+def rgb_hex(rgb: tuple[int, int, int]) -> str:
+    """``(255, 0, 0)`` -> ``#ff0000`` (for Rich markup in border subtitles)."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)

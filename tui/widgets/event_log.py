@@ -1,0 +1,111 @@
+"""The event log: the engine's recent events, stamped with simulated (not wall) time.
+
+Used on the UI's event loop only. The app hands it each snapshot's bounded event tuple
+through :meth:`EventLog.show`; only the events it has not written yet are appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, TypeVar
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from sessionkit.engine.snapshot import EngineEvent
+from textual.widgets import RichLog
+
+from .. import format as fmt
+
+T = TypeVar("T")
+
+
+def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
+    """The items after ``last`` (compared by identity) in a bounded, append-only tuple.
+
+    The engine hands out the same event objects on every snapshot, so the last one
+    written is found by identity; if it has been dropped from the window, all are new.
+    """
+    if last is None:
+        return items
+    for index in range(len(items) - 1, -1, -1):
+        if items[index] is last:
+            return items[index + 1 :]
+    return items
+
+
+class EventLog(RichLog, can_focus=False):
+    """Scrolling log of engine events (newest at the bottom)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "event-log--time",
+        "event-log--warning",
+        "event-log--error",
+        "event-log--ui",
+    }
+    """
+    | Class | Description |
+    | :- | :- |
+    | `event-log--time` | The simulated time of an event. |
+    | `event-log--warning` | A warning. |
+    | `event-log--error` | An error. |
+    | `event-log--ui` | A line from the monitor itself (not the engine). |
+    """
+
+    DEFAULT_CSS = """
+    EventLog {
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        & > .event-log--time { color: $foreground-muted; }
+        & > .event-log--warning { color: $warning; }
+        & > .event-log--error { color: $error; text-style: bold; }
+        & > .event-log--ui { color: $accent; }
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        figures: fmt.Figures | None = None,
+        max_lines: int = 500,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(
+            max_lines=max_lines, wrap=False, markup=False, name=name, id=id, classes=classes
+        )
+        self.figures = figures or fmt.Figures()
+        self._last: EngineEvent | None = None
+        self.lines_written = 0
+        """How many lines were written (for tests)."""
+
+    def show(self, events: Sequence[EngineEvent], timezone: str) -> None:
+        """Append the events not written yet."""
+        new = unseen(events, self._last)
+        if not new:
+            return
+        zone = ZoneInfo(timezone)
+        for event in new:
+            line = Text(no_wrap=True)
+            line.append(
+                fmt.sim_minute(event.sim_time, zone),
+                self.get_component_rich_style("event-log--time"),
+            )
+            line.append(" ")
+            style = (
+                self.get_component_rich_style(f"event-log--{event.level}")
+                if event.level in ("warning", "error")
+                else ""
+            )
+            line.append(self.figures.message(event.message), style)
+            self.write(line)
+        self.lines_written += len(new)
+        self._last = new[-1]
+
+    def note(self, message: str, level: str = "ui") -> None:
+        """Write a line from the monitor itself (a skipped theme file, an error)."""
+        line = Text(no_wrap=True)
+        line.append("  ui  ", self.get_component_rich_style("event-log--time"))
+        line.append(message, self.get_component_rich_style(f"event-log--{level}"))
+        self.write(line)
+        self.lines_written += 1
