@@ -42,8 +42,11 @@ def build_overrides(
     db: str | None, start: date | None, end: date | None, speed: str | None
 ) -> dict[str, Any]:
     """Command-line options as nested configuration overrides."""
+    from .cli_db import resolve_url
+
     backtest: dict[str, Any] = {"start_date": start, "end_date": end, **parse_speed(speed)}
-    return {"database_url": db, "backtest": {k: v for k, v in backtest.items() if v is not None}}
+    backtest = {k: v for k, v in backtest.items() if v is not None}
+    return {"database_url": resolve_url(db) if db else None, "backtest": backtest or None}
 
 
 def summary(session: Any) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def summary(session: Any) -> dict[str, Any]:
             "subsequent_mean_seconds": metrics.subsequent_load_seconds,
         },
         "step_latency_ms": metrics.step_latency_ms,
-        "signals": len(snap.signals),
+        "signals": session.analysis.signal_count if session.analysis else 0,
         "analysis_errors": metrics.analysis_errors,
     }
 
