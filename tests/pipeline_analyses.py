@@ -1,0 +1,105 @@
+"""Analysis classes used by the pipeline tests (loaded by the engine through ``analysis.entry``).
+
+They run on the engine's ``analysis_engine`` thread. The tests read what they recorded
+through ``session.analysis.analysis`` after the session ended (or while it is paused).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+INTERVAL = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
+
+
+def visible_end(start: datetime, interval: str, close: datetime | None) -> datetime:
+    """When a bar becomes visible: its end, or the close when the close cuts its window."""
+    end = start + timedelta(seconds=INTERVAL[interval])
+    return min(end, close) if close is not None else end
+
+
+class Recorder:
+    """Records every step: its time, its bars, and what ``ctx.bars`` showed.
+
+    ``violations`` lists every bar ``ctx.bars`` returned although it ends after ``ctx.time``
+    (look-ahead). ``derived_lag`` lists derived windows that were complete at a step but not
+    visible to the analysis yet (the processor must build them before notifying it).
+    """
+
+    def __init__(self, intervals: list[str] | None = None, n: int = 3) -> None:
+        self.intervals = intervals or ["1m"]
+        self.n = n
+        self.times: list[datetime] = []
+        self.items: list[tuple[str, tuple]] = []
+        self.violations: list[tuple] = []
+        self.derived_lag: list[tuple] = []
+        self.session_starts: list[tuple] = []
+        self.session_ends: list[tuple] = []
+        self._plan = None
+
+    def on_session_start(self, ctx) -> None:
+        self._plan = ctx.plan
+        self.session_starts.append((ctx.session_date, ctx.time))
+
+    def on_step(self, ctx) -> None:
+        t = ctx.time
+        self.times.append(t)
+        self.items.extend((symbol, tuple(bar)) for symbol, bar in ctx.items)
+        plan = self._plan
+        for symbol in ctx.symbols:
+            for interval in self.intervals:
+                for bar in ctx.bars(symbol, interval, self.n):
+                    if visible_end(bar.start, interval, plan.close) > t:
+                        self.violations.append((t, symbol, interval, bar.start))
+                if interval == self.intervals[0]:
+                    continue
+                # A derived window that ends exactly now must already be visible if any
+                # base bar of the symbol fell in it.
+                seconds = INTERVAL[interval]
+                offset = (t - plan.open).total_seconds()
+                if offset <= 0 or offset % seconds:
+                    continue
+                wanted = t - timedelta(seconds=seconds)
+                base = ctx.bars(symbol, self.intervals[0], seconds // INTERVAL["1m"] + 1)
+                if any(bar.start >= wanted for bar in base):
+                    last = ctx.last_bar(symbol, interval)
+                    if last is None or last.start != wanted:
+                        self.derived_lag.append((t, symbol, interval))
+
+    def on_session_end(self, ctx) -> None:
+        last = {
+            (symbol, interval): ctx.last_bar(symbol, interval)
+            for symbol in ctx.symbols
+            for interval in self.intervals
+        }
+        self.session_ends.append((ctx.session_date, ctx.time, last))
+
+
+class Raiser:
+    """Raises ``RuntimeError`` in ``on_step`` every ``every`` steps (from step ``after``)."""
+
+    def __init__(self, every: int = 1, after: int = 1, message: str = "analysis boom") -> None:
+        self.every = every
+        self.after = after
+        self.message = message
+        self.steps = 0
+
+    def on_step(self, ctx) -> None:
+        self.steps += 1
+        if self.steps >= self.after and (self.steps - self.after) % self.every == 0:
+            raise RuntimeError(f"{self.message} at step {self.steps}")
+
+
+class Sleeper:
+    """Sleeps ``seconds`` in ``on_step`` (the first ``limit`` steps, or every step when
+    ``limit`` is None): an analysis too slow for the clock."""
+
+    def __init__(self, seconds: float = 0.01, limit: int | None = None) -> None:
+        self.seconds = seconds
+        self.limit = limit
+        self.steps = 0
+
+    def on_step(self, ctx) -> None:
+        self.steps += 1
+        if self.limit is None or self.steps <= self.limit:
+            time.sleep(self.seconds)
