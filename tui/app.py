@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 
 from sessionkit.engine.snapshot import Series, Snapshot
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -43,6 +43,9 @@ SPEED_PRESETS: tuple[float | None, ...] = (1.0, 10.0, 60.0, 300.0, 600.0, 3600.0
 """Speeds ``+`` and ``-`` step through; ``None`` is max (data-driven)."""
 
 DEFAULT_THEME = "dark"
+
+NARROW_WIDTH = 100
+"""Below this many columns the layout stacks its panes and hides the secondary ones."""
 
 
 class SessionLike(Protocol):
@@ -79,7 +82,10 @@ class SessionkitApp(App[None]):
     TITLE = "sessionkit"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {SessionCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"),
+        (NARROW_WIDTH, "-wide"),
+    ]
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -212,6 +218,13 @@ class SessionkitApp(App[None]):
             self.session.start()
         self.poll()
         self.set_interval(self.poll_interval, self.poll, name="poll-snapshot")
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A narrow terminal gets the compact footer, without the palette hint."""
+        footer = self.query_one(Footer)
+        narrow = event.size.width < NARROW_WIDTH
+        footer.compact = narrow
+        footer.show_command_palette = not narrow
 
     # -- polling ------------------------------------------------------------------------
 
@@ -349,6 +362,8 @@ class SessionkitApp(App[None]):
             return
         self.query_one(SymbolsTable).restyle()
         self.query_one(SubscriptionsTable).restyle()
+        self.query_one(SignalsLog).restyle()
+        self.query_one(EventLog).restyle()
         self.poll(force=True)
 
     def _refresh_chart(self) -> None:

@@ -43,7 +43,7 @@ class SessionChart(PlotextPlot):
     DEFAULT_CSS = """
     SessionChart {
         background: $surface;
-        border: round $panel-lighten-2;
+        border: round $foreground 30%;
         border-title-color: $accent;
         border-title-style: bold;
         border-subtitle-color: $foreground-muted;

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
+from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.snapshot import EngineEvent
 from textual.widgets import RichLog
@@ -76,8 +77,20 @@ class EventLog(RichLog, can_focus=False):
         )
         self.figures = figures or fmt.Figures()
         self._last: EngineEvent | None = None
+        self._notes: list[tuple[str, str]] = []
         self.lines_written = 0
         """How many lines were written (for tests)."""
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"event-log--{name}", partial=True)
+
+    def restyle(self) -> None:
+        """Forget what was written: the next :meth:`show` writes the window again in the
+        current theme's colours (lines are coloured when written)."""
+        self.clear()
+        self._last = None
+        for message, level in self._notes:
+            self._write_note(message, level)
 
     def show(self, events: Sequence[EngineEvent], timezone: str) -> None:
         """Append the events not written yet."""
@@ -104,8 +117,12 @@ class EventLog(RichLog, can_focus=False):
 
     def note(self, message: str, level: str = "ui") -> None:
         """Write a line from the monitor itself (a skipped theme file, an error)."""
+        self._notes.append((message, level))
+        self._write_note(message, level)
+
+    def _write_note(self, message: str, level: str) -> None:
         line = Text(no_wrap=True)
-        line.append("  ui  ", self.get_component_rich_style("event-log--time"))
-        line.append(message, self.get_component_rich_style(f"event-log--{level}"))
+        line.append("   ui ", self._style("time"))
+        line.append(message, self._style(level))
         self.write(line)
         self.lines_written += 1

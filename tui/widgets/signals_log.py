@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.snapshot import AnalysisSignal
 from textual.widgets import RichLog
@@ -60,7 +61,16 @@ class SignalsLog(RichLog, can_focus=False):
         )
         self._last: AnalysisSignal | None = None
         self.count = 0
-        """How many signals were written."""
+        """How many signal lines were written (again after a theme change)."""
+
+    def restyle(self) -> None:
+        """Forget what was written: the next :meth:`show` writes the window again in the
+        current theme's colours (lines are coloured when written)."""
+        self.clear()
+        self._last = None
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"signals-log--{name}", partial=True)
 
     def show(self, signals: Sequence[AnalysisSignal], timezone: str) -> None:
         """Append the signals not written yet."""

@@ -116,19 +116,31 @@ class StatusBar(Widget):
         self.line = status_line(snapshot, figures)
 
     def render(self) -> RenderResult:
+        text = self._text(compact=False)
+        if text.cell_len > self.size.width > 0:
+            text = self._text(compact=True)
+        return text
+
+    def _text(self, *, compact: bool) -> Text:
+        """The line; ``compact`` drops the words a narrow terminal cannot afford."""
         line = self.line
         style = self.get_component_rich_style
         label, suffix = STATE_LABELS.get(line.state, (line.state, "busy"))
-        separator = (" │ ", style("status-bar--separator"))
+        separator = ("│" if compact else " │ ", style("status-bar--separator"))
         parts: list[tuple[str, object] | str] = [
             (f" {line.mode} ", style("status-bar--mode")),
             " ",
-            (f"{label}", style(f"status-bar--{suffix}")),
+            (label, style(f"status-bar--{suffix}")),
             separator,
             line.date,
         ]
         if line.sessions:
-            parts += [" ", (f"({line.sessions})", style("status-bar--label"))]
+            sessions = line.sessions
+            if compact:
+                sessions = sessions.removeprefix("session ").replace(" early close", " early")
+                parts += [" ", (sessions, style("status-bar--label"))]
+            else:
+                parts += [" ", (f"({sessions})", style("status-bar--label"))]
         parts += [separator, line.time, separator, line.speed]
         if line.rate:
             parts += [separator, (line.rate, style("status-bar--label"))]

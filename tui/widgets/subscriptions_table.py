@@ -100,7 +100,7 @@ class SubscriptionsTable(DataTable, can_focus=False):
         for (key, _, _), text in zip(COLUMNS, row, strict=True):
             style = ""
             if key == "overruns" and text != "0":
-                style = self.get_component_rich_style("subscriptions-table--overrun")
+                style = self.get_component_rich_style("subscriptions-table--overrun", partial=True)
             out.append(
                 Text(text, style=style, justify="left" if key in ("stream", "mode") else "right")
             )

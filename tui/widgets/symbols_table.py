@@ -138,7 +138,11 @@ class SymbolsTable(DataTable):
 
     def _cell_text(self, index: int, cell: tuple[str, str]) -> Text:
         text, suffix = cell
-        style = self.get_component_rich_style(f"symbols-table--{suffix}") if suffix else ""
+        style = (
+            self.get_component_rich_style(f"symbols-table--{suffix}", partial=True)
+            if suffix
+            else ""
+        )
         return Text(text, style=style, justify="left" if index == 0 else "right")
 
     def watch_symbol(self, symbol: str | None) -> None:
