@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 from sessionkit.engine.snapshot import Series, Snapshot
@@ -43,6 +44,9 @@ SPEED_PRESETS: tuple[float | None, ...] = (1.0, 10.0, 60.0, 300.0, 600.0, 3600.0
 """Speeds ``+`` and ``-`` step through; ``None`` is max (data-driven)."""
 
 DEFAULT_THEME = "dark"
+
+REQUEST_PATIENCE = 2.0
+"""Seconds a control request overrides the snapshot's view before it is given up."""
 
 NARROW_WIDTH = 100
 """Below this many columns the layout stacks its panes and hides the secondary ones."""
@@ -74,6 +78,16 @@ def next_speed(clock: str, speed: float | None, direction: int) -> float | None:
         return next((p for p in SPEED_PRESETS[:-1] if p > speed + 1e-9), None)
     slower = [p for p in SPEED_PRESETS[:-1] if p < speed - 1e-9]
     return slower[-1] if slower else speed
+
+
+@dataclass(frozen=True, slots=True)
+class ControlsView:
+    """The engine's controls as the app believes them to be."""
+
+    paused: bool
+    clock: str
+    speed: float | None
+    """None when data-driven."""
 
 
 class SessionkitApp(App[None]):
@@ -183,6 +197,9 @@ class SessionkitApp(App[None]):
         self._reported_final: str | None = None
         self._snapshot_failed = False
         self._quitting = False
+        self._requested: ControlsView | None = None
+        self._requested_at = 0.0
+        self._clock_speed: float | None = None
         self._kinds = indicator_kinds(getattr(session, "config", None))
         for entry in themes.themes:
             self.register_theme(entry)
@@ -264,6 +281,9 @@ class SessionkitApp(App[None]):
         if self.interval is None and snapshot.intervals:
             wanted = self._initial_interval
             self.interval = wanted if wanted in snapshot.intervals else snapshot.intervals[0]
+        self._settle_requests(snapshot)
+        if snapshot.clock == "clock-driven" and snapshot.speed is not None:
+            self._clock_speed = snapshot.speed
         self.query_one(StatusBar).show(snapshot, self.figures)
         self.query_one(SymbolsTable).show(snapshot)
         self.query_one(SubscriptionsTable).show(snapshot)
@@ -388,6 +408,42 @@ class SessionkitApp(App[None]):
         self.set_timer(0.02, self.poll)
         return True
 
+    def controls_view(self) -> ControlsView:
+        """Paused, clock and speed as the user last asked, or as the last snapshot says.
+
+        A control takes effect in the engine a moment later; keys pressed in between must
+        build on what was asked (two quick ``+`` go two presets up), not on a stale frame.
+        """
+        snapshot = self.latest or self.session.snapshot()
+        current = ControlsView(
+            paused=snapshot.state == "paused",
+            clock=snapshot.clock,
+            speed=None if snapshot.clock == "data-driven" else snapshot.speed,
+        )
+        return self._requested or current
+
+    def _settle_requests(self, snapshot: Snapshot) -> None:
+        """Forget the pending request once the engine shows it (or has ended)."""
+        wanted = self._requested
+        if wanted is None:
+            return
+        speed = None if snapshot.clock == "data-driven" else snapshot.speed
+        speed_known = wanted.speed is not None or wanted.clock == "data-driven"
+        if (
+            snapshot.finished
+            or time.monotonic() - self._requested_at > REQUEST_PATIENCE
+            or (
+                (snapshot.state == "paused") == wanted.paused
+                and snapshot.clock == wanted.clock
+                and (speed == wanted.speed or not speed_known)
+            )
+        ):
+            self._requested = None
+
+    def _request(self, **changes: Any) -> None:
+        self._requested = replace(self.controls_view(), **changes)
+        self._requested_at = time.monotonic()
+
     def _finished(self) -> bool:
         snapshot = self.latest
         if snapshot is not None and snapshot.finished:
@@ -399,29 +455,25 @@ class SessionkitApp(App[None]):
         """Pause a running engine, resume a paused one."""
         if self._finished():
             return
-        snapshot = self.latest or self.session.snapshot()
-        if snapshot.state == "paused":
-            self._control(self.session.resume)
-        else:
-            self._control(self.session.pause)
+        if self.controls_view().paused:
+            if self._control(self.session.resume):
+                self._request(paused=False)
+        elif self._control(self.session.pause):
+            self._request(paused=True)
 
     def action_step(self) -> None:
         """Advance exactly one simulated instant (the engine pauses first if running)."""
-        if not self._finished():
-            self._control(self.session.step)
+        if not self._finished() and self._control(self.session.step):
+            self._request(paused=True)
 
     def _set_speed(self, direction: int) -> None:
-        snapshot = self.latest or self.session.snapshot()
-        target = next_speed(snapshot.clock, snapshot.speed, direction)
-        current = None if snapshot.clock == "data-driven" else snapshot.speed
-        if target == current:
+        view = self.controls_view()
+        target = next_speed(view.clock, view.speed, direction)
+        if target == view.speed:
             self.bell()
-            self.notify(f"Already at {fmt.speed(snapshot.clock, current)}.", timeout=2)
+            self.notify(f"Already at {fmt.speed(view.clock, view.speed)}.", timeout=2)
             return
-        if self._control(self.session.set_speed, target):
-            self.notify(
-                f"Speed {fmt.speed('clock-driven' if target else 'data-driven', target)}", timeout=2
-            )
+        self.action_set_speed(target)
 
     def action_faster(self) -> None:
         """Next faster speed preset (max is data-driven)."""
@@ -432,15 +484,28 @@ class SessionkitApp(App[None]):
         self._set_speed(-1)
 
     def action_set_speed(self, speed: float | None) -> None:
-        """Set a speed directly (command palette)."""
-        self._control(self.session.set_speed, speed)
+        """Set a speed directly: a number is clock-driven, ``None`` is max (data-driven)."""
+        if self._control(self.session.set_speed, speed):
+            clock = "data-driven" if speed is None else "clock-driven"
+            self._request(clock=clock, speed=speed)
+            self.notify(f"Speed {fmt.speed(clock, speed)}", timeout=2)
 
     def action_toggle_clock(self) -> None:
         """Switch between data-driven and clock-driven (keeping the last speed)."""
-        snapshot = self.latest or self.session.snapshot()
-        target = "clock-driven" if snapshot.clock == "data-driven" else "data-driven"
+        view = self.controls_view()
+        target = "clock-driven" if view.clock == "data-driven" else "data-driven"
         if self._control(self.session.set_clock, target):
+            speed = None
+            if target == "clock-driven":
+                speed = self._last_clock_speed(view)
+            self._request(clock=target, speed=speed)
             self.notify(f"Clock: {target}", timeout=2)
+
+    def _last_clock_speed(self, view: ControlsView) -> float | None:
+        """The clock-driven speed the engine returns to (its last one)."""
+        if view.speed is not None:
+            return view.speed
+        return self._clock_speed
 
     def action_next_interval(self) -> None:
         """Chart the next bar interval."""

@@ -69,15 +69,15 @@ class HelpScreen(ModalScreen[None]):
     ) -> None:
         """``bindings``: (keys as shown, short description, longer help) of the app."""
         super().__init__()
-        self._bindings = bindings
-        self._title = title
+        self._key_rows = bindings
+        self._heading = title
 
     def compose(self) -> ComposeResult:
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold", no_wrap=True)
         keys.add_column(no_wrap=True)
         keys.add_column(style="dim")
-        for key, description, help_text in self._bindings:
+        for key, description, help_text in self._key_rows:
             keys.add_row(key, description, help_text)
         panes = Table.grid(padding=(0, 2))
         panes.add_column(style="bold", no_wrap=True)
@@ -85,7 +85,7 @@ class HelpScreen(ModalScreen[None]):
         for pane, text in PANES:
             panes.add_row(pane, text)
         with VerticalScroll():
-            yield Static(Text(f"{self._title}: keys"), id="help-title")
+            yield Static(Text(f"{self._heading}: keys"), id="help-title")
             yield Static(keys, id="help-keys")
             yield Static(Text("\nPanes", style="bold"), id="help-panes-title")
             yield Static(panes, id="help-panes")

@@ -1,0 +1,334 @@
+"""Pilot tests: every key (and the command palette) changes the engine as it should.
+
+The engine is the real Session on the bundled demo. Waits for the engine happen with short
+``asyncio`` sleeps (``wait_for``) so the app's event loop keeps running meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sessionkit.tui.app import SessionkitApp, create_app, next_speed
+from sessionkit.tui.screens.help import HelpScreen
+from sessionkit.tui.widgets.event_log import EventLog
+from sessionkit.tui.widgets.oscillator_chart import OscillatorChart
+from sessionkit.tui.widgets.price_chart import PriceChart
+from sessionkit.tui.widgets.status_bar import StatusBar
+from sessionkit.tui.widgets.symbols_table import SymbolsTable
+from textual.command import CommandList
+from textual.widgets import Input
+from tui_helpers import drive, wait_for
+
+SIZE = (120, 40)
+
+
+def engine_threads(session):
+    return [
+        t
+        for t in (session.coordinator, session.processor, session.quality, session.analysis)
+        if t is not None
+    ]
+
+
+def palette_has_options(app) -> bool:
+    lists = app.screen.query(CommandList)
+    return bool(lists) and lists.first().option_count > 0
+
+
+def make_app(session, **options) -> SessionkitApp:
+    return create_app(session, frozen_metrics=True, **options)
+
+
+async def test_space_pauses_and_resumes(make_session):
+    session = make_session("demo", paused=False)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "streaming", 10)
+        await pilot.press("space")
+        assert await wait_for(lambda: session.snapshot().state == "paused")
+        assert await wait_for(lambda: app.query_one(StatusBar).line.state == "paused")
+        await pilot.press("space")
+        assert await wait_for(lambda: session.snapshot().state == "streaming")
+        # Two quick presses: pause then resume, whatever the last frame said.
+        await pilot.press("space", "space")
+        await pilot.pause(0.3)
+        assert session.snapshot().state == "streaming"
+
+
+async def test_n_steps_one_instant(make_session):
+    session = make_session("demo")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "paused", 10)
+        assert session.snapshot().metrics.steps == 0
+        await pilot.press("n")
+        assert await wait_for(lambda: session.snapshot().metrics.steps == 1)
+        await pilot.press("n", "n", "n")
+        assert await wait_for(lambda: session.snapshot().metrics.steps == 4)
+        await pilot.pause(0.2)
+        snapshot = session.snapshot()
+        assert snapshot.metrics.steps == 4
+        assert snapshot.state == "paused"
+        assert await wait_for(lambda: app.query_one(StatusBar).line.time.startswith("09:34"))
+
+
+async def test_plus_and_minus_walk_the_speed_presets(make_session):
+    session = make_session("demo")  # clock-driven at 60x
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "paused", 10)
+
+        def speed():
+            snapshot = session.snapshot()
+            return None if snapshot.clock == "data-driven" else snapshot.speed
+
+        for expected in (300.0, 600.0, 3600.0, None):
+            await pilot.press("plus")
+            assert await wait_for(lambda expected=expected: speed() == expected), expected
+        await pilot.press("plus")  # already at max
+        await pilot.pause(0.1)
+        assert speed() is None
+        assert session.snapshot().clock == "data-driven"
+        await pilot.press("minus")
+        assert await wait_for(lambda: speed() == 3600.0)
+        await pilot.press("minus", "minus", "minus", "minus")  # quick presses build up
+        assert await wait_for(lambda: speed() == 10.0)
+        await pilot.press("minus", "minus")
+        assert await wait_for(lambda: speed() == 1.0)
+        assert "1x" in app.query_one(StatusBar).line.speed or await wait_for(
+            lambda: "1x" in app.query_one(StatusBar).line.speed
+        )
+
+
+def test_next_speed_presets():
+    assert next_speed("clock-driven", 60.0, +1) == 300.0
+    assert next_speed("clock-driven", 60.0, -1) == 10.0
+    assert next_speed("clock-driven", 3600.0, +1) is None
+    assert next_speed("data-driven", None, +1) is None
+    assert next_speed("data-driven", None, -1) == 3600.0
+    assert next_speed("clock-driven", 1.0, -1) == 1.0
+    assert next_speed("clock-driven", 45.0, +1) == 60.0  # off-preset speeds snap onto them
+    assert next_speed("clock-driven", 45.0, -1) == 10.0
+
+
+async def test_m_switches_clock_mode_keeping_the_speed(make_session):
+    session = make_session("demo")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "paused", 10)
+        assert session.snapshot().clock == "clock-driven"
+        await pilot.press("m")
+        assert await wait_for(lambda: session.snapshot().clock == "data-driven")
+        await pilot.press("m")
+        assert await wait_for(lambda: session.snapshot().clock == "clock-driven")
+        assert session.snapshot().speed == 60.0
+        assert await wait_for(lambda: app.query_one(StatusBar).line.speed == "60x clock")
+
+
+async def test_up_down_and_mouse_pick_the_symbol(make_session):
+    session = make_session("demo")
+    drive(session, 30)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: app.symbol == "ACME")
+        chart = app.query_one(PriceChart)
+        assert await wait_for(lambda: str(chart.border_title).startswith("ACME 1m"))
+        await pilot.press("down")
+        assert app.symbol == "BOLT"
+        assert await wait_for(lambda: str(chart.border_title).startswith("BOLT 1m"))
+        await pilot.press("down", "down")
+        assert app.symbol == "DYNA"
+        await pilot.press("up")
+        assert app.symbol == "CRUX"
+        # Click the row of FLUX: border (1) + header (1) + rows ACME..EMBR (5).
+        await pilot.click(SymbolsTable, offset=(3, 7))
+        assert await wait_for(lambda: app.symbol == "FLUX")
+        assert await wait_for(lambda: str(chart.border_title).startswith("FLUX 1m"))
+        assert chart.data is not None and chart.data.series.symbol == "FLUX"
+
+
+async def test_i_cycles_the_chart_interval(make_session):
+    session = make_session("demo")
+    drive(session, 30)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: app.interval == "1m")
+        price = app.query_one(PriceChart)
+        oscillator = app.query_one(OscillatorChart)
+        assert await wait_for(lambda: str(oscillator.border_title).startswith("RSI rsi_14"))
+        await pilot.press("i")
+        assert app.interval == "5m"
+        assert await wait_for(lambda: str(price.border_title).startswith("ACME 5m"))
+        assert price.data is not None
+        assert price.data.overlays == ("sma_5m",)
+        assert len(price.data.series.close) >= 6  # 30 minutes of 5m bars (+ history)
+        # No oscillator computed on 5m: the lower chart shows the volume.
+        assert str(oscillator.border_title) == "Volume"
+        await pilot.press("i")
+        assert app.interval == "15m"
+        await pilot.press("i")
+        assert app.interval == "1m"
+        assert await wait_for(lambda: str(oscillator.border_title).startswith("RSI"))
+
+
+async def test_t_cycles_the_themes_and_charts_follow(make_session):
+    session = make_session("demo")
+    drive(session, 30)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        chart = app.query_one(PriceChart)
+        assert await wait_for(lambda: chart.data is not None)
+        assert app.theme == "dark"
+        colours = {}
+        for expected in ("light", "high-contrast", "dark"):
+            before = chart.replots
+            await pilot.press("t")
+            assert app.theme == expected
+            assert await wait_for(lambda before=before: chart.replots > before)
+            colours[expected] = chart.colour("chart-price")
+            theme = app.get_theme(expected)
+            assert theme is not None
+            assert app.theme_variables["chart-price"] == theme.variables["chart-price"]
+        assert colours["light"] != colours["dark"]
+        assert colours["high-contrast"] == (255, 255, 255)
+
+
+async def test_question_mark_opens_help_and_escape_closes_it(make_session):
+    session = make_session("demo")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(str(row) for row in app.key_help())
+        for key in ("space", "n", "+", "-", "m", "i", "t", "?", "q"):
+            assert f"'{key}'" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark", "q")  # q closes help, does not quit
+        assert not isinstance(app.screen, HelpScreen)
+        assert app.is_running
+
+
+async def test_command_palette_runs_session_commands(make_session):
+    session = make_session("demo")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "paused", 10)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        app.screen.query_one(Input).cursor_blink = False
+        await pilot.press(*"step one")
+        assert await wait_for(lambda: palette_has_options(app), 3)
+        await pilot.press("enter")
+        assert await wait_for(lambda: session.snapshot().metrics.steps == 1)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"speed max")
+        assert await wait_for(lambda: palette_has_options(app), 3)
+        await pilot.press("enter")
+        assert await wait_for(lambda: session.snapshot().clock == "data-driven")
+        titles = [title for title, _, _ in app.palette_commands()]
+        for title in ("Pause / resume", "Step one instant", "Faster", "Slower",
+                      "Toggle clock mode", "Next interval", "Next theme", "Help",
+                      "Speed 60x", "Speed max", "Theme light", "Chart BOLT"):  # fmt: skip
+            assert title in titles
+
+
+async def _quit_and_measure(app, session, pilot) -> float:
+    started = time.monotonic()
+    await pilot.press("q")
+    assert await wait_for(lambda: not app.is_running, 3)
+    elapsed = time.monotonic() - started
+    assert not any(t.is_alive() for t in engine_threads(session))
+    return elapsed
+
+
+async def test_q_quits_while_running_at_max_speed(make_session):
+    session = make_session("spy-2011", paused=False, backtest={"clock": "data-driven"})
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().metrics.steps > 10, 10)
+        elapsed = await _quit_and_measure(app, session, pilot)
+    assert elapsed < 1.0
+    assert session.snapshot().state == "stopped"
+
+
+async def test_q_quits_while_paused(make_session):
+    session = make_session("demo")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "paused", 10)
+        elapsed = await _quit_and_measure(app, session, pilot)
+    assert elapsed < 1.0
+
+
+async def test_q_quits_while_loading_clock_driven(make_session):
+    session = make_session("demo", paused=False)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        elapsed = await _quit_and_measure(app, session, pilot)
+    assert elapsed < 1.0
+
+
+async def test_q_quits_after_completion(make_session):
+    session = make_session(
+        "demo",
+        paused=False,
+        backtest={"start_date": "2024-11-29", "end_date": "2024-11-29", "clock": "data-driven"},
+    )
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: session.snapshot().state == "completed", 20)
+        assert await wait_for(lambda: app.query_one(StatusBar).line.state == "completed")
+        elapsed = await _quit_and_measure(app, session, pilot)
+    assert elapsed < 1.0
+    assert session.snapshot().state == "completed"
+
+
+async def test_engine_error_is_shown_and_ui_stays_responsive(make_session):
+    session = make_session(
+        "demo",
+        paused=False,
+        backtest={"clock": "data-driven"},
+        analysis={"entry": "tui_analyses:FailAt", "on_error": "stop", "options": {"at": 5}},
+    )
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: app.latest is not None and app.latest.state == "error", 10)
+        message = session.snapshot().error or ""
+        assert "deliberate failure at step 5" in message
+        # Notification, status bar and log.
+        assert any(
+            "deliberate failure" in str(n.message) and n.severity == "error"
+            for n in app._notifications
+        )
+        assert app.query_one(StatusBar).line.state == "error"
+        log = app.query_one(EventLog)
+        assert any("deliberate failure" in line.text for line in log.lines)
+        # Still responsive: keys work, controls on a finished session are refused kindly.
+        await pilot.press("i")
+        assert app.interval == "5m"
+        await pilot.press("space", "n", "t")
+        assert app.theme == "light"
+        assert session.snapshot().state == "error"
+        elapsed = await _quit_and_measure(app, session, pilot)
+    assert elapsed < 1.0
+
+
+async def test_polling_an_unchanged_engine_updates_nothing(make_session):
+    session = make_session("demo")
+    drive(session, 20)
+    app = make_app(session, poll_interval=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        chart = app.query_one(PriceChart)
+        assert await wait_for(lambda: chart.data is not None)
+        await pilot.pause(0.2)
+        polls, replots = app.polls, chart.replots
+        await pilot.pause(0.5)  # ~25 polls of an idle, paused engine
+        assert app.polls == polls
+        assert chart.replots == replots
+        app.sync()  # forced: same data, same size, same theme -> no re-plot
+        await pilot.pause()
+        assert chart.replots == replots
+        await pilot.press("n")
+        assert await wait_for(lambda: chart.replots == replots + 1)
