@@ -406,6 +406,62 @@ def test_warm_up_gives_valid_indicators_from_the_first_bar(spy: Run) -> None:
         assert missing == [], f"{interval}: {missing} not warmed up"
 
 
+def test_series_matches_the_recorded_values(spy: Run) -> None:
+    """``Session.series`` returns copies aligned with its bars (history first)."""
+    for interval in SPY_INTERVALS:
+        names = spy.session.processor.streams["SPY", interval].names
+        rows = spy.record["SPY", interval]
+        per_session = len([b for b, _r in rows if b.start.astimezone(NY).date() == SPY_LAST])
+        series = spy.session.series("SPY", interval, n=per_session)
+        assert series.history == 0  # only the last session's bars were asked for
+        tail = rows[-per_session:]
+        assert series.starts == tuple(b.start for b, _r in tail)
+        assert series.close == tuple(b.close for b, _r in tail)
+        for position, name in enumerate(names):
+            assert series.indicators[name] == tuple(r[position] for _b, r in tail), name
+        everything = spy.session.series("SPY", interval, n=100_000)
+        assert everything.history == len(everything.starts) - per_session
+        assert everything.starts == tuple(sorted(everything.starts))
+
+
+def test_warm_up_across_an_early_close_and_gaps_in_the_history() -> None:
+    """2024-12-02..03 with 5 trailing days (11-22..11-29, early close on 11-29).
+
+    EMBR has gaps in the history and the streamed days; the 1h windows of 11-29 are cut
+    at 13:00. Indicators must equal the reference over history + streamed bars.
+    """
+    intervals = ["1m", "15m", "1h"]
+    config = {
+        "backtest": {"start_date": "2024-12-02", "end_date": "2024-12-03", "clock": "data-driven"},
+        "streams": {"symbols": ["ACME", "EMBR"], "derived": ["15m", "1h"]},
+        "historical": [{"trailing_days": 5}],
+        "indicators": [i for interval in intervals for i in indicators_for(interval)],
+    }
+    session = run_to_end(config)
+    closes = {date(2024, 11, 29): ny(date(2024, 11, 29), 13, 0)}
+    for symbol in ("ACME", "EMBR"):
+        base = db_bars(symbol, date(2024, 11, 22), date(2024, 12, 3))
+        assert len(base) < 5 * 390 + 2 * 390  # the early close (and EMBR's gaps)
+        for interval in intervals:
+            minutes = MINUTES[interval]
+            sequence = base if minutes == 1 else resample(base, minutes, closes)
+            rows = session.processor.record[symbol, interval]
+            streamed = sequence.iloc[-len(rows) :]
+            assert [b.start for b, _r in rows] == list(streamed["start"])
+            names = session.processor.streams[symbol, interval].names
+            # Valid from the first bar (1h: 32 history bars are too few for MACD's signal).
+            first = dict(zip(names, rows[0][1], strict=True))
+            if interval == "1h":
+                first = {k: v for k, v in first.items() if not k.startswith("macd_1h.")}
+            assert None not in first.values(), (symbol, interval, first)
+            for spec in indicators_for(interval):
+                for name, values in reference(spec["kind"], sequence, spec).items():
+                    got = as_array(row[names.index(name)] for _bar, row in rows)
+                    np.testing.assert_allclose(
+                        got, values[-len(rows) :], rtol=1e-9, atol=1e-9, err_msg=name
+                    )
+
+
 def test_warm_up_is_visible_before_the_first_step() -> None:
     """Paused at the first session's start: history and its indicators are loaded."""
     config = config_from_dict(
@@ -637,18 +693,28 @@ GAPS = {  # documented in sample_db/README.md (New York time, bar starts)
         "EMBR": [("10:05", "10:06")],
     },
     "2024-12-10": {"DYNA": [("12:00", "16:00")], "EMBR": [("12:05", "12:06")]},
+    "2024-12-31": {  # EMBR misses the open itself
+        "BOLT": [("10:28", "10:29")],
+        "EMBR": [("09:30", "09:31"), ("10:31", "10:32"), ("15:01", "15:02")],
+    },
 }
 
 
-@pytest.fixture(scope="module", params=sorted(GAPS))
+@pytest.fixture(
+    scope="module",
+    params=[(day, True) for day in sorted(GAPS)] + [("2024-11-25", False)],
+    ids=lambda p: f"{p[0]}-{'recorded' if p[1] else 'live-quality'}",
+)
 def quality_run(request) -> tuple[str, Session]:
-    day = request.param
+    """One demo day with documented gaps; recorded (quality at every step) or not (the
+    quality manager then batches the steps it is behind on)."""
+    day, record = request.param
     config = {
         "backtest": {"start_date": day, "end_date": day, "clock": "data-driven"},
         "streams": {"symbols": DEMO, "derived": ["5m", "15m"]},
         "indicators": [{"name": "sma_5m", "kind": "sma", "period": 3, "interval": "5m"}],
     }
-    return day, run_to_end(config)
+    return day, run_to_end(config, record=record)
 
 
 def _clock(day: str, hhmm: str) -> datetime:
@@ -680,10 +746,35 @@ def test_quality_and_gaps_of_the_documented_gaps(quality_run) -> None:
     assert len(gap_events) == sum(len(g) for g in documented.values())
 
 
+def test_derived_bars_across_gaps_equal_an_independent_resample(quality_run) -> None:
+    """A gap never merges two windows or invents a bar; windows stay anchored at the open."""
+    day, session = quality_run
+    if session.processor.record is None:
+        pytest.skip("needs the recorded bars")
+    for symbol in DEMO:
+        base = db_bars(symbol, date.fromisoformat(day), date.fromisoformat(day))
+        for interval in ("5m", "15m"):
+            expected = resample(base, MINUTES[interval])
+            got = bar_frame(bar for bar, _row in session.processor.record[symbol, interval])
+            assert list(got["start"]) == list(expected["start"]), (symbol, interval)
+            for column in ("open", "high", "low", "close", "volume"):
+                assert list(got[column]) == list(expected[column]), (symbol, interval, column)
+    if day == "2024-12-31":  # EMBR's 09:30 bar is missing: the window still starts at 09:30
+        first, _row = session.processor.record["EMBR", "5m"][0]
+        minute = [b for b, _r in session.processor.record["EMBR", "1m"]][0]
+        assert first.start == ny(date(2024, 12, 31), 9, 30)
+        assert minute.start == ny(date(2024, 12, 31), 9, 31) and first.open == minute.open
+    if day == "2024-12-10":  # DYNA: nothing after 11:59, so no bar after the 11:55 window
+        last, _row = session.processor.record["DYNA", "5m"][-1]
+        assert last.start == ny(date(2024, 12, 10), 11, 55)
+
+
 def test_quality_column_of_the_export(quality_run, tmp_path: Path) -> None:
     day, session = quality_run
+    if session.processor.record is None:
+        pytest.skip("export needs record=True")
     session.export_csv(tmp_path)
-    symbol = "BOLT" if day == "2024-11-25" else "DYNA"
+    symbol = {"2024-11-25": "BOLT", "2024-12-10": "DYNA", "2024-12-31": "EMBR"}[day]
     with (tmp_path / symbol / "1m.csv").open(newline="") as handle:
         rows = {r["start"][11:16]: r for r in csv.DictReader(handle)}
     if symbol == "BOLT":  # 09:44 is missing: 15 of the 16 bars due by 09:46 are there
@@ -691,9 +782,12 @@ def test_quality_column_of_the_export(quality_run, tmp_path: Path) -> None:
         assert "09:44" not in rows
         assert float(rows["09:45"]["quality"]) == pytest.approx(100.0 * 15 / 16)
         assert len(rows) == 386
-    else:
+    elif symbol == "DYNA":
         assert float(rows["11:59"]["quality"]) == pytest.approx(100.0)
         assert max(rows) == "11:59" and len(rows) == 150
+    else:  # EMBR misses 09:30: 1 of 2 bars due by 09:32
+        assert float(rows["09:31"]["quality"]) == pytest.approx(50.0)
+        assert "09:30" not in rows and len(rows) == 387
     with (tmp_path / symbol / "5m.csv").open(newline="") as handle:
         reader = csv.reader(handle)
         assert next(reader) == [
@@ -710,6 +804,8 @@ def test_quality_column_of_the_export(quality_run, tmp_path: Path) -> None:
         first = next(reader)
     assert first[0] == f"{day}T09:30:00-05:00" and first[1] == f"{day}T09:35:00-05:00"
     assert first[8] == ""  # the SMA needs three 5m bars and there is no history
+    if symbol == "EMBR":  # 4 of the 5 minutes are there when the window is emitted
+        assert float(first[7]) == pytest.approx(100.0 * 4 / 5)
 
 
 def test_historical_quality_over_the_trailing_window() -> None:
