@@ -1,0 +1,112 @@
+"""The real ``sessionkit-tui`` command in a real terminal (tmux): keys in, screen out.
+
+Runs the installed entry point in a detached tmux server of its own (``-L``), sends keys
+with ``tmux send-keys`` and reads the screen with ``tmux capture-pane -p``. Checks that the
+screen opens paused, that keys reach the engine, and that ``q`` stops everything and gives
+the terminal back (the shell prints the exit status on the normal screen).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TMUX = shutil.which("tmux")
+COMMAND = Path(sys.executable).parent / "sessionkit-tui"
+EXIT = re.compile(r"EXIT-STATUS=\d")
+
+pytestmark = pytest.mark.skipif(
+    TMUX is None or not COMMAND.exists(), reason="needs tmux and the installed command"
+)
+
+
+class Terminal:
+    """One tmux session on a private server, 120x40."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        return result.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "tui")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "tui", *keys)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"screen never matched within {timeout}s:\n{screen}")
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    socket = f"sessionkit-test-{os.getpid()}"
+    term = Terminal(socket)
+    env_unset = "unset NO_COLOR SESSIONKIT_THEME_DIR; "
+    term.tmux(
+        "-f", "/dev/null", "new-session", "-d", "-s", "tui", "-x", "120", "-y", "40",
+        "env -u NO_COLOR bash --norc --noprofile",
+    )  # fmt: skip
+    term.keys(f"{env_unset}export PS1='$ '; cd {tmp_path}", "Enter")
+    try:
+        yield term
+    finally:
+        term.tmux("kill-server")
+
+
+def test_command_runs_steps_and_quits_in_a_terminal(terminal: Terminal) -> None:
+    terminal.keys(f"{COMMAND} --paused; echo EXIT-STATUS=$?", "Enter")
+    screen = terminal.wait_for(lambda s: "paused" in s and "Symbols" in s and "ACME" in s, 15)
+    assert "2024-11-25" in screen
+    assert "09:30:00 EST" in screen
+    terminal.keys("n", "n", "n")
+    screen = terminal.wait_for(lambda s: "09:33:00 EST" in s)
+    assert "paused" in screen
+    terminal.keys("+")
+    terminal.wait_for(lambda s: "300x clock" in s)
+    terminal.keys("m")
+    terminal.wait_for(lambda s: "max data-driven" in s)
+    terminal.keys("i")
+    terminal.wait_for(lambda s: "ACME 5m" in s)
+    terminal.keys("Down")
+    terminal.wait_for(lambda s: "BOLT 5m" in s)
+    terminal.keys("?")
+    terminal.wait_for(lambda s: "sessionkit-tui: keys" in s)
+    terminal.keys("Escape")
+    terminal.wait_for(lambda s: "sessionkit-tui: keys" not in s)
+    terminal.keys("space")
+    terminal.wait_for(lambda s: "running" in s, 5)
+    started = time.monotonic()
+    terminal.keys("q")
+    screen = terminal.wait_for(lambda s: EXIT.search(s) is not None, 5)
+    elapsed = time.monotonic() - started
+    assert "EXIT-STATUS=0" in screen
+    assert "Symbols" not in screen  # back on the normal screen
+    assert elapsed < 1.5, f"quitting took {elapsed:.2f}s"
+
+
+def test_bad_arguments_print_one_line_and_exit_2(terminal: Terminal) -> None:
+    terminal.keys(f"{COMMAND} --speed fast; echo EXIT-STATUS=$?", "Enter")
+    screen = terminal.wait_for(lambda s: EXIT.search(s) is not None, 10)
+    assert "sessionkit-tui: error: argument --speed" in screen
+    assert "EXIT-STATUS=2" in screen
+    assert "Traceback" not in screen

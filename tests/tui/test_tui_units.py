@@ -1,0 +1,303 @@
+"""Unit tests of the monitor's pure parts (themes, chart helpers, formatting, arguments) and
+app behaviours that need an engine in a state the sample data cannot produce (a fake one).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fake_session import FakeSession
+from sessionkit.tui import cli
+from sessionkit.tui.app import create_app
+from sessionkit.tui.charting import SessionAxis, base_name, classify, downsample
+from sessionkit.tui.format import Figures, FrozenFigures, sim_clock, speed
+from sessionkit.tui.themes import CHART_DEFAULTS, load_theme_file, load_themes, parse_theme
+from sessionkit.tui.widgets.event_log import EventLog, unseen
+from sessionkit.tui.widgets.status_bar import StatusBar
+from tui_helpers import wait_for
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+GOOD_THEME = """
+name = "ocean"
+dark = true
+primary = "#2E86AB"
+background = "#001B2E"
+[chart]
+price = "#FFFFFF"
+overlays = ["#F6AE2D", "#F26419"]
+"""
+
+
+# -- themes -------------------------------------------------------------------------------
+
+
+def test_bundled_themes_load_in_order_with_chart_colours():
+    themes = load_themes()
+    assert themes.failures == []
+    assert themes.names[:3] == ["dark", "light", "high-contrast"]
+    for theme in themes.themes:
+        for variable in CHART_DEFAULTS:
+            assert variable in theme.variables
+    assert themes.get("light").dark is False
+    assert (
+        themes.get("dark").variables["chart-price"] != themes.get("light").variables["chart-price"]
+    )
+
+
+def test_theme_file_errors_name_the_file_and_key(tmp_path):
+    bad_colour = tmp_path / "bad.toml"
+    bad_colour.write_text('name = "bad"\nprimary = "not-a-colour"\n')
+    with pytest.raises(ValueError, match=r"bad\.toml.*primary.*not-a-colour"):
+        load_theme_file(bad_colour)
+    with pytest.raises(ValueError, match="invalid TOML"):
+        parse_theme("name = ", source="x.toml")
+    with pytest.raises(ValueError, match="unknown_key"):
+        parse_theme('name = "x"\nprimary = "#000000"\nunknown_key = 1\n', source="x.toml")
+    with pytest.raises(ValueError, match=r"chart\.overlays"):
+        parse_theme('name = "x"\nprimary = "#000"\n[chart]\noverlays = ["nope"]\n', source="x")
+
+
+def test_broken_theme_files_are_reported_and_skipped(tmp_path):
+    (tmp_path / "ocean.toml").write_text(GOOD_THEME)
+    (tmp_path / "broken.toml").write_text("name = [")
+    (tmp_path / "colour.toml").write_text('name = "c"\nprimary = "#12"\n')
+    (tmp_path / "notes.txt").write_text("not a theme")
+    themes = load_themes([tmp_path, tmp_path / "missing"])
+    assert "ocean" in themes.names
+    assert themes.names[:3] == ["dark", "light", "high-contrast"]
+    failed = sorted(f.path for f in themes.failures)
+    assert failed == sorted(
+        [str(tmp_path / "broken.toml"), str(tmp_path / "colour.toml"), str(tmp_path / "missing")]
+    )
+    ocean = themes.get("ocean")
+    assert ocean.variables["chart-overlay-2"] == "#F26419"
+    assert ocean.variables["chart-oscillator"] == CHART_DEFAULTS["chart-oscillator"]
+
+
+async def test_app_reports_broken_theme_files_and_runs(tmp_path):
+    (tmp_path / "ocean.toml").write_text(GOOD_THEME)
+    (tmp_path / "broken.toml").write_text("primary = ")
+    session = FakeSession(start_paused=True)
+    app = create_app(session, theme="ocean", theme_dirs=[tmp_path], frozen_metrics=True)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert app.theme == "ocean"
+            assert any("broken.toml" in str(n.message) for n in app._notifications)
+            log = app.query_one(EventLog)
+            assert any("broken.toml" in line.text for line in log.lines)
+            await pilot.press("t")
+            assert app.theme == "dark"  # after the last loaded theme comes the first
+    finally:
+        session.stop()
+
+
+def test_unknown_theme_is_refused():
+    session = FakeSession()
+    with pytest.raises(ValueError, match="unknown theme 'nope'"):
+        create_app(session, theme="nope")
+    assert create_app(session, theme="nord").theme_set.names[:3] == [
+        "dark",
+        "light",
+        "high-contrast",
+    ]
+
+
+# -- chart helpers --------------------------------------------------------------------------
+
+
+def test_session_axis_positions_and_early_close_slots():
+    day_open = datetime(2024, 11, 29, 14, 30, tzinfo=UTC)  # 09:30 New York
+    early_close = datetime(2024, 11, 29, 18, 0, tzinfo=UTC)  # 13:00 New York
+    axis = SessionAxis(day_open, early_close, "1m")
+    assert axis.slots == 210
+    assert SessionAxis(day_open, early_close, "5m").slots == 42
+    history = [
+        datetime(2024, 11, 27, 20, 58, tzinfo=UTC),
+        datetime(2024, 11, 27, 20, 59, tzinfo=UTC),
+    ]
+    session = [day_open, datetime(2024, 11, 29, 14, 35, tzinfo=UTC)]
+    assert axis.positions(history + session, 2) == [-2.0, -1.0, 0.0, 5.0]
+    ticks, labels = axis.ticks(NEW_YORK, 120)
+    assert labels[0] == "09:30" and labels[-1] == "13:00"
+    assert ticks[-1] == 210.0
+    assert "10:00" in labels and "12:00" in labels
+    narrow_ticks, narrow_labels = axis.ticks(NEW_YORK, 30)
+    assert len(narrow_labels) < len(labels)
+    assert narrow_labels[0] == "09:30" and narrow_labels[-1] == "13:00"
+
+
+def test_downsample_keeps_extremes_and_splits_at_missing_values():
+    xs = [float(i) for i in range(1000)]
+    ys = [math.sin(i / 50) for i in range(1000)]
+    ys[500] = 5.0  # a spike must survive
+    segments = downsample(xs, ys, 50)
+    assert len(segments) == 1
+    points = segments[0]
+    assert len(points) <= 2 * 51
+    assert max(p[1] for p in points) == 5.0
+    assert min(p[1] for p in points) == pytest.approx(min(ys))
+    assert [p[0] for p in points] == sorted(p[0] for p in points)
+    gappy = [None, None, 1.0, 2.0, float("nan"), 3.0, None]
+    assert downsample(range(7), gappy, 50) == [[(2, 1.0), (3, 2.0)], [(5, 3.0)]]
+    assert downsample([], [], 10) == []
+
+
+def test_classify_uses_configured_kinds_then_names_then_values():
+    columns = {
+        "sma_20": [100.0],
+        "bb_20.upper": [101.0],
+        "rsi_14": [55.0],
+        "mystery": [100.5],
+        "other": [0.3],
+        "macd.signal": [0.1],
+    }
+    overlays, oscillators = classify(columns, {"sma_20": "sma", "bb_20": "bollinger"}, 99.0, 102.0)
+    assert overlays == ["sma_20", "bb_20.upper", "mystery"]
+    assert oscillators == ["rsi_14", "other", "macd.signal"]
+    assert base_name("bb_20.lower") == "bb_20"
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def test_wall_clock_figures_are_frozen_for_snapshots():
+    live, frozen = Figures(), FrozenFigures()
+    assert live.rate(12_345.0) == "12.3k bars/s"
+    assert live.wait_ms(0.0042) == "4.2"
+    message = "session 1/25 2024-11-25 09:30-16:00: 390 bars, loaded in 0.035s (12 ms)"
+    assert live.message(message) == message
+    assert frozen.rate(12_345.0) == frozen.rate(3.0)
+    assert frozen.wait_ms(0.0042) == frozen.wait_ms(None)
+    assert frozen.message(message) == (
+        "session 1/25 2024-11-25 09:30-16:00: 390 bars, loaded in #s (#s)"
+    )
+    assert speed("data-driven", None) == "max"
+    assert speed("clock-driven", 60.0) == "60x"
+    assert sim_clock(datetime(2024, 7, 1, 13, 31, tzinfo=UTC), NEW_YORK) == "09:31:00 EDT"
+    assert sim_clock(datetime(2024, 12, 2, 14, 31, tzinfo=UTC), NEW_YORK) == "09:31:00 EST"
+
+
+def test_unseen_finds_new_items_by_identity():
+    a, b, c, d = (object() for _ in range(4))
+    assert unseen((a, b, c), None) == (a, b, c)
+    assert unseen((a, b, c), b) == (c,)
+    assert unseen((b, c, d), a) == (b, c, d)  # the last one seen left the window
+    assert unseen((a, b), b) == ()
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def test_options_become_nested_overrides():
+    parse = cli.build_parser().parse_args
+    args = parse(["demo", "--db", "sqlite:///x.db", "--start", "2024-12-02", "--speed", "max"])
+    assert cli.overrides_from(args) == {
+        "database_url": "sqlite:///x.db",
+        "backtest": {"start_date": date(2024, 12, 2), "clock": "data-driven"},
+    }
+    args = parse(["--end", "2024-12-31", "--speed", "600x"])
+    assert cli.overrides_from(args) == {
+        "backtest": {"end_date": date(2024, 12, 31), "clock": "clock-driven", "speed": 600.0}
+    }
+    assert cli.overrides_from(parse([])) == {}
+    assert parse(["--paused"]).paused is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["no-such-config"], "configuration file no-such-config does not exist"),
+        (["--speed", "0"], "speed must be a positive number"),
+        (["--speed", "fast"], "'fast' is not a speed"),
+        (["--start", "2024-13-01"], "'2024-13-01' is not a date"),
+        (["--theme", "nope"], "unknown theme 'nope'"),
+        (["--db", "sqlite:////no/such/dir/x.db"], "does not exist"),
+        (["--start", "2024-12-31", "--end", "2024-12-01"], "end_date 2024-12-01 is before"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["demo", "extra"], "unrecognized arguments: extra"),
+    ],
+)
+def test_bad_arguments_exit_2_before_the_screen_opens(capsys, argv, message):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("sessionkit-tui: error: ")
+    assert message in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_broken_theme_file_argument_exits_2(tmp_path, capsys):
+    theme = tmp_path / "mine.toml"
+    theme.write_text('name = "mine"\nprimary = "#zz"\n')
+    assert cli.main(["--theme", str(theme)]) == 2
+    err = capsys.readouterr().err
+    assert "mine.toml" in err and "primary" in err
+
+
+def test_bad_analysis_class_exits_2(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    demo = (Path(__file__).parents[2] / "sample_db" / "demo.toml").read_text()
+    config.write_text(demo.replace("sessionkit.engine.examples:SmaCross", "no_such_mod:Nope"))
+    assert cli.main([str(config)]) == 2
+    assert "no_such_mod" in capsys.readouterr().err
+
+
+# -- app behaviours with a fake engine ------------------------------------------------------
+
+
+async def test_a_failing_snapshot_is_reported_once_and_the_ui_stays_up():
+    session = FakeSession(start_paused=True)
+    app = create_app(session, frozen_metrics=True, poll_interval=0.02)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.1)
+
+            def broken():
+                raise RuntimeError("engine state unreadable")
+
+            session.snapshot = broken  # type: ignore[method-assign]
+            await pilot.pause(0.3)
+            notes = [n for n in app._notifications if "unreadable" in str(n.message)]
+            assert len(notes) == 1
+            await pilot.press("i", "t")
+            assert app.theme == "light"
+            assert app.is_running
+    finally:
+        session.stop()
+
+
+async def test_speed_at_the_ends_does_not_call_the_engine():
+    session = FakeSession(start_paused=True, clock="data-driven")
+    app = create_app(session, frozen_metrics=True)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("plus")
+            assert not any(c.startswith("set_speed") for c in session.calls)
+            await pilot.press("minus")
+            assert "set_speed 3600.0" in session.calls
+    finally:
+        session.stop()
+
+
+async def test_fake_early_close_session_completes_and_status_follows():
+    session = FakeSession(clock="data-driven")
+    app = create_app(session, frozen_metrics=True)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await wait_for(lambda: app.latest is not None and app.latest.finished, 10)
+            await pilot.pause(0.2)
+            line = app.query_one(StatusBar).line
+            assert line.state == "completed"
+            assert line.date == "2024-11-29"
+            assert line.sessions == "session 2/2 early close"
+            assert line.time == "13:00:00 EST"
+            assert any("Backtest complete" in str(n.title) for n in app._notifications)
+    finally:
+        session.stop()
