@@ -22,7 +22,7 @@ from typing import Any
 
 from .bar import Bar, interval_delta
 from .errors import ConfigError
-from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan
+from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
 from .snapshot import AnalysisSignal
 from .subscription import StreamSubscription
 
@@ -79,8 +79,16 @@ class AnalysisContext:
         bars = self._engine.runtime.data.tail(symbol, interval, n + 2)
         if self.time is not None:
             delta = interval_delta(interval)
-            while bars and bars[-1].start + delta > self.time:
-                bars.pop()  # the coordinator may already be ahead in clock-driven mode
+            close = self.plan.close if self.plan is not None else None
+            # The coordinator may already be ahead in clock-driven mode: hide what is not
+            # visible yet (a bar ends at start + interval, or at the close that cuts it).
+            while bars:
+                end = bars[-1].start + delta
+                if close is not None and bars[-1].start < close < end:
+                    end = close
+                if end <= self.time:
+                    break
+                bars.pop()
         return bars[-n:]
 
     def last_bar(self, symbol: str, interval: str | None = None) -> Bar | None:
@@ -140,13 +148,7 @@ class AnalysisEngine(threading.Thread):
             SESSION_END: getattr(self.analysis, "on_session_end", None),
         }
         try:
-            while True:
-                try:
-                    message = self.queue.get(timeout=1.0)
-                except queue.Empty:
-                    if runtime.stopping:
-                        return
-                    continue
+            while (message := next_message(self.queue, runtime)) is not None:
                 tag = message[0]
                 if tag is STOP:
                     return

@@ -277,7 +277,7 @@ class SessionCoordinator(threading.Thread):
     def _publish(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         started = monotonic()
         if self._pending_fills:
-            items = self._take_fills() + items
+            items = self._merge_fills(items)
         deques = self.deques
         for symbol, bar in items:
             deques[symbol].append(bar)
@@ -401,8 +401,12 @@ class SessionCoordinator(threading.Thread):
                 raise StopRequested
             if self._stepping or controls.clock == "data-driven":
                 return
-            if controls.paused and controls.step_budget == 0:
-                self._gate()  # paused while waiting: the gate re-anchors on resume
+            if controls.paused:
+                # Paused while waiting for the clock: wait for resume (the clock re-anchors
+                # then), or run this instant at once if a step is requested.
+                self._gate()
+                if self._stepping:
+                    return
                 continue
             if controls.generation != self._generation:
                 self._anchor(runtime.sim_time)
@@ -423,7 +427,25 @@ class SessionCoordinator(threading.Thread):
         with self._fill_lock:
             self._pending_fills.append((symbol, bars))
 
-    def _take_fills(self) -> tuple[tuple[str, Bar], ...]:
+    def _merge_fills(self, items: tuple[tuple[str, Bar], ...]) -> tuple[tuple[str, Bar], ...]:
+        """Backfilled bars that still fit in order go first; late ones are dropped."""
         with self._fill_lock:
             fills, self._pending_fills = self._pending_fills, []
-        return tuple((symbol, bar) for symbol, bars in fills for bar in bars)
+        merged: list[tuple[str, Bar]] = []
+        for symbol, bars in fills:
+            series = self.deques[symbol]
+            last = series[-1].start if series else None
+            for bar in bars:
+                if last is None or bar.start > last:
+                    merged.append((symbol, bar))
+                    last = bar.start
+                else:
+                    self.runtime.log(
+                        f"backfilled {symbol} bar {bar.start:%H:%M} UTC arrived after newer "
+                        "bars: dropped",
+                        "warning",
+                    )
+        # Each symbol's bars in time order: a fill must precede this instant's bar.
+        merged.extend(items)
+        merged.sort(key=lambda pair: pair[1].start)
+        return tuple(merged)

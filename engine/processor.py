@@ -21,7 +21,7 @@ from itertools import islice
 from .bar import Bar, interval_delta
 from .config import SessionConfig
 from .indicators import Indicator, make_indicator, output_names
-from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan
+from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
 from .session_data import ColumnView, TimeIndex
 from .subscription import StreamSubscription
 
@@ -147,16 +147,9 @@ class DataProcessor(threading.Thread):
     # -- thread -------------------------------------------------------------------------
 
     def run(self) -> None:
-        get = self.queue.get
         runtime = self.runtime
         try:
-            while True:
-                try:
-                    message = get(timeout=1.0)
-                except queue.Empty:
-                    if runtime.stopping:
-                        return
-                    continue
+            while (message := next_message(self.queue, runtime)) is not None:
                 tag = message[0]
                 if tag is STEP:
                     self.process_step(message[2], message[3])

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .bar import Bar, interval_delta
-from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan
+from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
 
 Gap = tuple[datetime, datetime]
 """A run of missing bars: start of the first missing bar, end of the last one."""
@@ -88,50 +88,43 @@ class DataQualityManager(threading.Thread):
     def run(self) -> None:
         runtime = self.runtime
         try:
-            while True:
-                try:
-                    message = self.queue.get(timeout=1.0)
-                except queue.Empty:
-                    if runtime.stopping:
-                        return
-                    continue
-                while message is not None:
-                    tag = message[0]
-                    if tag is STOP:
-                        return
-                    following = None
-                    if tag is STEP and self.record is None:
-                        # Behind? Account every queued step, compute quality once at the last.
-                        steps = [message]
-                        while True:
-                            try:
-                                following = self.queue.get_nowait()
-                            except queue.Empty:
-                                following = None
-                                break
-                            if following[0] is not STEP:
-                                break
-                            steps.append(following)
-                        for queued in steps[:-1]:
-                            self.account(queued[3])
-                        message = steps[-1]
-                        self.on_step(message[2], message[3])
-                    elif tag is STEP:
-                        self.on_step(message[2], message[3])
-                    elif tag is SESSION_START:
-                        self.on_session_start(message[2])
-                    elif tag is SESSION_END:
-                        self.on_session_end(message[2])
-                    with self._cond:
-                        self.done_seq = message[1]
-                        self._cond.notify_all()
-                    message = following
+            while (message := next_message(self.queue, runtime)) is not None:
+                # Take everything queued: at full speed the manager works in batches.
+                batch = [message]
+                while True:
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self._handle(batch):
+                    return
                 if self.throttle:
-                    # Best effort, never in anyone's way: at full speed, work in batches
-                    # (at most ~100 a second) instead of taking the GIL at every step.
+                    # Best effort, never in anyone's way: at full speed, take the GIL at
+                    # most ~100 times a second instead of at every step.
                     runtime.stop_event.wait(self.throttle)
         except Exception as exc:
             runtime.fail("data_quality_manager", exc)
+
+    def _handle(self, batch: list[tuple]) -> bool:
+        """Handle queued messages in order; False once a ``STOP`` was met."""
+        for position, message in enumerate(batch):
+            tag = message[0]
+            if tag is STOP:
+                return False
+            if tag is STEP:
+                following = batch[position + 1] if position + 1 < len(batch) else None
+                if self.record is None and following is not None and following[0] is STEP:
+                    self.account(message[3])  # quality is computed at the batch's last step
+                else:
+                    self.on_step(message[2], message[3])
+            elif tag is SESSION_START:
+                self.on_session_start(message[2])
+            elif tag is SESSION_END:
+                self.on_session_end(message[2])
+            with self._cond:
+                self.done_seq = message[1]
+                self._cond.notify_all()
+        return True
 
     def wait_done(self, seq: int, timeout: float) -> bool:
         """Wait until message ``seq`` was handled (used only while paused, for tests)."""

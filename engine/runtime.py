@@ -9,6 +9,7 @@ event log are protected by small locks; everything else is owned by one thread.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -138,6 +139,22 @@ class Runtime:
     @property
     def stopping(self) -> bool:
         return self.stop_event.is_set()
+
+
+def next_message(q: queue.SimpleQueue, runtime: Runtime, timeout: float = 1.0) -> tuple | None:
+    """Block for an engine thread's next message; None once the session is stopping.
+
+    Queued work is dropped when a stop is requested, so a thread that fell behind (a
+    backlog in clock-driven mode) still ends at once. ``stop()`` also queues a ``STOP``
+    message, which wakes the wait immediately.
+    """
+    stop = runtime.stop_event
+    while not stop.is_set():
+        try:
+            return q.get(timeout=timeout)
+        except queue.Empty:
+            continue
+    return None
 
 
 def monotonic() -> float:

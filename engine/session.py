@@ -196,6 +196,12 @@ class Session:
             True if every thread ended in time.
         """
         runtime = self.runtime
+        deadline = _now() + timeout
+        if self._started and runtime.state == "completed":
+            # Finished normally: the consumers are finishing the queued work (the final
+            # quality among it); let them, within most of the allowed time.
+            for thread in self._threads:
+                thread.join(max(0.0, deadline - _now() - 0.25 * timeout))
         if not self.finished:
             runtime.set_state("stopped")
             runtime.log("stopped")
@@ -208,7 +214,6 @@ class Session:
                 q.put((STOP,))
         if not self._started:
             return True
-        deadline = _now() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - _now()))
         return not any(thread.is_alive() for thread in self._threads)
@@ -220,12 +225,16 @@ class Session:
         self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the session reaches a final state; True if it did. Never from the UI loop."""
-        self.coordinator.join(timeout)
-        if self.coordinator.is_alive():
-            return False
-        for thread in self._threads:
-            thread.join(None if timeout is None else 1.0)
+        """Block until the session ended and every engine thread finished its work.
+
+        Returns True if that happened within ``timeout`` seconds (None: no limit). Never
+        call it from the UI's event loop.
+        """
+        deadline = None if timeout is None else _now() + timeout
+        for thread in (self.coordinator, *self._threads):
+            thread.join(None if deadline is None else max(0.0, deadline - _now()))
+            if thread.is_alive():
+                return False
         return True
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
