@@ -537,12 +537,12 @@ def test_export_csv_format(spy: Run, tmp_path: Path) -> None:
     assert last["end"] == "2011-01-10T16:00:00-05:00"  # cut by the close
 
 
-@pytest.mark.xfail(
-    reason="BUG: AnalysisContext.bars hides a derived bar cut by the close (analysis.py "
-    "filters on start + interval > time instead of the window's real end)",
-    strict=True,
-)
 def test_analysis_sees_the_window_cut_by_the_close(spy: Run) -> None:
+    """The 15:30 1h window ends at the 16:00 close: visible to the analysis at the close.
+
+    Regression: ``AnalysisContext.bars`` used to hide it (it compared ``start + interval``
+    with the time instead of the window's real end, the close).
+    """
     for day, t, last in spy.recorder.session_ends:
         if day.month == 2:
             continue
