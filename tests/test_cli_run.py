@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,44 @@ def test_a_window_without_trading_days_is_exit_2() -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "no NYSE trading day" in result.stderr
+
+
+def test_an_engine_error_exits_1_with_the_error_in_the_json(tmp_path: Path) -> None:
+    path = tmp_path / "raising.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        '[streams]\nsymbols = ["ACME"]\n'
+        '[analysis]\nentry = "pipeline_analyses:Raiser"\non_error = "stop"\n'
+        "options = { after = 5 }\n",
+        encoding="utf-8",
+    )
+    tests = str(Path(__file__).parent)
+    result = subprocess.run(
+        [*COMMAND, str(path), "--speed", "max", "--json", "--export", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": tests},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    data = json.loads(result.stdout)
+    assert data["state"] == "error"
+    assert data["error"] == "analysis Raiser: RuntimeError: analysis boom at step 5"
+    assert data["bars"]["ACME"]["1m"] >= 5
+    assert "export" not in data and not (tmp_path / "out").exists()
+
+
+def test_an_unknown_analysis_class_is_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        '[streams]\nsymbols = ["ACME"]\n'
+        '[analysis]\nentry = "sessionkit.engine.examples:NoSuchAnalysis"\n',
+        encoding="utf-8",
+    )
+    result = run(str(path), "--json")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "analysis.entry" in result.stderr and "NoSuchAnalysis" in result.stderr
