@@ -696,3 +696,52 @@ def test_live_replay_without_drops_fills_nothing(sessions) -> None:
     for symbol in DEMO:
         assert session.processor.totals[symbol, "1m"] == 390
         assert snap.series[symbol, "1m"].quality == 100.0
+
+
+# -- observation from another thread ------------------------------------------------------------
+
+
+def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
+    """A poller (like the UI) reads snapshots and series at full speed: no error, and every
+    copy is consistent (indicator columns aligned with the bars, versions never go back)."""
+    config = {
+        "backtest": {"start_date": "2024-12-02", "end_date": "2024-12-03", "clock": "data-driven"},
+        "streams": {"symbols": DEMO, "derived": ["5m", "15m"]},
+        "historical": [{"trailing_days": 1}],
+        "indicators": [
+            {"name": "sma", "kind": "sma", "period": 20},
+            {"name": "bb", "kind": "bollinger", "period": 20},
+            {"name": "sma_5m", "kind": "sma", "period": 5, "interval": "5m"},
+        ],
+    }
+    session = make(config)
+    sessions.append(session)
+    errors: list[BaseException] = []
+    polls = [0]
+
+    def poll() -> None:
+        version = -1
+        try:
+            while not session.finished:
+                snap = session.snapshot()
+                assert snap.version >= version
+                version = snap.version
+                for symbol in DEMO:
+                    for interval in ("1m", "5m", "15m"):
+                        series = session.series(symbol, interval, n=300)
+                        assert list(series.starts) == sorted(series.starts)
+                        for values in series.indicators.values():
+                            assert len(values) == len(series.starts)
+                polls[0] += 1
+                time.sleep(0.001)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    poller = threading.Thread(target=poll, name="test-poller")
+    session.start()
+    poller.start()
+    assert session.wait(60)
+    poller.join(10)
+    assert errors == []
+    assert polls[0] > 10, polls
+    assert session.snapshot().state == "completed"
