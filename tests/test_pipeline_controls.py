@@ -745,3 +745,20 @@ def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
     assert errors == []
     assert polls[0] > 10, polls
     assert session.snapshot().state == "completed"
+
+
+@pytest.mark.parametrize(
+    ("live", "message"),
+    [
+        ({"replay_date": "2024-12-25"}, "not a NYSE trading day"),
+        ({"replay_date": "2024-12-02", "replay_start": "25:99"}, "replay_start"),
+        ({"replay_date": "2023-06-01"}, "no 1m bars"),
+    ],
+)
+def test_bad_live_replay_settings_fail_before_threads_start(live: dict, message: str) -> None:
+    from sessionkit.engine.errors import SessionkitError
+
+    before = threading.active_count()
+    with pytest.raises(SessionkitError, match=message):
+        make(live_config(**live))
+    assert threading.active_count() == before

@@ -165,3 +165,26 @@ def test_bench_historical_load(benchmark) -> None:
     )
     print(f"\nhistorical load (5 trailing days, 6 symbols): min {best * 1000:.1f} ms, {loads}")
     assert best < LOAD_TARGET
+
+
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+def test_bench_paused_step_latency(benchmark, clock: str) -> None:
+    """Wall time of one ``step(); wait_idle()`` while paused (the UI's ``n`` key)."""
+    config = load_config("demo", {"backtest": {"clock": clock, "speed": 60}})
+    session = Session(config, start_paused=True)
+    session.start()
+    try:
+        assert session.wait_idle(30)
+
+        def step() -> None:
+            session.step()
+            assert session.wait_idle(5)
+
+        benchmark.pedantic(step, rounds=100, iterations=1, warmup_rounds=5)
+        assert session.snapshot().metrics.steps == 105
+    finally:
+        assert session.stop()
+    mean = benchmark.stats.stats.mean
+    benchmark.extra_info["mean_ms"] = round(mean * 1000, 3)
+    print(f"\npaused step latency ({clock}): mean {mean * 1000:.2f} ms")
+    assert mean < 0.05
