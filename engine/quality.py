@@ -26,10 +26,11 @@ Gap = tuple[datetime, datetime]
 
 
 class _Track:
-    __slots__ = ("present", "next_start", "gaps", "missing", "tried")
+    __slots__ = ("present", "next_start", "gaps", "missing", "tried", "requested")
 
     def __init__(self) -> None:
         self.tried: datetime | None = None
+        self.requested: set[datetime] = set()
         self.present = 0
         self.next_start: datetime | None = None
         self.gaps: list[Gap] = []
@@ -73,6 +74,7 @@ class DataQualityManager(threading.Thread):
         self.totals: dict[str, list[int]] = {s: [0, 0] for s in self.symbols}
         """[present, expected] bars over the sessions that ended, per symbol."""
         self.filled = 0
+        """Backfilled bars that arrived in the session (live mode)."""
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
@@ -98,7 +100,7 @@ class DataQualityManager(threading.Thread):
                         break
                 if not self._handle(batch):
                     return
-                if self.throttle:
+                if self.throttle and not runtime.controls.paused:
                     # Best effort, never in anyone's way: at full speed, take the GIL at
                     # most ~100 times a second instead of at every step.
                     runtime.stop_event.wait(self.throttle)
@@ -178,8 +180,11 @@ class DataQualityManager(threading.Thread):
         for symbol, bar in items:
             track = tracks[symbol]
             expected_start = track.next_start or plan.open
+            if track.requested and bar.start in track.requested:
+                track.requested.discard(bar.start)
+                self.filled += 1  # a backfilled bar the coordinator accepted
             if bar.start < expected_start:
-                continue  # a backfilled bar, counted when it was fetched
+                continue  # already counted (cannot happen: fills arrive in time order)
             if bar.start > expected_start:
                 self._gap(symbol, track, expected_start, bar.start)
             track.present += 1
@@ -235,9 +240,9 @@ class DataQualityManager(threading.Thread):
             bars = [bar for bar in self._backfill(symbol, start, t) if bar.start >= start]
             if not bars:
                 continue
-            track.present += len(bars)
-            track.next_start = bars[-1].start + delta
-            self.filled += len(bars)
+            # Counted (present, filled) only when they arrive with the coordinator's next
+            # instant: it drops a fill that comes after newer bars.
+            track.requested.update(bar.start for bar in bars)
             self._fill(symbol, bars)
             self.runtime.log(
                 f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill"

@@ -670,11 +670,6 @@ def test_live_backfill_keeps_bars_in_time_order(live_run: Session) -> None:
         assert starts == sorted(starts), symbol
 
 
-@pytest.mark.xfail(
-    reason="BUG: live quality (and quality.filled) counts backfilled bars that the "
-    "coordinator then drops because newer bars of the symbol were already appended",
-    strict=True,
-)
 def test_live_quality_counts_only_the_bars_that_arrived(live_run: Session) -> None:
     snap = live_run.snapshot()
     for symbol in DEMO:
