@@ -141,6 +141,7 @@ class DataProcessor(threading.Thread):
         """When a dict, every streamed and derived bar of the sessions is kept with its
         indicator values, per (symbol, interval), for export."""
         self._streaming = False
+        self._grids: dict[str, TimeIndex] = {}
         self.totals: dict[tuple[str, str], int] = dict.fromkeys(self.streams, 0)
         """Bars of the streamed sessions (history excluded) per (symbol, interval)."""
 
@@ -316,7 +317,13 @@ class DataProcessor(threading.Thread):
         epochs = stream.epochs
         for bar in islice(stream.bars, len(epochs), None):  # only the bars added since
             epochs.append(int(bar.start.timestamp()))
-        grid = TimeIndex.from_epochs(epochs, stream.interval)
+        # Symbols without gaps share their times: one index serves them all.
+        values = list(epochs)
+        cached = self._grids.get(stream.interval)
+        if cached is not None and cached.epochs == values:
+            grid = cached
+        else:
+            grid = self._grids[stream.interval] = TimeIndex.from_epochs(values, stream.interval)
         rows = tuple(stream.rows)  # one C-level copy; the columns are views of it
         columns = {name: ColumnView(rows, i) for i, name in enumerate(stream.names)}
         self.runtime.data.set_historical_indicators(stream.symbol, stream.interval, grid, columns)
