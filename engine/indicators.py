@@ -23,21 +23,22 @@ Definitions (the tests check them against an independent pandas computation):
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 
 from .bar import Bar
 from .config import IndicatorConfig
 
 
-class Indicator:
+class Indicator(ABC):
     """Base class: ``update(bar)`` returns one value per entry of ``suffixes``."""
 
     suffixes: tuple[str, ...] = ("",)
     """Output name suffixes; the first output is the indicator's own name."""
 
+    @abstractmethod
     def update(self, bar: Bar) -> tuple[float | None, ...]:
         """Feed one bar; return the outputs after it."""
-        raise NotImplementedError
 
     def new_session(self) -> None:  # noqa: B027 - optional hook
         """Called before the first bar of each session (session-anchored indicators reset)."""
