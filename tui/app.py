@@ -2,7 +2,7 @@
 
 Threads: the app runs on Textual's event loop (the main thread). The engine runs in the
 Session's own threads, started by :meth:`SessionkitApp.on_mount` (``session.start()``
-returns at once). The app polls ``session.snapshot()`` on a timer (10 Hz by default) and
+returns at once). The app polls ``session.snapshot()`` on a timer (about 10 Hz) and
 never waits for an engine thread on its event loop: controls (pause, step, speed ...) only
 set flags, and stopping the engine on quit, which joins its threads, runs in a thread
 worker that posts :class:`~sessionkit.tui.messages.EngineStopped` when done.
@@ -47,6 +47,25 @@ DEFAULT_THEME = "dark"
 
 REQUEST_PATIENCE = 2.0
 """Seconds a control request overrides the snapshot's view before it is given up."""
+
+POLL_INTERVAL = 0.08
+"""Seconds between snapshot polls: about 10 Hz, a little faster so that the screen still
+refreshes at least 10 times a second when a busy engine delays the event loop's timers."""
+
+PANES = ("tables", "logs", "charts")
+"""Pane groups updated at their own cadence (the status bar follows every snapshot)."""
+
+CADENCE: dict[str, dict[str, float]] = {
+    "normal": {"tables": 0.0, "logs": 0.0, "charts": 0.25},
+    "busy": {"tables": 1.0, "logs": 1.0, "charts": 1.0},
+}
+"""Minimum seconds between two updates of a pane group; ``busy`` is max speed."""
+
+RESTING_STATES = frozenset({"paused", "completed", "stopped", "error"})
+"""States in which the engine does not move: every pane is brought up to date at once."""
+
+BUSY_LOG_LINES = 40
+"""Lines a log writes per update at max speed (the rest are written when it slows down)."""
 
 NARROW_WIDTH = 100
 """Below this many columns the layout stacks its panes and hides the secondary ones."""
@@ -165,8 +184,7 @@ class SessionkitApp(App[None]):
         themes: ThemeSet,
         theme: str = DEFAULT_THEME,
         figures: fmt.Figures | None = None,
-        poll_interval: float = 0.1,
-        chart_min_interval: float = 0.25,
+        poll_interval: float = POLL_INTERVAL,
         stop_timeout: float = 1.0,
         symbol: str | None = None,
         interval: str | None = None,
@@ -178,8 +196,8 @@ class SessionkitApp(App[None]):
         self.theme_set = themes
         self.figures = figures or fmt.Figures()
         self.poll_interval = poll_interval
-        self.chart_min_interval = chart_min_interval
-        """Charts re-plot at most this often (seconds) while their data keeps changing."""
+        self.cadence = {mode: dict(periods) for mode, periods in CADENCE.items()}
+        """Minimum seconds between updates of each pane group (see :data:`CADENCE`)."""
         self.stop_timeout = stop_timeout
         self.start_engine = start_engine
         self.latest: Snapshot | None = None
@@ -191,8 +209,9 @@ class SessionkitApp(App[None]):
         self._initial_theme = theme
         self._version = -1
         self._chart_key: tuple[Any, ...] | None = None
-        self._chart_pending = False
-        self._chart_drawn_at = 0.0
+        self._stale: set[str] = set()
+        """Pane groups not yet showing :attr:`latest`."""
+        self._shown_at: dict[str, float] = {}
         self._reported_error = False
         self._reported_final: str | None = None
         self._snapshot_failed = False
@@ -246,7 +265,13 @@ class SessionkitApp(App[None]):
     # -- polling ------------------------------------------------------------------------
 
     def poll(self, *, force: bool = False) -> None:
-        """Take a snapshot; update the panes whose data changed. Never blocks."""
+        """Take a snapshot; update the panes whose data changed. Never blocks.
+
+        The status bar follows every new snapshot. Tables, logs and charts follow at their
+        own cadence (:data:`CADENCE`): while the engine streams at max speed they would
+        otherwise take the CPU (and the GIL) the engine needs. A pause, the end of the
+        session or an error shows everything at once; ``force`` too.
+        """
         if not self.is_running:
             return
         try:
@@ -258,22 +283,41 @@ class SessionkitApp(App[None]):
                 self.query_one(EventLog).note(message, "error")
                 self.notify(message, title="Engine", severity="error", timeout=10)
             return
-        if force or snapshot.version != self._version:
+        changed = snapshot.version != self._version
+        if changed or force:
             self._version = snapshot.version
+            previous = self.latest
             self.latest = snapshot
             self.polls += 1
+            self._stale.update(PANES)
+            if snapshot.state in RESTING_STATES and (
+                previous is None or previous.state != snapshot.state
+            ):
+                force = True  # the engine came to rest: show all of it at once
+            self._show_status(snapshot)
+        if self._stale:
+            now = time.monotonic()
+            periods = self.cadence["busy" if self._busy(snapshot) else "normal"]
             with self.batch_update():
-                self._apply(snapshot)
-        self._update_charts(force=force)
+                for pane in PANES:
+                    due = force or now - self._shown_at.get(pane, 0.0) >= periods[pane]
+                    if pane in self._stale and due and self._show_pane(pane, snapshot, force=force):
+                        self._stale.discard(pane)
+                        self._shown_at[pane] = now
+
+    @staticmethod
+    def _busy(snapshot: Snapshot) -> bool:
+        """Streaming at max speed: the panes update at the ``busy`` cadence."""
+        return snapshot.clock == "data-driven" and snapshot.state not in RESTING_STATES
 
     def sync(self) -> None:
-        """Poll now and re-plot the charts whatever the throttle.
+        """Poll now and show everything, whatever the cadence.
 
         For tests that have driven the engine to a fixed point (then ``await pilot.pause()``).
         """
         self.poll(force=True)
 
-    def _apply(self, snapshot: Snapshot) -> None:
+    def _show_status(self, snapshot: Snapshot) -> None:
         if self.symbol is None and snapshot.symbols:
             wanted = self._initial_symbol
             self.symbol = wanted if wanted in snapshot.symbols else snapshot.symbols[0]
@@ -285,16 +329,30 @@ class SessionkitApp(App[None]):
         if snapshot.clock == "clock-driven" and snapshot.speed is not None:
             self._clock_speed = snapshot.speed
         self.query_one(StatusBar).show(snapshot, self.figures)
-        self.query_one(SymbolsTable).show(snapshot)
-        self.query_one(SubscriptionsTable).show(snapshot)
-        self.query_one(SignalsLog).show(snapshot.signals, snapshot.timezone)
-        log = self.query_one(EventLog)
-        log.show(snapshot.events, snapshot.timezone)
-        self._report_state(snapshot, log)
-        key = self._chart_key_of(snapshot)
-        if key != self._chart_key:
+        self._report_state(snapshot, self.query_one(EventLog))
+
+    def _show_pane(self, pane: str, snapshot: Snapshot, *, force: bool) -> bool:
+        """Bring one group of panes up to ``snapshot``; False if it must be tried again."""
+        if pane == "tables":
+            self.query_one(SymbolsTable).show(snapshot)
+            self.query_one(SubscriptionsTable).show(snapshot)
+        elif pane == "logs":
+            limit = None if force or not self._busy(snapshot) else BUSY_LOG_LINES
+            self.query_one(SignalsLog).show(snapshot.signals, snapshot.timezone, limit=limit)
+            self.query_one(EventLog).show(snapshot.events, snapshot.timezone, limit=limit)
+        elif pane == "charts":
+            key = self._chart_key_of(snapshot)
+            if key == self._chart_key and not force:
+                return True
+            if not self.symbol or not self.interval:
+                return False
+            data = self._chart_data(snapshot, key)
+            if data is None:
+                return False
             self._chart_key = key
-            self._chart_pending = True
+            self.query_one(PriceChart).show(data)
+            self.query_one(OscillatorChart).show(data)
+        return True
 
     def _report_state(self, snapshot: Snapshot, log: EventLog) -> None:
         if snapshot.state == "error" and not self._reported_error:
@@ -323,22 +381,7 @@ class SessionkitApp(App[None]):
             stats.last_bar if stats else None,
         )
 
-    def _update_charts(self, *, force: bool = False) -> None:
-        if not self._chart_pending or self.latest is None or not self.symbol or not self.interval:
-            return
-        now = time.monotonic()
-        if not force and now - self._chart_drawn_at < self.chart_min_interval:
-            return
-        data = self._chart_data(self.latest)
-        if data is None:
-            return
-        self._chart_pending = False
-        self._chart_drawn_at = now
-        with self.batch_update():
-            self.query_one(PriceChart).show(data)
-            self.query_one(OscillatorChart).show(data)
-
-    def _chart_data(self, snapshot: Snapshot) -> ChartData | None:
+    def _chart_data(self, snapshot: Snapshot, key: tuple[Any, ...]) -> ChartData | None:
         symbol, interval = self.symbol, self.interval
         assert symbol is not None and interval is not None
         stats = snapshot.series.get((symbol, interval))
@@ -363,7 +406,7 @@ class SessionkitApp(App[None]):
             overlays=tuple(overlays),
             oscillators=tuple(oscillators),
             kinds=self._kinds,
-            key=self._chart_key or (),
+            key=key,
         )
 
     # -- reactions ----------------------------------------------------------------------
@@ -387,11 +430,14 @@ class SessionkitApp(App[None]):
         self.poll(force=True)
 
     def _refresh_chart(self) -> None:
-        if self.latest is None:
+        """Re-plot now (the user picked another symbol or interval)."""
+        if self.latest is None or not self.is_running:
             return
-        self._chart_key = self._chart_key_of(self.latest)
-        self._chart_pending = True
-        self._update_charts(force=True)
+        self._stale.add("charts")
+        with self.batch_update():
+            if self._show_pane("charts", self.latest, force=False):
+                self._stale.discard("charts")
+                self._shown_at["charts"] = time.monotonic()
 
     def on_symbol_selected(self, message: SymbolSelected) -> None:
         self.symbol = message.symbol
@@ -618,8 +664,7 @@ def create_app(
     theme_dirs: Sequence[str] = (),
     themes: ThemeSet | None = None,
     frozen_metrics: bool = False,
-    poll_interval: float = 0.1,
-    chart_min_interval: float = 0.25,
+    poll_interval: float = POLL_INTERVAL,
     stop_timeout: float = 1.0,
     symbol: str | None = None,
     interval: str | None = None,
@@ -640,9 +685,7 @@ def create_app(
         Render wall-clock figures (bars/s, waits, durations in log lines) as fixed
         placeholders, so that frames are reproducible (snapshot tests).
     poll_interval
-        Seconds between snapshot polls.
-    chart_min_interval
-        Minimum seconds between two chart re-plots while the data keeps changing.
+        Seconds between snapshot polls (:data:`POLL_INTERVAL`).
     stop_timeout
         Seconds the engine's threads get to end on quit.
     symbol, interval
@@ -662,7 +705,6 @@ def create_app(
         theme=theme,
         figures=fmt.FrozenFigures() if frozen_metrics else fmt.Figures(),
         poll_interval=poll_interval,
-        chart_min_interval=chart_min_interval,
         stop_timeout=stop_timeout,
         symbol=symbol,
         interval=interval,

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CONFIG|NAME",
         help="a TOML configuration file, or a bundled one: demo (default), spy-2011",
     )
-    parser.add_argument("--db", metavar="URL", help="SQLAlchemy database URL")
+    parser.add_argument(
+        "--db", metavar="URL", help="SQLAlchemy database URL, or a SQLite file's path"
+    )
     parser.add_argument("--start", type=_date, metavar="DATE", help="first date (YYYY-MM-DD)")
     parser.add_argument("--end", type=_date, metavar="DATE", help="last date (YYYY-MM-DD)")
     parser.add_argument(
@@ -92,7 +94,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     backtest: dict[str, Any] = {}
     if args.db:
-        overrides["database_url"] = args.db
+        from sessionkit.engine.cli_db import resolve_url  # a URL or a SQLite file's path
+
+        overrides["database_url"] = resolve_url(args.db)
     if args.start is not None:
         backtest["start_date"] = args.start
     if args.end is not None:

@@ -207,6 +207,8 @@ def test_options_become_nested_overrides():
     }
     assert cli.overrides_from(parse([])) == {}
     assert parse(["--paused"]).paused is True
+    path_db = cli.overrides_from(parse(["--db", "some/file.sqlite"]))["database_url"]
+    assert path_db.startswith("sqlite:///") and path_db.endswith("some/file.sqlite")
 
 
 @pytest.mark.parametrize(

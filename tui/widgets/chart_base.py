@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionkit.engine.snapshot import Series
+from textual.app import RenderResult
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
@@ -60,6 +61,7 @@ class SessionChart(PlotextPlot):
         self.replots = 0
         """How many times the chart was re-plotted (for tests and benchmarks)."""
         self._drawn: tuple[Any, ...] | None = None
+        self._rendered: tuple[tuple[Any, ...], RenderResult] | None = None
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
@@ -95,6 +97,14 @@ class SessionChart(PlotextPlot):
             self.plot(self.data)
         self.replots += 1
         self.refresh()
+
+    def render(self) -> RenderResult:
+        """plotext's drawing, built once per re-plot, size and theme (a layout pass or a
+        border title change re-renders the widget without changing the drawing)."""
+        key = (self.replots, self.size, self.app.theme)
+        if self._rendered is None or self._rendered[0] != key:
+            self._rendered = (key, super().render())
+        return self._rendered[1]
 
     def plot(self, data: ChartData) -> None:
         """Draw ``data`` with ``self.plt`` (implemented by subclasses)."""

@@ -16,6 +16,7 @@ from sessionkit.engine.snapshot import EngineEvent
 from textual.widgets import RichLog
 
 from .. import format as fmt
+from ..styling import component_foreground
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ class EventLog(RichLog, can_focus=False):
         self,
         *,
         figures: fmt.Figures | None = None,
-        max_lines: int = 500,
+        max_lines: int = 200,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -78,11 +79,12 @@ class EventLog(RichLog, can_focus=False):
         self.figures = figures or fmt.Figures()
         self._last: EngineEvent | None = None
         self._notes: list[tuple[str, str]] = []
+        self._skipped = False
         self.lines_written = 0
         """How many lines were written (for tests)."""
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"event-log--{name}", partial=True)
+        return component_foreground(self, f"event-log--{name}")
 
     def restyle(self) -> None:
         """Forget what was written: the next :meth:`show` writes the window again in the
@@ -92,28 +94,42 @@ class EventLog(RichLog, can_focus=False):
         for message, level in self._notes:
             self._write_note(message, level)
 
-    def show(self, events: Sequence[EngineEvent], timezone: str) -> None:
-        """Append the events not written yet."""
+    def show(
+        self, events: Sequence[EngineEvent], timezone: str, *, limit: int | None = None
+    ) -> None:
+        """Append the events not written yet (as one write: one layout pass, not one a line).
+
+        ``limit`` caps the lines written now (at max speed nobody reads hundreds of lines a
+        second); the skipped ones are written back by the next call without a limit, which
+        rewrites the whole window of events the engine keeps.
+        """
+        if limit is None and self._skipped:
+            self._skipped = False
+            self.clear()
+            self._last = None
+            for note, level in self._notes:
+                self._write_note(note, level)
         new = unseen(events, self._last)
         if not new:
             return
+        self._last = new[-1]
+        self.lines_written += len(new)
+        cap = min(x for x in (limit, self.max_lines) if x) if (limit or self.max_lines) else None
+        if cap and len(new) > cap:
+            self._skipped = self._skipped or limit is not None
+            new = new[-cap:]
         zone = ZoneInfo(timezone)
+        time_style = self._style("time")
+        level_style = {"warning": self._style("warning"), "error": self._style("error")}
+        message = self.figures.message
+        lines = []
         for event in new:
             line = Text(no_wrap=True)
-            line.append(
-                fmt.sim_minute(event.sim_time, zone),
-                self.get_component_rich_style("event-log--time"),
-            )
+            line.append(fmt.sim_minute(event.sim_time, zone), time_style)
             line.append(" ")
-            style = (
-                self.get_component_rich_style(f"event-log--{event.level}")
-                if event.level in ("warning", "error")
-                else ""
-            )
-            line.append(self.figures.message(event.message), style)
-            self.write(line)
-        self.lines_written += len(new)
-        self._last = new[-1]
+            line.append(message(event.message), level_style.get(event.level, ""))
+            lines.append(line)
+        self.write(Text("\n", no_wrap=True).join(lines))
 
     def note(self, message: str, level: str = "ui") -> None:
         """Write a line from the monitor itself (a skipped theme file, an error)."""

@@ -16,6 +16,7 @@ from sessionkit.engine.snapshot import AnalysisSignal
 from textual.widgets import RichLog
 
 from .. import format as fmt
+from ..styling import component_foreground
 from .event_log import unseen
 
 
@@ -51,7 +52,7 @@ class SignalsLog(RichLog, can_focus=False):
     def __init__(
         self,
         *,
-        max_lines: int = 200,
+        max_lines: int = 100,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -60,6 +61,7 @@ class SignalsLog(RichLog, can_focus=False):
             max_lines=max_lines, wrap=False, markup=False, name=name, id=id, classes=classes
         )
         self._last: AnalysisSignal | None = None
+        self._skipped = False
         self.count = 0
         """How many signal lines were written (again after a theme change)."""
 
@@ -70,29 +72,41 @@ class SignalsLog(RichLog, can_focus=False):
         self._last = None
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"signals-log--{name}", partial=True)
+        return component_foreground(self, f"signals-log--{name}")
 
-    def show(self, signals: Sequence[AnalysisSignal], timezone: str) -> None:
-        """Append the signals not written yet."""
+    def show(
+        self, signals: Sequence[AnalysisSignal], timezone: str, *, limit: int | None = None
+    ) -> None:
+        """Append the signals not written yet (as one write), at most what the log holds.
+
+        ``limit`` caps the lines written now; the next call without a limit rewrites the
+        whole window of signals the engine keeps.
+        """
+        if limit is None and self._skipped:
+            self._skipped = False
+            self.clear()
+            self._last = None
         new = unseen(signals, self._last)
         if not new:
             return
+        self._last = new[-1]
+        self.count += len(new)
+        cap = min(x for x in (limit, self.max_lines) if x) if (limit or self.max_lines) else None
+        if cap and len(new) > cap:
+            self._skipped = self._skipped or limit is not None
+            new = new[-cap:]
         zone = ZoneInfo(timezone)
+        time_style = self._style("time")
+        kind_style = {name: self._style(name) for name in ("buy", "sell", "other")}
+        lines = []
         for signal in new:
             kind = signal.kind.lower()
-            suffix = kind if kind in ("buy", "sell") else "other"
             line = Text(no_wrap=True)
-            line.append(
-                fmt.sim_minute(signal.sim_time, zone),
-                self.get_component_rich_style("signals-log--time"),
-            )
+            line.append(fmt.sim_minute(signal.sim_time, zone), time_style)
             line.append(f" {signal.symbol:<6} ")
-            line.append(
-                f"{signal.kind:<4}", self.get_component_rich_style(f"signals-log--{suffix}")
-            )
+            line.append(f"{signal.kind:<4}", kind_style.get(kind, kind_style["other"]))
             line.append(f" {fmt.price(signal.price):>8}")
             if signal.message:
                 line.append(f"  {signal.message}")
-            self.write(line)
-        self.count += len(new)
-        self._last = new[-1]
+            lines.append(line)
+        self.write(Text("\n", no_wrap=True).join(lines))

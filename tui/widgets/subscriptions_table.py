@@ -14,6 +14,7 @@ from sessionkit.engine.snapshot import Snapshot, SubscriptionStats
 from textual.widgets import DataTable
 
 from .. import format as fmt
+from ..styling import component_foreground
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("stream", "Stream", 15),
@@ -100,7 +101,7 @@ class SubscriptionsTable(DataTable, can_focus=False):
         for (key, _, _), text in zip(COLUMNS, row, strict=True):
             style = ""
             if key == "overruns" and text != "0":
-                style = self.get_component_rich_style("subscriptions-table--overrun", partial=True)
+                style = component_foreground(self, "subscriptions-table--overrun")
             out.append(
                 Text(text, style=style, justify="left" if key in ("stream", "mode") else "right")
             )

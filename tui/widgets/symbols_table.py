@@ -17,6 +17,7 @@ from textual.widgets import DataTable
 
 from .. import format as fmt
 from ..messages import SymbolSelected
+from ..styling import component_foreground
 
 Row = tuple[tuple[str, str], ...]
 """The cells of one row as (text, style class suffix) pairs."""
@@ -138,11 +139,7 @@ class SymbolsTable(DataTable):
 
     def _cell_text(self, index: int, cell: tuple[str, str]) -> Text:
         text, suffix = cell
-        style = (
-            self.get_component_rich_style(f"symbols-table--{suffix}", partial=True)
-            if suffix
-            else ""
-        )
+        style = component_foreground(self, f"symbols-table--{suffix}") if suffix else ""
         return Text(text, style=style, justify="left" if index == 0 else "right")
 
     def watch_symbol(self, symbol: str | None) -> None:
