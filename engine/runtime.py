@@ -86,7 +86,7 @@ class Runtime:
         self.config = config
         self.data = data
         clock = config.clock
-        speed = config.backtest.speed if config.backtest is not None else 1.0
+        speed = config.live.speed if config.mode == "live" else config.backtest.speed
         self.controls = Controls(clock=clock, speed=speed)  # type: ignore[arg-type]
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
