@@ -597,7 +597,7 @@ class SessionkitApp(App[None]):
         rows: list[tuple[str, str, str]] = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            keys = binding.key_display or binding.key.replace("space", "space")
+            keys = binding.key_display or binding.key
             rows.append((keys, binding.description, binding.tooltip))
         rows.append(("ctrl+p", "Commands", "Open the command palette"))
         return rows

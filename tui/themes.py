@@ -169,7 +169,7 @@ class ThemeFailure:
     message: str
 
     def __str__(self) -> str:
-        return f"theme file {self.path} skipped: {self.message}"
+        return self.message if self.path in self.message else f"{self.path}: {self.message}"
 
 
 @dataclass(slots=True)
