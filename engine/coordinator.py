@@ -457,13 +457,19 @@ class SessionCoordinator(threading.Thread):
         with self._fill_lock:
             fills, self._pending_fills = self._pending_fills, []
         merged: list[tuple[str, Bar]] = []
+        arriving = {(symbol, bar.start) for symbol, bar in items}
+        last_of: dict[str, datetime | None] = {}
         for symbol, bars in fills:
-            series = self.deques[symbol]
-            last = series[-1].start if series else None
+            if symbol not in last_of:
+                series = self.deques[symbol]
+                last_of[symbol] = series[-1].start if series else None
+            last = last_of[symbol]
             for bar in bars:
+                if (symbol, bar.start) in arriving:
+                    continue  # the feed delivered it after all
                 if last is None or bar.start > last:
                     merged.append((symbol, bar))
-                    last = bar.start
+                    last = last_of[symbol] = bar.start
                 else:
                     self.runtime.log(
                         f"backfilled {symbol} bar {bar.start:%H:%M} UTC arrived after newer "
