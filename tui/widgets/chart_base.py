@@ -72,6 +72,8 @@ class SessionChart(PlotextPlot):
             self.replot()
 
     def _theme_changed(self) -> None:
+        if not self.is_running:
+            return
         self._drawn = None
         if self.data is not None:
             self.replot()
