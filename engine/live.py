@@ -190,13 +190,20 @@ class LiveCoordinator(SessionCoordinator):
         assert plan is not None
         runtime = self.runtime
         feed = self.feed
+        controls = runtime.controls
         while not feed.exhausted:
-            if runtime.stopping:
-                raise StopRequested
-            step = feed.next_step(timeout=0.25)
+            # Pause and step work as in a backtest; the feed goes on in wall-clock time, so
+            # what arrived while paused follows at once on resume (a live feed cannot wait).
+            self._gate()
+            step = None
+            while step is None and not feed.exhausted:
+                if runtime.stopping:
+                    raise StopRequested
+                if controls.paused and not self._stepping:
+                    break  # paused while waiting for the feed: back to the gate
+                step = feed.next_step(timeout=0.25)
             if step is None:
                 continue
-            self._gate()
             t, items = step
             self._publish(t, items)
             # Waits use timeouts in live mode: never hold the feed up for long.

@@ -116,7 +116,7 @@ class DataQualityManager(threading.Thread):
             if tag is STEP:
                 following = batch[position + 1] if position + 1 < len(batch) else None
                 if self.record is None and following is not None and following[0] is STEP:
-                    self.account(message[3])  # quality is computed at the batch's last step
+                    self.account(message[2], message[3])  # quality at the batch's last step
                 else:
                     self.on_step(message[2], message[3])
             elif tag is SESSION_START:
@@ -166,12 +166,12 @@ class DataQualityManager(threading.Thread):
             self.totals[symbol][0] += track.present
             self.totals[symbol][1] += expected
             if track.missing:
-                self._gap(symbol, track, track.next_start or plan.open, plan.close)
+                self._gap(symbol, track, track.next_start or plan.open, plan.close, plan.close)
                 track.next_start = plan.close
                 track.missing = 0
 
-    def account(self, items: tuple[tuple[str, Bar], ...]) -> None:
-        """Count the bars of one step and record the gaps they close."""
+    def account(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Count the bars of the step at ``t`` and record the gaps they close."""
         plan = self._plan
         if plan is None:
             return
@@ -186,7 +186,7 @@ class DataQualityManager(threading.Thread):
             if bar.start < expected_start:
                 continue  # already counted (cannot happen: fills arrive in time order)
             if bar.start > expected_start:
-                self._gap(symbol, track, expected_start, bar.start)
+                self._gap(symbol, track, expected_start, bar.start, t)
             track.present += 1
             track.next_start = bar.start + delta
 
@@ -195,7 +195,7 @@ class DataQualityManager(threading.Thread):
         plan = self._plan
         if plan is None:
             return
-        self.account(items)
+        self.account(t, items)
         tracks = self.tracks
         delta = self.delta
         if self._backfill is not None:
@@ -217,13 +217,16 @@ class DataQualityManager(threading.Thread):
             for interval in self.derived:
                 data.set_quality_metric(symbol, interval, quality)
 
-    def _gap(self, symbol: str, track: _Track, start: datetime, end: datetime) -> None:
+    def _gap(
+        self, symbol: str, track: _Track, start: datetime, end: datetime, found: datetime
+    ) -> None:
         track.gaps.append((start, end))
         self.all_gaps[symbol].append((start, end))
         count = int((end - start) / self.delta)
         self.runtime.log(
-            f"gap in {symbol} {self.base}: {count} bar(s) missing from "
-            f"{start.astimezone(self.runtime.tz):%Y-%m-%d %H:%M}"
+            sim_time=found,
+            message=f"gap in {symbol} {self.base}: {count} bar(s) missing from "
+            f"{start.astimezone(self.runtime.tz):%Y-%m-%d %H:%M}",
         )
 
     def _fill_missing(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
@@ -245,7 +248,8 @@ class DataQualityManager(threading.Thread):
             track.requested.update(bar.start for bar in bars)
             self._fill(symbol, bars)
             self.runtime.log(
-                f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill"
+                f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill",
+                sim_time=t,
             )
 
     def overall_quality(self, symbol: str) -> float | None:

@@ -108,9 +108,20 @@ class Runtime:
             self.state = state
             self.version += 1
 
-    def log(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        """Add a line to the bounded event log. Any thread."""
-        event = EngineEvent(datetime.now(UTC), self.sim_time, level, message)
+    def log(
+        self,
+        message: str,
+        level: Literal["info", "warning", "error"] = "info",
+        *,
+        sim_time: datetime | None = None,
+    ) -> None:
+        """Add a line to the bounded event log. Any thread.
+
+        ``sim_time`` stamps the line with the simulated instant it is about (default: the
+        coordinator's current time); a thread that lags behind passes its own.
+        """
+        stamp = sim_time if sim_time is not None else self.sim_time
+        event = EngineEvent(datetime.now(UTC), stamp, level, message)
         with self._lock:
             self._events.append(event)
             self.version += 1
