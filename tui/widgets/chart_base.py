@@ -109,8 +109,17 @@ class SessionChart(PlotextPlot):
         return self._rendered[1]
 
     def plot(self, data: ChartData) -> None:
-        """Draw ``data`` with ``self.plt`` (implemented by subclasses)."""
-        raise NotImplementedError
+        """Draw ``data`` with ``self.plt``: subclasses draw their lines, this marks the
+        session's open and close."""
+        self.mark_session(data, data.series.history)
+
+    @staticmethod
+    def x_positions(data: ChartData) -> list[float]:
+        """X of each point: on the session's time axis, or simply by index."""
+        series = data.series
+        if data.axis is not None:
+            return data.axis.positions(series.starts, series.history)
+        return [float(k) for k in range(len(series.starts))]
 
     # -- helpers ------------------------------------------------------------------------
 

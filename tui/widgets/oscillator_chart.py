@@ -25,10 +25,7 @@ class OscillatorChart(SessionChart):
         plt = self.plt
         series = data.series
         history = series.history
-        if data.axis is not None:
-            xs = data.axis.positions(series.starts, history)
-        else:
-            xs = [float(k) for k in range(len(series.starts))]
+        xs = self.x_positions(data)
         buckets = self.buckets
         chosen = base_name(data.oscillators[0]) if data.oscillators else None
         if chosen is None:

@@ -26,10 +26,7 @@ class PriceChart(SessionChart):
         plt = self.plt
         series = data.series
         history = series.history
-        if data.axis is not None:
-            xs = data.axis.positions(series.starts, history)
-        else:
-            xs = [float(k) for k in range(len(series.starts))]
+        xs = self.x_positions(data)
         buckets = self.buckets
         order: list[str] = []
         legend: list[str] = []
