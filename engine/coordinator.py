@@ -1,9 +1,7 @@
 """SessionCoordinator: initialize -> stream -> end, one trading day at a time.
 
 Runs on the ``session_coordinator`` thread. It is the only writer of base-interval bar
-series and of the simulated time. While a session streams, a ``session_prefetch`` worker
-reads the next session's bars from the database (it only reads; the coordinator takes its
-result at the next initialization). Per session it loads the trailing history and the
+series and of the simulated time. Per session it loads the trailing history and the
 session's bars, asks the data processor to warm indicators up, then streams: per
 simulated instant it appends the bars that become visible, hands the processor **one**
 notification, queues the step for the quality manager and waits for the consumers as the
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime
 
 from .bar import Bar, interval_delta
@@ -122,8 +119,6 @@ class SessionCoordinator(threading.Thread):
         self._anchor_wall = 0.0
         self._anchor_sim: datetime | None = None
         self._pending_fills: list[tuple[str, list[Bar]]] = []
-        self._prefetcher: ThreadPoolExecutor | None = None
-        self._prefetched: tuple[tuple[datetime, datetime], Future] | None = None
         self._fill_lock = threading.Lock()
 
     def _trailing_days(self) -> dict[str, int]:
@@ -160,8 +155,6 @@ class SessionCoordinator(threading.Thread):
 
     def _terminate(self) -> None:
         self.metrics.pause_clock()
-        if self._prefetcher is not None:
-            self._prefetcher.shutdown(wait=False, cancel_futures=True)
         for q in (self.processor_queue, self.quality_queue, self.analysis_queue):
             if q is not None:
                 q.put((STOP,))
@@ -248,22 +241,14 @@ class SessionCoordinator(threading.Thread):
         return out
 
     def _take_steps(self, index: int, open_: datetime, close: datetime) -> list[Step]:
-        """This session's instants (prefetched while the previous session streamed), and
-        the next session's prefetch started."""
-        future = self._prefetched
-        self._prefetched = None
-        if future is not None and future[0] == (open_, close):
-            steps = future[1].result()
-        else:
-            steps = self._load_steps(open_, close)
-        if index < len(self.sessions):
-            following = self.tm.get_trading_session(self.sessions[index])
-            if following is not None:
-                key = (following.open, following.close)
-                if self._prefetcher is None:
-                    self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="session_prefetch")
-                self._prefetched = (key, self._prefetcher.submit(self._load_steps, *key))
-        return steps
+        """This session's instants, read from the database.
+
+        (Reading the next session in a background thread was tried and dropped: its
+        Python work holds the GIL while the engine's threads hand steps to each other, and
+        every such hand-off then waits up to the switch interval; the streaming cost rose by
+        more than the load time saved.)
+        """
+        return self._load_steps(open_, close)
 
     def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
         """The session's bars grouped into instants (bars share a start: one step)."""
