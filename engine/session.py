@@ -327,7 +327,10 @@ class Session:
                 stream = processor.streams[symbol, interval]
                 bars = stream.bars
                 count = len(bars)
-                last = bars[-1] if count else None
+                try:
+                    last = bars[-1]
+                except IndexError:  # empty, or emptied by its writer since len()
+                    last = None
                 history = (
                     coordinator.history_counts.get(symbol, 0)
                     if interval == base
