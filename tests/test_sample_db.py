@@ -233,7 +233,25 @@ def test_bundled_configurations(db: sqlite3.Connection) -> None:
     assert demo.quality.enable_session_quality is True
     assert demo.analysis.entry == "sessionkit.engine.examples:SmaCross"
     assert spy.streams.symbols == ["SPY"]
-    assert (spy.backtest.start_date, spy.backtest.end_date) == (date(2011, 1, 3), date(2011, 3, 31))
+    assert (spy.backtest.start_date, spy.backtest.end_date) == (date(2011, 3, 8), date(2011, 3, 31))
+    # Every session of the window, and its trailing history, has all its regular bars
+    # (February 2011 is not in the data: the bundled window must not need it).
+    (trailing,) = {h.trailing_days for h in spy.historical}
+    days = db.execute(
+        "SELECT session_date, open, close FROM trading_calendar WHERE exchange = 'NYSE' "
+        "AND session_date <= ? ORDER BY session_date DESC",
+        (spy.backtest.end_date.isoformat(),),
+    ).fetchall()
+    window = [d for d in days if d[0] >= spy.backtest.start_date.isoformat()]
+    history = [d for d in days if d[0] < spy.backtest.start_date.isoformat()][:trailing]
+    assert len(window) == 18 and len(history) == trailing
+    for _day, open_, close in window + history:
+        (count,) = db.execute(
+            "SELECT count(*) FROM bars WHERE symbol = 'SPY' AND interval = '1m' "
+            "AND start >= ? AND start < ?",
+            (open_, close),
+        ).fetchone()
+        assert count == 390
     # Only the contract's keys are used.
     allowed = {
         "": {"mode", "exchange_group", "backtest", "streams", "historical", "indicators",
