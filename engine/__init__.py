@@ -4,9 +4,15 @@ The package namespace stays light: it exports the core building blocks only. Eve
 else is imported from its module (``sessionkit.engine.time_manager`` and so on).
 """
 
+import logging
+
 from .bar import Bar
 from .session_data import SessionData
 from .subscription import StreamSubscription
 from .time_manager import TimeManager
 
 __all__ = ["Bar", "SessionData", "StreamSubscription", "TimeManager"]
+
+# A library leaves logging to its application: without a configured handler, warnings
+# (such as overruns, which the snapshot also counts) are not printed over a progress bar.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

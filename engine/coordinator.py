@@ -279,9 +279,9 @@ class SessionCoordinator(threading.Thread):
             self._wait_until(t)
             self._publish(t, items)
         if self.runtime.sim_time < plan.close:
-            # Data exhausted before the close: time still advances to the close.
+            # Data exhausted before the close: time advances to the close at once (the
+            # spec's rule; there is nothing left to pace), as one more instant.
             self._gate()
-            self._wait_until(plan.close)
             self._publish(plan.close, ())
 
     def _publish(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
@@ -341,6 +341,9 @@ class SessionCoordinator(threading.Thread):
     def _end_session(self) -> None:
         plan = self.plan
         assert plan is not None
+        # The close ends the clock's pacing: let the consumers finish the last instant first
+        # (its ready signal is consumed, so the session-end signal is not an overrun).
+        self._wait_consumers(self.seq, blocking=True)
         self._send(self.processor_queue, SESSION_END, plan.close, include_quality=True)
         self._wait_consumers(self.seq, blocking=True)
         self.runtime.set_state("session-ended")

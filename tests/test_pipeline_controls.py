@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sessionkit.engine.config import config_from_dict
+from sessionkit.engine.config import config_from_dict, load_config
 from sessionkit.engine.coordinator import SessionCoordinator
 from sessionkit.engine.data_manager import DataManager
 from sessionkit.engine.processor import DataProcessor
@@ -757,3 +757,27 @@ def test_bad_live_replay_settings_fail_before_threads_start(live: dict, message:
     with pytest.raises(SessionkitError, match=message):
         make(live_config(**live))
     assert threading.active_count() == before
+
+
+def test_sessions_without_data_jump_to_the_close_at_once() -> None:
+    """February 2011 has no SPY bars: at 60x each empty session would otherwise take 6.5
+    wall minutes; time advances to each close at once, quality is 0%, nothing overruns."""
+    config = load_config(
+        "spy-2011",
+        {"backtest": {"start_date": "2011-02-01", "end_date": "2011-02-03", "speed": 60}},
+    )
+    session = Session(config)
+    started = time.monotonic()
+    session.start()
+    try:
+        assert session.wait(10)
+        assert time.monotonic() - started < 5
+    finally:
+        assert session.stop()
+    snap = session.snapshot()
+    assert snap.state == "completed"
+    assert snap.sessions == (date(2011, 2, 1), date(2011, 2, 2), date(2011, 2, 3))
+    assert snap.sim_time == datetime(2011, 2, 3, 16, 0, tzinfo=NY)
+    assert snap.metrics.steps == 3  # one instant per session: its close
+    assert snap.series["SPY", "1m"].quality == 0.0
+    assert all(s.overruns == 0 for s in snap.subscriptions)
