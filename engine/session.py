@@ -323,6 +323,7 @@ class Session:
         for symbol in config.streams.symbols:
             prev_close = coordinator.prev_close.get(symbol)
             gaps = self.quality.gap_count(symbol)
+            history_quality = data.get_quality_metric(symbol, f"{base}:history")
             for interval in config.intervals:
                 stream = processor.streams[symbol, interval]
                 bars = stream.bars
@@ -349,6 +350,7 @@ class Session:
                     quality=data.get_quality_metric(symbol, interval),
                     gaps=gaps,
                     change_pct=change,
+                    history_quality=history_quality,
                 )
             indicators[symbol] = MappingProxyType(data.realtime_indicators(symbol))
         metrics = coordinator.metrics

@@ -42,6 +42,9 @@ class SeriesStats:
     """Number of runs of missing bars in the current session."""
     change_pct: float | None
     """Last close versus the previous session's last close, in percent."""
+    history_quality: float | None = None
+    """Quality of the trailing history loaded for this session (of the base interval, which
+    derived intervals carry), in percent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -847,7 +847,9 @@ def test_historical_quality_over_the_trailing_window() -> None:
             stored = len(db_bars(symbol, date(2024, 12, 4), date(2024, 12, 10)))
             quality = session.data.get_quality_metric(symbol, "1m:history")
             assert quality == pytest.approx(100.0 * stored / (5 * 390)), symbol
-            assert session.snapshot().series[symbol, "1m"].history_count == stored
+            stats = session.snapshot().series
+            assert stats[symbol, "1m"].history_count == stored
+            assert stats[symbol, "1m"].history_quality == pytest.approx(quality)
         assert session.data.get_quality_metric("DYNA", "1m:history") < 100.0
         assert session.data.get_quality_metric("ACME", "1m:history") == 100.0
     finally:
