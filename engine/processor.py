@@ -39,6 +39,7 @@ class IndicatorStream:
         "rows",
         "history",
         "epochs",
+        "total",
     )
 
     def __init__(self, symbol: str, interval: str, bars: deque[Bar], configs: list) -> None:
@@ -54,6 +55,8 @@ class IndicatorStream:
         """How many of ``bars`` are trailing history (set after the warm-up)."""
         self.epochs: deque[int] = deque()
         """Epoch seconds of ``bars``, extended at each session start (historical index)."""
+        self.total = 0
+        """Bars of the streamed sessions (history excluded)."""
         self.reset()
 
     def reset(self) -> None:
@@ -142,8 +145,6 @@ class DataProcessor(threading.Thread):
         indicator values, per (symbol, interval), for export."""
         self._streaming = False
         self._grids: dict[str, TimeIndex] = {}
-        self.totals: dict[tuple[str, str], int] = dict.fromkeys(self.streams, 0)
-        """Bars of the streamed sessions (history excluded) per (symbol, interval)."""
 
     # -- thread -------------------------------------------------------------------------
 
@@ -172,27 +173,43 @@ class DataProcessor(threading.Thread):
     # -- work ---------------------------------------------------------------------------
 
     def process_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
-        """Handle the bars that became visible at ``t``."""
+        """Handle the bars that became visible at ``t``.
+
+        The hot path of the engine: the common case of a derived window (a bar inside an
+        open window, in time) is handled inline; the rest goes through :meth:`_aggregate`.
+        """
         symbols = self.symbols
         delta = self.base_delta
-        set_rt = self.runtime.data.set_realtime_indicators
+        realtime = self.runtime.data.set_realtime_indicators
         record = self.record
-        totals = self.totals
+        aggregate = self._aggregate
+        emit = self._emit
         for name, bar in items:
             symbol = symbols[name]
             base = symbol.base
             row = base.update(bar)
-            totals[name, base.interval] += 1
+            base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
             if row:
-                set_rt(name, base.names, row)
+                realtime(name, base.names, row)
             end = bar.start + delta
             for window in symbol.windows:
-                self._aggregate(window, bar, end)
+                if window.count and window.start <= bar.start < window.end:
+                    if bar.high > window.h:
+                        window.h = bar.high
+                    if bar.low < window.l:
+                        window.l = bar.low
+                    window.c = bar.close
+                    window.v += bar.volume
+                    window.count += 1
+                    if end >= window.end:
+                        emit(window)
+                else:
+                    aggregate(window, bar, end)
         for window in self._windows:
             if window.count and t >= window.end:
-                self._emit(window)
+                emit(window)
 
     def _aggregate(self, window: _Window, bar: Bar, end: datetime) -> None:
         if window.count and bar.start >= window.end:
@@ -225,13 +242,18 @@ class DataProcessor(threading.Thread):
         window.emitted = window.end
         row = stream.update(bar)
         if self._streaming:
-            self.totals[stream.symbol, stream.interval] += 1
+            stream.total += 1
         if self.record is not None and self._streaming:
             self.record.setdefault((stream.symbol, stream.interval), []).append((bar, row))
         if row:
             self.runtime.data.set_realtime_indicators(stream.symbol, stream.names, row)
         window.count = 0
         self.derived_bars += 1
+
+    @property
+    def totals(self) -> dict[tuple[str, str], int]:
+        """Bars of the streamed sessions (history excluded) per (symbol, interval)."""
+        return {key: stream.total for key, stream in self.streams.items()}
 
     def flush(self) -> None:
         """Emit every window still open (the close cut it, or its last bars are missing)."""
