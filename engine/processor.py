@@ -175,14 +175,13 @@ class DataProcessor(threading.Thread):
     def process_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Handle the bars that became visible at ``t``.
 
-        The hot path of the engine: the common case of a derived window (a bar inside an
-        open window, in time) is handled inline; the rest goes through :meth:`_aggregate`.
+        The hot path of the engine (see :meth:`_feed_windows` for the derived windows).
         """
         symbols = self.symbols
         delta = self.base_delta
         realtime = self.runtime.data.set_realtime_indicators
         record = self.record
-        aggregate = self._aggregate
+        feed = self._feed_windows
         emit = self._emit
         for name, bar in items:
             symbol = symbols[name]
@@ -193,9 +192,17 @@ class DataProcessor(threading.Thread):
                 record[name, base.interval].append((bar, row))
             if row:
                 realtime(name, base.names, row)
-            end = bar.start + delta
-            for window in symbol.windows:
-                if window.count and window.start <= bar.start < window.end:
+            if symbol.windows:
+                feed(symbol.windows, bar, bar.start + delta)
+        for window in self._windows:
+            if window.count and t >= window.end:
+                emit(window)
+
+    def _feed_windows(self, windows: list[_Window], bar: Bar, end: datetime) -> None:
+        """Add a base bar (ending at ``end``) to each of its symbol's derived windows."""
+        for window in windows:
+            if window.count:
+                if window.start <= bar.start < window.end:  # the common case: in the window
                     if bar.high > window.h:
                         window.h = bar.high
                     if bar.low < window.l:
@@ -204,27 +211,13 @@ class DataProcessor(threading.Thread):
                     window.v += bar.volume
                     window.count += 1
                     if end >= window.end:
-                        emit(window)
-                else:
-                    aggregate(window, bar, end)
-        for window in self._windows:
-            if window.count and t >= window.end:
-                emit(window)
-
-    def _aggregate(self, window: _Window, bar: Bar, end: datetime) -> None:
-        if window.count and bar.start >= window.end:
-            self._emit(window)
-        elif window.emitted is not None and bar.start < window.emitted:
-            return  # late bar of a window already emitted: derived bars are never rewritten
-        if window.count:
-            if bar.high > window.h:
-                window.h = bar.high
-            if bar.low < window.l:
-                window.l = bar.low
-            window.c = bar.close
-            window.v += bar.volume
-            window.count += 1
-        else:
+                        self._emit(window)
+                    continue
+                if bar.start < window.start:
+                    continue  # late bar, older than the open window: never rewritten
+                self._emit(window)  # past the window's end: its last bars are missing
+            if window.emitted is not None and bar.start < window.emitted:
+                continue  # late bar of a window already emitted: never rewritten
             open_ = self._open
             start = open_ + ((bar.start - open_) // window.delta) * window.delta
             window.start = start
@@ -232,8 +225,8 @@ class DataProcessor(threading.Thread):
             window.o, window.h, window.l, window.c = bar.open, bar.high, bar.low, bar.close
             window.v = bar.volume
             window.count = 1
-        if end >= window.end:
-            self._emit(window)
+            if end >= window.end:
+                self._emit(window)
 
     def _emit(self, window: _Window) -> None:
         bar = tuple.__new__(Bar, (window.start, window.o, window.h, window.l, window.c, window.v))
@@ -318,9 +311,7 @@ class DataProcessor(threading.Thread):
                     index += 1
                     self._begin(symbol, *sessions[index])
                 symbol.base.update(bar)
-                end = bar.start + delta
-                for window in symbol.windows:
-                    self._aggregate(window, bar, end)
+                self._feed_windows(symbol.windows, bar, bar.start + delta)
 
     def _begin(self, symbol: _Symbol, open_: datetime, close: datetime) -> None:
         for window in symbol.windows:
