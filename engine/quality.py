@@ -78,6 +78,8 @@ class DataQualityManager(threading.Thread):
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
+        self._session_open = False
+        self._expected_now = 0
         self.record: dict[str, list[tuple[datetime, float]]] | None = None
         """When a dict, the quality of every symbol at every step is kept (for export)."""
         self.done_seq = 0
@@ -141,6 +143,8 @@ class DataQualityManager(threading.Thread):
         """Reset the session's tracks; assign historical quality over the trailing window."""
         self._plan = plan
         self.tracks = {s: _Track() for s in self.symbols}
+        self._expected_now = 0
+        self._session_open = True
         data = self.runtime.data
         expected = sum(int((close - open_) / self.delta) for open_, close in plan.history)
         for symbol in self.symbols:
@@ -161,6 +165,7 @@ class DataQualityManager(threading.Thread):
         if plan is None:
             return
         self.on_step(close, ())
+        self._session_open = False
         expected = int((plan.close - plan.open) / self.delta)
         for symbol, track in self.tracks.items():
             self.totals[symbol][0] += track.present
@@ -203,6 +208,7 @@ class DataQualityManager(threading.Thread):
         data = self.runtime.data
         now = min(t, plan.close)
         expected = int((now - plan.open) / delta)
+        self._expected_now = max(0, expected)
         for symbol, track in tracks.items():
             start = track.next_start or plan.open
             # A run still open at ``now`` counts as missing so far.
@@ -253,8 +259,15 @@ class DataQualityManager(threading.Thread):
             )
 
     def overall_quality(self, symbol: str) -> float | None:
-        """Quality over every session that ended (None before the first ended)."""
+        """Quality over the run so far: the ended sessions plus the current one up to now.
+
+        None before any bar was expected.
+        """
         present, expected = self.totals.get(symbol, (0, 0))
+        if self._session_open:
+            track = self.tracks.get(symbol)
+            present += track.present if track is not None else 0
+            expected += self._expected_now
         if not self.enabled:
             return 100.0
         return min(100.0, 100.0 * present / expected) if expected else None
