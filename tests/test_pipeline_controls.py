@@ -781,3 +781,27 @@ def test_sessions_without_data_jump_to_the_close_at_once() -> None:
     assert snap.metrics.steps == 3  # one instant per session: its close
     assert snap.series["SPY", "1m"].quality == 0.0
     assert all(s.overruns == 0 for s in snap.subscriptions)
+
+
+def test_summary_of_a_run_stopped_mid_session_has_quality() -> None:
+    from sessionkit.engine.cli_run import summary
+
+    config = config_from_dict(
+        {
+            "backtest": {"start_date": "2024-12-10", "end_date": "2024-12-10"},
+            "streams": {"symbols": ["ACME", "DYNA"]},
+        }
+    )
+    session = Session(config, start_paused=True)
+    session.start()
+    try:
+        assert session.wait_idle(10)
+        session.step(200)  # to 12:50: DYNA's bars stop at 12:00
+        assert session.wait_idle(10)
+    finally:
+        assert session.stop()
+    data = summary(session)
+    assert data["state"] == "stopped"
+    assert data["bars"] == {"ACME": {"1m": 200}, "DYNA": {"1m": 150}}
+    assert data["quality"]["ACME"]["1m"] == 100.0
+    assert data["quality"]["DYNA"]["1m"] == pytest.approx(100.0 * 150 / 200, abs=0.01)
