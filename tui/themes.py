@@ -10,7 +10,7 @@ A theme file holds Textual's theme colours plus a ``[chart]`` table, which becom
     name = "dark"
     dark = true
     primary = "#4C9BE8"
-    ...
+    # ... the other Textual colours ...
     [chart]
     price = "#E6EDF3"
     overlays = ["#4C9BE8", "#F0A640"]
