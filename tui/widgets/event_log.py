@@ -35,7 +35,44 @@ def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
     return items
 
 
-class EventLog(RichLog, can_focus=False):
+class TailLog(RichLog, can_focus=False):
+    """A log that appends only the entries of a bounded, append-only window it has not
+    written yet, capped per call (shared by the event and signals logs)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._last: object | None = None
+        self._skipped = False
+
+    def restyle(self) -> None:
+        """Forget what was written: the next ``show`` writes the window again in the
+        current theme's colours (lines are coloured when written)."""
+        self.clear()
+        self._last = None
+
+    def take_new(self, items: Sequence[T], limit: int | None) -> tuple[Sequence[T], int]:
+        """The entries to write now, and how many were new.
+
+        ``limit`` caps the lines written now (at max speed nobody reads hundreds of lines a
+        second); the skipped ones are written back by the next call without a limit, which
+        rewrites the whole window the engine keeps.
+        """
+        if limit is None and self._skipped:
+            self._skipped = False
+            self.restyle()
+        new = unseen(items, self._last)
+        if not new:
+            return (), 0
+        self._last = new[-1]
+        count = len(new)
+        cap = min(x for x in (limit, self.max_lines) if x) if (limit or self.max_lines) else None
+        if cap and len(new) > cap:
+            self._skipped = self._skipped or limit is not None
+            new = new[-cap:]
+        return new, count
+
+
+class EventLog(TailLog):
     """Scrolling log of engine events (newest at the bottom)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -77,9 +114,7 @@ class EventLog(RichLog, can_focus=False):
             max_lines=max_lines, wrap=False, markup=False, name=name, id=id, classes=classes
         )
         self.figures = figures or fmt.Figures()
-        self._last: EngineEvent | None = None
         self._notes: list[tuple[str, str]] = []
-        self._skipped = False
         self.lines_written = 0
         """How many lines were written (for tests)."""
 
@@ -87,37 +122,20 @@ class EventLog(RichLog, can_focus=False):
         return component_foreground(self, f"event-log--{name}")
 
     def restyle(self) -> None:
-        """Forget what was written: the next :meth:`show` writes the window again in the
-        current theme's colours (lines are coloured when written)."""
-        self.clear()
-        self._last = None
+        """Forget what was written (the monitor's own notes are written again at once)."""
+        super().restyle()
         for message, level in self._notes:
             self._write_note(message, level)
 
     def show(
         self, events: Sequence[EngineEvent], timezone: str, *, limit: int | None = None
     ) -> None:
-        """Append the events not written yet (as one write: one layout pass, not one a line).
-
-        ``limit`` caps the lines written now (at max speed nobody reads hundreds of lines a
-        second); the skipped ones are written back by the next call without a limit, which
-        rewrites the whole window of events the engine keeps.
-        """
-        if limit is None and self._skipped:
-            self._skipped = False
-            self.clear()
-            self._last = None
-            for note, level in self._notes:
-                self._write_note(note, level)
-        new = unseen(events, self._last)
+        """Append the events not written yet (as one write: one layout pass, not one a line),
+        at most ``limit`` now (see :meth:`TailLog.take_new`)."""
+        new, count = self.take_new(events, limit)
         if not new:
             return
-        self._last = new[-1]
-        self.lines_written += len(new)
-        cap = min(x for x in (limit, self.max_lines) if x) if (limit or self.max_lines) else None
-        if cap and len(new) > cap:
-            self._skipped = self._skipped or limit is not None
-            new = new[-cap:]
+        self.lines_written += count
         zone = ZoneInfo(timezone)
         time_style = self._style("time")
         level_style = {"warning": self._style("warning"), "error": self._style("error")}

@@ -13,14 +13,13 @@ from zoneinfo import ZoneInfo
 from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.snapshot import AnalysisSignal
-from textual.widgets import RichLog
 
 from .. import format as fmt
 from ..styling import component_foreground
-from .event_log import unseen
+from .event_log import TailLog
 
 
-class SignalsLog(RichLog, can_focus=False):
+class SignalsLog(TailLog):
     """Scrolling list of analysis signals: time, symbol, kind, price, message."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -60,16 +59,8 @@ class SignalsLog(RichLog, can_focus=False):
         super().__init__(
             max_lines=max_lines, wrap=False, markup=False, name=name, id=id, classes=classes
         )
-        self._last: AnalysisSignal | None = None
-        self._skipped = False
         self.count = 0
         """How many signal lines were written (again after a theme change)."""
-
-    def restyle(self) -> None:
-        """Forget what was written: the next :meth:`show` writes the window again in the
-        current theme's colours (lines are coloured when written)."""
-        self.clear()
-        self._last = None
 
     def _style(self, name: str) -> Style:
         return component_foreground(self, f"signals-log--{name}")
@@ -77,24 +68,12 @@ class SignalsLog(RichLog, can_focus=False):
     def show(
         self, signals: Sequence[AnalysisSignal], timezone: str, *, limit: int | None = None
     ) -> None:
-        """Append the signals not written yet (as one write), at most what the log holds.
-
-        ``limit`` caps the lines written now; the next call without a limit rewrites the
-        whole window of signals the engine keeps.
-        """
-        if limit is None and self._skipped:
-            self._skipped = False
-            self.clear()
-            self._last = None
-        new = unseen(signals, self._last)
+        """Append the signals not written yet (as one write), at most what the log holds
+        and ``limit`` now (see :meth:`TailLog.take_new`)."""
+        new, count = self.take_new(signals, limit)
         if not new:
             return
-        self._last = new[-1]
-        self.count += len(new)
-        cap = min(x for x in (limit, self.max_lines) if x) if (limit or self.max_lines) else None
-        if cap and len(new) > cap:
-            self._skipped = self._skipped or limit is not None
-            new = new[-cap:]
+        self.count += count
         zone = ZoneInfo(timezone)
         time_style = self._style("time")
         kind_style = {name: self._style(name) for name in ("buy", "sell", "other")}
