@@ -14,12 +14,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Literal
 
 from .config import SessionConfig
 from .session_data import SessionData
 from .snapshot import EngineEvent
+from .time_manager import SimClock
 
 # Messages on the engine queues: a tuple whose first item is one of these tags.
 STEP = "step"
@@ -94,9 +95,26 @@ class Runtime:
         self.state = "initializing"
         self.error: str | None = None
         self.version = 0
-        self.sim_time: datetime | None = None
+        self.clock = SimClock()
+        """The simulated clock: set by the coordinator only, read by any thread. The
+        session replaces it with one in the exchange's zone (``TimeManager.clock()``)."""
         self.idle = threading.Event()
         """Set while the coordinator waits paused with nothing in flight, or has finished."""
+
+    @property
+    def sim_time(self) -> datetime | None:
+        """The simulated instant (aware, UTC), or None before the first session."""
+        clock = self.clock
+        return clock.now() if clock.is_set else None
+
+    @sim_time.setter
+    def sim_time(self, t: datetime) -> None:
+        self.clock.set(t)
+
+    @property
+    def tz(self) -> tzinfo:
+        """The exchange's zone, for display and messages."""
+        return self.clock.tz
 
     # -- status -------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ class Session:
 
         self.data = SessionData()
         runtime = self.runtime = Runtime(config, self.data)
-        runtime.tz = tz
+        runtime.clock = self.time_manager.clock()
         runtime.controls.paused = start_paused
         mode = config.clock
         self.processor_ready = StreamSubscription(mode, "data_processor")
