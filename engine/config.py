@@ -352,9 +352,9 @@ def check_against_database(config: SessionConfig, engine: Any, *, source: str = 
     """
     from sqlalchemy import func, select
 
-    from .db import BarRecord, CalendarDay, Exchange, safe_url
+    from .db import BarRecord, CalendarDay, Exchange
 
-    url = safe_url(engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=True)
     with engine.connect() as connection:
         exchanges = set(connection.execute(select(Exchange.name)).scalars())
         if config.exchange_group not in exchanges:

@@ -119,7 +119,6 @@ class DataProcessor(threading.Thread):
         self.analysis_queue = analysis_queue
         self.done_seq = 0
         """Sequence number of the last message fully processed (read by the coordinator)."""
-        self.derived_bars = 0
         data = runtime.data
         config = self.config
         base = config.streams.interval
@@ -241,7 +240,6 @@ class DataProcessor(threading.Thread):
         if row:
             self.runtime.data.set_realtime_indicators(stream.symbol, stream.names, row)
         window.count = 0
-        self.derived_bars += 1
 
     @property
     def totals(self) -> dict[tuple[str, str], int]:

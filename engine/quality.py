@@ -68,7 +68,6 @@ class DataQualityManager(threading.Thread):
         self.derived = tuple(config.streams.derived)
         self.symbols = tuple(config.streams.symbols)
         self.tracks: dict[str, _Track] = {s: _Track() for s in self.symbols}
-        self.historical: dict[str, float] = {}
         self.all_gaps: dict[str, list[Gap]] = {s: [] for s in self.symbols}
         """Every closed gap of the run, per symbol."""
         self.totals: dict[str, list[int]] = {s: [0, 0] for s in self.symbols}
@@ -154,7 +153,6 @@ class DataQualityManager(threading.Thread):
                 history = data.snapshot_bars(symbol, self.base)
                 present = sum(1 for bar in history if bar.start < plan.open)
                 quality = min(100.0, 100.0 * present / expected)
-            self.historical[symbol] = quality
             data.set_quality_metric(symbol, f"{self.base}:history", quality)
             for interval in (self.base, *self.derived):
                 data.set_quality_metric(symbol, interval, 100.0)

@@ -390,7 +390,8 @@ class Session:
             indicator_names=self._indicator_names(),
             metrics=EngineMetrics(
                 steps=metrics.steps,
-                bars_processed=metrics.bars + processor.derived_bars,
+                bars_processed=metrics.bars
+                + sum(s.total for (_sym, iv), s in processor.streams.items() if iv != base),
                 bars_per_second=metrics.bars / streaming if streaming > 0 else 0.0,
                 initial_load_seconds=metrics.initial_load,
                 subsequent_load_seconds=sum(loads) / len(loads) if loads else None,
