@@ -16,9 +16,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .bar import INTERVAL_SECONDS, Interval
+from .core.bar import INTERVAL_SECONDS, Interval
 from .errors import ConfigError
 
 ClockMode = Literal["data-driven", "clock-driven"]
@@ -175,6 +183,12 @@ class SessionConfig(_Model):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    _source: str = PrivateAttr(default="<config>")
+
+    @property
+    def source(self) -> str:
+        """Where this configuration came from (its file, or ``<config>``), for messages."""
+        return self._source
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
@@ -216,11 +230,7 @@ class SessionConfig(_Model):
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or the bundled sample database's."""
-        if self.database_url:
-            return self.database_url
-        from .db import default_database_url
-
-        return default_database_url()
+        return database_url_of(self.database_url)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -270,20 +280,35 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 
 
 def config_from_dict(
-    data: Mapping[str, Any], *, source: str = "<config>", overrides: Mapping[str, Any] | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str = "<config>",
+    overrides: Mapping[str, Any] | None = None,
+    base: Path | None = None,
 ) -> SessionConfig:
     """Validate a configuration mapping (after applying ``overrides``).
+
+    A ``database_url`` that is a file path in ``data`` is relative to ``base`` (the
+    configuration file's folder); one in ``overrides`` is relative to the working folder.
 
     Raises
     ------
     ConfigError
         Naming ``source``, each wrong key and what is wrong with it.
     """
-    merged = _merge(dict(data), overrides or {})
+    data = dict(data)
+    if isinstance(data.get("database_url"), str):
+        data["database_url"] = database_url_of(data["database_url"], base)
+    overrides = dict(overrides or {})
+    if isinstance(overrides.get("database_url"), str):
+        overrides["database_url"] = database_url_of(overrides["database_url"])
+    merged = _merge(data, overrides)
     try:
-        return SessionConfig.model_validate(merged)
+        config = SessionConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+    config._source = source
+    return config
 
 
 def resolve_config_path(name_or_path: str | Path | None) -> Path:
@@ -339,52 +364,38 @@ def load_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {resolved}: {exc}") from None
-    return config_from_dict(data, source=str(resolved), overrides=overrides)
+    return config_from_dict(
+        data, source=str(resolved), overrides=overrides, base=resolved.resolve().parent
+    )
 
 
-def check_against_database(config: SessionConfig, engine: Any, *, source: str = "<config>") -> None:
-    """Check what only the database can tell: the exchange's calendar and the symbols.
+def bundled_database_path() -> Path:
+    """Path of the bundled sample database file inside the installed package."""
+    return Path(str(files("sessionkit.sample_db").joinpath("sample.sqlite")))
 
-    Raises
-    ------
-    ConfigError
-        If the exchange group has no calendar or a symbol has no bars at the base interval.
+
+def default_database_url() -> str:
+    """SQLAlchemy URL of the bundled sample database (the default of ``database_url``)."""
+    return f"sqlite:///{bundled_database_path()}"
+
+
+def database_url_of(value: str | None, base: Path | None = None) -> str:
+    """A SQLAlchemy URL from a ``database_url`` value or a ``--db`` option.
+
+    Parameters
+    ----------
+    value
+        A SQLAlchemy URL (``sqlite:///x.sqlite``, ``postgresql+psycopg://...``), a path to a
+        SQLite file, or None (or blank) for the bundled sample database.
+    base
+        The folder a relative file path is relative to (default: the working folder).
     """
-    from sqlalchemy import func, select
-
-    from .db import BarRecord, CalendarDay, Exchange
-
-    url = engine.url.render_as_string(hide_password=True)
-    with engine.connect() as connection:
-        exchanges = set(connection.execute(select(Exchange.name)).scalars())
-        if config.exchange_group not in exchanges:
-            known = ", ".join(sorted(exchanges)) or "none"
-            raise ConfigError(
-                f"invalid configuration in {source}:\n  exchange_group: unknown exchange group "
-                f"{config.exchange_group!r} (calendars in {url}: {known})"
-            )
-        has_days = connection.execute(
-            select(func.count())
-            .select_from(CalendarDay)
-            .where(CalendarDay.exchange == config.exchange_group)
-        ).scalar_one()
-        if not has_days:
-            raise ConfigError(
-                f"invalid configuration in {source}:\n  exchange_group: the calendar of "
-                f"{config.exchange_group!r} in {url} is empty"
-            )
-        present = set(
-            connection.execute(
-                select(BarRecord.symbol)
-                .where(BarRecord.interval == config.streams.interval)
-                .where(BarRecord.symbol.in_(config.streams.symbols))
-                .distinct()
-            ).scalars()
-        )
-    missing = [s for s in config.streams.symbols if s not in present]
-    if missing:
-        raise ConfigError(
-            f"invalid configuration in {source}:\n  streams.symbols: "
-            + ", ".join(repr(s) for s in missing)
-            + f" not in the database {url} at interval {config.streams.interval!r}"
-        )
+    if value is None or not value.strip():
+        return default_database_url()
+    value = value.strip()
+    if "://" in value:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return f"sqlite:///{path.resolve()}"

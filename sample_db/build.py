@@ -8,9 +8,9 @@ A single-threaded script (the caller's thread); nothing in the engine imports it
 writes, in this order:
 
 1. the NYSE trading calendar 2000-01-01 to 2030-12-31, from ``exchange_calendars`` through
-   :func:`sessionkit.engine.calendar_fill.fill_calendar`;
+   :func:`sessionkit.engine.store.calendar_fill.fill_calendar`;
 2. the real SPY 1-minute bars of January and March 2011 (regular and extended hours) from
-   ``data/SPY-extended-hours.csv`` through :func:`sessionkit.engine.importer.import_csv`
+   ``data/SPY-extended-hours.csv`` through :func:`sessionkit.engine.store.import_csv.import_csv`
    (PyAlgoTrade's test data, Apache License 2.0: see ``SPY-LICENSE``);
 3. six fictional symbols (ACME, BOLT, CRUX, DYNA, EMBR, FLUX), marked ``synthetic`` in the
    ``symbols`` table, with seeded random 1-minute bars for every regular NYSE session from
@@ -38,9 +38,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sessionkit.engine.calendar_fill import fill_calendar
-from sessionkit.engine.db import BarRecord, CalendarDay, SymbolInfo, init_db
-from sessionkit.engine.importer import import_csv
+from sessionkit.engine.store.calendar_fill import fill_calendar
+from sessionkit.engine.store.db import BarRecord, CalendarDay, SymbolInfo, init_db
+from sessionkit.engine.store.import_csv import import_csv
 from sqlalchemy import Engine, insert, select, update
 
 HERE = Path(__file__).resolve().parent

@@ -15,7 +15,7 @@ def calendar_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     import warnings
 
     import exchange_calendars as xcals
-    from sessionkit.engine.db import CalendarDay, Exchange, init_db
+    from sessionkit.engine.store.db import CalendarDay, Exchange, init_db
     from sqlalchemy import insert
 
     path = tmp_path_factory.mktemp("calendar") / "calendar.sqlite"

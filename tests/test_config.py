@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from sessionkit.engine.config import (
-    check_against_database,
     config_from_dict,
+    default_database_url,
     load_config,
     resolve_config_path,
 )
-from sessionkit.engine.db import default_database_url, open_db
 from sessionkit.engine.errors import ConfigError
+from sessionkit.engine.store.data_manager import check_against_database
+from sessionkit.engine.store.db import open_db
 
 GOOD = """
 mode = "backtest"
@@ -209,3 +210,28 @@ def test_cli_prints_one_message_and_exits_2(tmp_path: Path, text: str, expected:
     assert str(path) in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_relative_database_path_is_relative_to_the_configuration_file(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    demo = load_config("demo")
+    path = folder / "run.toml"
+    text = 'database_url = "data/bars.sqlite"\n' + _demo_without_database_url(demo)
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(path)
+    assert config.database_url == f"sqlite:///{(folder / 'data' / 'bars.sqlite').resolve()}"
+    assert config.source == str(path)
+    # A URL is kept as written; an override's path is relative to the working folder.
+    assert load_config(path, {"database_url": "sqlite:///x.db"}).database_url == "sqlite:///x.db"
+    assert load_config(path, {"database_url": "y.db"}).database_url == (
+        f"sqlite:///{(tmp_path / 'y.db').resolve()}"
+    )
+
+
+def _demo_without_database_url(config) -> str:
+    from importlib.resources import files
+
+    text = files("sessionkit.sample_db").joinpath("demo.toml").read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.startswith("database_url"))

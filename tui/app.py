@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
-from sessionkit.engine.snapshot import Series, Snapshot
+from sessionkit.engine.pipeline.snapshot import Series, Snapshot
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -73,7 +73,7 @@ NARROW_WIDTH = 100
 
 
 class SessionLike(Protocol):
-    """What the app needs of :class:`sessionkit.engine.session.Session`."""
+    """What the app needs of :class:`sessionkit.engine.pipeline.session.Session`."""
 
     def start(self) -> Any: ...
     def pause(self) -> None: ...
@@ -688,7 +688,7 @@ def create_app(
     Parameters
     ----------
     session
-        A :class:`~sessionkit.engine.session.Session` (or an object with its API).
+        A :class:`~sessionkit.engine.pipeline.session.Session` (or an object with its API).
     theme
         Name of the starting theme (a bundled one, one from ``theme_dirs`` or a Textual
         built-in theme).

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from sessionkit.engine.bar import INTERVAL_SECONDS
+from sessionkit.engine.pipeline.snapshot import Snapshot
 
 OVERLAY_KINDS = frozenset({"sma", "ema", "vwap", "bollinger", "wma", "kama"})
 """Indicator kinds drawn over the price (same scale as the price)."""
@@ -92,7 +92,7 @@ class SessionAxis:
 
     @property
     def step(self) -> timedelta:
-        return timedelta(seconds=INTERVAL_SECONDS.get(self.interval, 60))
+        return Snapshot.interval_length(self.interval)
 
     @property
     def slots(self) -> int:

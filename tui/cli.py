@@ -94,9 +94,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     backtest: dict[str, Any] = {}
     if args.db:
-        from sessionkit.engine.cli_db import resolve_url  # a URL or a SQLite file's path
-
-        overrides["database_url"] = resolve_url(args.db)
+        overrides["database_url"] = args.db  # a URL or a SQLite file's path
     if args.start is not None:
         backtest["start_date"] = args.start
     if args.end is not None:
@@ -132,7 +130,7 @@ def _theme_sources(theme: str) -> tuple[list[str], str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the monitor; returns the exit status (2 for a user's mistake)."""
-    from sessionkit.engine.errors import SessionkitError
+    from sessionkit.engine import SessionkitError
 
     session = None
     try:
@@ -146,12 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if theme not in themes.names and theme not in BUILTIN_THEMES:
             known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
             raise UsageError(f"unknown theme {theme!r} (available: {known})")
-        from sessionkit.engine.config import load_config, resolve_config_path
-        from sessionkit.engine.session import Session
+        from sessionkit.engine import Session, load_config
 
-        source = str(resolve_config_path(args.config))
         config = load_config(args.config, overrides_from(args))
-        session = Session(config, start_paused=args.paused, source=source)
+        session = Session(config, start_paused=args.paused)
         from .app import create_app
 
         app = create_app(session, theme=theme, themes=themes)

@@ -12,8 +12,11 @@ import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sessionkit.engine import Bar, SessionData, StreamSubscription, TimeManager
-from sessionkit.engine.db import open_db
+from sessionkit.engine.core.bar import Bar
+from sessionkit.engine.core.session_data import SessionData
+from sessionkit.engine.core.subscription import StreamSubscription
+from sessionkit.engine.core.time_manager import TimeManager
+from sessionkit.engine.store.db import open_db
 
 BASE = datetime(2011, 1, 3, 14, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -9,8 +9,9 @@ import sqlite3
 from datetime import date
 
 import pytest
-from sessionkit.engine.data_manager import DataManager
-from sessionkit.engine.db import bundled_database_path, default_database_url, open_db
+from sessionkit.engine.config import bundled_database_path, default_database_url
+from sessionkit.engine.store.data_manager import DataManager
+from sessionkit.engine.store.db import open_db
 
 FIRST, LAST = date(2011, 1, 1), date(2011, 3, 31)
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sessionkit.engine.db import init_db
-from sessionkit.engine.importer import import_csv
+from sessionkit.engine.store.db import init_db
+from sessionkit.engine.store.import_csv import import_csv
 
 ROWS = 100_000
 TARGET_ROWS_PER_SECOND = 40_000

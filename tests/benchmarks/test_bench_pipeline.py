@@ -19,7 +19,7 @@ import time
 
 import pytest
 from sessionkit.engine.config import config_from_dict, load_config
-from sessionkit.engine.session import Session
+from sessionkit.engine.pipeline.session import Session
 
 DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
 

@@ -8,8 +8,8 @@ derived, SMA, EMA and RSI on each interval; one step is one minute (six bars).
 from __future__ import annotations
 
 from sessionkit.engine.config import config_from_dict
-from sessionkit.engine.runtime import SessionPlan
-from sessionkit.engine.session import Session
+from sessionkit.engine.pipeline.runtime import SessionPlan
+from sessionkit.engine.pipeline.session import Session
 
 DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from sessionkit.engine.config import load_config
-from sessionkit.engine.session import Session
+from sessionkit.engine.pipeline.session import Session
 from sessionkit.tui.app import create_app
 
 ROUNDS = 4

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sessionkit.engine.config import load_config
-from sessionkit.engine.session import Session
+from sessionkit.engine.pipeline.session import Session
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""A small, deterministic stand-in for :class:`sessionkit.engine.session.Session`.
+"""A small, deterministic stand-in for :class:`sessionkit.engine.pipeline.session.Session`.
 
 Used by the TUI tests that need states the bundled sample data cannot produce on demand
 (or that must not depend on the engine's timing). It has the same public API as the real
@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from sessionkit.engine.bar import Bar
-from sessionkit.engine.snapshot import (
+from sessionkit.engine.core.bar import Bar
+from sessionkit.engine.pipeline.snapshot import (
     AnalysisSignal,
     EngineEvent,
     EngineMetrics,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fake_session import FakeSession
+from sessionkit.engine import load_config
 from sessionkit.tui import cli
 from sessionkit.tui.app import create_app
 from sessionkit.tui.charting import SessionAxis, base_name, classify, downsample
@@ -207,8 +208,9 @@ def test_options_become_nested_overrides():
     }
     assert cli.overrides_from(parse([])) == {}
     assert parse(["--paused"]).paused is True
-    path_db = cli.overrides_from(parse(["--db", "some/file.sqlite"]))["database_url"]
-    assert path_db.startswith("sqlite:///") and path_db.endswith("some/file.sqlite")
+    # A file path on the command line is relative to the working folder.
+    config = load_config("demo", cli.overrides_from(parse(["--db", "some/file.sqlite"])))
+    assert config.database_url == f"sqlite:///{Path.cwd().resolve() / 'some' / 'file.sqlite'}"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from sessionkit.engine.session import Session
+from sessionkit.engine.pipeline.session import Session
 from sessionkit.tui.app import SessionkitApp, create_app
 from textual.pilot import Pilot
 from textual.widgets import Input

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionkit.engine.snapshot import Series
+from sessionkit.engine.pipeline.snapshot import Series
 from textual.app import RenderResult
 from textual.color import Color
 from textual_plotext import PlotextPlot

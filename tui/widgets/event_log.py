@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from rich.style import Style
 from rich.text import Text
-from sessionkit.engine.snapshot import EngineEvent
+from sessionkit.engine.pipeline.snapshot import EngineEvent
 from textual.widgets import RichLog
 
 from .. import format as fmt

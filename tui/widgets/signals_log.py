@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from rich.style import Style
 from rich.text import Text
-from sessionkit.engine.snapshot import AnalysisSignal
+from sessionkit.engine.pipeline.snapshot import AnalysisSignal
 
 from .. import format as fmt
 from ..styling import component_foreground

@@ -11,7 +11,7 @@ from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from rich.text import Text
-from sessionkit.engine.snapshot import Snapshot
+from sessionkit.engine.pipeline.snapshot import Snapshot
 from textual.app import RenderResult
 from textual.reactive import reactive
 from textual.widget import Widget

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from sessionkit.engine.snapshot import Snapshot, SubscriptionStats
+from sessionkit.engine.pipeline.snapshot import Snapshot, SubscriptionStats
 from textual.widgets import DataTable
 
 from .. import format as fmt

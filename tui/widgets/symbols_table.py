@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from sessionkit.engine.snapshot import SeriesStats, Snapshot
+from sessionkit.engine.pipeline.snapshot import SeriesStats, Snapshot
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.widgets import DataTable

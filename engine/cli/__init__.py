@@ -1,0 +1,47 @@
+"""The ``sessionkit`` command line: ``db`` (init, import, calendar, info) and ``run``.
+
+Runs on the main thread. A :class:`~sessionkit.engine.errors.SessionkitError` from any
+command is printed as one line on stderr, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import SessionkitError
+
+app = typer.Typer(
+    name="sessionkit",
+    help="Replay trading sessions through a threaded engine, headless, and manage its database.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from .db import db_app
+    from .run import run_command
+
+    app.add_typer(db_app, name="db")
+    app.command("run")(run_command)
+
+
+def fail(message: str) -> None:
+    """Print ``message`` as an error on stderr and exit with status 2."""
+    typer.echo(f"sessionkit: error: {message}", err=True)
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``sessionkit`` console script."""
+    _register()
+    try:
+        app(args=argv, prog_name="sessionkit", standalone_mode=True)
+    except SessionkitError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

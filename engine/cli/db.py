@@ -1,0 +1,431 @@
+"""The ``sessionkit db`` commands: ``init``, ``import``, ``calendar`` and ``info``.
+
+Runs on the main thread of the ``sessionkit`` command line (:mod:`sessionkit.engine.cli`
+adds :data:`db_app` as the ``db`` group). Every user mistake is raised as a
+:class:`~sessionkit.engine.errors.SessionkitError`, which the command line prints as one
+line with exit status 2. Database URLs are only ever shown through
+:func:`~sessionkit.engine.store.db.safe_url`, so a password never reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from sqlalchemy import BigInteger, Engine, func, select, type_coerce
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..config import database_url_of
+from ..errors import DatabaseError, SessionkitError
+from ..store.db import (
+    BarRecord,
+    CalendarDay,
+    Exchange,
+    SymbolInfo,
+    init_db,
+    open_db,
+    safe_url,
+)
+
+db_app = typer.Typer(
+    name="db",
+    help="Create a database, import bars, fill the trading calendar, describe what is there.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL or path of a SQLite file (db info: default the bundled sample database; init, import and calendar: required).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+class UsageError(SessionkitError, ValueError):
+    """A command-line option of a ``db`` command has a wrong value."""
+
+
+def writable_url(db: str | None, command: str) -> str:
+    """The URL for a command that writes: ``--db`` is required.
+
+    The bundled sample database lives inside the installed package (replaced on upgrade,
+    perhaps read-only), so nothing writes to it by default.
+
+    Raises
+    ------
+    UsageError
+        If ``--db`` is missing.
+    """
+    if db is None or not db.strip():
+        raise UsageError(
+            f"sessionkit db {command} writes to a database: pass --db URL or --db FILE.sqlite "
+            "(the bundled sample database is never written; create your own with: "
+            "sessionkit db init --db my.sqlite)"
+        )
+    return database_url_of(db)
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(f"{option}: {value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+@db_app.command("init")
+def init_command(db: DbOption = None) -> None:
+    """Create sessionkit's tables in a database (those missing; existing data is kept)."""
+    url = writable_url(db, "init")
+    engine = init_db(url)
+    engine.dispose()
+    typer.echo(f"schema ready in {safe_url(url)}")
+
+
+@db_app.command("import")
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV file with the header timestamp,open,high,low,close,volume.",
+            show_default=False,
+        ),
+    ],
+    symbol: Annotated[
+        str, typer.Option("--symbol", help="Symbol of the bars.", show_default=False)
+    ],
+    interval: Annotated[str, typer.Option("--interval", help="Interval of the bars.")] = "1m",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="IANA time zone of naive timestamps (e.g. America/New_York).",
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[
+        str | None,
+        typer.Option(
+            "--description",
+            help="Description stored for the symbol (default: keep the stored one).",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import bars from a CSV file; rejected rows are reported, valid rows imported.
+
+    Rows already in the database are counted as already present and left as stored, so
+    importing a file twice changes nothing.
+    """
+    from ..store.import_csv import import_csv
+
+    url = writable_url(db, "import")
+    engine = open_db(url)
+    try:
+        report = import_csv(engine, file, symbol, interval, tz, description=description)
+    finally:
+        engine.dispose()
+    if as_json:
+        data = report.to_dict()
+        data["database"] = safe_url(url)
+        _echo_json(data)
+        return
+    console = _console()
+    console.print(report)
+    console.print(report.summary(), soft_wrap=True)
+    console.print(f"database: {safe_url(url)}")
+
+
+@db_app.command("calendar")
+def calendar_command(
+    exchange: Annotated[
+        str,
+        typer.Option(
+            "--exchange", help="Exchange group (NYSE, NASDAQ, ...) or exchange_calendars code."
+        ),
+    ] = "NYSE",
+    from_: Annotated[str, typer.Option("--from", help="First date, YYYY-MM-DD.")] = "2000-01-01",
+    to: Annotated[str, typer.Option("--to", help="Last date, YYYY-MM-DD.")] = "2030-12-31",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fill the trading calendar of an exchange from exchange_calendars (replaces the range)."""
+    from ..store.calendar_fill import fill_calendar, resolve_exchange
+
+    start = _parse_date(from_, "--from")
+    end = _parse_date(to, "--to")
+    url = writable_url(db, "calendar")
+    engine = open_db(url)
+    try:
+        count = fill_calendar(engine, exchange, start, end)
+        coverage = [
+            c for c in _calendar_coverage(engine) if c["exchange"] == exchange.strip().upper()
+        ]
+    finally:
+        engine.dispose()
+    group = exchange.strip().upper()
+    if as_json:
+        _echo_json(
+            {
+                "database": safe_url(url),
+                "exchange": group,
+                "code": resolve_exchange(exchange),
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "sessions_written": count,
+                "coverage": coverage[0] if coverage else None,
+            }
+        )
+        return
+    text = f"{group}: {count:,} sessions written for {start} to {end} into {safe_url(url)}"
+    if coverage:
+        c = coverage[0]
+        text += (
+            f"\ncalendar now covers {c['first_session']} to {c['last_session']} "
+            f"({c['sessions']:,} sessions, {c['early_closes']} early closes, zone {c['timezone']})"
+        )
+    typer.echo(text)
+
+
+def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        zones = dict(connection.execute(select(Exchange.name, Exchange.timezone)).all())
+        rows = connection.execute(
+            select(
+                CalendarDay.exchange,
+                func.count(),
+                func.min(CalendarDay.session_date),
+                func.max(CalendarDay.session_date),
+                func.sum(type_coerce(CalendarDay.early_close, BigInteger)),
+            ).group_by(CalendarDay.exchange)
+        ).all()
+    coverage: dict[str, dict[str, Any]] = {}
+    for exchange, count, first, last, early in rows:
+        coverage[exchange] = {
+            "exchange": exchange,
+            "timezone": zones.get(exchange),
+            "sessions": count,
+            "first_session": _iso_date(first),
+            "last_session": _iso_date(last),
+            "early_closes": int(early or 0),
+        }
+    for exchange, zone in zones.items():
+        coverage.setdefault(
+            exchange,
+            {
+                "exchange": exchange,
+                "timezone": zone,
+                "sessions": 0,
+                "first_session": None,
+                "last_session": None,
+                "early_closes": 0,
+            },
+        )
+    return [coverage[name] for name in sorted(coverage)]
+
+
+def _iso_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _display_zone(calendars: list[dict[str, Any]]) -> ZoneInfo:
+    zones = {c["exchange"]: c["timezone"] for c in calendars if c["timezone"]}
+    name = zones.get("NYSE")
+    if name is None and len(set(zones.values())) == 1:
+        name = next(iter(zones.values()))
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def database_info(engine: Engine, url: str) -> dict[str, Any]:
+    """Describe a database: symbols and their bars, and the calendar of each exchange.
+
+    Parameters
+    ----------
+    engine
+        Engine of a database with sessionkit's schema.
+    url
+        Its URL, shown with any password masked.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``database``, ``timezone`` (of the bar times shown), ``symbols`` (each
+        with its description, ``synthetic`` flag, source and per-interval ``bars``,
+        ``first``, ``last``), ``calendars`` (per exchange: zone, session count, first and
+        last session, early closes) and ``total_bars``.
+    """
+    start = type_coerce(BarRecord.start, BigInteger)
+    try:
+        calendars = _calendar_coverage(engine)
+        with engine.connect() as connection:
+            infos = connection.execute(
+                select(
+                    SymbolInfo.symbol,
+                    SymbolInfo.description,
+                    SymbolInfo.synthetic,
+                    SymbolInfo.source,
+                )
+            ).all()
+            stats = connection.execute(
+                select(
+                    BarRecord.symbol,
+                    BarRecord.interval,
+                    func.count(),
+                    func.min(start),
+                    func.max(start),
+                ).group_by(BarRecord.symbol, BarRecord.interval)
+            ).all()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot read database {safe_url(url)}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    zone = _display_zone(calendars)
+    symbols: dict[str, dict[str, Any]] = {
+        symbol: {
+            "symbol": symbol,
+            "description": description or "",
+            "synthetic": bool(synthetic),
+            "source": source or "",
+            "intervals": [],
+        }
+        for symbol, description, synthetic, source in infos
+    }
+
+    def stamp(epoch: int) -> str:
+        return datetime.fromtimestamp(epoch, UTC).astimezone(zone).isoformat()
+
+    total = 0
+    for symbol, interval, count, first, last in stats:
+        entry = symbols.setdefault(
+            symbol,
+            {
+                "symbol": symbol,
+                "description": "",
+                "synthetic": False,
+                "source": "",
+                "intervals": [],
+            },
+        )
+        entry["intervals"].append(
+            {"interval": interval, "bars": count, "first": stamp(first), "last": stamp(last)}
+        )
+        total += count
+    from ..core.bar import INTERVAL_SECONDS
+
+    for entry in symbols.values():
+        entry["intervals"].sort(
+            key=lambda i: (INTERVAL_SECONDS.get(i["interval"], 0), i["interval"])
+        )
+    return {
+        "database": safe_url(url),
+        "timezone": zone.key,
+        "symbols": [symbols[name] for name in sorted(symbols)],
+        "calendars": calendars,
+        "total_bars": total,
+    }
+
+
+def _render_info(info: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    zone = info["timezone"]
+    parts: list[Any] = [Text(f"database: {info['database']}", style="bold")]
+    if info["symbols"]:
+        symbols = Table(title="Symbols", min_width=60)
+        symbols.add_column("symbol", style="bold", no_wrap=True)
+        symbols.add_column("data", no_wrap=True)
+        symbols.add_column("description", overflow="fold")
+        symbols.add_column("source", overflow="fold")
+        bars = Table(title=f"Bars (times in {zone})", min_width=60)
+        bars.add_column("symbol", style="bold", no_wrap=True)
+        bars.add_column("interval", no_wrap=True)
+        bars.add_column("bars", justify="right", no_wrap=True)
+        bars.add_column("first bar", no_wrap=True)
+        bars.add_column("last bar", no_wrap=True)
+        for entry in info["symbols"]:
+            kind = Text("SYNTHETIC", style="bold magenta") if entry["synthetic"] else Text("real")
+            symbols.add_row(entry["symbol"], kind, entry["description"], entry["source"])
+            if not entry["intervals"]:
+                bars.add_row(entry["symbol"], "-", "0", "-", "-")
+            for item in entry["intervals"]:
+                bars.add_row(
+                    entry["symbol"],
+                    item["interval"],
+                    f"{item['bars']:,}",
+                    item["first"][:16].replace("T", " "),
+                    item["last"][:16].replace("T", " "),
+                )
+        bars.caption = f"{info['total_bars']:,} bars in all"
+        parts += [symbols, bars]
+    else:
+        parts.append(Text("no symbols or bars yet (import some: sessionkit db import FILE ...)"))
+    calendars = Table(title="Trading calendars", min_width=60)
+    calendars.add_column("exchange", style="bold", no_wrap=True)
+    calendars.add_column("time zone", overflow="fold")
+    calendars.add_column("sessions", justify="right", no_wrap=True)
+    calendars.add_column("first", no_wrap=True)
+    calendars.add_column("last", no_wrap=True)
+    calendars.add_column("early closes", justify="right")
+    for c in info["calendars"]:
+        calendars.add_row(
+            c["exchange"],
+            c["timezone"] or "?",
+            f"{c['sessions']:,}",
+            c["first_session"] or "-",
+            c["last_session"] or "-",
+            str(c["early_closes"]),
+        )
+    if info["calendars"]:
+        parts.append(calendars)
+    else:
+        parts.append(
+            Text(
+                "no trading calendar yet (fill one: sessionkit db calendar --exchange NYSE "
+                "--from 2000-01-01 --to 2030-12-31)"
+            )
+        )
+    return Group(*parts)
+
+
+@db_app.command("info")
+def info_command(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Describe a database: symbols, intervals, bar counts and ranges, calendar coverage."""
+    url = database_url_of(db)
+    engine = open_db(url)
+    try:
+        info = database_info(engine, url)
+    finally:
+        engine.dispose()
+    if as_json:
+        _echo_json(info)
+        return
+    _console().print(_render_info(info))

@@ -1,0 +1,174 @@
+"""Live bar sources: the :class:`BarFeed` interface and the replay feed.
+
+:class:`ReplayFeed` plays one stored session's bars in wall-clock time, so live mode runs
+here with no network; a real feed implements :class:`BarFeed`. The feed is read only by
+the ``session_coordinator`` thread; ``backfill`` is called by the
+``data_quality_manager`` thread (it only reads the database).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from abc import ABC, abstractmethod
+from datetime import date, datetime, time, timedelta
+from itertools import groupby
+from time import perf_counter as monotonic
+
+from ..config import SessionConfig
+from ..core.bar import Bar, Step, interval_delta
+from ..core.time_manager import TimeManager
+from ..errors import ConfigError
+from ..store.data_manager import DataManager
+
+
+class BarFeed(ABC):
+    """A source of live bars for one session."""
+
+    session_date: date
+    """The trading day the feed delivers."""
+
+    @abstractmethod
+    def next_step(self, timeout: float) -> Step | None:
+        """Block up to ``timeout`` s for the next instant's bars; None if none came yet."""
+
+    @property
+    @abstractmethod
+    def exhausted(self) -> bool:
+        """True when no more bars will come this session."""
+
+    @abstractmethod
+    def backfill(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Bars of ``symbol`` starting in ``[start, end)`` that the feed can still supply."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Wake any waiter and release resources."""
+
+
+class ReplayFeed(BarFeed):
+    """Plays a stored session's bars when their end time comes, in wall-clock time.
+
+    Parameters
+    ----------
+    steps
+        The session's instants in order.
+    start
+        Session time at which the replay starts; earlier instants are delivered at once.
+    speed
+        Session seconds per wall second (1 = real time; more only to demonstrate).
+    drop_rate
+        Fraction of bars lost in transit (seeded), to show live gap filling.
+    """
+
+    def __init__(
+        self,
+        session_date: date,
+        steps: list[Step],
+        start: datetime,
+        data_manager: DataManager,
+        interval: str,
+        *,
+        speed: float = 1.0,
+        drop_rate: float = 0.0,
+        seed: int = 7,
+    ) -> None:
+        self.session_date = session_date
+        self._dm = data_manager
+        self._interval = interval
+        self._start = start
+        self._speed = speed
+        self._wall0: float | None = None
+        self._position = 0
+        self._wake = threading.Event()
+        rng = random.Random(seed)
+        if drop_rate > 0:
+            steps = [
+                (t, tuple(item for item in items if rng.random() >= drop_rate))
+                for t, items in steps
+            ]
+        self._steps = steps
+        self.dropped = 0
+
+    def now(self) -> datetime:
+        """The feed's current time."""
+        if self._wall0 is None:
+            return self._start
+        return self._start + timedelta(seconds=(monotonic() - self._wall0) * self._speed)
+
+    def next_step(self, timeout: float) -> Step | None:
+        if self._wall0 is None:
+            self._wall0 = monotonic()
+        if self._position >= len(self._steps):
+            return None
+        t, items = self._steps[self._position]
+        wait = (t - self._start).total_seconds() / self._speed - (monotonic() - self._wall0)
+        if wait > 0 and (self._wake.wait(min(timeout, wait)) or wait > timeout):
+            return None
+        self._position += 1
+        return t, items
+
+    @property
+    def exhausted(self) -> bool:
+        return self._position >= len(self._steps)
+
+    def backfill(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        return self._dm.get_bars_between(symbol, self._interval, start, end)
+
+    def close(self) -> None:
+        self._wake.set()
+
+
+def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> ReplayFeed:
+    """Build the configured feed (``replay``) for the configured or latest session.
+
+    Raises
+    ------
+    ConfigError
+        If the replay date is not a trading day or has no bars.
+    """
+    live = config.live
+    symbols = config.streams.symbols
+    interval = config.streams.interval
+    day = live.replay_date or _last_session_with_data(config, dm, tm)
+    session = tm.get_trading_session(day)
+    if session is None:
+        raise ConfigError(f"live.replay_date: {day} is not a {config.exchange_group} trading day")
+    pairs = dm.get_step_bars(symbols, interval, session.open, session.close)
+    if not pairs:
+        raise ConfigError(f"live.replay_date: no {interval} bars of {symbols} on {day}")
+    delta = interval_delta(interval)
+    steps: list[Step] = [
+        (min(start + delta, session.close), tuple(group))
+        for start, group in groupby(pairs, key=lambda pair: pair[1].start)
+    ]
+    start = session.open
+    if live.replay_start:
+        try:
+            hh, mm = (int(x) for x in live.replay_start.split(":"))
+            local = datetime.combine(day, time(hh, mm), tm.timezone)
+        except ValueError:
+            raise ConfigError(
+                f"live.replay_start: {live.replay_start!r} is not a time like 10:30"
+            ) from None
+        start = max(session.open, min(local, session.close))
+    return ReplayFeed(day, steps, start, dm, interval, speed=live.speed, drop_rate=live.drop_rate)
+
+
+def _last_session_with_data(config: SessionConfig, dm: DataManager, tm: TimeManager) -> date:
+    from sqlalchemy import BigInteger, func, select, type_coerce
+
+    from ..store.db import BarRecord
+
+    column = type_coerce(BarRecord.__table__.c.start, BigInteger)
+    with dm.engine.connect() as connection:
+        last = connection.execute(
+            select(func.max(column)).where(
+                BarRecord.symbol.in_(config.streams.symbols),
+                BarRecord.interval == config.streams.interval,
+            )
+        ).scalar_one()
+    if last is None:
+        raise ConfigError("live: no bars of the streamed symbols to replay")
+    moment = datetime.fromtimestamp(last, tm.timezone)
+    return tm.count_back_trading_days(moment.date(), 1)

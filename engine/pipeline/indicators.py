@@ -1,0 +1,251 @@
+"""Incremental technical indicators, updated one bar at a time.
+
+Used by the data processor thread only: each instance belongs to one (symbol, interval,
+indicator) and is updated by that thread; nothing here is shared or locked. Every
+indicator is O(1) per bar and reports ``None`` until it has seen enough bars.
+
+Definitions (the tests check them against an independent pandas computation):
+
+- ``sma``: mean of the last ``period`` closes.
+- ``ema``: exponential mean with ``alpha = 2 / (period + 1)``, seeded with the SMA of the
+  first ``period`` closes.
+- ``rsi``: Wilder's RSI: the first average gain/loss is the mean over ``period`` changes,
+  then ``avg = (avg * (period - 1) + x) / period``.
+- ``vwap``: session VWAP of the typical price ``(high + low + close) / 3``; it restarts at
+  each session's first bar.
+- ``bollinger``: middle band = SMA, upper/lower = middle +/- ``std`` population standard
+  deviations of the last ``period`` closes; outputs ``name``, ``name.upper``, ``name.lower``.
+- ``atr``: Wilder's average true range (the first bar's true range is high - low).
+- ``macd``: EMA(fast) - EMA(slow) of closes, its EMA(signal), and their difference;
+  outputs ``name``, ``name.signal``, ``name.hist``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+
+from ..config import IndicatorConfig
+from ..core.bar import Bar
+
+
+class Indicator(ABC):
+    """Base class: ``update(bar)`` returns one value per entry of ``suffixes``."""
+
+    suffixes: tuple[str, ...] = ("",)
+    """Output name suffixes; the first output is the indicator's own name."""
+
+    @abstractmethod
+    def update(self, bar: Bar) -> tuple[float | None, ...]:
+        """Feed one bar; return the outputs after it."""
+
+    def new_session(self) -> None:  # noqa: B027 - optional hook
+        """Called before the first bar of each session (session-anchored indicators reset)."""
+
+
+class SMA(Indicator):
+    """Simple moving average of closes."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._window: deque[float] = deque()
+        self._sum = 0.0
+        self._n = 0
+
+    def update(self, bar: Bar) -> tuple[float | None]:
+        close = bar.close
+        window = self._window
+        window.append(close)
+        self._sum += close
+        if len(window) > self.period:
+            self._sum -= window.popleft()
+            self._n += 1
+            if self._n >= 1000:  # refresh the running sum now and then: no drift
+                self._n = 0
+                self._sum = math.fsum(window)
+            return (self._sum / self.period,)
+        if len(window) == self.period:
+            return (self._sum / self.period,)
+        return (None,)
+
+
+class EMA(Indicator):
+    """Exponential moving average of closes, seeded with an SMA."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.alpha = 2.0 / (period + 1)
+        self.value: float | None = None
+        self._seed: list[float] = []
+
+    def push(self, x: float) -> float | None:
+        """Feed one value (not a bar): used by MACD."""
+        value = self.value
+        if value is not None:
+            value = self.value = value + self.alpha * (x - value)
+            return value
+        seed = self._seed
+        seed.append(x)
+        if len(seed) == self.period:
+            self.value = sum(seed) / self.period
+            seed.clear()
+        return self.value
+
+    def update(self, bar: Bar) -> tuple[float | None]:
+        return (self.push(bar.close),)
+
+
+class RSI(Indicator):
+    """Wilder's relative strength index."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._prev: float | None = None
+        self._gain = 0.0
+        self._loss = 0.0
+        self._count = 0
+
+    def update(self, bar: Bar) -> tuple[float | None]:
+        close = bar.close
+        prev = self._prev
+        self._prev = close
+        if prev is None:
+            return (None,)
+        change = close - prev
+        gain = change if change > 0 else 0.0
+        loss = -change if change < 0 else 0.0
+        period = self.period
+        if self._count < period:
+            self._gain += gain
+            self._loss += loss
+            self._count += 1
+            if self._count < period:
+                return (None,)
+            self._gain /= period
+            self._loss /= period
+        else:
+            self._gain = (self._gain * (period - 1) + gain) / period
+            self._loss = (self._loss * (period - 1) + loss) / period
+        if self._loss == 0.0:
+            return (100.0 if self._gain > 0 else 50.0,)
+        return (100.0 - 100.0 / (1.0 + self._gain / self._loss),)
+
+
+class VWAP(Indicator):
+    """Session volume-weighted average of the typical price."""
+
+    def __init__(self) -> None:
+        self._pv = 0.0
+        self._v = 0.0
+
+    def new_session(self) -> None:
+        self._pv = 0.0
+        self._v = 0.0
+
+    def update(self, bar: Bar) -> tuple[float | None]:
+        volume = bar.volume
+        self._pv += (bar.high + bar.low + bar.close) / 3.0 * volume
+        self._v += volume
+        if self._v <= 0:
+            return (None,)
+        return (self._pv / self._v,)
+
+
+class Bollinger(Indicator):
+    """Bollinger bands: SMA and +/- ``std`` population standard deviations."""
+
+    suffixes = ("", ".upper", ".lower")
+
+    def __init__(self, period: int, std: float) -> None:
+        self.period = period
+        self.k = std
+        self._window: deque[float] = deque()
+
+    def update(self, bar: Bar) -> tuple[float | None, float | None, float | None]:
+        window = self._window
+        window.append(bar.close)
+        if len(window) > self.period:
+            window.popleft()
+        elif len(window) < self.period:
+            return (None, None, None)
+        mean = math.fsum(window) / self.period
+        variance = math.fsum((x - mean) ** 2 for x in window) / self.period
+        width = self.k * math.sqrt(variance)
+        return (mean, mean + width, mean - width)
+
+
+class ATR(Indicator):
+    """Wilder's average true range."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._prev_close: float | None = None
+        self._atr = 0.0
+        self._count = 0
+
+    def update(self, bar: Bar) -> tuple[float | None]:
+        prev = self._prev_close
+        if prev is None:
+            tr = bar.high - bar.low
+        else:
+            tr = max(bar.high - bar.low, abs(bar.high - prev), abs(bar.low - prev))
+        self._prev_close = bar.close
+        period = self.period
+        if self._count < period:
+            self._atr += tr
+            self._count += 1
+            if self._count < period:
+                return (None,)
+            self._atr /= period
+        else:
+            self._atr = (self._atr * (period - 1) + tr) / period
+        return (self._atr,)
+
+
+class MACD(Indicator):
+    """MACD line, signal line and histogram."""
+
+    suffixes = ("", ".signal", ".hist")
+
+    def __init__(self, fast: int, slow: int, signal: int) -> None:
+        self._fast = EMA(fast)
+        self._slow = EMA(slow)
+        self._signal = EMA(signal)
+
+    def update(self, bar: Bar) -> tuple[float | None, float | None, float | None]:
+        fast = self._fast.push(bar.close)
+        slow = self._slow.push(bar.close)
+        if fast is None or slow is None:
+            return (None, None, None)
+        line = fast - slow
+        signal = self._signal.push(line)
+        if signal is None:
+            return (line, None, None)
+        return (line, signal, line - signal)
+
+
+def make_indicator(config: IndicatorConfig) -> Indicator:
+    """Build a fresh indicator from its configuration."""
+    kind = config.kind
+    if kind == "sma":
+        return SMA(config.period)
+    if kind == "ema":
+        return EMA(config.period)
+    if kind == "rsi":
+        return RSI(config.period)
+    if kind == "vwap":
+        return VWAP()
+    if kind == "bollinger":
+        return Bollinger(config.period, config.std)
+    if kind == "atr":
+        return ATR(config.period)
+    if kind == "macd":
+        return MACD(config.fast, config.slow, config.signal)
+    raise ValueError(f"unknown indicator kind {kind!r}")  # pragma: no cover - config refuses
+
+
+def output_names(config: IndicatorConfig) -> tuple[str, ...]:
+    """Names of an indicator's outputs (``bb_20``, ``bb_20.upper``, ``bb_20.lower``)."""
+    suffixes = {"bollinger": Bollinger.suffixes, "macd": MACD.suffixes}.get(config.kind, ("",))
+    return tuple(config.name + suffix for suffix in suffixes)

@@ -1,0 +1,283 @@
+"""DataQualityManager: quality percentages and gaps, in the background.
+
+Runs on the ``data_quality_manager`` thread. It never blocks anyone: the coordinator puts
+each step on its queue and goes on. It is the only writer of quality metrics in
+:class:`~sessionkit.engine.core.session_data.SessionData` and of its own gap lists.
+
+Quality of (symbol, interval) = bars present / bars the calendar expects so far in the
+session, in percent; derived intervals carry their base's quality. Historical quality
+(key ``"<interval>:history"``) is assigned at session start over the trailing window.
+With ``enable_session_quality = false`` every stream gets 100%. Gap filling happens in
+live mode only, through the feed's backfill; never in a backtest.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from ..core.bar import Bar, interval_delta
+from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
+
+Gap = tuple[datetime, datetime]
+"""A run of missing bars: start of the first missing bar, end of the last one."""
+
+
+class _Track:
+    __slots__ = ("present", "next_start", "gaps", "missing", "tried", "requested")
+
+    def __init__(self) -> None:
+        self.tried: datetime | None = None
+        self.requested: set[datetime] = set()
+        self.present = 0
+        self.next_start: datetime | None = None
+        self.gaps: list[Gap] = []
+        self.missing = 0
+
+
+class DataQualityManager(threading.Thread):
+    """The ``data_quality_manager`` thread (component 6).
+
+    Parameters
+    ----------
+    runtime
+        The session's shared state.
+    backfill
+        Live mode only: ``backfill(symbol, start, end) -> list[Bar]`` fetches missing bars
+        (from the database or the feed); ``fill(symbol, bars)`` hands them to the
+        coordinator, the writer of base bars.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        backfill: Callable[[str, datetime, datetime], list[Bar]] | None = None,
+        fill: Callable[[str, list[Bar]], None] | None = None,
+    ) -> None:
+        super().__init__(name="data_quality_manager", daemon=True)
+        self.runtime = runtime
+        config = runtime.config
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.enabled = config.quality.enable_session_quality
+        self.live = config.mode == "live"
+        self.base = config.streams.interval
+        self.delta = interval_delta(self.base)
+        self.derived = tuple(config.streams.derived)
+        self.symbols = tuple(config.streams.symbols)
+        self.tracks: dict[str, _Track] = {s: _Track() for s in self.symbols}
+        self.all_gaps: dict[str, list[Gap]] = {s: [] for s in self.symbols}
+        """Every closed gap of the run, per symbol."""
+        self.totals: dict[str, list[int]] = {s: [0, 0] for s in self.symbols}
+        """[present, expected] bars over the sessions that ended, per symbol."""
+        self.filled = 0
+        """Backfilled bars that arrived in the session (live mode)."""
+        self._backfill = backfill if self.live else None
+        self._fill = fill
+        self._plan: SessionPlan | None = None
+        self._session_open = False
+        self._expected_now = 0
+        self.record: dict[str, list[tuple[datetime, float]]] | None = None
+        """When a dict, the quality of every symbol at every step is kept (for export)."""
+        self.done_seq = 0
+        self._cond = threading.Condition()
+        self.throttle = 0.01 if runtime.config.clock == "data-driven" else 0.0
+        """Pause (seconds) after each batch; set by the session for the clock mode."""
+
+    # -- thread -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        runtime = self.runtime
+        try:
+            while (message := next_message(self.queue, runtime)) is not None:
+                # Take everything queued: at full speed the manager works in batches.
+                batch = [message]
+                while True:
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self._handle(batch):
+                    return
+                if self.throttle and not runtime.controls.paused:
+                    # Best effort, never in anyone's way: at full speed, take the GIL at
+                    # most ~100 times a second instead of at every step.
+                    runtime.stop_event.wait(self.throttle)
+        except Exception as exc:
+            runtime.fail("data_quality_manager", exc)
+
+    def _handle(self, batch: list[tuple]) -> bool:
+        """Handle queued messages in order; False once a ``STOP`` was met."""
+        for position, message in enumerate(batch):
+            tag = message[0]
+            if tag is STOP:
+                return False
+            if tag is STEP:
+                following = batch[position + 1] if position + 1 < len(batch) else None
+                if self.record is None and following is not None and following[0] is STEP:
+                    self.account(message[2], message[3])  # quality at the batch's last step
+                else:
+                    self.on_step(message[2], message[3])
+            elif tag is SESSION_START:
+                self.on_session_start(message[2])
+            elif tag is SESSION_END:
+                self.on_session_end(message[2])
+            with self._cond:
+                self.done_seq = message[1]
+                self._cond.notify_all()
+        return True
+
+    def wait_done(self, seq: int, timeout: float) -> bool:
+        """Wait until message ``seq`` was handled (used only while paused, for tests)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self.done_seq >= seq or self.runtime.stopping, timeout
+            )
+
+    # -- work ---------------------------------------------------------------------------
+
+    def on_session_start(self, plan: SessionPlan) -> None:
+        """Reset the session's tracks; assign historical quality over the trailing window."""
+        self._plan = plan
+        self.tracks = {s: _Track() for s in self.symbols}
+        self._expected_now = 0
+        self._session_open = True
+        data = self.runtime.data
+        expected = sum(int((close - open_) / self.delta) for open_, close in plan.history)
+        for symbol in self.symbols:
+            if not self.enabled or not expected:
+                quality = 100.0
+            else:
+                history = data.snapshot_bars(symbol, self.base)
+                present = sum(1 for bar in history if bar.start < plan.open)
+                quality = min(100.0, 100.0 * present / expected)
+            data.set_quality_metric(symbol, f"{self.base}:history", quality)
+            for interval in (self.base, *self.derived):
+                data.set_quality_metric(symbol, interval, 100.0)
+
+    def on_session_end(self, close: datetime) -> None:
+        """Final quality at the close; close the trailing gaps; add to the run's totals."""
+        plan = self._plan
+        if plan is None:
+            return
+        self.on_step(close, ())
+        self._session_open = False
+        expected = int((plan.close - plan.open) / self.delta)
+        for symbol, track in self.tracks.items():
+            self.totals[symbol][0] += track.present
+            self.totals[symbol][1] += expected
+            if track.missing:
+                self._gap(symbol, track, track.next_start or plan.open, plan.close, plan.close)
+                track.next_start = plan.close
+                track.missing = 0
+
+    def account(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Count the bars of the step at ``t`` and record the gaps they close."""
+        plan = self._plan
+        if plan is None:
+            return
+        tracks = self.tracks
+        delta = self.delta
+        for symbol, bar in items:
+            track = tracks[symbol]
+            expected_start = track.next_start or plan.open
+            if track.requested and bar.start in track.requested:
+                track.requested.discard(bar.start)
+                self.filled += 1  # a backfilled bar the coordinator accepted
+            if bar.start < expected_start:
+                continue  # already counted (cannot happen: fills arrive in time order)
+            if bar.start > expected_start:
+                self._gap(symbol, track, expected_start, bar.start, t)
+            track.present += 1
+            track.next_start = bar.start + delta
+
+    def on_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Account the bars visible at ``t`` and refresh every symbol's quality."""
+        plan = self._plan
+        if plan is None:
+            return
+        self.account(t, items)
+        tracks = self.tracks
+        delta = self.delta
+        if self._backfill is not None:
+            self._fill_missing(t, items)
+        data = self.runtime.data
+        now = min(t, plan.close)
+        expected = int((now - plan.open) / delta)
+        self._expected_now = max(0, expected)
+        for symbol, track in tracks.items():
+            start = track.next_start or plan.open
+            # A run still open at ``now`` counts as missing so far.
+            track.missing = max(0, int((now - start) / delta))
+            if not self.enabled or expected <= 0:
+                quality = 100.0
+            else:
+                quality = min(100.0, 100.0 * track.present / expected)
+            data.set_quality_metric(symbol, self.base, quality)
+            if self.record is not None:
+                self.record.setdefault(symbol, []).append((t, quality))
+            for interval in self.derived:
+                data.set_quality_metric(symbol, interval, quality)
+
+    def _gap(
+        self, symbol: str, track: _Track, start: datetime, end: datetime, found: datetime
+    ) -> None:
+        track.gaps.append((start, end))
+        self.all_gaps[symbol].append((start, end))
+        count = int((end - start) / self.delta)
+        self.runtime.log(
+            sim_time=found,
+            message=f"gap in {symbol} {self.base}: {count} bar(s) missing from "
+            f"{start.astimezone(self.runtime.tz):%Y-%m-%d %H:%M}",
+        )
+
+    def _fill_missing(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+        """Live mode: fetch the bars due by ``t`` that did not arrive, and hand them on."""
+        plan = self._plan
+        assert plan is not None and self._backfill is not None and self._fill is not None
+        delta = self.delta
+        arrived = {symbol for symbol, _bar in items}
+        for symbol, track in self.tracks.items():
+            start = track.next_start or plan.open
+            if symbol in arrived or start + delta > t or (track.tried and track.tried >= t):
+                continue
+            track.tried = t
+            bars = [bar for bar in self._backfill(symbol, start, t) if bar.start >= start]
+            if not bars:
+                continue
+            # Counted (present, filled) only when they arrive with the coordinator's next
+            # instant: it drops a fill that comes after newer bars.
+            track.requested.update(bar.start for bar in bars)
+            self._fill(symbol, bars)
+            self.runtime.log(
+                f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill",
+                sim_time=t,
+            )
+
+    def overall_quality(self, symbol: str) -> float | None:
+        """Quality over the run so far: the ended sessions plus the current one up to now.
+
+        None before any bar was expected.
+        """
+        present, expected = self.totals.get(symbol, (0, 0))
+        if self._session_open:
+            track = self.tracks.get(symbol)
+            present += track.present if track is not None else 0
+            expected += self._expected_now
+        if not self.enabled:
+            return 100.0
+        return min(100.0, 100.0 * present / expected) if expected else None
+
+    def gap_count(self, symbol: str) -> int:
+        """Runs of missing bars so far in this session (an open run included). Any thread."""
+        track = self.tracks.get(symbol)
+        if track is None:
+            return 0
+        return len(track.gaps) + (1 if track.missing else 0)
+
+    def gaps(self, symbol: str) -> list[Gap]:
+        """A copy of the closed gaps of ``symbol`` in this session. Any thread."""
+        track = self.tracks.get(symbol)
+        return list(track.gaps) if track is not None else []

@@ -1,0 +1,512 @@
+"""Session: the facade that wires the engine threads and publishes snapshots.
+
+Built and controlled from the caller's thread (a script, the CLI, or the UI's event loop):
+every method here is thread-safe and none blocks for long (``stop`` joins the threads with
+a deadline of about a second; ``wait``/``wait_idle`` block only as long as asked).
+Construction validates everything a user can get wrong (database, calendar coverage,
+symbols, the analysis class) and raises a :class:`~sessionkit.engine.errors.SessionkitError`
+before any thread starts.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ..config import SessionConfig
+from ..core.session_data import SessionData
+from ..core.subscription import StreamSubscription
+from ..core.time_manager import TimeManager
+from ..errors import ConfigError
+from ..store.data_manager import DataManager
+from ..store.db import open_db
+from .analysis import AnalysisEngine, load_analysis_class
+from .coordinator import SessionCoordinator
+from .processor import DataProcessor
+from .quality import DataQualityManager
+from .runtime import STOP, Runtime
+from .snapshot import (
+    FINAL_STATES,
+    AnalysisSignal,
+    EngineMetrics,
+    Series,
+    SeriesStats,
+    Snapshot,
+    SubscriptionStats,
+)
+
+ClockChoice = Literal["data-driven", "clock-driven"]
+
+
+class Session:
+    """One backtest (or live session): engine threads, controls and snapshots.
+
+    Parameters
+    ----------
+    config
+        The validated configuration.
+    start_paused
+        Load the first session, then wait for :meth:`resume` or :meth:`step`.
+    source
+        Where the configuration came from, for error messages (default: the
+        configuration's own ``source``).
+    record
+        Keep every streamed and derived bar with its indicators and quality, for
+        :meth:`export_csv`.
+
+    Raises
+    ------
+    SessionkitError
+        If the database cannot be opened, a symbol or the exchange's calendar is missing,
+        the dates are outside the calendar, or the analysis class cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        start_paused: bool = False,
+        source: str | None = None,
+        record: bool = False,
+    ) -> None:
+        from ..store.data_manager import check_against_database
+
+        self.config = config
+        source = source or config.source
+        self.source = source
+        self.engine = open_db(config.resolved_database_url())
+        check_against_database(config, self.engine, source=source)
+        self.time_manager = TimeManager(self.engine, config.exchange_group)
+        tz = self.time_manager.timezone
+        self.data_manager = DataManager(self.engine, tz)
+        self.sessions = self._plan_sessions()
+        analysis = self._load_analysis()
+
+        self.data = SessionData()
+        runtime = self.runtime = Runtime(config, self.data)
+        runtime.clock = self.time_manager.clock()
+        runtime.controls.paused = start_paused
+        mode = config.clock
+        self.processor_ready = StreamSubscription(mode, "data_processor")
+        self.analysis_ready = StreamSubscription(mode, "analysis_engine") if analysis else None
+        self.analysis = AnalysisEngine(runtime, analysis, self.analysis_ready) if analysis else None
+        self.processor = DataProcessor(
+            runtime, self.processor_ready, self.analysis.queue if self.analysis else None
+        )
+        consumers: list[tuple[StreamSubscription, Any]] = [
+            (self.processor_ready, lambda: self.processor.done_seq)
+        ]
+        if self.analysis is not None:
+            consumers.append((self.analysis_ready, lambda: self.analysis.done_seq))
+        self.quality: DataQualityManager
+        self.coordinator = self._make_coordinator(consumers)
+        self._threads = [
+            t
+            for t in (self.processor, self.quality, self.analysis, self.coordinator)
+            if t is not None
+        ]
+        self._started = False
+        if record:
+            self.processor.record = {}
+            self.quality.record = {}
+
+    # -- construction helpers ------------------------------------------------------------
+
+    def _plan_sessions(self) -> list[date]:
+        config = self.config
+        tm = self.time_manager
+        if config.mode == "live":
+            return []
+        backtest = config.backtest
+        assert backtest is not None
+        sessions = tm.sessions_between(backtest.start_date, backtest.end_date)
+        if not sessions:
+            raise ConfigError(
+                f"invalid configuration in {self.source}:\n  backtest: no "
+                f"{config.exchange_group} trading day from {backtest.start_date} to "
+                f"{backtest.end_date}"
+            )
+        return sessions
+
+    def _load_analysis(self) -> Any:
+        entry = self.config.analysis.entry
+        if entry is None:
+            return None
+        cls = load_analysis_class(entry, source=self.source)
+        try:
+            return cls(**self.config.analysis.options)
+        except Exception as exc:
+            raise ConfigError(
+                f"invalid configuration in {self.source}:\n  analysis.options: {entry} "
+                f"refused them: {exc.__class__.__name__}: {exc}"
+            ) from None
+
+    def _make_coordinator(self, consumers) -> SessionCoordinator:
+        runtime = self.runtime
+        if self.config.mode == "live":
+            from ..feeds.replay import make_feed
+            from .live import LiveCoordinator
+
+            feed = make_feed(self.config, self.data_manager, self.time_manager)
+            coordinator: SessionCoordinator = LiveCoordinator(
+                runtime,
+                self.time_manager,
+                self.data_manager,
+                feed,
+                self.processor.queue,
+                consumers,
+                None,
+                self.analysis.queue if self.analysis else None,
+            )
+            self.sessions = [feed.session_date]
+            self.quality = DataQualityManager(
+                runtime, backfill=feed.backfill, fill=coordinator.fill
+            )
+        else:
+            coordinator = SessionCoordinator(
+                runtime,
+                self.time_manager,
+                self.data_manager,
+                self.sessions,
+                self.processor.queue,
+                consumers,
+                None,
+                self.analysis.queue if self.analysis else None,
+            )
+            self.quality = DataQualityManager(runtime)
+        coordinator.quality_queue = self.quality.queue
+        coordinator.quality_done = self.quality.wait_done
+        return coordinator
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> Session:
+        """Start the engine threads; returns at once. Calling it twice does nothing."""
+        if not self._started:
+            self._started = True
+            for thread in self._threads:
+                thread.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop every engine thread and join them within ``timeout`` seconds.
+
+        Returns
+        -------
+        bool
+            True if every thread ended in time.
+        """
+        runtime = self.runtime
+        deadline = _now() + timeout
+        if self._started and runtime.state == "completed":
+            # Finished normally: the consumers are finishing the queued work (the final
+            # quality among it); let them, within most of the allowed time.
+            for thread in self._threads:
+                thread.join(max(0.0, deadline - _now() - 0.25 * timeout))
+        if not self.finished:
+            runtime.set_state("stopped")
+            runtime.log("stopped")
+        runtime.request_stop()
+        for subscription in (self.processor_ready, self.analysis_ready):
+            if subscription is not None:
+                subscription.cancel()
+        for q in (self.processor.queue, self.quality.queue, getattr(self.analysis, "queue", None)):
+            if q is not None:
+                q.put((STOP,))
+        if not self._started:
+            return True
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - _now()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the session ended and every engine thread finished its work.
+
+        Returns True if that happened within ``timeout`` seconds (None: no limit). Never
+        call it from the UI's event loop.
+        """
+        deadline = None if timeout is None else _now() + timeout
+        for thread in (self.coordinator, *self._threads):
+            thread.join(None if deadline is None else max(0.0, deadline - _now()))
+            if thread.is_alive():
+                return False
+        return True
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until the engine is paused (or finished) with all queued work done."""
+        return self.runtime.idle.wait(timeout)
+
+    @property
+    def finished(self) -> bool:
+        """True once the session completed, stopped or failed."""
+        return self.runtime.state in FINAL_STATES
+
+    # -- controls (any thread) -----------------------------------------------------------
+
+    def pause(self) -> None:
+        """Pause before the next instant."""
+        self.runtime.controls.change(paused=True)
+
+    def resume(self) -> None:
+        """Resume at the current speed, without a catch-up burst."""
+        self.runtime.controls.change(paused=False, step_budget=0)
+
+    def toggle_pause(self) -> None:
+        """Pause if running, resume if paused."""
+        if self.runtime.controls.paused:
+            self.resume()
+        else:
+            self.pause()
+
+    def step(self, n: int = 1) -> None:
+        """Advance exactly ``n`` simulated instants, then stay paused (pauses if running)."""
+        if n < 1:
+            raise ValueError(f"step needs n >= 1, not {n}")
+        controls = self.runtime.controls
+        with controls.cond:
+            budget = controls.step_budget if controls.paused else 0
+        self.runtime.idle.clear()
+        controls.change(paused=True, step_budget=budget + n)
+
+    def set_speed(self, speed: float | None) -> None:
+        """``None`` runs data-driven (as fast as possible); a number runs clock-driven at it.
+
+        Raises
+        ------
+        ValueError
+            If ``speed`` is not a positive number, or the session is live.
+        """
+        if self.config.mode == "live":
+            raise ValueError("a live session runs in wall-clock time: its speed is fixed")
+        if speed is None:
+            self._set_clock("data-driven", self.runtime.controls.speed)
+            return
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, not {speed!r}")
+        self._set_clock("clock-driven", float(speed))
+
+    def set_clock(self, clock: ClockChoice) -> None:
+        """Switch between data-driven and clock-driven (keeping the last speed)."""
+        if clock not in ("data-driven", "clock-driven"):
+            raise ValueError(f"unknown clock {clock!r}")
+        if self.config.mode == "live":
+            raise ValueError("a live session runs in wall-clock time")
+        self._set_clock(clock, self.runtime.controls.speed)
+
+    def _set_clock(self, clock: str, speed: float) -> None:
+        self.quality.throttle = 0.01 if clock == "data-driven" else 0.0
+        for subscription in (self.processor_ready, self.analysis_ready):
+            if subscription is not None:
+                subscription.set_mode(clock)
+        self.runtime.controls.change(clock=clock, speed=speed)
+        label = "max (data-driven)" if clock == "data-driven" else f"{speed:g}x"
+        self.runtime.log(f"speed set to {label}")
+
+    # -- observation (any thread) --------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """An immutable picture of the session now; cheap enough for 10 Hz polling."""
+        runtime = self.runtime
+        config = self.config
+        coordinator = self.coordinator
+        processor = self.processor
+        data = self.data
+        plan = coordinator.plan
+        base = config.streams.interval
+        series: dict[tuple[str, str], SeriesStats] = {}
+        indicators = {}
+        for symbol in config.streams.symbols:
+            prev_close = coordinator.prev_close.get(symbol)
+            gaps = self.quality.gap_count(symbol)
+            history_quality = data.get_quality_metric(symbol, f"{base}:history")
+            for interval in config.intervals:
+                stream = processor.streams[symbol, interval]
+                bars = stream.bars
+                count = len(bars)
+                try:
+                    last = bars[-1]
+                except IndexError:  # empty, or emptied by its writer since len()
+                    last = None
+                history = (
+                    coordinator.history_counts.get(symbol, 0)
+                    if interval == base
+                    else stream.history
+                )
+                in_session = max(0, count - history)
+                change = None
+                if in_session and last is not None and prev_close:
+                    change = (last.close / prev_close - 1.0) * 100.0
+                series[symbol, interval] = SeriesStats(
+                    symbol=symbol,
+                    interval=interval,
+                    bar_count=in_session,
+                    history_count=min(history, count),
+                    last_bar=last,
+                    quality=data.get_quality_metric(symbol, interval),
+                    gaps=gaps,
+                    change_pct=change,
+                    history_quality=history_quality,
+                )
+            indicators[symbol] = MappingProxyType(data.realtime_indicators(symbol))
+        metrics = coordinator.metrics
+        streaming = metrics.streaming_seconds()
+        loads = metrics.subsequent_loads
+        cache = self.time_manager.cache_info()
+        controls = runtime.controls
+        clock = controls.clock
+        analysis = self.analysis
+        version = (
+            runtime.version
+            + processor.done_seq
+            + self.quality.done_seq
+            + (analysis.done_seq if analysis else 0)
+        )
+        return Snapshot(
+            state=runtime.state,  # type: ignore[arg-type]
+            error=runtime.error,
+            mode=config.mode,
+            clock=clock,  # type: ignore[arg-type]
+            speed=None if clock == "data-driven" else controls.speed,
+            exchange=config.exchange_group,
+            timezone=str(runtime.tz),
+            session_date=plan.date if plan else None,
+            session_index=plan.index if plan else 0,
+            session_count=len(self.sessions),
+            sessions=tuple(self.sessions),
+            sim_time=runtime.sim_time,
+            market_open=plan.open if plan else None,
+            market_close=plan.close if plan else None,
+            early_close=plan.early_close if plan else False,
+            symbols=tuple(config.streams.symbols),
+            intervals=tuple(config.intervals),
+            series=MappingProxyType(series),
+            subscriptions=tuple(self._subscription_stats()),
+            indicators=MappingProxyType(indicators),
+            indicator_names=self._indicator_names(),
+            metrics=EngineMetrics(
+                steps=metrics.steps,
+                bars_processed=metrics.bars
+                + sum(s.total for (_sym, iv), s in processor.streams.items() if iv != base),
+                bars_per_second=metrics.bars / streaming if streaming > 0 else 0.0,
+                initial_load_seconds=metrics.initial_load,
+                subsequent_load_seconds=sum(loads) / len(loads) if loads else None,
+                step_latency_ms=(
+                    metrics.step_time_total / metrics.step_time_count * 1000.0
+                    if metrics.step_time_count
+                    else None
+                ),
+                max_step_latency_ms=metrics.step_time_max * 1000.0
+                if metrics.step_time_count
+                else None,
+                cache_hit_rate=cache.hit_rate * 100.0 if cache.hits + cache.misses else None,
+                analysis_errors=analysis.errors if analysis else 0,
+            ),
+            events=runtime.events(),
+            signals=analysis.signals() if analysis else (),
+            version=version,
+        )
+
+    def _indicator_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        symbol = self.config.streams.symbols[0]
+        for interval in self.config.intervals:
+            names.extend(self.processor.streams[symbol, interval].names)
+        return tuple(names)
+
+    def _subscription_stats(self) -> list[SubscriptionStats]:
+        out = []
+        for subscription in (self.processor_ready, self.analysis_ready):
+            if subscription is None:
+                continue
+            stats = subscription.stats()
+            out.append(
+                SubscriptionStats(
+                    stream=stats.stream_id,
+                    mode=stats.mode,
+                    signals=stats.signals,
+                    overruns=stats.overruns,
+                    waits=stats.waits,
+                    last_wait=stats.last_wait,
+                    max_wait=stats.max_wait,
+                )
+            )
+        return out
+
+    def series(self, symbol: str, interval: str, n: int = 500) -> Series:
+        """Copies of the last ``n`` bars of (symbol, interval) with aligned indicator values.
+
+        Raises
+        ------
+        KeyError
+            If the symbol or interval is not streamed.
+        """
+        stream = self.processor.streams[symbol, interval]
+        bars = self.data.snapshot_bars(symbol, interval)
+        rows = list(stream.rows)
+        history = stream.history
+        if interval == self.config.streams.interval:
+            history = self.coordinator.history_counts.get(symbol, 0)
+        if len(rows) > len(bars):
+            rows = rows[: len(bars)]
+        empty = (None,) * len(stream.names)
+        rows.extend([empty] * (len(bars) - len(rows)))
+        skip = max(0, len(bars) - n)
+        bars, rows = bars[skip:], rows[skip:]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in stream.names]
+        return Series(
+            symbol=symbol,
+            interval=interval,
+            starts=tuple(bar.start for bar in bars),
+            open=tuple(bar.open for bar in bars),
+            high=tuple(bar.high for bar in bars),
+            low=tuple(bar.low for bar in bars),
+            close=tuple(bar.close for bar in bars),
+            volume=tuple(bar.volume for bar in bars),
+            indicators=MappingProxyType(dict(zip(stream.names, map(tuple, columns), strict=True))),
+            history=max(0, min(history, len(bars) + skip) - skip),
+            version=len(bars) + skip,
+        )
+
+    def export_csv(self, directory: str | Path) -> list[Path]:
+        """Write the recorded bars as ``directory/<symbol>/<interval>.csv`` (after the run).
+
+        Raises
+        ------
+        ValueError
+            If the session was not built with ``record=True``.
+        """
+        from ..store.export import write_csv_export
+
+        if self.processor.record is None or self.quality.record is None:
+            raise ValueError("export_csv needs a Session built with record=True")
+        names = {key: stream.names for key, stream in self.processor.streams.items()}
+        closes = [self.time_manager.get_trading_session(d).close for d in self.sessions]
+        return write_csv_export(
+            Path(directory),
+            self.processor.record,
+            names,
+            self.quality.record,
+            self.runtime.tz,
+            closes,
+        )
+
+    def signals(self) -> tuple[AnalysisSignal, ...]:
+        """Recent analysis signals."""
+        return self.analysis.signals() if self.analysis else ()
+
+
+def _now() -> float:
+    from time import monotonic
+
+    return monotonic()
+
+
+__all__ = ["Session"]

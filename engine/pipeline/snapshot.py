@@ -1,0 +1,175 @@
+"""The immutable snapshot of a running session, and chart series.
+
+Built by :meth:`sessionkit.engine.pipeline.session.Session.snapshot` on the caller's thread (the UI's
+event loop or a script) from values the engine threads publish; nothing in it is shared
+with an engine thread afterwards, so it may be read from anywhere without locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from types import MappingProxyType
+from typing import Literal
+
+from ..core.bar import Bar, interval_delta
+
+State = Literal[
+    "initializing", "streaming", "paused", "session-ended", "completed", "stopped", "error"
+]
+"""Life-cycle state of a session. ``completed``, ``stopped`` and ``error`` are final."""
+
+FINAL_STATES: frozenset[str] = frozenset({"completed", "stopped", "error"})
+
+Clock = Literal["data-driven", "clock-driven", "live"]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStats:
+    """What is known of one (symbol, interval) stream."""
+
+    symbol: str
+    interval: str
+    bar_count: int
+    """Bars of the current session that are visible (history excluded)."""
+    history_count: int
+    """Trailing historical bars loaded for this session."""
+    last_bar: Bar | None
+    quality: float | None
+    """Percent of the bars the calendar expects so far that are present."""
+    gaps: int
+    """Number of runs of missing bars in the current session."""
+    change_pct: float | None
+    """Last close versus the previous session's last close, in percent."""
+    history_quality: float | None = None
+    """Quality of the trailing history loaded for this session (of the base interval, which
+    derived intervals carry), in percent."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStats:
+    """Counters of one :class:`~sessionkit.engine.core.subscription.StreamSubscription`."""
+
+    stream: str
+    mode: str
+    signals: int
+    overruns: int
+    waits: int
+    last_wait: float
+    """Seconds the last wait took."""
+    max_wait: float
+    """Longest wait so far, in seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """One line of the bounded event log."""
+
+    wall_time: datetime
+    sim_time: datetime | None
+    level: Literal["info", "warning", "error"]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSignal:
+    """A signal emitted by the user's analysis code."""
+
+    sim_time: datetime
+    symbol: str
+    kind: str
+    """What the signal says, e.g. ``buy`` or ``sell``."""
+    price: float | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineMetrics:
+    """Engine counters and timings."""
+
+    steps: int = 0
+    bars_processed: int = 0
+    """Base bars streamed plus derived bars built, in the streamed sessions."""
+    bars_per_second: float = 0.0
+    """Streamed base bars per wall second of streaming (pauses excluded)."""
+    initial_load_seconds: float | None = None
+    subsequent_load_seconds: float | None = None
+    """Mean load time of the sessions after the first."""
+    step_latency_ms: float | None = None
+    """Mean wall time of one step (append, process, ready), in milliseconds."""
+    max_step_latency_ms: float | None = None
+    cache_hit_rate: float | None = None
+    """TimeManager cache hit rate in percent."""
+    analysis_errors: int = 0
+
+
+def _frozen(mapping: Mapping | None = None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the UI shows, frozen at one instant."""
+
+    state: State = "initializing"
+    error: str | None = None
+    mode: Literal["backtest", "live"] = "backtest"
+    clock: Clock = "data-driven"
+    speed: float | None = None
+    """Simulated seconds per wall second; None when data-driven."""
+    exchange: str = "NYSE"
+    timezone: str = "America/New_York"
+    """The exchange's zone, for display."""
+    session_date: date | None = None
+    session_index: int = 0
+    """1-based index of the current session; 0 before the first."""
+    session_count: int = 0
+    sessions: tuple[date, ...] = ()
+    sim_time: datetime | None = None
+    """Simulated time (aware, UTC)."""
+    market_open: datetime | None = None
+    market_close: datetime | None = None
+    early_close: bool = False
+    symbols: tuple[str, ...] = ()
+    intervals: tuple[str, ...] = ()
+    """The base interval first, then the derived ones."""
+    series: Mapping[tuple[str, str], SeriesStats] = field(default_factory=_frozen)
+    subscriptions: tuple[SubscriptionStats, ...] = ()
+    indicators: Mapping[str, Mapping[str, float | None]] = field(default_factory=_frozen)
+    """Latest indicator values per symbol: {symbol: {indicator name: value}}."""
+    indicator_names: tuple[str, ...] = ()
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)
+    events: tuple[EngineEvent, ...] = ()
+    signals: tuple[AnalysisSignal, ...] = ()
+    version: int = 0
+    """Grows whenever the engine published something new (cheap change detection)."""
+
+    @property
+    def finished(self) -> bool:
+        """True once the session reached a final state."""
+        return self.state in FINAL_STATES
+
+    @staticmethod
+    def interval_length(interval: str) -> timedelta:
+        """The length of one bar of ``interval`` (``"5m"`` -> 5 minutes)."""
+        return interval_delta(interval)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Copies of the last N bars of one stream, with indicator values aligned to them."""
+
+    symbol: str
+    interval: str
+    starts: tuple[datetime, ...]
+    open: tuple[float, ...]
+    high: tuple[float, ...]
+    low: tuple[float, ...]
+    close: tuple[float, ...]
+    volume: tuple[int, ...]
+    indicators: Mapping[str, tuple[float | None, ...]]
+    """Indicator values on this interval, aligned with ``starts`` (None while warming up)."""
+    history: int
+    """How many of the points (from the left) are trailing history, not this session."""
+    version: int = 0

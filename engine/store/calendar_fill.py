@@ -1,0 +1,228 @@
+"""Fill the ``trading_calendar`` and ``exchanges`` tables from ``exchange_calendars``.
+
+Used by the ``sessionkit db calendar`` command and the sample database's build script, on
+the caller's (main) thread; no engine thread calls it. The engine itself never hard-codes a
+holiday or a session time: every session, open, close and early close comes from the rows
+written here.
+
+``exchange_calendars`` costs about 0.4 s to import, so it is imported inside
+:func:`fill_calendar` only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, delete, insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import DatabaseError, SessionkitError
+from .db import CalendarDay, Exchange, safe_url
+
+DEFAULT_START = date(2000, 1, 1)
+"""First date filled when none is given."""
+DEFAULT_END = date(2030, 12, 31)
+"""Last date filled when none is given."""
+
+EXCHANGE_CODES: dict[str, str] = {
+    "NYSE": "XNYS",
+    "NASDAQ": "XNAS",
+    "AMEX": "XASE",
+    "ARCA": "ARCX",
+    "CBOE": "XCBF",
+    "LSE": "XLON",
+    "TSX": "XTSE",
+    "XETRA": "XETR",
+    "EURONEXT": "XPAR",
+    "JPX": "XTKS",
+    "HKEX": "XHKG",
+    "ASX": "XASX",
+}
+"""sessionkit exchange group names and their ``exchange_calendars`` codes.
+
+Any other name that ``exchange_calendars`` knows (a code such as ``XNYS`` or one of its
+aliases) is accepted as is.
+"""
+
+_MIN_SESSIONS_FOR_WEEKDAY_MODE = 8
+
+
+class CalendarFillError(SessionkitError, ValueError):
+    """The exchange or the date range given to :func:`fill_calendar` is unusable."""
+
+
+def resolve_exchange(exchange: str) -> str:
+    """Return the ``exchange_calendars`` code for a sessionkit exchange group name.
+
+    Parameters
+    ----------
+    exchange
+        A group name (``NYSE``, ``NASDAQ``, ...; case-insensitive) or a raw
+        ``exchange_calendars`` code or alias (``XNYS``).
+
+    Returns
+    -------
+    str
+        The code to pass to ``exchange_calendars.get_calendar``.
+
+    Raises
+    ------
+    CalendarFillError
+        If neither sessionkit nor ``exchange_calendars`` knows the name.
+    """
+    import exchange_calendars as xcals
+
+    name = exchange.strip().upper()
+    if name in EXCHANGE_CODES:
+        return EXCHANGE_CODES[name]
+    known = set(xcals.get_calendar_names(include_aliases=True))
+    for candidate in (exchange.strip(), name):
+        if candidate in known:
+            return candidate
+    raise CalendarFillError(
+        f"unknown exchange {exchange!r}: use one of {', '.join(sorted(EXCHANGE_CODES))} "
+        "or an exchange_calendars code such as XNYS (see exchange_calendars.get_calendar_names())"
+    )
+
+
+def _as_date(value: date | str, what: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise CalendarFillError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _regular_close_times(
+    sessions: list[date], closes: list[datetime], close_times: list[tuple[date | None, time]]
+) -> list[time]:
+    """The regular close (local time of day) of each session.
+
+    The regular close of a session is the most common close of its weekday among the
+    filled sessions under the same prevailing ``close_times`` entry; a weekday with too few
+    sessions to tell falls back to that prevailing entry.
+    """
+    eras = [start for start, _ in close_times]
+
+    def era_of(day: date) -> int:
+        index = 0
+        for i, start in enumerate(eras):
+            if start is None or day >= start:
+                index = i
+        return index
+
+    keys = [(era_of(day), day.weekday()) for day in sessions]
+    by_key: dict[tuple[int, int], Counter[time]] = {}
+    for key, close in zip(keys, closes, strict=True):
+        by_key.setdefault(key, Counter())[close.time()] += 1
+    regular: dict[tuple[int, int], time] = {}
+    for key, counter in by_key.items():
+        if counter.total() >= _MIN_SESSIONS_FOR_WEEKDAY_MODE:
+            # The latest of the most common closes, so a tie never hides an early close.
+            top = max(counter.values())
+            regular[key] = max(t for t, n in counter.items() if n == top)
+        else:
+            regular[key] = close_times[key[0]][1]
+    return [regular[key] for key in keys]
+
+
+def fill_calendar(
+    engine: Engine,
+    exchange: str = "NYSE",
+    start: date | str = DEFAULT_START,
+    end: date | str = DEFAULT_END,
+) -> int:
+    """Write the trading sessions of ``exchange`` from ``start`` to ``end`` into the database.
+
+    The ``exchanges`` row (the group name and its time zone) is inserted or updated, and
+    the calendar rows of the group in ``[start, end]`` are replaced, so running it twice
+    changes nothing.
+
+    Parameters
+    ----------
+    engine
+        Engine of a database that has sessionkit's schema.
+    exchange
+        The exchange group name stored in the database (``NYSE``, ``NASDAQ``, ...) or a
+        raw ``exchange_calendars`` code (``XNYS``), stored as given (upper-cased).
+    start, end
+        First and last dates to fill, inclusive (``date`` or ``YYYY-MM-DD``).
+
+    Returns
+    -------
+    int
+        Number of sessions written.
+
+    Raises
+    ------
+    CalendarFillError
+        If the exchange is unknown, ``end`` is before ``start``, or the range lies outside
+        what ``exchange_calendars`` covers.
+    DatabaseError
+        If the rows cannot be written.
+    """
+    first = _as_date(start, "start date")
+    last = _as_date(end, "end date")
+    if last < first:
+        raise CalendarFillError(f"end date {last} is before start date {first}")
+    code = resolve_exchange(exchange)
+    group = exchange.strip().upper()
+
+    import exchange_calendars as xcals
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exchange_calendars' own pandas deprecations
+            calendar = xcals.get_calendar(code, start=first.isoformat(), end=last.isoformat())
+    except ValueError as exc:
+        raise CalendarFillError(
+            f"cannot build the {group} ({code}) calendar for {first} to {last}: {exc}"
+        ) from None
+
+    zone = ZoneInfo(str(calendar.tz))
+    schedule = calendar.schedule
+    sessions = [ts.date() for ts in schedule.index]
+    opens = [ts.to_pydatetime() for ts in schedule["open"]]
+    closes = [ts.to_pydatetime() for ts in schedule["close"]]
+    local_closes = [c.astimezone(zone) for c in closes]
+    close_times = [
+        (None if start_ is None else start_.date(), t) for start_, t in calendar.close_times
+    ]
+    regular = _regular_close_times(sessions, local_closes, close_times)
+    rows = [
+        {
+            "exchange": group,
+            "session_date": day,
+            "open": open_,
+            "close": close,
+            # A close on a later local day than the session (overnight markets) is never early.
+            "early_close": local.date() == day and local.time() < regular_close,
+        }
+        for day, open_, close, local, regular_close in zip(
+            sessions, opens, closes, local_closes, regular, strict=True
+        )
+    ]
+    try:
+        with engine.begin() as connection:
+            connection.execute(delete(Exchange).where(Exchange.name == group))
+            connection.execute(insert(Exchange), [{"name": group, "timezone": zone.key}])
+            connection.execute(
+                delete(CalendarDay)
+                .where(CalendarDay.exchange == group)
+                .where(CalendarDay.session_date >= first)
+                .where(CalendarDay.session_date <= last)
+            )
+            if rows:
+                connection.execute(insert(CalendarDay), rows)
+    except SQLAlchemyError as exc:
+        url = safe_url(engine.url.render_as_string(hide_password=False))
+        raise DatabaseError(
+            f"cannot write the {group} calendar to {url}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    return len(rows)

@@ -1,0 +1,205 @@
+"""The database layer: SQLAlchemy 2.0 typed models for bars and the trading calendar.
+
+Any SQLAlchemy URL works; the default is the bundled SQLite sample database. Instants are
+stored as UTC epoch seconds (integers) through :class:`UTCDateTime`, so every backend
+stores the same thing, ordering is numeric and bulk reads need no string parsing.
+
+Thread use: an :class:`~sqlalchemy.engine.Engine` is shared; each thread opens its own
+connection or ORM session per unit of work (SQLAlchemy's rule). Nothing here keeps state
+between calls.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..errors import DatabaseError
+
+EXPECTED_TABLES = ("bars", "trading_calendar", "exchanges", "symbols")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware instant stored as integer UTC epoch seconds.
+
+    Naive datetimes are refused: an instant without a zone is a bug waiting to happen.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> int | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: sessionkit stores aware instants only")
+        return int(value.timestamp())
+
+    def process_result_value(self, value: int | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromtimestamp(value, UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of sessionkit's schema."""
+
+
+class BarRecord(Base):
+    """One stored bar: symbol, interval, start instant (UTC) and OHLCV."""
+
+    __tablename__ = "bars"
+    __table_args__ = (
+        UniqueConstraint("symbol", "interval", "start", name="uq_bars_symbol_interval_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    interval: Mapped[str] = mapped_column(String(8))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    open: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    close: Mapped[float] = mapped_column(Float)
+    volume: Mapped[int] = mapped_column(BigInteger)
+
+
+class Exchange(Base):
+    """An exchange group whose calendar is in the database, with its time zone."""
+
+    __tablename__ = "exchanges"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+
+
+class CalendarDay(Base):
+    """One trading session of an exchange. Dates without a row are not trading days."""
+
+    __tablename__ = "trading_calendar"
+
+    exchange: Mapped[str] = mapped_column(String(16), primary_key=True)
+    session_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    open: Mapped[datetime] = mapped_column(UTCDateTime)
+    close: Mapped[datetime] = mapped_column(UTCDateTime)
+    early_close: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SymbolInfo(Base):
+    """What a symbol is and where its data comes from (``synthetic`` marks made-up data)."""
+
+    __tablename__ = "symbols"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(Text, default="")
+
+
+def safe_url(url: str) -> str:
+    """Return ``url`` with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
+        raise DatabaseError(f"cannot use database URL {safe_url(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    return engine
+
+
+def init_db(url: str) -> Engine:
+    """Create sessionkit's tables at ``url`` (those missing) and return the engine.
+
+    Raises
+    ------
+    DatabaseError
+        If the URL is malformed or the database cannot be opened or written.
+    """
+    path = _sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = _create_engine(url)
+    try:
+        Base.metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot create the schema in {safe_url(url)}: {exc.__class__.__name__}: "
+            f"{getattr(exc, 'orig', exc)}"
+        ) from None
+    return engine
+
+
+def open_db(url: str) -> Engine:
+    """Open an existing sessionkit database and check its schema.
+
+    Raises
+    ------
+    DatabaseError
+        If the URL is malformed, the SQLite file does not exist, the server cannot be
+        reached, or the database lacks sessionkit's tables.
+    """
+    path = _sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise DatabaseError(
+            f"database file {path} does not exist (create one with: sessionkit db init "
+            f"--db {safe_url(url)})"
+        )
+    engine = _create_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseError(
+            f"cannot open database {safe_url(url)}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    missing = [name for name in EXPECTED_TABLES if name not in tables]
+    if missing:
+        engine.dispose()
+        raise DatabaseError(
+            f"database {safe_url(url)} lacks sessionkit's schema (missing tables: "
+            f"{', '.join(missing)}); create it with: sessionkit db init --db URL"
+        )
+    return engine

@@ -1,0 +1,245 @@
+"""Tests of the ``sessionkit db`` commands (init, import, calendar, info).
+
+Most run the real entry point (:func:`sessionkit.engine.cli.main`) in-process; one runs the
+installed module in a subprocess to check the exit status and that no traceback is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sessionkit.engine.cli import main
+from sessionkit.engine.config import bundled_database_path
+
+GOOD = (
+    "timestamp,open,high,low,close,volume\n"
+    "2011-01-03T09:30:00-05:00,126.70,126.80,126.60,126.75,1000\n"
+    "2011-01-03T09:31:00-05:00,126.75,126.90,126.70,126.85,2000\n"
+    "2011-01-03T09:32:00-05:00,126.85,126.85,126.90,126.55,1500\n"  # high < low: rejected
+)
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``sessionkit ARGS`` in-process; return (exit status, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """A new database with the schema and the NYSE calendar of January 2011."""
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    assert run(capsys, "db", "init", "--db", url)[0] == 0
+    code, _, err = run(
+        capsys, "db", "calendar", "--from", "2011-01-01", "--to", "2011-01-31", "--db", url
+    )
+    assert code == 0, err
+    return url
+
+
+def test_init_creates_the_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "new" / "db.sqlite"
+    code, out, _ = run(capsys, "db", "init", "--db", str(path))
+    assert code == 0
+    assert path.is_file()
+    assert "schema ready" in out
+    # The new database is usable, and empty.
+    code, out, err = run(capsys, "db", "info", "--db", f"sqlite:///{path}", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["symbols"] == [] and info["calendars"] == [] and info["total_bars"] == 0
+    code, out, _ = run(capsys, "db", "info", "--db", str(path))
+    assert "no symbols or bars yet" in out and "no trading calendar yet" in out
+
+
+def test_calendar_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    code, out, _ = run(
+        capsys, "db", "calendar", "--exchange", "NYSE", "--from", "2024-11-01", "--to",
+        "2024-11-30", "--db", db_url, "--json",
+    )  # fmt: skip
+    assert code == 0
+    data = json.loads(out)
+    assert data["sessions_written"] == 20
+    assert data["code"] == "XNYS"
+    assert data["coverage"]["sessions"] == 20 + 20  # January 2011 is still there
+    assert data["coverage"]["early_closes"] == 1
+    code, _, err = run(capsys, "db", "calendar", "--from", "2024-02-30", "--db", db_url)
+    assert code == 2
+    assert "--from" in err and "2024-02-30" in err
+    code, _, err = run(capsys, "db", "calendar", "--exchange", "MOON", "--db", db_url)
+    assert code == 2 and "unknown exchange 'MOON'" in err
+
+
+def test_import_reports_and_is_idempotent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    csv = tmp_path / "spy.csv"
+    csv.write_text(GOOD)
+    code, out, err = run(
+        capsys, "db", "import", str(csv), "--symbol", "SPY", "--interval", "1m", "--db", db_url
+    )
+    assert code == 0, err
+    assert "2 imported" in out
+    assert "1 rejected" in out
+    assert "high < low" in out
+    assert "4:" in out  # the line number of the rejected row
+    code, out, _ = run(
+        capsys, "db", "import", str(csv), "--symbol", "SPY", "--db", db_url, "--json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert (data["imported"], data["already_present"], data["rejected_total"]) == (0, 2, 1)
+    assert data["rejected"][0]["examples"][0]["line"] == 4
+
+
+def test_import_naive_timestamps_with_tz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    csv = tmp_path / "naive.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n2011-01-03 09:30:00,1,2,0.5,1.5,10\n")
+    code, _, err = run(capsys, "db", "import", str(csv), "--symbol", "SPY", "--db", db_url)
+    assert code == 2
+    assert str(csv) in err and "--tz" in err
+    assert "Traceback" not in err
+    code, out, err = run(
+        capsys, "db", "import", str(csv), "--symbol", "SPY", "--tz", "America/New_York",
+        "--db", db_url, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["first_start"] == "2011-01-03T14:30:00+00:00"
+
+
+def test_bad_csv_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    for path in (binary, tmp_path / "missing.csv"):
+        code, out, err = run(capsys, "db", "import", str(path), "--symbol", "X", "--db", db_url)
+        assert code == 2
+        assert out == ""
+        assert err.count("\n") == 1 and err.startswith("sessionkit: error: ")
+        assert str(path) in err
+
+
+def test_missing_database_and_no_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nothere.sqlite"
+    code, _, err = run(capsys, "db", "info", "--db", f"sqlite:///{missing}")
+    assert code == 2
+    assert "does not exist" in err and str(missing) in err and "sessionkit db init" in err
+    assert not missing.exists()  # info never creates a database
+
+    import sqlite3
+
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).execute("CREATE TABLE other (x)").connection.close()
+    for args in (("db", "info"), ("db", "calendar"), ("db", "import", str(empty), "--symbol", "X")):
+        code, _, err = run(capsys, *args, "--db", str(empty))
+        assert code == 2, args
+        assert "lacks sessionkit's schema" in err
+        assert err.count("\n") == 1
+
+
+def test_password_is_never_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    for url in (
+        "postgresql://trader:hunter2secret@127.0.0.1:1/bars",
+        "mysql+pymysql://trader:hunter2secret@127.0.0.1:1/bars",
+    ):
+        code, out, err = run(capsys, "db", "info", "--db", url)
+        assert code == 2
+        assert "hunter2secret" not in out + err
+        assert "trader:***@" in err
+
+
+def test_info_on_the_bundled_database(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "db", "info")  # default: the bundled sample database
+    assert code == 0, err
+    assert str(bundled_database_path()) in out
+    for text in ("ACME", "FLUX", "SPY", "SYNTHETIC", "real", "31,757", "NYSE", "America/New_York",
+                 "2000-01-03", "2030-12-31", "7,794", "2011-01-03 04:00", "2024-12-31 15:59"):  # fmt: skip
+        assert text in out, text
+    # SYNTHETIC marks exactly the six demo symbols (in the data column).
+    marked = [line.split()[1] for line in out.splitlines() if "│ SYNTHETIC │" in line]
+    assert sorted(marked) == ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
+
+
+def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "db", "info", "--json", "--db", str(bundled_database_path()))
+    assert code == 0
+    info = json.loads(out)
+    assert info["timezone"] == "America/New_York"
+    symbols = {s["symbol"]: s for s in info["symbols"]}
+    assert symbols["SPY"]["synthetic"] is False
+    assert symbols["SPY"]["intervals"] == [
+        {
+            "interval": "1m",
+            "bars": 31757,
+            "first": "2011-01-03T04:00:00-05:00",
+            "last": "2011-03-31T19:58:00-04:00",
+        }
+    ]
+    assert all(symbols[s]["synthetic"] for s in ("ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"))
+    assert symbols["DYNA"]["intervals"][0]["bars"] == 11340 - 240
+    assert info["calendars"] == [
+        {
+            "exchange": "NYSE",
+            "timezone": "America/New_York",
+            "sessions": 7794,
+            "first_session": "2000-01-03",
+            "last_session": "2030-12-31",
+            "early_closes": 69,
+        }
+    ]
+    assert info["total_bars"] == 31757 + 67740
+
+
+def test_subprocess_exit_status_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,price\n2011-01-03,1\n")
+    db = tmp_path / "sub.sqlite"
+    command = [sys.executable, "-m", "sessionkit.engine.cli", "db"]
+    assert subprocess.run([*command, "init", "--db", str(db)], capture_output=True).returncode == 0
+    result = subprocess.run(
+        [*command, "import", str(bad), "--symbol", "X", "--db", str(db)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"sessionkit: error: {bad} is not a CSV file of bars: its header 'date,price' does not "
+        "match 'timestamp,open,high,low,close,volume' (missing timestamp, open, high, low, "
+        "close, volume; unexpected 'date', 'price')"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("db", "init"),
+        ("db", "calendar", "--exchange", "NYSE", "--from", "2024-01-01", "--to", "2024-12-31"),
+        ("db", "import", "bars.csv", "--symbol", "X", "--interval", "1m"),
+    ],
+)
+def test_writing_commands_need_db(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    before = bundled_database_path().stat().st_mtime_ns
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert "pass --db" in err and "Traceback" not in err
+    assert bundled_database_path().stat().st_mtime_ns == before

@@ -1,0 +1,220 @@
+"""``sessionkit run``: the headless command, run as a subprocess like a user or a script.
+
+Uses the bundled ``demo`` configuration on the bundled sample database, over short date
+windows so each run takes about a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
+COMMAND = [sys.executable, "-m", "sessionkit.engine.cli", "run"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def assert_usage_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit status 2, one ``sessionkit: error:`` line on stderr, no traceback, no output."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sessionkit: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def json_export_run(tmp_path_factory) -> tuple[dict, Path]:
+    """2024-12-09..10 data-driven with --json and --export: EMBR and DYNA have gaps."""
+    directory = tmp_path_factory.mktemp("export")
+    result = run(
+        "demo",
+        "--start",
+        "2024-12-09",
+        "--end",
+        "2024-12-10",
+        "--speed",
+        "max",
+        "--json",
+        "--export",
+        str(directory),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout), directory
+
+
+def test_json_summary(json_export_run) -> None:
+    data, _directory = json_export_run
+    for key in ("state", "sessions", "bars", "quality", "overruns", "bars_per_second"):
+        assert key in data
+    assert "load_seconds" in data
+    assert data["state"] == "completed" and data["error"] is None
+    assert data["mode"] == "backtest" and data["clock"] == "data-driven"
+    assert data["speed"] is None
+    assert data["sessions"] == ["2024-12-09", "2024-12-10"]
+    # Two full sessions; DYNA misses 240 bars on the 10th, EMBR 4 + 1 (sample_db/README.md).
+    expected = {s: 780 for s in DEMO} | {"DYNA": 540, "EMBR": 775}
+    for symbol in DEMO:
+        assert data["bars"][symbol]["1m"] == expected[symbol], symbol
+        assert data["bars"][symbol]["5m"] == (108 if symbol == "DYNA" else 156)
+        assert data["bars"][symbol]["15m"] == (36 if symbol == "DYNA" else 52)
+        quality = 100.0 * expected[symbol] / 780
+        for interval in ("1m", "5m", "15m"):
+            assert data["quality"][symbol][interval] == pytest.approx(quality, abs=1e-3)
+    assert data["gaps"] == {s: 0 for s in DEMO} | {"DYNA": 1, "EMBR": 5}
+    # Data-driven: consumers are always waited for, so nothing overruns.
+    assert data["overruns"] == {"data_processor": 0, "analysis_engine": 0}
+    assert data["bars_per_second"] > 0
+    assert data["load_seconds"] > 0
+    assert data["steps"] == 780
+    assert data["analysis_errors"] == 0
+
+
+def test_export_files(json_export_run) -> None:
+    data, directory = json_export_run
+    files = sorted(Path(p).relative_to(directory).as_posix() for p in data["export"])
+    assert files == sorted(f"{s}/{i}.csv" for s in DEMO for i in ("1m", "5m", "15m"))
+    with (directory / "DYNA" / "1m.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    assert header[:8] == ["start", "end", "open", "high", "low", "close", "volume", "quality"]
+    assert header[8:] == [
+        "sma_20",
+        "ema_20",
+        "rsi_14",
+        "vwap",
+        "bb_20",
+        "bb_20.upper",
+        "bb_20.lower",
+    ]
+    assert len(rows) - 1 == 540
+    assert rows[1][0] == "2024-12-09T09:30:00-05:00"
+    assert rows[1][1] == "2024-12-09T09:31:00-05:00"
+    assert rows[-1][0] == "2024-12-10T11:59:00-05:00"  # the afternoon is missing
+    with (directory / "ACME" / "5m.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][8:] == ["sma_5m"]
+    assert len(rows) - 1 == 156
+    assert rows[-1][:2] == ["2024-12-10T15:55:00-05:00", "2024-12-10T16:00:00-05:00"]
+    for symbol in DEMO:
+        for interval in ("1m", "5m", "15m"):
+            with (directory / symbol / f"{interval}.csv").open(newline="") as handle:
+                count = sum(1 for _ in handle) - 1
+            assert count == data["bars"][symbol][interval], (symbol, interval)
+
+
+def test_human_summary_and_clock_driven_speed() -> None:
+    result = run("demo", "--start", "2024-11-29", "--end", "2024-11-29", "--speed", "60000")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "completed" in result.stdout
+    assert "60000x" in result.stdout
+    assert "bars and quality" in result.stdout
+    for symbol in DEMO:
+        assert symbol in result.stdout
+
+
+def test_json_of_a_clock_driven_run() -> None:
+    result = run(
+        "spy-2011", "--start", "2011-01-03", "--end", "2011-01-03", "--speed", "30000", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["state"] == "completed"
+    assert data["clock"] == "clock-driven" and data["speed"] == 30000
+    assert data["sessions"] == ["2011-01-03"]
+    assert data["bars"]["SPY"] == {"1m": 390, "5m": 78, "15m": 26}
+    assert data["quality"]["SPY"]["1m"] == 100.0
+    assert set(data["overruns"]) == {"data_processor", "analysis_engine"}
+
+
+def test_missing_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    assert_usage_error(run(str(missing), "--json"), str(missing), "does not exist")
+
+
+@pytest.mark.parametrize("speed", ["fast", "0", "-5"])
+def test_bad_speed_is_exit_2(speed: str) -> None:
+    assert_usage_error(run("demo", f"--speed={speed}"), "--speed", repr(speed))
+
+
+def test_bad_date_is_exit_2() -> None:
+    assert_usage_error(run("demo", "--start", "2024-13-01"), "--start", "2024-13-01")
+
+
+def test_invalid_config_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        'speed = -1\n[streams]\nsymbols = ["ACME"]\n',
+        encoding="utf-8",
+    )
+    result = run(str(path), "--json")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("sessionkit: error: invalid configuration in ")
+    assert str(path) in result.stderr and "backtest.speed" in result.stderr
+
+
+def test_a_window_without_trading_days_is_exit_2() -> None:
+    result = run("demo", "--start", "2024-12-25", "--end", "2024-12-25", "--json")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "no NYSE trading day" in result.stderr
+
+
+def test_an_engine_error_exits_1_with_the_error_in_the_json(tmp_path: Path) -> None:
+    path = tmp_path / "raising.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        '[streams]\nsymbols = ["ACME"]\n'
+        '[analysis]\nentry = "pipeline_analyses:Raiser"\non_error = "stop"\n'
+        "options = { after = 5 }\n",
+        encoding="utf-8",
+    )
+    tests = str(Path(__file__).parents[1])  # tests/pipeline_analyses.py
+    result = subprocess.run(
+        [*COMMAND, str(path), "--speed", "max", "--json", "--export", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": tests},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    data = json.loads(result.stdout)
+    assert data["state"] == "error"
+    assert data["error"] == "analysis Raiser: RuntimeError: analysis boom at step 5"
+    assert data["bars"]["ACME"]["1m"] >= 5
+    assert "export" not in data and not (tmp_path / "out").exists()
+
+
+def test_an_unknown_analysis_class_is_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        '[streams]\nsymbols = ["ACME"]\n'
+        '[analysis]\nentry = "sessionkit.engine.examples:NoSuchAnalysis"\n',
+        encoding="utf-8",
+    )
+    result = run(str(path), "--json")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "analysis.entry" in result.stderr and "NoSuchAnalysis" in result.stderr

@@ -1,0 +1,807 @@
+"""Controls of a running session: pause, resume, step, speed and clock, stop, faults, live.
+
+Every test drives a real :class:`~sessionkit.engine.pipeline.session.Session` on the bundled sample
+database. Timing assertions leave generous margins (these run on busy CI machines) but
+are tight enough to tell a catch-up burst or a hung thread from normal behaviour.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sessionkit.engine.config import config_from_dict, load_config
+from sessionkit.engine.pipeline.coordinator import SessionCoordinator
+from sessionkit.engine.pipeline.processor import DataProcessor
+from sessionkit.engine.pipeline.quality import DataQualityManager
+from sessionkit.engine.pipeline.session import Session
+from sessionkit.engine.store.data_manager import DataManager
+
+NY = ZoneInfo("America/New_York")
+DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
+MINUTE = timedelta(minutes=1)
+JAN3_OPEN = datetime(2011, 1, 3, 14, 30, tzinfo=UTC)
+JAN4_OPEN = datetime(2011, 1, 4, 14, 30, tzinfo=UTC)
+
+
+def spy(clock: str = "clock-driven", speed: float = 600.0, days: int = 2, **extra) -> dict:
+    """SPY from 2011-01-03 (no history in the database before it): ``days`` sessions."""
+    end = date(2011, 1, 3) + timedelta(days=days - 1)
+    return {
+        "backtest": {"start_date": "2011-01-03", "end_date": end, "clock": clock, "speed": speed},
+        "streams": {"symbols": ["SPY"], "derived": ["5m"]},
+        "indicators": [{"name": "sma", "kind": "sma", "period": 5}],
+        **extra,
+    }
+
+
+def make(config: dict, **kwargs) -> Session:
+    return Session(config_from_dict(config), **kwargs)
+
+
+def alive(session: Session) -> list[str]:
+    return [t.name for t in session._threads if t.is_alive()]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def assert_stops_in_time(session: Session) -> None:
+    """``stop()`` returns True within 1 s and no engine thread is left."""
+    started = time.perf_counter()
+    ok = session.stop()
+    elapsed = time.perf_counter() - started
+    assert ok, f"stop() returned False; alive: {alive(session)}"
+    assert elapsed < 1.0, f"stop() took {elapsed:.3f}s"
+    assert alive(session) == []
+    assert session.snapshot().state in ("stopped", "completed", "error")
+
+
+@pytest.fixture
+def sessions():
+    """Sessions made by a test; each is stopped (and its threads awaited) afterwards."""
+    made: list[Session] = []
+    yield made
+    for session in made:
+        session.stop()
+        for thread in session._threads:
+            if thread.ident is not None:  # started
+                thread.join(10)
+
+
+# -- pause, resume, step ------------------------------------------------------------------------
+
+
+def test_step_advances_exactly_one_instant(sessions) -> None:
+    session = make(spy(speed=1), start_paused=True)
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(10)
+    snap = session.snapshot()
+    assert snap.state == "paused"
+    assert snap.sim_time == JAN3_OPEN and snap.metrics.steps == 0
+    assert snap.series["SPY", "1m"].bar_count == 0
+    for k in range(1, 4):
+        session.step()
+        assert session.wait_idle(5)
+        snap = session.snapshot()
+        assert snap.state == "paused"
+        assert snap.metrics.steps == k
+        assert snap.sim_time == JAN3_OPEN + k * MINUTE
+        assert snap.series["SPY", "1m"].bar_count == k
+        assert snap.series["SPY", "1m"].last_bar.start == JAN3_OPEN + (k - 1) * MINUTE
+    session.step(5)
+    assert session.wait_idle(5)
+    snap = session.snapshot()
+    assert snap.metrics.steps == 8 and snap.sim_time == JAN3_OPEN + 8 * MINUTE
+    assert snap.series["SPY", "5m"].bar_count == 1
+    # Paused: nothing moves on its own.
+    time.sleep(0.2)
+    assert session.snapshot().metrics.steps == 8
+    with pytest.raises(ValueError):
+        session.step(0)
+
+
+def test_step_across_a_session_boundary(sessions) -> None:
+    session = make(spy(speed=1), start_paused=True)
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(10)
+    session.step(390)
+    assert session.wait_idle(10)
+    snap = session.snapshot()
+    assert snap.metrics.steps == 390
+    assert snap.session_date == date(2011, 1, 3)
+    assert snap.sim_time == datetime(2011, 1, 3, 21, 0, tzinfo=UTC)  # the close
+    assert snap.state == "session-ended"
+    assert snap.series["SPY", "1m"].bar_count == 390
+    session.step()
+    assert session.wait_idle(10)
+    snap = session.snapshot()
+    assert snap.session_date == date(2011, 1, 4) and snap.session_index == 2
+    assert snap.sim_time == JAN4_OPEN + MINUTE
+    assert snap.metrics.steps == 391
+    assert snap.series["SPY", "1m"].bar_count == 1
+    assert snap.state == "paused"
+
+
+def test_a_multi_step_crosses_the_boundary_in_one_call(sessions) -> None:
+    session = make(spy(speed=1), start_paused=True)
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(10)
+    session.step(392)
+    assert session.wait_idle(10)
+    snap = session.snapshot()
+    assert snap.session_index == 2 and snap.sim_time == JAN4_OPEN + 2 * MINUTE
+    assert snap.metrics.steps == 392
+
+
+def test_pause_and_resume(sessions) -> None:
+    session = make(spy(clock="data-driven", days=5))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().metrics.steps > 50)
+    session.pause()
+    assert session.wait_idle(5)
+    snap = session.snapshot()
+    assert snap.state == "paused"
+    steps = snap.metrics.steps
+    time.sleep(0.2)
+    assert session.snapshot().metrics.steps == steps
+    session.resume()
+    assert wait_for(lambda: session.snapshot().metrics.steps > steps + 50)
+    assert session.snapshot().state in ("streaming", "initializing", "session-ended")
+    session.toggle_pause()
+    assert session.wait_idle(5)
+    assert session.snapshot().state == "paused"
+
+
+@pytest.mark.parametrize("speed", [1.0, 60.0])
+def test_step_while_waiting_for_the_clock_runs_one_instant_at_once(speed: float, sessions) -> None:
+    """Regression: ``_wait_until`` ignored a step requested while it waited for the clock,
+    so the step took effect only when the instant was due, and ran two instants."""
+    session = make(spy(speed=speed))  # running; bars due every 60 s (1x) or 1 s (60x)
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().state == "streaming")
+    time.sleep(0.2)
+    before = session.snapshot().metrics.steps
+    started = time.perf_counter()
+    session.step()  # pause, then exactly one instant, at once
+    finished = session.wait_idle(3)
+    elapsed = time.perf_counter() - started
+    snap = session.snapshot()
+    assert finished and snap.state == "paused"
+    assert snap.metrics.steps == before + 1
+    assert elapsed < 0.5
+
+
+def test_step_while_streaming_data_driven_pauses(sessions) -> None:
+    session = make(spy(clock="data-driven", days=5))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().metrics.steps > 20)
+    session.step(2)
+    assert session.wait_idle(5)
+    snap = session.snapshot()
+    assert snap.state == "paused"
+    time.sleep(0.1)
+    assert session.snapshot().metrics.steps == snap.metrics.steps
+
+
+def test_resume_after_stepping_in_clock_driven_mode_does_not_burst(sessions) -> None:
+    session = make(spy(speed=60), start_paused=True)  # one bar per wall second
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(10)
+    session.step(3)
+    assert session.wait_idle(5)
+    time.sleep(0.5)
+    session.resume()
+    time.sleep(0.6)
+    snap = session.snapshot()
+    assert snap.state == "streaming"
+    assert snap.metrics.steps == 3  # the next bar is due a full second after resume
+    assert wait_for(lambda: session.snapshot().metrics.steps == 4, timeout=2.0)
+
+
+def test_resume_never_bursts_after_a_pause(sessions) -> None:
+    speed = 600.0  # 10 one-minute bars per wall second
+    session = make(spy(speed=speed))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().metrics.steps >= 3)
+    session.pause()
+    assert session.wait_idle(5)
+    paused_at = session.snapshot().sim_time
+    time.sleep(1.0)  # at 600x a burst would replay 600 simulated seconds (10 bars)
+    assert session.snapshot().sim_time == paused_at
+    resumed = time.perf_counter()
+    session.resume()
+    time.sleep(0.5)
+    snap = session.snapshot()
+    wall = time.perf_counter() - resumed
+    advanced = (snap.sim_time - paused_at).total_seconds()
+    assert advanced <= wall * speed + 120, f"{advanced}s simulated in {wall:.2f}s wall"
+    assert advanced >= 120  # it did resume
+
+
+# -- speed and clock ----------------------------------------------------------------------------
+
+
+def _rate(session: Session, seconds: float) -> float:
+    before = session.snapshot().metrics.steps
+    time.sleep(seconds)
+    return (session.snapshot().metrics.steps - before) / seconds
+
+
+def test_set_speed_and_set_clock_at_runtime(sessions) -> None:
+    session = make(spy(speed=600, days=88))  # to 2011-03-31: enough for two sprints
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().state == "streaming")
+    snap = session.snapshot()
+    assert snap.clock == "clock-driven" and snap.speed == 600
+    assert 3 <= _rate(session, 0.6) <= 16  # 10 bars/s
+    session.set_speed(None)
+    snap = session.snapshot()
+    assert snap.clock == "data-driven" and snap.speed is None
+    assert _rate(session, 0.2) > 200
+    session.set_clock("clock-driven")  # keeps the last speed
+    snap = session.snapshot()
+    assert snap.clock == "clock-driven" and snap.speed == 600
+    assert _rate(session, 0.6) <= 16
+    session.set_speed(6000)
+    assert session.snapshot().speed == 6000
+    assert 40 <= _rate(session, 0.5) <= 160  # 100 bars/s
+    session.set_clock("data-driven")
+    assert session.snapshot().clock == "data-driven"
+    assert _rate(session, 0.2) > 200
+    assert session.snapshot().state in ("streaming", "initializing", "session-ended")
+    messages = [e.message for e in session.snapshot().events]
+    assert "speed set to max (data-driven)" in messages and "speed set to 6000x" in messages
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            session.set_speed(bad)
+    with pytest.raises(ValueError):
+        session.set_clock("fastest")  # type: ignore[arg-type]
+
+
+def test_switching_to_clock_driven_does_not_burst(sessions) -> None:
+    session = make(spy(clock="data-driven", speed=60, days=10))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().metrics.steps > 100)
+    session.set_clock("clock-driven")  # 60x: one bar per second from now on
+    before = session.snapshot().metrics.steps
+    time.sleep(0.5)
+    assert session.snapshot().metrics.steps - before <= 1
+
+
+# -- stop, in every mode and state --------------------------------------------------------------
+
+
+def _slow_loader(monkeypatch) -> None:
+    original = DataManager.get_step_bars
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.4)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataManager, "get_step_bars", slow)
+
+
+def _fail_processor(monkeypatch, after: int = 5) -> None:
+    original = DataProcessor.process_step
+    calls = [0]
+
+    def failing(self, t, items):
+        calls[0] += 1
+        if calls[0] >= after:
+            raise RuntimeError("processor boom")
+        return original(self, t, items)
+
+    monkeypatch.setattr(DataProcessor, "process_step", failing)
+
+
+def _state_before_start(monkeypatch) -> Session:
+    return make(spy())
+
+
+def _state_initializing(monkeypatch) -> Session:
+    _slow_loader(monkeypatch)
+    session = make({**spy(), "streams": {"symbols": DEMO, "derived": ["5m", "15m"]}})
+    session.start()
+    time.sleep(0.1)
+    assert session.snapshot().state == "initializing"
+    return session
+
+
+def _state_paused(monkeypatch) -> Session:
+    session = make(spy(), start_paused=True)
+    session.start()
+    assert session.wait_idle(10)
+    assert session.snapshot().state == "paused"
+    return session
+
+
+def _state_paused_at_session_end(monkeypatch) -> Session:
+    session = make(spy(), start_paused=True)
+    session.start()
+    assert session.wait_idle(10)
+    session.step(390)
+    assert session.wait_idle(10)
+    assert session.snapshot().state == "session-ended"
+    return session
+
+
+def _streaming(config: dict) -> Callable:
+    def setup(monkeypatch) -> Session:
+        session = make(config)
+        session.start()
+        assert wait_for(lambda: session.snapshot().metrics.steps >= 2)
+        assert session.snapshot().state == "streaming"
+        return session
+
+    return setup
+
+
+def _state_waiting_for_the_clock(monkeypatch) -> Session:
+    session = make(spy(speed=1))  # the next bar is due in a minute
+    session.start()
+    assert wait_for(lambda: session.snapshot().state == "streaming")
+    time.sleep(0.1)
+    return session
+
+
+def _state_in_slow_analysis(monkeypatch) -> Session:
+    session = make(
+        spy(
+            clock="data-driven",
+            analysis={"entry": "pipeline_analyses:Sleeper", "options": {"seconds": 0.3}},
+        )
+    )
+    session.start()
+    assert wait_for(lambda: session.snapshot().state == "streaming")
+    time.sleep(0.1)
+    return session
+
+
+def _state_live(speed: float, drop_rate: float = 0.0) -> Callable:
+    def setup(monkeypatch) -> Session:
+        session = make(live_config(speed=speed, drop_rate=drop_rate, replay_start="10:00"))
+        session.start()
+        assert wait_for(lambda: session.snapshot().state == "streaming")
+        time.sleep(0.2)
+        return session
+
+    return setup
+
+
+def _state_completed(monkeypatch) -> Session:
+    session = make(spy(clock="data-driven", days=1))
+    session.start()
+    assert session.wait_idle(10)
+    assert session.snapshot().state == "completed"
+    return session
+
+
+def _state_error(monkeypatch) -> Session:
+    _fail_processor(monkeypatch)
+    session = make(spy(clock="data-driven"))
+    session.start()
+    assert wait_for(lambda: session.snapshot().state == "error")
+    return session
+
+
+STATES = {
+    "before-start": _state_before_start,
+    "initializing": _state_initializing,
+    "paused": _state_paused,
+    "paused-at-session-end": _state_paused_at_session_end,
+    "data-driven-streaming": _streaming(spy(clock="data-driven", days=10)),
+    "clock-driven-streaming": _streaming(spy(speed=6000, days=10)),
+    "clock-driven-waiting": _state_waiting_for_the_clock,
+    "slow-analysis": _state_in_slow_analysis,
+    "live-real-time": _state_live(1.0),
+    "live-fast-with-drops": _state_live(600.0, 0.1),
+    "completed": _state_completed,
+    "error": _state_error,
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_stop_ends_every_thread_within_a_second(state: str, monkeypatch, sessions) -> None:
+    session = STATES[state](monkeypatch)
+    sessions.append(session)
+    assert_stops_in_time(session)
+    if state not in ("completed", "error"):
+        assert session.snapshot().state == "stopped"
+    assert session.stop()  # stopping twice is harmless
+    assert threading.active_count() >= 1
+
+
+@pytest.mark.parametrize("consumer", ["processor", "analysis"])
+def test_stop_ends_a_consumer_behind_the_clock_within_a_second(
+    consumer: str, monkeypatch, sessions
+) -> None:
+    """A consumer slower than the clock falls behind (a queue backlog grows); stop() must
+    still end it within a second. Regression: the processor and the analysis engine used
+    to work through every queued step before reaching the STOP message."""
+    if consumer == "processor":
+        original = DataProcessor.process_step
+
+        def slow(self, t, items):
+            time.sleep(0.02)
+            return original(self, t, items)
+
+        monkeypatch.setattr(DataProcessor, "process_step", slow)
+        session = make(spy(speed=6000))  # a step every 10 ms, processed in 20 ms
+    else:
+        analysis = {"entry": "pipeline_analyses:Sleeper", "options": {"seconds": 0.02}}
+        session = make(spy(speed=6000, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    time.sleep(1.5)
+    assert_stops_in_time(session)
+
+
+# -- faults in each thread ----------------------------------------------------------------------
+
+
+def _raise_in(cls, name: str, message: str, after: int = 3):
+    original = getattr(cls, name)
+    calls = [0]
+
+    def failing(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] >= after:
+            raise RuntimeError(message)
+        return original(self, *args, **kwargs)
+
+    return failing
+
+
+FAULTS = {
+    "data_processor": (DataProcessor, "process_step"),
+    "data_quality_manager": (DataQualityManager, "on_step"),
+    "session_coordinator": (SessionCoordinator, "_publish"),
+}
+
+
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+@pytest.mark.parametrize("thread", [*FAULTS, "analysis"])
+def test_a_failing_thread_ends_the_session_with_an_error(
+    thread: str, clock: str, monkeypatch, sessions
+) -> None:
+    if thread == "analysis":
+        analysis = {
+            "entry": "pipeline_analyses:Raiser",
+            "on_error": "stop",
+            "options": {"after": 3, "message": "analysis boom"},
+        }
+        session = make(spy(clock=clock, speed=6000, analysis=analysis))
+        expected = "analysis Raiser: RuntimeError: analysis boom at step 3"
+    else:
+        cls, name = FAULTS[thread]
+        monkeypatch.setattr(cls, name, _raise_in(cls, name, f"{thread} boom"))
+        session = make(spy(clock=clock, speed=6000))
+        expected = f"{thread}: RuntimeError: {thread} boom"
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().state == "error")
+    # Every thread ends by itself: none is left blocked on a peer that died.
+    assert wait_for(lambda: not alive(session), timeout=3.0), alive(session)
+    snap = session.snapshot()
+    assert snap.state == "error"
+    assert snap.error == expected
+    assert any(e.level == "error" and expected in e.message for e in snap.events)
+    assert session.wait(1.0)
+    assert_stops_in_time(session)
+    assert session.snapshot().error == expected  # stop() does not overwrite the error
+
+
+def test_analysis_errors_are_counted_when_continuing(sessions) -> None:
+    analysis = {
+        "entry": "pipeline_analyses:Raiser",
+        "on_error": "continue",
+        "options": {"every": 10, "after": 1},
+    }
+    session = make(spy(clock="data-driven", days=1, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(20)
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    assert snap.error is None
+    assert snap.metrics.analysis_errors == 39  # steps 1, 11, ..., 381 of 390
+    assert session.analysis.analysis.steps == 390
+    errors = [e for e in snap.events if e.level == "error"]
+    assert errors and "analysis Raiser raised in step: RuntimeError" in errors[0].message
+    assert session.processor.totals["SPY", "1m"] == 390
+
+
+def test_bad_analysis_options_fail_before_threads_start() -> None:
+    from sessionkit.engine.errors import SessionkitError
+
+    config = spy(analysis={"entry": "sessionkit.engine.examples:SmaCross", "options": {"fast": 50}})
+    with pytest.raises(SessionkitError, match="analysis.options"):
+        make(config)
+    with pytest.raises(SessionkitError, match="analysis.entry"):
+        make(spy(analysis={"entry": "no_such_module_xyz:Thing"}))
+
+
+# -- overruns -----------------------------------------------------------------------------------
+
+
+def _slow_processor(monkeypatch, seconds: float, limit: int) -> None:
+    original = DataProcessor.process_step
+    calls = [0]
+
+    def slow(self, t, items):
+        calls[0] += 1
+        if calls[0] <= limit:
+            time.sleep(seconds)
+        return original(self, t, items)
+
+    monkeypatch.setattr(DataProcessor, "process_step", slow)
+
+
+def _overruns(session: Session) -> dict[str, int]:
+    return {s.stream: s.overruns for s in session.snapshot().subscriptions}
+
+
+def test_a_slow_processor_overruns_in_clock_driven_mode(monkeypatch, sessions) -> None:
+    _slow_processor(monkeypatch, 0.03, limit=15)  # 30 ms per step; steps due every 10 ms
+    session = make(spy(speed=6000))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: _overruns(session)["data_processor"] > 0, timeout=3.0)
+    assert session.snapshot().state == "streaming"  # an overrun never blocks
+    assert wait_for(lambda: session.snapshot().metrics.steps > 40)
+
+
+def test_a_slow_processor_never_overruns_in_data_driven_mode(monkeypatch, sessions) -> None:
+    _slow_processor(monkeypatch, 0.01, limit=40)
+    session = make(spy(clock="data-driven"))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.snapshot().metrics.steps > 60, timeout=5.0)
+    assert _overruns(session) == {"data_processor": 0}
+
+
+def test_a_slow_analysis_overruns_in_clock_driven_mode_only(sessions) -> None:
+    analysis = {"entry": "pipeline_analyses:Sleeper", "options": {"seconds": 0.03, "limit": 15}}
+    clocked = make(spy(speed=6000, analysis=analysis))
+    sessions.append(clocked)
+    clocked.start()
+    assert wait_for(lambda: _overruns(clocked)["analysis_engine"] > 0, timeout=3.0)
+    driven = make(spy(clock="data-driven", analysis=analysis))
+    sessions.append(driven)
+    driven.start()
+    assert wait_for(lambda: driven.analysis.analysis.steps > 30, timeout=5.0)
+    assert _overruns(driven) == {"data_processor": 0, "analysis_engine": 0}
+
+
+# -- wait() ---------------------------------------------------------------------------------------
+
+
+def test_wait_returns_once_every_thread_ended_with_final_quality(sessions) -> None:
+    """Regression: wait() returned True (state completed) while the quality manager was
+    still working through its queue, joining it with a 1 s timeout it then ignored."""
+    config = {
+        "backtest": {"start_date": "2024-11-25", "end_date": "2024-11-25", "clock": "data-driven"},
+        "streams": {"symbols": DEMO},
+    }
+    session = make(config, record=True)
+    sessions.append(session)
+    session.start()
+    assert session.wait(30)
+    assert alive(session) == []
+    assert session.snapshot().series["BOLT", "1m"].quality == pytest.approx(100 * 386 / 390)
+
+
+# -- live replay ----------------------------------------------------------------------------------
+
+
+def live_config(**live) -> dict:
+    options = {
+        "replay_date": "2024-12-02",
+        "replay_start": "15:50",
+        "speed": 600,
+        "drop_rate": 0.1,
+        **live,
+    }
+    return {
+        "mode": "live",
+        "live": options,
+        "streams": {"symbols": DEMO, "derived": ["5m"]},
+        "indicators": [{"name": "sma", "kind": "sma", "period": 5}],
+    }
+
+
+@pytest.fixture(scope="module")
+def live_run():
+    session = make(live_config())
+    session.start()
+    try:
+        assert session.wait_idle(20)
+    finally:
+        assert session.stop()
+    return session
+
+
+def test_live_replay_completes_and_fills_gaps(live_run: Session) -> None:
+    snap = live_run.snapshot()
+    assert snap.state == "completed", snap.error
+    assert snap.mode == "live" and snap.clock == "live"
+    assert snap.session_date == date(2024, 12, 2) and snap.sessions == (date(2024, 12, 2),)
+    assert snap.sim_time == datetime(2024, 12, 2, 16, 0, tzinfo=NY)
+    assert live_run.quality.filled > 0
+    filled = [e.message for e in snap.events if e.message.startswith("filled ")]
+    assert filled and all("from the feed's backfill" in m for m in filled)
+    for symbol in DEMO:
+        totals = live_run.processor.totals[symbol, "1m"]
+        assert 300 < totals <= 390  # about 10% dropped, some filled back
+        starts = [b.start for b in live_run.data.snapshot_bars(symbol, "1m")]
+        assert len(starts) == len(set(starts))  # no bar twice
+    with pytest.raises(ValueError):
+        live_run.set_speed(60)
+    with pytest.raises(ValueError):
+        live_run.set_clock("data-driven")
+
+
+def test_live_backfill_keeps_bars_in_time_order(live_run: Session) -> None:
+    """Regression: backfilled bars were appended after newer bars when the quality manager
+    lagged (the coordinator put pending fills in front of whatever step came next)."""
+    for symbol in DEMO:
+        starts = [b.start for b in live_run.data.snapshot_bars(symbol, "1m")]
+        assert starts == sorted(starts), symbol
+
+
+def test_live_quality_counts_only_the_bars_that_arrived(live_run: Session) -> None:
+    snap = live_run.snapshot()
+    for symbol in DEMO:
+        bars = live_run.data.snapshot_bars(symbol, "1m")
+        present = sum(1 for bar in bars if bar.start >= snap.market_open)
+        assert present == live_run.processor.totals[symbol, "1m"]
+        quality = snap.series[symbol, "1m"].quality
+        assert quality == pytest.approx(100.0 * present / 390), symbol
+
+
+def test_live_replay_without_drops_fills_nothing(sessions) -> None:
+    session = make(live_config(drop_rate=0.0, replay_start="15:55"))
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(20)
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    assert session.quality.filled == 0
+    for symbol in DEMO:
+        assert session.processor.totals[symbol, "1m"] == 390
+        assert snap.series[symbol, "1m"].quality == 100.0
+
+
+# -- observation from another thread ------------------------------------------------------------
+
+
+def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
+    """A poller (like the UI) reads snapshots and series at full speed: no error, and every
+    copy is consistent (indicator columns aligned with the bars, versions never go back)."""
+    config = {
+        "backtest": {"start_date": "2024-12-02", "end_date": "2024-12-03", "clock": "data-driven"},
+        "streams": {"symbols": DEMO, "derived": ["5m", "15m"]},
+        "historical": [{"trailing_days": 1}],
+        "indicators": [
+            {"name": "sma", "kind": "sma", "period": 20},
+            {"name": "bb", "kind": "bollinger", "period": 20},
+            {"name": "sma_5m", "kind": "sma", "period": 5, "interval": "5m"},
+        ],
+    }
+    session = make(config)
+    sessions.append(session)
+    errors: list[BaseException] = []
+    polls = [0]
+
+    def poll() -> None:
+        version = -1
+        try:
+            while not session.finished:
+                snap = session.snapshot()
+                assert snap.version >= version
+                version = snap.version
+                for symbol in DEMO:
+                    for interval in ("1m", "5m", "15m"):
+                        series = session.series(symbol, interval, n=300)
+                        assert list(series.starts) == sorted(series.starts)
+                        for values in series.indicators.values():
+                            assert len(values) == len(series.starts)
+                polls[0] += 1
+                time.sleep(0.001)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    poller = threading.Thread(target=poll, name="test-poller")
+    session.start()
+    poller.start()
+    assert session.wait(60)
+    poller.join(10)
+    assert errors == []
+    assert polls[0] > 10, polls
+    assert session.snapshot().state == "completed"
+
+
+@pytest.mark.parametrize(
+    ("live", "message"),
+    [
+        ({"replay_date": "2024-12-25"}, "not a NYSE trading day"),
+        ({"replay_date": "2024-12-02", "replay_start": "25:99"}, "replay_start"),
+        ({"replay_date": "2023-06-01"}, "no 1m bars"),
+    ],
+)
+def test_bad_live_replay_settings_fail_before_threads_start(live: dict, message: str) -> None:
+    from sessionkit.engine.errors import SessionkitError
+
+    before = threading.active_count()
+    with pytest.raises(SessionkitError, match=message):
+        make(live_config(**live))
+    assert threading.active_count() == before
+
+
+def test_sessions_without_data_jump_to_the_close_at_once() -> None:
+    """February 2011 has no SPY bars: at 60x each empty session would otherwise take 6.5
+    wall minutes; time advances to each close at once, quality is 0%, nothing overruns."""
+    config = load_config(
+        "spy-2011",
+        {"backtest": {"start_date": "2011-02-01", "end_date": "2011-02-03", "speed": 60}},
+    )
+    session = Session(config)
+    started = time.monotonic()
+    session.start()
+    try:
+        assert session.wait(10)
+        assert time.monotonic() - started < 5
+    finally:
+        assert session.stop()
+    snap = session.snapshot()
+    assert snap.state == "completed"
+    assert snap.sessions == (date(2011, 2, 1), date(2011, 2, 2), date(2011, 2, 3))
+    assert snap.sim_time == datetime(2011, 2, 3, 16, 0, tzinfo=NY)
+    assert snap.metrics.steps == 3  # one instant per session: its close
+    assert snap.series["SPY", "1m"].quality == 0.0
+    assert all(s.overruns == 0 for s in snap.subscriptions)
+
+
+def test_summary_of_a_run_stopped_mid_session_has_quality() -> None:
+    from sessionkit.engine.cli.run import summary
+
+    config = config_from_dict(
+        {
+            "backtest": {"start_date": "2024-12-10", "end_date": "2024-12-10"},
+            "streams": {"symbols": ["ACME", "DYNA"]},
+        }
+    )
+    session = Session(config, start_paused=True)
+    session.start()
+    try:
+        assert session.wait_idle(10)
+        session.step(200)  # to 12:50: DYNA's bars stop at 12:00
+        assert session.wait_idle(10)
+    finally:
+        assert session.stop()
+    data = summary(session)
+    assert data["state"] == "stopped"
+    assert data["bars"] == {"ACME": {"1m": 200}, "DYNA": {"1m": 150}}
+    assert data["quality"]["ACME"]["1m"] == 100.0
+    assert data["quality"]["DYNA"]["1m"] == pytest.approx(100.0 * 150 / 200, abs=0.01)
