@@ -480,7 +480,7 @@ class TimeManager:
         """
         return self._calendar(exchange).tz
 
-    def clock(self, start: datetime | None = None, *, exchange: str | None = None) -> SimClock:
+    def sim_clock(self, start: datetime | None = None, *, exchange: str | None = None) -> SimClock:
         """Return a new :class:`SimClock` that displays the exchange's time zone."""
         return SimClock(self.get_timezone(exchange=exchange), start)
 

@@ -654,7 +654,7 @@ def test_live_replay_completes_and_fills_gaps(live_run: Session) -> None:
     for symbol in DEMO:
         totals = live_run.processor.totals[symbol, "1m"]
         assert 300 < totals <= 390  # about 10% dropped, some filled back
-        starts = [b.start for b in live_run.data.snapshot_bars(symbol, "1m")]
+        starts = [b.start for b in live_run.data.series(symbol, "1m").bars(10**6)]
         assert len(starts) == len(set(starts))  # no bar twice
     with pytest.raises(ValueError):
         live_run.set_speed(60)
@@ -666,14 +666,14 @@ def test_live_backfill_keeps_bars_in_time_order(live_run: Session) -> None:
     """Regression: backfilled bars were appended after newer bars when the quality manager
     lagged (the coordinator put pending fills in front of whatever step came next)."""
     for symbol in DEMO:
-        starts = [b.start for b in live_run.data.snapshot_bars(symbol, "1m")]
+        starts = [b.start for b in live_run.data.series(symbol, "1m").bars(10**6)]
         assert starts == sorted(starts), symbol
 
 
 def test_live_quality_counts_only_the_bars_that_arrived(live_run: Session) -> None:
     snap = live_run.snapshot()
     for symbol in DEMO:
-        bars = live_run.data.snapshot_bars(symbol, "1m")
+        bars = live_run.data.series(symbol, "1m").bars(10**6)
         present = sum(1 for bar in bars if bar.start >= snap.market_open)
         assert present == live_run.processor.totals[symbol, "1m"]
         quality = snap.series[symbol, "1m"].quality
