@@ -5,8 +5,9 @@ base bars the coordinator hands it, the derived bars it builds) together with ea
 indicator values; the data quality manager writes quality metrics; the analysis engine,
 the UI snapshot and the export read.
 
-A :class:`BarSeries` holds one (symbol, interval): each bar, the row of indicator values
-computed on it, and the instant from which it is *known* (the simulated instant at which
+A :class:`BarSeries` holds one (symbol, interval): each bar (and its close, for cheap
+views of closes), the row of indicator values computed on it, and the instant from which
+it is *known* (the simulated instant at which
 it was published; for trailing history, its end). Readers ask by time: "the last ``n``
 bars known at ``t``", "the value of ``sma_20`` known at ``t``" (a bisect on the known-from
 instants, O(1) when ``t`` is at or after the latest bar). So a reader that lags behind the
@@ -17,9 +18,9 @@ Thread-safety contract
 ----------------------
 **One writer per key, any number of readers, no lock on the hot paths.**
 
-* A series is three plain lists (bars, rows, known-from epochs) in one tuple. The writer
-  appends to them in that order, so ``len(known) <= len(rows) <= len(bars)`` at any
-  moment; readers take the tuple once, bound themselves by ``len(known)`` (or a bisect
+* A series is four plain lists (bars, closes, rows, known-from epochs) in one tuple. The
+  writer appends to them in that order, so the known-from list is never longer than the
+  others; readers take the tuple once, bound themselves by ``len(known)`` (or a bisect
   on it) and slice: a list slice is one C call, atomic under the GIL, and a :class:`Bar`
   is an immutable tuple, so there are no torn reads.
 * Dropping old bars (at a session start, to keep memory flat) replaces the tuple with new
@@ -65,7 +66,13 @@ class BarSeries:
         self.names: tuple[str, ...] = tuple(names)
         self.columns: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         """Position of each indicator output in a row."""
-        self._cols: tuple[list[Bar], list[tuple], list[float], int] = ([], [], [], 0)
+        self._cols: tuple[list[Bar], list[tuple], list[float], int, list[float]] = (
+            [],
+            [],
+            [],
+            0,
+            [],
+        )
 
     def __repr__(self) -> str:
         return f"BarSeries({self.symbol!r}, {self.interval!r}, {len(self._cols[2])} bars)"
@@ -78,14 +85,16 @@ class BarSeries:
         Bars come in time order and ``known`` never decreases; neither is checked here
         (the hot path).
         """
-        bars, rows, knowns, _history = self._cols
+        bars, rows, knowns, _history, closes = self._cols
         bars.append(bar)
+        closes.append(bar[4])
         rows.append(row)
         knowns.append(known)
 
     def reset(self, bars: Iterable[Bar] = (), rows: Iterable[tuple] = (), known=()) -> None:
         """Replace the whole content (all three the same length). Writer only."""
-        self._cols = (list(bars), list(rows), list(known), 0)
+        bars = list(bars)
+        self._cols = (bars, list(rows), list(known), 0, [bar[4] for bar in bars])
 
     def drop_before(self, start) -> int:
         """Drop the bars that start before ``start`` (a datetime). Writer only.
@@ -95,16 +104,16 @@ class BarSeries:
         int
             How many were dropped.
         """
-        bars, rows, knowns, history = self._cols
+        bars, rows, knowns, history, closes = self._cols
         cut = bisect_left(bars, start, key=_START)
         if cut:
-            self._cols = (bars[cut:], rows[cut:], knowns[cut:], max(0, history - cut))
+            self._cols = (bars[cut:], rows[cut:], knowns[cut:], max(0, history - cut), closes[cut:])
         return cut
 
     def mark_history(self) -> None:
         """Mark every bar held now as history (called at a session start). Writer only."""
-        bars, rows, knowns, _history = self._cols
-        self._cols = (bars, rows, knowns, len(knowns))
+        bars, rows, knowns, _history, closes = self._cols
+        self._cols = (bars, rows, knowns, len(knowns), closes)
 
     # -- readers (any thread) ---------------------------------------------------------------
 
@@ -129,9 +138,8 @@ class BarSeries:
 
     def last(self, at: float | None = None) -> Bar | None:
         """The last bar known at ``at``, or None."""
-        bars, _rows, knowns, _h = self._cols
         i = self._position(at)
-        return bars[i - 1] if i else None
+        return self._cols[0][i - 1] if i else None
 
     def bars(self, n: int, at: float | None = None) -> list[Bar]:
         """A copy of the last ``n`` bars known at ``at``, oldest first. O(n)."""
@@ -145,7 +153,7 @@ class BarSeries:
         if n <= 0:
             return []
         i = self._position(at)
-        return [bar[4] for bar in self._cols[0][max(0, i - n) : i]]
+        return self._cols[4][max(0, i - n) : i]
 
     def value(self, name: str, at: float | None = None) -> Any:
         """Indicator output ``name`` of the last bar known at ``at`` (None if none).
@@ -183,7 +191,7 @@ class BarSeries:
     def summary(self) -> tuple[int, int, Bar | None, tuple | None, float | None]:
         """Latest state, consistently: (bars, of which history, last bar, its row, the
         close of the last history bar or None)."""
-        bars, rows, knowns, history = self._cols
+        bars, rows, knowns, history, _closes = self._cols
         count = len(knowns)
         if not count:
             return 0, 0, None, None, None
@@ -194,7 +202,7 @@ class BarSeries:
     def window(self, n: int | None = None) -> tuple[list[Bar], list[tuple], int]:
         """Consistent copies of the last ``n`` (None: all) bars and rows, and how many of
         them are history."""
-        bars, rows, knowns, history = self._cols
+        bars, rows, knowns, history, _closes = self._cols
         count = len(knowns)
         skip = 0 if n is None else max(0, count - n)
         return bars[skip:count], rows[skip:count], max(0, history - skip)

@@ -140,9 +140,10 @@ class StreamSubscription:
     def count_signal(self) -> None:
         """Count a hand-off that needed no signal: the consumer ran on the producer's own
         thread (data-driven mode). Nothing becomes pending, so no overrun can follow."""
-        with self._cond:
-            if not self._cancelled:
-                self._signals += 1
+        if not self._cancelled:
+            # No lock: the producer is the only writer of the count (in data-driven mode
+            # the consumer's thread is idle), and readers take a consistent copy in stats().
+            self._signals += 1
 
     # -- consumer ---------------------------------------------------------------------------
 

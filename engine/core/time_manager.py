@@ -583,10 +583,11 @@ class SimClock:
         ValueError
             If ``t`` is naive.
         """
-        if t.tzinfo is None or t.utcoffset() is None:
-            raise ValueError(f"naive datetime {t!r}: the clock holds aware instants only")
-        with self._lock:
-            self._now = t.astimezone(UTC)
+        if t.tzinfo is not UTC:
+            if t.tzinfo is None or t.utcoffset() is None:
+                raise ValueError(f"naive datetime {t!r}: the clock holds aware instants only")
+            t = t.astimezone(UTC)
+        self._now = t  # one attribute store: atomic, readers take no lock
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the clock forward by ``delta`` and return the new instant.

@@ -219,7 +219,9 @@ class SessionCoordinator(threading.Thread):
         """The coordinator's busy, waiting and loading seconds, for the snapshot."""
         metrics = self.metrics
         inline = sum(stage.inline_busy for stage in self.stages)
-        busy = metrics.streaming_seconds() - metrics.waiting - inline
+        # While streaming: its own publishing, plus its share of the inline instants.
+        handlers = sum(stage.inline_steps for stage in self.stages)
+        busy = metrics.streaming_seconds() - metrics.waiting - handlers
         return ThreadStats(
             name=self.name,
             busy_seconds=max(0.0, busy),
@@ -409,8 +411,9 @@ class SessionCoordinator(threading.Thread):
         metrics = self.metrics
         metrics.steps += 1
         metrics.bars += len(items)
-        self._dispatch(message, wait=self._stepping or runtime.controls.clock == "data-driven")
-        if self._stepping or runtime.controls.clock == "data-driven":
+        inline = runtime.controls.clock == "data-driven"
+        self._dispatch(message, wait=self._stepping or inline)
+        if self._stepping or inline:
             elapsed = monotonic() - started
             metrics.step_time_total += elapsed
             metrics.step_time_count += 1

@@ -29,7 +29,16 @@ from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, 
 class IndicatorStream:
     """Indicators of one (symbol, interval) and the series they write (processor-owned)."""
 
-    __slots__ = ("symbol", "interval", "series", "configs", "indicators", "names", "total")
+    __slots__ = (
+        "symbol",
+        "interval",
+        "series",
+        "configs",
+        "indicators",
+        "names",
+        "total",
+        "_updates",
+    )
 
     def __init__(self, symbol: str, interval: str, series: BarSeries, configs: list) -> None:
         self.symbol = symbol
@@ -45,12 +54,13 @@ class IndicatorStream:
     def reset(self) -> None:
         """Fresh indicators (a warm-up follows)."""
         self.indicators = [make_indicator(c) for c in self.configs]
+        self._updates = tuple(indicator.update for indicator in self.indicators)
 
     def update(self, bar: Bar) -> tuple[float | None, ...]:
         """Feed one bar to every indicator; return the row of all their outputs."""
         row: tuple[float | None, ...] = ()
-        for indicator in self.indicators:
-            row += indicator.update(bar)
+        for update in self._updates:
+            row += update(bar)
         return row
 
     def new_session(self) -> None:

@@ -283,6 +283,8 @@ class Stage(threading.Thread):
         """Seconds spent handling messages (on this thread or inline)."""
         self.inline_busy = 0.0
         """Of ``busy``, the seconds spent on the coordinator's thread (data-driven)."""
+        self.inline_steps = 0.0
+        """Of ``inline_busy``, the seconds spent on instants (not session starts/ends)."""
         self.waiting = 0.0
         """Seconds this thread waited for a message."""
         self.handled = 0
@@ -340,7 +342,10 @@ class Stage(threading.Thread):
         started = monotonic()
         self.backlog = 0
         try:
-            self.handle(message)
+            if message.__class__ is StepReady:  # the hot path: skip the match
+                self.on_step(message)
+            else:
+                self.handle(message)
         except StopRequested:
             raise
         except Exception as exc:
@@ -351,6 +356,8 @@ class Stage(threading.Thread):
         elapsed = monotonic() - started
         self.busy += elapsed
         self.inline_busy += elapsed
+        if message.__class__ is StepReady:
+            self.inline_steps += elapsed
         self.handled += 1
 
     def handle(self, message: Message) -> None:
