@@ -387,9 +387,21 @@ class SessionCoordinator(threading.Thread):
     def _stream_session(self) -> None:
         plan = self.plan
         assert plan is not None
+        runtime = self.runtime
+        controls = runtime.controls
+        stop = runtime.stop_event
         for t, items in self._steps:
-            self._gate()
-            self._wait_until(t)
+            # Fast path, data-driven and running (attribute reads are atomic): the gate
+            # and the clock have nothing to do; a pause or stop is seen at the next instant.
+            if (
+                controls.paused
+                or self._stepping
+                or controls.clock != "data-driven"
+                or runtime.state != "streaming"
+                or stop.is_set()
+            ):
+                self._gate()
+                self._wait_until(t)
             self._publish(t, items)
         if self.runtime.sim_time < plan.close:
             # Data exhausted before the close: time advances to the close at once (the

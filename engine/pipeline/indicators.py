@@ -178,26 +178,28 @@ class Bollinger(Indicator):
         if not window:
             self._ref = x
         window.append(x)
-        d = x - self._ref
-        self._s1 += d
-        self._s2 += d * d
+        ref = self._ref
+        d = x - ref
+        s1 = self._s1 + d
+        s2 = self._s2 + d * d
         period = self.period
         count = len(window)
         if count > period:
-            e = window.popleft() - self._ref
-            self._s1 -= e
-            self._s2 -= e * e
+            e = window.popleft() - ref
+            s1 -= e
+            s2 -= e * e
         elif count < period:
+            self._s1, self._s2 = s1, s2
             return (None, None, None)
         self._since += 1
         if self._since >= period:  # re-centre on the mean and recompute exactly
             self._since = 0
             ref = self._ref = math.fsum(window) / period
-            self._s1 = math.fsum(v - ref for v in window)
-            self._s2 = math.fsum((v - ref) ** 2 for v in window)
-        s1 = self._s1
-        mean = self._ref + s1 / period
-        variance = (self._s2 - s1 * s1 / period) / period
+            s1 = math.fsum(v - ref for v in window)
+            s2 = math.fsum((v - ref) ** 2 for v in window)
+        self._s1, self._s2 = s1, s2
+        mean = ref + s1 / period
+        variance = (s2 - s1 * s1 / period) / period
         width = self.k * math.sqrt(variance) if variance > 0.0 else 0.0
         return (mean, mean + width, mean - width)
 
