@@ -45,6 +45,9 @@ from .runtime import (
 )
 from .snapshot import ThreadStats
 
+READ_AHEAD_BARS = 100_000
+"""About how many bars of the coming sessions one step load reads (memory bound)."""
+
 
 class Metrics:
     """Coordinator-owned counters (read by the snapshot; single writer)."""
@@ -164,6 +167,8 @@ class SessionCoordinator(threading.Thread):
         self._anchor_wall = 0.0
         self._anchor_sim: datetime | None = None
         self._steps: list[Step] = []
+        self._read_ahead: dict[int, list[Step]] = {}
+        """Steps of coming sessions, read with an earlier one (by session index)."""
         self._fills = fills if fills is not None else PendingFills()
         self._last_start: dict[str, datetime] = {}
         """Start of each symbol's latest base bar (to order backfills)."""
@@ -319,7 +324,6 @@ class SessionCoordinator(threading.Thread):
         if not self._gc_frozen:
             # What is loaded now lives for the run: keep the collector from rescanning it
             # (measured: with long histories, collections halved the streaming speed).
-            gc.collect()
             gc.freeze()
             self._gc_frozen = True
         elapsed = monotonic() - started
@@ -354,18 +358,47 @@ class SessionCoordinator(threading.Thread):
         return out
 
     def _take_steps(self, index: int, open_: datetime, close: datetime) -> list[Step]:
-        """This session's instants, read from the database.
+        """This session's instants, read from the database, reading ahead.
 
-        (Reading the next session in a background thread was tried and dropped: its
-        Python work holds the GIL while the engine's threads hand steps to each other, and
-        every such hand-off then waits up to the switch interval; the streaming cost rose by
-        more than the load time saved.)
+        One query per session costs more than streaming a small universe's session, so
+        the sessions that follow are read with it, up to about :data:`READ_AHEAD_BARS`
+        bars, and kept until their turn. (Reading the next session in a background thread
+        was tried and dropped: its Python work holds the GIL while the engine streams.)
         """
-        return self._load_steps(open_, close)
+        cached = self._read_ahead.pop(index, None)
+        if cached is not None:
+            return cached
+        per_session = 390 * max(1, len(self.symbols))
+        count = max(1, min(len(self.sessions) - index + 1, READ_AHEAD_BARS // per_session))
+        windows = [(open_, close)]
+        for day in self.sessions[index : index - 1 + count]:
+            session = self.tm.get_trading_session(day)
+            assert session is not None  # sessions come from the calendar
+            windows.append((session.open, session.close))
+        pairs = self.dm.get_step_bars(self.symbols, self.base, open_, windows[-1][1])
+        position = 0
+        for offset, (first, last) in enumerate(windows):
+            while position < len(pairs) and pairs[position][1].start < first:
+                position += 1  # between sessions: not streamed
+            end = position
+            while end < len(pairs) and pairs[end][1].start < last:
+                end += 1
+            steps = self._group_steps(pairs[position:end], last)
+            position = end
+            if offset:
+                self._read_ahead[index + offset] = steps
+            else:
+                own = steps
+        return own
 
     def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
         """The session's bars grouped into instants (bars share a start: one step)."""
-        pairs = self.dm.get_step_bars(self.symbols, self.base, open_, close)
+        return self._group_steps(
+            self.dm.get_step_bars(self.symbols, self.base, open_, close), close
+        )
+
+    def _group_steps(self, pairs: Sequence[tuple[str, Bar]], close: datetime) -> list[Step]:
+        """``(symbol, bar)`` pairs in time order grouped into instants, each at its end."""
         delta = self.delta
         steps: list[Step] = []
         group: list[tuple[str, Bar]] = []

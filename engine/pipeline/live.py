@@ -22,7 +22,7 @@ class LiveCoordinator(SessionCoordinator):
         super().__init__(runtime, time_manager, data_manager, [feed.session_date], *stages)
         self.feed = feed
 
-    def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
+    def _take_steps(self, index: int, open_: datetime, close: datetime) -> list[Step]:
         return []  # the feed delivers them
 
     def _stream_session(self) -> None:
