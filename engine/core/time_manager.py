@@ -180,8 +180,10 @@ class TimeManager:
     The calendar's *coverage* for an exchange is the range from its first to its last
     session date in the table; every date argument must lie in it. Dates without a row
     inside the coverage are not trading days. The session-date list is read once per
-    exchange and kept until :meth:`reload`; :meth:`invalidate_cache` (called at each
-    session start, as the spec says) empties only the session-row caches.
+    exchange and kept until :meth:`reload`; :meth:`invalidate_cache` empties only the
+    session-row caches. (The spec calls it at each session start; the engine does not: the
+    calendar does not change during a run, and emptying the cache would only turn every
+    session's lookups into database reads.)
     """
 
     def __init__(self, engine: Engine, exchange: str = "NYSE", *, cache_size: int = 128) -> None:
@@ -487,7 +489,7 @@ class TimeManager:
     # -- cache ------------------------------------------------------------------------------
 
     def invalidate_cache(self) -> None:
-        """Empty both levels of the session cache (the spec calls this at session start).
+        """Empty both levels of the session cache (for example after the calendar changed).
 
         The statistics are kept; the session-date lists are kept (see :meth:`reload`).
         """

@@ -678,6 +678,16 @@ def test_live_replay_completes_and_fills_gaps(live_run: Session) -> None:
         live_run.set_clock("data-driven")
 
 
+def test_live_replay_counts_the_bars_it_drops(live_run: Session) -> None:
+    """``ReplayFeed.dropped`` counts the bars lost in transit; every bar not streamed
+    live was dropped, and the filled ones come back from those."""
+    feed = live_run.coordinator.feed
+    streamed = sum(live_run.processor.totals[s, "1m"] for s in DEMO)
+    assert feed.dropped > 0
+    assert live_run.quality.filled <= feed.dropped
+    assert streamed == 6 * 390 - feed.dropped + live_run.quality.filled
+
+
 def test_live_backfill_keeps_bars_in_time_order(live_run: Session) -> None:
     """Regression: backfilled bars were appended after newer bars when the quality manager
     lagged (the coordinator put pending fills in front of whatever step came next)."""
