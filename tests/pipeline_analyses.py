@@ -78,16 +78,25 @@ class Recorder:
 class Raiser:
     """Raises ``RuntimeError`` in ``on_step`` every ``every`` steps (from step ``after``)."""
 
-    def __init__(self, every: int = 1, after: int = 1, message: str = "analysis boom") -> None:
+    def __init__(
+        self,
+        every: int = 1,
+        after: int = 1,
+        message: str = "analysis boom",
+        kind: str = "RuntimeError",
+    ) -> None:
         self.every = every
         self.after = after
         self.message = message
+        self.kind = {"RuntimeError": RuntimeError, "KeyboardInterrupt": KeyboardInterrupt}.get(
+            kind, SystemExit
+        )
         self.steps = 0
 
     def on_step(self, ctx) -> None:
         self.steps += 1
         if self.steps >= self.after and (self.steps - self.after) % self.every == 0:
-            raise RuntimeError(f"{self.message} at step {self.steps}")
+            raise self.kind(f"{self.message} at step {self.steps}")
 
 
 class Sleeper:

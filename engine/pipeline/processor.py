@@ -23,7 +23,15 @@ from ..core.bar import Bar, bar_end, interval_delta
 from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
 from .indicators import Indicator, make_indicator, output_names
-from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, StepReady
+from .runtime import (
+    Runtime,
+    SessionEnded,
+    SessionPlan,
+    SessionStarted,
+    Stage,
+    StepReady,
+    StopRequested,
+)
 
 
 class IndicatorStream:
@@ -282,7 +290,10 @@ class DataProcessor(Stage):
         sessions = plan.history
         delta = self.base_delta
         seconds = self._base_seconds
+        stopping = self.runtime.stop_event.is_set
         for name, symbol in self.symbols.items():
+            if stopping():  # a long history: a stop must not wait for every symbol
+                raise StopRequested
             base = symbol.base
             append = base.series.append
             index = -1

@@ -448,6 +448,44 @@ def test_stop_ends_every_thread_within_a_second(state: str, monkeypatch, session
     assert threading.active_count() >= 1
 
 
+def test_stop_while_a_long_history_loads(monkeypatch, sessions) -> None:
+    """Regression: the history loads never checked for a stop (8.7 s on after stop())."""
+    original = DataManager.get_bars_between
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.3)  # one symbol's long history
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataManager, "get_bars_between", slow)
+    config = {
+        "backtest": {"start_date": "2024-12-02", "end_date": "2024-12-03"},
+        "streams": {"symbols": DEMO},
+        "historical": [{"trailing_days": 5}],
+    }
+    session = make(config)  # 6 symbols x 0.3 s of loading
+    sessions.append(session)
+    session.start()
+    time.sleep(0.4)
+    assert session.snapshot().state == "initializing"
+    assert_stops_in_time(session)
+    assert session.snapshot().state == "stopped"
+
+
+def test_a_hung_analysis_is_reported_and_never_keeps_the_process_alive(sessions) -> None:
+    analysis = {"entry": "pipeline_analyses:Sleeper", "options": {"seconds": 2.5, "limit": 1}}
+    session = make(spy(clock="data-driven", analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.analysis.analysis.steps == 1)
+    started = time.perf_counter()
+    assert session.stop() is False  # the analysis is still inside its on_step
+    assert time.perf_counter() - started < 1.5
+    assert all(thread.daemon for thread in session._threads)
+    stuck = [e.message for e in session.snapshot().events if e.level == "error"]
+    assert any("still running after 1s" in m and "session_coordinator" in m for m in stuck)
+    assert session.snapshot().state == "stopped"
+
+
 @pytest.mark.parametrize("consumer", ["processor", "analysis"])
 def test_stop_ends_a_consumer_behind_the_clock_within_a_second(
     consumer: str, monkeypatch, sessions
@@ -546,6 +584,26 @@ def test_analysis_errors_are_counted_when_continuing(sessions) -> None:
     errors = [e for e in snap.events if e.level == "error"]
     assert errors and "analysis Raiser raised in step: RuntimeError" in errors[0].message
     assert session.processor.totals["SPY", "1m"] == 390
+
+
+@pytest.mark.parametrize("kind", ["KeyboardInterrupt", "SystemExit"])
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+def test_interrupts_from_the_analysis_are_counted_like_any_error(kind, clock, sessions) -> None:
+    """Regression: KeyboardInterrupt or SystemExit from user code ended the run as
+    "stopped" with nothing recorded."""
+    analysis = {
+        "entry": "pipeline_analyses:Raiser",
+        "on_error": "continue",
+        "options": {"every": 100, "after": 1, "kind": kind},
+    }
+    session = make(spy(clock=clock, speed=60_000, days=1, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert session.wait(30)
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    assert snap.metrics.analysis_errors == 4  # steps 1, 101, 201, 301
+    assert any(f"raised in step: {kind}" in e.message for e in snap.events)
 
 
 def test_bad_analysis_options_fail_before_threads_start() -> None:
