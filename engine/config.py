@@ -75,7 +75,7 @@ def parse_speed(text: str, source: str = "--speed") -> float | None:
     except ValueError:
         speed = math.nan
     if not (math.isfinite(speed) and speed > 0):
-        raise ConfigError(source, None, f"{text!r} is not a speed: 'max', or {SPEED_RULE}")
+        raise ConfigError(source, None, f"{text!r}: {SPEED_RULE} (or 'max': data-driven)")
     return speed
 
 
@@ -627,3 +627,60 @@ def database_url_of(value: str | None, base: Path | None = None) -> str:
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
     return f"sqlite:///{path.resolve()}"
+
+
+def option_overrides(
+    *,
+    db: str | None = None,
+    start: str | date | None = None,
+    end: str | date | None = None,
+    speed: str | None = None,
+    settings: list[str] | tuple[str, ...] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The configuration overrides of the common command-line options, with their origins.
+
+    Shared by ``sessionkit run``, ``sessionkit sweep`` and ``sessionkit-tui``: ``--db``,
+    ``--start``, ``--end``, ``--speed`` (``max`` -> data-driven; a number or ``60x`` ->
+    clock-driven at it) and any number of ``--set KEY=VALUE`` (applied last).
+
+    Returns
+    -------
+    overrides, origins
+        Dotted keys and values for :func:`load_config`, and the option that set each.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, for a value that cannot be parsed.
+    """
+    overrides: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+
+    def put(key: str, value: Any, origin: str) -> None:
+        overrides[key] = value
+        origins[key] = origin
+
+    if db is not None and db.strip():
+        put("database_url", db, f"--db {db}")
+    if start is not None:
+        put("backtest.start_date", parse_date(start, "--start"), f"--start {start}")
+    if end is not None:
+        put("backtest.end_date", parse_date(end, "--end"), f"--end {end}")
+    if speed is not None:
+        value = parse_speed(speed)
+        if value is None:
+            put("backtest.clock", "data-driven", f"--speed {speed}")
+        else:
+            put("backtest.clock", "clock-driven", f"--speed {speed}")
+            put("backtest.speed", value, f"--speed {speed}")
+    for text in settings:
+        key, value = parse_setting(text)
+        key = _normal_key(key)
+        if key == "backtest.speed" and isinstance(value, str):
+            parsed = parse_speed(value, f"--set {text}")
+            if parsed is None:
+                put("backtest.clock", "data-driven", f"--set {text}")
+                continue
+            value = parsed
+        put(key, value, f"--set {text}")
+    return overrides, origins
