@@ -557,6 +557,7 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     *,
     origins: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SessionConfig:
     """Read and validate a TOML configuration.
 
@@ -570,6 +571,10 @@ def load_config(
         :func:`config_from_dict`); ``None`` values are ignored.
     origins
         The option that set each override, named by errors about it.
+    options
+        The command-line options the programs share, applied after ``overrides``: ``db``,
+        ``start``, ``end``, ``speed`` (strings as typed) and ``settings`` (the ``--set
+        KEY=VALUE`` texts); see :func:`option_overrides`.
 
     Raises
     ------
@@ -577,6 +582,10 @@ def load_config(
         For a missing file, a TOML syntax error or any invalid value; the message names
         the file and the key.
     """
+    if options:
+        extra, extra_origins = option_overrides(**options)
+        overrides = {**_flatten(overrides or {}), **extra}
+        origins = {**(origins or {}), **extra_origins}
     resolved = resolve_config_path(path)
     try:
         text = resolved.read_text(encoding="utf-8")

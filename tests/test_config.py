@@ -93,8 +93,10 @@ def test_overrides_replace_fields(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key", "words"),
     [
-        (("speed = 60", "speed = 0"), "backtest.speed", "greater than 0"),
-        (("speed = 60", "speed = -3"), "backtest.speed", "greater than 0"),
+        (("speed = 60", "speed = 0"), "backtest.speed", "a speed is a finite number > 0"),
+        (("speed = 60", "speed = -3"), "backtest.speed", "a speed is a finite number > 0"),
+        (("speed = 60", "speed = inf"), "backtest.speed", "a speed is a finite number > 0"),
+        (("speed = 60", "speed = nan"), "backtest.speed", "a speed is a finite number > 0"),
         (("speed = 60", 'speed = "fast"'), "backtest.speed", "number"),
         (('interval = "1m"', 'interval = "2m"'), "streams.interval", "'1m'"),
         (('derived = ["5m", "15m"]', 'derived = ["7m"]'), "streams.derived[0]", "'5m'"),

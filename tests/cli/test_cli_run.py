@@ -88,7 +88,9 @@ def test_json_summary(json_export_run) -> None:
 def test_export_files(json_export_run) -> None:
     data, directory = json_export_run
     files = sorted(Path(p).relative_to(directory).as_posix() for p in data["export"])
-    assert files == sorted(f"{s}/{i}.csv" for s in DEMO for i in ("1m", "5m", "15m"))
+    expected = [f"{s}/{i}.csv" for s in DEMO for i in ("1m", "5m", "15m")]
+    assert files == sorted([*expected, "signals.csv"])
+    assert not list(directory.rglob("*.tmp")) and not list(directory.rglob(".sessionkit-*"))
     with (directory / "DYNA" / "1m.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     header = rows[0]
@@ -203,7 +205,7 @@ def test_an_engine_error_exits_1_with_the_error_in_the_json(tmp_path: Path) -> N
     assert data["state"] == "error"
     assert data["error"] == "analysis Raiser: RuntimeError: analysis boom at step 5"
     assert data["bars"]["ACME"]["1m"] >= 5
-    assert "export" not in data and not (tmp_path / "out").exists()
+    assert data["export"] == [] and not (tmp_path / "out").exists()
 
 
 def test_an_unknown_analysis_class_is_exit_2(tmp_path: Path) -> None:
