@@ -504,7 +504,8 @@ def config_from_dict(
         try:
             _set(data, normal, value)
         except ValueError as exc:
-            problems.append((origin, normal, str(exc).partition(": ")[2]))
+            where, _, problem = str(exc).partition(": ")
+            problems.append((origin, where, problem))
     if problems:
         raise config_error(problems)
     try:

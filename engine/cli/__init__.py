@@ -39,6 +39,8 @@ def fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sessionkit`` console script."""
+    from .run import Terminated
+
     _register()
     try:
         app(args=argv, prog_name="sessionkit", standalone_mode=True)
@@ -47,3 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        typer.echo("terminated", err=True)
+        sys.exit(143)

@@ -199,10 +199,10 @@ def run_command(
     overrides, origins = option_overrides(
         db=db, start=start, end=end, speed=speed, settings=settings or ()
     )
-    cfg = resolve_config(config, overrides, origins)
-    run = BacktestRun(cfg, export=export)
     status = 0
     with sigterm_stops():
+        cfg = resolve_config(config, overrides, origins)
+        run = BacktestRun(cfg, export=export)
         try:
             run.start()
             _follow(run, show_progress=not as_json and sys.stderr.isatty())
