@@ -76,15 +76,20 @@ def _rows(ranked: list[Any], metric_names: list[str]) -> tuple[list[str], list[l
 
 
 def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
+    """The ranked table; errors (the last column) are listed below it, whole."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for name in header:
-        table.add_column(name, justify="right" if name not in ("state", "error") else "left")
+    for name in header[:-1]:
+        table.add_column(name, justify="left" if name in ("state", "window") else "right")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    Console(highlight=False).print(table)
+        table.add_row(*(_cell(v) for v in row[:-1]))
+    console = Console(highlight=False, width=max(Console().width, 120))
+    console.print(table)
+    for row in rows:
+        if row[-1]:
+            console.print(f"rank {row[0]}: {row[-1]}", soft_wrap=True)
 
 
 def _cell(value: Any) -> str:
