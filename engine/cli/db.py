@@ -219,7 +219,9 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
             ).all()
     except SQLAlchemyError as exc:
         raise DatabaseError(
-            f"cannot read the calendar of {safe_url(str(engine.url))}: {getattr(exc, 'orig', exc)}"
+            f"cannot read the calendar of "
+            f"{safe_url(engine.url.render_as_string(hide_password=False))}: "
+            f"{getattr(exc, 'orig', exc)}"
         ) from None
     coverage: dict[str, dict[str, Any]] = {}
     for exchange, count, first, last, early in rows:

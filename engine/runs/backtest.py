@@ -20,6 +20,7 @@ from typing import Any
 from ..config import SessionConfig, config_from_dict, load_config
 from ..errors import ConfigError, UsageError
 from ..pipeline.snapshot import Snapshot
+from ..store.db import safe_url
 from ..store.export import recorded_columns, write_csv_export
 from .result import RunResult
 
@@ -127,7 +128,7 @@ class BacktestRun:
             return None, ()
         from sqlalchemy import func, select
 
-        from ..store.db import BarRecord, safe_url
+        from ..store.db import BarRecord
 
         tm = session.time_manager
         first, last = session.sessions[0], session.sessions[-1]
@@ -261,6 +262,8 @@ class BacktestRun:
             value: Any = data
             for part in key.replace("[", ".").replace("]", "").split("."):
                 value = value[int(part)] if isinstance(value, list) else value.get(part)
+            if key == "database_url" and isinstance(value, str):
+                value = safe_url(value)
             out[key] = value.isoformat() if isinstance(value, date) else value
         return out
 

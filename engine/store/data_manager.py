@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Engine, func, select, type_coerce
 from ..config import SessionConfig
 from ..core.bar import Bar
 from ..errors import ConfigError
-from .db import BarRecord, CalendarDay, Exchange
+from .db import BarRecord, CalendarDay, Exchange, safe_url
 
 _T = BarRecord.__table__.c
 _START = type_coerce(_T.start, BigInteger)  # raw epoch seconds: no per-row conversion
@@ -130,7 +130,7 @@ def check_against_database(
     ConfigError
         If the exchange group has no calendar or a symbol has no bars at the base interval.
     """
-    url = engine.url.render_as_string(hide_password=True)
+    url = safe_url(engine.url.render_as_string(hide_password=False))
     with engine.connect() as connection:
         exchanges = set(connection.execute(select(Exchange.name)).scalars())
         if config.exchange_group not in exchanges:
