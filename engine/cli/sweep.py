@@ -82,10 +82,16 @@ def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
 
     table = Table(title=title)
     for name in header[:-1]:
-        table.add_column(name, justify="left" if name in ("state", "window") else "right")
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row[:-1]))
-    console = Console(highlight=False, width=max(Console().width, 120))
+        table.add_column(
+            name, justify="left" if name in ("state", "window") else "right", no_wrap=True
+        )
+    cells = [[_cell(v) for v in row[:-1]] for row in rows]
+    for row in cells:
+        table.add_row(*row)
+    needed = 1 + sum(
+        3 + max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(header[:-1])
+    )
+    console = Console(highlight=False, width=max(Console().width, needed))
     console.print(table)
     for row in rows:
         if row[-1]:
