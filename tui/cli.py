@@ -108,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = None
     try:
         args = build_parser().parse_args(argv)
+        from sessionkit.engine import Session, load_config
+
+        # The options first: a mistake is reported before the UI's modules load.
+        config = load_config(args.config, options=options_of(args))
         folders, theme = _theme_sources(args.theme)
         from textual.theme import BUILTIN_THEMES
 
@@ -117,9 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if theme not in themes.names and theme not in BUILTIN_THEMES:
             known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
             raise UsageError(f"unknown theme {theme!r} (available: {known})")
-        from sessionkit.engine import Session, load_config
-
-        config = load_config(args.config, options=options_of(args))
         session = Session(config, start_paused=args.paused)
         from .app import create_app
 

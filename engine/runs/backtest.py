@@ -199,23 +199,13 @@ class BacktestRun:
         SessionkitError
             If the export cannot be written.
         """
-        session = self.session
-        snap = session.snapshot()
-        processor, quality = session.processor, session.quality
-        bars: dict[str, dict[str, int]] = {}
-        qual: dict[str, dict[str, float | None]] = {}
-        for (symbol, interval), count in processor.totals.items():
-            bars.setdefault(symbol, {})[interval] = count
-            overall = quality.overall_quality(symbol)
-            qual.setdefault(symbol, {})[interval] = None if overall is None else round(overall, 4)
-        metrics = snap.metrics
-        loads = session.coordinator.metrics
-        analysis = session.analysis
-        signals = analysis.all_signals() if analysis else ()
         export: tuple[str, ...] = ()
+        session = self.session
+        state = session.snapshot().state
         recorded = _recorded(session) if self.export is not None or self.keep_bars else None
-        if self.export is not None and snap.state in ("completed", "stopped"):
+        if self.export is not None and state in ("completed", "stopped"):
             assert recorded is not None
+            signals = session.analysis.all_signals() if session.analysis else ()
             paths = write_csv_export(self.export, *recorded, signals=signals)
             export = tuple(str(p) for p in paths)
         frames: dict[str, Any] = {}
@@ -223,31 +213,9 @@ class BacktestRun:
             for (symbol, interval), columns in recorded_columns(*recorded).items():
                 frames[f"{symbol}/{interval}"] = columns
         ended = self._ended if self._ended is not None else time.perf_counter()
-        return RunResult(
-            source=self.config.source,
+        return result_of(
+            session,
             parameters=self._parameters(),
-            state=snap.state,
-            error=snap.error,
-            mode=snap.mode,
-            clock=snap.clock,
-            speed=snap.speed,
-            timezone=snap.timezone,
-            sessions=tuple(d.isoformat() for d in snap.sessions[: snap.session_index]),
-            bars=bars,
-            quality=qual,
-            gaps={s: len(quality.all_gaps[s]) for s in snap.symbols},
-            overruns={s.stream: s.overruns for s in snap.subscriptions},
-            steps=metrics.steps,
-            bars_per_second=round(metrics.bars_per_second, 1),
-            load_seconds=round((loads.initial_load or 0.0) + sum(loads.subsequent_loads), 4),
-            load={
-                "initial_seconds": metrics.initial_load_seconds,
-                "subsequent_mean_seconds": metrics.subsequent_load_seconds,
-            },
-            step_latency_ms=metrics.step_latency_ms,
-            analysis_errors=metrics.analysis_errors,
-            signals=signals,
-            metrics=dict(analysis.metrics) if analysis else {},
             warnings=self.warnings,
             wall_seconds=round(ended - self._began, 3),
             export=export,
@@ -266,6 +234,64 @@ class BacktestRun:
                 value = safe_url(value)
             out[key] = value.isoformat() if isinstance(value, date) else value
         return out
+
+
+def result_of(
+    session: Any,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    warnings: tuple[str, ...] = (),
+    wall_seconds: float = 0.0,
+    export: tuple[str, ...] = (),
+    frames: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """The :class:`RunResult` of a session whose threads ended (or were stopped).
+
+    The keyword arguments fill the fields a session does not know (see
+    :class:`RunResult`).
+    """
+    snap = session.snapshot()
+    processor, quality = session.processor, session.quality
+    bars: dict[str, dict[str, int]] = {}
+    qual: dict[str, dict[str, float | None]] = {}
+    for (symbol, interval), count in processor.totals.items():
+        bars.setdefault(symbol, {})[interval] = count
+        overall = quality.overall_quality(symbol)
+        qual.setdefault(symbol, {})[interval] = None if overall is None else round(overall, 4)
+    metrics = snap.metrics
+    loads = session.coordinator.metrics
+    analysis = session.analysis
+    signals = analysis.all_signals() if analysis else ()
+    return RunResult(
+        source=session.config.source,
+        parameters=dict(parameters or {}),
+        state=snap.state,
+        error=snap.error,
+        mode=snap.mode,
+        clock=snap.clock,
+        speed=snap.speed,
+        timezone=snap.timezone,
+        sessions=tuple(d.isoformat() for d in snap.sessions[: snap.session_index]),
+        bars=bars,
+        quality=qual,
+        gaps={s: len(quality.all_gaps[s]) for s in snap.symbols},
+        overruns={s.stream: s.overruns for s in snap.subscriptions},
+        steps=metrics.steps,
+        bars_per_second=round(metrics.bars_per_second, 1),
+        load_seconds=round((loads.initial_load or 0.0) + sum(loads.subsequent_loads), 4),
+        load={
+            "initial_seconds": metrics.initial_load_seconds,
+            "subsequent_mean_seconds": metrics.subsequent_load_seconds,
+        },
+        step_latency_ms=metrics.step_latency_ms,
+        analysis_errors=metrics.analysis_errors,
+        signals=signals,
+        metrics=dict(analysis.metrics) if analysis else {},
+        warnings=warnings,
+        wall_seconds=wall_seconds,
+        export=export,
+        frames=dict(frames or {}),
+    )
 
 
 def run_backtest(
