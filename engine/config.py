@@ -267,8 +267,8 @@ class LiveConfig(_Model):
     """The bar feed. ``replay`` plays database bars in wall-clock time (no network)."""
     replay_date: date | None = None
     """Session whose bars the replay feed plays (default: the last session with data)."""
-    replay_start: str | None = None
-    """Exchange time (``HH:MM``) at which the replay starts (default: the open)."""
+    replay_start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """Exchange time (``HH:MM``, 24-hour) at which the replay starts (default: the open)."""
     speed: Speed = 1.0
     """Replay pace in session seconds per wall second: 1 is real time (use more only to
     demonstrate or test)."""

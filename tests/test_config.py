@@ -369,3 +369,12 @@ def test_a_config_pickles_with_its_source_and_origins(tmp_path: Path) -> None:
     again = pickle.loads(pickle.dumps(config))
     assert again == config
     assert again.source == config.source and again.overrides == config.overrides
+
+
+@pytest.mark.parametrize("start", ["99:99", "23:59999999999", "9:30", "10:30:00"])
+def test_a_replay_start_must_be_a_time_of_day(start: str) -> None:
+    data = {"mode": "live", "streams": {"symbols": ["SPY"]}, "live": {"replay_start": start}}
+    with pytest.raises(ConfigError, match=r"live\.replay_start: String should match pattern"):
+        config_from_dict(data)
+    data["live"]["replay_start"] = "15:30"
+    assert config_from_dict(data).live.replay_start == "15:30"

@@ -132,6 +132,7 @@ class BacktestRun:
 
         tm = session.time_manager
         first, last = session.sessions[0], session.sessions[-1]
+        _check_history(config, tm, first)
         opens = tm.get_trading_session(first).open
         closes = tm.get_trading_session(last).close
         base = config.streams.interval
@@ -338,6 +339,32 @@ def run_backtest(
     finally:
         run.stop()
     return run.result()
+
+
+def _check_history(config: SessionConfig, tm: Any, first: date) -> None:
+    """The trailing history of the first session must lie inside the calendar.
+
+    Raises
+    ------
+    ConfigError
+        Naming the ``historical`` entry whose ``trailing_days`` reach before the calendar.
+    """
+    from ..errors import CalendarCoverageError
+
+    for index, entry in enumerate(config.historical):
+        if not entry.trailing_days:
+            continue
+        try:
+            tm.get_previous_trading_date(first, entry.trailing_days)
+        except CalendarCoverageError as exc:
+            key = f"historical[{index}].trailing_days"
+            raise ConfigError(
+                config.origin_of(key) if key in config.overrides else config.origin_of("backtest"),
+                key,
+                f"{entry.trailing_days} trading days of history before the first session "
+                f"{first} reach before the {exc.exchange} calendar in the database (it "
+                f"starts on {exc.first}): start later or load less history",
+            ) from None
 
 
 def _day(epoch_or_time: Any, tz: Any) -> date:

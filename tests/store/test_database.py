@@ -260,3 +260,23 @@ def test_an_unreachable_server_or_a_bad_url_is_one_line_exit_2() -> None:
     assert safe_url("postgresql://u@h/db?password=hunter2&sslmode=require") == (
         "postgresql://u@h/db?password=***&sslmode=require"
     )
+
+
+def test_history_before_the_calendar_is_exit_2_before_the_run(loaded) -> None:
+    result = cli(
+        "run",
+        "spy-2011",
+        "--db",
+        loaded["sqlite"],
+        "--start",
+        "2011-01-04",
+        "--end",
+        "2011-01-05",
+        "--json",
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert (
+        "invalid configuration from --start 2011-01-04:\n  historical[0].trailing_days: 5 "
+        "trading days of history before the first session 2011-01-04 reach before the NYSE "
+        "calendar in the database (it starts on 2011-01-03)" in result.stderr
+    )
