@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -218,7 +219,7 @@ def sweep_command(
         data = {
             "source": runs[0].config.source if runs else None,
             "executor": "dask" if dask else "processes",
-            "workers": workers,
+            "workers": None if dask and not dask.startswith("local") else workers or os.cpu_count(),
             "rank_by": metric,
             "ascending": ascending,
             "wall_seconds": wall,
