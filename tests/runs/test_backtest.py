@@ -182,3 +182,27 @@ def test_an_unwritable_export_folder_is_refused_before_the_run(tmp_path: Path) -
     blocker.write_text("x")
     with pytest.raises(UsageError, match="export folder .*file.txt/out is not writable"):
         run_backtest("demo", overrides=WINDOW, export=blocker / "out")
+
+
+def test_metrics_are_readable_in_the_snapshot_while_running() -> None:
+    from sessionkit.engine import Session
+
+    config = load_config("demo", WINDOW)
+    session = Session(config, start_paused=True)
+    session.start()
+    try:
+        assert session.wait_idle(10)
+        assert dict(session.snapshot().analysis_metrics) == {}  # nothing ended yet
+        session.step(391)  # the first session's 390 instants and its end
+        assert session.wait_idle(10)
+        snap = session.snapshot()
+        assert (snap.session_index, snap.state) == (2, "paused")
+        assert snap.analysis_metrics["trades"] > 0
+        assert set(snap.analysis_metrics) == {
+            "total_return_pct",
+            "max_drawdown_pct",
+            "trades",
+            "win_rate_pct",
+        }
+    finally:
+        assert session.stop()
