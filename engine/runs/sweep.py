@@ -276,7 +276,7 @@ def _run_on_dask(runs: Sequence[SweepRun], address: str, workers: int, finish: C
         if address == "local" or address.startswith("local:"):
             count = int(address.partition(":")[2] or workers)
             cluster = LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0"
             )
             client = Client(cluster)
         else:
