@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from .core.bar import INTERVAL_SECONDS, Interval
+from .core.bar import INTERVAL_SECONDS, Interval, check_symbol
 from .errors import ConfigError
 
 ClockMode = Literal["data-driven", "clock-driven"]
@@ -63,7 +63,8 @@ class StreamsConfig(_Model):
     """What is streamed: symbols, the base interval and the derived intervals."""
 
     symbols: list[str] = Field(min_length=1)
-    """Symbols to stream; each must be in the database."""
+    """Symbols to stream; each must be in the database and obey the symbol rule
+    (:func:`~sessionkit.engine.core.bar.check_symbol`)."""
     interval: Interval = "1m"
     """Base interval read from the database."""
     derived: list[Interval] = Field(default_factory=list)
@@ -73,8 +74,7 @@ class StreamsConfig(_Model):
     @classmethod
     def _distinct_symbols(cls, symbols: list[str]) -> list[str]:
         for symbol in symbols:
-            if not symbol.strip():
-                raise ValueError("a symbol is empty")
+            check_symbol(symbol)  # the one symbol rule (InvalidSymbolError is a ValueError)
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"symbols repeat: {symbols}")
         return symbols

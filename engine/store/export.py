@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from ..core.bar import Bar, interval_delta
+from ..core.bar import Bar, interval_delta, symbol_file_name
 from ..errors import SessionkitError
 
 
@@ -30,6 +30,11 @@ def write_csv_export(
 ) -> list[Path]:
     """Write ``directory/<symbol>/<interval>.csv`` for every recorded stream.
 
+    ``<symbol>`` is :func:`~sessionkit.engine.core.bar.symbol_file_name` of the symbol
+    (``BRK/B`` -> ``BRK%2FB``): no symbol can leave ``directory`` or share a folder with
+    another, even on a case-insensitive file system (symbols that differ only in case are
+    refused). ``<interval>`` is one of the known intervals.
+
     Columns: ``start,end,open,high,low,close,volume,quality`` then one per indicator
     output; times in ISO-8601 with the exchange's offset; one row per bar in time order.
     ``quality`` is the stream's quality (percent) when the bar became visible.
@@ -37,13 +42,24 @@ def write_csv_export(
     Raises
     ------
     SessionkitError
-        If the directory cannot be written.
+        If the directory cannot be written, or two symbols differ only in case.
+    InvalidSymbolError
+        If a symbol breaks the symbol rule.
     """
     written = []
     sorted_closes = sorted(closes)
+    folders: dict[str, str] = {}
+    for symbol, _interval in records:
+        folder = symbol_file_name(symbol)
+        other = folders.setdefault(folder.casefold(), symbol)
+        if other != symbol:
+            raise SessionkitError(
+                f"cannot export {other!r} and {symbol!r} to {directory}: the symbols differ "
+                "only in case, and their folders would be one on a case-insensitive file system"
+            )
     for (symbol, interval), rows in records.items():
         delta = interval_delta(interval)
-        path = directory / symbol / f"{interval}.csv"
+        path = directory / symbol_file_name(symbol) / f"{interval}.csv"
         history = quality.get(symbol, ())
         times = [t for t, _q in history]
         try:
