@@ -132,7 +132,9 @@ def read_csv_module(
                             line, MISSING, f"{len(row)} of {width} fields: {','.join(row)[:60]}"
                         )
                     else:
-                        report.reject(line, WRONG_FIELD_COUNT, f"{len(row)} fields, expected {width}")
+                        report.reject(
+                            line, WRONG_FIELD_COUNT, f"{len(row)} fields, expected {width}"
+                        )
                     continue
                 if identity:
                     values = row

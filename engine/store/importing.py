@@ -25,6 +25,7 @@ import time as _time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -406,9 +407,7 @@ def resolve_columns(
         if key in found or (key == "timestamp" and ("date" in found or "time" in found)):
             continue
         hits = [
-            names[i]
-            for i, n in enumerate(normal)
-            if n in ALIASES[key] and names[i] not in taken
+            names[i] for i, n in enumerate(normal) if n in ALIASES[key] and names[i] not in taken
         ]
         if key == "timestamp" and len(hits) > 1 and "time" in [_normal(h) for h in hits]:
             hits = [h for h in hits if _normal(h) != "time"]
@@ -619,7 +618,9 @@ class RowRules:
             reject(line, HIGH_BELOW_LOW, f"high {h_text} < low {l_text}")
             return None
         if not (lo <= o <= h and lo <= c <= h):
-            reject(line, OUTSIDE_RANGE, f"open {o_text}, close {c_text}, low {l_text}, high {h_text}")
+            reject(
+                line, OUTSIDE_RANGE, f"open {o_text}, close {c_text}, low {l_text}, high {h_text}"
+            )
             return None
         if volume < 0:
             reject(line, NEGATIVE_VOLUME, f"volume={v_text.strip()}")
@@ -740,16 +741,17 @@ class BarSink:
         report = self.report
         starts = batch.starts
         # Duplicates within the chunk: keep each start's first row (smallest line).
-        order = np.lexsort((batch.lines, starts))
-        sorted_starts = starts[order]
-        first_of_run = np.ones(len(order), dtype=bool)
-        first_of_run[1:] = sorted_starts[1:] != sorted_starts[:-1]
-        keep = order[first_of_run]
-        dup_index = order[~first_of_run]
-        if len(dup_index):
-            firsts = dict(zip(sorted_starts[first_of_run].tolist(), batch.lines[keep].tolist()))
-            self._duplicates(batch, dup_index, firsts)
-        batch = batch.take(np.sort(keep))
+        if len(starts) > 1 and not (np.diff(starts) > 0).all():
+            order = np.lexsort((batch.lines, starts))
+            sorted_starts = starts[order]
+            first_of_run = np.ones(len(order), dtype=bool)
+            first_of_run[1:] = sorted_starts[1:] != sorted_starts[:-1]
+            keep = order[first_of_run]
+            dup_index = order[~first_of_run]
+            if len(dup_index):
+                firsts = dict(zip(sorted_starts[first_of_run].tolist(), batch.lines[keep].tolist()))
+                self._duplicates(batch, dup_index, firsts)
+                batch = batch.take(np.sort(keep))
         # Duplicates of rows of earlier chunks.
         if len(self._seen):
             pos = np.searchsorted(self._seen, batch.starts)
@@ -764,11 +766,18 @@ class BarSink:
                 batch = batch.take(np.flatnonzero(~again))
         if not len(batch):
             return
+        lo, hi = int(batch.starts.min()), int(batch.starts.max())
         merged = np.concatenate([self._seen, batch.starts])
         merged_lines = np.concatenate([self._seen_lines, batch.lines])
-        by_start = np.argsort(merged, kind="stable")
-        self._seen, self._seen_lines = merged[by_start], merged_lines[by_start]
-        lo, hi = int(batch.starts.min()), int(batch.starts.max())
+        if (
+            len(self._seen)
+            and lo <= self._seen[-1]
+            or len(batch) > 1
+            and (not (np.diff(batch.starts) > 0).all())
+        ):
+            by_start = np.argsort(merged, kind="stable")
+            merged, merged_lines = merged[by_start], merged_lines[by_start]
+        self._seen, self._seen_lines = merged, merged_lines
         self._first = lo if self._first is None else min(self._first, lo)
         self._last = hi if self._last is None else max(self._last, hi)
         self._write(batch, lo, hi)
@@ -787,51 +796,45 @@ class BarSink:
         report = self.report
         symbol, interval = report.symbol, report.interval
         stored = self.connection.execute(
-            select(
-                BARS.c.start, BARS.c.open, BARS.c.high, BARS.c.low, BARS.c.close, BARS.c.volume
-            )
+            select(BARS.c.start, BARS.c.open, BARS.c.high, BARS.c.low, BARS.c.close, BARS.c.volume)
             .where(BARS.c.symbol == symbol)
             .where(BARS.c.interval == interval)
             .where(BARS.c.start >= lo)
             .where(BARS.c.start <= hi)
         ).all()
-        starts = batch.starts.tolist()
         rows = zip(
-            starts,
+            repeat(symbol),
+            repeat(interval),
+            batch.starts.tolist(),
             batch.opens.tolist(),
             batch.highs.tolist(),
             batch.lows.tolist(),
             batch.closes.tolist(),
             batch.volumes.tolist(),
-            strict=True,
         )
         if stored:
             present = {start: tuple(values) for start, *values in stored}
             fresh = []
             for row in rows:
-                values = present.get(row[0])
+                values = present.get(row[2])
                 if values is None:
                     fresh.append(row)
                 else:
                     report.already_present += 1
-                    if values != row[1:]:
+                    if values != row[3:]:
                         report.conflicting += 1
         else:
             fresh = list(rows)
         if not fresh:
             return
         if self._sql is not None:
-            tuples = [(symbol, interval, *row) for row in fresh]
-            result = self.connection.exec_driver_sql(self._sql, tuples)
+            result = self.connection.exec_driver_sql(self._sql, fresh)
             inserted = result.rowcount
             if inserted is None or inserted < 0:  # pragma: no cover - driver without counts
-                inserted = len(tuples)
+                inserted = len(fresh)
         else:  # other databases: a plain insert of the rows not stored a moment ago
-            keys = ("start", "open", "high", "low", "close", "volume")
-            self.connection.execute(
-                insert(BARS),
-                [{"symbol": symbol, "interval": interval, **dict(zip(keys, r))} for r in fresh],
-            )
+            keys = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
+            self.connection.execute(insert(BARS), [dict(zip(keys, r)) for r in fresh])
             inserted = len(fresh)
         report.imported += inserted
         report.already_present += len(fresh) - inserted
@@ -979,9 +982,7 @@ def run_import(
     started = _time.perf_counter()
     symbol = prepare(symbol, interval)
     if ambiguous not in ("reject", "earliest", "latest"):
-        raise DataImportError(
-            f"ambiguous={ambiguous!r}: use reject, earliest or latest"
-        )
+        raise DataImportError(f"ambiguous={ambiguous!r}: use reject, earliest or latest")
     zone = zone_of(tz)
     check_file(path)
     report = ImportReport(path=path, symbol=symbol, interval=interval, line_label=line_label)
@@ -1028,9 +1029,7 @@ def upsert_symbol(
             )
         return
     if connection.dialect.name in ("sqlite", "postgresql"):
-        module = __import__(
-            f"sqlalchemy.dialects.{connection.dialect.name}", fromlist=["insert"]
-        )
+        module = __import__(f"sqlalchemy.dialects.{connection.dialect.name}", fromlist=["insert"])
         statement = module.insert(SymbolInfo).on_conflict_do_nothing()
     else:  # pragma: no cover - other databases
         statement = insert(SymbolInfo)
@@ -1042,3 +1041,89 @@ def upsert_symbol(
             synthetic=values.get("synthetic", False),
         )
     )
+
+
+Engine_ = Literal["auto", "arrow", "csv"]
+
+
+def file_format(path: Path) -> Literal["csv", "parquet", "dbn"]:
+    """The format of a bars file, from its name (``.csv[.gz|.zst]``, ``.parquet``, ``.dbn[.zst]``)."""
+    name = path.name.lower()
+    for suffix in (".gz", ".zst", ".zstd"):
+        name = name.removesuffix(suffix)
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith(".dbn"):
+        return "dbn"
+    return "csv"
+
+
+def arrow_available() -> bool:
+    """True when pyarrow (the ``sessionkit[arrow]`` extra) is installed."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def import_bars(
+    engine: Engine,
+    path: str | Path,
+    symbol: str,
+    interval: str,
+    tz: str | tzinfo | None = None,
+    *,
+    ambiguous: Ambiguous = "reject",
+    columns: Mapping[str, str] | None = None,
+    description: str | None = None,
+    source: str | None = None,
+    synthetic: bool | None = None,
+    reader: Engine_ = "auto",
+) -> ImportReport:
+    """Import a CSV (``.csv``, ``.csv.gz``, ``.zst``) or Parquet file of one symbol's bars.
+
+    CSV files are read with pyarrow when it is installed (``reader="auto"``), else (or with
+    ``reader="csv"``) with the ``csv`` module; both give the same rows and report. Parquet
+    files need pyarrow. Parameters are those of
+    :func:`~sessionkit.engine.store.import_csv.import_csv`.
+
+    Raises
+    ------
+    DataImportError, InvalidSymbolError, DatabaseError
+        As :func:`~sessionkit.engine.store.import_csv.import_csv`; also when a Parquet file
+        or ``reader="arrow"`` needs pyarrow and it is missing.
+    """
+    path = Path(path)
+    kind = file_format(path)
+    if kind == "dbn":
+        raise DataImportError(f"{path} is a Databento DBN file: import it with import_dbn")
+    options: dict[str, Any] = {
+        "tz": tz,
+        "ambiguous": ambiguous,
+        "columns": columns,
+        "description": description,
+        "source": source,
+        "synthetic": synthetic,
+    }
+    use_arrow = reader == "arrow" or (reader == "auto" and arrow_available())
+    if (kind == "parquet" or reader == "arrow") and not arrow_available():
+        raise DataImportError(
+            f"{path}: reading {'Parquet' if kind == 'parquet' else 'CSV with pyarrow'} needs "
+            "pyarrow: pip install 'sessionkit[arrow]'"
+        )
+    if kind == "parquet":
+        from .import_arrow import read_parquet
+
+        return run_import(engine, path, symbol, interval, read_parquet, line_label="row", **options)
+    from .import_csv import read_csv_module
+
+    if use_arrow:
+        from .import_arrow import NeedsReference, read_csv_arrow
+
+        try:
+            return run_import(engine, path, symbol, interval, read_csv_arrow, **options)
+        except NeedsReference:
+            pass  # rolled back; the csv module reads what pyarrow cannot
+    return run_import(engine, path, symbol, interval, read_csv_module, **options)
