@@ -683,7 +683,9 @@ class Batch:
     @staticmethod
     def concat(parts: Sequence[Batch]) -> Batch:
         """One batch of several, ordered by line."""
-        batch = Batch(*(np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts))))
+        batch = Batch(
+            *(np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts), strict=True))
+        )
         return batch.take(np.argsort(batch.lines, kind="stable"))
 
 
@@ -738,7 +740,6 @@ class BarSink:
         """Write one chunk of checked rows (in file order)."""
         if not len(batch):
             return
-        report = self.report
         starts = batch.starts
         # Duplicates within the chunk: keep each start's first row (smallest line).
         if len(starts) > 1 and not (np.diff(starts) > 0).all():
@@ -749,7 +750,13 @@ class BarSink:
             keep = order[first_of_run]
             dup_index = order[~first_of_run]
             if len(dup_index):
-                firsts = dict(zip(sorted_starts[first_of_run].tolist(), batch.lines[keep].tolist()))
+                firsts = dict(
+                    zip(
+                        sorted_starts[first_of_run].tolist(),
+                        batch.lines[keep].tolist(),
+                        strict=True,
+                    )
+                )
                 self._duplicates(batch, dup_index, firsts)
                 batch = batch.take(np.sort(keep))
         # Duplicates of rows of earlier chunks.
@@ -760,7 +767,11 @@ class BarSink:
             if again.any():
                 index = np.flatnonzero(again)
                 firsts = dict(
-                    zip(batch.starts[index].tolist(), self._seen_lines[pos_c[index]].tolist())
+                    zip(
+                        batch.starts[index].tolist(),
+                        self._seen_lines[pos_c[index]].tolist(),
+                        strict=True,
+                    )
                 )
                 self._duplicates(batch, index, firsts)
                 batch = batch.take(np.flatnonzero(~again))
@@ -834,7 +845,7 @@ class BarSink:
                 inserted = len(fresh)
         else:  # other databases: a plain insert of the rows not stored a moment ago
             keys = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
-            self.connection.execute(insert(BARS), [dict(zip(keys, r)) for r in fresh])
+            self.connection.execute(insert(BARS), [dict(zip(keys, r, strict=True)) for r in fresh])
             inserted = len(fresh)
         report.imported += inserted
         report.already_present += len(fresh) - inserted
