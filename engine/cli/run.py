@@ -88,9 +88,10 @@ def summary(session: Any) -> dict[str, Any]:
 
 def _print_summary(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console()  # user text (symbols, messages) is escaped: printed, never markup
     sessions = data["sessions"]
     span = f"{sessions[0]} .. {sessions[-1]}" if sessions else "none"
     console.print(
@@ -101,7 +102,7 @@ def _print_summary(data: dict[str, Any]) -> None:
         f"load {data['load_seconds']:.3f}s"
     )
     if data["error"]:
-        console.print(f"[red]error:[/] {data['error']}")
+        console.print(f"[red]error:[/] {escape(str(data['error']))}")
     table = Table(title="bars and quality")
     intervals = sorted({i for per in data["bars"].values() for i in per}, key=_seconds)
     table.add_column("symbol")
@@ -112,14 +113,14 @@ def _print_summary(data: dict[str, Any]) -> None:
     for symbol, per in data["bars"].items():
         quality = next(iter(data["quality"][symbol].values()), None)
         table.add_row(
-            symbol,
+            escape(symbol),
             *(f"{per.get(i, 0):,}" for i in intervals),
             "-" if quality is None else f"{quality:.2f}",
             str(data["gaps"].get(symbol, 0)),
         )
     console.print(table)
     overruns = ", ".join(f"{k}: {v}" for k, v in data["overruns"].items())
-    console.print(f"overruns: {overruns or 'none'}; signals: {data['signals']}")
+    console.print(escape(f"overruns: {overruns or 'none'}; signals: {data['signals']}"))
 
 
 def _seconds(interval: str) -> int:

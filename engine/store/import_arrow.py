@@ -184,12 +184,16 @@ def _text(value: Any) -> str:
 
 
 def check_batch(
-    fields: Sequence[pa.Array], first_line: int, report: ImportReport, rules: RowRules
+    fields: Sequence[pa.Array],
+    first_line: int | np.ndarray,
+    report: ImportReport,
+    rules: RowRules,
 ) -> Batch:
     """Check one block of rows (timestamp, open, high, low, close, volume columns).
 
     Rows the vectorised checks pass are kept; every other row goes, as text, through
-    ``rules.check`` (which rejects it or accepts it). ``first_line`` numbers the first row.
+    ``rules.check`` (which rejects it or accepts it). ``first_line`` numbers the first row
+    (the others follow), or is an array of every row's number.
     """
     ts, o, h, lo, c, v = fields
     n = len(ts)
@@ -204,7 +208,10 @@ def check_batch(
     good &= (epochs >= MIN_EPOCH) & (epochs < MAX_EPOCH) & (epochs % 60 == 0)
     good &= (lows <= highs) & (lows <= opens) & (opens <= highs)
     good &= (lows <= closes) & (closes <= highs)
-    lines = np.arange(first_line, first_line + n, dtype=np.int64)
+    if isinstance(first_line, np.ndarray):
+        lines = first_line.astype(np.int64)
+    else:
+        lines = np.arange(first_line, first_line + n, dtype=np.int64)
     index = np.flatnonzero(good)
     batch = Batch(
         lines[index],
@@ -222,10 +229,10 @@ def check_batch(
     texts = [[_text(x) for x in pc.take(col, take).to_pylist()] for col in fields]
     checked_lines: list[int] = []
     checked = []
-    for i, row in zip(doubtful.tolist(), zip(*texts, strict=True), strict=True):
-        valid = rules.check(first_line + i, *row)
+    for line, row in zip(lines[doubtful].tolist(), zip(*texts, strict=True), strict=True):
+        valid = rules.check(line, *row)
         if valid is not None:
-            checked_lines.append(first_line + i)
+            checked_lines.append(line)
             checked.append(valid)
     if not checked:
         return batch
