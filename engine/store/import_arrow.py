@@ -90,7 +90,7 @@ def _volumes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
             floats = pc.cast(pc.if_else(pa.array(rest), values, "0"), pa.float64())
             f = floats.to_numpy(zero_copy_only=False)
             exact = rest & (f >= 0) & (f < _EXACT) & (np.floor(f) == f)
-            out = np.where(exact, f.astype(np.int64), out)
+            out = np.where(exact, np.where(exact, f, 0).astype(np.int64), out)
             whole = whole | exact
         return out, whole
     if pa.types.is_integer(values.type):

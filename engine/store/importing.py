@@ -409,8 +409,8 @@ def resolve_columns(
         hits = [
             names[i] for i, n in enumerate(normal) if n in ALIASES[key] and names[i] not in taken
         ]
-        if key == "timestamp" and len(hits) > 1 and "time" in [_normal(h) for h in hits]:
-            hits = [h for h in hits if _normal(h) != "time"]
+        if key == "timestamp" and "date" in normal and "time" in [_normal(h) for h in hits]:
+            hits = [h for h in hits if _normal(h) != "time"]  # date + time: joined below
         if len(hits) > 1:
             problems.append(f"{key} could be any of {', '.join(hits)} (use --columns {key}=NAME)")
         elif hits:
