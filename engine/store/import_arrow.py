@@ -41,7 +41,7 @@ from .importing import (
     Batch,
     ImportReport,
     RowRules,
-    compression_of,
+    open_binary,
     read_head,
     resolve_columns,
 )
@@ -279,38 +279,71 @@ def read_csv_arrow(
     def refuse(_row: Any) -> str:
         return "error"
 
+    read_options = pa_csv.ReadOptions(column_names=names, use_threads=True)
+    parse_options = pa_csv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=refuse)
+    convert_options = pa_csv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        include_columns=wanted,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    line = 2
     try:
-        stream = pa.input_stream(str(path), compression=compression_of(path))
-        reader = pa_csv.open_csv(
-            stream,
-            read_options=pa_csv.ReadOptions(
-                skip_rows=1, column_names=names, block_size=8 << 20, use_threads=True
-            ),
-            parse_options=pa_csv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=refuse),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                include_columns=wanted,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        line = 2
-        for record_batch in reader:
-            fields = _join([record_batch.column(name) for name in wanted], split)
-            raw = [record_batch.column(name) for name in wanted]
+        for block in _blocks(path):
+            table = pa_csv.read_csv(
+                pa.py_buffer(block),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+            raw = [table.column(name).combine_chunks() for name in wanted]
             blank = pc.equal(pc.utf8_length(raw[0]), 0)
             for col in raw[1:]:
                 blank = pc.and_(blank, pc.equal(pc.utf8_length(col), 0))
             if _bool(blank).any():
                 raise NeedsReference  # a blank line or a row of empty fields
-            for offset in range(0, record_batch.num_rows, CHUNK):
+            fields = _join(raw, split)
+            for offset in range(0, table.num_rows, CHUNK):
                 part = [col.slice(offset, CHUNK) for col in fields]
                 yield check_batch(part, line + offset, report, rules)
-            line += record_batch.num_rows
+            line += table.num_rows
     except (pa.ArrowInvalid, UnicodeDecodeError):
         raise NeedsReference from None
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None
+
+
+BLOCK = 8 << 20
+"""Bytes of CSV text parsed at a time (whole lines): memory stays bounded whatever the size
+of the file (pyarrow's own streaming reader reads ahead without limit)."""
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    """The file's data lines (the header skipped), decompressed, in blocks of whole lines."""
+    with open_binary(path) as stream:
+        rest = b""
+        header_done = False
+        while True:
+            data = stream.read(BLOCK)
+            if not data:
+                break
+            data = rest + data
+            if not header_done:
+                end = data.find(b"\n")
+                if end < 0:
+                    rest = data
+                    continue
+                data = data[end + 1 :]
+                header_done = True
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            rest = data[cut + 1 :]
+            if cut >= 0 and data[: cut + 1]:
+                yield data[: cut + 1]
+        if header_done and rest.strip(b"\r"):
+            yield rest
 
 
 def read_parquet(

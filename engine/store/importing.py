@@ -21,6 +21,8 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import queue
+import threading
 import time as _time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +106,25 @@ OUTSIDE_RANGE = "open or close outside [low, high]"
 NEGATIVE_VOLUME = "negative volume"
 DUPLICATE = "duplicate timestamp"
 WRONG_FIELD_COUNT = "wrong number of fields"
+
+REASONS = (
+    WRONG_FIELD_COUNT,
+    MISSING,
+    NON_NUMERIC,
+    NOT_FINITE,
+    FRACTIONAL_VOLUME,
+    VOLUME_TOO_LARGE,
+    BAD_TIMESTAMP,
+    NONEXISTENT_TIME,
+    AMBIGUOUS_TIME,
+    TIME_OUT_OF_RANGE,
+    NOT_WHOLE_MINUTE,
+    HIGH_BELOW_LOW,
+    OUTSIDE_RANGE,
+    NEGATIVE_VOLUME,
+    DUPLICATE,
+)
+"""Every rejection reason, in the order reports list them."""
 
 # The bars table as plain Core columns: ``start`` is raw UTC epoch seconds, so inserting
 # needs no per-row type conversion. Same table and column names as db.BarRecord.
@@ -201,6 +222,11 @@ class ImportReport:
         if len(examples) < MAX_EXAMPLES:
             examples.append(RejectedRow(line, reason, detail))
 
+    def reasons(self) -> list[tuple[str, int]]:
+        """(reason, count) of the rejections, in :data:`REASONS` order."""
+        rank = {reason: i for i, reason in enumerate(REASONS)}
+        return sorted(self.rejected.items(), key=lambda item: rank.get(item[0], len(rank)))
+
     def _stamp(self, moment: datetime | None) -> str | None:
         return None if moment is None else moment.astimezone(self.display_zone).isoformat()
 
@@ -227,7 +253,7 @@ class ImportReport:
                         for ex in self.examples[reason]
                     ],
                 }
-                for reason, count in self.rejected.items()
+                for reason, count in self.reasons()
             ],
             "first_start": self._stamp(self.first_start),
             "last_start": self._stamp(self.last_start),
@@ -291,7 +317,7 @@ class ImportReport:
         rejected.add_column("reason", style="red")
         rejected.add_column("count", justify="right")
         rejected.add_column(f"first examples ({self.line_label}: detail)", overflow="fold")
-        for reason, count in self.rejected.items():
+        for reason, count in self.reasons():
             examples = "\n".join(f"{ex.line}: {ex.detail}" for ex in self.examples[reason])
             rejected.add_row(reason, f"{count:,}", Text(examples))
         return Group(totals, rejected)
@@ -715,8 +741,10 @@ class BarSink:
         self.connection = connection
         self.report = report
         self.label = label
-        self._seen = np.empty(0, dtype=np.int64)  # sorted starts written so far
-        self._seen_lines = np.empty(0, dtype=np.int64)
+        # Starts written so far, as sorted minute numbers (starts are whole minutes within
+        # 1900-2199, so they fit 32 bits), and the line of each: 8 bytes per row.
+        self._seen = np.empty(0, dtype=np.int32)
+        self._seen_lines = np.empty(0, dtype=np.uint32)
         self._first: int | None = None
         self._last: int | None = None
         dialect = connection.dialect
@@ -760,10 +788,11 @@ class BarSink:
                 self._duplicates(batch, dup_index, firsts)
                 batch = batch.take(np.sort(keep))
         # Duplicates of rows of earlier chunks.
+        minutes = (batch.starts // 60).astype(np.int32)
         if len(self._seen):
-            pos = np.searchsorted(self._seen, batch.starts)
+            pos = np.searchsorted(self._seen, minutes)
             pos_c = np.minimum(pos, len(self._seen) - 1)
-            again = self._seen[pos_c] == batch.starts
+            again = self._seen[pos_c] == minutes
             if again.any():
                 index = np.flatnonzero(again)
                 firsts = dict(
@@ -775,16 +804,14 @@ class BarSink:
                 )
                 self._duplicates(batch, index, firsts)
                 batch = batch.take(np.flatnonzero(~again))
+                minutes = minutes[~again]
         if not len(batch):
             return
         lo, hi = int(batch.starts.min()), int(batch.starts.max())
-        merged = np.concatenate([self._seen, batch.starts])
-        merged_lines = np.concatenate([self._seen_lines, batch.lines])
-        if (
-            len(self._seen)
-            and lo <= self._seen[-1]
-            or len(batch) > 1
-            and (not (np.diff(batch.starts) > 0).all())
+        merged = np.concatenate([self._seen, minutes])
+        merged_lines = np.concatenate([self._seen_lines, batch.lines.astype(np.uint32)])
+        if (len(self._seen) and lo // 60 <= self._seen[-1]) or (
+            len(batch) > 1 and not (np.diff(batch.starts) > 0).all()
         ):
             by_start = np.argsort(merged, kind="stable")
             merged, merged_lines = merged[by_start], merged_lines[by_start]
@@ -1002,7 +1029,7 @@ def run_import(
     try:
         with engine.begin() as connection:
             sink = BarSink(connection, report, line_label)
-            for batch in reader(path, report, rules, columns or {}):
+            for batch in prefetched(reader(path, report, rules, columns or {})):
                 sink.add(batch)
             sink.finish()
             upsert_symbol(connection, symbol, path, description, source, synthetic)
@@ -1012,6 +1039,54 @@ def run_import(
         ) from None
     report.seconds = _time.perf_counter() - started
     return report
+
+
+def prefetched(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Run a reader in its own thread, ``depth`` batches ahead of the database writes.
+
+    Reading and checking (pyarrow, numpy) and ``executemany`` (SQLite) release the GIL,
+    so they overlap. The ``import_reader`` thread lives only during one import: it ends when
+    the reader is exhausted or fails (its exception is raised here), or within a block's
+    parsing time after the consumer stops early. Report fields have one writer each: the
+    reader counts rows read and rejections by the row rules, the writer everything else.
+    """
+    channel: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=produce, name="import_reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = channel.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def upsert_symbol(
