@@ -69,7 +69,15 @@ def write_dbn(
 
 def session_bars(iid: int, count: int, base: float = 100.0, step_ns: int = 60 * NS) -> list:
     return [
-        (iid, _ns(T0) + i * step_ns, base + i / 100, base + i / 100 + 0.25, base - 0.25, base, 100 + i)
+        (
+            iid,
+            _ns(T0) + i * step_ns,
+            base + i / 100,
+            base + i / 100 + 0.25,
+            base - 0.25,
+            base,
+            100 + i,
+        )
         for i in range(count)
     ]
 
