@@ -70,3 +70,7 @@ class InvalidSymbolError(SessionkitError, ValueError):
             "digits or . - _ / ^ = :, with no '..' and no leading '/', e.g. BRK.B, ES=F, "
             "^GSPC, EUR/USD)"
         )
+
+
+class FeedError(SessionkitError):
+    """A live feed cannot connect to, or authenticate with, its gateway."""
