@@ -312,3 +312,19 @@ def test_two_imports_of_the_same_bars_at_once(db, tmp_path: Path) -> None:
     assert sum(r.imported for r in reports) == 3000
     assert sum(r.already_present for r in reports) == 3000
     assert len(_rows(engine)) == 3000
+
+
+def test_without_pyarrow_the_csv_module_reads_and_parquet_is_a_clear_error(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "arrow_available", lambda: False)
+    path = tmp_path / "good.csv"
+    path.write_text(GOOD)
+    report = import_bars(db(), path, "SPY", "1m")
+    assert (report.reader, report.imported) == ("csv module", 3)
+    parquet = tmp_path / "bars.parquet"
+    _parquet(parquet, GOOD)
+    with pytest.raises(DataImportError, match=r"needs pyarrow: pip install 'sessionkit\[arrow\]'"):
+        import_bars(db(), parquet, "SPY", "1m")
+    with pytest.raises(DataImportError, match="needs pyarrow"):
+        import_bars(db(), path, "SPY", "1m", reader="arrow")
