@@ -120,7 +120,11 @@ def test_import_naive_timestamps_with_tz(
         "--db", db_url, "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert json.loads(out)["first_start"] == "2011-01-03T14:30:00+00:00"
+    data = json.loads(out)  # times in the exchange zone, like db info
+    assert (data["first_start"], data["timezone"]) == (
+        "2011-01-03T09:30:00-05:00",
+        "America/New_York",
+    )
 
 
 def test_bad_csv_is_one_line_and_exit_2(
