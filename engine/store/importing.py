@@ -141,6 +141,11 @@ BARS = table(
 )
 
 
+_COLUMNS = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
+_STAGE = "sessionkit_import_stage"
+"""The temporary table PostgreSQL imports COPY into (dropped at commit)."""
+
+
 @dataclass(frozen=True)
 class RejectedRow:
     """One rejected row: its line (CSV) or row (Parquet, DBN) number, reason and detail."""
@@ -733,8 +738,10 @@ class BarSink:
     The first row of a start time wins; later ones are rejected as duplicates (naming the
     first one's line). Rows already stored are counted as already present (and as
     conflicting when their values differ) and left as stored. New rows are inserted as
-    tuples, ``executemany``, with ``ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL, so a
-    row another import wrote meanwhile is counted as already present instead of failing.
+    tuples, ``executemany``, with ``ON CONFLICT DO NOTHING`` on SQLite (on PostgreSQL with
+    psycopg: ``COPY`` into a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING``), so a row another import wrote meanwhile is counted as already present
+    instead of failing.
     """
 
     def __init__(self, connection: Connection, report: ImportReport, label: str = "line"):
@@ -747,21 +754,29 @@ class BarSink:
         self._seen_lines = np.empty(0, dtype=np.uint32)
         self._first: int | None = None
         self._last: int | None = None
+        self._staged = False
         dialect = connection.dialect
         quote = dialect.identifier_preparer.quote
-        cols = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
+        names = ", ".join(quote(c) for c in _COLUMNS)
+        conflict = f"ON CONFLICT ({quote('symbol')}, {quote('interval')}, {quote('start')})"
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._sql: str | None = None
-        if dialect.name in ("sqlite", "postgresql") and dialect.paramstyle in (
+        self._copy: str | None = None
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            # COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT.
+            self._copy = names
+            self._sql = (
+                f"INSERT INTO {quote('bars')} ({names}) SELECT {names} FROM {_STAGE} "
+                f"{conflict} DO NOTHING"
+            )
+        elif dialect.name in ("sqlite", "postgresql") and dialect.paramstyle in (
             "qmark",
             "format",
             "pyformat",
         ):
             self._sql = (
-                f"INSERT INTO {quote('bars')} ({', '.join(quote(c) for c in cols)}) "
-                f"VALUES ({', '.join([mark] * len(cols))}) "
-                f"ON CONFLICT ({quote('symbol')}, {quote('interval')}, {quote('start')}) "
-                "DO NOTHING"
+                f"INSERT INTO {quote('bars')} ({names}) "
+                f"VALUES ({', '.join([mark] * len(_COLUMNS))}) {conflict} DO NOTHING"
             )
 
     def add(self, batch: Batch) -> None:
@@ -865,17 +880,40 @@ class BarSink:
             fresh = list(rows)
         if not fresh:
             return
-        if self._sql is not None:
+        if self._copy is not None:
+            inserted = self._copy_rows(fresh)
+        elif self._sql is not None:
             result = self.connection.exec_driver_sql(self._sql, fresh)
             inserted = result.rowcount
             if inserted is None or inserted < 0:  # pragma: no cover - driver without counts
                 inserted = len(fresh)
         else:  # other databases: a plain insert of the rows not stored a moment ago
-            keys = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
-            self.connection.execute(insert(BARS), [dict(zip(keys, r, strict=True)) for r in fresh])
+            self.connection.execute(
+                insert(BARS), [dict(zip(_COLUMNS, r, strict=True)) for r in fresh]
+            )
             inserted = len(fresh)
         report.imported += inserted
         report.already_present += len(fresh) - inserted
+
+    def _copy_rows(self, rows: list[tuple]) -> int:
+        """PostgreSQL (psycopg): COPY the rows into a temporary table, then insert the new
+        ones; returns how many were inserted."""
+        if not self._staged:
+            self.connection.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (symbol varchar(32), "
+                '"interval" varchar(8), start bigint, open double precision, high double '
+                "precision, low double precision, close double precision, volume bigint) "
+                "ON COMMIT DROP"
+            )
+            self._staged = True
+        else:
+            self.connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+        raw = self.connection.connection.driver_connection
+        statement = f"COPY {_STAGE} ({self._copy}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+        return int(self.connection.exec_driver_sql(self._sql or "").rowcount)
 
     def finish(self) -> None:
         """Record the first and last start in the report."""
