@@ -242,8 +242,9 @@ def check_batch(
 def _join(columns: Sequence[pa.Array], split: bool) -> list[pa.Array]:
     if not split:
         return list(columns)
-    date, time, *rest = columns
-    return [pc.binary_join_element_wise(date, time, " "), *rest]
+    date, time, *rest = columns  # joined as the csv reader joins them: "date time"
+    trim = pc.utf8_trim_whitespace
+    return [pc.binary_join_element_wise(trim(date), trim(time), " "), *rest]
 
 
 def read_csv_arrow(

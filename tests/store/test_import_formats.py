@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sessionkit.engine.errors import DataImportError
 from sessionkit.engine.store import importing
 from sessionkit.engine.store.db import BarRecord, init_db
@@ -208,11 +210,12 @@ def test_vendor_headers_and_a_column_mapping(db, tmp_path: Path) -> None:
         "<TICKER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>\n"
         "SPY,2011-01-03,09:30:00,1,2,0.5,1.5,10\n"
         "SPY,2011-01-03,09:31:00,1,2,0.5,1.5,11\n"
+        "SPY, 2011-01-03 ,  09:32:00,1,2,0.5,1.5,12\n"
     )
     path = tmp_path / "vendor.csv"
     path.write_text(text)
     report, rows = _both(db, path, "SPY", "1m", "America/New_York")
-    assert report.imported == 2
+    assert report.imported == 3
     assert report.columns["timestamp"] == "<DATE>+<TIME>"
     assert report.columns["volume"] == "<VOL>"
     assert report.ignored_columns == ["<TICKER>"]
@@ -328,3 +331,65 @@ def test_without_pyarrow_the_csv_module_reads_and_parquet_is_a_clear_error(
         import_bars(db(), parquet, "SPY", "1m")
     with pytest.raises(DataImportError, match="needs pyarrow"):
         import_bars(db(), path, "SPY", "1m", reader="arrow")
+
+
+_NUMBERS = ["1", "1.5", "2", "0.5", " 1.25", "1e0", "2E0", ".5", "+1", "-1", "nan", "inf", ""]
+_NUMBERS += ["abc", "1_0", "3", "2.0", "0"]
+_VOLUMES = ["10", "0", "-0", "7.0", "7.5", "1e3", "-5", "", "x", "9223372036854775807"]
+_VOLUMES += ["9223372036854775808", "+4", "10.00"]
+_STAMPS = [
+    "2011-11-06T{h:02d}:{m:02d}:00-05:00",
+    "2011-11-06 {h:02d}:{m:02d}:00Z",
+    "2011-11-06T{h:02d}:{m:02d}:00",
+    "2011-11-06 {h:02d}:{m:02d}",
+    "2011-03-13T{h:02d}:{m:02d}:{m:02d}",
+    "2011-02-30T{h:02d}:{m:02d}:00+01:00",
+    "9999-12-31T{h:02d}:{m:02d}:00+00:00",
+    " 2011-11-06T{h:02d}:{m:02d}:00+05:30",
+    "not a time {h}",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(_STAMPS),
+            st.integers(0, 3),
+            st.integers(0, 2),
+            st.lists(st.sampled_from(_NUMBERS), min_size=4, max_size=4),
+            st.sampled_from(_VOLUMES),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    zone=st.sampled_from([None, "America/New_York"]),
+    ambiguous=st.sampled_from(["reject", "earliest", "latest"]),
+)
+def test_property_the_readers_agree(rows, zone, ambiguous) -> None:
+    import tempfile
+
+    lines = [HEADER.strip()]
+    for stamp, h, m, prices, volume in rows:
+        lines.append(",".join([stamp.format(h=h, m=m * 29), *prices, volume]))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "p.csv"
+        path.write_text("\n".join(lines) + "\n")
+        outcomes = []
+        for reader in ("csv", "arrow"):
+            engine = init_db(f"sqlite:///{folder}/{reader}.sqlite")
+            try:
+                report = import_bars(
+                    engine, path, "SPY", "1m", zone, ambiguous=ambiguous, reader=reader
+                )
+                outcomes.append((report, _rows(engine)))
+            except DataImportError as exc:  # a naive time without --tz: the same error
+                outcomes.append((str(exc), None))
+            finally:
+                engine.dispose()
+    (first, rows_a), (second, rows_b) = outcomes
+    if isinstance(first, str):
+        assert first == second
+        return
+    _same(first, second)
+    assert rows_a == rows_b
