@@ -4,9 +4,10 @@ It speaks the real protocol to the real ``databento.Live`` client: greeting
 (``lsg_version``), CRAM challenge (``cram``), checks the client's ``auth`` (SHA-256 of
 ``challenge|key`` plus the key's last five characters, as ``databento.common.cram``
 computes it), answers ``success=1|session_id=...``, reads the subscription requests until
-``start_session``, then sends DBN: the metadata, one symbol mapping per symbol, and the
-OHLCV records it was given. Then it keeps the connection open until the client closes it,
-or drops it (``drop_after`` records) to test a lost connection.
+``start_session``, then plays a DBN file (written with ``databento_dbn``, read with
+``databento.DBNStore``): the metadata, one symbol mapping per subscribed symbol (from the
+file's symbology), and the file's records. Then it keeps the connection open until the
+client closes it, or drops it after ``drop_after`` records to test a lost connection.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import asyncio
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import databento
 import databento_dbn as dbn
 
 CHALLENGE = "mock-challenge-7"
@@ -27,11 +30,10 @@ def parse_line(line: bytes) -> dict[str, str]:
 
 @dataclass
 class MockGateway:
-    """Serve ``records`` (OHLCV (symbol, ts_event ns, o, h, l, c, volume), prices in units
-    of 1e-9) to a client presenting ``key``. Symbols map to instrument ids 1, 2, ..."""
+    """Play the DBN file ``path`` to a client presenting ``key``."""
 
     key: str
-    records: list[tuple]
+    path: Path
     drop_after: int | None = None
     auth: dict[str, str] = field(default_factory=dict)
     subscriptions: list[dict[str, str]] = field(default_factory=list)
@@ -76,41 +78,35 @@ class MockGateway:
         writer.close()
 
     def _dbn(self) -> bytes:
-        symbols = self.subscriptions[0]["symbols"].split(",")
-        ids = {symbol: i + 1 for i, symbol in enumerate(symbols)}
-        start = min((r[1] for r in self.records), default=0)
+        store = databento.DBNStore.from_file(self.path)
+        records: list = []
+        store.replay(records.append)
+        subscription = self.subscriptions[0]
+        symbols = subscription["symbols"].split(",")
+        start = store.metadata.start
         data = bytes(
             dbn.Metadata(
                 dataset=self.auth["dataset"],
                 start=start,
                 stype_in=dbn.SType.RAW_SYMBOL,
                 stype_out=dbn.SType.INSTRUMENT_ID,
-                schema=dbn.Schema.from_str(self.subscriptions[0]["schema"]),
+                schema=dbn.Schema.from_str(subscription["schema"]),
                 symbols=symbols,
             )
         )
-        for symbol, iid in ids.items():
-            data += bytes(
-                dbn.SymbolMappingMsg(
-                    1,
-                    iid,
-                    start,
-                    dbn.SType.RAW_SYMBOL,
-                    symbol,
-                    dbn.SType.RAW_SYMBOL,
-                    symbol,
-                    start,
-                    start + 86_400 * 10**9,
-                )
-            )
-        rtype = (
-            dbn.RType.OHLCV_1M
-            if self.subscriptions[0]["schema"] == "ohlcv-1m"
-            else dbn.RType.OHLCV_1H
-        )
-        records = self.records[: self.drop_after] if self.drop_after is not None else self.records
-        for symbol, ts, o, h, lo, c, v in records:
-            data += bytes(dbn.OHLCVMsg(rtype, 1, ids.get(symbol, 99), ts, o, h, lo, c, v))
+        for symbol, intervals in store.mappings.items():
+            if symbol in symbols:
+                iid = int(intervals[0]["symbol"])
+                data += bytes(
+                    dbn.SymbolMappingMsg(
+                        1, iid, start, dbn.SType.RAW_SYMBOL, symbol, dbn.SType.RAW_SYMBOL,
+                        symbol, start, start + 86_400 * 10**9,
+                    )
+                )  # fmt: skip
+        if self.drop_after is not None:
+            records = records[: self.drop_after]
+        for record in records:
+            data += bytes(record)
             self.sent += 1
         return data
 

@@ -31,22 +31,34 @@ SYMBOLS = ["AAPL", "BRK.B"]
 NS = 1_000_000_000
 
 
-def session_records(minutes: int = 390, skip: set[tuple[str, int]] = frozenset()) -> list[tuple]:
-    """Gateway records of the session's first ``minutes`` minutes, in time order."""
-    records = []
+def session_file(
+    path: Path, minutes: int = 390, skip: frozenset[tuple[str, int]] = frozenset()
+) -> Path:
+    """A DBN file of the session's first ``minutes`` minutes (AAPL is instrument 1, BRK.B
+    2), plus a pre-market and a post-market bar, which are not part of the session."""
+    bars = []
     for m in range(minutes):
         ts = int((OPEN + timedelta(minutes=m)).timestamp()) * NS
-        for i, symbol in enumerate(SYMBOLS):
-            if (symbol, m) in skip:
-                continue
-            base = (100 + i * 50 + m / 100) * NS
-            records.append(
-                (symbol, ts, int(base), int(base + NS // 4), int(base - NS // 4), int(base), 10 + m)
-            )
-    # Pre-market and post-market bars are not part of the session.
+        for iid, symbol in enumerate(SYMBOLS, start=1):
+            if (symbol, m) not in skip:
+                base = (100 + (iid - 1) * 50 + m / 100) * NS
+                bars.append(
+                    (
+                        iid,
+                        ts,
+                        int(base),
+                        int(base + NS // 4),
+                        int(base - NS // 4),
+                        int(base),
+                        10 + m,
+                    )
+                )
     early = int((OPEN - timedelta(minutes=5)).timestamp()) * NS
     late = int((OPEN + timedelta(minutes=400)).timestamp()) * NS
-    return [("AAPL", early, NS, NS, NS, NS, 1), *records, ("AAPL", late, NS, NS, NS, NS, 1)]
+    bars = [(1, early, NS, NS, NS, NS, 1), *bars, (1, late, NS, NS, NS, NS, 1)]
+    return write_dbn(
+        path, bars, symbols={"AAPL": 1, "BRK.B": 2}, first=DAY, last=DAY + timedelta(days=1)
+    )
 
 
 @pytest.fixture
@@ -117,8 +129,10 @@ def run_session(cfg: dict) -> Session:
     return session
 
 
-def test_a_live_session_streams_every_bar_with_full_quality(db_url, key, gateways) -> None:
-    gateway = MockGateway(key, session_records())
+def test_a_live_session_streams_every_bar_with_full_quality(
+    tmp_path, db_url, key, gateways
+) -> None:
+    gateway = MockGateway(key, session_file(tmp_path / "s.dbn"))
     gateways.append(gateway)
     session = run_session(config(db_url, gateway.port))
     snap = session.snapshot()
@@ -143,9 +157,9 @@ def test_a_live_session_streams_every_bar_with_full_quality(db_url, key, gateway
     assert not any(e.level != "info" for e in snap.events), snap.events
 
 
-def test_bars_the_gateway_skips_are_gaps(db_url, key, gateways) -> None:
+def test_bars_the_gateway_skips_are_gaps(tmp_path, db_url, key, gateways) -> None:
     skip = {("AAPL", m) for m in range(30, 35)} | {("BRK.B", 100)}
-    gateway = MockGateway(key, session_records(skip=skip))
+    gateway = MockGateway(key, session_file(tmp_path / "s.dbn", skip=frozenset(skip)))
     gateways.append(gateway)
     session = run_session(config(db_url, gateway.port))
     snap = session.snapshot()
@@ -159,9 +173,11 @@ def test_bars_the_gateway_skips_are_gaps(db_url, key, gateways) -> None:
     assert any("BRK.B" in m and "1 bar(s)" in m for m in gaps), gaps
 
 
-def test_a_lost_connection_is_reported_and_the_session_ends(db_url, key, gateways) -> None:
-    records = session_records()
-    gateway = MockGateway(key, records, drop_after=1 + 2 * 60)  # the pre-market bar + 60 min
+def test_a_lost_connection_is_reported_and_the_session_ends(
+    tmp_path, db_url, key, gateways
+) -> None:
+    # The pre-market bar and the first 60 minutes, then the connection drops.
+    gateway = MockGateway(key, session_file(tmp_path / "s.dbn"), drop_after=1 + 2 * 60)
     gateways.append(gateway)
     session = run_session(config(db_url, gateway.port))
     snap = session.snapshot()
@@ -175,8 +191,8 @@ def test_a_lost_connection_is_reported_and_the_session_ends(db_url, key, gateway
     assert snap.sim_time == datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
 
 
-def test_stop_ends_a_session_waiting_for_bars(db_url, key, gateways) -> None:
-    gateway = MockGateway(key, session_records(minutes=10))  # then silence, connection open
+def test_stop_ends_a_session_waiting_for_bars(tmp_path, db_url, key, gateways) -> None:
+    gateway = MockGateway(key, session_file(tmp_path / "s.dbn", minutes=10))  # then silence
     gateways.append(gateway)
     session = Session(config_from_dict(config(db_url, gateway.port)))
     session.start()
@@ -189,8 +205,8 @@ def test_stop_ends_a_session_waiting_for_bars(db_url, key, gateways) -> None:
     assert gateway.closed_by_client.wait(5)
 
 
-def test_a_wrong_key_is_a_clear_error(db_url, gateways, monkeypatch) -> None:
-    gateway = MockGateway(KEY, session_records(minutes=1))
+def test_a_wrong_key_is_a_clear_error(tmp_path, db_url, gateways, monkeypatch) -> None:
+    gateway = MockGateway(KEY, session_file(tmp_path / "s.dbn", minutes=1))
     gateways.append(gateway)
     monkeypatch.setenv("SK_TEST_DATABENTO_KEY", "db-wrongkey00000000000000XXXXX")
     with pytest.raises(FeedError) as info:
