@@ -748,10 +748,10 @@ class BarSink:
         self.connection = connection
         self.report = report
         self.label = label
-        # Starts written so far, as sorted minute numbers (starts are whole minutes within
-        # 1900-2199, so they fit 32 bits), and the line of each: 8 bytes per row.
-        self._seen = np.empty(0, dtype=np.int32)
-        self._seen_lines = np.empty(0, dtype=np.uint32)
+        # Starts written so far, one part per chunk: sorted minute numbers (starts are whole
+        # minutes within 1900-2199, so they fit 32 bits) and the line of each, with the
+        # part's range: 8 bytes per row, never copied again.
+        self._seen: list[tuple[np.ndarray, np.ndarray, int, int]] = []
         self._first: int | None = None
         self._last: int | None = None
         self._staged = False
@@ -802,35 +802,34 @@ class BarSink:
                 )
                 self._duplicates(batch, dup_index, firsts)
                 batch = batch.take(np.sort(keep))
-        # Duplicates of rows of earlier chunks.
+        # Duplicates of rows of earlier chunks (only parts whose range overlaps are searched:
+        # for a file in time order, at most the last one).
         minutes = (batch.starts // 60).astype(np.int32)
-        if len(self._seen):
-            pos = np.searchsorted(self._seen, minutes)
-            pos_c = np.minimum(pos, len(self._seen) - 1)
-            again = self._seen[pos_c] == minutes
-            if again.any():
-                index = np.flatnonzero(again)
-                firsts = dict(
-                    zip(
-                        batch.starts[index].tolist(),
-                        self._seen_lines[pos_c[index]].tolist(),
-                        strict=True,
-                    )
+        low, high = int(minutes.min()), int(minutes.max())
+        again = np.zeros(len(minutes), dtype=bool)
+        firsts: dict[int, int] = {}
+        for seen, seen_lines, first, last in self._seen:
+            if last < low or first > high:
+                continue
+            pos = np.minimum(np.searchsorted(seen, minutes), len(seen) - 1)
+            hit = (seen[pos] == minutes) & ~again
+            if hit.any():
+                index = np.flatnonzero(hit)
+                firsts.update(
+                    zip(batch.starts[index].tolist(), seen_lines[pos[index]].tolist(), strict=True)
                 )
-                self._duplicates(batch, index, firsts)
-                batch = batch.take(np.flatnonzero(~again))
-                minutes = minutes[~again]
+                again |= hit
+        if again.any():
+            self._duplicates(batch, np.flatnonzero(again), firsts)
+            batch = batch.take(np.flatnonzero(~again))
+            minutes = minutes[~again]
         if not len(batch):
             return
         lo, hi = int(batch.starts.min()), int(batch.starts.max())
-        merged = np.concatenate([self._seen, minutes])
-        merged_lines = np.concatenate([self._seen_lines, batch.lines.astype(np.uint32)])
-        if (len(self._seen) and lo // 60 <= self._seen[-1]) or (
-            len(batch) > 1 and not (np.diff(batch.starts) > 0).all()
-        ):
-            by_start = np.argsort(merged, kind="stable")
-            merged, merged_lines = merged[by_start], merged_lines[by_start]
-        self._seen, self._seen_lines = merged, merged_lines
+        order = np.argsort(minutes, kind="stable")
+        self._seen.append(
+            (minutes[order], batch.lines[order].astype(np.uint32), lo // 60, hi // 60)
+        )
         self._first = lo if self._first is None else min(self._first, lo)
         self._last = hi if self._last is None else max(self._last, hi)
         self._write(batch, lo, hi)

@@ -12,8 +12,9 @@ benchmark's ``extra_info``.
   import must take at most 2.5x the raw insert (it parses, checks, finds duplicates and
   compares with stored rows on top; reading overlaps the inserts, so on an idle
   multi-core machine the ratio approaches 1). The peak memory of the import alone is measured in a
-  child process (its ``VmHWM``) for 1M and 2M rows: it must grow by less than 24 bytes a
-  row (memory stays bounded: the file is read in blocks).
+  child process (its ``VmHWM``) for 1M and 2M rows: twice the rows must take less than
+  1.25x the memory (it is read in blocks; 8 bytes a row are kept to find duplicates; the
+  old importer took 730 MB for 1M rows and 3.47 GB for 5M).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ROWS = 100_000
 TARGET_ROWS_PER_SECOND = 40_000
 BIG = 1_000_000
 MAX_RATIO = 2.5
-MAX_BYTES_PER_EXTRA_ROW = 24
+MAX_PEAK_GROWTH = 1.25
 
 
 def write_bars_csv(path: Path, rows: int) -> Path:
@@ -187,4 +188,4 @@ def test_bench_arrow_import_1m(benchmark, tmp_path_factory: pytest.TempPathFacto
         f"({per_row:.1f} bytes per extra row)"
     )
     assert ratio <= MAX_RATIO, f"import takes {ratio:.2f}x the raw insert, limit {MAX_RATIO}"
-    assert per_row < MAX_BYTES_PER_EXTRA_ROW, f"{per_row:.1f} bytes per extra row"
+    assert peak_2m <= MAX_PEAK_GROWTH * peak_1m, f"{per_row:.1f} bytes per extra row"
