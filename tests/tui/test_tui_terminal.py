@@ -59,7 +59,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    socket = f"sessionkit-test-{os.getpid()}"
+    socket = f"sessionkit-test-{os.getpid()}-{tmp_path.name}"  # one server per test
     term = Terminal(socket)
     env_unset = "unset NO_COLOR SESSIONKIT_THEME_DIR; "
     term.tmux(
@@ -107,6 +107,6 @@ def test_command_runs_steps_and_quits_in_a_terminal(terminal: Terminal) -> None:
 def test_bad_arguments_print_one_line_and_exit_2(terminal: Terminal) -> None:
     terminal.keys(f"{COMMAND} --speed fast; echo EXIT-STATUS=$?", "Enter")
     screen = terminal.wait_for(lambda s: EXIT.search(s) is not None, 10)
-    assert "sessionkit-tui: error: argument --speed" in screen
+    assert "sessionkit-tui: error: --speed: 'fast': a speed is a finite number" in screen
     assert "EXIT-STATUS=2" in screen
     assert "Traceback" not in screen
