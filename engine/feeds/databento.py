@@ -313,20 +313,24 @@ def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager)
         import databento  # noqa: F401
     except ImportError:
         raise ConfigError(
-            f'{config.source}: live.feed = "databento" needs the databento package: '
-            "pip install 'sessionkit[databento]'"
+            config.origin_of("live.feed"),
+            "live.feed",
+            "\"databento\" needs the databento package: pip install 'sessionkit[databento]'",
         ) from None
     interval = config.streams.interval
     if interval not in SCHEMAS:
         raise ConfigError(
-            f"{config.source}: streams.interval {interval!r} has no Databento OHLCV schema "
-            f"(the databento feed streams {', '.join(SCHEMAS)})"
+            config.origin_of("streams.interval"),
+            "streams.interval",
+            f"{interval!r} has no Databento OHLCV schema (the databento feed streams "
+            f"{', '.join(SCHEMAS)})",
         )
     key = os.environ.get(live.key_env, "").strip()
     if not key:
         raise ConfigError(
-            f"{config.source}: live.key_env: the environment variable {live.key_env} holding "
-            "the Databento API key is not set"
+            config.origin_of("live.key_env"),
+            "live.key_env",
+            f"the environment variable {live.key_env} holding the Databento API key is not set",
         )
     for symbol in config.streams.symbols:
         check_symbol(symbol)
@@ -334,8 +338,9 @@ def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager)
     session = tm.get_trading_session(day)
     if session is None:
         raise ConfigError(
-            f"{config.source}: live.session_date: {day} is not a {config.exchange_group} "
-            "trading day"
+            config.origin_of("live.session_date"),
+            "live.session_date",
+            f"{day} is not a {config.exchange_group} trading day",
         )
     return DatabentoFeed(
         day,
