@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from .core.bar import INTERVAL_SECONDS, Interval
+from .core.bar import INTERVAL_SECONDS, Interval, check_symbol
 from .errors import ConfigError, Problem
 
 ClockMode = Literal["data-driven", "clock-driven"]
@@ -175,7 +175,8 @@ class StreamsConfig(_Model):
     """What is streamed: symbols, the base interval and the derived intervals."""
 
     symbols: list[str] = Field(min_length=1)
-    """Symbols to stream; each must be in the database."""
+    """Symbols to stream; each must be in the database and obey the symbol rule
+    (:func:`~sessionkit.engine.core.bar.check_symbol`)."""
     interval: Interval = "1m"
     """Base interval read from the database."""
     derived: list[Interval] = Field(default_factory=list)
@@ -185,8 +186,7 @@ class StreamsConfig(_Model):
     @classmethod
     def _distinct_symbols(cls, symbols: list[str]) -> list[str]:
         for symbol in symbols:
-            if not symbol.strip():
-                raise ValueError("a symbol is empty")
+            check_symbol(symbol)  # the one symbol rule (InvalidSymbolError is a ValueError)
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"symbols repeat: {symbols}")
         return symbols
@@ -266,8 +266,9 @@ class AnalysisConfig(_Model):
 class LiveConfig(_Model):
     """Live mode: the feed and what it plays."""
 
-    feed: Literal["replay"] = "replay"
-    """The bar feed. ``replay`` plays database bars in wall-clock time (no network)."""
+    feed: Literal["replay", "databento"] = "replay"
+    """The bar feed. ``replay`` plays database bars in wall-clock time (no network);
+    ``databento`` follows Databento's live gateway (extra ``sessionkit[databento]``)."""
     replay_date: date | None = None
     """Session whose bars the replay feed plays (default: the last session with data)."""
     replay_start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -277,6 +278,26 @@ class LiveConfig(_Model):
     demonstrate or test)."""
     drop_rate: float = Field(default=0.0, ge=0, lt=1)
     """Fraction of replayed bars lost in transit (seeded), to demonstrate gap filling."""
+    # Databento (feed = "databento"); the streamed symbols are subscribed as raw symbols,
+    # in the schema of the streamed interval (1m: ohlcv-1m, 1h: ohlcv-1h).
+    dataset: str | None = None
+    """Databento dataset, e.g. ``XNAS.ITCH`` (required with ``feed = "databento"``)."""
+    key_env: str = "DATABENTO_API_KEY"
+    """Name of the environment variable holding the Databento API key (the key itself is
+    never written in a configuration file, nor printed)."""
+    gateway: str | None = None
+    """Live gateway host (default: Databento's gateway for the dataset; set for tests)."""
+    port: int = Field(default=13000, ge=1, le=65535)
+    """Live gateway port."""
+    session_date: date | None = None
+    """Trading day followed by the databento feed (default: today in the exchange's zone);
+    the gateway replays it from the open (intraday replay covers the last 24 hours)."""
+
+    @model_validator(mode="after")
+    def _databento_needs_dataset(self) -> LiveConfig:
+        if self.feed == "databento" and not (self.dataset or "").strip():
+            raise ValueError('feed "databento" needs live.dataset (e.g. "XNAS.ITCH")')
+        return self
 
 
 class SessionConfig(_Model):

@@ -121,3 +121,31 @@ class CalendarCoverageError(SessionkitError, ValueError):
             f"{self.requested} is outside the {self.exchange} calendar's coverage "
             f"({self.first} to {self.last}) in the database"
         )
+
+
+class InvalidSymbolError(SessionkitError, ValueError):
+    """A symbol breaks sessionkit's symbol rule (see :func:`~sessionkit.engine.core.bar.check_symbol`).
+
+    Parameters
+    ----------
+    symbol
+        The offending value, as given.
+    problem
+        What is wrong with it, in a few words.
+    """
+
+    def __init__(self, symbol: object, problem: str) -> None:
+        super().__init__(symbol, problem)
+        self.symbol = symbol
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"invalid symbol {self.symbol!r}: {self.problem} (a symbol has 1 to 32 letters, "
+            "digits or . - _ / ^ = :, with no '..' and no leading '/', e.g. BRK.B, ES=F, "
+            "^GSPC, EUR/USD)"
+        )
+
+
+class FeedError(SessionkitError):
+    """A live feed cannot connect to, or authenticate with, its gateway."""

@@ -162,6 +162,8 @@ def test_public_api_is_exactly_the_documented_one() -> None:
             "ConfigError",
             "DataImportError",
             "DatabaseError",
+            "FeedError",
+            "InvalidSymbolError",
             "RunResult",
             "Session",
             "SessionConfig",

@@ -94,14 +94,24 @@ def import_command(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV file with the header timestamp,open,high,low,close,volume.",
+            help="Bars file: CSV (.csv, .csv.gz, .zst), Parquet (.parquet) or Databento DBN "
+            "(.dbn, .dbn.zst).",
             show_default=False,
         ),
     ],
     symbol: Annotated[
-        str, typer.Option("--symbol", help="Symbol of the bars.", show_default=False)
-    ],
-    interval: Annotated[str, typer.Option("--interval", help="Interval of the bars.")] = "1m",
+        str | None,
+        typer.Option(
+            "--symbol",
+            help="Symbol of the bars (required for CSV and Parquet; for DBN, import only "
+            "this one of the file's symbols).",
+            show_default=False,
+        ),
+    ] = None,
+    interval: Annotated[
+        str | None,
+        typer.Option("--interval", help="Interval of the bars (default 1m; DBN: from the schema)."),
+    ] = None,
     tz: Annotated[
         str | None,
         typer.Option(
@@ -110,6 +120,30 @@ def import_command(
             show_default=False,
         ),
     ] = None,
+    ambiguous: Annotated[
+        str,
+        typer.Option(
+            "--ambiguous",
+            help="Naive times made ambiguous by a DST change: reject (the row), earliest or "
+            "latest.",
+        ),
+    ] = "reject",
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Map fields to the file's columns: timestamp=Time,volume=Qty (fields: "
+            "timestamp, date, time, open, high, low, close, volume).",
+            show_default=False,
+        ),
+    ] = None,
+    reader: Annotated[
+        str,
+        typer.Option(
+            "--reader",
+            help="CSV reader: auto (pyarrow when installed), arrow or csv (the csv module).",
+        ),
+    ] = "auto",
     description: Annotated[
         str | None,
         typer.Option(
@@ -121,28 +155,62 @@ def import_command(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Import bars from a CSV file; rejected rows are reported, valid rows imported.
+    """Import bars from a CSV, Parquet or DBN file; rejected rows are reported, valid rows imported.
 
     Rows already in the database are counted as already present and left as stored, so
     importing a file twice changes nothing.
     """
-    from ..store.import_csv import import_csv
+    from ..store.importing import file_format, import_bars, parse_column_mapping
 
+    if ambiguous not in ("reject", "earliest", "latest"):
+        raise UsageError(f"--ambiguous: {ambiguous!r} is not reject, earliest or latest")
+    if reader not in ("auto", "arrow", "csv"):
+        raise UsageError(f"--reader: {reader!r} is not auto, arrow or csv")
+    mapping = parse_column_mapping(columns)
+    kind = file_format(file)
+    if kind != "dbn" and symbol is None:
+        raise UsageError(f"--symbol is required to import {file} (a {kind.upper()} file)")
     url = writable_url(db, "import")
     engine = open_db(url)
     try:
-        report = import_csv(engine, file, symbol, interval, tz, description=description)
+        if kind == "dbn":
+            from ..store.import_dbn import import_dbn
+
+            reports = import_dbn(
+                engine, file, symbol=symbol, interval=interval, description=description
+            )
+        else:
+            reports = [
+                import_bars(
+                    engine,
+                    file,
+                    symbol,  # type: ignore[arg-type]
+                    interval or "1m",
+                    tz,
+                    ambiguous=ambiguous,  # type: ignore[arg-type]
+                    columns=mapping,
+                    description=description,
+                    reader=reader,  # type: ignore[arg-type]
+                )
+            ]
+        zone = _display_zone(_calendar_coverage(engine))
     finally:
         engine.dispose()
+    for report in reports:
+        report.display_zone = zone
     if as_json:
-        data = report.to_dict()
+        if kind == "dbn":
+            _echo_json({"database": safe_url(url), "imports": [r.to_dict() for r in reports]})
+            return
+        data = reports[0].to_dict()
         data["database"] = safe_url(url)
         _echo_json(data)
         return
     console = _console()
-    console.print(report)
-    console.print(report.summary(), soft_wrap=True)
-    console.print(f"database: {safe_url(url)}")
+    for report in reports:
+        console.print(report)
+        console.print(report.summary(), soft_wrap=True, markup=False)
+    console.print(f"database: {safe_url(url)}", markup=False)
 
 
 @db_app.command("calendar")
@@ -377,12 +445,14 @@ def _render_info(info: dict[str, Any]) -> Any:
         bars.add_column("last bar", no_wrap=True)
         for entry in info["symbols"]:
             kind = Text("SYNTHETIC", style="bold magenta") if entry["synthetic"] else Text("real")
-            symbols.add_row(entry["symbol"], kind, entry["description"], entry["source"])
+            # Symbols, descriptions and sources are user text: Text, never rich markup.
+            name = Text(entry["symbol"])
+            symbols.add_row(name, kind, Text(entry["description"]), Text(entry["source"]))
             if not entry["intervals"]:
-                bars.add_row(entry["symbol"], "-", "0", "-", "-")
+                bars.add_row(name, "-", "0", "-", "-")
             for item in entry["intervals"]:
                 bars.add_row(
-                    entry["symbol"],
+                    name,
                     item["interval"],
                     f"{item['bars']:,}",
                     item["first"][:16].replace("T", " "),

@@ -75,9 +75,10 @@ def sigterm_stops() -> Any:
 def print_summary(data: dict[str, Any]) -> None:
     """The human summary of a ``RunResult.to_dict()``."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False)  # user text (symbols, messages) is escaped, never markup
     sessions = data["sessions"]
     span = f"{sessions[0]} .. {sessions[-1]}" if sessions else "none"
     console.print(
@@ -88,9 +89,9 @@ def print_summary(data: dict[str, Any]) -> None:
         f"load {data['load_seconds']:.3f}s"
     )
     if data["error"]:
-        console.print(f"[red]error:[/] {data['error']}")
+        console.print(f"[red]error:[/] {escape(str(data['error']))}")
     for warning in data["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(str(warning))}")
     table = Table(title="bars and quality")
     intervals = sorted({i for per in data["bars"].values() for i in per}, key=_seconds)
     table.add_column("symbol")
@@ -101,7 +102,7 @@ def print_summary(data: dict[str, Any]) -> None:
     for symbol, per in data["bars"].items():
         quality = next(iter(data["quality"][symbol].values()), None)
         table.add_row(
-            symbol,
+            escape(symbol),
             *(f"{per.get(i, 0):,}" for i in intervals),
             "-" if quality is None else f"{quality:.2f}",
             str(data["gaps"].get(symbol, 0)),
@@ -109,12 +110,14 @@ def print_summary(data: dict[str, Any]) -> None:
     console.print(table)
     overruns = ", ".join(f"{k}: {v}" for k, v in data["overruns"].items())
     console.print(
-        f"overruns: {overruns or 'none'}; signals: {data['signal_count']}; "
-        f"analysis errors: {data['analysis_errors']}"
+        escape(
+            f"overruns: {overruns or 'none'}; signals: {data['signal_count']}; "
+            f"analysis errors: {data['analysis_errors']}"
+        )
     )
     if data["metrics"]:
         console.print(
-            "metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in data["metrics"].items())
+            escape("metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in data["metrics"].items()))
         )
 
 

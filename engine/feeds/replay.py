@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
 from time import perf_counter as monotonic
+from typing import Literal
 
 from ..config import SessionConfig
 from ..core.bar import Bar, Step, bar_end, interval_delta
@@ -44,6 +45,14 @@ class BarFeed(ABC):
     @abstractmethod
     def close(self) -> None:
         """Wake any waiter and release resources."""
+
+    def notices(self) -> list[tuple[Literal["info", "warning", "error"], str]]:
+        """What the feed has to report since the last call, as (level, message) pairs.
+
+        A lost connection, dropped records... The coordinator writes them to the event log
+        (and so to the snapshot's events). The replay feed has nothing to report.
+        """
+        return []
 
 
 class ReplayFeed(BarFeed):
@@ -123,15 +132,21 @@ class ReplayFeed(BarFeed):
         self._wake.set()
 
 
-def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> ReplayFeed:
-    """Build the configured feed (``replay``) for the configured or latest session.
+def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFeed:
+    """Build the configured feed: ``replay`` for the configured or latest session, or
+    ``databento`` (:func:`~sessionkit.engine.feeds.databento.make_databento_feed`).
 
     Raises
     ------
     ConfigError
-        If the replay date is not a trading day or has no bars.
+        If the replay date is not a trading day or has no bars (replay), or the Databento
+        settings are wrong (databento).
     """
     live = config.live
+    if live.feed == "databento":
+        from .databento import make_databento_feed
+
+        return make_databento_feed(config, dm, tm)
     symbols = config.streams.symbols
     interval = config.streams.interval
     day = live.replay_date or _last_session_with_data(config, dm, tm)

@@ -42,6 +42,8 @@ class LiveCoordinator(SessionCoordinator):
                 if controls.paused and not self._stepping:
                     break  # paused while waiting for the feed: back to the gate
                 step = feed.next_step(timeout=0.25)
+                for level, message in feed.notices():  # e.g. a lost connection
+                    runtime.log(message, level)
             if step is None:
                 continue
             t, items = step

@@ -17,7 +17,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.bar import Bar, bar_end, interval_delta
+from ..core.bar import Bar, bar_end, interval_delta, symbol_file_name
 from ..errors import SessionkitError
 
 
@@ -109,6 +109,11 @@ def write_csv_export(
 ) -> list[Path]:
     """Write ``directory/<symbol>/<interval>.csv`` for every recorded stream.
 
+    ``<symbol>`` is :func:`~sessionkit.engine.core.bar.symbol_file_name` of the symbol
+    (``BRK/B`` -> ``BRK%2FB``): no symbol can leave ``directory`` or share a folder with
+    another, even on a case-insensitive file system (symbols that differ only in case are
+    refused). ``<interval>`` is one of the known intervals.
+
     Columns: ``start,end,open,high,low,close,volume,quality`` then one per indicator
     output; times in ISO-8601 with the exchange's offset; one row per bar in time order.
     ``quality`` is the stream's quality (percent) when the bar became visible. With
@@ -119,12 +124,23 @@ def write_csv_export(
     Raises
     ------
     SessionkitError
-        If the directory cannot be written.
+        If the directory cannot be written, or two symbols differ only in case.
+    InvalidSymbolError
+        If a symbol breaks the symbol rule.
     """
     written = []
     sorted_closes = sorted(closes)
+    folders: dict[str, str] = {}
+    for symbol, _interval in records:
+        folder = symbol_file_name(symbol)
+        other = folders.setdefault(folder.casefold(), symbol)
+        if other != symbol:
+            raise SessionkitError(
+                f"cannot export {other!r} and {symbol!r} to {directory}: the symbols differ "
+                "only in case, and their folders would be one on a case-insensitive file system"
+            )
     for (symbol, interval), rows in records.items():
-        path = directory / symbol / f"{interval}.csv"
+        path = directory / symbol_file_name(symbol) / f"{interval}.csv"
         try:
             with _replacing(path) as handle:
                 writer = csv.writer(handle)

@@ -120,7 +120,11 @@ def test_import_naive_timestamps_with_tz(
         "--db", db_url, "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert json.loads(out)["first_start"] == "2011-01-03T14:30:00+00:00"
+    data = json.loads(out)  # times in the exchange zone, like db info
+    assert (data["first_start"], data["timezone"]) == (
+        "2011-01-03T09:30:00-05:00",
+        "America/New_York",
+    )
 
 
 def test_bad_csv_is_one_line_and_exit_2(
@@ -221,9 +225,10 @@ def test_subprocess_exit_status_and_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"sessionkit: error: {bad} is not a CSV file of bars: its header 'date,price' does not "
+        f"sessionkit: error: {bad} is not a file of bars: its header 'date,price' does not "
         "match 'timestamp,open,high,low,close,volume' (missing timestamp, open, high, low, "
-        "close, volume; unexpected 'date', 'price')"
+        "close, volume; other names are accepted case-insensitively, e.g. datetime, "
+        "date+time, ts_event, Vol; or map them with --columns FIELD=NAME)"
     ]
 
 

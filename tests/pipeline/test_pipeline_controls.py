@@ -148,7 +148,10 @@ def test_a_multi_step_crosses_the_boundary_in_one_call(sessions) -> None:
 
 
 def test_pause_and_resume(sessions) -> None:
-    session = make(spy(clock="data-driven", days=88))  # more than the test consumes
+    # An analysis of 1 ms a step keeps the run going for many seconds (more than the test
+    # consumes however fast the machine), so a slow poll never finds it completed.
+    paced = {"entry": "pipeline_analyses:Sleeper", "options": {"seconds": 0.001}}
+    session = make(spy(clock="data-driven", days=88, analysis=paced))
     sessions.append(session)
     session.start()
     assert wait_for(lambda: session.snapshot().metrics.steps > 50)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from sessionkit.engine.errors import DataImportError, SessionkitError
+from sessionkit.engine.errors import DataImportError, InvalidSymbolError, SessionkitError
 from sessionkit.engine.store import import_csv as importer
 from sessionkit.engine.store.data_manager import DataManager
 from sessionkit.engine.store.db import BarRecord, SymbolInfo, init_db
@@ -232,7 +232,7 @@ def test_unknown_zone_interval_or_symbol(engine: Engine, tmp_path: Path) -> None
         import_csv(engine, path, "SPY", "1m", "Mars/Olympus")
     with pytest.raises(DataImportError, match="unknown interval '2m'"):
         import_csv(engine, path, "SPY", "2m")
-    with pytest.raises(DataImportError, match="invalid symbol"):
+    with pytest.raises(InvalidSymbolError, match="invalid symbol"):
         import_csv(engine, path, "  ", "1m")
 
 

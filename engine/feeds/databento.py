@@ -1,0 +1,356 @@
+"""The Databento live feed: OHLCV bars from Databento's live gateway (``sessionkit[databento]``).
+
+:class:`DatabentoFeed` implements :class:`~sessionkit.engine.feeds.replay.BarFeed` with
+Databento's own client (:class:`databento.Live`): it authenticates with the API key read
+from an environment variable (never printed), subscribes to the streamed symbols (raw
+symbols) in the schema of the streamed interval (``ohlcv-1m`` or ``ohlcv-1h``), from the
+session's open (intraday replay), and turns records into steps, so bars go through the
+same live path as the replay feed (gaps, backfill, quality).
+
+Threads: the client's own event-loop thread calls :meth:`DatabentoFeed._on_record` (it only
+puts bars on a queue); the ``databento_watch`` thread waits for the connection to close
+(it ends when the connection closes: :meth:`close` closes it); ``next_step`` and
+``notices`` are called by the ``session_coordinator`` thread, which alone groups bars into
+steps; ``backfill`` by the ``data_quality_manager`` thread (it only reads the database).
+
+A step holds every symbol's bar of one minute (or hour). It is handed on when every
+symbol's bar has come, when a later bar arrives, or :data:`GRACE` seconds after its first
+bar (a symbol without a bar then is a gap). A bar for an instant already handed on is
+dropped with a warning. If the connection is lost before the session's last bar, the feed
+reports it (a warning in the event log) and ends: the session ends cleanly with the bars
+received, and the quality manager counts the rest as gaps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from datetime import UTC, date, datetime, timedelta
+from time import monotonic
+from typing import Any, Literal
+
+from ..config import SessionConfig
+from ..core.bar import Bar, Step, check_symbol, interval_delta
+from ..core.time_manager import TimeManager
+from ..errors import ConfigError, FeedError
+from ..store.data_manager import DataManager
+from .replay import BarFeed
+
+SCHEMAS = {"1m": "ohlcv-1m", "1h": "ohlcv-1h"}
+"""The Databento schema of each streamed interval sessionkit can follow."""
+
+GRACE = 2.0
+"""Wall seconds a step waits for the bars of symbols that have not reported yet."""
+
+PRICE_SCALE = 1_000_000_000
+UNDEF_PRICE = 2**63 - 1
+
+Level = Literal["info", "warning", "error"]
+
+
+_CLOSED = object()
+
+
+class DatabentoFeed(BarFeed):
+    """Bars of one session from Databento's live gateway.
+
+    Parameters
+    ----------
+    session_date, open_, close
+        The trading day and its open and close instants (aware).
+    symbols, interval
+        What is streamed.
+    dataset
+        Databento dataset (``XNAS.ITCH``...).
+    key
+        The API key.
+    data_manager
+        For ``backfill`` (bars already in the database).
+    gateway, port
+        The live gateway (default: Databento's for the dataset).
+    grace
+        Seconds a step waits for missing symbols.
+    """
+
+    def __init__(
+        self,
+        session_date: date,
+        open_: datetime,
+        close: datetime,
+        symbols: list[str],
+        interval: str,
+        dataset: str,
+        key: str,
+        data_manager: DataManager,
+        *,
+        gateway: str | None = None,
+        port: int = 13000,
+        grace: float = GRACE,
+    ) -> None:
+        import databento
+
+        self.session_date = session_date
+        self._open = open_
+        self._close = close
+        self._symbols = list(symbols)
+        self._interval = interval
+        self._delta = interval_delta(interval)
+        self._dm = data_manager
+        self._grace = grace
+        self._where = f"{gateway}:{port}" if gateway else f"Databento's gateway for {dataset}"
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._notices: queue.SimpleQueue[tuple[Level, str]] = queue.SimpleQueue()
+        # Coordinator thread only:
+        self._pending: dict[datetime, dict[str, Bar]] = {}
+        self._first_seen: dict[datetime, float] = {}
+        self._ready: list[Step] = []
+        self._last_emitted: datetime | None = None
+        self._ended = False
+        self._closing = threading.Event()
+        self.bars_received = 0
+        """Session bars received (written by the client's thread; any thread may read it)."""
+        self.dropped_records = 0
+        """Records dropped on arrival: invalid or undefined prices, unknown instruments
+        (written by the client's thread)."""
+        self.late_bars = 0
+        """Bars dropped because their instant was already handed on (coordinator's thread)."""
+        # Waiting for a live session that has not closed yet: give up a minute after the
+        # close if the gateway sends nothing more. A past session (intraday replay) ends
+        # with its last bar or with the connection.
+        now = datetime.now(UTC)
+        self._deadline = close + timedelta(minutes=1) if close > now else None
+        try:
+            self._client = databento.Live(key=key, gateway=gateway, port=port)
+            self._client.add_callback(self._on_record, self._on_callback_error)
+            self._client.subscribe(
+                dataset=dataset,
+                schema=SCHEMAS[interval],
+                symbols=self._symbols,
+                stype_in="raw_symbol",
+                start=int(open_.timestamp()) * 1_000_000_000,
+            )
+            self._client.start()
+        except Exception as exc:  # BentoError, ValueError, OSError from the client
+            raise FeedError(
+                f"databento feed: cannot start a live session with {self._where} "
+                f"(dataset {dataset}): {exc}"
+            ) from None
+        self._watch = threading.Thread(
+            target=self._watch_connection, name="databento_watch", daemon=True
+        )
+        self._watch.start()
+
+    # -- the client's threads ------------------------------------------------------------
+
+    def _on_record(self, record: Any) -> None:
+        """Client thread: queue OHLCV bars of the session (as (symbol, Bar))."""
+        import databento_dbn
+
+        if isinstance(record, databento_dbn.ErrorMsg):
+            self._notices.put(("error", f"databento gateway error: {record.err}"))
+            return
+        if not isinstance(record, databento_dbn.OHLCVMsg):
+            return
+        symbol = self._client.symbology_map.get(record.instrument_id)
+        prices = (record.open, record.high, record.low, record.close)
+        start = datetime.fromtimestamp(record.ts_event // 1_000_000_000, UTC)
+        if symbol not in self._symbols or UNDEF_PRICE in prices:
+            self.dropped_records += 1
+            self._notices.put(
+                (
+                    "warning",
+                    f"databento: dropped a record of instrument {record.instrument_id} "
+                    f"({symbol or 'unmapped'}) at {start:%H:%M} UTC: "
+                    + ("undefined price" if symbol in self._symbols else "not a streamed symbol"),
+                )
+            )
+            return
+        o, h, lo, c = (p / PRICE_SCALE for p in prices)
+        if record.ts_event % (60 * 1_000_000_000) or not (lo <= min(o, c) and max(o, c) <= h):
+            self.dropped_records += 1
+            self._notices.put(
+                ("warning", f"databento: dropped an invalid {symbol} bar at {start:%H:%M} UTC")
+            )
+            return
+        if not (self._open <= start < self._close):
+            return  # outside the regular session
+        self.bars_received += 1
+        self._inbox.put((symbol, Bar(start, o, h, lo, c, int(record.volume))))
+
+    def _on_callback_error(self, exc: Exception) -> None:
+        self._notices.put(("error", f"databento: error handling a record: {exc}"))
+
+    def _watch_connection(self) -> None:
+        """``databento_watch`` thread: report the connection's end, then end."""
+        problem: str | None = None
+        try:
+            self._client.block_for_close()
+        except Exception as exc:
+            problem = str(exc) or exc.__class__.__name__
+        if not self._closing.is_set():
+            detail = f": {problem}" if problem else ""
+            self._notices.put(
+                (
+                    "warning",
+                    f"databento: connection to {self._where} lost after "
+                    f"{self.bars_received} bar(s){detail}; the session ends with the bars "
+                    "received",
+                )
+            )
+        self._inbox.put(_CLOSED)
+
+    # -- the coordinator's thread ---------------------------------------------------------
+
+    def next_step(self, timeout: float) -> Step | None:
+        until = monotonic() + timeout
+        while True:
+            if self._ready:
+                return self._emit()
+            if self._ended and not self._pending:
+                return None
+            now = monotonic()
+            wait = until - now
+            if self._pending:
+                oldest = min(self._pending)
+                due = self._first_seen[oldest] + self._grace
+                if due <= now:
+                    self._release(oldest)
+                    continue
+                wait = min(wait, due - now)
+            if self._deadline is not None and datetime.now(UTC) >= self._deadline:
+                self._end()
+                continue
+            if wait <= 0:
+                return None
+            try:
+                item = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if item is _CLOSED:
+                self._end()
+                continue
+            self._take(*item)
+
+    def _take(self, symbol: str, bar: Bar) -> None:
+        start = bar.start
+        if self._last_emitted is not None and start <= self._last_emitted:
+            self.late_bars += 1
+            self._notices.put(
+                (
+                    "warning",
+                    f"databento: {symbol} bar {start:%H:%M} UTC came after that instant was "
+                    "handed on; dropped (the gap filler may restore it)",
+                )
+            )
+            return
+        bars = self._pending.setdefault(start, {})
+        self._first_seen.setdefault(start, monotonic())
+        bars.setdefault(symbol, bar)
+        for earlier in sorted(s for s in self._pending if s < start):
+            self._release(earlier)
+        if len(bars) == len(self._symbols):
+            self._release(start)
+
+    def _release(self, start: datetime) -> None:
+        for earlier in sorted(s for s in self._pending if s <= start):
+            bars = self._pending.pop(earlier)
+            self._first_seen.pop(earlier, None)
+            items = tuple((s, bars[s]) for s in self._symbols if s in bars)
+            self._ready.append((min(earlier + self._delta, self._close), items))
+            self._last_emitted = earlier
+
+    def _emit(self) -> Step:
+        step = self._ready.pop(0)
+        if step[0] >= self._close and not self._pending:
+            self._end()
+        return step
+
+    def _end(self) -> None:
+        if self._pending:
+            self._release(max(self._pending))
+        self._ended = True
+
+    @property
+    def exhausted(self) -> bool:
+        return self._ended and not self._pending and not self._ready
+
+    def notices(self) -> list[tuple[Level, str]]:
+        out = []
+        while True:
+            try:
+                out.append(self._notices.get_nowait())
+            except queue.Empty:
+                return out
+
+    def backfill(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Bars already in the database (live gateways do not resend missed bars)."""
+        return self._dm.get_bars_between(symbol, self._interval, start, end)
+
+    def close(self) -> None:
+        """Close the connection (the watch thread then ends) and wake the coordinator."""
+        self._closing.set()
+        with contextlib.suppress(Exception):  # already closed
+            self._client.terminate()
+        self._inbox.put(_CLOSED)
+        self._watch.join(timeout=1.0)
+
+
+def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> DatabentoFeed:
+    """Build the databento feed from ``[live]``: dataset, key from ``key_env``, gateway, port.
+
+    Raises
+    ------
+    ConfigError
+        If the extra is missing, the key's variable is unset, the interval has no Databento
+        schema, a symbol breaks the symbol rule or the session date is not a trading day.
+    FeedError
+        If the gateway cannot be reached or refuses the key.
+    """
+    live = config.live
+    try:
+        import databento  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            config.origin_of("live.feed"),
+            "live.feed",
+            "\"databento\" needs the databento package: pip install 'sessionkit[databento]'",
+        ) from None
+    interval = config.streams.interval
+    if interval not in SCHEMAS:
+        raise ConfigError(
+            config.origin_of("streams.interval"),
+            "streams.interval",
+            f"{interval!r} has no Databento OHLCV schema (the databento feed streams "
+            f"{', '.join(SCHEMAS)})",
+        )
+    key = os.environ.get(live.key_env, "").strip()
+    if not key:
+        raise ConfigError(
+            config.origin_of("live.key_env"),
+            "live.key_env",
+            f"the environment variable {live.key_env} holding the Databento API key is not set",
+        )
+    for symbol in config.streams.symbols:
+        check_symbol(symbol)
+    day = live.session_date or datetime.now(tm.timezone).date()
+    session = tm.get_trading_session(day)
+    if session is None:
+        raise ConfigError(
+            config.origin_of("live.session_date"),
+            "live.session_date",
+            f"{day} is not a {config.exchange_group} trading day",
+        )
+    return DatabentoFeed(
+        day,
+        session.open,
+        session.close,
+        config.streams.symbols,
+        interval,
+        live.dataset or "",
+        key,
+        dm,
+        gateway=live.gateway,
+        port=live.port,
+    )

@@ -1,0 +1,1252 @@
+"""What every bars importer shares: the row rules, the column names, the report, the writer.
+
+One module per file format reads rows (:mod:`.import_csv` with the ``csv`` module,
+:mod:`.import_arrow` with pyarrow for CSV and Parquet, :mod:`.import_dbn` for Databento
+DBN files); they all check rows with :class:`RowRules`, write them with :class:`BarSink`
+and describe what they did in an :class:`ImportReport`, so every format rejects the same
+rows for the same reasons and imports the same way. :func:`import_bars` picks the reader.
+
+Used on the caller's (main) thread by ``sessionkit db import`` and the sample database's
+build script; no engine thread imports.
+
+Rows are streamed in chunks: a reader hands :class:`BarSink` at most :data:`CHUNK` valid
+rows at a time, and the sink inserts them as tuples with ``ON CONFLICT DO NOTHING``
+(SQLite and PostgreSQL), so memory stays bounded (16 bytes per row are kept to find
+duplicates) and two imports of the same bars at once both succeed: rows the other import
+wrote first are counted as already present.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import queue
+import threading
+import time as _time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from itertools import repeat
+from pathlib import Path
+from typing import IO, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Float,
+    String,
+    column,
+    insert,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..core.bar import INTERVALS, check_symbol
+from ..errors import DatabaseError, DataImportError
+from .db import SymbolInfo, safe_url
+
+Ambiguous = Literal["reject", "earliest", "latest"]
+"""What to do with a naive local time that a DST change makes ambiguous (01:30 on the
+night clocks go back happens twice): reject the row (the default), or take the earlier
+(daylight time) or the later (standard time) instant, like pandas' ``ambiguous``."""
+
+FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
+"""The fields of a bar, in file order; the CSV header names them."""
+
+HEADER = FIELDS
+"""The canonical CSV header (any order; names are case-insensitive; aliases accepted)."""
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "timestamp": ("timestamp", "datetime", "date_time", "date time", "ts_event", "ts", "time"),
+    "open": ("open", "o", "open_price"),
+    "high": ("high", "h", "high_price"),
+    "low": ("low", "l", "low_price"),
+    "close": ("close", "c", "close_price", "last"),
+    "volume": ("volume", "vol", "v"),
+}
+"""Header names accepted for each field (compared case-insensitively, ``<DATE>`` style
+brackets removed). A file with separate ``date`` and ``time`` columns has them joined."""
+
+MAPPABLE = (*FIELDS, "date", "time")
+"""Keys of a ``--columns`` mapping."""
+
+MAX_EXAMPLES = 5
+"""How many example rows are kept per rejection reason."""
+
+CHUNK = 100_000
+"""Most rows a reader hands the database at a time."""
+
+MIN_START = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_START = datetime(2200, 1, 1, tzinfo=UTC)
+MIN_EPOCH = int(MIN_START.timestamp())
+MAX_EPOCH = int(MAX_START.timestamp())
+"""Bar starts must lie in ``[1900-01-01, 2200-01-01)`` UTC."""
+MAX_VOLUME = 2**63 - 1
+"""The largest volume the database stores (a signed 64-bit integer)."""
+
+# Rejection reasons, in the order a row is checked.
+MISSING = "missing value"
+NON_NUMERIC = "non-numeric value"
+NOT_FINITE = "NaN or infinite value"
+FRACTIONAL_VOLUME = "volume is not a whole number"
+VOLUME_TOO_LARGE = "volume too large (at most 2^63-1)"
+BAD_TIMESTAMP = "unparseable timestamp"
+TIME_OUT_OF_RANGE = "timestamp outside 1900-2199"
+NOT_WHOLE_MINUTE = "timestamp not on a whole minute"
+NONEXISTENT_TIME = "local time does not exist (DST change)"
+AMBIGUOUS_TIME = "local time is ambiguous (DST change; see --ambiguous)"
+HIGH_BELOW_LOW = "high < low"
+OUTSIDE_RANGE = "open or close outside [low, high]"
+NEGATIVE_VOLUME = "negative volume"
+DUPLICATE = "duplicate timestamp"
+WRONG_FIELD_COUNT = "wrong number of fields"
+
+REASONS = (
+    WRONG_FIELD_COUNT,
+    MISSING,
+    NON_NUMERIC,
+    NOT_FINITE,
+    FRACTIONAL_VOLUME,
+    VOLUME_TOO_LARGE,
+    BAD_TIMESTAMP,
+    NONEXISTENT_TIME,
+    AMBIGUOUS_TIME,
+    TIME_OUT_OF_RANGE,
+    NOT_WHOLE_MINUTE,
+    HIGH_BELOW_LOW,
+    OUTSIDE_RANGE,
+    NEGATIVE_VOLUME,
+    DUPLICATE,
+)
+"""Every rejection reason, in the order reports list them."""
+
+# The bars table as plain Core columns: ``start`` is raw UTC epoch seconds, so inserting
+# needs no per-row type conversion. Same table and column names as db.BarRecord.
+BARS = table(
+    "bars",
+    column("symbol", String),
+    column("interval", String),
+    column("start", BigInteger),
+    column("open", Float),
+    column("high", Float),
+    column("low", Float),
+    column("close", Float),
+    column("volume", BigInteger),
+)
+
+
+_COLUMNS = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
+_STAGE = "sessionkit_import_stage"
+"""The temporary table PostgreSQL imports COPY into (dropped at commit)."""
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """One rejected row: its line (CSV) or row (Parquet, DBN) number, reason and detail."""
+
+    line: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did with a file (for one symbol).
+
+    Attributes
+    ----------
+    path
+        The file imported.
+    symbol, interval
+        Where its bars went.
+    reader
+        What read the file: ``csv module``, ``pyarrow csv``, ``pyarrow parquet``,
+        ``databento dbn``.
+    columns
+        The file's column used for each field (``timestamp`` may be ``date+time``).
+    ignored_columns
+        The file's other columns.
+    rows_read
+        Data rows read (the header excluded; blank lines ignored).
+    imported
+        Rows inserted.
+    already_present
+        Valid rows whose (symbol, interval, start) was already stored; left as stored.
+    conflicting
+        Of those, rows whose stored prices or volume differ from the file's.
+    rejected
+        Rejected rows per reason.
+    examples
+        The first :data:`MAX_EXAMPLES` rejected rows of each reason.
+    first_start, last_start
+        First and last bar start (UTC) among the valid rows, or None.
+    seconds
+        Wall time the import took.
+    display_zone
+        Zone the rendered report shows times in (the exchange's, like ``db info``).
+    """
+
+    path: Path
+    symbol: str
+    interval: str
+    reader: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    imported: int = 0
+    already_present: int = 0
+    conflicting: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[RejectedRow]] = field(default_factory=dict)
+    first_start: datetime | None = None
+    last_start: datetime | None = None
+    seconds: float = 0.0
+    display_zone: tzinfo = UTC
+    line_label: str = "line"
+
+    @property
+    def rejected_total(self) -> int:
+        """Number of rejected rows, all reasons together."""
+        return sum(self.rejected.values())
+
+    @property
+    def valid(self) -> int:
+        """Number of valid rows (imported or already present)."""
+        return self.imported + self.already_present
+
+    def reject(self, line: int, reason: str, detail: str) -> None:
+        """Count a rejected row and keep it as an example if there are few yet."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < MAX_EXAMPLES:
+            examples.append(RejectedRow(line, reason, detail))
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """(reason, count) of the rejections, in :data:`REASONS` order."""
+        rank = {reason: i for i, reason in enumerate(REASONS)}
+        return sorted(self.rejected.items(), key=lambda item: rank.get(item[0], len(rank)))
+
+    def _stamp(self, moment: datetime | None) -> str | None:
+        return None if moment is None else moment.astimezone(self.display_zone).isoformat()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (times in :attr:`display_zone`)."""
+        return {
+            "path": str(self.path),
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "reader": self.reader,
+            "columns": dict(self.columns),
+            "ignored_columns": list(self.ignored_columns),
+            "rows_read": self.rows_read,
+            "imported": self.imported,
+            "already_present": self.already_present,
+            "conflicting": self.conflicting,
+            "rejected_total": self.rejected_total,
+            "rejected": [
+                {
+                    "reason": reason,
+                    "count": count,
+                    "examples": [
+                        {self.line_label: ex.line, "detail": ex.detail}
+                        for ex in self.examples[reason]
+                    ],
+                }
+                for reason, count in self.reasons()
+            ],
+            "first_start": self._stamp(self.first_start),
+            "last_start": self._stamp(self.last_start),
+            "timezone": str(self.display_zone),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> str:
+        """A one-line plain-text summary."""
+        text = (
+            f"{self.path}: {self.rows_read:,} rows read, {self.imported:,} imported, "
+            f"{self.already_present:,} already present, {self.rejected_total:,} rejected "
+            f"({self.symbol} {self.interval})"
+        )
+        if self.conflicting:
+            text += f"; {self.conflicting:,} already-present rows differ from the stored values"
+        return text
+
+    def __rich__(self) -> Any:
+        """Readable tables for ``rich``: the totals, then the rejections with examples.
+
+        Every text from the file or the user is a :class:`rich.text.Text`, never markup.
+        """
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        totals = Table(
+            title=Text(f"Import of {self.path.name} as {self.symbol} {self.interval}"),
+            min_width=60,
+        )
+        totals.add_column("", style="bold")
+        totals.add_column("rows", justify="right")
+        totals.add_row("read", f"{self.rows_read:,}")
+        totals.add_row("imported", f"{self.imported:,}", style="green" if self.imported else "")
+        totals.add_row("already present", f"{self.already_present:,}")
+        if self.conflicting:
+            totals.add_row(
+                "  of which differ (stored kept)", f"{self.conflicting:,}", style="yellow"
+            )
+        totals.add_row(
+            "rejected", f"{self.rejected_total:,}", style="red" if self.rejected_total else ""
+        )
+        span = "-"
+        if self.first_start and self.last_start:
+            zone = self.display_zone
+            span = (
+                f"{self.first_start.astimezone(zone):%Y-%m-%d %H:%M} .. "
+                f"{self.last_start.astimezone(zone):%Y-%m-%d %H:%M} {zone}"
+            )
+        used = ", ".join(f"{name}={source}" for name, source in self.columns.items())
+        caption = f"bars {span}; {self.seconds:.2f} s; read by {self.reader}"
+        if used:
+            caption += f"\ncolumns: {used}"
+        if self.ignored_columns:
+            caption += f"; ignored: {', '.join(self.ignored_columns)}"
+        totals.caption = Text(caption)
+        if not self.rejected:
+            return totals
+        rejected = Table(title="Rejected rows", min_width=60)
+        rejected.add_column("reason", style="red")
+        rejected.add_column("count", justify="right")
+        rejected.add_column(f"first examples ({self.line_label}: detail)", overflow="fold")
+        for reason, count in self.reasons():
+            examples = "\n".join(f"{ex.line}: {ex.detail}" for ex in self.examples[reason])
+            rejected.add_row(reason, f"{count:,}", Text(examples))
+        return Group(totals, rejected)
+
+
+# ---------------------------------------------------------------------------------------
+# Columns
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which of a file's columns hold each field.
+
+    ``timestamp`` is one column, or None when ``date`` and ``time`` are two columns to join
+    with a space. ``positions`` are the columns' indices in the file, in the order
+    timestamp (or date, time), open, high, low, close, volume.
+    """
+
+    names: tuple[str, ...]
+    timestamp: str | None
+    date: str | None
+    time: str | None
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+
+    @property
+    def sources(self) -> list[str]:
+        """The file's columns read, in field order (date and time for a split timestamp)."""
+        stamp = [self.timestamp] if self.timestamp is not None else [self.date, self.time]
+        return [*stamp, self.open, self.high, self.low, self.close, self.volume]  # type: ignore[list-item]
+
+    @property
+    def positions(self) -> list[int]:
+        return [self.names.index(name) for name in self.sources]
+
+    @property
+    def used(self) -> dict[str, str]:
+        """Field -> column, for the report."""
+        stamp = self.timestamp if self.timestamp is not None else f"{self.date}+{self.time}"
+        return {
+            "timestamp": stamp,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+        }
+
+    @property
+    def ignored(self) -> list[str]:
+        read = set(self.sources)
+        return [name for name in self.names if name not in read]
+
+
+def _normal(name: str) -> str:
+    return name.strip().lstrip("\ufeff").strip().strip("<>").strip().lower()
+
+
+def parse_column_mapping(text: str | None) -> dict[str, str]:
+    """Parse ``--columns`` (``timestamp=Date Time,volume=Qty``) into field -> column.
+
+    Raises
+    ------
+    DataImportError
+        If an item is not ``FIELD=COLUMN`` or names an unknown field.
+    """
+    if text is None or not text.strip():
+        return {}
+    mapping: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not value.strip() or key not in MAPPABLE:
+            raise DataImportError(
+                f"--columns: {item.strip()!r} is not FIELD=COLUMN with FIELD one of "
+                f"{', '.join(MAPPABLE)}"
+            )
+        mapping[key] = value.strip()
+    return mapping
+
+
+def resolve_columns(
+    path: Path, names: Sequence[str], mapping: Mapping[str, str] | None = None
+) -> Columns:
+    """Find each field's column among a file's column ``names``.
+
+    An explicit ``mapping`` (field -> column name, case-insensitive) wins; other fields are
+    found by :data:`ALIASES`; a file with ``date`` and ``time`` columns and no timestamp
+    column has them joined. Columns that are not used are ignored (and reported).
+
+    Raises
+    ------
+    DataImportError
+        Naming the file, its header and the fields that are missing or ambiguous.
+    """
+    mapping = dict(mapping or {})
+    names = tuple(str(n) for n in names)
+    normal = [_normal(n) for n in names]
+    if len(set(normal)) != len(normal):
+        repeated = sorted({n for n in normal if normal.count(n) > 1})
+        raise _header_error(path, names, f"repeated columns {', '.join(repeated)}")
+    found: dict[str, str] = {}
+    for key, wanted in mapping.items():
+        if _normal(wanted) not in normal:
+            raise _header_error(path, names, f"--columns {key}={wanted}: no such column")
+        found[key] = names[normal.index(_normal(wanted))]
+    taken = set(found.values())
+    problems = []
+    for key in FIELDS:
+        if key in found or (key == "timestamp" and ("date" in found or "time" in found)):
+            continue
+        hits = [
+            names[i] for i, n in enumerate(normal) if n in ALIASES[key] and names[i] not in taken
+        ]
+        if key == "timestamp" and "date" in normal and "time" in [_normal(h) for h in hits]:
+            hits = [h for h in hits if _normal(h) != "time"]  # date + time: joined below
+        if len(hits) > 1:
+            problems.append(f"{key} could be any of {', '.join(hits)} (use --columns {key}=NAME)")
+        elif hits:
+            found[key] = hits[0]
+            taken.add(hits[0])
+    if "timestamp" not in found:
+        date_col = found.get("date") or next(
+            (names[i] for i, n in enumerate(normal) if n == "date" and names[i] not in taken),
+            None,
+        )
+        time_col = found.get("time") or next(
+            (names[i] for i, n in enumerate(normal) if n == "time" and names[i] not in taken),
+            None,
+        )
+        if date_col and time_col:
+            found["date"], found["time"] = date_col, time_col
+    missing = [
+        key
+        for key in FIELDS
+        if key not in found and not (key == "timestamp" and "date" in found and "time" in found)
+    ]
+    if missing:
+        problems.insert(0, f"missing {', '.join(missing)}")
+    if problems:
+        raise _header_error(path, names, "; ".join(problems))
+    return Columns(
+        names=names,
+        timestamp=found.get("timestamp"),
+        date=found.get("date") if "timestamp" not in found else None,
+        time=found.get("time") if "timestamp" not in found else None,
+        open=found["open"],
+        high=found["high"],
+        low=found["low"],
+        close=found["close"],
+        volume=found["volume"],
+    )
+
+
+def _header_error(path: Path, names: Sequence[str], problem: str) -> DataImportError:
+    shown = ",".join(names)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return DataImportError(
+        f"{path} is not a file of bars: its header {shown!r} does not match "
+        f"{','.join(FIELDS)!r} ({problem}; other names are accepted case-insensitively, "
+        "e.g. datetime, date+time, ts_event, Vol; or map them with --columns FIELD=NAME)"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The row rules (the reference: every reader asks it about any row it has doubts about)
+
+
+def zone_of(tz: str | tzinfo | None) -> tzinfo | None:
+    """The zone of naive timestamps, from an IANA name.
+
+    Raises
+    ------
+    DataImportError
+        If the name is unknown.
+    """
+    if tz is None or isinstance(tz, tzinfo):
+        return tz
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DataImportError(
+            f"unknown time zone {tz!r} (use an IANA name such as America/New_York)"
+        ) from None
+
+
+Valid = tuple[int, float, float, float, float, int]
+"""A checked row: start (UTC epoch seconds), open, high, low, close, volume."""
+
+
+class RowRules:
+    """The rules a bar row must pass, checked on the row's text, in a fixed order.
+
+    The reference for every reader: the ``csv`` reader asks it about every row; the
+    vectorised readers about every row their fast checks do not pass, so all readers
+    reject the same rows for the same reasons, with the same details.
+
+    Parameters
+    ----------
+    report
+        Where rejections are counted.
+    path
+        The file, for the naive-timestamp error.
+    zone
+        Zone of naive timestamps (None: a naive timestamp is an error).
+    ambiguous
+        What to do with an ambiguous naive local time.
+    """
+
+    def __init__(
+        self, report: ImportReport, path: Path, zone: tzinfo | None, ambiguous: Ambiguous
+    ) -> None:
+        self.report = report
+        self.path = path
+        self.zone = zone
+        self.ambiguous = ambiguous
+
+    def check(
+        self,
+        line: int,
+        ts_text: str,
+        o_text: str,
+        h_text: str,
+        l_text: str,
+        c_text: str,
+        v_text: str,
+    ) -> Valid | None:
+        """Return the row's values, or count its rejection in the report and return None.
+
+        Raises
+        ------
+        DataImportError
+            If the timestamp is naive and there is no zone (the whole file needs ``--tz``).
+        """
+        reject = self.report.reject
+        # numbers
+        try:
+            o = float(o_text)
+            h = float(h_text)
+            lo = float(l_text)
+            c = float(c_text)
+            try:
+                volume: int | None = int(v_text)
+                vol_f = 0.0
+            except ValueError:
+                vol_f = float(v_text)
+                volume = None
+        except ValueError:
+            texts = (o_text, h_text, l_text, c_text, v_text)
+            names = FIELDS[1:]
+            empty = [n for n, t in zip(names, texts, strict=True) if not t.strip()]
+            if empty:
+                reject(line, MISSING, f"empty {', '.join(empty)}")
+            else:
+                bad = []
+                for n, t in zip(names, texts, strict=True):
+                    try:
+                        float(t)
+                    except ValueError:
+                        bad.append(f"{n}={t.strip()[:20]!r}")
+                reject(line, NON_NUMERIC, ", ".join(bad))
+            return None
+        isfinite = math.isfinite
+        if not (isfinite(o) and isfinite(h) and isfinite(lo) and isfinite(c) and isfinite(vol_f)):
+            reject(line, NOT_FINITE, f"{o_text},{h_text},{l_text},{c_text},{v_text}")
+            return None
+        if volume is None:
+            if not vol_f.is_integer():
+                reject(line, FRACTIONAL_VOLUME, f"volume={v_text.strip()}")
+                return None
+            volume = int(vol_f)
+        if volume > MAX_VOLUME:
+            reject(line, VOLUME_TOO_LARGE, f"volume={v_text.strip()[:30]}")
+            return None
+        # timestamp
+        ts = ts_text.strip()
+        try:
+            start = datetime.fromisoformat(ts)
+        except ValueError:
+            if ts:
+                reject(line, BAD_TIMESTAMP, repr(ts[:40]))
+            else:
+                reject(line, MISSING, "empty timestamp")
+            return None
+        if start.tzinfo is None:
+            zone = self.zone
+            if zone is None:
+                raise DataImportError(
+                    f"{self.path}, line {line}: timestamp {ts!r} has no UTC "
+                    "offset; give the file's time zone (--tz ZONE, e.g. "
+                    "--tz America/New_York)"
+                )
+            local = start
+            early = local.replace(tzinfo=zone, fold=0)
+            late = local.replace(tzinfo=zone, fold=1)
+            if early.utcoffset() != late.utcoffset():
+                # Ambiguous (clocks go back) or nonexistent (clocks go forward).
+                if _round_trips(early, local) and _round_trips(late, local):
+                    if self.ambiguous == "reject":
+                        reject(line, AMBIGUOUS_TIME, f"{ts} in {zone}")
+                        return None
+                    start = early if self.ambiguous == "earliest" else late
+                else:
+                    reject(line, NONEXISTENT_TIME, f"{ts} in {zone}")
+                    return None
+            else:
+                start = early
+        try:
+            epoch = int(start.timestamp())
+        except (OverflowError, ValueError):
+            epoch = MAX_EPOCH
+        if not MIN_EPOCH <= epoch < MAX_EPOCH:
+            reject(line, TIME_OUT_OF_RANGE, ts[:40])
+            return None
+        if start.second or start.microsecond:
+            reject(line, NOT_WHOLE_MINUTE, ts)
+            return None
+        # bar consistency
+        if h < lo:
+            reject(line, HIGH_BELOW_LOW, f"high {h_text} < low {l_text}")
+            return None
+        if not (lo <= o <= h and lo <= c <= h):
+            reject(
+                line, OUTSIDE_RANGE, f"open {o_text}, close {c_text}, low {l_text}, high {h_text}"
+            )
+            return None
+        if volume < 0:
+            reject(line, NEGATIVE_VOLUME, f"volume={v_text.strip()}")
+            return None
+        return epoch, o, h, lo, c, volume
+
+
+def _round_trips(aware: datetime, local: datetime) -> bool:
+    back = datetime.fromtimestamp(aware.timestamp(), aware.tzinfo)
+    return back.replace(tzinfo=None, fold=0) == local.replace(fold=0)
+
+
+# ---------------------------------------------------------------------------------------
+# The writer
+
+
+@dataclass
+class Batch:
+    """Valid rows of one chunk, in file order: line numbers, starts (UTC epoch s), OHLCV."""
+
+    lines: np.ndarray
+    starts: np.ndarray
+    opens: np.ndarray
+    highs: np.ndarray
+    lows: np.ndarray
+    closes: np.ndarray
+    volumes: np.ndarray
+
+    @classmethod
+    def from_rows(cls, lines: list[int], rows: list[Valid]) -> Batch:
+        """A batch from checked rows (``RowRules.check`` results) and their line numbers."""
+        if not rows:
+            empty = np.empty(0, dtype=np.int64)
+            return cls(empty, empty, *(np.empty(0) for _ in range(4)), empty)
+        starts, o, h, lo, c, v = zip(*rows, strict=True)
+        return cls(
+            np.asarray(lines, dtype=np.int64),
+            np.asarray(starts, dtype=np.int64),
+            np.asarray(o, dtype=np.float64),
+            np.asarray(h, dtype=np.float64),
+            np.asarray(lo, dtype=np.float64),
+            np.asarray(c, dtype=np.float64),
+            np.asarray(v, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def take(self, index: np.ndarray) -> Batch:
+        return Batch(
+            self.lines[index],
+            self.starts[index],
+            self.opens[index],
+            self.highs[index],
+            self.lows[index],
+            self.closes[index],
+            self.volumes[index],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Batch]) -> Batch:
+        """One batch of several, ordered by line."""
+        batch = Batch(
+            *(np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts), strict=True))
+        )
+        return batch.take(np.argsort(batch.lines, kind="stable"))
+
+
+def _columns(batch: Batch) -> tuple[np.ndarray, ...]:
+    return (
+        batch.lines,
+        batch.starts,
+        batch.opens,
+        batch.highs,
+        batch.lows,
+        batch.closes,
+        batch.volumes,
+    )
+
+
+class BarSink:
+    """Writes checked rows of one (symbol, interval), chunk by chunk, inside a transaction.
+
+    The first row of a start time wins; later ones are rejected as duplicates (naming the
+    first one's line). Rows already stored are counted as already present (and as
+    conflicting when their values differ) and left as stored. New rows are inserted as
+    tuples, ``executemany``, with ``ON CONFLICT DO NOTHING`` on SQLite (on PostgreSQL with
+    psycopg: ``COPY`` into a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING``), so a row another import wrote meanwhile is counted as already present
+    instead of failing.
+    """
+
+    def __init__(self, connection: Connection, report: ImportReport, label: str = "line"):
+        self.connection = connection
+        self.report = report
+        self.label = label
+        # Starts written so far, one part per chunk: sorted minute numbers (starts are whole
+        # minutes within 1900-2199, so they fit 32 bits) and the line of each, with the
+        # part's range: 8 bytes per row, never copied again.
+        self._seen: list[tuple[np.ndarray, np.ndarray, int, int]] = []
+        self._first: int | None = None
+        self._last: int | None = None
+        self._staged = False
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        names = ", ".join(quote(c) for c in _COLUMNS)
+        conflict = f"ON CONFLICT ({quote('symbol')}, {quote('interval')}, {quote('start')})"
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._sql: str | None = None
+        self._copy: str | None = None
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            # COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT.
+            self._copy = names
+            self._sql = (
+                f"INSERT INTO {quote('bars')} ({names}) SELECT {names} FROM {_STAGE} "
+                f"{conflict} DO NOTHING"
+            )
+        elif dialect.name in ("sqlite", "postgresql") and dialect.paramstyle in (
+            "qmark",
+            "format",
+            "pyformat",
+        ):
+            self._sql = (
+                f"INSERT INTO {quote('bars')} ({names}) "
+                f"VALUES ({', '.join([mark] * len(_COLUMNS))}) {conflict} DO NOTHING"
+            )
+
+    def add(self, batch: Batch) -> None:
+        """Write one chunk of checked rows (in file order)."""
+        if not len(batch):
+            return
+        starts = batch.starts
+        # Duplicates within the chunk: keep each start's first row (smallest line).
+        if len(starts) > 1 and not (np.diff(starts) > 0).all():
+            order = np.lexsort((batch.lines, starts))
+            sorted_starts = starts[order]
+            first_of_run = np.ones(len(order), dtype=bool)
+            first_of_run[1:] = sorted_starts[1:] != sorted_starts[:-1]
+            keep = order[first_of_run]
+            dup_index = order[~first_of_run]
+            if len(dup_index):
+                firsts = dict(
+                    zip(
+                        sorted_starts[first_of_run].tolist(),
+                        batch.lines[keep].tolist(),
+                        strict=True,
+                    )
+                )
+                self._duplicates(batch, dup_index, firsts)
+                batch = batch.take(np.sort(keep))
+        # Duplicates of rows of earlier chunks (only parts whose range overlaps are searched:
+        # for a file in time order, at most the last one).
+        minutes = (batch.starts // 60).astype(np.int32)
+        low, high = int(minutes.min()), int(minutes.max())
+        again = np.zeros(len(minutes), dtype=bool)
+        firsts: dict[int, int] = {}
+        for seen, seen_lines, first, last in self._seen:
+            if last < low or first > high:
+                continue
+            pos = np.minimum(np.searchsorted(seen, minutes), len(seen) - 1)
+            hit = (seen[pos] == minutes) & ~again
+            if hit.any():
+                index = np.flatnonzero(hit)
+                firsts.update(
+                    zip(batch.starts[index].tolist(), seen_lines[pos[index]].tolist(), strict=True)
+                )
+                again |= hit
+        if again.any():
+            self._duplicates(batch, np.flatnonzero(again), firsts)
+            batch = batch.take(np.flatnonzero(~again))
+            minutes = minutes[~again]
+        if not len(batch):
+            return
+        lo, hi = int(batch.starts.min()), int(batch.starts.max())
+        order = np.argsort(minutes, kind="stable")
+        self._seen.append(
+            (minutes[order], batch.lines[order].astype(np.uint32), lo // 60, hi // 60)
+        )
+        self._first = lo if self._first is None else min(self._first, lo)
+        self._last = hi if self._last is None else max(self._last, hi)
+        self._write(batch, lo, hi)
+
+    def _duplicates(self, batch: Batch, index: np.ndarray, firsts: dict[int, int]) -> None:
+        for i in sorted(index.tolist(), key=lambda i: batch.lines[i]):
+            start = int(batch.starts[i])
+            stamp = datetime.fromtimestamp(start, UTC).isoformat()
+            self.report.reject(
+                int(batch.lines[i]),
+                DUPLICATE,
+                f"{stamp} (first at {self.label} {firsts[start]}; that one is kept)",
+            )
+
+    def _write(self, batch: Batch, lo: int, hi: int) -> None:
+        report = self.report
+        symbol, interval = report.symbol, report.interval
+        stored = self.connection.execute(
+            select(BARS.c.start, BARS.c.open, BARS.c.high, BARS.c.low, BARS.c.close, BARS.c.volume)
+            .where(BARS.c.symbol == symbol)
+            .where(BARS.c.interval == interval)
+            .where(BARS.c.start >= lo)
+            .where(BARS.c.start <= hi)
+        ).all()
+        rows = zip(
+            repeat(symbol),
+            repeat(interval),
+            batch.starts.tolist(),
+            batch.opens.tolist(),
+            batch.highs.tolist(),
+            batch.lows.tolist(),
+            batch.closes.tolist(),
+            batch.volumes.tolist(),
+        )
+        if stored:
+            present = {start: tuple(values) for start, *values in stored}
+            fresh = []
+            for row in rows:
+                values = present.get(row[2])
+                if values is None:
+                    fresh.append(row)
+                else:
+                    report.already_present += 1
+                    if values != row[3:]:
+                        report.conflicting += 1
+        else:
+            fresh = list(rows)
+        if not fresh:
+            return
+        if self._copy is not None:
+            inserted = self._copy_rows(fresh)
+        elif self._sql is not None:
+            result = self.connection.exec_driver_sql(self._sql, fresh)
+            inserted = result.rowcount
+            if inserted is None or inserted < 0:  # pragma: no cover - driver without counts
+                inserted = len(fresh)
+        else:  # other databases: a plain insert of the rows not stored a moment ago
+            self.connection.execute(
+                insert(BARS), [dict(zip(_COLUMNS, r, strict=True)) for r in fresh]
+            )
+            inserted = len(fresh)
+        report.imported += inserted
+        report.already_present += len(fresh) - inserted
+
+    def _copy_rows(self, rows: list[tuple]) -> int:
+        """PostgreSQL (psycopg): COPY the rows into a temporary table, then insert the new
+        ones; returns how many were inserted."""
+        if not self._staged:
+            self.connection.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (symbol varchar(32), "
+                '"interval" varchar(8), start bigint, open double precision, high double '
+                "precision, low double precision, close double precision, volume bigint) "
+                "ON COMMIT DROP"
+            )
+            self._staged = True
+        else:
+            self.connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+        raw = self.connection.connection.driver_connection
+        statement = f"COPY {_STAGE} ({self._copy}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+        return int(self.connection.exec_driver_sql(self._sql or "").rowcount)
+
+    def finish(self) -> None:
+        """Record the first and last start in the report."""
+        if self._first is not None and self._last is not None:
+            self.report.first_start = datetime.fromtimestamp(self._first, UTC)
+            self.report.last_start = datetime.fromtimestamp(self._last, UTC)
+
+
+# ---------------------------------------------------------------------------------------
+# Files
+
+
+def check_file(path: Path) -> None:
+    """Check that ``path`` is an existing, readable, non-empty regular file.
+
+    Raises
+    ------
+    DataImportError
+        Naming the file and what is wrong.
+    """
+    if not path.exists():
+        raise DataImportError(f"file {path} does not exist")
+    if not path.is_file():
+        raise DataImportError(f"{path} is not a file")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise DataImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def compression_of(path: Path) -> Literal["gzip", "zstd"] | None:
+    """The compression of a file, from its name (``.gz``, ``.zst``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return "gzip"
+    if suffix in (".zst", ".zstd"):
+        return "zstd"
+    return None
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a file for reading, decompressing ``.gz`` and ``.zst`` files.
+
+    Raises
+    ------
+    DataImportError
+        If the file cannot be read, or a ``.zst`` file needs a package that is missing.
+    """
+    compression = compression_of(path)
+    try:
+        if compression == "gzip":
+            return gzip.open(path, "rb")
+        if compression == "zstd":
+            try:
+                import zstandard
+            except ImportError:
+                try:
+                    import pyarrow as pa
+                except ImportError:
+                    raise DataImportError(
+                        f"{path}: reading .zst files needs pyarrow or zstandard "
+                        "(pip install 'sessionkit[arrow]')"
+                    ) from None
+                return pa.input_stream(str(path), compression="zstd")
+            return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
+        return path.open("rb")
+    except OSError as exc:
+        raise DataImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_head(path: Path, size: int = 8192) -> bytes:
+    """The first ``size`` bytes of a file, decompressed.
+
+    Raises
+    ------
+    DataImportError
+        If the file cannot be read or decompressed.
+    """
+    try:
+        with open_binary(path) as handle:
+            return handle.read(size)
+    except DataImportError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataImportError(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # zstandard / pyarrow errors for corrupt data
+        raise DataImportError(f"cannot decompress {path}: {exc}") from None
+
+
+def text_stream(path: Path) -> io.TextIOWrapper:
+    """The file as UTF-8 text (BOM removed), decompressed, for the ``csv`` module."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")
+
+
+# ---------------------------------------------------------------------------------------
+# The import
+
+
+Reader = Callable[[Path, ImportReport, RowRules, Mapping[str, str]], Iterator[Batch]]
+"""A format's reader: yields checked batches; sets the report's reader and columns."""
+
+
+def prepare(symbol: str, interval: str) -> str:
+    """Check a symbol and interval for import; return the symbol.
+
+    Raises
+    ------
+    InvalidSymbolError, DataImportError
+        If the symbol breaks the symbol rule or the interval is unknown.
+    """
+    check_symbol(symbol)
+    if interval not in INTERVALS:
+        raise DataImportError(f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})")
+    return symbol
+
+
+def run_import(
+    engine: Engine,
+    path: Path,
+    symbol: str,
+    interval: str,
+    reader: Reader,
+    *,
+    tz: str | tzinfo | None = None,
+    ambiguous: Ambiguous = "reject",
+    columns: Mapping[str, str] | None = None,
+    description: str | None = None,
+    source: str | None = None,
+    synthetic: bool | None = None,
+    line_label: str = "line",
+) -> ImportReport:
+    """Import one file of one symbol with ``reader``, in one transaction.
+
+    Raises
+    ------
+    DataImportError, InvalidSymbolError
+        For a bad file, symbol, interval, zone or column mapping.
+    DatabaseError
+        If the rows cannot be written.
+    """
+    started = _time.perf_counter()
+    symbol = prepare(symbol, interval)
+    if ambiguous not in ("reject", "earliest", "latest"):
+        raise DataImportError(f"ambiguous={ambiguous!r}: use reject, earliest or latest")
+    zone = zone_of(tz)
+    check_file(path)
+    report = ImportReport(path=path, symbol=symbol, interval=interval, line_label=line_label)
+    rules = RowRules(report, path, zone, ambiguous)
+    url = safe_url(engine.url.render_as_string(hide_password=False))
+    try:
+        with engine.begin() as connection:
+            sink = BarSink(connection, report, line_label)
+            for batch in prefetched(reader(path, report, rules, columns or {})):
+                sink.add(batch)
+            sink.finish()
+            upsert_symbol(connection, symbol, path, description, source, synthetic)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot import {path} into {url}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    report.seconds = _time.perf_counter() - started
+    return report
+
+
+def prefetched(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Run a reader in its own thread, ``depth`` batches ahead of the database writes.
+
+    Reading and checking (pyarrow, numpy) and ``executemany`` (SQLite) release the GIL,
+    so they overlap. The ``import_reader`` thread lives only during one import: it ends when
+    the reader is exhausted or fails (its exception is raised here), or within a block's
+    parsing time after the consumer stops early. Report fields have one writer each: the
+    reader counts rows read and rejections by the row rules, the writer everything else.
+    """
+    channel: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=produce, name="import_reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = channel.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def upsert_symbol(
+    connection: Connection,
+    symbol: str,
+    path: Path,
+    description: str | None,
+    source: str | None,
+    synthetic: bool | None,
+) -> None:
+    """Create the symbol's row, or update the given fields of the stored one."""
+    exists = connection.execute(
+        select(SymbolInfo.symbol).where(SymbolInfo.symbol == symbol)
+    ).first()
+    values: dict[str, Any] = {}
+    if description is not None:
+        values["description"] = description
+    if source is not None:
+        values["source"] = source
+    if synthetic is not None:
+        values["synthetic"] = synthetic
+    if exists:
+        if values:
+            connection.execute(
+                update(SymbolInfo).where(SymbolInfo.symbol == symbol).values(**values)
+            )
+        return
+    if connection.dialect.name in ("sqlite", "postgresql"):
+        module = __import__(f"sqlalchemy.dialects.{connection.dialect.name}", fromlist=["insert"])
+        statement = module.insert(SymbolInfo).on_conflict_do_nothing()
+    else:  # pragma: no cover - other databases
+        statement = insert(SymbolInfo)
+    connection.execute(
+        statement.values(
+            symbol=symbol,
+            description=values.get("description", ""),
+            source=values.get("source", f"imported from {path.name}"),
+            synthetic=values.get("synthetic", False),
+        )
+    )
+
+
+Engine_ = Literal["auto", "arrow", "csv"]
+
+
+def file_format(path: Path) -> Literal["csv", "parquet", "dbn"]:
+    """The format of a bars file, from its name (``.csv[.gz|.zst]``, ``.parquet``, ``.dbn[.zst]``)."""
+    name = path.name.lower()
+    for suffix in (".gz", ".zst", ".zstd"):
+        name = name.removesuffix(suffix)
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith(".dbn"):
+        return "dbn"
+    return "csv"
+
+
+def arrow_available() -> bool:
+    """True when pyarrow (the ``sessionkit[arrow]`` extra) is installed."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def import_bars(
+    engine: Engine,
+    path: str | Path,
+    symbol: str,
+    interval: str,
+    tz: str | tzinfo | None = None,
+    *,
+    ambiguous: Ambiguous = "reject",
+    columns: Mapping[str, str] | None = None,
+    description: str | None = None,
+    source: str | None = None,
+    synthetic: bool | None = None,
+    reader: Engine_ = "auto",
+) -> ImportReport:
+    """Import a CSV (``.csv``, ``.csv.gz``, ``.zst``) or Parquet file of one symbol's bars.
+
+    CSV files are read with pyarrow when it is installed (``reader="auto"``), else (or with
+    ``reader="csv"``) with the ``csv`` module; both give the same rows and report. Parquet
+    files need pyarrow. Parameters are those of
+    :func:`~sessionkit.engine.store.import_csv.import_csv`.
+
+    Raises
+    ------
+    DataImportError, InvalidSymbolError, DatabaseError
+        As :func:`~sessionkit.engine.store.import_csv.import_csv`; also when a Parquet file
+        or ``reader="arrow"`` needs pyarrow and it is missing.
+    """
+    path = Path(path)
+    kind = file_format(path)
+    if kind == "dbn":
+        raise DataImportError(f"{path} is a Databento DBN file: import it with import_dbn")
+    options: dict[str, Any] = {
+        "tz": tz,
+        "ambiguous": ambiguous,
+        "columns": columns,
+        "description": description,
+        "source": source,
+        "synthetic": synthetic,
+    }
+    use_arrow = reader == "arrow" or (reader == "auto" and arrow_available())
+    if (kind == "parquet" or reader == "arrow") and not arrow_available():
+        raise DataImportError(
+            f"{path}: reading {'Parquet' if kind == 'parquet' else 'CSV with pyarrow'} needs "
+            "pyarrow: pip install 'sessionkit[arrow]'"
+        )
+    if kind == "parquet":
+        from .import_arrow import read_parquet
+
+        return run_import(engine, path, symbol, interval, read_parquet, line_label="row", **options)
+    from .import_csv import read_csv_module
+
+    if use_arrow:
+        from .import_arrow import NeedsReference, read_csv_arrow
+
+        try:
+            return run_import(engine, path, symbol, interval, read_csv_arrow, **options)
+        except NeedsReference:
+            pass  # rolled back; the csv module reads what pyarrow cannot
+    return run_import(engine, path, symbol, interval, read_csv_module, **options)

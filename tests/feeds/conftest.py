@@ -1,0 +1,8 @@
+"""Fixtures of the feed tests: the DBN writer of the store tests is shared."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))

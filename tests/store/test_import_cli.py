@@ -1,0 +1,85 @@
+"""``sessionkit db import`` with the new formats and options, through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sessionkit.engine.cli import main
+from sessionkit.engine.store.db import init_db
+from test_import_dbn import session_bars, write_dbn
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def db(tmp_path: Path, calendar_db_url: str) -> Path:
+    """A database with the NYSE calendar (so times show in America/New_York)."""
+    import shutil
+
+    path = tmp_path / "cli.sqlite"
+    shutil.copy(calendar_db_url.removeprefix("sqlite:///"), path)
+    init_db(f"sqlite:///{path}").dispose()
+    return path
+
+
+def test_csv_with_a_column_mapping_and_times_in_the_exchange_zone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db: Path
+) -> None:
+    path = tmp_path / "v.csv"
+    path.write_text("When,o,h,l,c,Qty\n2011-01-03T14:30:00Z,1,2,0.5,1.5,10\n")
+    args = ("db", "import", str(path), "--symbol", "SPY", "--columns", "timestamp=When,volume=Qty")
+    code, out, err = run(capsys, *args, "--db", str(db), "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["imported"] == 1
+    assert data["columns"] == {
+        "timestamp": "When",
+        "open": "o",
+        "high": "h",
+        "low": "l",
+        "close": "c",
+        "volume": "Qty",
+    }
+    assert data["first_start"] == "2011-01-03T09:30:00-05:00"
+    assert data["timezone"] == "America/New_York"
+    code, out, err = run(capsys, *args, "--db", str(db))
+    assert code == 0
+    assert "2011-01-03 09:30 .. 2011-01-03 09:30 America/New_York" in out
+    assert "columns: timestamp=When" in out
+    assert "1 already present" in out
+
+
+def test_dbn_import_and_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db: Path
+) -> None:
+    path = write_dbn(tmp_path / "x.dbn", session_bars(7, 3), symbols={"ES=F": 7})
+    code, out, err = run(capsys, "db", "import", str(path), "--db", str(db), "--json")
+    assert (code, err) == (0, "")
+    (report,) = json.loads(out)["imports"]
+    assert (report["symbol"], report["imported"], report["reader"]) == ("ES=F", 3, "databento dbn")
+    csv = tmp_path / "y.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n")
+    for extra, message in (
+        ((), "--symbol is required"),
+        (("--symbol", "X", "--ambiguous", "first"), "--ambiguous: 'first'"),
+        (("--symbol", "X", "--reader", "polars"), "--reader: 'polars'"),
+        (("--symbol", "X", "--columns", "ts"), "--columns: 'ts'"),
+    ):
+        code, out, err = run(capsys, "db", "import", str(csv), *extra, "--db", str(db))
+        assert code == 2, extra
+        assert message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,395 @@
+"""The importers agree: the csv module (reference) and pyarrow give the same rows and report;
+Parquet imports the rows of the CSV it came from; vendor headers, compression, range faults,
+DST-ambiguous times and concurrent imports.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sessionkit.engine.errors import DataImportError
+from sessionkit.engine.store import importing
+from sessionkit.engine.store.db import BarRecord, init_db
+from sessionkit.engine.store.importing import import_bars, parse_column_mapping
+from sqlalchemy import Engine, select
+from test_import_csv import GOOD, HEADER, MIXED
+
+# MIXED without the lines pyarrow cannot split like the csv module (blank line, wrong
+# field counts), so both readers really read it.
+MIXED_SPLITTABLE = "".join(
+    line for line in MIXED.splitlines(keepends=True) if line.strip() and line.count(",") == 5
+)
+
+FAULTS = (
+    HEADER
+    + "2011-01-03T09:30:00-05:00,1,2,0.5,1.5,9223372036854775808\n"  # 2 volume >= 2^63
+    + "9999-12-31T09:30:00-05:00,1,2,0.5,1.5,10\n"  # 3 year 9999
+    + "1899-12-31T09:30:00+00:00,1,2,0.5,1.5,10\n"  # 4 before 1900
+    + "2011-02-30T09:30:00-05:00,1,2,0.5,1.5,10\n"  # 5 no such day
+    + "2011-01-03T09:31:00-05:00,1,2,0.5,1.5,9223372036854775807\n"  # 6 good (2^63-1)
+    + "2011-01-03T09:32:00-05:00, 1.25,2,0.5,1.5,10.0\n"  # 7 good (space, float volume)
+    + "2011-01-03T09:33:00-05:00,1e0,2E0,.5,1.5,1e3\n"  # 8 good
+    + "2011-01-03 09:34:00Z,1,2,0.5,1.5,10\n"  # 9 good
+    + "2011-01-03T09:35:00.5-05:00,1,2,0.5,1.5,10\n"  # 10 not a whole minute
+    + "2011-01-03T09:36-05:00,1,2,0.5,1.5,10\n"  # 11 good (no seconds)
+    + "2011-01-03T09:37:00+0530,1,2,0.5,1.5,10\n"  # 12 good (+HHMM)
+    + "2011-01-03T09:38:00-05:00,inf,2,0.5,1.5,10\n"  # 13 infinite
+    + "2011-01-03T09:39:00-05:00,1,2,0.5,1.5,-0\n"  # 14 good (-0)
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    engines: list[Engine] = []
+
+    def make(name: str = "db") -> Engine:
+        engine = init_db(f"sqlite:///{tmp_path / f'{name}-{len(engines)}.sqlite'}")
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def _rows(engine: Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return [
+            tuple(r)
+            for r in connection.execute(
+                select(
+                    BarRecord.symbol,
+                    BarRecord.interval,
+                    BarRecord.start,
+                    BarRecord.open,
+                    BarRecord.high,
+                    BarRecord.low,
+                    BarRecord.close,
+                    BarRecord.volume,
+                ).order_by(BarRecord.symbol, BarRecord.start)
+            )
+        ]
+
+
+def _same(a: importing.ImportReport, b: importing.ImportReport) -> None:
+    da, dbb = a.to_dict(), b.to_dict()
+    for key in ("reader", "seconds", "path"):
+        da.pop(key), dbb.pop(key)
+    da["rejected"] = sorted(da["rejected"], key=lambda r: r["reason"])
+    dbb["rejected"] = sorted(dbb["rejected"], key=lambda r: r["reason"])
+    assert da == dbb
+
+
+def _both(db, path: Path, *args, **kwargs) -> tuple:
+    reports = []
+    rows = []
+    for reader in ("csv", "arrow"):
+        engine = db(reader)
+        report = import_bars(engine, path, *args, reader=reader, **kwargs)
+        reports.append(report)
+        rows.append(_rows(engine))
+    assert reports[0].reader == "csv module"
+    _same(*reports)
+    assert rows[0] == rows[1]
+    return reports[1], rows[1]
+
+
+@pytest.mark.parametrize("text", [GOOD, MIXED_SPLITTABLE, FAULTS], ids=["good", "mixed", "faults"])
+def test_arrow_and_csv_module_give_the_same_rows_and_report(db, tmp_path: Path, text) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text(text)
+    report, rows = _both(db, path, "SPY", "1m")
+    assert report.reader == "pyarrow csv"
+    assert report.rows_read == len(text.splitlines()) - 1
+
+
+def test_range_faults_are_rejected_per_row_and_the_good_rows_kept(db, tmp_path: Path) -> None:
+    path = tmp_path / "faults.csv"
+    path.write_text(FAULTS)
+    report, rows = _both(db, path, "SPY", "1m")
+
+    def lines(reason: str) -> list[int]:
+        return [ex.line for ex in report.examples[reason]]
+
+    assert lines(importing.VOLUME_TOO_LARGE) == [2]
+    assert lines(importing.TIME_OUT_OF_RANGE) == [3, 4]
+    assert lines(importing.BAD_TIMESTAMP) == [5]
+    assert lines(importing.NOT_WHOLE_MINUTE) == [10]
+    assert lines(importing.NOT_FINITE) == [13]
+    assert report.imported == 7
+    volumes = [r[-1] for r in rows]
+    assert 2**63 - 1 in volumes and 1000 in volumes and 0 in volumes
+
+
+def test_naive_times_dst_nonexistent_and_ambiguous(db, tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + "2011-11-06 00:30:00,1,2,0.5,1.5,10\n"  # EDT
+        + "2011-11-06 01:30:00,1,2,0.5,1.5,11\n"  # ambiguous (EDT then EST)
+        + "2011-11-06 02:30:00,1,2,0.5,1.5,12\n"  # EST
+        + "2011-03-13 02:30:00,1,2,0.5,1.5,13\n"  # does not exist
+    )
+    path = tmp_path / "dst.csv"
+    path.write_text(text)
+    report, rows = _both(db, path, "SPY", "1m", "America/New_York")
+    assert report.rejected == {importing.AMBIGUOUS_TIME: 1, importing.NONEXISTENT_TIME: 1}
+    assert report.examples[importing.AMBIGUOUS_TIME][0].line == 3
+    assert [r[2] for r in rows] == [
+        datetime(2011, 11, 6, 4, 30, tzinfo=UTC),
+        datetime(2011, 11, 6, 7, 30, tzinfo=UTC),
+    ]
+    for policy, hour in (("earliest", 5), ("latest", 6)):
+        report, rows = _both(db, path, "SPY", "1m", "America/New_York", ambiguous=policy)
+        assert report.rejected == {importing.NONEXISTENT_TIME: 1}
+        assert datetime(2011, 11, 6, hour, 30, tzinfo=UTC) in [r[2] for r in rows]
+
+
+def test_the_real_est_bar_is_not_a_duplicate_of_the_edt_one(db, tmp_path: Path) -> None:
+    text = HEADER + "2011-11-06 01:30:00,1,2,0.5,1.5,10\n2011-11-06 01:30:00,1,2,0.5,1.5,11\n"
+    path = tmp_path / "twice.csv"
+    path.write_text(text)
+    report, _ = _both(db, path, "SPY", "1m", "America/New_York")
+    assert report.rejected == {importing.AMBIGUOUS_TIME: 2}
+
+
+def _parquet(path: Path, text: str) -> None:
+    rows = [line.split(",") for line in text.splitlines()[1:]]
+    table = pa.table(
+        {
+            "ts_event": pa.array(
+                [datetime.fromisoformat(r[0]) for r in rows], pa.timestamp("ns", "UTC")
+            ),
+            "Open": pa.array([float(r[1]) for r in rows]),
+            "High": pa.array([float(r[2]) for r in rows]),
+            "Low": pa.array([float(r[3]) for r in rows]),
+            "Close": pa.array([float(r[4]) for r in rows]),
+            "Volume": pa.array([int(float(r[5])) for r in rows], pa.int64()),
+            "symbol": pa.array(["SPY"] * len(rows)),
+        }
+    )
+    pq.write_table(table, path, row_group_size=2)
+
+
+def test_parquet_imports_the_rows_of_the_csv_it_came_from(db, tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + "2011-01-03T09:30:00-05:00,126.70,126.80,126.60,126.75,1000\n"
+        + "2011-01-03T09:31:00-05:00,126.75,126.90,126.70,126.85,2000\n"
+        + "2011-01-03T09:32:00-05:00,126.85,126.85,126.50,126.55,1500\n"
+        + "2011-01-03T09:33:00-05:00,126.85,126.80,126.90,126.55,1500\n"  # high < low
+        + "2011-01-03T09:33:30-05:00,126.85,126.85,126.50,126.55,1500\n"  # not whole
+        + "2011-01-03T09:31:00-05:00,126.75,126.90,126.70,126.85,2000\n"  # duplicate
+    )
+    csv_path, parquet_path = tmp_path / "bars.csv", tmp_path / "bars.parquet"
+    csv_path.write_text(text)
+    _parquet(parquet_path, text)
+    from_csv = import_bars(csv_engine := db("csv"), csv_path, "SPY", "1m")
+    from_parquet = import_bars(pq_engine := db("pq"), parquet_path, "SPY", "1m")
+    assert _rows(csv_engine) == _rows(pq_engine)
+    assert from_parquet.reader == "pyarrow parquet"
+    assert from_parquet.columns["timestamp"] == "ts_event"
+    assert from_parquet.ignored_columns == ["symbol"]
+    assert from_parquet.rejected == from_csv.rejected
+    assert [ex.line for ex in from_parquet.examples[importing.HIGH_BELOW_LOW]] == [4]
+    assert "first at row 2" in from_parquet.examples[importing.DUPLICATE][0].detail
+    again = import_bars(pq_engine, parquet_path, "SPY", "1m")
+    assert (again.imported, again.already_present) == (0, 3)
+
+
+def test_vendor_headers_and_a_column_mapping(db, tmp_path: Path) -> None:
+    text = (
+        "<TICKER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>\n"
+        "SPY,2011-01-03,09:30:00,1,2,0.5,1.5,10\n"
+        "SPY,2011-01-03,09:31:00,1,2,0.5,1.5,11\n"
+        "SPY, 2011-01-03 ,  09:32:00,1,2,0.5,1.5,12\n"
+    )
+    path = tmp_path / "vendor.csv"
+    path.write_text(text)
+    report, rows = _both(db, path, "SPY", "1m", "America/New_York")
+    assert report.imported == 3
+    assert report.columns["timestamp"] == "<DATE>+<TIME>"
+    assert report.columns["volume"] == "<VOL>"
+    assert report.ignored_columns == ["<TICKER>"]
+    assert rows[0][2] == datetime(2011, 1, 3, 14, 30, tzinfo=UTC)
+
+    odd = tmp_path / "odd.csv"
+    odd.write_text("When,First,Top,Bottom,Last,Qty\n2011-01-03T09:30:00Z,1,2,0.5,1.5,10\n")
+    with pytest.raises(DataImportError, match="missing timestamp, open, high, low, volume"):
+        import_bars(db(), odd, "SPY", "1m")
+    mapping = parse_column_mapping("timestamp=When,open=First,high=Top,low=Bottom,volume=qty")
+    report, _ = _both(db, odd, "SPY", "1m", columns=mapping)
+    assert report.imported == 1 and report.columns["close"] == "Last"
+    with pytest.raises(DataImportError, match="no such column"):
+        import_bars(db(), odd, "SPY", "1m", columns={"timestamp": "Nope"})
+    with pytest.raises(DataImportError, match="FIELD=COLUMN"):
+        parse_column_mapping("stamp=When")
+    both = tmp_path / "both.csv"
+    both.write_text("timestamp,datetime,open,high,low,close,volume\n")
+    with pytest.raises(DataImportError, match="timestamp could be any of timestamp, datetime"):
+        import_bars(db(), both, "SPY", "1m")
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".zst"])
+def test_compressed_files(db, tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"bars{suffix}"
+    data = MIXED_SPLITTABLE.encode()
+    if suffix == ".csv.gz":
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(zstandard.ZstdCompressor().compress(data))
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(data)
+    report, rows = _both(db, path, "SPY", "1m")
+    reference = import_bars(engine := db(), plain, "SPY", "1m", reader="csv")
+    _same(report, reference)
+    assert rows == _rows(engine)
+
+
+def test_unsplittable_csv_falls_back_to_the_csv_module(db, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(MIXED)
+    report = import_bars(engine := db(), path, "SPY", "1m")
+    assert report.reader == "csv module"
+    assert report.rejected_total == 13 and report.imported == 3
+    assert len(_rows(engine)) == 3  # the aborted pyarrow attempt was rolled back
+
+
+def test_many_chunks_and_duplicates_across_chunks(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "CHUNK", 7)
+    from sessionkit.engine.store import import_arrow, import_csv
+
+    monkeypatch.setattr(import_csv, "CHUNK", 7)
+    monkeypatch.setattr(import_arrow, "CHUNK", 7)
+    lines = [HEADER.strip()]
+    for i in range(40):
+        minute = i if i % 9 else 0  # every 9th row repeats 09:30 (the first row's time)
+        lines.append(f"2011-01-03T10:{minute:02d}:00-05:00,1,2,0.5,1.5,{i}")
+    for i in range(40, 50):  # unsorted rows
+        lines.append(f"2011-01-03T11:{59 - i:02d}:00-05:00,1,2,0.5,1.5,{i}")
+    path = tmp_path / "chunks.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report, rows = _both(db, path, "SPY", "1m")
+    assert report.rejected == {importing.DUPLICATE: 4}
+    assert [ex.line for ex in report.examples[importing.DUPLICATE]] == [11, 20, 29, 38]
+    assert report.imported == 46 == len(rows)
+    assert rows[0][-1] == 0
+
+
+def test_two_imports_of_the_same_bars_at_once(db, tmp_path: Path) -> None:
+    lines = [HEADER.strip()] + [
+        f"2011-01-{3 + i // 390:02d}T{9 + (30 + i % 390) // 60:02d}:{(30 + i % 390) % 60:02d}"
+        f":00-05:00,1,2,0.5,1.5,{i}"
+        for i in range(3000)
+    ]
+    path = tmp_path / "same.csv"
+    path.write_text("\n".join(lines) + "\n")
+    engine = db()
+    reports: list = []
+    errors: list = []
+    barrier = threading.Barrier(2)
+
+    def work(reader: str) -> None:
+        barrier.wait()
+        try:
+            reports.append(import_bars(engine, path, "SPY", "1m", reader=reader))
+        except Exception as exc:  # pragma: no cover - the failure this test guards against
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in ("csv", "arrow")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(r.imported for r in reports) == 3000
+    assert sum(r.already_present for r in reports) == 3000
+    assert len(_rows(engine)) == 3000
+
+
+def test_without_pyarrow_the_csv_module_reads_and_parquet_is_a_clear_error(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "arrow_available", lambda: False)
+    path = tmp_path / "good.csv"
+    path.write_text(GOOD)
+    report = import_bars(db(), path, "SPY", "1m")
+    assert (report.reader, report.imported) == ("csv module", 3)
+    parquet = tmp_path / "bars.parquet"
+    _parquet(parquet, GOOD)
+    with pytest.raises(DataImportError, match=r"needs pyarrow: pip install 'sessionkit\[arrow\]'"):
+        import_bars(db(), parquet, "SPY", "1m")
+    with pytest.raises(DataImportError, match="needs pyarrow"):
+        import_bars(db(), path, "SPY", "1m", reader="arrow")
+
+
+_NUMBERS = ["1", "1.5", "2", "0.5", " 1.25", "1e0", "2E0", ".5", "+1", "-1", "nan", "inf", ""]
+_NUMBERS += ["abc", "1_0", "3", "2.0", "0"]
+_VOLUMES = ["10", "0", "-0", "7.0", "7.5", "1e3", "-5", "", "x", "9223372036854775807"]
+_VOLUMES += ["9223372036854775808", "+4", "10.00"]
+_STAMPS = [
+    "2011-11-06T{h:02d}:{m:02d}:00-05:00",
+    "2011-11-06 {h:02d}:{m:02d}:00Z",
+    "2011-11-06T{h:02d}:{m:02d}:00",
+    "2011-11-06 {h:02d}:{m:02d}",
+    "2011-03-13T{h:02d}:{m:02d}:{m:02d}",
+    "2011-02-30T{h:02d}:{m:02d}:00+01:00",
+    "9999-12-31T{h:02d}:{m:02d}:00+00:00",
+    " 2011-11-06T{h:02d}:{m:02d}:00+05:30",
+    "not a time {h}",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(_STAMPS),
+            st.integers(0, 3),
+            st.integers(0, 2),
+            st.lists(st.sampled_from(_NUMBERS), min_size=4, max_size=4),
+            st.sampled_from(_VOLUMES),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    zone=st.sampled_from([None, "America/New_York"]),
+    ambiguous=st.sampled_from(["reject", "earliest", "latest"]),
+)
+def test_property_the_readers_agree(rows, zone, ambiguous) -> None:
+    import tempfile
+
+    lines = [HEADER.strip()]
+    for stamp, h, m, prices, volume in rows:
+        lines.append(",".join([stamp.format(h=h, m=m * 29), *prices, volume]))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "p.csv"
+        path.write_text("\n".join(lines) + "\n")
+        outcomes = []
+        for reader in ("csv", "arrow"):
+            engine = init_db(f"sqlite:///{folder}/{reader}.sqlite")
+            try:
+                report = import_bars(
+                    engine, path, "SPY", "1m", zone, ambiguous=ambiguous, reader=reader
+                )
+                outcomes.append((report, _rows(engine)))
+            except DataImportError as exc:  # a naive time without --tz: the same error
+                outcomes.append((str(exc), None))
+            finally:
+                engine.dispose()
+    (first, rows_a), (second, rows_b) = outcomes
+    if isinstance(first, str):
+        assert first == second
+        return
+    _same(first, second)
+    assert rows_a == rows_b
