@@ -258,10 +258,18 @@ def _run_on_processes(runs: Sequence[SweepRun], workers: int, finish: Callable) 
     except KeyboardInterrupt:
         for future in pending:
             future.cancel()
-        # Running runs cannot be cancelled through the executor: end their processes.
-        for process in list(getattr(executor, "_processes", {}).values()):
+        # Running runs cannot be cancelled through the executor: end their processes, and
+        # never wait on the executor for them (a worker ended while it starts can leave
+        # the pool's shutdown waiting); each is joined with a bound, then killed.
+        processes = list(getattr(executor, "_processes", {}).values())
+        for process in processes:
             process.terminate()
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(1)
         raise
     executor.shutdown(wait=True)
 

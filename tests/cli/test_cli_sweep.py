@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sessionkit.engine import run_backtest
@@ -152,6 +153,34 @@ def test_an_unreachable_dask_scheduler_is_exit_2() -> None:
     assert "--dask tcp://127.0.0.1:9: cannot reach the cluster" in result.stderr
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _workers_started(pid: int, count: int, bound: float = 120.0) -> bool:
+    """True once ``pid`` has ``count`` worker processes that have loaded the engine (each
+    maps the bundled sample database once its run has opened it)."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        running = 0
+        for child in _children(pid):
+            try:
+                maps = Path(f"/proc/{child}/maps").read_text()
+            except OSError:
+                continue
+            if "_sqlite3" in maps:
+                running += 1
+        if running >= count:
+            time.sleep(0.5)
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_ctrl_c_cancels_the_sweep_and_exits_cleanly() -> None:
     process = subprocess.Popen(
         [
@@ -169,7 +198,9 @@ def test_ctrl_c_cancels_the_sweep_and_exits_cleanly() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)  # runs at 60x last hours: they are all running or pending now
+    # Runs at 60x last hours. Wait until both worker processes have started their runs
+    # (however long the machine takes to start Python), then interrupt.
+    assert _workers_started(process.pid, 2), "the sweep never started its workers"
     began = time.monotonic()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
