@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
-from sessionkit.engine.pipeline.snapshot import Series, Snapshot
+from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -27,12 +27,13 @@ from textual.reactive import reactive
 from textual.widgets import Footer
 
 from . import format as fmt
-from .charting import SessionAxis, classify, indicator_kinds
+from .chart_data import build_chart_data, chart_key
+from .charting import indicator_kinds
 from .commands import SessionCommands
 from .messages import EngineStopped, SymbolSelected
+from .progress import ProgressTracker
 from .screens.help import HelpScreen
 from .themes import ThemeSet, load_themes
-from .widgets.chart_base import ChartData
 from .widgets.event_log import EventLog
 from .widgets.oscillator_chart import OscillatorChart
 from .widgets.price_chart import PriceChart
@@ -84,6 +85,7 @@ class SessionLike(Protocol):
     def stop(self, timeout: float = 1.0) -> bool: ...
     def snapshot(self) -> Snapshot: ...
     def series(self, symbol: str, interval: str, n: int = 500) -> Series: ...
+    def gaps(self, symbol: str) -> tuple[GapSpan, ...]: ...
 
 
 def next_speed(clock: str, speed: float | None, direction: int) -> float | None:
@@ -209,6 +211,8 @@ class SessionkitApp(App[None]):
         """The last snapshot shown."""
         self.polls = 0
         """How many polls applied a new snapshot (for tests and benchmarks)."""
+        self.tracker = ProgressTracker()
+        """The run's progress, ETA and recent rates."""
         self._initial_symbol = symbol
         self._initial_interval = interval
         self._initial_theme = theme
@@ -297,6 +301,8 @@ class SessionkitApp(App[None]):
                 self.notify(message, title="Engine", severity="error", timeout=10)
             return
         changed = snapshot.version != self._version
+        now = time.monotonic()
+        self.tracker.update(snapshot, now)
         if changed or force:
             self._version = snapshot.version
             previous = self.latest
@@ -308,8 +314,8 @@ class SessionkitApp(App[None]):
             ):
                 force = True  # the engine came to rest: show all of it at once
             self._show_status(snapshot)
+        self.query_one(StatusBar).show(snapshot, self.figures, self.tracker, now)
         if self._stale:
-            now = time.monotonic()
             periods = self.cadence["busy" if self._busy(snapshot) else "normal"]
             with self.batch_update():
                 for pane in PANES:
@@ -341,7 +347,6 @@ class SessionkitApp(App[None]):
         self._settle_requests(snapshot)
         if snapshot.clock == "clock-driven" and snapshot.speed is not None:
             self._clock_speed = snapshot.speed
-        self.query_one(StatusBar).show(snapshot, self.figures)
         self._report_state(snapshot, self.query_one(EventLog))
 
     def _show_pane(self, pane: str, snapshot: Snapshot, *, force: bool) -> bool:
@@ -354,12 +359,14 @@ class SessionkitApp(App[None]):
             self.query_one(SignalsLog).show(snapshot.signals, snapshot.timezone, limit=limit)
             self.query_one(EventLog).show(snapshot.events, snapshot.timezone, limit=limit)
         elif pane == "charts":
-            key = self._chart_key_of(snapshot)
+            key = chart_key(snapshot, self.symbol, self.interval)
             if key == self._chart_key and not force:
                 return True
             if not self.symbol or not self.interval:
                 return False
-            data = self._chart_data(snapshot, key)
+            data = build_chart_data(
+                self.session, snapshot, self.symbol, self.interval, self._kinds, key
+            )
             if data is None:
                 return False
             self._chart_key = key
@@ -381,46 +388,6 @@ class SessionkitApp(App[None]):
                 title="Backtest complete",
                 timeout=10,
             )
-
-    def _chart_key_of(self, snapshot: Snapshot) -> tuple[Any, ...]:
-        stats = snapshot.series.get((self.symbol, self.interval)) if self.symbol else None
-        return (
-            self.symbol,
-            self.interval,
-            snapshot.session_date,
-            snapshot.market_close,
-            stats.bar_count if stats else None,
-            stats.history_count if stats else None,
-            stats.last_bar if stats else None,
-        )
-
-    def _chart_data(self, snapshot: Snapshot, key: tuple[Any, ...]) -> ChartData | None:
-        symbol, interval = self.symbol, self.interval
-        assert symbol is not None and interval is not None
-        stats = snapshot.series.get((symbol, interval))
-        axis = None
-        if snapshot.market_open is not None and snapshot.market_close is not None:
-            axis = SessionAxis(snapshot.market_open, snapshot.market_close, interval)
-        context = max(10, (axis.slots if axis else 390) // 5)
-        count = (stats.bar_count if stats else 0) + context
-        try:
-            series = self.session.series(symbol, interval, count)
-        except (KeyError, ValueError):
-            return None
-        lows = [v for v in series.low if v is not None]
-        highs = [v for v in series.high if v is not None]
-        overlays, oscillators = classify(
-            series.indicators, self._kinds, min(lows, default=None), max(highs, default=None)
-        )
-        return ChartData(
-            series=series,
-            axis=axis,
-            timezone=snapshot.timezone,
-            overlays=tuple(overlays),
-            oscillators=tuple(oscillators),
-            kinds=self._kinds,
-            key=key,
-        )
 
     # -- reactions ----------------------------------------------------------------------
 

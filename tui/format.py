@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, tzinfo
 
+from .progress import duration
+
 DASH = "-"
 """What a missing value looks like in every pane."""
 
@@ -29,6 +31,10 @@ class Figures:
         if not bars_per_second:
             return f"{DASH} bars/s"
         return f"{compact_number(bars_per_second)} bars/s"
+
+    def eta(self, seconds: float | None) -> str:
+        """Wall time left at the measured pace: ``ETA 3m 05s`` (``ETA -`` unknown)."""
+        return f"ETA {duration(seconds)}"
 
     def wait_ms(self, seconds: float | None) -> str:
         """A subscription wait in milliseconds."""
@@ -48,6 +54,9 @@ class FrozenFigures(Figures):
 
     def rate(self, bars_per_second: float | None) -> str:
         return "### bars/s"
+
+    def eta(self, seconds: float | None) -> str:
+        return "ETA #m ##s"
 
     def wait_ms(self, seconds: float | None) -> str:
         # Whether a wait happened at all depends on thread timing too.

@@ -3,7 +3,7 @@
 Used by the TUI tests that need states the bundled sample data cannot produce on demand
 (or that must not depend on the engine's timing). It has the same public API as the real
 session: ``start``, ``pause``, ``resume``, ``step``, ``set_speed``, ``set_clock``, ``stop``,
-``snapshot``, ``series``, ``wait_idle`` and ``wait``.
+``snapshot``, ``series``, ``gaps``, ``wait_idle`` and ``wait``.
 
 One background thread (``fake_engine``) advances simulated time; every other method is
 called from the test's or the UI's thread and only touches state under ``_cond``.
@@ -24,6 +24,7 @@ from sessionkit.engine.pipeline.snapshot import (
     AnalysisSignal,
     EngineEvent,
     EngineMetrics,
+    GapSpan,
     Series,
     SeriesStats,
     Snapshot,
@@ -289,7 +290,7 @@ class FakeSession:
                     )
                 )
             if self._minute == 17 and s == 0:
-                self._signals.append(AnalysisSignal(now, symbol, "buy", p, "fake cross"))
+                self._signals.append(AnalysisSignal(now, symbol, "buy", p, "fake cross", start))
                 self._log(f"signal buy {symbol} @ {p:.2f}: fake cross")
         self._bump()
         if self.fail_at_step is not None and self._steps >= self.fail_at_step:
@@ -356,6 +357,9 @@ class FakeSession:
                 session_index=self._day_index + 1,
                 session_count=len(self.days),
                 sessions=tuple(d.day for d in self.days),
+                session_bounds=tuple(
+                    (d.open.astimezone(UTC), d.close.astimezone(UTC)) for d in self.days
+                ),
                 sim_time=self._sim_time,
                 market_open=day.open.astimezone(UTC),
                 market_close=day.close.astimezone(UTC),
@@ -377,6 +381,11 @@ class FakeSession:
                 signals=tuple(self._signals),
                 version=self._version,
             )
+
+    def gaps(self, symbol: str) -> tuple[GapSpan, ...]:
+        if symbol not in self.symbols:
+            raise KeyError(symbol)
+        return ()
 
     def series(self, symbol: str, interval: str, n: int = 500) -> Series:
         with self._cond:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionkit.engine.pipeline.snapshot import Series
+from sessionkit.engine.pipeline.snapshot import AnalysisSignal, Series
 from textual.app import RenderResult
 from textual.color import Color
 from textual_plotext import PlotextPlot
@@ -36,6 +36,10 @@ class ChartData:
     """Indicator name -> kind, where the configuration says."""
     key: tuple[Any, ...] = ()
     """Changes whenever what is drawn changes (stream, bars, session)."""
+    signals: tuple[AnalysisSignal, ...] = ()
+    """The analysis's signals for the charted symbol (the same the signals log lists)."""
+    missing: tuple[float, ...] = ()
+    """X positions of the session's missing bars (from the engine's gaps)."""
 
 
 class SessionChart(PlotextPlot):
