@@ -143,6 +143,36 @@ class SessionkitApp(App[None]):
         ),
         Binding("m", "toggle_clock", "Clock", tooltip="Switch data-driven / clock-driven"),
         Binding("i", "next_interval", "Interval", tooltip="Chart the next bar interval"),
+        Binding(
+            "c", "toggle_candles", "Candles", show=False, tooltip="Price as a close line or candles"
+        ),
+        *(
+            Binding(
+                str(n),
+                f"toggle_overlay({n})",
+                "Overlay",
+                show=False,
+                key_display="1-9",
+                tooltip="Hide or show the n-th overlay of the price chart (its legend numbers them)",
+            )
+            for n in range(1, 10)
+        ),
+        Binding(
+            "right_square_bracket",
+            "zoom(1)",
+            "Zoom in",
+            show=False,
+            key_display="]",
+            tooltip="Zoom the charts in: session, then a half, quarter, eighth of it",
+        ),
+        Binding(
+            "left_square_bracket",
+            "zoom(-1)",
+            "Zoom out",
+            show=False,
+            key_display="[",
+            tooltip="Zoom the charts out (to the session with its history)",
+        ),
         Binding("t", "next_theme", "Theme", tooltip="Switch to the next theme"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show this help"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine and quit"),
@@ -554,6 +584,24 @@ class SessionkitApp(App[None]):
         """Chart the next symbol."""
         self._move_symbol(+1)
 
+    def action_toggle_candles(self) -> None:
+        """Draw the price as candles or as a close line."""
+        self.query_one(PriceChart).action_toggle_candles()
+
+    def action_zoom(self, direction: int) -> None:
+        """Zoom both charts in (1) or out (-1), together."""
+        charts = [self.query_one(PriceChart), self.query_one(OscillatorChart)]
+        zoom = max(0, min(PriceChart.ZOOM_LEVELS - 1, charts[0].zoom + direction))
+        if zoom == charts[0].zoom:
+            self.bell()
+            return
+        for chart in charts:
+            chart.zoom = zoom
+
+    def action_toggle_overlay(self, number: int) -> None:
+        """Hide or show the ``number``-th overlay of the price chart."""
+        self.query_one(PriceChart).action_toggle_overlay(number)
+
     def action_next_theme(self) -> None:
         """Switch to the next of the loaded themes."""
         names = self.theme_set.names
@@ -575,9 +623,13 @@ class SessionkitApp(App[None]):
     def key_help(self) -> list[tuple[str, str, str]]:
         """(keys, description, help) of every binding, for the help screen."""
         rows: list[tuple[str, str, str]] = []
+        shown: set[str] = set()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             keys = binding.key_display or binding.key
+            if keys in shown:
+                continue  # one row for 1-9
+            shown.add(keys)
             rows.append((keys, binding.description, binding.tooltip))
         rows.append(("ctrl+p", "Commands", "Open the command palette"))
         return rows

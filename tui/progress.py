@@ -59,9 +59,11 @@ def run_progress(snapshot: Snapshot) -> RunProgress | None:
     done = sum((close - open_).total_seconds() for open_, close in bounds[: index - 1])
     open_, close = bounds[index - 1]
     now = snapshot.sim_time
-    current = _clip((now - open_).total_seconds(), 0.0, (close - open_).total_seconds()) if (
-        now is not None
-    ) else 0.0
+    current = (
+        _clip((now - open_).total_seconds(), 0.0, (close - open_).total_seconds())
+        if (now is not None)
+        else 0.0
+    )
     ended = index - 1
     if snapshot.state == "session-ended" or (now is not None and now >= close):
         ended = index

@@ -11,11 +11,9 @@ bars are marked ``×`` under the price; the session's open and close are vertica
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import ClassVar
 
 from sessionkit.tui.charting import base_name, downsample
 from sessionkit.tui.format import price
-from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from .chart_base import ChartData, SessionChart, rgb_hex
@@ -39,20 +37,6 @@ def overlay_names(data: ChartData) -> list[str]:
 
 class PriceChart(SessionChart):
     """Close price (or candles) plus overlay indicators and signals over the session."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "toggle_candles", "Candles", show=False),
-        *(
-            Binding(str(n), f"toggle_overlay({n})", f"Overlay {n}", show=False)
-            for n in range(1, 10)
-        ),
-    ]
-    """
-    | Key(s) | Description |
-    | :- | :- |
-    | c | Switch between a close line and candles. |
-    | 1-9 | Hide or show the n-th overlay indicator (the legend numbers them). |
-    """
 
     DEFAULT_CSS = """
     PriceChart {
@@ -114,7 +98,10 @@ class PriceChart(SessionChart):
                     continue
                 for segment in downsample(xs, values, buckets):
                     plt.plot(
-                        [p[0] for p in segment], [p[1] for p in segment], color=colour, marker=marker
+                        [p[0] for p in segment],
+                        [p[1] for p in segment],
+                        color=colour,
+                        marker=marker,
                     )
         for number, name in enumerate(names, start=1):
             colour = rgb_hex(self.overlay_colour(name, order))
