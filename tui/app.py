@@ -30,7 +30,7 @@ from . import format as fmt
 from .chart_data import build_chart_data, chart_key
 from .charting import indicator_kinds
 from .commands import SessionCommands
-from .messages import EngineStopped, SymbolSelected
+from .messages import EngineStopped
 from .progress import ProgressTracker
 from .screens.help import HelpScreen
 from .themes import ThemeSet, load_themes
@@ -40,6 +40,7 @@ from .widgets.price_chart import PriceChart
 from .widgets.signals_log import SignalsLog
 from .widgets.status_bar import StatusBar
 from .widgets.subscriptions_table import SubscriptionsTable
+from .widgets.symbol_filter import SymbolFilter
 from .widgets.symbols_table import SymbolsTable
 
 SPEED_PRESETS: tuple[float | None, ...] = (1.0, 10.0, 60.0, 300.0, 600.0, 3600.0, None)
@@ -173,6 +174,17 @@ class SessionkitApp(App[None]):
             key_display="[",
             tooltip="Zoom the charts out (to the session with its history)",
         ),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the symbols by text"),
+        Binding(
+            "escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the symbols filter"
+        ),
+        Binding(
+            "s",
+            "sort",
+            "Sort",
+            show=False,
+            tooltip="Sort the symbols by the next column (or click a header; again: reversed)",
+        ),
         Binding("t", "next_theme", "Theme", tooltip="Switch to the next theme"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show this help"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine and quit"),
@@ -268,6 +280,7 @@ class SessionkitApp(App[None]):
         yield StatusBar(id="status")
         with Horizontal(id="main"):
             with Vertical(id="side"):
+                yield SymbolFilter(id="filter")
                 yield SymbolsTable(id="symbols")
                 yield SubscriptionsTable(id="subscriptions", figures=self.figures)
                 yield SignalsLog(id="signals")
@@ -433,7 +446,6 @@ class SessionkitApp(App[None]):
     def _restyle(self) -> None:
         if not self.is_running:
             return
-        self.query_one(SymbolsTable).restyle()
         self.query_one(SubscriptionsTable).restyle()
         self.query_one(SignalsLog).restyle()
         self.query_one(EventLog).restyle()
@@ -449,7 +461,7 @@ class SessionkitApp(App[None]):
                 self._stale.discard("charts")
                 self._shown_at["charts"] = time.monotonic()
 
-    def on_symbol_selected(self, message: SymbolSelected) -> None:
+    def on_symbols_table_selected(self, message: SymbolsTable.Selected) -> None:
         self.symbol = message.symbol
 
     # -- controls -----------------------------------------------------------------------
@@ -587,6 +599,31 @@ class SessionkitApp(App[None]):
     def action_toggle_candles(self) -> None:
         """Draw the price as candles or as a close line."""
         self.query_one(PriceChart).action_toggle_candles()
+
+    def action_filter(self) -> None:
+        """Show the symbols filter and type into it."""
+        self.query_one(SymbolFilter).open()
+
+    def action_clear_filter(self) -> None:
+        """Clear the symbols filter (escape)."""
+        self.query_one(SymbolFilter).action_clear_filter()
+
+    def action_sort(self) -> None:
+        """Sort the symbols by the next column."""
+        self.query_one(SymbolsTable).action_cycle_sort()
+
+    def on_input_changed(self, event: SymbolFilter.Changed) -> None:
+        if isinstance(event.input, SymbolFilter):
+            self.query_one(SymbolsTable).filter_text = event.value
+
+    def on_input_submitted(self, event: SymbolFilter.Submitted) -> None:
+        if isinstance(event.input, SymbolFilter):
+            self.query_one(SymbolsTable).focus()
+
+    def on_symbol_filter_cleared(self, _event: SymbolFilter.Cleared) -> None:
+        table = self.query_one(SymbolsTable)
+        table.filter_text = ""
+        table.focus()
 
     def action_zoom(self, direction: int) -> None:
         """Zoom both charts in (1) or out (-1), together."""

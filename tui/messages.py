@@ -9,15 +9,6 @@ from __future__ import annotations
 from textual.message import Message
 
 
-class SymbolSelected(Message):
-    """The user picked a symbol in the symbols table (keys or mouse)."""
-
-    def __init__(self, symbol: str) -> None:
-        super().__init__()
-        self.symbol = symbol
-        """The symbol now selected."""
-
-
 class EngineStopped(Message):
     """The engine's threads were asked to stop and joined (posted by the quit worker)."""
 
