@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any, ClassVar, Protocol
 
 from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
@@ -30,9 +31,10 @@ from . import format as fmt
 from .chart_data import build_chart_data, chart_key
 from .charting import indicator_kinds
 from .commands import SessionCommands
-from .messages import EngineStopped
+from .messages import EngineStopped, SeekFailed, SessionReplaced
 from .progress import ProgressTracker
 from .screens.help import HelpScreen
+from .screens.seek import SeekScreen
 from .themes import ThemeSet, load_themes
 from .widgets.event_log import EventLog
 from .widgets.oscillator_chart import OscillatorChart
@@ -185,6 +187,12 @@ class SessionkitApp(App[None]):
             show=False,
             tooltip="Sort the symbols by the next column (or click a header; again: reversed)",
         ),
+        Binding(
+            "g",
+            "seek",
+            "Go to",
+            tooltip="Go to a date: the engine restarts at that session (same speed and pause)",
+        ),
         Binding("t", "next_theme", "Theme", tooltip="Switch to the next theme"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show this help"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine and quit"),
@@ -267,6 +275,7 @@ class SessionkitApp(App[None]):
         self._reported_final: str | None = None
         self._snapshot_failed = False
         self._quitting = False
+        self._seeking = False
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
@@ -600,6 +609,68 @@ class SessionkitApp(App[None]):
         """Draw the price as candles or as a close line."""
         self.query_one(PriceChart).action_toggle_candles()
 
+    def action_seek(self) -> None:
+        """Ask for a date, then restart the engine at that session."""
+        snapshot = self.latest
+        if snapshot is None or not snapshot.sessions or self._seeking:
+            return
+        if snapshot.mode == "live" or not hasattr(self.session, "restarted_at"):
+            self.notify("A live session cannot go to another date.", title="Not possible")
+            return
+
+        def chosen(day: date | None) -> None:
+            if day is not None:
+                self.seek(day)
+
+        self.push_screen(SeekScreen(snapshot.sessions, snapshot.session_date), chosen)
+
+    def seek(self, day: date) -> None:
+        """Restart the engine at session ``day`` (off the event loop), keeping the config,
+        the speed and the pause state."""
+        if self._seeking or self._quitting:
+            return
+        self._seeking = True
+        self.query_one(EventLog).note(f"going to {day} ...")
+        self._restart_at(day)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="seek")
+    def _restart_at(self, day: date) -> None:
+        old = self.session
+        try:
+            new = old.restarted_at(day)  # type: ignore[attr-defined]
+        except Exception as exc:  # a database that went away, a bad day
+            self.post_message(SeekFailed(f"{exc.__class__.__name__}: {exc}"))
+            return
+        old.stop(self.stop_timeout)
+        if self._quitting:
+            new.stop(self.stop_timeout)
+            return
+        self.post_message(SessionReplaced(new, day))
+
+    def on_seek_failed(self, message: SeekFailed) -> None:
+        self._seeking = False
+        self.query_one(EventLog).note(f"cannot go there: {message.error}", "error")
+        self.notify(message.error, title="Go to date", severity="error", timeout=8)
+
+    def on_session_replaced(self, message: SessionReplaced) -> None:
+        """Show the new session from scratch (the old one is stopped)."""
+        self._seeking = False
+        if not self.is_running or self._quitting:
+            message.session.stop(self.stop_timeout)
+            return
+        self.session = message.session
+        self._version = -1
+        self._chart_key = None
+        self._reported_error = False
+        self._reported_final = None
+        self._requested = None
+        self.tracker.reset()
+        for log in (self.query_one(SignalsLog), self.query_one(EventLog)):
+            log.restyle()
+        self.session.start()
+        self.notify(f"Restarted at {message.day}", title="Go to date", timeout=3)
+        self.poll(force=True)
+
     def action_filter(self) -> None:
         """Show the symbols filter and type into it."""
         self.query_one(SymbolFilter).open()
@@ -707,6 +778,7 @@ class SessionkitApp(App[None]):
         yield ("Next interval", "Chart the next bar interval (i)", self.action_next_interval)
         yield ("Next theme", "Switch to the next theme (t)", self.action_next_theme)
         yield ("Help", "Keys and panes (?)", self.action_help)
+        yield ("Go to date", "Restart the engine at a session of the run (g)", self.action_seek)
         for preset in SPEED_PRESETS:
             label = fmt.speed("clock-driven" if preset else "data-driven", preset)
             yield (

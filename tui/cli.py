@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app.run()
     finally:
-        session.stop(1.0)
+        app.session.stop(1.0)  # the app's session: a seek replaces the first one
     if app.return_code not in (None, 0):
         return app.return_code
     return 0

@@ -6,6 +6,8 @@ thread-safe); handled on the event loop by the app.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.message import Message
 
 
@@ -16,3 +18,22 @@ class EngineStopped(Message):
         super().__init__()
         self.joined = joined
         """True if every engine thread ended within the deadline."""
+
+
+class SessionReplaced(Message):
+    """A seek built the run's new session (posted by the restart worker)."""
+
+    def __init__(self, session: Any, day: Any) -> None:
+        super().__init__()
+        self.session = session
+        """The new session (not started yet)."""
+        self.day = day
+        """The session date it starts at."""
+
+
+class SeekFailed(Message):
+    """A seek could not build the new session (posted by the restart worker)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
