@@ -33,6 +33,7 @@ from .charting import indicator_kinds
 from .commands import SessionCommands
 from .messages import EngineStopped, SeekFailed, SessionReplaced
 from .progress import ProgressTracker
+from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
 from .screens.seek import SeekScreen
 from .themes import ThemeSet, load_themes
@@ -186,6 +187,13 @@ class SessionkitApp(App[None]):
             "Sort",
             show=False,
             tooltip="Sort the symbols by the next column (or click a header; again: reversed)",
+        ),
+        Binding(
+            "enter",
+            "detail",
+            "Detail",
+            show=False,
+            tooltip="The charted symbol's gaps, quality per interval and indicator values",
         ),
         Binding(
             "g",
@@ -608,6 +616,23 @@ class SessionkitApp(App[None]):
     def action_toggle_candles(self) -> None:
         """Draw the price as candles or as a close line."""
         self.query_one(PriceChart).action_toggle_candles()
+
+    def action_detail(self) -> None:
+        """Open the charted symbol's detail screen."""
+        symbol = self.symbol
+        if symbol is None or isinstance(self.screen, DetailScreen):
+            return
+
+        def read() -> tuple[Snapshot, tuple[GapSpan, ...]]:
+            return self.session.snapshot(), self.session.gaps(symbol)
+
+        self.push_screen(DetailScreen(symbol, read))
+
+    def on_data_table_row_selected(self, event: SymbolsTable.RowSelected) -> None:
+        """``enter`` (or a click on the selected row) in the symbols table: its detail."""
+        if isinstance(event.data_table, SymbolsTable):
+            event.stop()
+            self.action_detail()
 
     def action_seek(self) -> None:
         """Ask for a date, then restart the engine at that session."""

@@ -47,9 +47,11 @@ async def test_g_goes_to_the_next_trading_day_keeping_speed_and_pause(make_sessi
         assert field.value == "2024-11-29"
         await pilot.press("enter")
         assert await wait_for(
-            lambda: app.latest is not None
-            and app.latest.session_date == date(2024, 11, 29)
-            and app.latest.state == "paused",
+            lambda: (
+                app.latest is not None
+                and app.latest.session_date == date(2024, 11, 29)
+                and app.latest.state == "paused"
+            ),
             20,
         )
         new = app.session
