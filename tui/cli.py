@@ -53,6 +53,15 @@ def parse_speed(text: str) -> float | None:
     return speed
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sessionkit")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -80,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per wall second (60 = a minute a second), or max",
     )
     parser.add_argument("--paused", action="store_true", help="start paused (n steps)")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+    )
     parser.add_argument(
         "--theme",
         metavar="NAME",
