@@ -416,8 +416,13 @@ class SessionkitApp(App[None]):
             self.query_one(SubscriptionsTable).show(snapshot)
         elif pane == "logs":
             limit = None if force or not self._busy(snapshot) else BUSY_LOG_LINES
-            self.query_one(SignalsLog).show(snapshot.signals, snapshot.timezone, limit=limit)
-            self.query_one(EventLog).show(snapshot.events, snapshot.timezone, limit=limit)
+            dated = snapshot.session_count > 1
+            self.query_one(SignalsLog).show(
+                snapshot.signals, snapshot.timezone, limit=limit, dated=dated
+            )
+            self.query_one(EventLog).show(
+                snapshot.events, snapshot.timezone, limit=limit, dated=dated
+            )
         elif pane == "charts":
             key = chart_key(snapshot, self.symbol, self.interval)
             if key == self._chart_key and not force:

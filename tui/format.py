@@ -106,8 +106,12 @@ def sim_clock(instant: datetime | None, zone: tzinfo) -> str:
     return f"{local:%H:%M:%S} {local.tzname()}"
 
 
-def sim_minute(instant: datetime | None, zone: tzinfo) -> str:
-    """Simulated time of an event: ``10:31`` (or blanks before the first session)."""
+def sim_minute(instant: datetime | None, zone: tzinfo, *, dated: bool = False) -> str:
+    """Simulated time of an event: ``10:31``, or ``11-26 10:31`` when ``dated`` (a run of
+    several sessions, where times alone would read as unsorted); blanks before the first
+    session."""
     if instant is None:
-        return "     "
-    return f"{instant.astimezone(zone):%H:%M}"
+        return " " * (11 if dated else 5)
+    return (
+        f"{instant.astimezone(zone):%m-%d %H:%M}" if dated else f"{instant.astimezone(zone):%H:%M}"
+    )
