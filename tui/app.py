@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
@@ -133,7 +134,8 @@ class SessionkitApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle_pause", "Pause", tooltip="Pause or resume the engine"),
+        Binding("space", "toggle_pause('pause')", "Pause", tooltip="Pause or resume the engine"),
+        Binding("space", "toggle_pause('resume')", "Resume", tooltip="Resume the paused engine"),
         Binding("n", "step", "Step", tooltip="Advance exactly one simulated instant (pauses)"),
         Binding(
             "plus,equals_sign",
@@ -284,6 +286,7 @@ class SessionkitApp(App[None]):
         self._snapshot_failed = False
         self._quitting = False
         self._seeking = False
+        self._shown_paused: bool | None = None
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
@@ -405,6 +408,7 @@ class SessionkitApp(App[None]):
             wanted = self._initial_interval
             self.interval = wanted if wanted in snapshot.intervals else snapshot.intervals[0]
         self._settle_requests(snapshot)
+        self._follow_pause()
         if snapshot.clock == "clock-driven" and snapshot.speed is not None:
             self._clock_speed = snapshot.speed
         self._report_state(snapshot, self.query_one(EventLog))
@@ -533,15 +537,35 @@ class SessionkitApp(App[None]):
     def _request(self, **changes: Any) -> None:
         self._requested = replace(self.controls_view(), **changes)
         self._requested_at = time.monotonic()
+        self._follow_pause()
+
+    def _follow_pause(self) -> None:
+        """Refresh the footer's pause/resume key when the paused state changed."""
+        paused = self.controls_view().paused
+        if paused != self._shown_paused:
+            self._shown_paused = paused
+            self.refresh_bindings()
 
     def _finished(self) -> bool:
         snapshot = self.latest
         if snapshot is not None and snapshot.finished:
-            self.notify(f"The session is {snapshot.state}.", timeout=3)
+            self.notify(
+                f"The run is {snapshot.state}: nothing to control (g goes to a date).",
+                title="Not possible",
+                severity="warning",
+                timeout=3,
+            )
             return True
         return False
 
-    def action_toggle_pause(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer shows ``space Pause`` while running and ``space Resume`` while paused."""
+        if action == "toggle_pause" and parameters:
+            paused = self.controls_view().paused if self.latest is not None else False
+            return (parameters[0] == "resume") == paused
+        return True
+
+    def action_toggle_pause(self, _label: str = "") -> None:
         """Pause a running engine, resume a paused one."""
         if self._finished():
             return
@@ -557,6 +581,8 @@ class SessionkitApp(App[None]):
             self._request(paused=True)
 
     def _set_speed(self, direction: int) -> None:
+        if self._finished():
+            return
         view = self.controls_view()
         target = next_speed(view.clock, view.speed, direction)
         if target == view.speed:
@@ -575,6 +601,8 @@ class SessionkitApp(App[None]):
 
     def action_set_speed(self, speed: float | None) -> None:
         """Set a speed directly: a number is clock-driven, ``None`` is max (data-driven)."""
+        if self._finished():
+            return
         if self._control(self.session.set_speed, speed):
             clock = "data-driven" if speed is None else "clock-driven"
             self._request(clock=clock, speed=speed)
@@ -582,6 +610,8 @@ class SessionkitApp(App[None]):
 
     def action_toggle_clock(self) -> None:
         """Switch between data-driven and clock-driven (keeping the last speed)."""
+        if self._finished():
+            return
         view = self.controls_view()
         target = "clock-driven" if view.clock == "data-driven" else "data-driven"
         if self._control(self.session.set_clock, target):
@@ -752,6 +782,19 @@ class SessionkitApp(App[None]):
     def action_use_theme(self, name: str) -> None:
         """Switch to a theme by name (command palette)."""
         self.theme = name
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen: in ~/Downloads if it exists, else the current folder;
+        the notification says where."""
+        if path is None:
+            downloads = Path.home() / "Downloads"
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        try:
+            saved = self.save_screenshot(filename, path)
+        except OSError as exc:
+            self.notify(f"cannot save the screenshot in {path}: {exc}", severity="error")
+            return
+        self.notify(saved, title="Screenshot saved", timeout=6)
 
     def action_help(self) -> None:
         """Show the help screen."""

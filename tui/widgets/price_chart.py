@@ -156,25 +156,7 @@ class PriceChart(SessionChart):
 
     def _plot_signals(self, data: ChartData, xs: list[float]) -> None:
         """A marker at the bar of each signal of the charted symbol (in the window)."""
-        series = data.series
-        starts = series.starts
-        if not starts:
-            return
-        points: dict[str, tuple[list[float], list[float]]] = {}
-        for signal in data.signals:
-            start = signal.bar_start
-            if start is None or start < starts[0]:
-                continue
-            index = bisect_right(starts, start) - 1
-            if index < 0:
-                continue
-            y = signal.price if signal.price is not None else series.close[index]
-            kind = signal.kind.lower()
-            glyph = kind if kind in SIGNAL_GLYPHS else "other"
-            xs_, ys_ = points.setdefault(glyph, ([], []))
-            xs_.append(xs[index])
-            ys_.append(y)
-        for kind, (px, py) in points.items():
+        for kind, (px, py) in signal_points(data, xs).items():
             if kind == "other":
                 colour = self.colour("chart-session")
                 marker = "◆"
@@ -182,3 +164,26 @@ class PriceChart(SessionChart):
                 colour = self.colour(f"chart-{kind}")
                 marker = SIGNAL_GLYPHS[kind]
             self.plt.scatter(px, py, marker=marker, color=colour)
+
+
+def signal_points(data: ChartData, xs: list[float]) -> dict[str, tuple[list[float], list[float]]]:
+    """Where each signal of ``data`` is drawn, by kind (``buy``, ``sell``, ``other``): at
+    the x of the charted bar holding the signal's bar, at the signal's price (or that bar's
+    close). Signals before the first charted bar are left out."""
+    series = data.series
+    starts = series.starts
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    if not starts:
+        return points
+    for signal in data.signals:
+        start = signal.bar_start
+        if start is None or start < starts[0]:
+            continue
+        index = bisect_right(starts, start) - 1
+        y = signal.price if signal.price is not None else series.close[index]
+        kind = signal.kind.lower()
+        key = kind if kind in SIGNAL_GLYPHS else "other"
+        px, py = points.setdefault(key, ([], []))
+        px.append(xs[index])
+        py.append(y)
+    return points
