@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -88,7 +88,7 @@ class SessionLike(Protocol):
     def set_speed(self, speed: float | None) -> None: ...
     def set_clock(self, clock: str) -> None: ...
     def stop(self, timeout: float = 1.0) -> bool: ...
-    def snapshot(self) -> Snapshot: ...
+    def snapshot(self, *, symbols: Collection[str] | None = None) -> Snapshot: ...
     def series(self, symbol: str, interval: str, n: int = 500) -> Series: ...
     def gaps(self, symbol: str) -> tuple[GapSpan, ...]: ...
 
@@ -354,8 +354,18 @@ class SessionkitApp(App[None]):
         """
         if not self.is_running:
             return
+        now = time.monotonic()
+        # At max speed, between two table refreshes, only the charted symbol's figures are
+        # needed: a snapshot of hundreds of symbols would take the time the engine needs.
+        partial = (
+            not force
+            and self.symbol is not None
+            and self.latest is not None
+            and self._busy(self.latest)
+            and now - self._shown_at.get("tables", 0.0) < self.cadence["busy"]["tables"]
+        )
         try:
-            snapshot = self.session.snapshot()
+            snapshot = self._snapshot(partial)
         except Exception as exc:  # the engine's problem must not take the UI down
             if not self._snapshot_failed:
                 self._snapshot_failed = True
@@ -364,18 +374,19 @@ class SessionkitApp(App[None]):
                 self.notify(message, title="Engine", severity="error", timeout=10)
             return
         changed = snapshot.version != self._version
-        now = time.monotonic()
         self.tracker.update(snapshot, now)
         if changed or force:
-            self._version = snapshot.version
             previous = self.latest
-            self.latest = snapshot
-            self.polls += 1
-            self._stale.update(PANES)
             if snapshot.state in RESTING_STATES and (
                 previous is None or previous.state != snapshot.state
             ):
                 force = True  # the engine came to rest: show all of it at once
+                if partial:
+                    snapshot, partial = self._snapshot(False), False
+            self._version = snapshot.version
+            self.latest = snapshot
+            self.polls += 1
+            self._stale.update(PANES[1:] if partial else PANES)
             self._show_status(snapshot)
         self.query_one(StatusBar).show(snapshot, self.figures, self.tracker, now)
         if self._stale:
@@ -386,6 +397,12 @@ class SessionkitApp(App[None]):
                     if pane in self._stale and due and self._show_pane(pane, snapshot, force=force):
                         self._stale.discard(pane)
                         self._shown_at[pane] = now
+
+    def _snapshot(self, partial: bool) -> Snapshot:
+        """The session's snapshot: of the charted symbol only if ``partial``."""
+        if partial and self.symbol is not None:
+            return self.session.snapshot(symbols=(self.symbol,))
+        return self.session.snapshot()
 
     @staticmethod
     def _busy(snapshot: Snapshot) -> bool:

@@ -10,6 +10,7 @@ before any thread starts.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -368,8 +369,16 @@ class Session:
 
     # -- observation (any thread) --------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
-        """An immutable picture of the session now; cheap enough for 10 Hz polling."""
+    def snapshot(self, *, symbols: Collection[str] | None = None) -> Snapshot:
+        """An immutable picture of the session now; cheap enough for 10 Hz polling.
+
+        Parameters
+        ----------
+        symbols
+            Only these symbols' ``series`` and ``indicators`` (default: every symbol). The
+            rest of the snapshot is complete; a monitor of hundreds of symbols asks for the
+            few it shows between full refreshes.
+        """
         runtime = self.runtime
         config = self.config
         coordinator = self.coordinator
@@ -379,7 +388,11 @@ class Session:
         base = config.streams.interval
         series: dict[tuple[str, str], SeriesStats] = {}
         indicators = {}
-        for symbol in config.streams.symbols:
+        wanted = config.streams.symbols
+        if symbols is not None:
+            chosen = set(symbols)
+            wanted = [s for s in wanted if s in chosen]
+        for symbol in wanted:
             prev_close = coordinator.prev_close.get(symbol)
             gaps = self.quality.gap_count(symbol)
             history_quality = data.get_quality_metric(symbol, f"{base}:history")

@@ -162,3 +162,25 @@ def test_restarted_at_refuses_a_day_outside_the_run() -> None:
             session.restarted_at(date(2024, 12, 9))
     finally:
         assert session.stop()
+
+
+def test_snapshot_of_some_symbols_is_complete_otherwise() -> None:
+    session = demo(start_date=date(2024, 11, 26), end_date=date(2024, 11, 26))
+    try:
+        idle(session, 30)
+        full = session.snapshot()
+        some = session.snapshot(symbols=("BOLT", "NOPE"))
+        assert set(some.series) == {("BOLT", interval) for interval in full.intervals}
+        assert set(some.indicators) == {"BOLT"}
+        for interval in full.intervals:
+            assert some.series["BOLT", interval] == full.series["BOLT", interval]
+        assert some.indicators["BOLT"] == full.indicators["BOLT"]
+        assert (some.symbols, some.sim_time, some.state, some.version) == (
+            full.symbols,
+            full.sim_time,
+            full.state,
+            full.version,
+        )
+        assert some.metrics == full.metrics
+    finally:
+        assert session.stop()

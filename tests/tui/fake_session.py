@@ -319,12 +319,14 @@ class FakeSession:
             rsi = 100.0 if downs == 0 else 100.0 - 100.0 / (1.0 + ups / downs)
         return {"sma_10": sma, "rsi_14": rsi}
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, *, symbols=None) -> Snapshot:
         with self._cond:
             day = self.days[self._day_index]
             series = {}
             indicators = {}
-            for symbol in self.symbols:
+            for symbol in (
+                self.symbols if symbols is None else [s for s in self.symbols if s in symbols]
+            ):
                 for interval in self.intervals:
                     bars = self._bars[symbol, interval]
                     history = self.history if interval == self.intervals[0] else 0

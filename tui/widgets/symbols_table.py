@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import SeriesStats, Snapshot
 from textual.binding import Binding, BindingType
@@ -23,6 +24,9 @@ from textual.widgets import DataTable
 
 from .. import format as fmt
 from ..styling import component_foreground
+
+MAX_ROWS_SHOWN = 40
+"""Rows filled before the table's height is known."""
 
 Row = tuple[tuple[str, str], ...]
 """The cells of one row as (text, style class suffix) pairs."""
@@ -142,20 +146,43 @@ class SymbolsTable(DataTable):
 
     def show(self, snapshot: Snapshot) -> None:
         """Show a new snapshot: lays the rows out when their order changed, then updates
-        the cells whose text changed."""
+        the cells whose text changed in the rows on screen (the others when they scroll
+        into view: with hundreds of symbols, updating every cell would take the UI's time)."""
         self._snapshot = snapshot
         if snapshot.intervals != self._intervals or snapshot.symbols != self._symbols:
             self._build_columns(snapshot)
-        rows = {symbol: self._row(snapshot, symbol) for symbol in self._visible(snapshot.symbols)}
         for symbol in snapshot.symbols:
             self._values[symbol] = self._sort_values(snapshot, symbol)
-        order = self._sorted(list(rows))
+        order = self._sorted(self._visible(snapshot.symbols))
         if order != self._order:
-            self._lay_out(order, rows)
+            self._lay_out(order)
             self._label_headers()
+        self._fill_on_screen()
+
+    def _on_screen(self) -> list[str]:
+        """The symbols of the rows in view (and the cursor's)."""
+        order = self._order
+        if not order:
+            return []
+        first = max(0, int(self.scroll_y))
+        # Before the first layout the height is unknown: the rows that can fit at most.
+        height = self.scrollable_content_region.height or MAX_ROWS_SHOWN
+        shown = order[first : first + height + 1]
+        if 0 <= self.cursor_row < len(order) and order[self.cursor_row] not in shown:
+            shown.append(order[self.cursor_row])
+        return shown
+
+    def _fill_on_screen(self) -> None:
+        """Bring the rows in view up to the last snapshot (only the cells that changed)."""
+        snapshot = self._snapshot
+        if snapshot is None:
             return
-        for symbol in order:
-            row = rows[symbol]
+        styles = {
+            suffix: component_foreground(self, f"symbols-table--{suffix}")
+            for suffix in ("up", "down", "warning")
+        }
+        for symbol in self._on_screen():
+            row = self._row(snapshot, symbol)
             old = self._rows.get(symbol)
             if row == old:
                 continue
@@ -163,8 +190,18 @@ class SymbolsTable(DataTable):
                 zip(row, old or ((None, None),) * len(row), strict=False)
             ):
                 if cell != old_cell:
-                    self.update_cell(symbol, self._keys[index], self._cell_text(index, cell))
+                    self.update_cell(
+                        symbol, self._keys[index], self._cell_text(index, cell, styles)
+                    )
             self._rows[symbol] = row
+
+    def on_resize(self) -> None:
+        self._fill_on_screen()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if int(old_value) != int(new_value):
+            self._fill_on_screen()
 
     # -- sorting and filtering ------------------------------------------------------------
 
@@ -259,17 +296,15 @@ class SymbolsTable(DataTable):
             parts.append(f"by {title} {'▼' if self.sort_reverse else '▲'}")
         self.border_subtitle = "  ".join(parts)
 
-    def _lay_out(self, order: list[str], rows: dict[str, Row]) -> None:
-        """Put the rows on screen in ``order``; the cursor stays on its symbol."""
+    def _lay_out(self, order: list[str]) -> None:
+        """Put the rows on screen in ``order`` (blank until filled); the cursor stays on
+        its symbol."""
         keep = self._wanted
         self.clear()
-        self._rows = {}
-        cell_text = self._cell_text
+        blank = [""] * len(self._keys)
         for symbol in order:
-            self.add_row(
-                *(cell_text(index, cell) for index, cell in enumerate(rows[symbol])), key=symbol
-            )
-        self._rows = {symbol: rows[symbol] for symbol in order}
+            self.add_row(*blank, key=symbol)
+        self._rows = dict.fromkeys(order, ())
         self._order = order
         if keep in self._rows:
             self.move_cursor(row=order.index(keep), animate=False)
@@ -296,10 +331,12 @@ class SymbolsTable(DataTable):
         cells.append((str(gaps), "warning" if gaps else ""))
         return tuple(cells)
 
-    def _cell_text(self, index: int, cell: tuple[str, str]) -> Text:
+    @staticmethod
+    def _cell_text(index: int, cell: tuple[str, str], styles: dict[str, Style]) -> Text:
         text, suffix = cell
-        style = component_foreground(self, f"symbols-table--{suffix}") if suffix else ""
-        return Text(text, style=style, justify="left" if index == 0 else "right")
+        return Text(
+            text, style=styles[suffix] if suffix else "", justify="left" if index == 0 else "right"
+        )
 
     # -- selection ------------------------------------------------------------------------
 
