@@ -132,7 +132,8 @@ class ProgressTracker:
         """Take a new snapshot seen at ``wall`` (monotonic seconds)."""
         self.progress = run_progress(snapshot)
         self._finished = snapshot.finished
-        if self.progress is not None:
+        if self.progress is not None and snapshot.session_index > 0:
+            # Before its first session a run (or a restarted one) has no position yet.
             self._trading.add(wall, self.progress.seconds_done)
         self._bars.add(wall, float(snapshot.metrics.bars_processed))
 

@@ -193,3 +193,12 @@ async def test_palette_hint_comes_back_when_widened(make_session):
         await pilot.pause()
         assert footer.show_command_palette
         assert app.screen.query("FooterKey.-command-palette")
+
+
+def test_a_restarted_run_measures_from_its_first_session():
+    tracker = ProgressTracker(window=5.0)
+    tracker.update(_snap(0), 0.0)  # loading: no position yet
+    for second in range(1, 4):
+        tracker.update(_snap(3, minutes=39 * second), float(second))
+    rate = (39 * 60) / 1.0
+    assert tracker.eta(3.0) == pytest.approx((390 - 39 * 3) * 60 / rate)
