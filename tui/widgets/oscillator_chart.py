@@ -42,6 +42,7 @@ class OscillatorChart(SessionChart):
             if volumes:
                 top = max(volumes)
                 ticks = [0.0, top / 2, float(top)]
+                plt.ylim(0, top * 1.05 or 1)
                 plt.yticks(ticks, [f"{tick:,.0f}" for tick in ticks])
             self.border_title = "Volume"
             self.border_subtitle = ""
