@@ -202,3 +202,26 @@ def test_a_restarted_run_measures_from_its_first_session():
         tracker.update(_snap(3, minutes=39 * second), float(second))
     rate = (39 * 60) / 1.0
     assert tracker.eta(3.0) == pytest.approx((390 - 39 * 3) * 60 / rate)
+
+
+async def test_tab_moves_focus_between_panes(make_session):
+    from sessionkit.tui.widgets.event_log import EventLog
+    from sessionkit.tui.widgets.signals_log import SignalsLog
+    from sessionkit.tui.widgets.symbols_table import SymbolsTable
+
+    session = make_session("demo")
+    drive(session, 30)
+    app = snapshot_app(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.focused, SymbolsTable)
+        await pilot.press("tab")
+        assert isinstance(app.focused, SignalsLog)
+        await pilot.press("tab")
+        assert isinstance(app.focused, EventLog)
+        await pilot.press("tab")
+        assert isinstance(app.focused, SymbolsTable)
+        # The keys still drive the monitor while a log has the focus.
+        await pilot.press("shift+tab", "n")
+        assert isinstance(app.focused, EventLog)
+        assert await wait_for(lambda: session.snapshot().metrics.steps == 31)

@@ -38,7 +38,7 @@ def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
     return items
 
 
-class TailLog(RichLog, can_focus=False):
+class TailLog(RichLog, can_focus=True):
     """A log that appends only the entries of a bounded, append-only window it has not
     written yet, capped per call (shared by the event and signals logs)."""
 
