@@ -35,6 +35,7 @@ from .commands import SessionCommands
 from .messages import EngineStopped, SeekFailed, SessionReplaced
 from .progress import ProgressTracker
 from .screens.detail import DetailScreen
+from .screens.diagnostics import DiagnosticsScreen
 from .screens.help import HelpScreen
 from .screens.seek import SeekScreen
 from .themes import ThemeSet, load_themes
@@ -196,6 +197,13 @@ class SessionkitApp(App[None]):
             "Detail",
             show=False,
             tooltip="The charted symbol's gaps, quality per interval and indicator values",
+        ),
+        Binding(
+            "d",
+            "diagnostics",
+            "Diagnostics",
+            show=False,
+            tooltip="Where each engine thread spends its time (busy / waiting)",
         ),
         Binding(
             "g",
@@ -680,6 +688,11 @@ class SessionkitApp(App[None]):
 
         self.push_screen(DetailScreen(symbol, read))
 
+    def action_diagnostics(self) -> None:
+        """Open the engine's diagnostics (time per thread)."""
+        if not isinstance(self.screen, DiagnosticsScreen):
+            self.push_screen(DiagnosticsScreen(lambda: self.session.snapshot(), self.figures))
+
     def on_data_table_row_selected(self, event: SymbolsTable.RowSelected) -> None:
         """``enter`` (or a click on the selected row) in the symbols table: its detail."""
         if isinstance(event.data_table, SymbolsTable):
@@ -868,6 +881,11 @@ class SessionkitApp(App[None]):
         yield ("Next interval", "Chart the next bar interval (i)", self.action_next_interval)
         yield ("Next theme", "Switch to the next theme (t)", self.action_next_theme)
         yield ("Help", "Keys and panes (?)", self.action_help)
+        yield (
+            "Diagnostics",
+            "Where each engine thread spends its time (d)",
+            self.action_diagnostics,
+        )
         yield ("Go to date", "Restart the engine at a session of the run (g)", self.action_seek)
         for preset in SPEED_PRESETS:
             label = fmt.speed("clock-driven" if preset else "data-driven", preset)

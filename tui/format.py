@@ -36,6 +36,18 @@ class Figures:
         """Wall time left at the measured pace: ``ETA 3m 05s`` (``ETA -`` unknown)."""
         return f"ETA {duration(seconds)}"
 
+    def seconds(self, value: float | None) -> str:
+        """A wall-clock duration: ``1.234 s``."""
+        return DASH if value is None else f"{value:,.3f} s"
+
+    def milliseconds(self, value: float | None) -> str:
+        """A wall-clock duration given in milliseconds: ``0.42 ms``."""
+        return DASH if value is None else f"{value:,.2f} ms"
+
+    def share(self, value: float | None) -> str:
+        """A share of wall-clock time in percent: ``37.5``."""
+        return DASH if value is None else f"{value:.1f}"
+
     def wait_ms(self, seconds: float | None) -> str:
         """A subscription wait in milliseconds."""
         if seconds is None:
@@ -57,6 +69,15 @@ class FrozenFigures(Figures):
 
     def eta(self, seconds: float | None) -> str:
         return "ETA #m ##s"
+
+    def seconds(self, value: float | None) -> str:
+        return DASH if value is None else "#.### s"
+
+    def milliseconds(self, value: float | None) -> str:
+        return DASH if value is None else "#.## ms"
+
+    def share(self, value: float | None) -> str:
+        return DASH if value is None else "##.#"
 
     def wait_ms(self, seconds: float | None) -> str:
         # Whether a wait happened at all depends on thread timing too.

@@ -33,6 +33,25 @@ def interval_delta(interval: str) -> timedelta:
         raise ValueError(f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})") from None
 
 
+def bar_end(start: datetime, delta: timedelta, close: datetime | None = None) -> datetime:
+    """When a bar starting at ``start`` ends: ``start + delta``, or the close that cuts it.
+
+    The one statement of the rule (the coordinator's instants, the processor's windows,
+    the export's ``end`` column and the analysis's views all use it).
+
+    Parameters
+    ----------
+    delta
+        The bar's interval as a timedelta (see :func:`interval_delta`).
+    close
+        The session's close (or a break's start); None when nothing cuts the bar.
+    """
+    end = start + delta
+    if close is not None and start < close < end:
+        return close
+    return end
+
+
 class Bar(NamedTuple):
     """One OHLCV bar, stamped with its start time.
 

@@ -16,7 +16,7 @@ from itertools import groupby
 from time import perf_counter as monotonic
 
 from ..config import SessionConfig
-from ..core.bar import Bar, Step, interval_delta
+from ..core.bar import Bar, Step, bar_end, interval_delta
 from ..core.time_manager import TimeManager
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
@@ -83,12 +83,16 @@ class ReplayFeed(BarFeed):
         self._wake = threading.Event()
         rng = random.Random(seed)
         if drop_rate > 0:
-            steps = [
+            kept = [
                 (t, tuple(item for item in items if rng.random() >= drop_rate))
                 for t, items in steps
             ]
+            self.dropped = sum(len(a[1]) - len(b[1]) for a, b in zip(steps, kept, strict=True))
+            """Bars lost in transit on purpose (``drop_rate``)."""
+            steps = kept
+        else:
+            self.dropped = 0
         self._steps = steps
-        self.dropped = 0
 
     def now(self) -> datetime:
         """The feed's current time."""
@@ -139,7 +143,7 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> Replay
         raise ConfigError(f"live.replay_date: no {interval} bars of {symbols} on {day}")
     delta = interval_delta(interval)
     steps: list[Step] = [
-        (min(start + delta, session.close), tuple(group))
+        (bar_end(start, delta, session.close), tuple(group))
         for start, group in groupby(pairs, key=lambda pair: pair[1].start)
     ]
     start = session.open

@@ -18,11 +18,11 @@ from .runtime import StopRequested, monotonic
 class LiveCoordinator(SessionCoordinator):
     """The coordinator in live mode: instants come from the feed, in wall-clock time."""
 
-    def __init__(self, runtime, time_manager, data_manager, feed: BarFeed, *args) -> None:
-        super().__init__(runtime, time_manager, data_manager, [feed.session_date], *args)
+    def __init__(self, runtime, time_manager, data_manager, feed: BarFeed, *stages) -> None:
+        super().__init__(runtime, time_manager, data_manager, [feed.session_date], *stages)
         self.feed = feed
 
-    def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
+    def _take_steps(self, index: int, open_: datetime, close: datetime) -> list[Step]:
         return []  # the feed delivers them
 
     def _stream_session(self) -> None:

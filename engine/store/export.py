@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from ..core.bar import Bar, interval_delta
+from ..core.bar import Bar, bar_end, interval_delta
 from ..errors import SessionkitError
 
 
@@ -55,10 +55,9 @@ def write_csv_export(
                     + list(names[symbol, interval])
                 )
                 for bar, values in rows:
-                    end = bar.start + delta
                     i = bisect_right(sorted_closes, bar.start)
-                    if i < len(sorted_closes) and end > sorted_closes[i]:
-                        end = sorted_closes[i]  # cut by the close
+                    close = sorted_closes[i] if i < len(sorted_closes) else None
+                    end = bar_end(bar.start, delta, close)
                     j = bisect_right(times, end) - 1
                     q = history[j][1] if j >= 0 else None
                     writer.writerow(

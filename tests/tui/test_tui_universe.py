@@ -18,7 +18,8 @@ STEPS = 120
 @pytest.fixture
 def universe(universe_url):
     session = Session(config_from_dict(universe_config(universe_url)), start_paused=True)
-    drive(session, STEPS)
+    # 500 symbols load in a few seconds; the bound only catches a hang on a loaded machine.
+    drive(session, STEPS, timeout=180)
     yield session
     assert session.stop(2.0)
 
