@@ -78,6 +78,9 @@ BUSY_LOG_LINES = 40
 NARROW_WIDTH = 100
 """Below this many columns the layout stacks its panes and hides the secondary ones."""
 
+TINY_WIDTH = 70
+"""Below this many columns the signals pane is hidden too (the events list them then)."""
+
 
 class SessionLike(Protocol):
     """What the app needs of :class:`sessionkit.engine.pipeline.session.Session`."""
@@ -129,7 +132,8 @@ class SessionkitApp(App[None]):
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {SessionCommands}
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
-        (0, "-narrow"),
+        (0, "-tiny"),
+        (TINY_WIDTH, "-narrow"),
         (NARROW_WIDTH, "-wide"),
     ]
     ENABLE_COMMAND_PALETTE = True
@@ -344,11 +348,19 @@ class SessionkitApp(App[None]):
         sys.setswitchinterval(self._switch_interval)
 
     def on_resize(self, event: events.Resize) -> None:
-        """A narrow terminal gets the compact footer, without the palette hint."""
+        """A narrow terminal gets the compact footer, without the palette hint; a tiny one
+        lists the signals in the events (its signals pane is hidden)."""
         footer = self.query_one(Footer)
         narrow = event.size.width < NARROW_WIDTH
         footer.compact = narrow
         footer.show_command_palette = not narrow
+        log = self.query_one(EventLog)
+        tiny = event.size.width < TINY_WIDTH
+        if log.hide_signals == tiny:
+            log.hide_signals = not tiny
+            log.restyle()
+            self._stale.add("logs")
+            self._shown_at.pop("logs", None)
 
     # -- polling ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from sessionkit.tui.chart_data import build_chart_data
 from sessionkit.tui.progress import ProgressTracker, RateMeter, bar, duration, run_progress
 from sessionkit.tui.widgets.oscillator_chart import OscillatorChart
 from sessionkit.tui.widgets.price_chart import PriceChart, signal_points
+from sessionkit.tui.widgets.signals_log import SignalsLog
 from textual.widgets import Footer
 from tui_helpers import drive, run_to_end, settle, snapshot_app, wait_for
 
@@ -225,3 +226,19 @@ async def test_tab_moves_focus_between_panes(make_session):
         await pilot.press("shift+tab", "n")
         assert isinstance(app.focused, EventLog)
         assert await wait_for(lambda: session.snapshot().metrics.steps == 31)
+
+
+async def test_a_tiny_terminal_lists_the_signals_in_the_events(make_session):
+    from sessionkit.tui.widgets.event_log import EventLog
+
+    session = make_session("demo", backtest={"start_date": DAY, "end_date": DAY})
+    drive(session, 60)
+    app = snapshot_app(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        log = app.query_one(EventLog)
+        assert not any("signal " in line.text for line in log.lines)
+        await pilot.resize_terminal(60, 20)
+        await settle(pilot)
+        assert not app.query_one(SignalsLog).display or not app.query_one(SignalsLog).size.width
+        assert any("signal sell EMBR" in line.text for line in log.lines)
