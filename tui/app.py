@@ -854,6 +854,7 @@ class SessionkitApp(App[None]):
                 continue  # one row for 1-9
             shown.add(keys)
             rows.append((keys, binding.description, binding.tooltip))
+        rows.append(("tab", "Focus", "Move the focus: symbols, signals, events (to scroll)"))
         rows.append(("ctrl+p", "Commands", "Open the command palette"))
         return rows
 
