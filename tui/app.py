@@ -4,8 +4,9 @@ Threads: the app runs on Textual's event loop (the main thread). The engine runs
 Session's own threads, started by :meth:`SessionkitApp.on_mount` (``session.start()``
 returns at once). The app polls ``session.snapshot()`` on a timer (about 10 Hz) and
 never waits for an engine thread on its event loop: controls (pause, step, speed ...) only
-set flags, and stopping the engine on quit, which joins its threads, runs in a thread
-worker that posts :class:`~sessionkit.tui.messages.EngineStopped` when done.
+set flags; stopping the engine on quit, which joins its threads, and a seek, which builds
+the new session, run in thread workers (the app leaves when the stop worker's state says it
+ended; the seek worker posts :class:`~sessionkit.tui.messages.SessionReplaced`).
 
 Build the app with :func:`create_app`, which the command line and the tests both use.
 """
@@ -22,17 +23,18 @@ from typing import Any, ClassVar, Protocol
 
 from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
 
 from . import format as fmt
 from .chart_data import build_chart_data, chart_key
 from .charting import indicator_kinds
-from .commands import SessionCommands
-from .messages import EngineStopped, SeekFailed, SessionReplaced
+from .messages import SeekFailed, SessionReplaced
 from .progress import ProgressTracker
 from .screens.detail import DetailScreen
 from .screens.diagnostics import DiagnosticsScreen
@@ -130,7 +132,6 @@ class SessionkitApp(App[None]):
 
     TITLE = "sessionkit"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {SessionCommands}
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
         (0, "-tiny"),
         (TINY_WIDTH, "-narrow"),
@@ -875,14 +876,25 @@ class SessionkitApp(App[None]):
         group="engine",
         description="stop the engine",
     )
-    def _stop_engine(self) -> None:
+    def _stop_engine(self) -> bool:
         joined = self.session.stop(self.stop_timeout)
-        self.post_message(EngineStopped(joined))
+        return joined
 
-    def on_engine_stopped(self, message: EngineStopped) -> None:
-        self.exit()
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The engine was stopped (or stopping it failed): leave."""
+        if event.worker.name == "_stop_engine" and event.state in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+        ):
+            self.exit()
 
     # -- command palette ----------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own commands, then every monitor control (see :meth:`palette_commands`)."""
+        yield from super().get_system_commands(screen)
+        for title, help_text, callback in self.palette_commands():
+            yield SystemCommand(title, help_text, callback)
 
     def palette_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
         """(title, help, callback) of every command the palette offers."""

@@ -11,15 +11,6 @@ from typing import Any
 from textual.message import Message
 
 
-class EngineStopped(Message):
-    """The engine's threads were asked to stop and joined (posted by the quit worker)."""
-
-    def __init__(self, joined: bool) -> None:
-        super().__init__()
-        self.joined = joined
-        """True if every engine thread ended within the deadline."""
-
-
 class SessionReplaced(Message):
     """A seek built the run's new session (posted by the restart worker)."""
 
