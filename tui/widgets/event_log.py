@@ -165,9 +165,9 @@ class EventLog(TailLog):
         at most ``limit`` now (see :meth:`TailLog.take_new`). With :attr:`hide_signals`,
         the analysis's signals are left to the signals pane (each is listed once)."""
         self.remember(events, timezone, dated=dated)
+        if self.hide_signals:  # before the cap: at max speed most events are signals
+            events = [event for event in events if not event.message.startswith(SIGNAL_PREFIX)]
         new, count = self.take_new(events, limit)
-        if self.hide_signals:
-            new = [event for event in new if not event.message.startswith(SIGNAL_PREFIX)]
         if not new:
             return
         self.lines_written += count
