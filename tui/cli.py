@@ -66,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Watch and control a sessionkit backtest in the terminal.",
-        epilog="Keys: space pause/resume, n step, +/- speed, m clock mode, up/down symbol, "
-        "i interval, t theme, ? help, q quit. With no arguments: the bundled demo.",
+        epilog="Keys: space pause/resume, n step, +/- speed, m clock mode, g go to a date, "
+        "up/down symbol, enter its detail, / filter, s sort, i interval, c candles, [ ] zoom, "
+        "1-9 overlays, d diagnostics, t theme, ? help, q quit. With no arguments: the "
+        "bundled demo.",
     )
     parser.add_argument(
         "config",
