@@ -19,7 +19,10 @@ from sessionkit.sample_db import __file__ as _sample_init
 
 SAMPLE = Path(_sample_init).with_name("sample.sqlite")
 DAYS = (date(2024, 11, 25), date(2024, 11, 26))
-"""The sessions with bars: the first is the second's trailing history."""
+"""The sessions with bars: the first is the others' trailing history."""
+
+LONG_DAYS = (*DAYS, date(2024, 11, 27), date(2024, 11, 29), date(2024, 12, 2))
+"""More sessions, for benchmarks that need a longer run (Thanksgiving is not one)."""
 
 
 def symbol_names(count: int) -> list[str]:
@@ -27,8 +30,8 @@ def symbol_names(count: int) -> list[str]:
     return [f"S{n:03d}" for n in range(count)]
 
 
-def make_universe(path: Path, count: int = 500) -> str:
-    """Create a SQLite database of ``count`` symbols over :data:`DAYS`; returns its URL."""
+def make_universe(path: Path, count: int = 500, days: tuple[date, ...] = DAYS) -> str:
+    """Create a SQLite database of ``count`` symbols over ``days``; returns its URL."""
     url = f"sqlite:///{path}"
     init_db(url).dispose()
     with sqlite3.connect(path) as target, sqlite3.connect(SAMPLE) as sample:
@@ -36,13 +39,13 @@ def make_universe(path: Path, count: int = 500) -> str:
             "INSERT INTO exchanges (name, timezone) VALUES (?, ?)",
             sample.execute("SELECT name, timezone FROM exchanges").fetchall(),
         )
-        days = sample.execute(
+        calendar = sample.execute(
             "SELECT exchange, session_date, open, close, early_close FROM trading_calendar"
         ).fetchall()
         target.executemany(
             "INSERT INTO trading_calendar (exchange, session_date, open, close, early_close)"
             " VALUES (?, ?, ?, ?, ?)",
-            days,
+            calendar,
         )
         opens = {
             row[0]: row[1]
@@ -54,7 +57,7 @@ def make_universe(path: Path, count: int = 500) -> str:
             rows = []
             base = 20.0 + (number % 97) * 3.0
             hole = 60 + (number * 7) % 300  # a missing run of 1 + number % 3 bars
-            for day_index, day in enumerate(DAYS):
+            for day_index, day in enumerate(days):
                 open_epoch = int(opens[day.isoformat()])
                 for minute in range(390):
                     if day_index == 1 and hole <= minute < hole + 1 + number % 3:
@@ -81,15 +84,15 @@ def make_universe(path: Path, count: int = 500) -> str:
     return url
 
 
-def universe_config(url: str, count: int = 500) -> dict:
-    """A configuration (as overrides of nothing) replaying :data:`DAYS`\\[1] with history."""
+def universe_config(url: str, count: int = 500, days: tuple[date, ...] = DAYS) -> dict:
+    """A configuration replaying ``days`` after the first (the first is the history)."""
     return {
         "mode": "backtest",
         "exchange_group": "NYSE",
         "database_url": url,
         "backtest": {
-            "start_date": DAYS[1],
-            "end_date": DAYS[1],
+            "start_date": days[1],
+            "end_date": days[-1],
             "clock": "clock-driven",
             "speed": 60,
         },
