@@ -294,7 +294,7 @@ class SymbolsTable(DataTable):
         if self.sort_key != "symbol" or self.sort_reverse:
             title = HEADERS.get(self.sort_key, (self.sort_key, 0))[0]
             parts.append(f"by {title} {'▼' if self.sort_reverse else '▲'}")
-        self.border_subtitle = "  ".join(parts)
+        self.border_subtitle = "  ".join(parts) or "Q% of this session so far"
 
     def _lay_out(self, order: list[str]) -> None:
         """Put the rows on screen in ``order`` (blank until filled); the cursor stays on
