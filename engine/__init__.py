@@ -6,6 +6,8 @@ The public API is what ``__all__`` lists, nothing else is promised:
   ``snapshot()`` returns an immutable :class:`~sessionkit.engine.pipeline.snapshot.Snapshot`
   and ``series()`` a :class:`~sessionkit.engine.pipeline.snapshot.Series` (the snapshot types
   live in :mod:`sessionkit.engine.pipeline.snapshot`, the one module a client reads types from);
+- :func:`run_backtest`, one whole run as a call, returning a :class:`RunResult` (frozen,
+  picklable, JSON-able with ``to_dict()``);
 - :class:`SessionConfig` and :func:`load_config` (a TOML path or a bundled name, with
   overrides validated like the file);
 - :class:`Bar`, the immutable bar record;
@@ -31,8 +33,11 @@ if TYPE_CHECKING:
         DatabaseError,
         DataImportError,
         SessionkitError,
+        UsageError,
     )
     from .pipeline.session import Session
+    from .runs.backtest import run_backtest
+    from .runs.result import RunResult
 
 # Where each public name lives. Loaded on first use, so ``import sessionkit.engine`` (and the
 # command line's start-up) does not pay for pydantic, SQLAlchemy and the pipeline up front.
@@ -42,10 +47,13 @@ _HOMES = {
     "ConfigError": ".errors",
     "DataImportError": ".errors",
     "DatabaseError": ".errors",
+    "RunResult": ".runs.result",
     "Session": ".pipeline.session",
     "SessionConfig": ".config",
     "SessionkitError": ".errors",
+    "UsageError": ".errors",
     "load_config": ".config",
+    "run_backtest": ".runs.backtest",
 }
 
 __all__ = [
@@ -54,10 +62,13 @@ __all__ = [
     "ConfigError",
     "DataImportError",
     "DatabaseError",
+    "RunResult",
     "Session",
     "SessionConfig",
     "SessionkitError",
+    "UsageError",
     "load_config",
+    "run_backtest",
 ]
 
 

@@ -9,14 +9,17 @@ the file, the key and what is wrong. Unknown keys are errors: a typo must not pa
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +30,7 @@ from pydantic import (
 )
 
 from .core.bar import INTERVAL_SECONDS, Interval
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 
 ClockMode = Literal["data-driven", "clock-driven"]
 """How a backtest is paced: as fast as the consumers allow, or by the simulated clock."""
@@ -37,6 +40,111 @@ IndicatorKind = Literal["sma", "ema", "rsi", "vwap", "bollinger", "atr", "macd"]
 
 BUNDLED_CONFIGS = ("demo", "spy-2011")
 """Names of the configurations shipped in ``sessionkit.sample_db``."""
+
+SPEED_RULE = "a speed is a finite number > 0 of simulated seconds per wall second"
+"""The one wording of what a speed may be (configuration files, ``--speed``, ``--set``)."""
+
+
+def _finite_speed(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{SPEED_RULE}, not {value!r}")
+    return value
+
+
+Speed = Annotated[float, AfterValidator(_finite_speed)]
+"""A clock speed: finite and > 0."""
+
+
+def parse_speed(text: str, source: str = "--speed") -> float | None:
+    """Parse a speed option: ``max`` -> None (data-driven); ``60`` or ``60x`` -> 60.0.
+
+    Parameters
+    ----------
+    text
+        What the user typed.
+    source
+        The option it came from, for the message.
+
+    Raises
+    ------
+    ConfigError
+        If it is neither ``max`` nor a finite number > 0 (``inf`` and ``nan`` are refused).
+    """
+    value = text.strip().lower()
+    if value == "max":
+        return None
+    try:
+        speed = float(value.removesuffix("x"))
+    except ValueError:
+        speed = math.nan
+    if not (math.isfinite(speed) and speed > 0):
+        raise ConfigError(source, None, f"{text!r}: {SPEED_RULE} (or 'max': data-driven)")
+    return speed
+
+
+def parse_date(value: str | date, source: str) -> date:
+    """Parse a date written ``YYYY-MM-DD`` (the one date parser of options and ``--set``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source`` (the option) and the value, if it is not such a date.
+    """
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(source, None, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """Parse ``--set KEY=VALUE``: a dotted key and a TOML value (a bare word is a string).
+
+    ``backtest.speed=600`` gives 600, ``backtest.end_date=2024-12-06`` a date,
+    ``streams.symbols=["ACME","BOLT"]`` a list, ``analysis.entry=pkg.mod:Cls`` a string.
+
+    Raises
+    ------
+    ConfigError
+        If there is no ``=`` or the key is empty or malformed.
+    """
+    key, equals, raw = text.partition("=")
+    key = key.strip()
+    if not equals or not key:
+        raise ConfigError(f"--set {text}", None, "expected KEY=VALUE, e.g. backtest.speed=600")
+    try:
+        _key_parts(key)
+    except ValueError as exc:
+        raise ConfigError(f"--set {text}", None, str(exc)) from None
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except (tomllib.TOMLDecodeError, RecursionError):
+        value = raw
+    return key, value
+
+
+_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
+
+
+def _key_parts(key: str) -> list[str | int]:
+    """``historical[0].trailing_days`` or ``historical.0.trailing_days`` -> parts."""
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        if piece.isdigit():
+            parts.append(int(piece))
+            continue
+        pos = 0
+        while pos < len(piece):
+            match = _KEY_PART.match(piece, pos)
+            if match is None or (pos == 0 and match.group(1) is None):
+                raise ValueError(f"{key!r} is not a dotted configuration key")
+            parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+            pos = match.end()
+        if not piece:
+            raise ValueError(f"{key!r} is not a dotted configuration key")
+    return parts
 
 
 class _Model(BaseModel):
@@ -52,8 +160,9 @@ class BacktestConfig(_Model):
     """Last date of the backtest, inclusive."""
     clock: ClockMode = "clock-driven"
     """``data-driven`` runs as fast as the consumers allow; ``clock-driven`` at ``speed``."""
-    speed: float = Field(default=60.0, gt=0)
-    """Simulated seconds per wall second in clock-driven mode (1 = real time)."""
+    speed: Speed = 60.0
+    """Simulated seconds per wall second in clock-driven mode (1 = real time); a headless
+    ``sessionkit run`` is data-driven unless ``--speed`` is given (this is the monitor's)."""
 
     @model_validator(mode="after")
     def _end_after_start(self) -> BacktestConfig:
@@ -161,9 +270,9 @@ class LiveConfig(_Model):
     """The bar feed. ``replay`` plays database bars in wall-clock time (no network)."""
     replay_date: date | None = None
     """Session whose bars the replay feed plays (default: the last session with data)."""
-    replay_start: str | None = None
-    """Exchange time (``HH:MM``) at which the replay starts (default: the open)."""
-    speed: float = Field(default=1.0, gt=0)
+    replay_start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """Exchange time (``HH:MM``, 24-hour) at which the replay starts (default: the open)."""
+    speed: Speed = 1.0
     """Replay pace in session seconds per wall second: 1 is real time (use more only to
     demonstrate or test)."""
     drop_rate: float = Field(default=0.0, ge=0, lt=1)
@@ -187,11 +296,23 @@ class SessionConfig(_Model):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
     _source: str = PrivateAttr(default="<config>")
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
         """Where this configuration came from (its file, or ``<config>``), for messages."""
         return self._source
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """The dotted keys replaced after reading the file, each with the option that did it
+        (``{"backtest.start_date": "--start 2024-12-02"}``)."""
+        return dict(self._origins)
+
+    def origin_of(self, key: str) -> str:
+        """Where the value of dotted ``key`` came from: the option that set it (or one of its
+        keys), else the configuration's file. For messages."""
+        return _origin(key, self._origins, self._source)
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
@@ -248,10 +369,35 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(source: str, error: ValidationError) -> str:
-    """Turn a pydantic error into lines that name the file, the key and what is wrong."""
-    lines = []
-    seen: set[str] = set()
+def _normal_key(key: str) -> str:
+    """One spelling of a dotted key: ``historical.0.x`` -> ``historical[0].x``."""
+    out = ""
+    for part in _key_parts(key):
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _origin(key: str, origins: Mapping[str, str], source: str) -> str:
+    """The option that set ``key`` (or a key inside it, or the table holding it), else
+    ``source``."""
+    best = None
+    for overridden, origin in origins.items():
+        related = (
+            key == overridden
+            or key.startswith((f"{overridden}.", f"{overridden}["))
+            or overridden.startswith((f"{key}.", f"{key}["))
+        )
+        if related and (best is None or len(overridden) > len(best[0])):
+            best = (overridden, origin)
+    return source if best is None else best[1]
+
+
+def validation_problems(
+    source: str, error: ValidationError, origins: Mapping[str, str] | None = None
+) -> list[Problem]:
+    """A pydantic error as (source, key, problem) triples; a key set by an option is
+    blamed on that option."""
+    problems: list[Problem] = []
     for item in error.errors(include_url=False):
         key = _loc(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
@@ -263,23 +409,51 @@ def format_validation_error(source: str, error: ValidationError) -> str:
             and not isinstance(item["input"], dict | list)
         ):
             message += f" (got {item['input']!r})"
-        line = f"  {key}: {message}"
-        if line not in seen:
-            seen.add(line)
-            lines.append(line)
-    return f"invalid configuration in {source}:\n" + "\n".join(lines)
+        problem = (_origin(key, origins or {}, source), key, message)
+        if problem not in problems:
+            problems.append(problem)
+    return problems
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
+def config_error(problems: list[Problem]) -> ConfigError:
+    """One :class:`ConfigError` reporting every problem."""
+    (source, key, problem), *more = problems
+    return ConfigError(source, key, problem, more)
+
+
+def _flatten(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
     for key, value in overrides.items():
-        if value is None:
-            continue
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, dotted))
+        elif value is not None:
+            flat[dotted] = value
+    return flat
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in nested ``data`` (tables are created; list items must exist)."""
+    parts = _key_parts(key)
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = _normal_key(".".join(str(p) for p in parts[: depth + 1]))
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise ValueError(f"{where}: there is no item {part} (the list has {size})")
+        elif not isinstance(node, dict):
+            raise ValueError(f"{where}: its parent is not a table")
+        if last:
+            node[part] = value
         else:
-            merged[key] = value
-    return merged
+            child = node[part] if isinstance(part, int) else node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, dict | list):
+                child = node[part] = (dict if isinstance(child, dict) else list)(child)
+            node = child
 
 
 def config_from_dict(
@@ -287,31 +461,73 @@ def config_from_dict(
     *,
     source: str = "<config>",
     overrides: Mapping[str, Any] | None = None,
+    origins: Mapping[str, str] | None = None,
     base: Path | None = None,
 ) -> SessionConfig:
-    """Validate a configuration mapping (after applying ``overrides``).
+    """Validate a configuration mapping after applying ``overrides``.
 
-    A ``database_url`` that is a file path in ``data`` is relative to ``base`` (the
-    configuration file's folder); one in ``overrides`` is relative to the working folder.
+    Parameters
+    ----------
+    data
+        The configuration as read from TOML.
+    source
+        Where ``data`` came from (its file), for messages.
+    overrides
+        Values replacing ``data``'s, by dotted key (``{"analysis.options.fast": 10,
+        "historical[0].trailing_days": 3}``) or as nested mappings; ``None`` values are
+        ignored. They are validated exactly like the file.
+    origins
+        For each dotted key of ``overrides``, the option that set it (``--set
+        backtest.speed=0``), named by errors about that key; default ``overrides[KEY]``.
+    base
+        The folder a relative SQLite ``database_url`` in ``data`` is relative to (the
+        configuration file's); one in ``overrides`` is relative to the working folder.
 
     Raises
     ------
     ConfigError
-        Naming ``source``, each wrong key and what is wrong with it.
+        Naming, for each wrong key, where its value came from and what is wrong.
     """
-    data = dict(data)
+    data = _deep_copy(data)
     if isinstance(data.get("database_url"), str):
         data["database_url"] = database_url_of(data["database_url"], base)
-    overrides = dict(overrides or {})
-    if isinstance(overrides.get("database_url"), str):
-        overrides["database_url"] = database_url_of(overrides["database_url"])
-    merged = _merge(data, overrides)
+    flat = _flatten(overrides or {})
+    named: dict[str, str] = {}
+    problems: list[Problem] = []
+    for key, value in flat.items():
+        try:
+            normal = _normal_key(key)
+        except ValueError as exc:
+            problems.append(((origins or {}).get(key, "overrides"), None, str(exc)))
+            continue
+        origin = (origins or {}).get(key) or (origins or {}).get(normal) or f"overrides[{key!r}]"
+        named[normal] = origin
+        if normal == "database_url" and isinstance(value, str):
+            value = database_url_of(value)
+        try:
+            _set(data, normal, value)
+        except ValueError as exc:
+            where, _, problem = str(exc).partition(": ")
+            problems.append((origin, where, problem))
+    if problems:
+        raise config_error(problems)
     try:
-        config = SessionConfig.model_validate(merged)
+        config = SessionConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise config_error(validation_problems(source, exc, named)) from None
+    except RecursionError:
+        raise ConfigError(source, None, "the configuration is nested too deeply") from None
     config._source = source
+    config._origins = named
     return config
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
 
 
 def resolve_config_path(name_or_path: str | Path | None) -> Path:
@@ -331,15 +547,21 @@ def resolve_config_path(name_or_path: str | Path | None) -> Path:
     if name in BUNDLED_CONFIGS:
         return Path(str(files("sessionkit.sample_db").joinpath(f"{name}.toml")))
     if path.exists():
-        raise ConfigError(f"configuration {path} is not a file")
+        raise ConfigError(str(path), None, "the configuration is not a file")
     raise ConfigError(
-        f"configuration file {path} does not exist, and it is not the name of a bundled "
-        f"configuration ({', '.join(BUNDLED_CONFIGS)})"
+        str(path),
+        None,
+        "the configuration file does not exist, and it is not the name of a bundled "
+        f"configuration ({', '.join(BUNDLED_CONFIGS)})",
     )
 
 
 def load_config(
-    path: str | Path | None, overrides: Mapping[str, Any] | None = None
+    path: str | Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    origins: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SessionConfig:
     """Read and validate a TOML configuration.
 
@@ -349,8 +571,14 @@ def load_config(
         A TOML file, the name of a bundled configuration (``demo``, ``spy-2011``), or None
         for the default demo.
     overrides
-        Nested mapping of values that replace the file's (from command-line options);
-        ``None`` values are ignored.
+        Values that replace the file's, by dotted key or as nested mappings (see
+        :func:`config_from_dict`); ``None`` values are ignored.
+    origins
+        The option that set each override, named by errors about it.
+    options
+        The command-line options the programs share, applied after ``overrides``: ``db``,
+        ``start``, ``end``, ``speed`` (strings as typed) and ``settings`` (the ``--set
+        KEY=VALUE`` texts); see :func:`option_overrides`.
 
     Raises
     ------
@@ -358,17 +586,27 @@ def load_config(
         For a missing file, a TOML syntax error or any invalid value; the message names
         the file and the key.
     """
+    if options:
+        extra, extra_origins = option_overrides(**options)
+        overrides = {**_flatten(overrides or {}), **extra}
+        origins = {**(origins or {}), **extra_origins}
     resolved = resolve_config_path(path)
     try:
         text = resolved.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read configuration {resolved}: {exc}") from None
+        raise ConfigError(str(resolved), None, f"cannot read the configuration: {exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML in {resolved}: {exc}") from None
+        raise ConfigError(str(resolved), None, f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(str(resolved), None, "invalid TOML: nested too deeply") from None
     return config_from_dict(
-        data, source=str(resolved), overrides=overrides, base=resolved.resolve().parent
+        data,
+        source=str(resolved),
+        overrides=overrides,
+        origins=origins,
+        base=resolved.resolve().parent,
     )
 
 
@@ -402,3 +640,60 @@ def database_url_of(value: str | None, base: Path | None = None) -> str:
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
     return f"sqlite:///{path.resolve()}"
+
+
+def option_overrides(
+    *,
+    db: str | None = None,
+    start: str | date | None = None,
+    end: str | date | None = None,
+    speed: str | None = None,
+    settings: list[str] | tuple[str, ...] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The configuration overrides of the common command-line options, with their origins.
+
+    Shared by ``sessionkit run``, ``sessionkit sweep`` and ``sessionkit-tui``: ``--db``,
+    ``--start``, ``--end``, ``--speed`` (``max`` -> data-driven; a number or ``60x`` ->
+    clock-driven at it) and any number of ``--set KEY=VALUE`` (applied last).
+
+    Returns
+    -------
+    overrides, origins
+        Dotted keys and values for :func:`load_config`, and the option that set each.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, for a value that cannot be parsed.
+    """
+    overrides: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+
+    def put(key: str, value: Any, origin: str) -> None:
+        overrides[key] = value
+        origins[key] = origin
+
+    if db is not None and db.strip():
+        put("database_url", db, f"--db {db}")
+    if start is not None:
+        put("backtest.start_date", parse_date(start, "--start"), f"--start {start}")
+    if end is not None:
+        put("backtest.end_date", parse_date(end, "--end"), f"--end {end}")
+    if speed is not None:
+        value = parse_speed(speed)
+        if value is None:
+            put("backtest.clock", "data-driven", f"--speed {speed}")
+        else:
+            put("backtest.clock", "clock-driven", f"--speed {speed}")
+            put("backtest.speed", value, f"--speed {speed}")
+    for text in settings:
+        key, value = parse_setting(text)
+        key = _normal_key(key)
+        if key == "backtest.speed" and isinstance(value, str):
+            parsed = parse_speed(value, f"--set {text}")
+            if parsed is None:
+                put("backtest.clock", "data-driven", f"--set {text}")
+                continue
+            value = parsed
+        put(key, value, f"--set {text}")
+    return overrides, origins

@@ -3,18 +3,93 @@
 Any thread may raise these. A :class:`SessionkitError` is a user's mistake (configuration,
 data, database, arguments): the command line prints its message, exits with status 2 and
 shows no traceback. Every subclass is also a ``ValueError`` where the mistake is a bad value,
-following exchange_calendars' typed errors.
+following exchange_calendars' typed errors: they keep their context as attributes and build
+their message in ``__str__``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class SessionkitError(Exception):
     """A user's mistake: printed as one clear message, exit status 2."""
 
 
+Problem = tuple[str, str | None, str]
+"""One configuration problem: (source, key, what is wrong)."""
+
+
 class ConfigError(SessionkitError, ValueError):
-    """A configuration file or option is wrong; the message names the file and the key."""
+    """A configuration value is wrong; the message names where it came from and the key.
+
+    Parameters
+    ----------
+    source
+        Where the value came from: a configuration file's path, ``<config>`` for a mapping,
+        or a command-line option (``--start 2030-01-01``, ``--set backtest.speed=0``).
+    key
+        The dotted key (``backtest.speed``, ``historical[0].trailing_days``), or None when
+        the problem concerns the whole source (a missing file, a TOML syntax error).
+    problem
+        What is wrong. When it is None, ``source`` is taken as the whole message.
+    more
+        Further ``(source, key, problem)`` triples found together with this one.
+
+    Examples
+    --------
+    >>> print(ConfigError("demo.toml", "backtest.speed", "must be > 0 (got 0)"))
+    invalid configuration in demo.toml:
+      backtest.speed: must be > 0 (got 0)
+    >>> print(ConfigError("--speed", None, "'fast' is not a speed"))
+    --speed: 'fast' is not a speed
+    """
+
+    def __init__(
+        self,
+        source: str,
+        key: str | None = None,
+        problem: str | None = None,
+        more: Sequence[Problem] = (),
+    ) -> None:
+        super().__init__(source, key, problem, tuple(more))
+        self.source = source
+        self.key = key
+        self.problem = problem
+        self.more = tuple(more)
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """Every (source, key, problem) triple this error reports."""
+        if self.problem is None:
+            return ()
+        return ((self.source, self.key, self.problem), *self.more)
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.source, self.key, self.problem, self.more))
+
+    def __str__(self) -> str:
+        if self.problem is None:
+            return self.source
+        sections: dict[str, list[str]] = {}
+        whole: list[str] = []
+        for source, key, problem in self.problems:
+            if key is None:
+                whole.append(f"{source}: {problem}")
+            else:
+                line = f"  {key}: {problem}"
+                lines = sections.setdefault(source, [])
+                if line not in lines:
+                    lines.append(line)
+        parts = whole[:]
+        for source, lines in sections.items():
+            where = "from" if source.startswith("-") else "in"
+            parts.append(f"invalid configuration {where} {source}:\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+
+class UsageError(SessionkitError, ValueError):
+    """A command-line argument has a wrong value (reported like argparse's errors, exit 2)."""
 
 
 class DatabaseError(SessionkitError):

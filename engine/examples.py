@@ -1,7 +1,8 @@
 """Example analyses for sessionkit (run on the ``analysis_engine`` thread).
 
 :class:`SmaCross` is the bundled demo's analysis: it emits ``buy`` when a fast SMA of
-closes crosses above a slow one and ``sell`` when it crosses below.
+closes crosses above a slow one and ``sell`` when it crosses below, and reports what
+following its own signals would have given (:meth:`SmaCross.metrics`).
 """
 
 from __future__ import annotations
@@ -12,24 +13,41 @@ from typing import Any
 class SmaCross:
     """Emit ``buy``/``sell`` when a fast SMA crosses a slow SMA (per symbol, base interval).
 
+    Its metrics follow the signals long/flat: each symbol gets an equal share of the
+    capital; a signal is filled at the open of that symbol's next bar (the next session's
+    first bar if the signal came at the close), paying ``fee_bps`` on the traded value;
+    a ``buy`` while long or a ``sell`` while flat changes nothing. The portfolio is valued
+    at every step at each symbol's last close.
+
     Parameters
     ----------
     fast, slow
         Periods of the two simple moving averages, in bars.
+    fee_bps
+        Fee per fill, in basis points of the traded value (0 by default).
     """
 
-    def __init__(self, fast: int = 10, slow: int = 30) -> None:
+    def __init__(self, fast: int = 10, slow: int = 30, fee_bps: float = 0.0) -> None:
         if not 0 < fast < slow:
             raise ValueError(f"SmaCross needs 0 < fast < slow, got fast={fast}, slow={slow}")
+        if not 0 <= fee_bps < 10_000:
+            raise ValueError(f"SmaCross needs 0 <= fee_bps < 10000, got {fee_bps}")
         self.fast = fast
         self.slow = slow
+        self.fee = fee_bps / 10_000
         self._above: dict[str, bool | None] = {}
+        self._book: _Book | None = None
 
     def on_session_start(self, ctx: Any) -> None:
         self._above = dict.fromkeys(ctx.symbols)
+        if self._book is None:
+            self._book = _Book(ctx.symbols, self.fee)
 
     def on_step(self, ctx: Any) -> None:
-        for symbol, _bar in ctx.items:
+        book = self._book
+        for symbol, bar in ctx.items:
+            if book is not None:
+                book.on_bar(symbol, bar.open, bar.close)
             closes = ctx.closes(symbol, self.slow)  # the last closes known at ctx.time
             if len(closes) < self.slow:
                 continue
@@ -39,9 +57,82 @@ class SmaCross:
             before = self._above.get(symbol)
             self._above[symbol] = above
             if before is not None and above != before:
+                if book is not None:
+                    book.order(symbol, long=above)
                 ctx.emit(
                     symbol,
                     "buy" if above else "sell",
                     closes[-1],
                     f"SMA{self.fast} {'above' if above else 'below'} SMA{self.slow}",
                 )
+        if book is not None:
+            book.mark()
+
+    def metrics(self) -> dict[str, float]:
+        """``total_return_pct``, ``max_drawdown_pct``, ``trades`` and ``win_rate_pct``.
+
+        A position still open is valued at its symbol's last close and counted as a trade.
+        ``win_rate_pct`` is absent while there is no trade.
+        """
+        if self._book is None:
+            return {}
+        return self._book.metrics()
+
+
+class _Book:
+    """Long/flat sleeves, one per symbol, each starting with ``1 / len(symbols)``."""
+
+    def __init__(self, symbols: tuple[str, ...], fee: float) -> None:
+        share = 1.0 / len(symbols)
+        self.fee = fee
+        self.cash = dict.fromkeys(symbols, share)
+        self.units = dict.fromkeys(symbols, 0.0)
+        self.cost = dict.fromkeys(symbols, 0.0)
+        """What the open position cost (cash before the buy), per symbol."""
+        self.last = dict.fromkeys(symbols, 0.0)
+        self.pending: dict[str, bool] = {}
+        self.peak = 1.0
+        self.equity = 1.0
+        self.max_drawdown = 0.0
+        self.trades = 0
+        self.wins = 0
+
+    def order(self, symbol: str, *, long: bool) -> None:
+        self.pending[symbol] = long
+
+    def on_bar(self, symbol: str, open_: float, close: float) -> None:
+        long = self.pending.pop(symbol, None)
+        if long is True and self.units[symbol] == 0.0:
+            self.cost[symbol] = self.cash[symbol]
+            self.units[symbol] = self.cash[symbol] * (1.0 - self.fee) / open_
+            self.cash[symbol] = 0.0
+        elif long is False and self.units[symbol] > 0.0:
+            self._close(symbol, self.units[symbol] * open_ * (1.0 - self.fee))
+        self.last[symbol] = close
+
+    def _close(self, symbol: str, proceeds: float) -> None:
+        self.trades += 1
+        self.wins += proceeds > self.cost[symbol]
+        self.cash[symbol] = proceeds
+        self.units[symbol] = 0.0
+
+    def mark(self) -> None:
+        equity = sum(self.cash[s] + self.units[s] * self.last[s] for s in self.cash)
+        self.equity = equity
+        self.peak = max(self.peak, equity)
+        self.max_drawdown = max(self.max_drawdown, 1.0 - equity / self.peak)
+
+    def metrics(self) -> dict[str, float]:
+        trades, wins = self.trades, self.wins
+        for symbol, units in self.units.items():
+            if units > 0.0:
+                trades += 1
+                wins += units * self.last[symbol] > self.cost[symbol]
+        out = {
+            "total_return_pct": (self.equity - 1.0) * 100.0,
+            "max_drawdown_pct": self.max_drawdown * 100.0,
+            "trades": float(trades),
+        }
+        if trades:
+            out["win_rate_pct"] = wins / trades * 100.0
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from datetime import date
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import pytest
 from sessionkit.engine.config import (
+    SPEED_RULE,
     config_from_dict,
     default_database_url,
     load_config,
+    parse_date,
+    parse_setting,
+    parse_speed,
     resolve_config_path,
 )
 from sessionkit.engine.errors import ConfigError
@@ -93,8 +98,10 @@ def test_overrides_replace_fields(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key", "words"),
     [
-        (("speed = 60", "speed = 0"), "backtest.speed", "greater than 0"),
-        (("speed = 60", "speed = -3"), "backtest.speed", "greater than 0"),
+        (("speed = 60", "speed = 0"), "backtest.speed", "a speed is a finite number > 0"),
+        (("speed = 60", "speed = -3"), "backtest.speed", "a speed is a finite number > 0"),
+        (("speed = 60", "speed = inf"), "backtest.speed", "a speed is a finite number > 0"),
+        (("speed = 60", "speed = nan"), "backtest.speed", "a speed is a finite number > 0"),
         (("speed = 60", 'speed = "fast"'), "backtest.speed", "number"),
         (('interval = "1m"', 'interval = "2m"'), "streams.interval", "'1m'"),
         (('derived = ["5m", "15m"]', 'derived = ["7m"]'), "streams.derived[0]", "'5m'"),
@@ -235,3 +242,139 @@ def _demo_without_database_url(config) -> str:
 
     text = files("sessionkit.sample_db").joinpath("demo.toml").read_text(encoding="utf-8")
     return "\n".join(line for line in text.splitlines() if not line.startswith("database_url"))
+
+
+# -- one parser for speeds, dates and --set; one ConfigError form ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("max", None), ("MAX", None), ("60", 60.0), ("60x", 60.0), ("0.5", 0.5)]
+)
+def test_parse_speed_accepts(text: str, expected: float | None) -> None:
+    assert parse_speed(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "fast", "inf", "-inf", "nan", "infx", "1e400", ""])
+def test_parse_speed_refuses_with_the_one_rule(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_speed(text)
+    assert str(info.value) == f"--speed: {text!r}: {SPEED_RULE} (or 'max': data-driven)"
+
+
+def test_parse_date() -> None:
+    assert parse_date(" 2024-12-02 ", "--start") == date(2024, 12, 2)
+    assert parse_date(date(2024, 12, 2), "--start") == date(2024, 12, 2)
+    with pytest.raises(ConfigError, match=r"^--from: '2024-13-01' is not a date \(YYYY-MM-DD\)$"):
+        parse_date("2024-13-01", "--from")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("backtest.speed=600", "backtest.speed", 600),
+        ("backtest.end_date=2024-12-06", "backtest.end_date", date(2024, 12, 6)),
+        ('streams.symbols=["ACME", "BOLT"]', "streams.symbols", ["ACME", "BOLT"]),
+        ("analysis.entry=pkg.mod:Cls", "analysis.entry", "pkg.mod:Cls"),
+        ("analysis.options.fee_bps = 2.5", "analysis.options.fee_bps", 2.5),
+        ("quality.enable_session_quality=false", "quality.enable_session_quality", False),
+        ("historical[0].trailing_days=3", "historical[0].trailing_days", 3),
+        ('database_url="a=b"', "database_url", "a=b"),
+    ],
+)
+def test_parse_setting(text: str, key: str, value: object) -> None:
+    assert parse_setting(text) == (key, value)
+
+
+@pytest.mark.parametrize("text", ["novalue", "=5", "a..b=1", "a.[0]=1", "a b=1"])
+def test_parse_setting_refuses(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--set "):
+        parse_setting(text)
+
+
+def test_dotted_overrides_reach_any_key(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    config = load_config(
+        path,
+        {
+            "analysis.options.fast": 5,
+            "historical.0.trailing_days": 2,
+            "indicators[0].period": 7,
+            "backtest.end_date": "2024-12-06",
+        },
+    )
+    assert config.analysis.options == {"fast": 5}
+    assert config.historical[0].trailing_days == 2
+    assert config.indicators[0].period == 7
+    assert config.backtest.end_date == date(2024, 12, 6)
+    assert set(config.overrides) == {
+        "analysis.options.fast",
+        "historical[0].trailing_days",
+        "indicators[0].period",
+        "backtest.end_date",
+    }
+
+
+def test_an_override_error_names_the_option_not_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    options = {"settings": ["backtest.speed=0", "historical[3].trailing_days=1"]}
+    with pytest.raises(ConfigError) as info:
+        load_config(path, options=options)
+    message = str(info.value)
+    assert message.startswith("invalid configuration from --set historical[3].trailing_days=1:")
+    assert "  historical[3]: there is no item 3 (the list has 1)" in message
+    with pytest.raises(ConfigError) as info:
+        load_config(path, options={"settings": ["backtest.speed=0"]})
+    assert str(info.value).startswith(
+        "invalid configuration from --set backtest.speed=0:\n  backtest.speed: a speed is"
+    )
+    # end_date (in the file) before the --start date: blamed on --start, not on the file
+    with pytest.raises(ConfigError) as info:
+        load_config(path, options={"start": "2030-01-01"})
+    message = str(info.value)
+    assert message.startswith("invalid configuration from --start 2030-01-01:\n  backtest: end_d")
+    assert str(path) not in message
+
+
+def test_the_config_names_where_each_value_came_from(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    config = load_config(path, options={"start": "2024-12-02", "settings": ["mode=backtest"]})
+    assert config.origin_of("backtest.start_date") == "--start 2024-12-02"
+    assert config.origin_of("backtest") == "--start 2024-12-02"
+    assert config.origin_of("backtest.end_date") == str(path)
+    assert config.origin_of("streams.symbols") == str(path)
+    assert config.origin_of("mode") == "--set mode=backtest"
+
+
+def test_config_error_builds_its_message_and_pickles() -> None:
+    error = ConfigError("a.toml", "backtest.speed", "bad", [("--set x=1", "x", "unknown key")])
+    assert str(error) == (
+        "invalid configuration in a.toml:\n  backtest.speed: bad\n"
+        "invalid configuration from --set x=1:\n  x: unknown key"
+    )
+    assert isinstance(error, ValueError)
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and again.problems == error.problems
+    assert str(ConfigError("--speed", None, "'x' is wrong")) == "--speed: 'x' is wrong"
+
+
+def test_deeply_nested_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_config_pickles_with_its_source_and_origins(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), options={"start": "2024-12-02"})
+    again = pickle.loads(pickle.dumps(config))
+    assert again == config
+    assert again.source == config.source and again.overrides == config.overrides
+
+
+@pytest.mark.parametrize("start", ["99:99", "23:59999999999", "9:30", "10:30:00"])
+def test_a_replay_start_must_be_a_time_of_day(start: str) -> None:
+    data = {"mode": "live", "streams": {"symbols": ["SPY"]}, "live": {"replay_start": start}}
+    with pytest.raises(ConfigError, match=r"live\.replay_start: String should match pattern"):
+        config_from_dict(data)
+    data["live"]["replay_start"] = "15:30"
+    assert config_from_dict(data).live.replay_start == "15:30"

@@ -162,10 +162,13 @@ def test_public_api_is_exactly_the_documented_one() -> None:
             "ConfigError",
             "DataImportError",
             "DatabaseError",
+            "RunResult",
             "Session",
             "SessionConfig",
             "SessionkitError",
+            "UsageError",
             "load_config",
+            "run_backtest",
         ]
     )
     for name in engine.__all__:

@@ -42,6 +42,7 @@ from .screens.help import HelpScreen
 from .screens.seek import SeekScreen
 from .themes import ThemeSet, load_themes
 from .widgets.event_log import EventLog
+from .widgets.metrics_pane import MetricsPane
 from .widgets.oscillator_chart import OscillatorChart
 from .widgets.price_chart import PriceChart
 from .widgets.signals_log import SignalsLog
@@ -316,6 +317,7 @@ class SessionkitApp(App[None]):
                 yield SymbolFilter(id="filter")
                 yield SymbolsTable(id="symbols")
                 yield SubscriptionsTable(id="subscriptions", figures=self.figures)
+                yield MetricsPane(id="metrics")
                 yield SignalsLog(id="signals")
             with Vertical(id="charts"):
                 yield PriceChart(id="price")
@@ -329,6 +331,8 @@ class SessionkitApp(App[None]):
         self.query_one("#subscriptions").border_title = "Subscriptions"
         self.query_one("#subscriptions").border_subtitle = "waits in ms"
         self.query_one("#signals").border_title = "Signals"
+        self.query_one("#metrics").border_title = "Metrics"
+        self.query_one("#metrics").border_subtitle = "at the last session end"
         self.query_one("#log").border_title = "Events"
         self.query_one(SymbolsTable).focus()
         log = self.query_one(EventLog)
@@ -456,6 +460,7 @@ class SessionkitApp(App[None]):
         if pane == "tables":
             self.query_one(SymbolsTable).show(snapshot)
             self.query_one(SubscriptionsTable).show(snapshot)
+            self.query_one(MetricsPane).show(snapshot)
         elif pane == "logs":
             limit = None if force or not self._busy(snapshot) else BUSY_LOG_LINES
             dated = snapshot.session_count > 1

@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,36 +20,11 @@ THEME_DIR_ENV = "SESSIONKIT_THEME_DIR"
 """Environment variable naming an extra folder of theme files."""
 
 
-class UsageError(Exception):
-    """A bad argument: reported like argparse's own errors (exit 2)."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        from sessionkit.engine import UsageError
+
         raise UsageError(message)
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def parse_speed(text: str) -> float | None:
-    """``max`` -> None (data-driven); ``60`` or ``60x`` -> 60.0 (clock-driven)."""
-    value = text.strip().lower()
-    if value == "max":
-        return None
-    try:
-        speed = float(value.removesuffix("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a speed (a number of simulated seconds per second, or 'max')"
-        ) from None
-    if not speed > 0 or speed != speed or speed == float("inf"):
-        raise argparse.ArgumentTypeError(f"speed must be a positive number, not {text!r}")
-    return speed
 
 
 def _version() -> str:
@@ -81,14 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--db", metavar="URL", help="SQLAlchemy database URL, or a SQLite file's path"
     )
-    parser.add_argument("--start", type=_date, metavar="DATE", help="first date (YYYY-MM-DD)")
-    parser.add_argument("--end", type=_date, metavar="DATE", help="last date (YYYY-MM-DD)")
+    parser.add_argument("--start", metavar="DATE", help="first date (YYYY-MM-DD)")
+    parser.add_argument("--end", metavar="DATE", help="last date (YYYY-MM-DD)")
     parser.add_argument(
         "--speed",
-        type=parse_speed,
         metavar="X|max",
-        default=argparse.SUPPRESS,
-        help="simulated seconds per wall second (60 = a minute a second), or max",
+        help="simulated seconds per wall second (60 or 60x = a minute a second), or max",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any configuration key, e.g. --set analysis.options.fast=5 (repeatable)",
     )
     parser.add_argument("--paused", action="store_true", help="start paused (n steps)")
     parser.add_argument(
@@ -103,25 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The nested configuration overrides the options ask for."""
-    overrides: dict[str, Any] = {}
-    backtest: dict[str, Any] = {}
-    if args.db:
-        overrides["database_url"] = args.db  # a URL or a SQLite file's path
-    if args.start is not None:
-        backtest["start_date"] = args.start
-    if args.end is not None:
-        backtest["end_date"] = args.end
-    if hasattr(args, "speed"):
-        if args.speed is None:
-            backtest["clock"] = "data-driven"
-        else:
-            backtest["clock"] = "clock-driven"
-            backtest["speed"] = args.speed
-    if backtest:
-        overrides["backtest"] = backtest
-    return overrides
+def options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The options :func:`~sessionkit.engine.load_config` applies over the file
+    (``--db``, ``--start``, ``--end``, ``--speed``, ``--set``), as typed."""
+    return {
+        "db": args.db,
+        "start": args.start,
+        "end": args.end,
+        "speed": args.speed,
+        "settings": args.settings,
+    }
 
 
 def _theme_sources(theme: str) -> tuple[list[str], str]:
@@ -136,6 +107,8 @@ def _theme_sources(theme: str) -> tuple[list[str], str]:
         try:
             loaded = load_theme_file(theme)
         except ThemeError as exc:
+            from sessionkit.engine import UsageError
+
             raise UsageError(str(exc)) from None
         folders.append(str(Path(theme).parent))
         return folders, loaded.name
@@ -144,11 +117,15 @@ def _theme_sources(theme: str) -> tuple[list[str], str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the monitor; returns the exit status (2 for a user's mistake)."""
-    from sessionkit.engine import SessionkitError
+    from sessionkit.engine import SessionkitError, UsageError
 
     session = None
     try:
         args = build_parser().parse_args(argv)
+        from sessionkit.engine import Session, load_config
+
+        # The options first: a mistake is reported before the UI's modules load.
+        config = load_config(args.config, options=options_of(args))
         folders, theme = _theme_sources(args.theme)
         from textual.theme import BUILTIN_THEMES
 
@@ -158,14 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if theme not in themes.names and theme not in BUILTIN_THEMES:
             known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
             raise UsageError(f"unknown theme {theme!r} (available: {known})")
-        from sessionkit.engine import Session, load_config
-
-        config = load_config(args.config, overrides_from(args))
         session = Session(config, start_paused=args.paused)
         from .app import create_app
 
         app = create_app(session, theme=theme, themes=themes)
-    except (UsageError, SessionkitError, ValueError) as exc:
+    except (SessionkitError, ValueError) as exc:
         if session is not None:
             session.stop(0.5)
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The ``sessionkit`` command line: ``db`` (init, import, calendar, info) and ``run``.
+"""The ``sessionkit`` command line: ``run``, ``sweep`` and ``db`` (init, import, calendar, info).
 
 Runs on the main thread. A :class:`~sessionkit.engine.errors.SessionkitError` from any
 command is printed as one line on stderr, with exit status 2 and no traceback.
@@ -42,9 +42,11 @@ def _root(
 def _register() -> None:
     from .db import db_app
     from .run import run_command
+    from .sweep import sweep_command
 
     app.add_typer(db_app, name="db")
     app.command("run")(run_command)
+    app.command("sweep")(sweep_command)
 
 
 def fail(message: str) -> None:
@@ -55,6 +57,8 @@ def fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sessionkit`` console script."""
+    from .run import Terminated
+
     _register()
     try:
         app(args=argv, prog_name="sessionkit", standalone_mode=True)
@@ -63,3 +67,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        typer.echo("terminated", err=True)
+        sys.exit(143)

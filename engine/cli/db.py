@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from sqlalchemy import BigInteger, Engine, func, select, type_coerce
+from sqlalchemy import BigInteger, Engine, case, func, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import database_url_of
-from ..errors import DatabaseError, SessionkitError
+from ..config import database_url_of, parse_date
+from ..errors import DatabaseError, UsageError
 from ..store.db import (
     BarRecord,
     CalendarDay,
@@ -50,10 +50,6 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
-class UsageError(SessionkitError, ValueError):
-    """A command-line option of a ``db`` command has a wrong value."""
-
-
 def writable_url(db: str | None, command: str) -> str:
     """The URL for a command that writes: ``--db`` is required.
 
@@ -72,13 +68,6 @@ def writable_url(db: str | None, command: str) -> str:
             "sessionkit db init --db my.sqlite)"
         )
     return database_url_of(db)
-
-
-def _parse_date(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise UsageError(f"{option}: {value!r} is not a date (use YYYY-MM-DD)") from None
 
 
 def _console() -> Any:
@@ -172,8 +161,8 @@ def calendar_command(
     """Fill the trading calendar of an exchange from exchange_calendars (replaces the range)."""
     from ..store.calendar_fill import fill_calendar, resolve_exchange
 
-    start = _parse_date(from_, "--from")
-    end = _parse_date(to, "--to")
+    start = parse_date(from_, "--from")
+    end = parse_date(to, "--to")
     url = writable_url(db, "calendar")
     engine = open_db(url)
     try:
@@ -208,17 +197,32 @@ def calendar_command(
 
 
 def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
-    with engine.connect() as connection:
-        zones = dict(connection.execute(select(Exchange.name, Exchange.timezone)).all())
-        rows = connection.execute(
-            select(
-                CalendarDay.exchange,
-                func.count(),
-                func.min(CalendarDay.session_date),
-                func.max(CalendarDay.session_date),
-                func.sum(type_coerce(CalendarDay.early_close, BigInteger)),
-            ).group_by(CalendarDay.exchange)
-        ).all()
+    """Per exchange: zone, session count, first and last session, early closes.
+
+    Raises
+    ------
+    DatabaseError
+        If the database cannot be read.
+    """
+    try:
+        with engine.connect() as connection:
+            zones = dict(connection.execute(select(Exchange.name, Exchange.timezone)).all())
+            rows = connection.execute(
+                select(
+                    CalendarDay.exchange,
+                    func.count(),
+                    func.min(CalendarDay.session_date),
+                    func.max(CalendarDay.session_date),
+                    # portable SQL: PostgreSQL has no sum() of booleans
+                    func.sum(case((CalendarDay.early_close, 1), else_=0)),
+                ).group_by(CalendarDay.exchange)
+            ).all()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot read the calendar of "
+            f"{safe_url(engine.url.render_as_string(hide_password=False))}: "
+            f"{getattr(exc, 'orig', exc)}"
+        ) from None
     coverage: dict[str, dict[str, Any]] = {}
     for exchange, count, first, last, early in rows:
         coverage[exchange] = {

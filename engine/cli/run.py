@@ -1,96 +1,83 @@
-"""``sessionkit run``: a headless session with a progress bar, a summary, JSON and export.
+"""``sessionkit run``: one headless run with a progress bar, a summary, JSON and export.
 
-Runs on the main thread; the engine runs in its own threads, which this command polls
-through :meth:`~sessionkit.engine.pipeline.session.Session.snapshot` (10 times a second).
+Runs on the main thread. The run itself is :class:`~sessionkit.engine.runs.backtest.BacktestRun`
+(what :func:`~sessionkit.engine.runs.backtest.run_backtest` does, step by step), so the
+summary and ``--json`` are both built from its :class:`~sessionkit.engine.runs.result.RunResult`.
+Ctrl-C (SIGINT) and SIGTERM stop the run; what ran is still summarized and exported.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from datetime import date
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import ConfigError
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL or SQLite file (overrides the config).", metavar="URL"),
+]
+StartOption = Annotated[
+    str | None, typer.Option("--start", help="First date, YYYY-MM-DD.", metavar="DATE")
+]
+EndOption = Annotated[
+    str | None, typer.Option("--end", help="Last date, YYYY-MM-DD.", metavar="DATE")
+]
+SpeedOption = Annotated[
+    str | None,
+    typer.Option(
+        "--speed",
+        help="'max' (data-driven, the default of a headless run) or simulated seconds per "
+        "wall second (60 or 60x).",
+        metavar="X|max",
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override any configuration key, e.g. --set analysis.options.fast=5 "
+        "(repeatable; the value is TOML, a bare word is a string).",
+        metavar="KEY=VALUE",
+    ),
+]
+ConfigArgument = Annotated[
+    str | None, typer.Argument(help="A TOML file, or a bundled config name (demo, spy-2011).")
+]
 
 
-def parse_speed(value: str | None) -> dict[str, Any]:
-    """Turn ``--speed`` (``max`` or a positive number) into backtest overrides.
+class Terminated(Exception):
+    """SIGTERM arrived: stop the run like Ctrl-C does (exit status 143)."""
 
-    Raises
-    ------
-    ConfigError
-        If it is neither.
-    """
-    if value is None:
-        return {}
-    if value.strip().lower() == "max":
-        return {"clock": "data-driven"}
+
+@contextmanager
+def sigterm_stops() -> Any:
+    """Turn SIGTERM into :class:`Terminated` on the main thread while the block runs."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise Terminated
+
     try:
-        speed = float(value)
-    except ValueError:
-        speed = float("nan")
-    if not speed > 0:
-        raise ConfigError(f"--speed must be 'max' or a number > 0, not {value!r}")
-    return {"clock": "clock-driven", "speed": speed}
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def build_overrides(
-    db: str | None, start: date | None, end: date | None, speed: str | None
-) -> dict[str, Any]:
-    """Command-line options as nested configuration overrides."""
-
-    backtest: dict[str, Any] = {"start_date": start, "end_date": end, **parse_speed(speed)}
-    backtest = {k: v for k, v in backtest.items() if v is not None}
-    return {"database_url": db or None, "backtest": backtest or None}
-
-
-def summary(session: Any) -> dict[str, Any]:
-    """The run's results as plain JSON-ready data."""
-    snap = session.snapshot()
-    processor = session.processor
-    quality = session.quality
-    sessions = list(snap.sessions[: snap.session_index])
-    bars: dict[str, dict[str, int]] = {}
-    qual: dict[str, dict[str, float | None]] = {}
-    for (symbol, interval), count in processor.totals.items():
-        bars.setdefault(symbol, {})[interval] = count
-        overall = quality.overall_quality(symbol)
-        qual.setdefault(symbol, {})[interval] = None if overall is None else round(overall, 4)
-    metrics = snap.metrics
-    loads = session.coordinator.metrics
-    return {
-        "state": snap.state,
-        "error": snap.error,
-        "mode": snap.mode,
-        "clock": snap.clock,
-        "speed": snap.speed,
-        "sessions": [d.isoformat() for d in sessions],
-        "bars": bars,
-        "quality": qual,
-        "gaps": {s: len(quality.all_gaps[s]) for s in snap.symbols},
-        "overruns": {s.stream: s.overruns for s in snap.subscriptions},
-        "bars_per_second": round(metrics.bars_per_second, 1),
-        "steps": metrics.steps,
-        "load_seconds": round((loads.initial_load or 0.0) + sum(loads.subsequent_loads), 4),
-        "load": {
-            "initial_seconds": metrics.initial_load_seconds,
-            "subsequent_mean_seconds": metrics.subsequent_load_seconds,
-        },
-        "step_latency_ms": metrics.step_latency_ms,
-        "signals": session.analysis.signal_count if session.analysis else 0,
-        "analysis_errors": metrics.analysis_errors,
-    }
-
-
-def _print_summary(data: dict[str, Any]) -> None:
+def print_summary(data: dict[str, Any]) -> None:
+    """The human summary of a ``RunResult.to_dict()``."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(highlight=False)
     sessions = data["sessions"]
     span = f"{sessions[0]} .. {sessions[-1]}" if sessions else "none"
     console.print(
@@ -102,6 +89,8 @@ def _print_summary(data: dict[str, Any]) -> None:
     )
     if data["error"]:
         console.print(f"[red]error:[/] {data['error']}")
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
     table = Table(title="bars and quality")
     intervals = sorted({i for per in data["bars"].values() for i in per}, key=_seconds)
     table.add_column("symbol")
@@ -119,7 +108,20 @@ def _print_summary(data: dict[str, Any]) -> None:
         )
     console.print(table)
     overruns = ", ".join(f"{k}: {v}" for k, v in data["overruns"].items())
-    console.print(f"overruns: {overruns or 'none'}; signals: {data['signals']}")
+    console.print(
+        f"overruns: {overruns or 'none'}; signals: {data['signal_count']}; "
+        f"analysis errors: {data['analysis_errors']}"
+    )
+    if data["metrics"]:
+        console.print(
+            "metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in data["metrics"].items())
+        )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
 
 
 def _seconds(interval: str) -> int:
@@ -128,85 +130,97 @@ def _seconds(interval: str) -> int:
     return INTERVAL_SECONDS.get(interval, 0)
 
 
-def _follow(session: Any, show_progress: bool) -> None:
+def _follow(run: Any, show_progress: bool) -> None:
     if not show_progress:
-        while not session.wait(0.2):
-            pass
+        run.follow()
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} sessions"),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         transient=True,
     ) as progress:
-        task = progress.add_task("starting", total=len(session.sessions) or 1)
-        while not session.wait(0.1):
-            snap = session.snapshot()
-            t = snap.sim_time.astimezone(session.runtime.tz) if snap.sim_time else None
+        task = progress.add_task("starting", total=run.expected_bars)
+        tz = run.session.runtime.tz
+
+        def update(snap: Any) -> None:
+            t = snap.sim_time.astimezone(tz) if snap.sim_time else None
             clock = f"{t:%H:%M}" if t else snap.state
             progress.update(
                 task,
-                completed=max(0, snap.session_index - 1),
+                completed=run.streamed_bars(),
                 description=f"{snap.session_date or ''} {clock}  "
                 f"{snap.metrics.bars_per_second:,.0f} bars/s",
             )
 
+        run.follow(update)
+
 
 def run_command(
-    config: Annotated[
-        str | None, typer.Argument(help="A TOML file, or a bundled config name (demo, spy-2011).")
-    ] = None,
-    db: Annotated[
-        str | None, typer.Option("--db", help="Database URL (overrides the config).")
-    ] = None,
-    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
-    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
-    speed: Annotated[
-        str | None, typer.Option(help="'max' (data-driven) or simulated seconds per second.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigArgument = None,
+    db: DbOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    speed: SpeedOption = None,
+    settings: SetOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the RunResult as one JSON object.")
+    ] = False,
     export: Annotated[
-        Path | None, typer.Option(help="Write DIR/<symbol>/<interval>.csv files.")
+        Path | None,
+        typer.Option(
+            help="Write DIR/<symbol>/<interval>.csv (bars, indicators, quality) and "
+            "DIR/signals.csv.",
+            metavar="DIR",
+        ),
     ] = None,
 ) -> None:
-    """Run a backtest (or live replay) headless and print a summary."""
-    from ..config import load_config
-    from ..pipeline.session import Session
+    """Run a backtest (or live replay) headless and print a summary.
 
-    overrides = build_overrides(db, _date("--start", start), _date("--end", end), speed)
-    cfg = load_config(config, overrides)
-    session = Session(cfg, source=str(config or "demo"), record=export is not None)
-    session.start()
-    interrupted = False
-    try:
-        _follow(session, show_progress=not as_json and sys.stderr.isatty())
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        session.stop()
-    data = summary(session)
-    if export is not None and data["state"] in ("completed", "stopped"):
-        paths = session.export_csv(export)
-        data["export"] = [str(p) for p in paths]
+    A headless run is data-driven (as fast as the data allows) unless --speed says
+    otherwise; the config's clock is the monitor's (sessionkit-tui).
+    """
+    from ..config import option_overrides
+    from ..runs.backtest import BacktestRun, resolve_config
+
+    overrides, origins = option_overrides(
+        db=db, start=start, end=end, speed=speed, settings=settings or ()
+    )
+    status = 0
+    with sigterm_stops():
+        cfg = resolve_config(config, overrides, origins)
+        run = BacktestRun(cfg, export=export)
+        try:
+            run.start()
+            _follow(run, show_progress=not as_json and sys.stderr.isatty())
+        except KeyboardInterrupt:
+            status = 130
+        except Terminated:
+            status = 143
+        finally:
+            run.stop()
+        result = run.result()
+    data = result.to_dict()
     if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
+        typer.echo(json.dumps(data, indent=2))
     else:
-        _print_summary(data)
-        if export is not None and "export" in data:
-            typer.echo(f"exported {len(data['export'])} files to {export}")
-    if data["state"] == "error":
+        print_summary(data)
+        if result.export:
+            typer.echo(f"exported {len(result.export)} files to {export}")
+    if status:
+        raise typer.Exit(status)
+    if result.state == "error":
         raise typer.Exit(1)
-    if interrupted:
-        raise typer.Exit(130)
-
-
-def _date(option: str, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: {value!r} is not a date like 2024-11-25") from None

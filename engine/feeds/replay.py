@@ -137,10 +137,18 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> Replay
     day = live.replay_date or _last_session_with_data(config, dm, tm)
     session = tm.get_trading_session(day)
     if session is None:
-        raise ConfigError(f"live.replay_date: {day} is not a {config.exchange_group} trading day")
+        raise ConfigError(
+            config.origin_of("live.replay_date"),
+            "live.replay_date",
+            f"{day} is not a {config.exchange_group} trading day",
+        )
     pairs = dm.get_step_bars(symbols, interval, session.open, session.close)
     if not pairs:
-        raise ConfigError(f"live.replay_date: no {interval} bars of {symbols} on {day}")
+        raise ConfigError(
+            config.origin_of("live.replay_date"),
+            "live.replay_date",
+            f"no {interval} bars of {symbols} on {day}",
+        )
     delta = interval_delta(interval)
     steps: list[Step] = [
         (bar_end(start, delta, session.close), tuple(group))
@@ -153,7 +161,9 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> Replay
             local = datetime.combine(day, time(hh, mm), tm.timezone)
         except ValueError:
             raise ConfigError(
-                f"live.replay_start: {live.replay_start!r} is not a time like 10:30"
+                config.origin_of("live.replay_start"),
+                "live.replay_start",
+                f"{live.replay_start!r} is not a time like 10:30",
             ) from None
         start = max(session.open, min(local, session.close))
     return ReplayFeed(day, steps, start, dm, interval, speed=live.speed, drop_rate=live.drop_rate)
@@ -173,6 +183,10 @@ def _last_session_with_data(config: SessionConfig, dm: DataManager, tm: TimeMana
             )
         ).scalar_one()
     if last is None:
-        raise ConfigError("live: no bars of the streamed symbols to replay")
+        raise ConfigError(
+            config.origin_of("streams.symbols"),
+            "streams.symbols",
+            "no bars of the streamed symbols to replay (live mode)",
+        )
     moment = datetime.fromtimestamp(last, tm.timezone)
     return tm.count_back_trading_days(moment.date(), 1)

@@ -9,7 +9,9 @@ shown in the snapshot; with ``on_error = "stop"`` it ends the session with state
 
 The analysis class is named by ``analysis.entry`` (``package.module:ClassName``), built
 with ``analysis.options`` as keyword arguments, and may define ``on_session_start(ctx)``,
-``on_step(ctx)`` and ``on_session_end(ctx)``.
+``on_step(ctx)``, ``on_session_end(ctx)`` and ``metrics() -> dict[str, float]``. The
+metrics are read on this thread after every session and once more when the thread ends,
+and published as an immutable mapping (:attr:`AnalysisEngine.metrics`) for any thread.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import importlib
 import threading
 import traceback
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from ..core.bar import Bar
@@ -42,14 +46,14 @@ def load_analysis_class(entry: str, *, source: str = "<config>") -> type:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is a config mistake
         raise ConfigError(
-            f"invalid configuration in {source}:\n  analysis.entry: cannot import module "
-            f"{module_name!r}: {exc.__class__.__name__}: {exc}"
+            source,
+            "analysis.entry",
+            f"cannot import module {module_name!r}: {exc.__class__.__name__}: {exc}",
         ) from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise ConfigError(
-            f"invalid configuration in {source}:\n  analysis.entry: module {module_name!r} "
-            f"has no class {class_name!r}"
+            source, "analysis.entry", f"module {module_name!r} has no class {class_name!r}"
         )
     return cls
 
@@ -183,6 +187,9 @@ class AnalysisEngine(Stage):
         self.errors = 0
         self.signal_count = 0
         self._signals: deque[AnalysisSignal] = deque(maxlen=200)
+        self._all_signals: list[AnalysisSignal] = []
+        self.metrics: Mapping[str, float] = MappingProxyType({})
+        """The analysis's latest metrics (replaced whole, never mutated). Any thread."""
         self._lock = threading.Lock()
         self._ctx = AnalysisContext(self)
         self._on_step = getattr(analysis, "on_step", None)
@@ -192,6 +199,7 @@ class AnalysisEngine(Stage):
     def emit(self, signal: AnalysisSignal) -> None:
         with self._lock:
             self._signals.append(signal)
+            self._all_signals.append(signal)
             self.signal_count += 1
         self.runtime.log(
             f"signal {signal.kind} {signal.symbol}"
@@ -204,6 +212,27 @@ class AnalysisEngine(Stage):
         """A copy of the recent signals, oldest first. Any thread."""
         with self._lock:
             return tuple(self._signals)
+
+    def all_signals(self) -> tuple[AnalysisSignal, ...]:
+        """Every signal of the run, oldest first. Any thread."""
+        with self._lock:
+            return tuple(self._all_signals)
+
+    def _publish_metrics(self) -> None:
+        """Read the analysis's ``metrics()`` (its own thread, or the coordinator's when
+        inline) and publish a frozen copy."""
+        report = getattr(self.analysis, "metrics", None)
+        if report is None:
+            return
+        try:
+            values = {str(name): float(value) for name, value in dict(report()).items()}
+        except Exception as exc:
+            self._user_error("metrics", exc)
+            return
+        self.metrics = MappingProxyType(values)
+
+    def at_exit(self) -> None:
+        self._publish_metrics()
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -227,6 +256,7 @@ class AnalysisEngine(Stage):
         ctx.time, ctx.epoch, ctx.items = message.close, message.close.timestamp(), ()
         if self._on_session_end is not None:
             self._call(self._on_session_end, "session_end")
+        self._publish_metrics()
 
     def _call(self, hook: Any, what: str) -> None:
         try:

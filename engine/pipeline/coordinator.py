@@ -45,8 +45,9 @@ from .runtime import (
 )
 from .snapshot import ThreadStats
 
-READ_AHEAD_BARS = 100_000
-"""About how many bars of the coming sessions one step load reads (memory bound)."""
+READ_AHEAD_BARS = 20_000
+"""About how many bars of the coming sessions one step load reads (bounds the memory, and
+the time a stop may wait for one uninterruptible query)."""
 
 
 class Metrics:
@@ -364,8 +365,8 @@ class SessionCoordinator(threading.Thread):
         """This session's instants, read from the database, reading ahead.
 
         One query per session costs more than streaming a small universe's session, so
-        the sessions that follow are read with it, up to about :data:`READ_AHEAD_BARS`
-        bars, and kept until their turn. (Reading the next session in a background thread
+        from the second session on, the sessions that follow are read with it, up to about
+        :data:`READ_AHEAD_BARS` bars, and kept until their turn. (Reading the next session in a background thread
         was tried and dropped: its Python work holds the GIL while the engine streams.)
         """
         cached = self._read_ahead.pop(index, None)
@@ -373,6 +374,8 @@ class SessionCoordinator(threading.Thread):
             return cached
         per_session = 390 * max(1, len(self.symbols))
         count = max(1, min(len(self.sessions) - index + 1, READ_AHEAD_BARS // per_session))
+        if index == 1:
+            count = 1  # the first session alone: the run (or the monitor) starts sooner
         windows = [(open_, close)]
         for day in self.sessions[index : index - 1 + count]:
             session = self.tm.get_trading_session(day)

@@ -330,6 +330,7 @@ class Stage(threading.Thread):
         finally:
             if ready is not None:
                 ready.cancel()
+            self.at_exit()
 
     def run_inline(self, message: Message) -> None:
         """Handle ``message`` on the calling (coordinator's) thread; data-driven mode.
@@ -376,6 +377,9 @@ class Stage(threading.Thread):
 
     def after_batch(self) -> None:  # noqa: B027 - optional hook
         """Called after each batch of messages handled on this thread."""
+
+    def at_exit(self) -> None:  # noqa: B027 - optional hook
+        """Called on this thread as it ends (stopped, failed or finished)."""
 
     def stats(self) -> ThreadStats:
         """This stage's busy and waiting seconds, for the snapshot. Any thread."""

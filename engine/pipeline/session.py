@@ -162,9 +162,10 @@ class Session:
         sessions = tm.sessions_between(backtest.start_date, backtest.end_date)
         if not sessions:
             raise ConfigError(
-                f"invalid configuration in {self.source}:\n  backtest: no "
-                f"{config.exchange_group} trading day from {backtest.start_date} to "
-                f"{backtest.end_date}"
+                config.origin_of("backtest"),
+                "backtest",
+                f"no {config.exchange_group} trading day from {backtest.start_date} to "
+                f"{backtest.end_date}",
             )
         return sessions
 
@@ -185,8 +186,9 @@ class Session:
             return cls(**self.config.analysis.options)
         except Exception as exc:
             raise ConfigError(
-                f"invalid configuration in {self.source}:\n  analysis.options: {entry} "
-                f"refused them: {exc.__class__.__name__}: {exc}"
+                self.config.origin_of("analysis.options"),
+                "analysis.options",
+                f"{entry} refused them: {exc.__class__.__name__}: {exc}",
             ) from None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -470,6 +472,7 @@ class Session:
             ),
             events=runtime.events(),
             signals=analysis.signals() if analysis else (),
+            analysis_metrics=analysis.metrics if analysis else MappingProxyType({}),
             version=version,
         )
 

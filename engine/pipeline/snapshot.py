@@ -191,6 +191,8 @@ class Snapshot:
     metrics: EngineMetrics = field(default_factory=EngineMetrics)
     events: tuple[EngineEvent, ...] = ()
     signals: tuple[AnalysisSignal, ...] = ()
+    analysis_metrics: Mapping[str, float] = field(default_factory=_frozen)
+    """The analysis's metrics as of its last finished session (or the run's end)."""
     version: int = 0
     """Grows whenever the engine published something new (cheap change detection)."""
 

@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Engine, func, select, type_coerce
 from ..config import SessionConfig
 from ..core.bar import Bar
 from ..errors import ConfigError
-from .db import BarRecord, CalendarDay, Exchange
+from .db import BarRecord, CalendarDay, Exchange, safe_url
 
 _T = BarRecord.__table__.c
 _START = type_coerce(_T.start, BigInteger)  # raw epoch seconds: no per-row conversion
@@ -134,14 +134,15 @@ def check_against_database(
     ConfigError
         If the exchange group has no calendar or a symbol has no bars at the base interval.
     """
-    url = engine.url.render_as_string(hide_password=True)
+    url = safe_url(engine.url.render_as_string(hide_password=False))
     with engine.connect() as connection:
         exchanges = set(connection.execute(select(Exchange.name)).scalars())
         if config.exchange_group not in exchanges:
             known = ", ".join(sorted(exchanges)) or "none"
             raise ConfigError(
-                f"invalid configuration in {source}:\n  exchange_group: unknown exchange group "
-                f"{config.exchange_group!r} (calendars in {url}: {known})"
+                config.origin_of("exchange_group") if source == config.source else source,
+                "exchange_group",
+                f"unknown exchange group {config.exchange_group!r} (calendars in {url}: {known})",
             )
         has_days = connection.execute(
             select(func.count())
@@ -150,8 +151,9 @@ def check_against_database(
         ).scalar_one()
         if not has_days:
             raise ConfigError(
-                f"invalid configuration in {source}:\n  exchange_group: the calendar of "
-                f"{config.exchange_group!r} in {url} is empty"
+                config.origin_of("exchange_group") if source == config.source else source,
+                "exchange_group",
+                f"the calendar of {config.exchange_group!r} in {url} is empty",
             )
         present = set(
             connection.execute(
@@ -177,8 +179,9 @@ def check_against_database(
         if len(known) > KNOWN_SYMBOLS_SHOWN:
             listed += ", ... (sessionkit db info lists them all)"
         raise ConfigError(
-            f"invalid configuration in {source}:\n  streams.symbols: "
-            + ", ".join(repr(s) for s in missing)
+            config.origin_of("streams.symbols") if source == config.source else source,
+            "streams.symbols",
+            ", ".join(repr(s) for s in missing)
             + f" not in the database {url} at interval {config.streams.interval!r}"
-            + f" (it has: {listed})"
+            + f" (it has: {listed})",
         )

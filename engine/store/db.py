@@ -29,7 +29,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -115,16 +115,42 @@ class SymbolInfo(Base):
     source: Mapped[str] = mapped_column(Text, default="")
 
 
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "passfile"})
+"""URL query parameters whose value is a secret (``?password=...`` works with libpq)."""
+
+
 def safe_url(url: str) -> str:
-    """Return ``url`` with any password masked, for messages."""
+    """Return ``url`` with any password masked (in its user part or its query), for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
         return "<unparseable database URL>"
+    secret = {k: "***" for k in parsed.query if k.lower() in SECRET_QUERY_KEYS}
+    if secret:
+        parsed = parsed.update_query_dict(secret)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def _parse(url: str) -> URL:
+    """Parse a SQLAlchemy URL.
+
+    Raises
+    ------
+    DatabaseError
+        If it cannot be parsed (without repeating it: it may hold a password).
+    """
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise DatabaseError(
+            f"cannot parse the database URL ({exc.__class__.__name__}); expected a "
+            "SQLAlchemy URL such as postgresql+psycopg://user@host:5432/name or "
+            "sqlite:///path/to/file.sqlite, or a SQLite file's path"
+        ) from None
 
 
 def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
+    parsed = _parse(url)
     if parsed.get_backend_name() != "sqlite":
         return None
     database = parsed.database

@@ -1,16 +1,21 @@
 """CSV export of a finished session's bars, derived bars, indicators and quality.
 
 Called on the caller's thread after the engine threads have ended (``sessionkit run
---export DIR``); it reads what the data processor and quality manager recorded.
+--export DIR``, ``run_backtest(..., export=DIR)``); it reads what the data processor and
+quality manager recorded, and the run's signals.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any, TextIO
 
 from ..core.bar import Bar, bar_end, interval_delta
 from ..errors import SessionkitError
@@ -20,6 +25,78 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else repr(round(value, 10))
 
 
+COLUMNS = ("start", "end", "open", "high", "low", "close", "volume", "quality")
+"""The first columns of every bars file; the indicator outputs follow."""
+
+SIGNAL_COLUMNS = ("time", "symbol", "kind", "price", "message")
+"""The columns of ``signals.csv``."""
+
+
+def stream_rows(
+    rows: Sequence[tuple[Bar, tuple]],
+    interval: str,
+    quality: Sequence[tuple[datetime, float]],
+    closes: Sequence[datetime],
+) -> Iterator[tuple[Bar, datetime, float | None, tuple]]:
+    """Each recorded bar with its end (cut by the close), its quality then and its values.
+
+    ``closes`` must be sorted. The quality is the stream's quality (percent) when the bar
+    became visible.
+    """
+    delta = interval_delta(interval)
+    times = [t for t, _q in quality]
+    for bar, values in rows:
+        i = bisect_right(closes, bar.start)
+        end = bar_end(bar.start, delta, closes[i] if i < len(closes) else None)
+        j = bisect_right(times, end) - 1
+        yield bar, end, (quality[j][1] if j >= 0 else None), values
+
+
+def recorded_columns(
+    records: Mapping[tuple[str, str], Sequence[tuple[Bar, tuple]]],
+    names: Mapping[tuple[str, str], Sequence[str]],
+    quality: Mapping[str, Sequence[tuple[datetime, float]]],
+    tz: tzinfo,
+    closes: Sequence[datetime],
+) -> dict[tuple[str, str], dict[str, list]]:
+    """The recorded bars as column lists per stream (the export's columns, typed)."""
+    sorted_closes = sorted(closes)
+    out: dict[tuple[str, str], dict[str, list]] = {}
+    for (symbol, interval), rows in records.items():
+        indicator_names = list(names[symbol, interval])
+        columns: dict[str, list] = {name: [] for name in (*COLUMNS, *indicator_names)}
+        for bar, end, q, values in stream_rows(
+            rows, interval, quality.get(symbol, ()), sorted_closes
+        ):
+            columns["start"].append(bar.start.astimezone(tz))
+            columns["end"].append(end.astimezone(tz))
+            for name in ("open", "high", "low", "close", "volume"):
+                columns[name].append(getattr(bar, name))
+            columns["quality"].append(q)
+            for name, value in zip(indicator_names, values, strict=False):
+                columns[name].append(value)
+            for name in indicator_names[len(values) :]:
+                columns[name].append(None)
+        out[symbol, interval] = columns
+    return out
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[TextIO]:
+    """Write ``path`` through a temporary file renamed over it only when complete, so a
+    full disk or an error never leaves a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def write_csv_export(
     directory: Path,
     records: Mapping[tuple[str, str], Sequence[tuple[Bar, tuple]]],
@@ -27,12 +104,17 @@ def write_csv_export(
     quality: Mapping[str, Sequence[tuple[datetime, float]]],
     tz: tzinfo,
     closes: Sequence[datetime],
+    *,
+    signals: Sequence[Any] | None = None,
 ) -> list[Path]:
     """Write ``directory/<symbol>/<interval>.csv`` for every recorded stream.
 
     Columns: ``start,end,open,high,low,close,volume,quality`` then one per indicator
     output; times in ISO-8601 with the exchange's offset; one row per bar in time order.
-    ``quality`` is the stream's quality (percent) when the bar became visible.
+    ``quality`` is the stream's quality (percent) when the bar became visible. With
+    ``signals`` (objects with ``sim_time``, ``symbol``, ``kind``, ``price``, ``message``),
+    ``directory/signals.csv`` too. Each file is written to a temporary file first and
+    renamed when complete.
 
     Raises
     ------
@@ -42,24 +124,14 @@ def write_csv_export(
     written = []
     sorted_closes = sorted(closes)
     for (symbol, interval), rows in records.items():
-        delta = interval_delta(interval)
         path = directory / symbol / f"{interval}.csv"
-        history = quality.get(symbol, ())
-        times = [t for t, _q in history]
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", newline="", encoding="utf-8") as handle:
+            with _replacing(path) as handle:
                 writer = csv.writer(handle)
-                writer.writerow(
-                    ["start", "end", "open", "high", "low", "close", "volume", "quality"]
-                    + list(names[symbol, interval])
-                )
-                for bar, values in rows:
-                    i = bisect_right(sorted_closes, bar.start)
-                    close = sorted_closes[i] if i < len(sorted_closes) else None
-                    end = bar_end(bar.start, delta, close)
-                    j = bisect_right(times, end) - 1
-                    q = history[j][1] if j >= 0 else None
+                writer.writerow([*COLUMNS, *names[symbol, interval]])
+                for bar, end, q, values in stream_rows(
+                    rows, interval, quality.get(symbol, ()), sorted_closes
+                ):
                     writer.writerow(
                         [
                             bar.start.astimezone(tz).isoformat(),
@@ -72,6 +144,25 @@ def write_csv_export(
                             _fmt(q),
                         ]
                         + [_fmt(v) for v in values]
+                    )
+        except OSError as exc:
+            raise SessionkitError(f"cannot write export file {path}: {exc}") from None
+        written.append(path)
+    if signals is not None:
+        path = directory / "signals.csv"
+        try:
+            with _replacing(path) as handle:
+                writer = csv.writer(handle)
+                writer.writerow(SIGNAL_COLUMNS)
+                for signal in signals:
+                    writer.writerow(
+                        [
+                            signal.sim_time.astimezone(tz).isoformat(),
+                            signal.symbol,
+                            signal.kind,
+                            _fmt(signal.price),
+                            signal.message,
+                        ]
                     )
         except OSError as exc:
             raise SessionkitError(f"cannot write export file {path}: {exc}") from None

@@ -212,10 +212,12 @@ def test_bench_demo_data_driven(benchmark, analysis: bool) -> None:
     """The bundled demo (25 sessions, 6 symbols, its indicators), data-driven, with and
     without its SmaCross analysis: the snapshot's bars/s (streaming time; loads excluded)
     and where each component's time went."""
-    overrides: dict = {"backtest": {"clock": "data-driven"}}
+    from sessionkit.engine.config import AnalysisConfig
+
+    config = load_config("demo", {"backtest": {"clock": "data-driven"}})
     if not analysis:
-        overrides["analysis"] = {"entry": None}
-    config = load_config("demo", overrides)
+        config = config.model_copy(update={"analysis": AnalysisConfig()})
+    assert (config.analysis.entry is not None) == analysis
     results = []
 
     def run() -> None:

@@ -88,7 +88,9 @@ def test_json_summary(json_export_run) -> None:
 def test_export_files(json_export_run) -> None:
     data, directory = json_export_run
     files = sorted(Path(p).relative_to(directory).as_posix() for p in data["export"])
-    assert files == sorted(f"{s}/{i}.csv" for s in DEMO for i in ("1m", "5m", "15m"))
+    expected = [f"{s}/{i}.csv" for s in DEMO for i in ("1m", "5m", "15m")]
+    assert files == sorted([*expected, "signals.csv"])
+    assert not list(directory.rglob("*.tmp")) and not list(directory.rglob(".sessionkit-*"))
     with (directory / "DYNA" / "1m.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     header = rows[0]
@@ -203,7 +205,7 @@ def test_an_engine_error_exits_1_with_the_error_in_the_json(tmp_path: Path) -> N
     assert data["state"] == "error"
     assert data["error"] == "analysis Raiser: RuntimeError: analysis boom at step 5"
     assert data["bars"]["ACME"]["1m"] >= 5
-    assert "export" not in data and not (tmp_path / "out").exists()
+    assert data["export"] == [] and not (tmp_path / "out").exists()
 
 
 def test_an_unknown_analysis_class_is_exit_2(tmp_path: Path) -> None:
@@ -218,3 +220,107 @@ def test_an_unknown_analysis_class_is_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert "analysis.entry" in result.stderr and "NoSuchAnalysis" in result.stderr
+
+
+# -- the run as a library result: --set, metrics, signals, honest endings ------------------
+
+
+def test_set_overrides_any_key_and_json_carries_metrics_and_signals(tmp_path: Path) -> None:
+    result = run(
+        "demo",
+        "--start=2024-12-09",
+        "--end=2024-12-09",
+        "--set",
+        "analysis.options.fast=5",
+        "--set",
+        "analysis.options.fee_bps=2",
+        "--json",
+        "--export",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["clock"] == "data-driven"  # headless without --speed
+    assert data["parameters"] == {
+        "backtest.start_date": "2024-12-09",
+        "backtest.end_date": "2024-12-09",
+        "analysis.options.fast": 5,
+        "analysis.options.fee_bps": 2,
+    }
+    assert set(data["metrics"]) == {
+        "total_return_pct",
+        "max_drawdown_pct",
+        "trades",
+        "win_rate_pct",
+    }
+    assert data["signal_count"] == len(data["signals"]) > 0
+    assert data["signals"][0].keys() == {"time", "symbol", "kind", "price", "message"}
+    with (tmp_path / "signals.csv").open(newline="") as handle:
+        assert sum(1 for _ in handle) - 1 == data["signal_count"]
+
+
+def test_the_summary_shows_metrics_and_warnings() -> None:
+    result = run("spy-2011", "--start", "2011-03-31", "--end", "2011-04-01")
+    assert result.returncode == 0, result.stderr
+    assert "metrics: total_return_pct" in result.stdout
+    assert "warning: SPY: 1m bars cover only 2011-03-31 to 2011-03-31" in result.stdout
+    assert "data-driven" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--set", "analysis.optons.fast=5"], ["--set analysis.optons.fast=5", "unknown key"]),
+        (["--set", "nokey"], ["--set nokey", "KEY=VALUE"]),
+        (["--speed", "inf"], ["--speed", "finite number > 0"]),
+        (["--set", "backtest.speed=inf"], ["--set backtest.speed=inf", "finite number > 0"]),
+    ],
+)
+def test_bad_set_and_speed_are_exit_2(args: list[str], fragments: list[str]) -> None:
+    result = run("demo", *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_speed_60x_is_accepted() -> None:
+    result = run("demo", "--start", "2024-11-29", "--end", "2024-11-29", "--speed", "60000x")
+    assert result.returncode == 0, result.stderr
+    assert "60000x" in result.stdout
+
+
+def test_a_window_without_data_fails_naming_the_symbols_and_the_option() -> None:
+    result = run("demo", "--start", "2030-01-01", "--end", "2030-01-04", "--json")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "invalid configuration from --start 2030-01-01" in result.stderr
+    assert "no 1m bar of ACME, BOLT, CRUX, DYNA, EMBR, FLUX" in result.stderr
+    assert "demo.toml" not in result.stderr
+
+
+def test_an_unwritable_export_is_exit_2_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = run("demo", "--export", str(tmp_path / "file" / "out"), "--json")
+    assert_usage_error(result, "not writable")
+
+
+def test_sigterm_stops_the_run_with_a_summary_and_an_export(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [*COMMAND, "demo", "--speed", "60", "--json", "--export", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # the run at 60x lasts hours; let it build and start streaming
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    data = json.loads(out)
+    assert data["state"] == "stopped"
+    assert (tmp_path / "signals.csv").is_file()
+    assert len(data["export"]) == 6 * 3 + 1

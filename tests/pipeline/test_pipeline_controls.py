@@ -868,7 +868,7 @@ def test_sessions_without_data_jump_to_the_close_at_once() -> None:
 
 
 def test_summary_of_a_run_stopped_mid_session_has_quality() -> None:
-    from sessionkit.engine.cli.run import summary
+    from sessionkit.engine.runs.backtest import result_of
 
     config = config_from_dict(
         {
@@ -884,7 +884,7 @@ def test_summary_of_a_run_stopped_mid_session_has_quality() -> None:
         assert session.wait_idle(10)
     finally:
         assert session.stop()
-    data = summary(session)
+    data = result_of(session).to_dict()
     assert data["state"] == "stopped"
     assert data["bars"] == {"ACME": {"1m": 200}, "DYNA": {"1m": 150}}
     assert data["quality"]["ACME"]["1m"] == 100.0

@@ -114,6 +114,6 @@ def test_command_runs_steps_and_quits_in_a_terminal(terminal: Terminal) -> None:
 def test_bad_arguments_print_one_line_and_exit_2(terminal: Terminal) -> None:
     terminal.keys(f"{COMMAND} --speed fast; echo EXIT-STATUS=$?", "Enter")
     screen = terminal.wait_for(lambda s: EXIT.search(s) is not None)
-    assert "sessionkit-tui: error: argument --speed" in screen
+    assert "sessionkit-tui: error: --speed: 'fast': a speed is a finite number" in screen
     assert "EXIT-STATUS=2" in screen
     assert "Traceback" not in screen

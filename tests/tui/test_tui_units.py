@@ -195,30 +195,36 @@ def test_unseen_finds_new_items_by_identity():
 # -- command line ---------------------------------------------------------------------------
 
 
-def test_options_become_nested_overrides():
+def test_options_are_applied_over_the_file():
     parse = cli.build_parser().parse_args
     args = parse(["demo", "--db", "sqlite:///x.db", "--start", "2024-12-02", "--speed", "max"])
-    assert cli.overrides_from(args) == {
-        "database_url": "sqlite:///x.db",
-        "backtest": {"start_date": date(2024, 12, 2), "clock": "data-driven"},
-    }
-    args = parse(["--end", "2024-12-31", "--speed", "600x"])
-    assert cli.overrides_from(args) == {
-        "backtest": {"end_date": date(2024, 12, 31), "clock": "clock-driven", "speed": 600.0}
-    }
-    assert cli.overrides_from(parse([])) == {}
+    config = load_config("demo", options=cli.options_of(args))
+    assert config.database_url == "sqlite:///x.db"
+    assert config.backtest.start_date == date(2024, 12, 2)
+    assert config.backtest.clock == "data-driven"
+    args = parse(["--end", "2024-12-31", "--speed", "600x", "--set", "analysis.options.fast=5"])
+    config = load_config(None, options=cli.options_of(args))
+    assert config.backtest.end_date == date(2024, 12, 31)
+    assert (config.backtest.clock, config.backtest.speed) == ("clock-driven", 600.0)
+    assert config.analysis.options == {"fast": 5}
+    assert config.overrides["analysis.options.fast"] == "--set analysis.options.fast=5"
+    assert load_config("demo", options=cli.options_of(parse([]))) == load_config("demo")
     assert parse(["--paused"]).paused is True
     # A file path on the command line is relative to the working folder.
-    config = load_config("demo", cli.overrides_from(parse(["--db", "some/file.sqlite"])))
+    config = load_config("demo", options=cli.options_of(parse(["--db", "some/file.sqlite"])))
     assert config.database_url == f"sqlite:///{Path.cwd().resolve() / 'some' / 'file.sqlite'}"
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["no-such-config"], "configuration file no-such-config does not exist"),
-        (["--speed", "0"], "speed must be a positive number"),
-        (["--speed", "fast"], "'fast' is not a speed"),
+        (["no-such-config"], "no-such-config: the configuration file does not exist"),
+        (["--speed", "0"], "'0': a speed is a finite number > 0"),
+        (["--speed", "inf"], "'inf': a speed is a finite number > 0"),
+        (["--speed", "fast"], "'fast': a speed is a finite number > 0"),
+        (["--set", "backtest.speed=nan"], "a speed is a finite number > 0"),
+        (["--set", "nokey"], "expected KEY=VALUE"),
+        (["--set", "analysis.optons.fast=5"], "optons: unknown key"),
         (["--start", "2024-13-01"], "'2024-13-01' is not a date"),
         (["--theme", "nope"], "unknown theme 'nope'"),
         (["--db", "sqlite:////no/such/dir/x.db"], "does not exist"),

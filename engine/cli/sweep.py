@@ -1,0 +1,240 @@
+"""``sessionkit sweep``: many independent runs in worker processes or on a Dask cluster.
+
+Runs on the main thread: plans and validates every run
+(:func:`~sessionkit.engine.runs.sweep.plan_sweep`), runs them
+(:func:`~sessionkit.engine.runs.sweep.run_sweep`) with a progress bar (runs done, ETA),
+then prints a table ranked by a metric, or one JSON object. Ctrl-C cancels the pending
+runs, stops the running ones and still reports those that finished (exit status 130).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .run import ConfigArgument, DbOption, EndOption, SetOption, SpeedOption, StartOption
+
+
+def _progress(show: bool, total: int) -> Any:
+    if not show:
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    progress.add_task("sweep", total=total)
+    return progress
+
+
+def _rows(ranked: list[Any], metric_names: list[str]) -> tuple[list[str], list[list[Any]]]:
+    keys: list[str] = []
+    for outcome in ranked:
+        for key in outcome.run.parameters:
+            if key not in keys:
+                keys.append(key)
+    sharded = any(o.run.window is not None for o in ranked)
+    header = ["rank", *keys, *(["window"] if sharded else [])]
+    header += ["state", "sessions", "bars", "signals", *metric_names, "seconds", "error"]
+    rows = []
+    for position, outcome in enumerate(ranked, start=1):
+        result = outcome.result
+        window = outcome.run.window
+        row: list[Any] = [position, *(outcome.run.parameters.get(k, "") for k in keys)]
+        if sharded:
+            row.append("" if window is None else f"{window[0]}..{window[1]}")
+        if result is None:
+            row += [outcome.state, "", "", ""] + [""] * len(metric_names) + ["", outcome.error]
+        else:
+            base = next(iter(next(iter(result.bars.values()), {}) or {"": 0}))
+            bars = sum(per.get(base, 0) for per in result.bars.values())
+            row += [result.state, len(result.sessions), bars, result.signal_count]
+            row += [result.metrics.get(m, "") for m in metric_names]
+            row += [result.wall_seconds, result.error or ""]
+        rows.append(row)
+    return header, rows
+
+
+def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
+    """The ranked table; errors (the last column) are listed below it, whole."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in header[:-1]:
+        table.add_column(
+            name, justify="left" if name in ("state", "window") else "right", no_wrap=True
+        )
+    cells = [[_cell(v) for v in row[:-1]] for row in rows]
+    for row in cells:
+        table.add_row(*row)
+    needed = 1 + sum(
+        3 + max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(header[:-1])
+    )
+    console = Console(highlight=False, width=max(Console().width, needed))
+    console.print(table)
+    for row in rows:
+        if row[-1]:
+            console.print(f"rank {row[0]}: {row[-1]}", soft_wrap=True)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
+    return str(value)
+
+
+def sweep_command(
+    config: ConfigArgument = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="A grid axis: KEY=V1,V2,... (repeatable; runs = the cartesian product).",
+            metavar="KEY=V1,V2",
+        ),
+    ] = None,
+    shard_by: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-by",
+            help="Split the window into one run per session, week or month.",
+            metavar="session|week|month",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Worker processes (default: the CPU count).", min=1),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Run on a Dask cluster: its scheduler address, or 'local' for a local "
+            "cluster of --workers processes (pip install 'sessionkit[dask]').",
+            metavar="ADDRESS",
+        ),
+    ] = None,
+    rank_by: Annotated[
+        str | None,
+        typer.Option(
+            "--rank-by",
+            help="Metric to rank by, best (highest) first; default: the analysis's first.",
+            metavar="METRIC",
+        ),
+    ] = None,
+    ascending: Annotated[
+        bool, typer.Option("--ascending", help="Rank the lowest value first.")
+    ] = False,
+    settings: SetOption = None,
+    db: DbOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    speed: SpeedOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the ranked table as CSV.", metavar="FILE.csv"),
+    ] = None,
+) -> None:
+    """Run a grid of overrides and/or date shards as independent sessions in parallel."""
+    from ..config import option_overrides
+    from ..errors import UsageError
+    from ..runs.sweep import default_metric, parse_param, plan_sweep, rank, run_sweep
+
+    if shard_by is not None and shard_by not in ("session", "week", "month"):
+        raise UsageError(f"--shard-by must be session, week or month, not {shard_by!r}")
+    if not params and shard_by is None:
+        raise UsageError("sessionkit sweep needs at least one --param KEY=V1,V2 or --shard-by")
+    overrides, origins = option_overrides(
+        db=db, start=start, end=end, speed=speed, settings=settings or ()
+    )
+    grid = dict(parse_param(text) for text in params or ())
+    runs = plan_sweep(
+        config,
+        grid=grid,
+        shard_by=shard_by,
+        overrides=overrides,
+        origins=origins,  # type: ignore[arg-type]
+    )
+    progress = _progress(not as_json and sys.stderr.isatty(), len(runs))
+
+    def on_done(_outcome: Any, done: int, _total: int) -> None:
+        if progress is not None:
+            progress.update(progress.task_ids[0], completed=done)
+
+    began = time.perf_counter()
+    interrupted = False
+    outcomes: list[Any] = []
+    try:
+        if progress is not None:
+            progress.start()
+        try:
+            outcomes = run_sweep(runs, workers=workers, dask=dask, on_done=on_done)
+        except KeyboardInterrupt:
+            interrupted = True
+    finally:
+        if progress is not None:
+            progress.stop()
+    wall = round(time.perf_counter() - began, 3)
+    metric = rank_by or default_metric(outcomes)
+    ranked = rank(outcomes, metric, ascending=ascending)
+    metric_names: list[str] = []
+    for outcome in ranked:
+        for name in outcome.result.metrics if outcome.result else ():
+            if name not in metric_names:
+                metric_names.append(name)
+    header, rows = _rows(ranked, metric_names)
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(header)
+                writer.writerows(rows)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write it: {exc}") from None
+    if as_json:
+        data = {
+            "source": runs[0].config.source if runs else None,
+            "executor": "dask" if dask else "processes",
+            "workers": None if dask and not dask.startswith("local") else workers or os.cpu_count(),
+            "rank_by": metric,
+            "ascending": ascending,
+            "wall_seconds": wall,
+            "interrupted": interrupted,
+            "runs": [o.to_dict() for o in ranked],
+        }
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        title = f"{len(outcomes)} of {len(runs)} runs in {wall:.1f}s" + (
+            f", ranked by {metric}" + (" (lowest first)" if ascending else "") if metric else ""
+        )
+        _print_table(header, rows, title)
+        if interrupted:
+            typer.echo("interrupted: the pending runs were cancelled", err=True)
+    if interrupted:
+        raise typer.Exit(130)
+    if any(o.state != "completed" for o in outcomes):
+        raise typer.Exit(1)

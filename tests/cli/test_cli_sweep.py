@@ -1,0 +1,180 @@
+"""``sessionkit sweep`` and the sweep functions: grids and date shards on worker processes
+and on a real Dask ``LocalCluster``; failures and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from sessionkit.engine import run_backtest
+from sessionkit.engine.runs.sweep import plan_sweep, rank, run_sweep
+
+COMMAND = [sys.executable, "-m", "sessionkit.engine.cli", "sweep"]
+DAY = ["--start", "2024-12-09", "--end", "2024-12-09"]
+
+
+def sweep(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_a_grid_gives_ranked_runs_with_different_metrics(tmp_path) -> None:
+    out = tmp_path / "runs.csv"
+    result = sweep(
+        "demo", *DAY, "--param", "analysis.options.fast=5,10,20", "--json", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["executor"] == "processes" and data["rank_by"] == "total_return_pct"
+    runs = data["runs"]
+    assert sorted(r["parameters"]["analysis.options.fast"] for r in runs) == [5, 10, 20]
+    assert all(r["state"] == "completed" and r["error"] is None for r in runs)
+    returns = [r["result"]["metrics"]["total_return_pct"] for r in runs]
+    assert returns == sorted(returns, reverse=True)
+    assert len({json.dumps(r["result"]["metrics"]) for r in runs}) == 3
+    assert all(r["result"]["sessions"] == ["2024-12-09"] for r in runs)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("rank,analysis.options.fast,state,sessions,bars,signals,")
+    assert len(lines) == 4
+
+
+def test_the_human_table_and_a_failing_run_that_does_not_stop_the_others() -> None:
+    result = sweep("demo", *DAY, "--param", "analysis.options.fast=5,40", "--workers", "2")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "2 of 2 runs" in result.stdout and "ranked by total_return_pct" in result.stdout
+    assert "completed" in result.stdout and "failed" in result.stdout
+    assert "SmaCross needs 0 < fast < slow" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--param", "analysis.optons.fast=5,10"], "--param analysis.optons.fast=5"),
+        (["--param", "analysis.options.fast=5,5"], "a value repeats"),
+        ([], "needs at least one --param"),
+        (["--shard-by", "year"], "--shard-by must be session, week or month"),
+    ],
+)
+def test_bad_sweep_arguments_are_exit_2_before_any_run(args, fragment) -> None:
+    result = sweep("demo", *DAY, *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert fragment in result.stderr
+
+
+def _signals(result) -> list[tuple]:
+    return [(s.sim_time, s.symbol, s.kind, s.price, s.message) for s in result.signals]
+
+
+def test_date_shards_together_equal_one_unsharded_run() -> None:
+    window = {"backtest.start_date": "2024-11-27", "backtest.end_date": "2024-12-10"}
+    whole = run_backtest("demo", overrides=window)
+    runs = plan_sweep("demo", shard_by="week", overrides=window)
+    assert [(r.window[0].isoformat(), r.window[1].isoformat()) for r in runs] == [
+        ("2024-11-27", "2024-11-29"),
+        ("2024-12-02", "2024-12-06"),
+        ("2024-12-09", "2024-12-10"),
+    ]
+    outcomes = run_sweep(runs, workers=2)
+    assert [o.state for o in outcomes] == ["completed"] * 3
+    parts = [o.result for o in outcomes]
+    assert [d for p in parts for d in p.sessions] == list(whole.sessions)
+    totals: Counter = Counter()
+    for part in parts:
+        for symbol, per in part.bars.items():
+            for interval, count in per.items():
+                totals[symbol, interval] += count
+    assert totals == Counter({(s, i): n for s, per in whole.bars.items() for i, n in per.items()})
+    assert [s for p in parts for s in _signals(p)] == _signals(whole)
+    assert len(_signals(whole)) > 100
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    yield cluster
+    cluster.close()
+
+
+def test_a_sweep_on_a_dask_local_cluster_equals_the_one_on_processes(dask_cluster) -> None:
+    runs = plan_sweep(
+        "demo",
+        grid={"analysis.options.fast": [5, 10]},
+        overrides={"backtest.start_date": "2024-12-09", "backtest.end_date": "2024-12-09"},
+    )
+    on_dask = run_sweep(runs, dask=dask_cluster.scheduler_address)
+    on_processes = run_sweep(runs, workers=2)
+    assert [o.state for o in on_dask] == ["completed", "completed"]
+    for a, b in zip(on_dask, on_processes, strict=True):
+        assert a.result.metrics == b.result.metrics
+        assert a.result.signals == b.result.signals
+        assert a.result.bars == b.result.bars
+    ranked = rank(on_dask, "total_return_pct")
+    assert (
+        ranked[0].result.metrics["total_return_pct"] >= ranked[1].result.metrics["total_return_pct"]
+    )
+
+
+def test_the_sweep_command_on_dask(dask_cluster) -> None:
+    result = sweep(
+        "demo",
+        *DAY,
+        "--param",
+        "analysis.options.fast=5,10,20",
+        "--dask",
+        dask_cluster.scheduler_address,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["executor"] == "dask"
+    assert [r["state"] for r in data["runs"]] == ["completed"] * 3
+    assert len({r["result"]["metrics"]["total_return_pct"] for r in data["runs"]}) == 3
+
+
+def test_an_unreachable_dask_scheduler_is_exit_2() -> None:
+    result = sweep(
+        "demo", *DAY, "--param", "analysis.options.fast=5,10", "--dask", "tcp://127.0.0.1:9"
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "--dask tcp://127.0.0.1:9: cannot reach the cluster" in result.stderr
+
+
+def test_ctrl_c_cancels_the_sweep_and_exits_cleanly() -> None:
+    process = subprocess.Popen(
+        [
+            *COMMAND,
+            "demo",
+            "--speed",
+            "60",
+            "--param",
+            "analysis.options.fast=5,10,20",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # runs at 60x last hours: they are all running or pending now
+    began = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert time.monotonic() - began < 30
+    assert "Traceback" not in err
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["runs"] == []
