@@ -37,6 +37,6 @@ def test_short_help_and_conventional_metavars(command) -> None:
     assert "Usage: sessionkit" in short.stdout
     assert not re.search(r"<(str|bool|int|float|path)>", short.stdout), short.stdout
     if command == ("run",):
-        assert re.search(r"--db\s+TEXT", short.stdout)
-        assert re.search(r"--export\s+PATH", short.stdout)
+        assert re.search(r"--db\s+URL", short.stdout)
+        assert re.search(r"--export\s+DIR", short.stdout)
         assert re.search(r"--json\s+Print", short.stdout)  # a flag has no metavar
