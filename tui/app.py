@@ -4,8 +4,9 @@ Threads: the app runs on Textual's event loop (the main thread). The engine runs
 Session's own threads, started by :meth:`SessionkitApp.on_mount` (``session.start()``
 returns at once). The app polls ``session.snapshot()`` on a timer (about 10 Hz) and
 never waits for an engine thread on its event loop: controls (pause, step, speed ...) only
-set flags, and stopping the engine on quit, which joins its threads, runs in a thread
-worker that posts :class:`~sessionkit.tui.messages.EngineStopped` when done.
+set flags; stopping the engine on quit, which joins its threads, and a seek, which builds
+the new session, run in thread workers (the app leaves when the stop worker's state says it
+ended; the seek worker posts :class:`~sessionkit.tui.messages.SessionReplaced`).
 
 Build the app with :func:`create_app`, which the command line and the tests both use.
 """
@@ -14,31 +15,40 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from sessionkit.engine.pipeline.snapshot import Series, Snapshot
+from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
 
 from . import format as fmt
-from .charting import SessionAxis, classify, indicator_kinds
-from .commands import SessionCommands
-from .messages import EngineStopped, SymbolSelected
+from .chart_data import build_chart_data, chart_key
+from .charting import indicator_kinds
+from .messages import SeekFailed, SessionReplaced
+from .progress import ProgressTracker
+from .screens.detail import DetailScreen
+from .screens.diagnostics import DiagnosticsScreen
 from .screens.help import HelpScreen
+from .screens.seek import SeekScreen
 from .themes import ThemeSet, load_themes
-from .widgets.chart_base import ChartData
 from .widgets.event_log import EventLog
+from .widgets.metrics_pane import MetricsPane
 from .widgets.oscillator_chart import OscillatorChart
 from .widgets.price_chart import PriceChart
 from .widgets.signals_log import SignalsLog
 from .widgets.status_bar import StatusBar
 from .widgets.subscriptions_table import SubscriptionsTable
+from .widgets.symbol_filter import SymbolFilter
 from .widgets.symbols_table import SymbolsTable
 
 SPEED_PRESETS: tuple[float | None, ...] = (1.0, 10.0, 60.0, 300.0, 600.0, 3600.0, None)
@@ -71,6 +81,9 @@ BUSY_LOG_LINES = 40
 NARROW_WIDTH = 100
 """Below this many columns the layout stacks its panes and hides the secondary ones."""
 
+TINY_WIDTH = 70
+"""Below this many columns the signals pane is hidden too (the events list them then)."""
+
 
 class SessionLike(Protocol):
     """What the app needs of :class:`sessionkit.engine.pipeline.session.Session`."""
@@ -82,8 +95,9 @@ class SessionLike(Protocol):
     def set_speed(self, speed: float | None) -> None: ...
     def set_clock(self, clock: str) -> None: ...
     def stop(self, timeout: float = 1.0) -> bool: ...
-    def snapshot(self) -> Snapshot: ...
+    def snapshot(self, *, symbols: Collection[str] | None = None) -> Snapshot: ...
     def series(self, symbol: str, interval: str, n: int = 500) -> Series: ...
+    def gaps(self, symbol: str) -> tuple[GapSpan, ...]: ...
 
 
 def next_speed(clock: str, speed: float | None, direction: int) -> float | None:
@@ -119,15 +133,16 @@ class SessionkitApp(App[None]):
 
     TITLE = "sessionkit"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {SessionCommands}
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
-        (0, "-narrow"),
+        (0, "-tiny"),
+        (TINY_WIDTH, "-narrow"),
         (NARROW_WIDTH, "-wide"),
     ]
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle_pause", "Pause", tooltip="Pause or resume the engine"),
+        Binding("space", "toggle_pause('pause')", "Pause", tooltip="Pause or resume the engine"),
+        Binding("space", "toggle_pause('resume')", "Resume", tooltip="Resume the paused engine"),
         Binding("n", "step", "Step", tooltip="Advance exactly one simulated instant (pauses)"),
         Binding(
             "plus,equals_sign",
@@ -141,6 +156,67 @@ class SessionkitApp(App[None]):
         ),
         Binding("m", "toggle_clock", "Clock", tooltip="Switch data-driven / clock-driven"),
         Binding("i", "next_interval", "Interval", tooltip="Chart the next bar interval"),
+        Binding(
+            "c", "toggle_candles", "Candles", show=False, tooltip="Price as a close line or candles"
+        ),
+        *(
+            Binding(
+                str(n),
+                f"toggle_overlay({n})",
+                "Overlay",
+                show=False,
+                key_display="1-9",
+                tooltip="Hide or show the n-th overlay of the price chart (its legend numbers them)",
+            )
+            for n in range(1, 10)
+        ),
+        Binding(
+            "right_square_bracket",
+            "zoom(1)",
+            "Zoom in",
+            show=False,
+            key_display="]",
+            tooltip="Zoom the charts in: session, then a half, quarter, eighth of it",
+        ),
+        Binding(
+            "left_square_bracket",
+            "zoom(-1)",
+            "Zoom out",
+            show=False,
+            key_display="[",
+            tooltip="Zoom the charts out (to the session with its history)",
+        ),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the symbols by text"),
+        Binding(
+            "escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the symbols filter"
+        ),
+        Binding(
+            "s",
+            "sort",
+            "Sort",
+            show=False,
+            tooltip="Sort the symbols by the next column (or click a header; again: reversed)",
+        ),
+        Binding(
+            "enter",
+            "detail",
+            "Detail",
+            show=False,
+            tooltip="The charted symbol's gaps, quality per interval and indicator values",
+        ),
+        Binding(
+            "d",
+            "diagnostics",
+            "Diagnostics",
+            show=False,
+            tooltip="Where each engine thread spends its time (busy / waiting)",
+        ),
+        Binding(
+            "g",
+            "seek",
+            "Go to",
+            tooltip="Go to a date: the engine restarts at that session (same speed and pause)",
+        ),
         Binding("t", "next_theme", "Theme", tooltip="Switch to the next theme"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show this help"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine and quit"),
@@ -209,6 +285,8 @@ class SessionkitApp(App[None]):
         """The last snapshot shown."""
         self.polls = 0
         """How many polls applied a new snapshot (for tests and benchmarks)."""
+        self.tracker = ProgressTracker()
+        """The run's progress, ETA and recent rates."""
         self._initial_symbol = symbol
         self._initial_interval = interval
         self._initial_theme = theme
@@ -221,6 +299,8 @@ class SessionkitApp(App[None]):
         self._reported_final: str | None = None
         self._snapshot_failed = False
         self._quitting = False
+        self._seeking = False
+        self._shown_paused: bool | None = None
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
@@ -234,8 +314,10 @@ class SessionkitApp(App[None]):
         yield StatusBar(id="status")
         with Horizontal(id="main"):
             with Vertical(id="side"):
+                yield SymbolFilter(id="filter")
                 yield SymbolsTable(id="symbols")
                 yield SubscriptionsTable(id="subscriptions", figures=self.figures)
+                yield MetricsPane(id="metrics")
                 yield SignalsLog(id="signals")
             with Vertical(id="charts"):
                 yield PriceChart(id="price")
@@ -249,6 +331,8 @@ class SessionkitApp(App[None]):
         self.query_one("#subscriptions").border_title = "Subscriptions"
         self.query_one("#subscriptions").border_subtitle = "waits in ms"
         self.query_one("#signals").border_title = "Signals"
+        self.query_one("#metrics").border_title = "Metrics"
+        self.query_one("#metrics").border_subtitle = "at the last session end"
         self.query_one("#log").border_title = "Events"
         self.query_one(SymbolsTable).focus()
         log = self.query_one(EventLog)
@@ -269,11 +353,19 @@ class SessionkitApp(App[None]):
         sys.setswitchinterval(self._switch_interval)
 
     def on_resize(self, event: events.Resize) -> None:
-        """A narrow terminal gets the compact footer, without the palette hint."""
+        """A narrow terminal gets the compact footer, without the palette hint; a tiny one
+        lists the signals in the events (its signals pane is hidden)."""
         footer = self.query_one(Footer)
         narrow = event.size.width < NARROW_WIDTH
         footer.compact = narrow
         footer.show_command_palette = not narrow
+        log = self.query_one(EventLog)
+        tiny = event.size.width < TINY_WIDTH
+        if log.hide_signals == tiny:
+            log.hide_signals = not tiny
+            log.restyle()
+            self._stale.add("logs")
+            self._shown_at.pop("logs", None)
 
     # -- polling ------------------------------------------------------------------------
 
@@ -287,8 +379,18 @@ class SessionkitApp(App[None]):
         """
         if not self.is_running:
             return
+        now = time.monotonic()
+        # At max speed, between two table refreshes, only the charted symbol's figures are
+        # needed: a snapshot of hundreds of symbols would take the time the engine needs.
+        partial = (
+            not force
+            and self.symbol is not None
+            and self.latest is not None
+            and self._busy(self.latest)
+            and now - self._shown_at.get("tables", 0.0) < self.cadence["busy"]["tables"]
+        )
         try:
-            snapshot = self.session.snapshot()
+            snapshot = self._snapshot(partial)
         except Exception as exc:  # the engine's problem must not take the UI down
             if not self._snapshot_failed:
                 self._snapshot_failed = True
@@ -297,19 +399,22 @@ class SessionkitApp(App[None]):
                 self.notify(message, title="Engine", severity="error", timeout=10)
             return
         changed = snapshot.version != self._version
+        self.tracker.update(snapshot, now)
         if changed or force:
-            self._version = snapshot.version
             previous = self.latest
-            self.latest = snapshot
-            self.polls += 1
-            self._stale.update(PANES)
             if snapshot.state in RESTING_STATES and (
                 previous is None or previous.state != snapshot.state
             ):
                 force = True  # the engine came to rest: show all of it at once
+                if partial:
+                    snapshot, partial = self._snapshot(False), False
+            self._version = snapshot.version
+            self.latest = snapshot
+            self.polls += 1
+            self._stale.update(PANES[1:] if partial else PANES)
             self._show_status(snapshot)
+        self.query_one(StatusBar).show(snapshot, self.figures, self.tracker, now)
         if self._stale:
-            now = time.monotonic()
             periods = self.cadence["busy" if self._busy(snapshot) else "normal"]
             with self.batch_update():
                 for pane in PANES:
@@ -317,6 +422,12 @@ class SessionkitApp(App[None]):
                     if pane in self._stale and due and self._show_pane(pane, snapshot, force=force):
                         self._stale.discard(pane)
                         self._shown_at[pane] = now
+
+    def _snapshot(self, partial: bool) -> Snapshot:
+        """The session's snapshot: of the charted symbol only if ``partial``."""
+        if partial and self.symbol is not None:
+            return self.session.snapshot(symbols=(self.symbol,))
+        return self.session.snapshot()
 
     @staticmethod
     def _busy(snapshot: Snapshot) -> bool:
@@ -339,9 +450,9 @@ class SessionkitApp(App[None]):
             wanted = self._initial_interval
             self.interval = wanted if wanted in snapshot.intervals else snapshot.intervals[0]
         self._settle_requests(snapshot)
+        self._follow_pause()
         if snapshot.clock == "clock-driven" and snapshot.speed is not None:
             self._clock_speed = snapshot.speed
-        self.query_one(StatusBar).show(snapshot, self.figures)
         self._report_state(snapshot, self.query_one(EventLog))
 
     def _show_pane(self, pane: str, snapshot: Snapshot, *, force: bool) -> bool:
@@ -349,17 +460,25 @@ class SessionkitApp(App[None]):
         if pane == "tables":
             self.query_one(SymbolsTable).show(snapshot)
             self.query_one(SubscriptionsTable).show(snapshot)
+            self.query_one(MetricsPane).show(snapshot)
         elif pane == "logs":
             limit = None if force or not self._busy(snapshot) else BUSY_LOG_LINES
-            self.query_one(SignalsLog).show(snapshot.signals, snapshot.timezone, limit=limit)
-            self.query_one(EventLog).show(snapshot.events, snapshot.timezone, limit=limit)
+            dated = snapshot.session_count > 1
+            self.query_one(SignalsLog).show(
+                snapshot.signals, snapshot.timezone, limit=limit, dated=dated
+            )
+            self.query_one(EventLog).show(
+                snapshot.events, snapshot.timezone, limit=limit, dated=dated
+            )
         elif pane == "charts":
-            key = self._chart_key_of(snapshot)
+            key = chart_key(snapshot, self.symbol, self.interval)
             if key == self._chart_key and not force:
                 return True
             if not self.symbol or not self.interval:
                 return False
-            data = self._chart_data(snapshot, key)
+            data = build_chart_data(
+                self.session, snapshot, self.symbol, self.interval, self._kinds, key
+            )
             if data is None:
                 return False
             self._chart_key = key
@@ -382,46 +501,6 @@ class SessionkitApp(App[None]):
                 timeout=10,
             )
 
-    def _chart_key_of(self, snapshot: Snapshot) -> tuple[Any, ...]:
-        stats = snapshot.series.get((self.symbol, self.interval)) if self.symbol else None
-        return (
-            self.symbol,
-            self.interval,
-            snapshot.session_date,
-            snapshot.market_close,
-            stats.bar_count if stats else None,
-            stats.history_count if stats else None,
-            stats.last_bar if stats else None,
-        )
-
-    def _chart_data(self, snapshot: Snapshot, key: tuple[Any, ...]) -> ChartData | None:
-        symbol, interval = self.symbol, self.interval
-        assert symbol is not None and interval is not None
-        stats = snapshot.series.get((symbol, interval))
-        axis = None
-        if snapshot.market_open is not None and snapshot.market_close is not None:
-            axis = SessionAxis(snapshot.market_open, snapshot.market_close, interval)
-        context = max(10, (axis.slots if axis else 390) // 5)
-        count = (stats.bar_count if stats else 0) + context
-        try:
-            series = self.session.series(symbol, interval, count)
-        except (KeyError, ValueError):
-            return None
-        lows = [v for v in series.low if v is not None]
-        highs = [v for v in series.high if v is not None]
-        overlays, oscillators = classify(
-            series.indicators, self._kinds, min(lows, default=None), max(highs, default=None)
-        )
-        return ChartData(
-            series=series,
-            axis=axis,
-            timezone=snapshot.timezone,
-            overlays=tuple(overlays),
-            oscillators=tuple(oscillators),
-            kinds=self._kinds,
-            key=key,
-        )
-
     # -- reactions ----------------------------------------------------------------------
 
     def watch_symbol(self, symbol: str | None) -> None:
@@ -436,7 +515,6 @@ class SessionkitApp(App[None]):
     def _restyle(self) -> None:
         if not self.is_running:
             return
-        self.query_one(SymbolsTable).restyle()
         self.query_one(SubscriptionsTable).restyle()
         self.query_one(SignalsLog).restyle()
         self.query_one(EventLog).restyle()
@@ -452,7 +530,7 @@ class SessionkitApp(App[None]):
                 self._stale.discard("charts")
                 self._shown_at["charts"] = time.monotonic()
 
-    def on_symbol_selected(self, message: SymbolSelected) -> None:
+    def on_symbols_table_selected(self, message: SymbolsTable.Selected) -> None:
         self.symbol = message.symbol
 
     # -- controls -----------------------------------------------------------------------
@@ -502,15 +580,35 @@ class SessionkitApp(App[None]):
     def _request(self, **changes: Any) -> None:
         self._requested = replace(self.controls_view(), **changes)
         self._requested_at = time.monotonic()
+        self._follow_pause()
+
+    def _follow_pause(self) -> None:
+        """Refresh the footer's pause/resume key when the paused state changed."""
+        paused = self.controls_view().paused
+        if paused != self._shown_paused:
+            self._shown_paused = paused
+            self.refresh_bindings()
 
     def _finished(self) -> bool:
         snapshot = self.latest
         if snapshot is not None and snapshot.finished:
-            self.notify(f"The session is {snapshot.state}.", timeout=3)
+            self.notify(
+                f"The run is {snapshot.state}: nothing to control (g goes to a date).",
+                title="Not possible",
+                severity="warning",
+                timeout=3,
+            )
             return True
         return False
 
-    def action_toggle_pause(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer shows ``space Pause`` while running and ``space Resume`` while paused."""
+        if action == "toggle_pause" and parameters:
+            paused = self.controls_view().paused if self.latest is not None else False
+            return (parameters[0] == "resume") == paused
+        return True
+
+    def action_toggle_pause(self, _label: str = "") -> None:
         """Pause a running engine, resume a paused one."""
         if self._finished():
             return
@@ -526,6 +624,8 @@ class SessionkitApp(App[None]):
             self._request(paused=True)
 
     def _set_speed(self, direction: int) -> None:
+        if self._finished():
+            return
         view = self.controls_view()
         target = next_speed(view.clock, view.speed, direction)
         if target == view.speed:
@@ -544,6 +644,8 @@ class SessionkitApp(App[None]):
 
     def action_set_speed(self, speed: float | None) -> None:
         """Set a speed directly: a number is clock-driven, ``None`` is max (data-driven)."""
+        if self._finished():
+            return
         if self._control(self.session.set_speed, speed):
             clock = "data-driven" if speed is None else "clock-driven"
             self._request(clock=clock, speed=speed)
@@ -551,6 +653,8 @@ class SessionkitApp(App[None]):
 
     def action_toggle_clock(self) -> None:
         """Switch between data-driven and clock-driven (keeping the last speed)."""
+        if self._finished():
+            return
         view = self.controls_view()
         target = "clock-driven" if view.clock == "data-driven" else "data-driven"
         if self._control(self.session.set_clock, target):
@@ -587,6 +691,133 @@ class SessionkitApp(App[None]):
         """Chart the next symbol."""
         self._move_symbol(+1)
 
+    def action_toggle_candles(self) -> None:
+        """Draw the price as candles or as a close line."""
+        self.query_one(PriceChart).action_toggle_candles()
+
+    def action_detail(self) -> None:
+        """Open the charted symbol's detail screen."""
+        symbol = self.symbol
+        if symbol is None or isinstance(self.screen, DetailScreen):
+            return
+
+        def read() -> tuple[Snapshot, tuple[GapSpan, ...]]:
+            return self.session.snapshot(), self.session.gaps(symbol)
+
+        self.push_screen(DetailScreen(symbol, read))
+
+    def action_diagnostics(self) -> None:
+        """Open the engine's diagnostics (time per thread)."""
+        if not isinstance(self.screen, DiagnosticsScreen):
+            self.push_screen(DiagnosticsScreen(lambda: self.session.snapshot(), self.figures))
+
+    def on_data_table_row_selected(self, event: SymbolsTable.RowSelected) -> None:
+        """``enter`` (or a click on the selected row) in the symbols table: its detail."""
+        if isinstance(event.data_table, SymbolsTable):
+            event.stop()
+            self.action_detail()
+
+    def action_seek(self) -> None:
+        """Ask for a date, then restart the engine at that session."""
+        snapshot = self.latest
+        if snapshot is None or not snapshot.sessions or self._seeking:
+            return
+        if snapshot.mode == "live" or not hasattr(self.session, "restarted_at"):
+            self.notify("A live session cannot go to another date.", title="Not possible")
+            return
+
+        def chosen(day: date | None) -> None:
+            if day is not None:
+                self.seek(day)
+
+        self.push_screen(SeekScreen(snapshot.sessions, snapshot.session_date), chosen)
+
+    def seek(self, day: date) -> None:
+        """Restart the engine at session ``day`` (off the event loop), keeping the config,
+        the speed and the pause state."""
+        if self._seeking or self._quitting:
+            return
+        self._seeking = True
+        self.query_one(EventLog).note(f"going to {day} ...")
+        self._restart_at(day)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="seek")
+    def _restart_at(self, day: date) -> None:
+        old = self.session
+        try:
+            new = old.restarted_at(day)  # type: ignore[attr-defined]
+        except Exception as exc:  # a database that went away, a bad day
+            self.post_message(SeekFailed(f"{exc.__class__.__name__}: {exc}"))
+            return
+        old.stop(self.stop_timeout)
+        if self._quitting:
+            new.stop(self.stop_timeout)
+            return
+        self.post_message(SessionReplaced(new, day))
+
+    def on_seek_failed(self, message: SeekFailed) -> None:
+        self._seeking = False
+        self.query_one(EventLog).note(f"cannot go there: {message.error}", "error")
+        self.notify(message.error, title="Go to date", severity="error", timeout=8)
+
+    def on_session_replaced(self, message: SessionReplaced) -> None:
+        """Show the new session from scratch (the old one is stopped)."""
+        self._seeking = False
+        if not self.is_running or self._quitting:
+            message.session.stop(self.stop_timeout)
+            return
+        self.session = message.session
+        self._version = -1
+        self._chart_key = None
+        self._reported_error = False
+        self._reported_final = None
+        self._requested = None
+        self.tracker.reset()
+        for log in (self.query_one(SignalsLog), self.query_one(EventLog)):
+            log.restyle()
+        self.session.start()
+        self.notify(f"Restarted at {message.day}", title="Go to date", timeout=3)
+        self.poll(force=True)
+
+    def action_filter(self) -> None:
+        """Show the symbols filter and type into it."""
+        self.query_one(SymbolFilter).open()
+
+    def action_clear_filter(self) -> None:
+        """Clear the symbols filter (escape)."""
+        self.query_one(SymbolFilter).action_clear_filter()
+
+    def action_sort(self) -> None:
+        """Sort the symbols by the next column."""
+        self.query_one(SymbolsTable).action_cycle_sort()
+
+    def on_input_changed(self, event: SymbolFilter.Changed) -> None:
+        if isinstance(event.input, SymbolFilter):
+            self.query_one(SymbolsTable).filter_text = event.value
+
+    def on_input_submitted(self, event: SymbolFilter.Submitted) -> None:
+        if isinstance(event.input, SymbolFilter):
+            self.query_one(SymbolsTable).focus()
+
+    def on_symbol_filter_cleared(self, _event: SymbolFilter.Cleared) -> None:
+        table = self.query_one(SymbolsTable)
+        table.filter_text = ""
+        table.focus()
+
+    def action_zoom(self, direction: int) -> None:
+        """Zoom both charts in (1) or out (-1), together."""
+        charts = [self.query_one(PriceChart), self.query_one(OscillatorChart)]
+        zoom = max(0, min(PriceChart.ZOOM_LEVELS - 1, charts[0].zoom + direction))
+        if zoom == charts[0].zoom:
+            self.bell()
+            return
+        for chart in charts:
+            chart.zoom = zoom
+
+    def action_toggle_overlay(self, number: int) -> None:
+        """Hide or show the ``number``-th overlay of the price chart."""
+        self.query_one(PriceChart).action_toggle_overlay(number)
+
     def action_next_theme(self) -> None:
         """Switch to the next of the loaded themes."""
         names = self.theme_set.names
@@ -600,6 +831,19 @@ class SessionkitApp(App[None]):
         """Switch to a theme by name (command palette)."""
         self.theme = name
 
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen: in ~/Downloads if it exists, else the current folder;
+        the notification says where."""
+        if path is None:
+            downloads = Path.home() / "Downloads"
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        try:
+            saved = self.save_screenshot(filename, path)
+        except OSError as exc:
+            self.notify(f"cannot save the screenshot in {path}: {exc}", severity="error")
+            return
+        self.notify(saved, title="Screenshot saved", timeout=6)
+
     def action_help(self) -> None:
         """Show the help screen."""
         if not isinstance(self.screen, HelpScreen):
@@ -608,10 +852,15 @@ class SessionkitApp(App[None]):
     def key_help(self) -> list[tuple[str, str, str]]:
         """(keys, description, help) of every binding, for the help screen."""
         rows: list[tuple[str, str, str]] = []
+        shown: set[str] = set()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             keys = binding.key_display or binding.key
+            if keys in shown:
+                continue  # one row for 1-9
+            shown.add(keys)
             rows.append((keys, binding.description, binding.tooltip))
+        rows.append(("tab", "Focus", "Move the focus: symbols, signals, events (to scroll)"))
         rows.append(("ctrl+p", "Commands", "Open the command palette"))
         return rows
 
@@ -632,14 +881,25 @@ class SessionkitApp(App[None]):
         group="engine",
         description="stop the engine",
     )
-    def _stop_engine(self) -> None:
+    def _stop_engine(self) -> bool:
         joined = self.session.stop(self.stop_timeout)
-        self.post_message(EngineStopped(joined))
+        return joined
 
-    def on_engine_stopped(self, message: EngineStopped) -> None:
-        self.exit()
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The engine was stopped (or stopping it failed): leave."""
+        if event.worker.name == "_stop_engine" and event.state in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+        ):
+            self.exit()
 
     # -- command palette ----------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own commands, then every monitor control (see :meth:`palette_commands`)."""
+        yield from super().get_system_commands(screen)
+        for title, help_text, callback in self.palette_commands():
+            yield SystemCommand(title, help_text, callback)
 
     def palette_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
         """(title, help, callback) of every command the palette offers."""
@@ -651,6 +911,12 @@ class SessionkitApp(App[None]):
         yield ("Next interval", "Chart the next bar interval (i)", self.action_next_interval)
         yield ("Next theme", "Switch to the next theme (t)", self.action_next_theme)
         yield ("Help", "Keys and panes (?)", self.action_help)
+        yield (
+            "Diagnostics",
+            "Where each engine thread spends its time (d)",
+            self.action_diagnostics,
+        )
+        yield ("Go to date", "Restart the engine at a session of the run (g)", self.action_seek)
         for preset in SPEED_PRESETS:
             label = fmt.speed("clock-driven" if preset else "data-driven", preset)
             yield (

@@ -135,6 +135,25 @@ class SessionAxis:
             kept.append((position, label))
         return [p for p, _ in kept], [label for _, label in kept]
 
+    def window_ticks(
+        self, zone: tzinfo, width: int, lo: float, hi: float
+    ) -> tuple[list[float], list[str]]:
+        """Ticks of a zoomed window ``lo..hi`` (slots): round times about 10 columns apart."""
+        span = max(hi - lo, 1.0)
+        step_minutes = self.step.total_seconds() / 60.0
+        wanted = span * step_minutes / max(2, (width - 8) // 10)
+        every = next((m for m in (1, 2, 5, 10, 15, 30, 60, 120) if m >= wanted), 240)
+        open_local = self.open.astimezone(zone)
+        first = math.ceil(max(lo, 0.0) * step_minutes / every) * every
+        ticks: list[float] = []
+        labels: list[str] = []
+        minute = first
+        while minute / step_minutes <= hi:
+            ticks.append(minute / step_minutes)
+            labels.append(f"{open_local + timedelta(minutes=minute):%H:%M}")
+            minute += every
+        return ticks, labels
+
 
 def downsample(
     xs: Sequence[float], ys: Sequence[float | None], buckets: int

@@ -27,12 +27,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sessionkit")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Watch and control a sessionkit backtest in the terminal.",
-        epilog="Keys: space pause/resume, n step, +/- speed, m clock mode, up/down symbol, "
-        "i interval, t theme, ? help, q quit. With no arguments: the bundled demo.",
+        epilog="Keys: space pause/resume, n step, +/- speed, m clock mode, g go to a date, "
+        "up/down symbol, enter its detail, / filter, s sort, i interval, c candles, [ ] zoom, "
+        "1-9 overlays, d diagnostics, t theme, ? help, q quit. With no arguments: the "
+        "bundled demo.",
     )
     parser.add_argument(
         "config",
@@ -60,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override any configuration key, e.g. --set analysis.options.fast=5 (repeatable)",
     )
     parser.add_argument("--paused", action="store_true", help="start paused (n steps)")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+    )
     parser.add_argument(
         "--theme",
         metavar="NAME",
@@ -133,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app.run()
     finally:
-        session.stop(1.0)
+        app.session.stop(1.0)  # the app's session: a seek replaces the first one
     if app.return_code not in (None, 0):
         return app.return_code
     return 0

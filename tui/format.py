@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, tzinfo
 
+from .progress import duration
+
 DASH = "-"
 """What a missing value looks like in every pane."""
 
@@ -29,6 +31,22 @@ class Figures:
         if not bars_per_second:
             return f"{DASH} bars/s"
         return f"{compact_number(bars_per_second)} bars/s"
+
+    def eta(self, seconds: float | None) -> str:
+        """Wall time left at the measured pace: ``ETA 3m 05s`` (``ETA -`` unknown)."""
+        return f"ETA {duration(seconds)}"
+
+    def seconds(self, value: float | None) -> str:
+        """A wall-clock duration: ``1.234 s``."""
+        return DASH if value is None else f"{value:,.3f} s"
+
+    def milliseconds(self, value: float | None) -> str:
+        """A wall-clock duration given in milliseconds: ``0.42 ms``."""
+        return DASH if value is None else f"{value:,.2f} ms"
+
+    def share(self, value: float | None) -> str:
+        """A share of wall-clock time in percent: ``37.5``."""
+        return DASH if value is None else f"{value:.1f}"
 
     def wait_ms(self, seconds: float | None) -> str:
         """A subscription wait in milliseconds."""
@@ -48,6 +66,18 @@ class FrozenFigures(Figures):
 
     def rate(self, bars_per_second: float | None) -> str:
         return "### bars/s"
+
+    def eta(self, seconds: float | None) -> str:
+        return "ETA #m ##s"
+
+    def seconds(self, value: float | None) -> str:
+        return DASH if value is None else "#.### s"
+
+    def milliseconds(self, value: float | None) -> str:
+        return DASH if value is None else "#.## ms"
+
+    def share(self, value: float | None) -> str:
+        return DASH if value is None else "##.#"
 
     def wait_ms(self, seconds: float | None) -> str:
         # Whether a wait happened at all depends on thread timing too.
@@ -97,8 +127,12 @@ def sim_clock(instant: datetime | None, zone: tzinfo) -> str:
     return f"{local:%H:%M:%S} {local.tzname()}"
 
 
-def sim_minute(instant: datetime | None, zone: tzinfo) -> str:
-    """Simulated time of an event: ``10:31`` (or blanks before the first session)."""
+def sim_minute(instant: datetime | None, zone: tzinfo, *, dated: bool = False) -> str:
+    """Simulated time of an event: ``10:31``, or ``11-26 10:31`` when ``dated`` (a run of
+    several sessions, where times alone would read as unsorted); blanks before the first
+    session."""
     if instant is None:
-        return "     "
-    return f"{instant.astimezone(zone):%H:%M}"
+        return " " * (11 if dated else 5)
+    return (
+        f"{instant.astimezone(zone):%m-%d %H:%M}" if dated else f"{instant.astimezone(zone):%H:%M}"
+    )

@@ -6,22 +6,25 @@ thread-safe); handled on the event loop by the app.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.message import Message
 
 
-class SymbolSelected(Message):
-    """The user picked a symbol in the symbols table (keys or mouse)."""
+class SessionReplaced(Message):
+    """A seek built the run's new session (posted by the restart worker)."""
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, session: Any, day: Any) -> None:
         super().__init__()
-        self.symbol = symbol
-        """The symbol now selected."""
+        self.session = session
+        """The new session (not started yet)."""
+        self.day = day
+        """The session date it starts at."""
 
 
-class EngineStopped(Message):
-    """The engine's threads were asked to stop and joined (posted by the quit worker)."""
+class SeekFailed(Message):
+    """A seek could not build the new session (posted by the restart worker)."""
 
-    def __init__(self, joined: bool) -> None:
+    def __init__(self, error: str) -> None:
         super().__init__()
-        self.joined = joined
-        """True if every engine thread ended within the deadline."""
+        self.error = error

@@ -39,6 +39,9 @@ CHART_DEFAULTS: dict[str, str] = {
     "chart-volume": "#4C6A8A",
     "chart-session": "#E8B341",
     "chart-guide": "#5A6675",
+    "chart-buy": "#3FD07A",
+    "chart-sell": "#FF5C7A",
+    "chart-missing": "#E8B341",
 }
 """Chart colours for themes that do not define them (Textual's built-in themes)."""
 
@@ -71,8 +74,14 @@ class ChartColours(BaseModel):
     """The session's open and close markers."""
     guide: str | None = None
     """Guide lines (RSI 30/70)."""
+    buy: str | None = None
+    """Buy signal markers (``▲``)."""
+    sell: str | None = None
+    """Sell signal markers (``▼``)."""
+    missing: str | None = None
+    """Marks of missing bars (gaps) under the price."""
 
-    @field_validator("price", "oscillator", "volume", "session", "guide")
+    @field_validator("price", "oscillator", "volume", "session", "guide", "buy", "sell", "missing")
     @classmethod
     def _colour(cls, value: str | None) -> str | None:
         return None if value is None else _check_colour(value)
@@ -92,6 +101,9 @@ class ChartColours(BaseModel):
                 ("volume", self.volume),
                 ("session", self.session),
                 ("guide", self.guide),
+                ("buy", self.buy),
+                ("sell", self.sell),
+                ("missing", self.missing),
             )
             if value is not None
         }

@@ -167,7 +167,9 @@ class AnalysisContext:
 
     def emit(self, symbol: str, kind: str, price: float | None = None, message: str = "") -> None:
         """Publish a signal (shown in the UI and the event log)."""
-        self._engine.emit(AnalysisSignal(self.time, symbol, kind, price, message))
+        bar = next((b for s, b in self.items if s == symbol), None) or self.last_bar(symbol)
+        start = bar.start if bar is not None else None
+        self._engine.emit(AnalysisSignal(self.time, symbol, kind, price, message, start))
 
 
 class AnalysisEngine(Stage):

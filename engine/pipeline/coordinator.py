@@ -148,6 +148,8 @@ class SessionCoordinator(threading.Thread):
         self.tm = time_manager
         self.dm = data_manager
         self.sessions = tuple(sessions)
+        self.first = 1
+        """1-based index of the session to start at (a seek restarts the run there)."""
         self.processor = processor
         self.analysis = analysis
         self.quality = quality
@@ -189,7 +191,8 @@ class SessionCoordinator(threading.Thread):
     def run(self) -> None:
         runtime = self.runtime
         try:
-            for index, day in enumerate(self.sessions, start=1):
+            first = self.first
+            for index, day in enumerate(self.sessions[first - 1 :], start=first):
                 self._initialize_session(index, day)
                 self._stream_session()
                 self._end_session()

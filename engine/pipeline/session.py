@@ -11,6 +11,7 @@ before any thread starts.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +33,7 @@ from .snapshot import (
     FINAL_STATES,
     AnalysisSignal,
     EngineMetrics,
+    GapSpan,
     Series,
     SeriesStats,
     Snapshot,
@@ -54,12 +56,17 @@ class Session:
     record
         Keep every streamed and derived bar with its indicators and quality, for
         :meth:`export_csv`.
+    first_session
+        Start the run at this planned session (with its warm-up) instead of the first;
+        the run keeps its numbering (``session 5/20``). See :meth:`restarted_at`.
 
     Raises
     ------
     SessionkitError
         If the database cannot be opened, a symbol or the exchange's calendar is missing,
         the dates are outside the calendar, or the analysis class cannot be loaded.
+    ValueError
+        If ``first_session`` is not one of the planned sessions.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class Session:
         start_paused: bool = False,
         source: str | None = None,
         record: bool = False,
+        first_session: date | None = None,
     ) -> None:
         from ..store.data_manager import check_against_database
 
@@ -81,6 +89,16 @@ class Session:
         tz = self.time_manager.timezone
         self.data_manager = DataManager(self.engine, tz)
         self.sessions = self._plan_sessions()
+        first = 1
+        if first_session is not None:
+            if first_session not in self.sessions:
+                raise ValueError(
+                    f"{first_session} is not a session of this run "
+                    f"({self.sessions[0]} to {self.sessions[-1]})"
+                    if self.sessions
+                    else f"{first_session} is not a session of this run"
+                )
+            first = self.sessions.index(first_session) + 1
         analysis = self._load_analysis()
 
         self.data = SessionData()
@@ -122,6 +140,9 @@ class Session:
             self.coordinator = SessionCoordinator(
                 runtime, self.time_manager, self.data_manager, self.sessions, *stages, fills
             )
+            self.coordinator.first = first
+        self.session_bounds = self._session_bounds()
+        """(open, close) of each planned session (for the run's progress)."""
         self._threads = [
             t
             for t in (self.processor, self.quality, self.analysis, self.coordinator)
@@ -147,6 +168,14 @@ class Session:
                 f"{backtest.end_date}",
             )
         return sessions
+
+    def _session_bounds(self) -> tuple[tuple[Any, Any], ...]:
+        bounds = []
+        for day in self.sessions:
+            session = self.time_manager.get_trading_session(day)
+            if session is not None:
+                bounds.append((session.open, session.close))
+        return tuple(bounds) if len(bounds) == len(self.sessions) else ()
 
     def _load_analysis(self) -> Any:
         entry = self.config.analysis.entry
@@ -240,6 +269,34 @@ class Session:
         """True once the session completed, stopped or failed."""
         return self.runtime.state in FINAL_STATES
 
+    def restarted_at(self, day: date) -> Session:
+        """A new, unstarted Session of the same run, starting at the planned session ``day``.
+
+        The new session has this one's configuration, clock, speed and pause state; it
+        loads ``day``'s warm-up like any first session. This session is left as it is (stop
+        it). Blocks while the new session checks the database: call it off the UI's loop.
+
+        Raises
+        ------
+        ValueError
+            If ``day`` is not one of the run's sessions, or the session is live.
+        """
+        if self.config.mode == "live":
+            raise ValueError("a live session cannot go to another date")
+        controls = self.runtime.controls
+        with controls.cond:
+            paused, clock, speed = controls.paused, controls.clock, controls.speed
+        session = Session(
+            self.config,
+            start_paused=paused,
+            source=self.source,
+            record=self.processor.record is not None,
+            first_session=day,
+        )
+        if clock != session.runtime.controls.clock or speed != session.runtime.controls.speed:
+            session._set_clock(clock, speed)
+        return session
+
     # -- controls (any thread) -----------------------------------------------------------
 
     def pause(self) -> None:
@@ -305,8 +362,16 @@ class Session:
 
     # -- observation (any thread) --------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
-        """An immutable picture of the session now; cheap enough for 10 Hz polling."""
+    def snapshot(self, *, symbols: Collection[str] | None = None) -> Snapshot:
+        """An immutable picture of the session now; cheap enough for 10 Hz polling.
+
+        Parameters
+        ----------
+        symbols
+            Only these symbols' ``series`` and ``indicators`` (default: every symbol). The
+            rest of the snapshot is complete; a monitor of hundreds of symbols asks for the
+            few it shows between full refreshes.
+        """
         runtime = self.runtime
         config = self.config
         coordinator = self.coordinator
@@ -316,7 +381,11 @@ class Session:
         base = config.streams.interval
         series: dict[tuple[str, str], SeriesStats] = {}
         indicators = {}
-        for symbol in config.streams.symbols:
+        wanted = config.streams.symbols
+        if symbols is not None:
+            chosen = set(symbols)
+            wanted = [s for s in wanted if s in chosen]
+        for symbol in wanted:
             gaps = self.quality.gap_count(symbol)
             history_quality = data.get_quality_metric(symbol, f"{base}:history")
             _n, _h, _last, _row, prev_close = data.series(symbol, base).summary()
@@ -366,6 +435,7 @@ class Session:
             session_index=plan.index if plan else 0,
             session_count=len(self.sessions),
             sessions=tuple(self.sessions),
+            session_bounds=self.session_bounds,
             sim_time=runtime.sim_time,
             market_open=plan.open if plan else None,
             market_close=plan.close if plan else None,
@@ -480,6 +550,30 @@ class Session:
             self.runtime.tz,
             closes,
         )
+
+    def gaps(self, symbol: str) -> tuple[GapSpan, ...]:
+        """The runs of missing base bars of ``symbol`` so far in the current session.
+
+        Closed runs first, in time order, then the run still open at the simulated time
+        (if bars are missing up to it).
+
+        Raises
+        ------
+        KeyError
+            If the symbol is not streamed.
+        """
+        if symbol not in self.quality.tracks:
+            raise KeyError(symbol)
+        quality = self.quality
+        track = quality.tracks[symbol]
+        delta = quality.delta
+        spans = [GapSpan(start, end, int((end - start) / delta)) for start, end in list(track.gaps)]
+        missing, start = track.missing, track.next_start
+        plan = self.coordinator.plan
+        if missing and plan is not None:
+            start = start or plan.open
+            spans.append(GapSpan(start, start + missing * delta, missing, open=True))
+        return tuple(spans)
 
     def signals(self) -> tuple[AnalysisSignal, ...]:
         """Recent analysis signals."""

@@ -104,6 +104,27 @@ class AnalysisSignal:
     """What the signal says, e.g. ``buy`` or ``sell``."""
     price: float | None
     message: str
+    bar_start: datetime | None = None
+    """Start of the base bar the signal was emitted on (None if the symbol had none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GapSpan:
+    """A run of missing base bars of one symbol in the current session."""
+
+    start: datetime
+    """Start of the first missing bar (aware, UTC)."""
+    end: datetime
+    """End of the last missing bar (aware, UTC)."""
+    bars: int
+    """How many base bars are missing."""
+    open: bool = False
+    """True while the run is still open (no bar has arrived since it began)."""
+
+    @property
+    def minutes(self) -> float:
+        """Minutes of missing data."""
+        return (self.end - self.start).total_seconds() / 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +173,8 @@ class Snapshot:
     """1-based index of the current session; 0 before the first."""
     session_count: int = 0
     sessions: tuple[date, ...] = ()
+    session_bounds: tuple[tuple[datetime, datetime], ...] = ()
+    """(open, close) of each planned session, aligned with ``sessions`` (run progress)."""
     sim_time: datetime | None = None
     """Simulated time (aware, UTC)."""
     market_open: datetime | None = None

@@ -120,6 +120,10 @@ class DataManager:
         return out
 
 
+KNOWN_SYMBOLS_SHOWN = 20
+"""How many of the database's symbols an unknown-symbol error lists."""
+
+
 def check_against_database(
     config: SessionConfig, engine: Engine, *, source: str = "<config>"
 ) -> None:
@@ -161,9 +165,23 @@ def check_against_database(
         )
     missing = [s for s in config.streams.symbols if s not in present]
     if missing:
+        with engine.connect() as connection:
+            known = list(
+                connection.execute(
+                    select(BarRecord.symbol)
+                    .where(BarRecord.interval == config.streams.interval)
+                    .distinct()
+                    .order_by(BarRecord.symbol)
+                    .limit(KNOWN_SYMBOLS_SHOWN + 1)
+                ).scalars()
+            )
+        listed = ", ".join(known[:KNOWN_SYMBOLS_SHOWN]) or "none"
+        if len(known) > KNOWN_SYMBOLS_SHOWN:
+            listed += ", ... (sessionkit db info lists them all)"
         raise ConfigError(
             config.origin_of("streams.symbols") if source == config.source else source,
             "streams.symbols",
             ", ".join(repr(s) for s in missing)
-            + f" not in the database {url} at interval {config.streams.interval!r}",
+            + f" not in the database {url} at interval {config.streams.interval!r}"
+            + f" (it has: {listed})",
         )

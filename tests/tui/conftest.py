@@ -40,3 +40,11 @@ def make_session() -> Iterator[Callable[..., Session]]:
     yield make
     for session in sessions:
         assert session.stop(2.0), "an engine thread did not end within 2 s"
+
+
+@pytest.fixture(scope="session")
+def universe_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 500-symbol synthetic database (see ``universe``), built once per test run."""
+    from universe import make_universe
+
+    return make_universe(tmp_path_factory.mktemp("universe") / "universe.sqlite")

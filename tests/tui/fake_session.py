@@ -3,7 +3,7 @@
 Used by the TUI tests that need states the bundled sample data cannot produce on demand
 (or that must not depend on the engine's timing). It has the same public API as the real
 session: ``start``, ``pause``, ``resume``, ``step``, ``set_speed``, ``set_clock``, ``stop``,
-``snapshot``, ``series``, ``wait_idle`` and ``wait``.
+``snapshot``, ``series``, ``gaps``, ``wait_idle`` and ``wait``.
 
 One background thread (``fake_engine``) advances simulated time; every other method is
 called from the test's or the UI's thread and only touches state under ``_cond``.
@@ -24,6 +24,7 @@ from sessionkit.engine.pipeline.snapshot import (
     AnalysisSignal,
     EngineEvent,
     EngineMetrics,
+    GapSpan,
     Series,
     SeriesStats,
     Snapshot,
@@ -289,7 +290,7 @@ class FakeSession:
                     )
                 )
             if self._minute == 17 and s == 0:
-                self._signals.append(AnalysisSignal(now, symbol, "buy", p, "fake cross"))
+                self._signals.append(AnalysisSignal(now, symbol, "buy", p, "fake cross", start))
                 self._log(f"signal buy {symbol} @ {p:.2f}: fake cross")
         self._bump()
         if self.fail_at_step is not None and self._steps >= self.fail_at_step:
@@ -318,12 +319,14 @@ class FakeSession:
             rsi = 100.0 if downs == 0 else 100.0 - 100.0 / (1.0 + ups / downs)
         return {"sma_10": sma, "rsi_14": rsi}
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, *, symbols=None) -> Snapshot:
         with self._cond:
             day = self.days[self._day_index]
             series = {}
             indicators = {}
-            for symbol in self.symbols:
+            for symbol in (
+                self.symbols if symbols is None else [s for s in self.symbols if s in symbols]
+            ):
                 for interval in self.intervals:
                     bars = self._bars[symbol, interval]
                     history = self.history if interval == self.intervals[0] else 0
@@ -356,6 +359,9 @@ class FakeSession:
                 session_index=self._day_index + 1,
                 session_count=len(self.days),
                 sessions=tuple(d.day for d in self.days),
+                session_bounds=tuple(
+                    (d.open.astimezone(UTC), d.close.astimezone(UTC)) for d in self.days
+                ),
                 sim_time=self._sim_time,
                 market_open=day.open.astimezone(UTC),
                 market_close=day.close.astimezone(UTC),
@@ -377,6 +383,11 @@ class FakeSession:
                 signals=tuple(self._signals),
                 version=self._version,
             )
+
+    def gaps(self, symbol: str) -> tuple[GapSpan, ...]:
+        if symbol not in self.symbols:
+            raise KeyError(symbol)
+        return ()
 
     def series(self, symbol: str, interval: str, n: int = 500) -> Series:
         with self._cond:

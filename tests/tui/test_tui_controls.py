@@ -234,10 +234,16 @@ async def test_command_palette_runs_session_commands(make_session):
             assert title in titles
 
 
+QUIT_HANG_BOUND = 3.0
+"""Seconds after which a quit counts as hung. The quit *time* (about 0.1 s) is measured by
+``tests/benchmarks/test_bench_tui.py``: a deadline of 1 s here failed on a loaded machine,
+where joining the engine's threads alone can take longer."""
+
+
 async def _quit_and_measure(app, session, pilot) -> float:
     started = time.monotonic()
     await pilot.press("q")
-    assert await wait_for(lambda: not app.is_running, 3)
+    assert await wait_for(lambda: not app.is_running, QUIT_HANG_BOUND + 2)
     elapsed = time.monotonic() - started
     assert not any(t.is_alive() for t in engine_threads(session))
     return elapsed
@@ -254,7 +260,7 @@ async def test_q_quits_while_running_at_max_speed(make_session):
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(lambda: session.snapshot().metrics.steps > 10, 10)
         elapsed = await _quit_and_measure(app, session, pilot)
-    assert elapsed < 1.0
+    assert elapsed < QUIT_HANG_BOUND
     assert session.snapshot().state == "stopped"
 
 
@@ -264,7 +270,7 @@ async def test_q_quits_while_paused(make_session):
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(lambda: session.snapshot().state == "paused", 10)
         elapsed = await _quit_and_measure(app, session, pilot)
-    assert elapsed < 1.0
+    assert elapsed < QUIT_HANG_BOUND
 
 
 async def test_q_quits_while_loading_clock_driven(make_session):
@@ -272,7 +278,7 @@ async def test_q_quits_while_loading_clock_driven(make_session):
     app = make_app(session)
     async with app.run_test(size=SIZE) as pilot:
         elapsed = await _quit_and_measure(app, session, pilot)
-    assert elapsed < 1.0
+    assert elapsed < QUIT_HANG_BOUND
 
 
 async def test_q_quits_after_completion(make_session):
@@ -286,7 +292,7 @@ async def test_q_quits_after_completion(make_session):
         assert await wait_for(lambda: session.snapshot().state == "completed", 20)
         assert await wait_for(lambda: app.query_one(StatusBar).line.state == "completed")
         elapsed = await _quit_and_measure(app, session, pilot)
-    assert elapsed < 1.0
+    assert elapsed < QUIT_HANG_BOUND
     assert session.snapshot().state == "completed"
 
 
@@ -321,7 +327,7 @@ async def test_engine_error_is_shown_and_ui_stays_responsive(make_session):
         assert app.theme == "light"
         assert session.snapshot().state == "error"
         elapsed = await _quit_and_measure(app, session, pilot)
-    assert elapsed < 1.0
+    assert elapsed < QUIT_HANG_BOUND
 
 
 async def test_polling_an_unchanged_engine_updates_nothing(make_session):

@@ -311,3 +311,30 @@ async def test_fake_early_close_session_completes_and_status_follows():
             assert any("Backtest complete" in str(n.title) for n in app._notifications)
     finally:
         session.stop()
+
+
+async def test_event_log_caps_after_leaving_out_the_signals():
+    """At max speed most events are signals: the cap must not crowd out the others."""
+    from datetime import UTC, datetime
+
+    from sessionkit.engine.pipeline.snapshot import EngineEvent
+    from sessionkit.tui.widgets.event_log import EventLog
+    from textual.app import App
+
+    wall = datetime(2000, 1, 1, tzinfo=UTC)
+    events = [EngineEvent(wall, None, "info", "session 2/3 loaded")] + [
+        EngineEvent(wall, None, "info", f"signal buy X{n}") for n in range(100)
+    ]
+
+    class LogApp(App):
+        def compose(self):
+            yield EventLog(id="log")
+
+    app = LogApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        log = app.query_one(EventLog)
+        log.show(events, "America/New_York", limit=40)
+        await pilot.pause()
+        texts = [line.text for line in log.lines]
+        assert any("session 2/3 loaded" in t for t in texts)
+        assert not any("signal buy" in t for t in texts)

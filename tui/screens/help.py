@@ -20,17 +20,34 @@ from textual.widgets import Static
 PANES = (
     (
         "Status bar",
-        "mode, state, session date, simulated time (exchange zone), speed, "
-        "session i of n, engine bars/s",
+        "mode, state, session date (session i/n), simulated time in the exchange's zone, "
+        "speed, bars/s over the last seconds (0 while paused); the bar is the share of the "
+        "run's trading time replayed, with the ETA at the pace measured now",
     ),
-    ("Symbols", "bars per interval, last price, change % from the previous close, quality %, gaps"),
-    ("Subscriptions", "engine hand-offs: mode, signals, overruns, last and max wait (ms)"),
+    (
+        "Symbols",
+        "bars so far per interval, last price, Chg% from the previous session's close, "
+        "Q% = bars present of the bars the calendar expects so far in this session, "
+        "Gap = runs of missing bars in this session; s sorts, / filters, enter for detail",
+    ),
+    (
+        "Subscriptions",
+        "engine hand-offs per consumer thread: Sigs = ready signals sent, Ovr = overruns "
+        "(a consumer still busy when the next instant was due), Wait / Max = the last and "
+        "longest wait for it, in ms",
+    ),
     (
         "Charts",
-        "price with overlay indicators, an oscillator (or volume) below; the "
-        "session's open and close are the vertical lines",
+        "price (close line or candles, c) with overlays (1-9 toggle, bands dotted), buy ▲ and "
+        "sell ▼ at their bars, × under missing bars; an oscillator (or volume) below; the "
+        "vertical lines are the session's open and close; [ ] zoom",
     ),
-    ("Signals / Events", "analysis signals and the engine's log, in simulated time"),
+    ("Signals", "what the analysis emitted, in simulated time (each once; not in Events)"),
+    ("Events", "the engine's log in simulated time: sessions, gaps, speed changes, errors"),
+    (
+        "Detail (enter)",
+        "the symbol's gaps (start, end, minutes), quality per interval and history, indicators",
+    ),
 )
 """(pane, what it shows) for the help screen."""
 

@@ -8,12 +8,14 @@ re-plots only when the data's key, its size or the theme changed. Drawing (plote
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sessionkit.engine.pipeline.snapshot import Series
+from sessionkit.engine.pipeline.snapshot import AnalysisSignal, Series
 from textual.app import RenderResult
 from textual.color import Color
+from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from ..charting import SessionAxis, base_name
@@ -36,6 +38,10 @@ class ChartData:
     """Indicator name -> kind, where the configuration says."""
     key: tuple[Any, ...] = ()
     """Changes whenever what is drawn changes (stream, bars, session)."""
+    signals: tuple[AnalysisSignal, ...] = ()
+    """The analysis's signals for the charted symbol (the same the signals log lists)."""
+    missing: tuple[float, ...] = ()
+    """X positions of the session's missing bars (from the engine's gaps)."""
 
 
 class SessionChart(PlotextPlot):
@@ -52,6 +58,13 @@ class SessionChart(PlotextPlot):
     }
     """
 
+    ZOOM_LEVELS = 5
+    """0: the session and its history; 1: the session; 2-4: a half, quarter, eighth of it
+    ending at the latest bar."""
+
+    zoom: reactive[int] = reactive(0, init=False)
+    """The time window shown (see :attr:`ZOOM_LEVELS`)."""
+
     def __init__(
         self, *, name: str | None = None, id: str | None = None, classes: str | None = None
     ) -> None:
@@ -65,6 +78,50 @@ class SessionChart(PlotextPlot):
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
+
+    def watch_zoom(self) -> None:
+        self._drawn = None
+        if self.data is not None:
+            self.replot()
+
+    def window(self, data: ChartData) -> tuple[float, float] | None:
+        """The x range shown at the current zoom (None: everything, the default)."""
+        axis = data.axis
+        if axis is None or self.zoom <= 0:
+            return None
+        slots = float(axis.slots)
+        if self.zoom == 1:
+            return (-0.5, slots + 0.5)
+        width = slots / 2 ** (self.zoom - 1)
+        xs = self.x_positions(data)
+        last = xs[-1] if xs else 0.0
+        hi = min(slots, max(width, last + 1 + width * 0.05))
+        return (hi - width - 0.5, hi + 0.5)
+
+    def zoomed(self, data: ChartData) -> ChartData:
+        """``data`` cut to the zoom's window (the bars outside it are left out)."""
+        window = self.window(data)
+        if window is None:
+            return data
+        xs = self.x_positions(data)
+        first, last = bisect_left(xs, window[0]), bisect_right(xs, window[1])
+        series = data.series
+        cut = slice(first, last)
+        return replace(
+            data,
+            series=replace(
+                series,
+                starts=series.starts[cut],
+                open=series.open[cut],
+                high=series.high[cut],
+                low=series.low[cut],
+                close=series.close[cut],
+                volume=series.volume[cut],
+                indicators={k: v[cut] for k, v in series.indicators.items()},
+                history=max(0, min(series.history, last) - first),
+            ),
+            missing=tuple(x for x in data.missing if window[0] <= x <= window[1]),
+        )
 
     def on_resize(self) -> None:
         self._drawn = None
@@ -81,7 +138,7 @@ class SessionChart(PlotextPlot):
     def show(self, data: ChartData) -> bool:
         """Show new data; re-plots only if it differs from what is drawn. True if it did."""
         self.data = data
-        drawn = (data.key, self.size.width, self.size.height, self.app.theme)
+        drawn = (data.key, self.size.width, self.size.height, self.app.theme, self.zoom)
         if drawn == self._drawn:
             return False
         self._drawn = drawn
@@ -96,7 +153,7 @@ class SessionChart(PlotextPlot):
         """
         self.plt.clear_figure()
         if self.data is not None:
-            self.plot(self.data)
+            self.plot(self.zoomed(self.data))
         self.replots += 1
         self.refresh()
 
@@ -151,15 +208,23 @@ class SessionChart(PlotextPlot):
         if axis is None:
             return
         session = self.colour("chart-session")
-        plt.vline(0, session)
-        plt.vline(axis.slots, session)
-        plt.xlim(-shown_history - 0.5 if shown_history else -0.5, axis.slots + 0.5)
+        window = self.window(data)
         from zoneinfo import ZoneInfo
 
-        history_start = data.series.starts[0] if shown_history and data.series.starts else None
-        ticks, labels = axis.ticks(
-            ZoneInfo(data.timezone), self.size.width or 80, history_start, shown_history
-        )
+        zone = ZoneInfo(data.timezone)
+        if window is None:
+            plt.vline(0, session)
+            plt.vline(axis.slots, session)
+            plt.xlim(-shown_history - 0.5 if shown_history else -0.5, axis.slots + 0.5)
+            history_start = data.series.starts[0] if shown_history and data.series.starts else None
+            ticks, labels = axis.ticks(zone, self.size.width or 80, history_start, shown_history)
+        else:
+            lo, hi = window
+            for x in (0, axis.slots):
+                if lo <= x <= hi:
+                    plt.vline(x, session)
+            plt.xlim(lo, hi)
+            ticks, labels = axis.window_ticks(zone, self.size.width or 80, lo, hi)
         plt.xticks(ticks, labels)
 
 

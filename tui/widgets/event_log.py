@@ -7,7 +7,7 @@ through :meth:`EventLog.show`; only the events it has not written yet are append
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.style import Style
@@ -19,6 +19,9 @@ from .. import format as fmt
 from ..styling import component_foreground
 
 T = TypeVar("T")
+
+SIGNAL_PREFIX = "signal "
+"""How the engine's log line of an analysis signal begins."""
 
 
 def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
@@ -35,7 +38,7 @@ def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
     return items
 
 
-class TailLog(RichLog, can_focus=False):
+class TailLog(RichLog, can_focus=True):
     """A log that appends only the entries of a bounded, append-only window it has not
     written yet, capped per call (shared by the event and signals logs)."""
 
@@ -43,6 +46,27 @@ class TailLog(RichLog, can_focus=False):
         super().__init__(**kwargs)
         self._last: object | None = None
         self._skipped = False
+        self._shown: tuple[Sequence[Any], str, dict[str, Any]] | None = None
+        self._width = 0
+
+    def remember(self, items: Sequence[Any], timezone: str, **options: Any) -> None:
+        """Keep the last window shown, to write it again at a new width (wrapped lines)."""
+        self._shown = (items, timezone, options)
+
+    def write_wrapped(self, text: Text) -> None:
+        """Write ``text``, wrapped at the pane's width (once it is known)."""
+        width = self.scrollable_content_region.width if self.wrap else 0
+        self.write(text, width=width or None)
+
+    def on_resize(self) -> None:
+        width = self.scrollable_content_region.width
+        if width == self._width:
+            return
+        self._width = width
+        if self.wrap and self._shown is not None:
+            items, timezone, options = self._shown
+            self.restyle()
+            self.show(items, timezone, **{**options, "limit": None})  # type: ignore[attr-defined]
 
     def restyle(self) -> None:
         """Forget what was written: the next ``show`` writes the window again in the
@@ -111,12 +135,14 @@ class EventLog(TailLog):
         classes: str | None = None,
     ) -> None:
         super().__init__(
-            max_lines=max_lines, wrap=False, markup=False, name=name, id=id, classes=classes
+            max_lines=max_lines, wrap=True, markup=False, name=name, id=id, classes=classes
         )
         self.figures = figures or fmt.Figures()
         self._notes: list[tuple[str, str]] = []
         self.lines_written = 0
         """How many lines were written (for tests)."""
+        self.hide_signals = True
+        """Leave out the analysis's signal lines (the signals pane lists them)."""
 
     def _style(self, name: str) -> Style:
         return component_foreground(self, f"event-log--{name}")
@@ -128,10 +154,19 @@ class EventLog(TailLog):
             self._write_note(message, level)
 
     def show(
-        self, events: Sequence[EngineEvent], timezone: str, *, limit: int | None = None
+        self,
+        events: Sequence[EngineEvent],
+        timezone: str,
+        *,
+        limit: int | None = None,
+        dated: bool = False,
     ) -> None:
         """Append the events not written yet (as one write: one layout pass, not one a line),
-        at most ``limit`` now (see :meth:`TailLog.take_new`)."""
+        at most ``limit`` now (see :meth:`TailLog.take_new`). With :attr:`hide_signals`,
+        the analysis's signals are left to the signals pane (each is listed once)."""
+        self.remember(events, timezone, dated=dated)
+        if self.hide_signals:  # before the cap: at max speed most events are signals
+            events = [event for event in events if not event.message.startswith(SIGNAL_PREFIX)]
         new, count = self.take_new(events, limit)
         if not new:
             return
@@ -142,12 +177,12 @@ class EventLog(TailLog):
         message = self.figures.message
         lines = []
         for event in new:
-            line = Text(no_wrap=True)
-            line.append(fmt.sim_minute(event.sim_time, zone), time_style)
+            line = Text()
+            line.append(fmt.sim_minute(event.sim_time, zone, dated=dated), time_style)
             line.append(" ")
             line.append(message(event.message), level_style.get(event.level, ""))
             lines.append(line)
-        self.write(Text("\n", no_wrap=True).join(lines))
+        self.write_wrapped(Text("\n").join(lines))
 
     def note(self, message: str, level: str = "ui") -> None:
         """Write a line from the monitor itself (a skipped theme file, an error)."""
@@ -158,5 +193,5 @@ class EventLog(TailLog):
         line = Text(no_wrap=True)
         line.append("   ui ", self._style("time"))
         line.append(message, self._style(level))
-        self.write(line)
+        self.write_wrapped(line)
         self.lines_written += 1

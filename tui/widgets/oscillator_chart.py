@@ -38,6 +38,12 @@ class OscillatorChart(SessionChart):
                     marker="braille",
                     fillx=True,
                 )
+            volumes = series.volume
+            if volumes:
+                top = max(volumes)
+                ticks = [0.0, top / 2, float(top)]
+                plt.ylim(0, top * 1.05 or 1)
+                plt.yticks(ticks, [f"{tick:,.0f}" for tick in ticks])
             self.border_title = "Volume"
             self.border_subtitle = ""
         else:

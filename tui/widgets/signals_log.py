@@ -66,7 +66,12 @@ class SignalsLog(TailLog):
         return component_foreground(self, f"signals-log--{name}")
 
     def show(
-        self, signals: Sequence[AnalysisSignal], timezone: str, *, limit: int | None = None
+        self,
+        signals: Sequence[AnalysisSignal],
+        timezone: str,
+        *,
+        limit: int | None = None,
+        dated: bool = False,
     ) -> None:
         """Append the signals not written yet (as one write), at most what the log holds
         and ``limit`` now (see :meth:`TailLog.take_new`)."""
@@ -81,7 +86,7 @@ class SignalsLog(TailLog):
         for signal in new:
             kind = signal.kind.lower()
             line = Text(no_wrap=True)
-            line.append(fmt.sim_minute(signal.sim_time, zone), time_style)
+            line.append(fmt.sim_minute(signal.sim_time, zone, dated=dated), time_style)
             line.append(f" {signal.symbol:<6} ")
             line.append(f"{signal.kind:<4}", kind_style.get(kind, kind_style["other"]))
             line.append(f" {fmt.price(signal.price):>8}")

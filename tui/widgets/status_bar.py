@@ -1,7 +1,10 @@
-"""The status bar: mode, state, session date, simulated time, speed, session i of n, bars/s.
+"""The status bar: mode, state, session date, simulated time, speed, session i of n, the
+run's progress with its ETA, and the recent bars/s.
 
-Used on the UI's event loop only: the app hands it each new snapshot through
-:meth:`StatusBar.show`; it re-renders only when one of its texts changed.
+Used on the UI's event loop only: the app hands it each new snapshot and the run's
+:class:`~sessionkit.tui.progress.ProgressTracker` through :meth:`StatusBar.show`; it
+re-renders only when one of its texts changed. The progress bar takes the width the other
+fields leave.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from .. import format as fmt
+from ..progress import ProgressTracker, bar
 
 STATE_LABELS: dict[str, tuple[str, str]] = {
     "initializing": ("… loading", "busy"),
@@ -41,14 +45,25 @@ class StatusLine:
     time: str = "--:--:--"
     speed: str = fmt.DASH
     rate: str = ""
+    fraction: float | None = None
+    """Share of the run's trading time replayed (None: unknown)."""
+    done: str = ""
+    """Sessions done of total, e.g. ``2/25``."""
+    eta: str = ""
 
 
-def status_line(snapshot: Snapshot, figures: fmt.Figures) -> StatusLine:
-    """The status texts of a snapshot."""
+def status_line(
+    snapshot: Snapshot,
+    figures: fmt.Figures,
+    tracker: ProgressTracker | None = None,
+    wall: float = 0.0,
+) -> StatusLine:
+    """The status texts of a snapshot (with the run's progress if ``tracker`` is given)."""
     zone = ZoneInfo(snapshot.timezone)
     clock = {"data-driven": "data-driven", "clock-driven": "clock", "live": "wall clock"}.get(
         snapshot.clock, snapshot.clock
     )
+    progress = tracker.progress if tracker else None
     sessions = ""
     if snapshot.session_count:
         sessions = f"session {snapshot.session_index}/{snapshot.session_count}"
@@ -61,7 +76,12 @@ def status_line(snapshot: Snapshot, figures: fmt.Figures) -> StatusLine:
         sessions=sessions,
         time=fmt.sim_clock(snapshot.sim_time, zone),
         speed=f"{fmt.speed(snapshot.clock, snapshot.speed)} {clock}",
-        rate=figures.rate(snapshot.metrics.bars_per_second),
+        rate=figures.rate(
+            tracker.bars_per_second(wall) if tracker else snapshot.metrics.bars_per_second
+        ),
+        fraction=progress.fraction if progress else None,
+        done=f"{progress.sessions_done}/{progress.sessions_total}" if progress else "",
+        eta="" if progress is None or snapshot.finished else figures.eta(tracker.eta(wall)),
     )
 
 
@@ -77,6 +97,7 @@ class StatusBar(Widget):
         "status-bar--error",
         "status-bar--label",
         "status-bar--separator",
+        "status-bar--progress",
     }
     """
     | Class | Description |
@@ -89,6 +110,7 @@ class StatusBar(Widget):
     | `status-bar--error` | The state after an engine error. |
     | `status-bar--label` | Secondary texts (session i of n, bars/s). |
     | `status-bar--separator` | The separators between fields. |
+    | `status-bar--progress` | The run's progress bar. |
     """
 
     DEFAULT_CSS = """
@@ -105,15 +127,22 @@ class StatusBar(Widget):
         & > .status-bar--error { background: $error; color: $text; text-style: bold; }
         & > .status-bar--label { color: $foreground-muted; }
         & > .status-bar--separator { color: $foreground-muted; }
+        & > .status-bar--progress { color: $primary; }
     }
     """
 
     line: reactive[StatusLine] = reactive(StatusLine, layout=False)
     """The texts shown; assigning an equal value does not re-render."""
 
-    def show(self, snapshot: Snapshot, figures: fmt.Figures) -> None:
+    def show(
+        self,
+        snapshot: Snapshot,
+        figures: fmt.Figures,
+        tracker: ProgressTracker | None = None,
+        wall: float = 0.0,
+    ) -> None:
         """Show a new snapshot (re-renders only if a text changed)."""
-        self.line = status_line(snapshot, figures)
+        self.line = status_line(snapshot, figures, tracker, wall)
 
     def render(self) -> RenderResult:
         text = self._text(compact=False)
@@ -150,4 +179,21 @@ class StatusBar(Widget):
                 text.append(part)
             else:
                 text.append(part[0], part[1])  # type: ignore[arg-type]
+        if line.fraction is not None:
+            self._append_progress(text, separator, compact=compact)
         return text
+
+    def _append_progress(self, text: Text, separator: tuple[str, object], *, compact: bool) -> None:
+        """The run's progress: a bar in the width left (if any), percent, done, ETA."""
+        line = self.line
+        style = self.get_component_rich_style
+        assert line.fraction is not None
+        percent = f"{line.fraction * 100:.0f}%" if compact else f"{line.fraction * 100:.1f}%"
+        tail = f" {percent}"
+        if line.eta:
+            tail += f" {line.eta}"
+        room = self.size.width - text.cell_len - len(separator[0]) - len(tail) - 1
+        text.append(*separator)  # type: ignore[arg-type]
+        if room >= 4:
+            text.append(bar(line.fraction, min(room, 30)), style("status-bar--progress"))
+        text.append(tail, style("status-bar--label"))

@@ -1,0 +1,186 @@
+"""What the monitor reads beyond the basic snapshot: run bounds, signal bars, gaps, restarts.
+
+Each test drives a real :class:`~sessionkit.engine.pipeline.session.Session` on the bundled
+sample database to a fixed point (paused and idle, or finished) before asserting.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from sessionkit.engine.config import load_config
+from sessionkit.engine.pipeline.session import Session
+
+MINUTE = timedelta(minutes=1)
+
+
+def demo(**backtest) -> Session:
+    return Session(load_config("demo", {"backtest": backtest}), source="demo", start_paused=True)
+
+
+def idle(session: Session, steps: int = 0) -> None:
+    session.start()
+    assert session.wait_idle(20)
+    if steps:
+        session.step(steps)
+        assert session.wait_idle(20)
+
+
+def test_session_bounds_follow_the_calendar() -> None:
+    session = demo(start_date=date(2024, 11, 27), end_date=date(2024, 12, 2))
+    try:
+        snapshot = session.snapshot()
+        assert snapshot.sessions == (date(2024, 11, 27), date(2024, 11, 29), date(2024, 12, 2))
+        bounds = snapshot.session_bounds
+        assert len(bounds) == 3
+        lengths = [close - open_ for open_, close in bounds]
+        # 6.5 hours, the early close after Thanksgiving (3.5 hours), 6.5 hours.
+        assert lengths == [timedelta(hours=6.5), timedelta(hours=3.5), timedelta(hours=6.5)]
+    finally:
+        assert session.stop()
+
+
+def test_signals_carry_the_bar_they_were_emitted_on() -> None:
+    session = Session(
+        load_config(
+            "demo",
+            {"backtest": {"start_date": date(2024, 11, 26), "end_date": date(2024, 11, 26)}},
+        ),
+        source="demo",
+        start_paused=True,
+    )
+    try:
+        idle(session, 200)
+        signals = session.snapshot().signals
+        assert signals, "the demo's SmaCross emits signals within 200 minutes"
+        for signal in signals:
+            # A 1-minute bar is visible at its end: the signal's instant.
+            assert signal.bar_start == signal.sim_time - MINUTE
+            bars = session.series(signal.symbol, "1m", 1000)
+            index = bars.starts.index(signal.bar_start)
+            assert bars.close[index] == pytest.approx(signal.price)
+    finally:
+        assert session.stop()
+
+
+def test_gaps_list_the_missing_runs_with_their_bar_counts() -> None:
+    session = demo(start_date=date(2024, 11, 26), end_date=date(2024, 11, 26), clock="data-driven")
+    try:
+        session.start()
+        session.resume()
+        assert session.wait(60)
+        snapshot = session.snapshot()
+        assert snapshot.state == "completed"
+        logged = {}
+        for event in snapshot.events:
+            found = re.match(r"gap in (\w+) 1m: (\d+) bar\(s\) missing from (.+)", event.message)
+            if found:
+                logged.setdefault(found[1], []).append((int(found[2]), found[3]))
+        assert logged, "the demo has gaps on 2024-11-26"
+        zone = session.runtime.tz
+        for symbol in snapshot.symbols:
+            spans = session.gaps(symbol)
+            assert [(s.bars, f"{s.start.astimezone(zone):%Y-%m-%d %H:%M}") for s in spans] == (
+                logged.get(symbol, [])
+            )
+            assert len(spans) == snapshot.series[symbol, "1m"].gaps
+            for span in spans:
+                assert not span.open
+                assert span.minutes == span.bars
+                assert all(
+                    not span.start <= t < span.end
+                    for t in session.series(symbol, "1m", 1000).starts
+                )
+        with pytest.raises(KeyError):
+            session.gaps("NOPE")
+    finally:
+        assert session.stop()
+
+
+def test_an_open_gap_reaches_the_simulated_time() -> None:
+    # BOLT has no 13:03 bar on 2024-11-26 in the demo (see the gaps test above): at 13:04,
+    # when that bar was due, the run is open; one step later it is closed.
+    session = demo(start_date=date(2024, 11, 26), end_date=date(2024, 11, 26))
+    try:
+        idle(session, 214)  # 09:30 + 214 minutes = 13:04
+        now = session.snapshot().sim_time
+        assert f"{now.astimezone(session.runtime.tz):%H:%M}" == "13:04"
+        (span,) = session.gaps("BOLT")
+        assert span.open and span.bars == 1 and span.end == now
+        assert session.snapshot().series["BOLT", "1m"].gaps == 1
+        session.step()
+        assert session.wait_idle(20)
+        (closed,) = session.gaps("BOLT")
+        assert not closed.open and (closed.start, closed.end) == (span.start, span.end)
+    finally:
+        assert session.stop()
+
+
+def test_restarted_at_keeps_config_clock_speed_and_pause_and_numbering() -> None:
+    session = demo(start_date=date(2024, 11, 25), end_date=date(2024, 12, 6))
+    restarted = None
+    try:
+        idle(session, 5)
+        session.set_speed(300)
+        target = date(2024, 12, 3)
+        restarted = session.restarted_at(target)
+        assert session.stop()
+        restarted.start()
+        assert restarted.wait_idle(20)
+        snapshot = restarted.snapshot()
+        assert snapshot.state == "paused"
+        assert snapshot.session_date == target
+        assert snapshot.sessions == session.snapshot().sessions
+        assert snapshot.session_index == snapshot.sessions.index(target) + 1
+        assert snapshot.clock == "clock-driven" and snapshot.speed == 300
+        assert restarted.config is session.config
+        # Warm-up loaded: five trailing sessions of history, indicators valid at the open.
+        stats = snapshot.series["ACME", "1m"]
+        assert stats.bar_count == 0 and stats.history_count > 4 * 390
+        assert snapshot.indicators["ACME"]["sma_20"] is not None
+        assert any(
+            f"session {snapshot.session_index}/{snapshot.session_count} {target}" in e.message
+            for e in snapshot.events
+        )
+        restarted.step(3)
+        assert restarted.wait_idle(20)
+        assert restarted.snapshot().series["ACME", "1m"].bar_count == 3
+    finally:
+        session.stop()
+        if restarted is not None:
+            assert restarted.stop()
+
+
+def test_restarted_at_refuses_a_day_outside_the_run() -> None:
+    session = demo(start_date=date(2024, 11, 25), end_date=date(2024, 12, 6))
+    try:
+        with pytest.raises(ValueError, match=r"2024-11-28 is not a session of this run"):
+            session.restarted_at(date(2024, 11, 28))  # Thanksgiving
+        with pytest.raises(ValueError, match="not a session"):
+            session.restarted_at(date(2024, 12, 9))
+    finally:
+        assert session.stop()
+
+
+def test_snapshot_of_some_symbols_is_complete_otherwise() -> None:
+    session = demo(start_date=date(2024, 11, 26), end_date=date(2024, 11, 26))
+    try:
+        idle(session, 30)
+        full = session.snapshot()
+        some = session.snapshot(symbols=("BOLT", "NOPE"))
+        assert set(some.series) == {("BOLT", interval) for interval in full.intervals}
+        assert set(some.indicators) == {"BOLT"}
+        for interval in full.intervals:
+            assert some.series["BOLT", interval] == full.series["BOLT", interval]
+        assert some.indicators["BOLT"] == full.indicators["BOLT"]
+        assert (some.symbols, some.sim_time, some.state, some.version) == (
+            full.symbols,
+            full.sim_time,
+            full.state,
+            full.version,
+        )
+        assert some.metrics == full.metrics
+    finally:
+        assert session.stop()

@@ -1,0 +1,117 @@
+"""A 500-symbol universe in the monitor: sorting, filtering, and a selection that follows
+the symbol. The engine is driven to a fixed point (paused, stepped, idle) before the app
+starts, so every assertion is about a screen that no longer changes."""
+
+from __future__ import annotations
+
+import pytest
+from sessionkit.engine.config import config_from_dict
+from sessionkit.engine.pipeline.session import Session
+from sessionkit.tui.widgets.symbols_table import SymbolsTable
+from tui_helpers import SNAPSHOT_SIZES, drive, settle, snapshot_app, wait_for
+from universe import symbol_names, universe_config
+
+STEPS = 120
+"""Instants stepped (09:30 -> 11:30): some symbols have had their missing bars by then."""
+
+
+@pytest.fixture
+def universe(universe_url):
+    session = Session(config_from_dict(universe_config(universe_url)), start_paused=True)
+    # 500 symbols load in a few seconds; the bound only catches a hang on a loaded machine.
+    drive(session, STEPS, timeout=180)
+    yield session
+    assert session.stop(2.0)
+
+
+async def test_sort_cycles_and_header_click_and_selection_follows(universe):
+    app = snapshot_app(universe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(SymbolsTable)
+        assert table.row_count == 500
+        assert table.shown == symbol_names(500)
+        await pilot.press("down", "down", "down")
+        assert app.symbol == "S003"
+        # s: the next column (the 1m bar count), then 5m, then Last ...
+        await pilot.press("s")
+        assert table.sort_key == "1m"
+        await pilot.press("s", "s")
+        assert table.sort_key == "last"
+        await settle(pilot)
+        snapshot = universe.snapshot()
+        prices = {s: snapshot.series[s, "1m"].last_bar.close for s in table.shown}
+        assert list(prices.values()) == sorted(prices.values())
+        # The selection stayed on its symbol, wherever the row went.
+        assert app.symbol == "S003"
+        assert table.get_row_at(table.cursor_row)[0].plain == "S003"
+        # A click on the Gap header sorts by gaps; a second click reverses.
+        before = 0
+        for key, column in table.columns.items():
+            if key.value == "gaps":
+                break
+            before += column.get_render_width(table)
+        await pilot.click(SymbolsTable, offset=(1 + before + 1, 1))  # border, then the header
+        await settle(pilot)
+        column = table.sort_key
+        assert column == "gaps", column
+        gaps = [snapshot.series[s, "1m"].gaps for s in table.shown]
+        assert gaps == sorted(gaps)
+        table.sort_by("gaps")
+        await settle(pilot)
+        gaps = [snapshot.series[s, "1m"].gaps for s in table.shown]
+        assert gaps == sorted(gaps, reverse=True) and gaps[0] > 0
+        assert app.symbol == "S003"
+        assert "by Gap ▼" in str(table.border_subtitle)
+
+
+async def test_filter_then_escape_clears(universe):
+    app = snapshot_app(universe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(SymbolsTable)
+        await pilot.press("down")
+        assert app.symbol == "S001"
+        await pilot.press("slash", *"s04")
+        await settle(pilot)
+        assert table.filter_text == "s04"
+        assert table.shown == [f"S04{n}" for n in range(10)]
+        # The charted symbol is filtered out: the first match is charted.
+        assert app.symbol == "S040"
+        assert "/s04 10 of 500" in str(table.border_subtitle)
+        await pilot.press("enter", "down", "down")
+        assert app.symbol == "S042"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert table.filter_text == "" and table.row_count == 500
+        assert app.symbol == "S042"
+        assert table.get_row_at(table.cursor_row)[0].plain == "S042"
+        assert app.focused is table
+
+
+async def test_keys_typed_into_the_filter_are_not_commands(universe):
+    app = snapshot_app(universe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"s1q")
+        await settle(pilot)
+        assert app.is_running
+        table = app.query_one(SymbolsTable)
+        assert table.filter_text == "s1q" and table.shown == []
+        assert table.sort_key == "symbol"
+
+
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_universe_sorted_by_gaps(snap_compare, universe, size):
+    """500 symbols, sorted by gaps (most first), after two hours of the session."""
+    app = snapshot_app(universe)
+
+    async def sort(pilot):
+        await settle(pilot)
+        table = app.query_one(SymbolsTable)
+        table.sort_by("gaps")
+        table.sort_by("gaps")
+        await settle(pilot)
+        assert await wait_for(lambda: table.shown[0] != "S000")
+
+    assert snap_compare(app, terminal_size=size, run_before=sort)

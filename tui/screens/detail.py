@@ -1,0 +1,138 @@
+"""The symbol detail screen (``enter`` on a symbol): its gaps, quality and indicators.
+
+Used on the UI's event loop only. It reads the app's session (``snapshot`` and ``gaps``,
+which copy a little data and never wait for an engine thread) when shown and twice a
+second after, so it follows a running engine. Times are in the exchange's zone.
+Dismissed with ``escape``, ``enter`` or ``q``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from sessionkit.engine.pipeline.snapshot import GapSpan, Snapshot
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from .. import format as fmt
+
+REFRESH_SECONDS = 0.5
+
+
+def detail_renderable(symbol: str, snapshot: Snapshot, gaps: tuple[GapSpan, ...]) -> Group:
+    """The screen's content for ``symbol`` (pure: tested without Pilot)."""
+    zone = ZoneInfo(snapshot.timezone)
+    quality = Table(title="Quality", title_justify="left", expand=False, box=None, padding=(0, 2))
+    for title in ("Interval", "Bars", "History", "Q% session", "Q% history", "Last close"):
+        quality.add_column(title, justify="left" if title == "Interval" else "right")
+    for interval in snapshot.intervals:
+        stats = snapshot.series.get((symbol, interval))
+        if stats is None:
+            continue
+        quality.add_row(
+            interval,
+            str(stats.bar_count),
+            str(stats.history_count),
+            fmt.percent(stats.quality),
+            fmt.percent(stats.history_quality),
+            fmt.price(stats.last_bar.close if stats.last_bar else None),
+        )
+    gap_table = Table(
+        title=f"Gaps on {snapshot.session_date or fmt.DASH} ({snapshot.timezone})",
+        title_justify="left",
+        box=None,
+        padding=(0, 2),
+    )
+    for title in ("Start", "End", "Minutes", "Bars"):
+        gap_table.add_column(title, justify="left" if title in ("Start", "End") else "right")
+    for gap in gaps:
+        end = f"{gap.end.astimezone(zone):%H:%M}" + (" (open)" if gap.open else "")
+        gap_table.add_row(
+            f"{gap.start.astimezone(zone):%Y-%m-%d %H:%M}", end, f"{gap.minutes:g}", str(gap.bars)
+        )
+    parts: list[Any] = [quality, Text("")]
+    if gaps:
+        parts.append(gap_table)
+        total = sum(g.bars for g in gaps)
+        parts.append(Text(f"{len(gaps)} gap(s), {total} bar(s) missing so far", style="dim"))
+    else:
+        parts.append(Text(f"No gap on {snapshot.session_date or fmt.DASH} so far.", style="dim"))
+    indicators = Table(
+        title="Latest indicator values", title_justify="left", box=None, padding=(0, 2)
+    )
+    indicators.add_column("Indicator")
+    indicators.add_column("Value", justify="right")
+    for name, value in (snapshot.indicators.get(symbol) or {}).items():
+        indicators.add_row(name, fmt.DASH if value is None else f"{value:,.4f}")
+    parts += [Text(""), indicators]
+    return Group(*parts)
+
+
+class DetailScreen(ModalScreen[None]):
+    """Gaps, quality per interval and latest indicator values of one symbol."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter,q", "dismiss", "Close"),
+    ]
+    """
+    | Key(s) | Description |
+    | :- | :- |
+    | escape, enter, q | Close the detail screen. |
+    """
+
+    DEFAULT_CSS = """
+    DetailScreen {
+        align: center middle;
+        background: $background 60%;
+        & > VerticalScroll {
+            width: 80;
+            max-width: 100%;
+            height: auto;
+            max-height: 100%;
+            border: thick $primary;
+            border-title-color: $accent;
+            border-title-style: bold;
+            background: $surface;
+            padding: 0 1;
+        }
+    }
+    """
+
+    def __init__(
+        self, symbol: str, read: Callable[[], tuple[Snapshot, tuple[GapSpan, ...]]]
+    ) -> None:
+        """``read()`` returns the session's snapshot and ``symbol``'s gaps now."""
+        super().__init__()
+        self.symbol = symbol
+        self._read = read
+        self.shown: Group | None = None
+        """What the screen shows now."""
+
+    def compose(self) -> ComposeResult:
+        scroll = VerticalScroll()
+        scroll.border_title = f"{self.symbol}  (escape to close)"
+        with scroll:
+            yield Static(id="detail-body")
+
+    def on_mount(self) -> None:
+        self.refresh_detail()
+        self.set_interval(REFRESH_SECONDS, self.refresh_detail)
+
+    def refresh_detail(self) -> None:
+        """Read the session again and show it."""
+        if not self.app.is_running or not self.is_attached:
+            return
+        try:
+            snapshot, gaps = self._read()
+        except KeyError:
+            return
+        self.shown = detail_renderable(self.symbol, snapshot, gaps)
+        self.query_one("#detail-body", Static).update(self.shown)

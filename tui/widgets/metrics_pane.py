@@ -1,0 +1,70 @@
+"""The analysis metrics pane: what the analysis reports (``metrics()``), as of the last
+session end.
+
+Used on the UI's event loop only. The app hands it each snapshot through
+:meth:`MetricsPane.show`; it re-renders only when the metrics changed. The engine
+publishes the metrics when a session ends (and when the run ends), so the pane follows
+the run session by session; before the first session end it says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from sessionkit.engine.pipeline.snapshot import Snapshot
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from .. import format as fmt
+
+
+def metric_text(name: str, value: float) -> str:
+    """``trades`` as a whole number; ``..._pct`` with two decimals and a sign for returns."""
+    if name == "trades" or (value.is_integer() and abs(value) >= 1 and "pct" not in name):
+        return f"{value:,.0f}"
+    if "return" in name:
+        return f"{value:+,.2f}"
+    return f"{value:,.2f}"
+
+
+class MetricsPane(Static):
+    """The analysis's metrics, one per line."""
+
+    DEFAULT_CSS = """
+    MetricsPane {
+        height: auto;
+        max-height: 8;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    metrics: reactive[tuple[tuple[str, float], ...] | None] = reactive(None, init=False)
+    """(name, value) pairs shown; None before the snapshot says whether there is an analysis."""
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._has_analysis = False
+
+    def show(self, snapshot: Snapshot) -> None:
+        """Show the metrics of a new snapshot (re-renders only if they changed)."""
+        self._has_analysis = any(s.stream == "analysis_engine" for s in snapshot.subscriptions)
+        self.metrics = tuple(sorted(dict(snapshot.analysis_metrics).items()))
+
+    def watch_metrics(self, metrics: tuple[tuple[str, float], ...] | None) -> None:
+        self.update(self.render_metrics(dict(metrics or ()), self._has_analysis))
+
+    @staticmethod
+    def render_metrics(metrics: Mapping[str, float], has_analysis: bool) -> Text:
+        if not metrics:
+            message = "after the first session end" if has_analysis else "no analysis"
+            return Text(f"{fmt.DASH} {message}", style="dim")
+        width = max(len(name) for name in metrics) + 2
+        return Text(
+            "\n".join(
+                f"{name:<{width}}{metric_text(name, value):>12}" for name, value in metrics.items()
+            )
+        )
