@@ -26,7 +26,7 @@ from ..store.db import (
     CalendarDay,
     Exchange,
     SymbolInfo,
-    init_db,
+    init_or_upgrade_db,
     open_db,
     safe_url,
 )
@@ -95,9 +95,34 @@ def _echo_json(data: Any) -> None:
 def init_command(db: DbOption = None) -> None:
     """Create sessionkit's tables in a database (those missing; existing data is kept)."""
     url = writable_url(db, "init")
-    engine = init_db(url)
-    engine.dispose()
+    engine, added = init_or_upgrade_db(url)
+    try:
+        notes = _fill_upgraded_breaks(engine) if added else []
+    finally:
+        engine.dispose()
+    if added:
+        columns = ", ".join(f"{table}.{column}" for table, column in added)
+        typer.echo(f"upgraded {safe_url(url)}: added {columns}; every row kept")
+        for note in notes:
+            typer.echo(note)
     typer.echo(f"schema ready in {safe_url(url)}")
+
+
+def _fill_upgraded_breaks(engine: Engine) -> list[str]:
+    """After the break columns were added: fill them for every stored exchange."""
+    from ..store.calendar_fill import CalendarFillError, fill_breaks
+
+    with engine.connect() as connection:
+        groups = list(connection.execute(select(CalendarDay.exchange).distinct()).scalars())
+    notes = []
+    for group in sorted(groups):
+        try:
+            count = fill_breaks(engine, group)
+        except CalendarFillError as exc:
+            notes.append(f"{group}: breaks not filled ({exc})")
+            continue
+        notes.append(f"{group}: {count:,} sessions with a break filled from exchange_calendars")
+    return notes
 
 
 @db_app.command("import")

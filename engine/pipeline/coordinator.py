@@ -17,7 +17,8 @@ from datetime import date, datetime
 
 from ..core.bar import Bar, Step, interval_delta
 from ..core.subscription import StreamSubscription
-from ..core.time_manager import TimeManager
+from ..core.time_manager import TimeManager, TradingSession
+from ..core.windows import bar_end, in_break
 from ..store.data_manager import DataManager
 from .runtime import (
     SESSION_END,
@@ -173,21 +174,19 @@ class SessionCoordinator(threading.Thread):
             raise RuntimeError(f"{day} is not a trading day")
         # History: the trailing sessions' regular hours only.
         longest = max(self.trailing.values(), default=0)
-        history: list[tuple[datetime, datetime]] = []
+        history: list[TradingSession] = []
         if longest:
             first = tm.get_previous_trading_date(day, longest)
             previous = tm.get_previous_trading_date(day, 1)
-            for d in tm.sessions_between(first, previous):
-                s = tm.get_trading_session(d)
-                history.append((s.open, s.close))
+            history = [tm.get_trading_session(d) for d in tm.sessions_between(first, previous)]
         previous = self.plan
-        carry = bool(history) and previous is not None and previous.open == history[-1][0]
+        carry = bool(history) and previous is not None and previous.open == history[-1].open
         for symbol in self.symbols:
             series = self.deques[symbol]
             days = self.trailing[symbol]
             windows = history[len(history) - days :] if days else []
             if carry and windows:
-                first_open = windows[0][0]
+                first_open = windows[0].open
                 while series and series[0].start < first_open:
                     series.popleft()  # drop old; the previous session's bars stay
             else:
@@ -203,6 +202,8 @@ class SessionCoordinator(threading.Thread):
             early_close=session.early_close,
             history=tuple(history),
             carry=carry,
+            break_start=session.break_start,
+            break_end=session.break_end,
         )
         self.plan = plan
         runtime.sim_time = session.open
@@ -220,18 +221,25 @@ class SessionCoordinator(threading.Thread):
             f"session {index}/{len(self.sessions)} {day} "
             f"{session.open.astimezone(tz):%H:%M}-{session.close.astimezone(tz):%H:%M}"
             + (" (early close)" if session.early_close else "")
+            + (
+                f" (break {session.break_start.astimezone(tz):%H:%M}-"
+                f"{session.break_end.astimezone(tz):%H:%M})"
+                if session.has_break
+                else ""
+            )
             + f": {sum(len(s[1]) for s in self._steps)} bars in {len(self._steps)} steps, "
             f"{sum(self.history_counts.values())} history bars, loaded in {elapsed:.3f}s"
         )
         self._anchor(session.open)
 
-    def _load_history(self, symbol: str, windows: list[tuple[datetime, datetime]]) -> list[Bar]:
+    def _load_history(self, symbol: str, windows: list[TradingSession]) -> list[Bar]:
         if not windows:
             return []
-        bars = self.dm.get_bars_between(symbol, self.base, windows[0][0], windows[-1][1])
+        bars = self.dm.get_bars_between(symbol, self.base, windows[0].open, windows[-1].close)
         out: list[Bar] = []
         position = 0
-        for open_, close in windows:  # keep regular-session bars only
+        parts = [part for session in windows for part in session.parts]
+        for open_, close in parts:  # keep regular-session bars only (no break, no extended)
             while position < len(bars) and bars[position].start < open_:
                 position += 1
             while position < len(bars) and bars[position].start < close:
@@ -253,6 +261,7 @@ class SessionCoordinator(threading.Thread):
         """The session's bars grouped into instants (bars share a start: one step)."""
         pairs = self.dm.get_step_bars(self.symbols, self.base, open_, close)
         delta = self.delta
+        plan = self.plan
         steps: list[Step] = []
         group: list[tuple[str, Bar]] = []
         current = None
@@ -260,12 +269,16 @@ class SessionCoordinator(threading.Thread):
             start = pair[1].start
             if start != current:
                 if group:
-                    steps.append((min(current + delta, close), tuple(group)))
+                    steps.append((bar_end(plan, delta, current), tuple(group)))
                 group = []
                 current = start
+                if in_break(plan, start):
+                    continue  # no step inside a break
+            elif not group:
+                continue
             group.append(pair)
         if group:
-            steps.append((min(current + delta, close), tuple(group)))
+            steps.append((bar_end(plan, delta, current), tuple(group)))
         return steps
 
     # -- streaming ----------------------------------------------------------------------
@@ -273,15 +286,40 @@ class SessionCoordinator(threading.Thread):
     def _stream_session(self) -> None:
         plan = self.plan
         assert plan is not None
+        pause = plan.break_start  # the break still ahead, if any
         for t, items in self._steps:
+            after = pause is not None and t > pause
+            if after:
+                self._reach_break(plan)
             self._gate()
+            if after:
+                self._leave_break(plan)
+                pause = None
             self._wait_until(t)
             self._publish(t, items)
+        if pause is not None:
+            self._reach_break(plan)
         if self.runtime.sim_time < plan.close:
             # Data exhausted before the close: time advances to the close at once (the
             # spec's rule; there is nothing left to pace), as one more instant.
             self._gate()
             self._publish(plan.close, ())
+
+    def _reach_break(self, plan: SessionPlan) -> None:
+        """Make the break's start an instant (at once) if the morning's data ended before it.
+
+        Windows cut by the break are emitted then; the time stays there (the snapshot shows
+        the break) until the next instant is allowed to run.
+        """
+        if self.runtime.sim_time < plan.break_start:
+            self._gate()
+            self._publish(plan.break_start, ())
+
+    def _leave_break(self, plan: SessionPlan) -> None:
+        """Move time from the break's start to its end at once, in every clock mode."""
+        self.runtime.sim_time = plan.break_end
+        self._anchor(plan.break_end)
+        self.runtime.version += 1
 
     def _publish(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         started = monotonic()

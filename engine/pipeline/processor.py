@@ -5,9 +5,11 @@ It is the only writer of derived bar series, real-time indicators, historical in
 and the indicator value rows that charts read. Per step it builds derived bars, updates
 indicators, signals ready to the coordinator, then notifies the analysis engine.
 
-Derived windows are anchored at the session open; a window is emitted at the first step
-at or after its end (or at the close, when the close cuts it), holding the base bars that
-arrived in it; a window without bars is never emitted, so a gap never invents a bar.
+Derived windows are anchored at the session open (and at a break's end), cut by a break's
+start and by the close (:func:`~sessionkit.engine.core.windows.window_bounds`, the windows of
+``exchange_calendars``' ``trading_index``); a window is emitted at the first step at or after
+its end, holding the base bars that arrived in it; a window without bars is never emitted,
+so a gap never invents a bar.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..config import SessionConfig
 from ..core.bar import Bar, interval_delta
 from ..core.session_data import ColumnView, TimeIndex
 from ..core.subscription import StreamSubscription
+from ..core.windows import SessionTimes, window_bounds
 from .indicators import Indicator, make_indicator, output_names
 from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
 
@@ -137,8 +140,8 @@ class DataProcessor(threading.Thread):
             ]
             self.symbols[symbol] = _Symbol(symbol, self.streams[symbol, base], windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
-        self._open: datetime | None = None
-        self._close: datetime | None = None
+        self._session: SessionTimes | None = None
+        """The session whose windows are being built (open, close and break)."""
         self.record: dict[tuple[str, str], list[tuple[Bar, tuple]]] | None = None
         """When a dict, every streamed and derived bar of the sessions is kept with its
         indicator values, per (symbol, interval), for export."""
@@ -217,10 +220,7 @@ class DataProcessor(threading.Thread):
                 self._emit(window)  # past the window's end: its last bars are missing
             if window.emitted is not None and bar.start < window.emitted:
                 continue  # late bar of a window already emitted: never rewritten
-            open_ = self._open
-            start = open_ + ((bar.start - open_) // window.delta) * window.delta
-            window.start = start
-            window.end = min(start + window.delta, self._close)
+            window.start, window.end = window_bounds(self._session, window.delta, bar.start)
             window.o, window.h, window.l, window.c = bar.open, bar.high, bar.low, bar.close
             window.v = bar.volume
             window.count = 1
@@ -266,7 +266,7 @@ class DataProcessor(threading.Thread):
         else:
             self._warm_up(plan)
         for symbol in self.symbols.values():
-            self._begin(symbol, plan.open, plan.close)
+            self._begin(symbol, plan)
         for stream in self.streams.values():
             stream.history = len(stream.bars)
             self._store_historical(stream)
@@ -305,17 +305,17 @@ class DataProcessor(threading.Thread):
         for symbol in self.symbols.values():
             index = -1
             for bar in list(symbol.base.bars):
-                while index + 1 < len(sessions) and bar.start >= sessions[index + 1][0]:
+                while index + 1 < len(sessions) and bar.start >= sessions[index + 1].open:
                     index += 1
-                    self._begin(symbol, *sessions[index])
+                    self._begin(symbol, sessions[index])
                 symbol.base.update(bar)
                 self._feed_windows(symbol.windows, bar, bar.start + delta)
 
-    def _begin(self, symbol: _Symbol, open_: datetime, close: datetime) -> None:
+    def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
             if window.count:
                 self._emit(window)
-        self._open, self._close = open_, close
+        self._session = session
         for window in symbol.windows:
             window.emitted = None
         symbol.base.new_session()

@@ -5,7 +5,9 @@ each step on its queue and goes on. It is the only writer of quality metrics in
 :class:`~sessionkit.engine.core.session_data.SessionData` and of its own gap lists.
 
 Quality of (symbol, interval) = bars present / bars the calendar expects so far in the
-session, in percent; derived intervals carry their base's quality. Historical quality
+session, in percent (:func:`~sessionkit.engine.core.windows.expected_bars`: minutes of a
+break are not expected, and a gap never spans a break); derived intervals carry their
+base's quality. Historical quality
 (key ``"<interval>:history"``) is assigned at session start over the trailing window.
 With ``enable_session_quality = false`` every stream gets 100%. Gap filling happens in
 live mode only, through the feed's backfill; never in a backtest.
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..core.bar import Bar, interval_delta
+from ..core.windows import bars_between, expected_bars, next_bar_start
 from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
 
 Gap = tuple[datetime, datetime]
@@ -145,7 +148,7 @@ class DataQualityManager(threading.Thread):
         self._expected_now = 0
         self._session_open = True
         data = self.runtime.data
-        expected = sum(int((close - open_) / self.delta) for open_, close in plan.history)
+        expected = sum(expected_bars(session, self.delta) for session in plan.history)
         for symbol in self.symbols:
             if not self.enabled or not expected:
                 quality = 100.0
@@ -164,7 +167,7 @@ class DataQualityManager(threading.Thread):
             return
         self.on_step(close, ())
         self._session_open = False
-        expected = int((plan.close - plan.open) / self.delta)
+        expected = expected_bars(plan, self.delta)
         for symbol, track in self.tracks.items():
             self.totals[symbol][0] += track.present
             self.totals[symbol][1] += expected
@@ -191,7 +194,7 @@ class DataQualityManager(threading.Thread):
             if bar.start > expected_start:
                 self._gap(symbol, track, expected_start, bar.start, t)
             track.present += 1
-            track.next_start = bar.start + delta
+            track.next_start = next_bar_start(plan, delta, bar.start)
 
     def on_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Account the bars visible at ``t`` and refresh every symbol's quality."""
@@ -205,12 +208,12 @@ class DataQualityManager(threading.Thread):
             self._fill_missing(t, items)
         data = self.runtime.data
         now = min(t, plan.close)
-        expected = int((now - plan.open) / delta)
+        expected = expected_bars(plan, delta, now)
         self._expected_now = max(0, expected)
         for symbol, track in tracks.items():
             start = track.next_start or plan.open
             # A run still open at ``now`` counts as missing so far.
-            track.missing = max(0, int((now - start) / delta))
+            track.missing = bars_between(plan, delta, start, now)
             if not self.enabled or expected <= 0:
                 quality = 100.0
             else:
@@ -226,7 +229,7 @@ class DataQualityManager(threading.Thread):
     ) -> None:
         track.gaps.append((start, end))
         self.all_gaps[symbol].append((start, end))
-        count = int((end - start) / self.delta)
+        count = bars_between(self._plan, self.delta, start, end)
         self.runtime.log(
             sim_time=found,
             message=f"gap in {symbol} {self.base}: {count} bar(s) missing from "

@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..config import SessionConfig
 from ..core.session_data import SessionData
-from ..core.time_manager import SimClock
+from ..core.time_manager import SimClock, TradingSession
 from .snapshot import EngineEvent
 
 # Messages on the engine queues: a tuple whose first item is one of these tags.
@@ -46,12 +46,16 @@ class SessionPlan:
     open: datetime
     close: datetime
     early_close: bool
-    history: tuple[tuple[datetime, datetime], ...]
-    """(open, close) of each trailing historical session, oldest first."""
+    history: tuple[TradingSession, ...]
+    """The trailing historical sessions, oldest first."""
     carry: bool = False
     """True when the previous session was the last history day and its bars were kept:
     only bars older than the trailing window were dropped (the spec's "drop old + add
     new"), and indicators carry on instead of warming up again."""
+    break_start: datetime | None = None
+    """Start of the session's break (UTC), None without one (see ``core.windows``)."""
+    break_end: datetime | None = None
+    """End of the session's break (UTC), None without one."""
 
 
 @dataclass

@@ -385,6 +385,8 @@ class Session:
             market_open=plan.open if plan else None,
             market_close=plan.close if plan else None,
             early_close=plan.early_close if plan else False,
+            break_start=plan.break_start if plan else None,
+            break_end=plan.break_end if plan else None,
             symbols=tuple(config.streams.symbols),
             intervals=tuple(config.intervals),
             series=MappingProxyType(series),
@@ -488,7 +490,8 @@ class Session:
         if self.processor.record is None or self.quality.record is None:
             raise ValueError("export_csv needs a Session built with record=True")
         names = {key: stream.names for key, stream in self.processor.streams.items()}
-        closes = [self.time_manager.get_trading_session(d).close for d in self.sessions]
+        sessions = [self.time_manager.get_trading_session(d) for d in self.sessions]
+        closes = [end for s in sessions for _start, end in s.parts]  # a break's start cuts too
         return write_csv_export(
             Path(directory),
             self.processor.record,

@@ -32,7 +32,8 @@ def write_csv_export(
 
     Columns: ``start,end,open,high,low,close,volume,quality`` then one per indicator
     output; times in ISO-8601 with the exchange's offset; one row per bar in time order.
-    ``quality`` is the stream's quality (percent) when the bar became visible.
+    ``quality`` is the stream's quality (percent) when the bar became visible. ``closes``
+    are the instants that cut a window: every session's close and every break's start.
 
     Raises
     ------
