@@ -24,6 +24,7 @@ __all__ = [
     "bar_end",
     "bars_between",
     "expected_bars",
+    "gap_end",
     "in_break",
     "next_bar_start",
     "regular_minutes",
@@ -130,6 +131,17 @@ def next_bar_start(session: SessionTimes, delta: timedelta, start: datetime) -> 
     break_start = session.break_start
     if break_start is not None and start < break_start <= following:
         return session.break_end  # type: ignore[return-value]
+    return following
+
+
+def gap_end(session: SessionTimes, following: datetime) -> datetime:
+    """Return where a run of missing bars ends, given the start of the next bar present.
+
+    The next bar's start, except that a run ended by the first bar after the break ends
+    at the break's start (the break is not missing).
+    """
+    if following == session.break_end and session.break_start is not None:
+        return session.break_start
     return following
 
 

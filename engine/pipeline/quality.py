@@ -6,7 +6,7 @@ each step on its queue and goes on. It is the only writer of quality metrics in
 
 Quality of (symbol, interval) = bars present / bars the calendar expects so far in the
 session, in percent (:func:`~sessionkit.engine.core.windows.expected_bars`: minutes of a
-break are not expected, and a gap never spans a break); derived intervals carry their
+break are not expected, and a gap never ends in a break); derived intervals carry their
 base's quality. Historical quality
 (key ``"<interval>:history"``) is assigned at session start over the trailing window.
 With ``enable_session_quality = false`` every stream gets 100%. Gap filling happens in
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..core.bar import Bar, interval_delta
-from ..core.windows import bars_between, expected_bars, next_bar_start
+from ..core.windows import bars_between, expected_bars, gap_end, next_bar_start
 from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
 
 Gap = tuple[datetime, datetime]
@@ -192,7 +192,7 @@ class DataQualityManager(threading.Thread):
             if bar.start < expected_start:
                 continue  # already counted (cannot happen: fills arrive in time order)
             if bar.start > expected_start:
-                self._gap(symbol, track, expected_start, bar.start, t)
+                self._gap(symbol, track, expected_start, gap_end(plan, bar.start), t)
             track.present += 1
             track.next_start = next_bar_start(plan, delta, bar.start)
 
