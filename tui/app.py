@@ -398,9 +398,7 @@ class SessionkitApp(App[None]):
         symbol, interval = self.symbol, self.interval
         assert symbol is not None and interval is not None
         stats = snapshot.series.get((symbol, interval))
-        axis = None
-        if snapshot.market_open is not None and snapshot.market_close is not None:
-            axis = SessionAxis(snapshot.market_open, snapshot.market_close, interval)
+        axis = SessionAxis.of(snapshot, interval)
         context = max(10, (axis.slots if axis else 390) // 5)
         count = (stats.bar_count if stats else 0) + context
         try:

@@ -1,4 +1,5 @@
-"""The status bar: mode, state, session date, simulated time, speed, session i of n, bars/s.
+"""The status bar: mode, state, session date, simulated time (and the session's break, when
+it is in one), speed, session i of n, bars/s.
 
 Used on the UI's event loop only: the app hands it each new snapshot through
 :meth:`StatusBar.show`; it re-renders only when one of its texts changed.
@@ -41,6 +42,8 @@ class StatusLine:
     time: str = "--:--:--"
     speed: str = fmt.DASH
     rate: str = ""
+    pause: str = ""
+    """``lunch break until 12:30 JST`` while the session is in its break, else empty."""
 
 
 def status_line(snapshot: Snapshot, figures: fmt.Figures) -> StatusLine:
@@ -62,7 +65,21 @@ def status_line(snapshot: Snapshot, figures: fmt.Figures) -> StatusLine:
         time=fmt.sim_clock(snapshot.sim_time, zone),
         speed=f"{fmt.speed(snapshot.clock, snapshot.speed)} {clock}",
         rate=figures.rate(snapshot.metrics.bars_per_second),
+        pause=break_text(snapshot, zone),
     )
+
+
+def break_text(snapshot: Snapshot, zone: ZoneInfo) -> str:
+    """``lunch break until 12:30 JST`` while the snapshot's time is in the session's break.
+
+    A break that starts between 11:00 and 14:00 local time is called a lunch break.
+    """
+    if not snapshot.in_break or snapshot.break_start is None or snapshot.break_end is None:
+        return ""
+    start = snapshot.break_start.astimezone(zone)
+    end = snapshot.break_end.astimezone(zone)
+    kind = "lunch break" if 11 <= start.hour < 14 else "break"
+    return f"{kind} until {end:%H:%M} {end.tzname()}"
 
 
 class StatusBar(Widget):
@@ -141,7 +158,11 @@ class StatusBar(Widget):
                 parts += [" ", (sessions, style("status-bar--label"))]
             else:
                 parts += [" ", (f"({sessions})", style("status-bar--label"))]
-        parts += [separator, line.time, separator, line.speed]
+        parts += [separator, line.time]
+        if line.pause:
+            pause = line.pause.removeprefix("lunch ") if compact else line.pause
+            parts += [" ", (pause, style("status-bar--paused"))]
+        parts += [separator, line.speed]
         if line.rate:
             parts += [separator, (line.rate, style("status-bar--label"))]
         text = Text(no_wrap=True, overflow="ellipsis")
