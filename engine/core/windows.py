@@ -30,6 +30,7 @@ __all__ = [
     "regular_minutes",
     "session_parts",
     "session_windows",
+    "trading_time",
     "window_bounds",
 ]
 
@@ -143,6 +144,19 @@ def gap_end(session: SessionTimes, following: datetime) -> datetime:
     if following == session.break_end and session.break_start is not None:
         return session.break_start
     return following
+
+
+def trading_time(session: SessionTimes, start: datetime, end: datetime) -> timedelta:
+    """Return how much of ``[start, end)`` is trading time: its length, the break left out."""
+    if end <= start:
+        return timedelta(0)
+    span = end - start
+    a, b = session.break_start, session.break_end
+    if a is not None and b is not None:
+        overlap = min(end, b) - max(start, a)
+        if overlap > timedelta(0):
+            span -= overlap
+    return span
 
 
 def _ended(part_start: datetime, part_end: datetime, delta: timedelta, now: datetime) -> int:

@@ -18,6 +18,7 @@ import pytest
 from sessionkit.engine.core import windows
 from sessionkit.engine.core.time_manager import TradingSession
 
+MINUTE = timedelta(minutes=1)
 PERIODS = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h"}
 DELTAS = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
 
@@ -138,3 +139,16 @@ def test_a_session_without_break_has_one_part() -> None:
     assert session.parts == ((session.open, session.close),)
     assert not session.has_break
     assert not session.in_break(session.open)
+
+
+@pytest.mark.parametrize(("code", "first", "last"), RANGES[:3] + RANGES[-1:])
+def test_trading_time_is_the_trading_minutes_in_a_span(code, first, last) -> None:
+    for label, session in sessions(code, first, last)[:2]:
+        minutes = [_utc(m) for m in calendar(code, first, last).session_minutes(label)]
+        probes = minutes[::23] + [session.open, session.close]
+        if session.has_break:
+            probes += [session.break_start, session.break_end, session.break_start + 7 * MINUTE]
+        for a in probes:
+            for b in probes:
+                want = sum(1 for m in minutes if a <= m < b) * MINUTE
+                assert windows.trading_time(session, a, b) == want, (a, b)

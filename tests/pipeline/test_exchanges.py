@@ -426,3 +426,42 @@ def test_clock_driven_time_does_not_wait_through_the_break(tokyo: World) -> None
         assert _wait_for(lambda: session.snapshot().metrics.steps > morning, 20)
     finally:
         assert session.stop()
+
+
+def test_live_replay_skips_the_break(tokyo: World) -> None:
+    from sessionkit.engine.core.time_manager import TimeManager
+    from sessionkit.engine.feeds.replay import make_feed
+    from sessionkit.engine.store.data_manager import DataManager
+    from sessionkit.engine.store.db import open_db
+
+    label = tokyo.labels[0]
+    schedule = tokyo.calendar.schedule
+    break_start = _utc(schedule.at[label, "break_start"])
+    break_end = _utc(schedule.at[label, "break_end"])
+    cfg = config(tokyo)
+    cfg.pop("backtest")
+    cfg.update(
+        mode="live",
+        live={"replay_date": label.date().isoformat(), "replay_start": "11:29", "speed": 60},
+    )
+    engine = open_db(tokyo.url)
+    feed = make_feed(
+        config_from_dict(cfg), DataManager(engine, "Asia/Tokyo"), TimeManager(engine, "JPX")
+    )
+    try:
+        # The feed's instants: the trading minutes' ends; none inside the break.
+        times = [t for t, _items in feed._steps]
+        assert times == [m + MINUTE for m in tokyo.minutes[label]]
+        # From 11:29 at 60x: 11:30 after one wall second, then the first afternoon instant
+        # one simulated minute later: the hour of the break takes no wall time (at 60x it
+        # would take a minute).
+        got = []
+        deadline = wall.monotonic() + 20
+        while len(got) < 2 and wall.monotonic() < deadline:
+            step = feed.next_step(0.25)
+            if step is not None and step[0] >= break_start:
+                got.append(step[0])
+        assert got == [break_start, break_end + MINUTE]
+    finally:
+        feed.close()
+        engine.dispose()
