@@ -227,7 +227,8 @@ def calendar_command(
         c = coverage[0]
         text += (
             f"\ncalendar now covers {c['first_session']} to {c['last_session']} "
-            f"({c['sessions']:,} sessions, {c['early_closes']} early closes, zone {c['timezone']})"
+            f"({c['sessions']:,} sessions, {c['early_closes']} early closes, "
+            f"{c['sessions_with_break']:,} with a break, zone {c['timezone']})"
         )
     typer.echo(text)
 
@@ -242,10 +243,11 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
                 func.min(CalendarDay.session_date),
                 func.max(CalendarDay.session_date),
                 func.sum(type_coerce(CalendarDay.early_close, BigInteger)),
+                func.count(CalendarDay.break_start),
             ).group_by(CalendarDay.exchange)
         ).all()
     coverage: dict[str, dict[str, Any]] = {}
-    for exchange, count, first, last, early in rows:
+    for exchange, count, first, last, early, breaks in rows:
         coverage[exchange] = {
             "exchange": exchange,
             "timezone": zones.get(exchange),
@@ -253,6 +255,7 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
             "first_session": _iso_date(first),
             "last_session": _iso_date(last),
             "early_closes": int(early or 0),
+            "sessions_with_break": int(breaks or 0),
         }
     for exchange, zone in zones.items():
         coverage.setdefault(
@@ -264,6 +267,7 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
                 "first_session": None,
                 "last_session": None,
                 "early_closes": 0,
+                "sessions_with_break": 0,
             },
         )
     return [coverage[name] for name in sorted(coverage)]

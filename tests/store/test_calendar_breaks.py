@@ -158,3 +158,24 @@ def test_db_init_upgrades_an_older_database_keeping_its_data(tmp_path) -> None:
     )
     assert again.returncode == 0
     assert "upgraded" not in again.stdout
+
+
+def test_db_calendar_reports_the_sessions_with_a_break(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "tokyo.sqlite"
+    command = [sys.executable, "-m", "sessionkit.engine.cli", "db"]
+    init = subprocess.run([*command, "init", "--db", str(path)], capture_output=True, timeout=60)
+    assert init.returncode == 0
+    result = subprocess.run(
+        [*command, "calendar", "--exchange", "XTKS", "--from", "2024-11-01", "--to",
+         "2024-11-08", "--db", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    coverage = json.loads(result.stdout)["coverage"]
+    schedule = _schedule("XTKS", "2024-11-01", "2024-11-08")
+    assert coverage["sessions"] == len(schedule) == 5
+    assert coverage["sessions_with_break"] == int(schedule["break_start"].notna().sum()) == 5
