@@ -40,6 +40,7 @@ def test_bench_process_step(benchmark) -> None:
     for index, day in enumerate(session.sessions, start=1):
         ts = session.time_manager.get_trading_session(day)
         plan = SessionPlan(index, day, ts.open, ts.close, ts.early_close, (), False)
+        coordinator.plan = plan  # the session whose steps are loaded (its break, if any)
         days.append((plan, coordinator._load_steps(ts.open, ts.close)))
 
     def replay() -> int:

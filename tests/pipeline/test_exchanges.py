@@ -465,3 +465,25 @@ def test_live_replay_skips_the_break(tokyo: World) -> None:
     finally:
         feed.close()
         engine.dispose()
+
+
+def test_london_opens_4_hours_before_new_york_in_the_weeks_between_dst_changes(run: Run) -> None:
+    if run.world.case.group != "LSE":
+        pytest.skip("London only")
+    new_york = ZoneInfo("America/New_York")
+    first_bars: dict[str, datetime] = {}
+    for row in _export_rows(run, "AAA", "1m"):
+        start = datetime.fromisoformat(row["start"])
+        first_bars.setdefault(start.date().isoformat(), start)
+    hours_apart = {}
+    for day, start in first_bars.items():
+        assert start.strftime("%H:%M") == "08:00"  # London's open, in London time
+        hours_apart[day] = 8 - start.astimezone(new_york).hour
+    four = {day for day, hours in hours_apart.items() if hours == 4}
+    assert set(hours_apart.values()) == {4, 5}
+    if run.world.case.start.startswith("2024-03"):
+        # New York on summer time since 03-10, London from 03-31.
+        assert four == {d for d in hours_apart if d <= "2024-03-28"}
+    else:
+        # London back on winter time from 10-27, New York from 11-03.
+        assert four == {d for d in hours_apart if d >= "2024-10-28"}
