@@ -1,7 +1,7 @@
 """TimeManager: the trading calendar from the database, and the simulated clock.
 
-:class:`TimeManager` answers calendar questions (is this a trading day, the session's open
-and close, the next, previous or n-th trading day back) from the ``trading_calendar`` and
+:class:`TimeManager` answers calendar questions (is this a trading day, the session's open,
+close and break, the next, previous or n-th trading day back) from the ``trading_calendar`` and
 ``exchanges`` tables, read through SQLAlchemy Core. It keeps, per instance and per
 exchange, the sorted list of session dates (a few thousand rows, read once) for the date
 arithmetic, and the spec's two-level cache (last query, then LRU) for session rows.

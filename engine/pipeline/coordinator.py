@@ -5,8 +5,10 @@ series and of the simulated time. Per session it loads the trailing history and 
 session's bars, asks the data processor to warm indicators up, then streams: per
 simulated instant it appends the bars that become visible, hands the processor **one**
 notification, queues the step for the quality manager and waits for the consumers as the
-clock mode says. Pause, step, speed and stop requests arrive through
-:class:`~sessionkit.engine.pipeline.runtime.Controls`; every wait here is interruptible.
+clock mode says. A session's break has no step: time moves from its start to its end at
+once (:meth:`SessionCoordinator._leave_break`). Pause, step, speed and stop requests
+arrive through :class:`~sessionkit.engine.pipeline.runtime.Controls`; every wait here is
+interruptible.
 """
 
 from __future__ import annotations
