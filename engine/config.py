@@ -30,6 +30,9 @@ from .core.bar import INTERVAL_SECONDS, Interval
 from .errors import ConfigError
 
 ClockMode = Literal["data-driven", "clock-driven"]
+"""How a backtest is paced: as fast as the consumers allow, or by the simulated clock."""
+RunClock = Literal[ClockMode, "live"]
+"""How a running session is paced: a backtest's :data:`ClockMode`, or ``live`` (wall clock)."""
 IndicatorKind = Literal["sma", "ema", "rsi", "vwap", "bollinger", "atr", "macd"]
 
 BUNDLED_CONFIGS = ("demo", "spy-2011")
@@ -216,7 +219,7 @@ class SessionConfig(_Model):
         return self
 
     @property
-    def clock(self) -> str:
+    def clock(self) -> RunClock:
         """The clock mode: ``live`` in live mode, else the backtest's clock."""
         if self.mode == "live":
             return "live"

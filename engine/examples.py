@@ -30,7 +30,7 @@ class SmaCross:
 
     def on_step(self, ctx: Any) -> None:
         for symbol, _bar in ctx.items:
-            closes = [bar.close for bar in ctx.bars(symbol, n=self.slow)]
+            closes = ctx.closes(symbol, self.slow)  # the last closes known at ctx.time
             if len(closes) < self.slow:
                 continue
             fast = sum(closes[-self.fast :]) / self.fast

@@ -78,16 +78,25 @@ class Recorder:
 class Raiser:
     """Raises ``RuntimeError`` in ``on_step`` every ``every`` steps (from step ``after``)."""
 
-    def __init__(self, every: int = 1, after: int = 1, message: str = "analysis boom") -> None:
+    def __init__(
+        self,
+        every: int = 1,
+        after: int = 1,
+        message: str = "analysis boom",
+        kind: str = "RuntimeError",
+    ) -> None:
         self.every = every
         self.after = after
         self.message = message
+        self.kind = {"RuntimeError": RuntimeError, "KeyboardInterrupt": KeyboardInterrupt}.get(
+            kind, SystemExit
+        )
         self.steps = 0
 
     def on_step(self, ctx) -> None:
         self.steps += 1
         if self.steps >= self.after and (self.steps - self.after) % self.every == 0:
-            raise RuntimeError(f"{self.message} at step {self.steps}")
+            raise self.kind(f"{self.message} at step {self.steps}")
 
 
 class Sleeper:
@@ -103,3 +112,43 @@ class Sleeper:
         self.steps += 1
         if self.limit is None or self.steps <= self.limit:
             time.sleep(self.seconds)
+
+
+class ViewRecorder:
+    """Records, at every step and for every symbol, what the views show: the last bar of
+    each interval and the value of each named indicator; sleeps ``seconds`` per step
+    (an analysis slower than the clock falls behind and overruns)."""
+
+    def __init__(
+        self,
+        intervals: list[str] | None = None,
+        indicators: list[str] | None = None,
+        seconds: float = 0.0,
+        n: int = 3,
+    ) -> None:
+        self.intervals = intervals or ["1m"]
+        self.indicators = indicators or []
+        self.seconds = seconds
+        self.n = n
+        self.seen: list[tuple] = []
+        """(time, symbol, interval or indicator, what the view showed)."""
+        self.violations: list[tuple] = []
+        """Bars shown although they end after the step's instant (look-ahead)."""
+        self._plan = None
+
+    def on_session_start(self, ctx) -> None:
+        self._plan = ctx.plan
+
+    def on_step(self, ctx) -> None:
+        if self.seconds:
+            time.sleep(self.seconds)
+        t = ctx.time
+        for symbol in ctx.symbols:
+            for interval in self.intervals:
+                last = ctx.last_bar(symbol, interval)
+                self.seen.append((t, symbol, interval, last))
+                for bar in ctx.bars(symbol, interval, self.n):
+                    if visible_end(bar.start, interval, self._plan.close) > t:
+                        self.violations.append((t, symbol, interval, bar.start))
+            for name in self.indicators:
+                self.seen.append((t, symbol, name, ctx.indicator(symbol, name)))

@@ -2,7 +2,8 @@
 
 A :class:`Bar` is immutable, so any thread may hold and read one without locks. Bars are
 stamped with their *start* time (timezone-aware, UTC in the engine) and become visible at
-their end time, ``bar.start + interval``.
+their end time, ``bar.start + interval`` unless the session's close or break cuts them
+(:func:`sessionkit.engine.core.windows.bar_end`, the one statement of that rule).
 """
 
 from __future__ import annotations

@@ -29,16 +29,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
+
+from ..config import RunClock
 
 __all__ = ["MODES", "StreamSubscription", "SubscriptionMode", "SubscriptionStats"]
 
 _log = logging.getLogger(__name__)
 
-SubscriptionMode = Literal["data-driven", "clock-driven", "live"]
-"""How a subscription waits and whether it counts overruns."""
+SubscriptionMode = RunClock
+"""How a subscription waits and whether it counts overruns: the session's clock mode."""
 
-MODES: tuple[str, ...] = get_args(SubscriptionMode)
+MODES: tuple[str, ...] = get_args(RunClock)
 
 _OVERRUN_LOG_EVERY = 100
 """Overruns after the first are logged at WARNING only every this many (others at DEBUG)."""
@@ -134,6 +136,14 @@ class StreamSubscription:
                 _log.log(level, "overrun on %s: %d", self._stream_id, overruns)
             self._ready = True
             self._cond.notify_all()
+
+    def count_signal(self) -> None:
+        """Count a hand-off that needed no signal: the consumer ran on the producer's own
+        thread (data-driven mode). Nothing becomes pending, so no overrun can follow."""
+        if not self._cancelled:
+            # No lock: the producer is the only writer of the count (in data-driven mode
+            # the consumer's thread is idle), and readers take a consistent copy in stats().
+            self._signals += 1
 
     # -- consumer ---------------------------------------------------------------------------
 

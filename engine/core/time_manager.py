@@ -220,8 +220,10 @@ class TimeManager:
     The calendar's *coverage* for an exchange is the range from its first to its last
     session date in the table; every date argument must lie in it. Dates without a row
     inside the coverage are not trading days. The session-date list is read once per
-    exchange and kept until :meth:`reload`; :meth:`invalidate_cache` (called at each
-    session start, as the spec says) empties only the session-row caches.
+    exchange and kept until :meth:`reload`; :meth:`invalidate_cache` empties only the
+    session-row caches. (The spec calls it at each session start; the engine does not: the
+    calendar does not change during a run, and emptying the cache would only turn every
+    session's lookups into database reads.)
     """
 
     def __init__(self, engine: Engine, exchange: str = "NYSE", *, cache_size: int = 128) -> None:
@@ -532,14 +534,14 @@ class TimeManager:
         """
         return self._calendar(exchange).tz
 
-    def clock(self, start: datetime | None = None, *, exchange: str | None = None) -> SimClock:
+    def sim_clock(self, start: datetime | None = None, *, exchange: str | None = None) -> SimClock:
         """Return a new :class:`SimClock` that displays the exchange's time zone."""
         return SimClock(self.get_timezone(exchange=exchange), start)
 
     # -- cache ------------------------------------------------------------------------------
 
     def invalidate_cache(self) -> None:
-        """Empty both levels of the session cache (the spec calls this at session start).
+        """Empty both levels of the session cache (for example after the calendar changed).
 
         The statistics are kept; the session-date lists are kept (see :meth:`reload`).
         """
@@ -635,10 +637,11 @@ class SimClock:
         ValueError
             If ``t`` is naive.
         """
-        if t.tzinfo is None or t.utcoffset() is None:
-            raise ValueError(f"naive datetime {t!r}: the clock holds aware instants only")
-        with self._lock:
-            self._now = t.astimezone(UTC)
+        if t.tzinfo is not UTC:
+            if t.tzinfo is None or t.utcoffset() is None:
+                raise ValueError(f"naive datetime {t!r}: the clock holds aware instants only")
+            t = t.astimezone(UTC)
+        self._now = t  # one attribute store: atomic, readers take no lock
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the clock forward by ``delta`` and return the new instant.

@@ -110,14 +110,16 @@ def window_bounds(
     """
     start, end = _part(session, t)
     first = start + ((t - start) // delta) * delta
-    return first, min(first + delta, end)
+    return first, min(first + delta, end)  # bar_end(session, delta, first), its part known
 
 
 def bar_end(session: SessionTimes, delta: timedelta, start: datetime) -> datetime:
-    """Return when a ``delta`` bar starting at ``start`` becomes visible.
+    """Return when a ``delta`` bar starting at ``start`` ends (becomes visible).
 
-    Its natural end, or the end of its part when that comes first (a window cut by the
-    break's start or by the close).
+    The engine's one statement of the rule (the coordinator's instants, the processor's
+    windows and history, the live replay, the export's ``end`` column and the analysis's
+    views all use it): its natural end, or the end of its part when that comes first (a
+    bar cut by the break's start or by the close).
     """
     return min(start + delta, _part(session, start)[1])
 

@@ -89,12 +89,16 @@ class ReplayFeed(BarFeed):
         self._wake = threading.Event()
         rng = random.Random(seed)
         if drop_rate > 0:
-            steps = [
+            kept = [
                 (t, tuple(item for item in items if rng.random() >= drop_rate))
                 for t, items in steps
             ]
+            self.dropped = sum(len(a[1]) - len(b[1]) for a, b in zip(steps, kept, strict=True))
+            """Bars lost in transit on purpose (``drop_rate``)."""
+            steps = kept
+        else:
+            self.dropped = 0
         self._steps = steps
-        self.dropped = 0
 
     def now(self) -> datetime:
         """The feed's current time."""

@@ -1,8 +1,10 @@
 """AnalysisEngine: runs the user's analysis (strategy) code once per step.
 
-Runs on the ``analysis_engine`` thread, woken by the data processor through its queue.
-User code gets a read-only :class:`AnalysisContext` (copies of bars, indicator values) and
-``emit`` to publish signals. An exception in user code is caught, counted, logged and
+Runs on the ``analysis_engine`` thread, woken by the data processor through its queue, or
+in data-driven mode on the coordinator's thread, right after the processor (see
+:class:`~sessionkit.engine.pipeline.runtime.Stage`). User code gets a read-only
+:class:`AnalysisContext` (views exact to the step's instant) and ``emit`` to publish
+signals. An exception in user code is caught, counted, logged and
 shown in the snapshot; with ``on_error = "stop"`` it ends the session with state ``error``.
 
 The analysis class is named by ``analysis.entry`` (``package.module:ClassName``), built
@@ -13,17 +15,17 @@ with ``analysis.options`` as keyword arguments, and may define ``on_session_star
 from __future__ import annotations
 
 import importlib
-import queue
 import threading
 import traceback
 from collections import deque
 from datetime import datetime
 from typing import Any
 
-from ..core.bar import Bar, interval_delta
+from ..core.bar import Bar
+from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
 from ..errors import ConfigError
-from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
+from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, StepReady
 from .snapshot import AnalysisSignal
 
 
@@ -53,15 +55,46 @@ def load_analysis_class(entry: str, *, source: str = "<config>") -> type:
 
 
 class AnalysisContext:
-    """What user code may see and do at one step (read-only views, copies only)."""
+    """What user code may see and do at one step: views exact to :attr:`time`.
+
+    Every view shows what was known at :attr:`time`, whatever the clock mode and however
+    far the other threads are ahead: the last bars (of any streamed interval) known then,
+    and the indicator values computed on them (see
+    :class:`~sessionkit.engine.core.session_data.BarSeries`). Views are copies (lists of
+    immutable bars, floats); nothing returned changes afterwards.
+    """
+
+    __slots__ = ("_engine", "_series", "_by_name", "time", "epoch", "plan", "items")
 
     def __init__(self, engine: AnalysisEngine) -> None:
         self._engine = engine
+        # {symbol: {interval or None: series}} and {symbol: {indicator output: series}}:
+        # one dict lookup per call instead of a search (filled by :meth:`bind`).
+        self._series: dict[str, dict[str | None, BarSeries]] = {}
+        self._by_name: dict[str, dict[str, BarSeries]] = {}
         self.time: datetime | None = None
         """The simulated instant of this step (aware, UTC)."""
+        self.epoch: float | None = None
+        """:attr:`time` in epoch seconds."""
         self.plan: SessionPlan | None = None
         self.items: tuple[tuple[str, Bar], ...] = ()
         """The (symbol, bar) pairs that became visible at this step."""
+
+    def bind(self) -> None:
+        """Look the streamed series up once (they exist once the processor was built)."""
+        data = self._engine.runtime.data
+        config = self._engine.runtime.config
+        base = config.streams.interval
+        for symbol in config.streams.symbols:
+            per_interval: dict[str | None, BarSeries] = {}
+            per_name: dict[str, BarSeries] = {}
+            for interval in config.intervals:
+                series = data.series(symbol, interval)
+                per_interval[interval] = series
+                per_name.update(dict.fromkeys(series.names, series))
+            per_interval[None] = per_interval[base]
+            self._series[symbol] = per_interval
+            self._by_name[symbol] = per_name
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -73,56 +106,86 @@ class AnalysisContext:
         """The trading day being streamed."""
         return self.plan.date if self.plan else None
 
+    def _lookup(self, symbol: str, interval: str | None) -> BarSeries:
+        try:
+            return self._series[symbol][interval]
+        except KeyError:
+            if symbol not in self._series:
+                raise KeyError(f"{symbol!r} is not streamed ({', '.join(self._series)})") from None
+            known = ", ".join(i for i in self._series[symbol] if i is not None)
+            raise KeyError(f"interval {interval!r} is not streamed ({known})") from None
+
+    def _indicator_series(self, symbol: str, name: str) -> BarSeries:
+        try:
+            return self._by_name[symbol][name]
+        except KeyError:
+            if symbol not in self._by_name:
+                raise KeyError(f"{symbol!r} is not streamed ({', '.join(self._series)})") from None
+            known = ", ".join(self._by_name[symbol]) or "none configured"
+            raise KeyError(f"no indicator {name!r} (indicators: {known})") from None
+
     def bars(self, symbol: str, interval: str | None = None, n: int = 100) -> list[Bar]:
-        """A copy of the last ``n`` bars of ``symbol`` visible at :attr:`time`."""
-        interval = interval or self._engine.base
-        bars = self._engine.runtime.data.tail(symbol, interval, n + 2)
-        if self.time is not None:
-            delta = interval_delta(interval)
-            close = self.plan.close if self.plan is not None else None
-            # The coordinator may already be ahead in clock-driven mode: hide what is not
-            # visible yet (a bar ends at start + interval, or at the close that cuts it).
-            while bars:
-                end = bars[-1].start + delta
-                if close is not None and bars[-1].start < close < end:
-                    end = close
-                if end <= self.time:
-                    break
-                bars.pop()
-        return bars[-n:]
+        """A copy of the last ``n`` bars of ``symbol`` known at :attr:`time`, oldest first.
+
+        ``interval`` is the base interval when None; trailing history is included.
+        """
+        return self._lookup(symbol, interval).bars(n, self.epoch)
 
     def last_bar(self, symbol: str, interval: str | None = None) -> Bar | None:
-        """The latest bar visible at :attr:`time`, or None."""
-        bars = self.bars(symbol, interval, 1)
-        return bars[-1] if bars else None
+        """The latest bar known at :attr:`time`, or None."""
+        return self._lookup(symbol, interval).last(self.epoch)
+
+    def closes(self, symbol: str, n: int = 100, interval: str | None = None) -> list[float]:
+        """The closes of the last ``n`` bars known at :attr:`time`, oldest first."""
+        return self._lookup(symbol, interval).closes(n, self.epoch)
 
     def indicator(self, symbol: str, name: str) -> Any:
-        """The latest value of real-time indicator ``name`` for ``symbol`` (or None)."""
-        return self._engine.runtime.data.get_realtime_indicator(symbol, name)
+        """Indicator output ``name`` of ``symbol`` as known at :attr:`time` (None while it
+        warms up), on whichever interval it is configured.
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a configured indicator output.
+        """
+        return self._indicator_series(symbol, name).value(name, self.epoch)
+
+    def indicators(self, symbol: str, name: str, n: int) -> list[Any]:
+        """The last ``n`` values of indicator output ``name`` known at :attr:`time`, oldest
+        first, one per bar of its interval (trailing history included).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a configured indicator output.
+        """
+        return self._indicator_series(symbol, name).values(name, n, self.epoch)
 
     def emit(self, symbol: str, kind: str, price: float | None = None, message: str = "") -> None:
         """Publish a signal (shown in the UI and the event log)."""
         self._engine.emit(AnalysisSignal(self.time, symbol, kind, price, message))
 
 
-class AnalysisEngine(threading.Thread):
-    """The ``analysis_engine`` thread."""
+class AnalysisEngine(Stage):
+    """The ``analysis_engine`` thread: calls the user's hooks with an :class:`AnalysisContext`.
+
+    An exception from user code (``KeyboardInterrupt`` and ``SystemExit`` included) is
+    counted, logged and, with ``on_error = "stop"``, ends the session with state ``error``.
+    """
 
     def __init__(self, runtime: Runtime, analysis: Any, ready: StreamSubscription) -> None:
-        super().__init__(name="analysis_engine", daemon=True)
-        self.runtime = runtime
+        super().__init__(runtime, "analysis_engine", ready)
         self.analysis = analysis
-        self.ready = ready
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.symbols = tuple(runtime.config.streams.symbols)
-        self.base = runtime.config.streams.interval
         self.on_error = runtime.config.analysis.on_error
-        self.done_seq = 0
         self.errors = 0
         self.signal_count = 0
         self._signals: deque[AnalysisSignal] = deque(maxlen=200)
         self._lock = threading.Lock()
         self._ctx = AnalysisContext(self)
+        self._on_step = getattr(analysis, "on_step", None)
+        self._on_session_start = getattr(analysis, "on_session_start", None)
+        self._on_session_end = getattr(analysis, "on_session_end", None)
 
     def emit(self, signal: AnalysisSignal) -> None:
         with self._lock:
@@ -131,7 +194,8 @@ class AnalysisEngine(threading.Thread):
         self.runtime.log(
             f"signal {signal.kind} {signal.symbol}"
             + (f" @ {signal.price:.2f}" if signal.price is not None else "")
-            + (f": {signal.message}" if signal.message else "")
+            + (f": {signal.message}" if signal.message else ""),
+            sim_time=signal.sim_time,
         )
 
     def signals(self) -> tuple[AnalysisSignal, ...]:
@@ -139,39 +203,36 @@ class AnalysisEngine(threading.Thread):
         with self._lock:
             return tuple(self._signals)
 
-    def run(self) -> None:
-        runtime = self.runtime
-        ctx = self._ctx
-        hooks = {
-            STEP: getattr(self.analysis, "on_step", None),
-            SESSION_START: getattr(self.analysis, "on_session_start", None),
-            SESSION_END: getattr(self.analysis, "on_session_end", None),
-        }
-        try:
-            while (message := next_message(self.queue, runtime)) is not None:
-                tag = message[0]
-                if tag is STOP:
-                    return
-                if tag is STEP:
-                    ctx.time, ctx.items = message[2], message[3]
-                elif tag is SESSION_START:
-                    ctx.plan, ctx.time, ctx.items = message[2], message[2].open, ()
-                elif tag is SESSION_END:
-                    ctx.time, ctx.items = message[2], ()
-                hook = hooks.get(tag)
-                if hook is not None:
-                    try:
-                        hook(ctx)
-                    except Exception as exc:
-                        self._user_error(tag, exc)
-                self.done_seq = message[1]
-                self.ready.signal_ready()
-        except Exception as exc:
-            runtime.fail("analysis_engine", exc)
-        finally:
-            self.ready.cancel()
+    # -- messages ---------------------------------------------------------------------------
 
-    def _user_error(self, tag: str, exc: Exception) -> None:
+    def on_step(self, message: StepReady) -> None:
+        ctx = self._ctx
+        ctx.time, ctx.epoch, ctx.items = message.time, message.epoch, message.items
+        if self._on_step is not None:
+            self._call(self._on_step, "step")
+
+    def on_session_start(self, message: SessionStarted) -> None:
+        ctx = self._ctx
+        if not ctx._series:
+            ctx.bind()
+        plan = message.plan
+        ctx.plan, ctx.time, ctx.epoch, ctx.items = plan, plan.open, plan.open.timestamp(), ()
+        if self._on_session_start is not None:
+            self._call(self._on_session_start, "session_start")
+
+    def on_session_end(self, message: SessionEnded) -> None:
+        ctx = self._ctx
+        ctx.time, ctx.epoch, ctx.items = message.close, message.close.timestamp(), ()
+        if self._on_session_end is not None:
+            self._call(self._on_session_end, "session_end")
+
+    def _call(self, hook: Any, what: str) -> None:
+        try:
+            hook(self._ctx)
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            self._user_error(what, exc)
+
+    def _user_error(self, what: str, exc: BaseException) -> None:
         self.errors += 1
         frame = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
@@ -180,6 +241,7 @@ class AnalysisEngine(threading.Thread):
             self.runtime.fail(f"analysis {name}", exc)
         else:
             self.runtime.log(
-                f"analysis {name} raised in {tag}: {exc.__class__.__name__}: {exc}{where}",
+                f"analysis {name} raised in {what}: {exc.__class__.__name__}: {exc}{where}",
                 "error",
+                sim_time=self._ctx.time,
             )

@@ -7,9 +7,8 @@ feed's ``backfill`` is called by the ``data_quality_manager`` thread.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..core.bar import Step
+from ..core.time_manager import TradingSession
 from ..feeds.replay import BarFeed
 from .coordinator import SessionCoordinator
 from .runtime import StopRequested, monotonic
@@ -18,11 +17,11 @@ from .runtime import StopRequested, monotonic
 class LiveCoordinator(SessionCoordinator):
     """The coordinator in live mode: instants come from the feed, in wall-clock time."""
 
-    def __init__(self, runtime, time_manager, data_manager, feed: BarFeed, *args) -> None:
-        super().__init__(runtime, time_manager, data_manager, [feed.session_date], *args)
+    def __init__(self, runtime, time_manager, data_manager, feed: BarFeed, *stages) -> None:
+        super().__init__(runtime, time_manager, data_manager, [feed.session_date], *stages)
         self.feed = feed
 
-    def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
+    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
         return []  # the feed delivers them
 
     def _stream_session(self) -> None:

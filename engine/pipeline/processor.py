@@ -1,77 +1,76 @@
-"""DataProcessor: derived bars and real-time indicators, one step at a time.
+"""DataProcessor: derived bars and indicator values, one step at a time.
 
-Runs on the ``data_processor`` thread, woken by its notification queue (never polling).
-It is the only writer of derived bar series, real-time indicators, historical indicators
-and the indicator value rows that charts read. Per step it builds derived bars, updates
+Runs on the ``data_processor`` thread, woken by its notification queue (never polling),
+or, in data-driven mode, on the coordinator's thread (see
+:class:`~sessionkit.engine.pipeline.runtime.Stage`). It is the only writer of the bar
+series in :class:`~sessionkit.engine.core.session_data.SessionData`: the base bars the
+coordinator hands it and the derived bars it builds, each with its row of indicator values
+and the instant from which it is known. Per step it appends and builds, updates
 indicators, signals ready to the coordinator, then notifies the analysis engine.
 
 Derived windows are anchored at the session open (and at a break's end), cut by a break's
 start and by the close (:func:`~sessionkit.engine.core.windows.window_bounds`, the windows of
-``exchange_calendars``' ``trading_index``); a window is emitted at the first step at or after
-its end, holding the base bars that arrived in it; a window without bars is never emitted,
-so a gap never invents a bar.
+``exchange_calendars``' ``trading_index``, the one place that says where a window starts and
+ends); a window is emitted at the first step at or after its end, holding the base bars that
+arrived in it; a window without bars is never emitted, so a gap never invents a bar.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections import deque
 from datetime import datetime, timedelta
-from itertools import islice
 
 from ..config import SessionConfig
 from ..core.bar import Bar, interval_delta
-from ..core.session_data import ColumnView, TimeIndex
+from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
-from ..core.windows import SessionTimes, window_bounds
+from ..core.windows import SessionTimes, bar_end, window_bounds
 from .indicators import Indicator, make_indicator, output_names
-from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
+from .runtime import (
+    Runtime,
+    SessionEnded,
+    SessionPlan,
+    SessionStarted,
+    Stage,
+    StepReady,
+    StopRequested,
+)
 
 
 class IndicatorStream:
-    """Indicators of one (symbol, interval) and their values per bar (processor-owned)."""
+    """Indicators of one (symbol, interval) and the series they write (processor-owned)."""
 
     __slots__ = (
         "symbol",
         "interval",
-        "bars",
+        "series",
         "configs",
         "indicators",
         "names",
-        "rows",
-        "history",
-        "epochs",
         "total",
+        "_updates",
     )
 
-    def __init__(self, symbol: str, interval: str, bars: deque[Bar], configs: list) -> None:
+    def __init__(self, symbol: str, interval: str, series: BarSeries, configs: list) -> None:
         self.symbol = symbol
         self.interval = interval
-        self.bars = bars
+        self.series = series
         self.configs = configs
-        self.names: tuple[str, ...] = tuple(n for c in configs for n in output_names(c))
+        self.names: tuple[str, ...] = series.names
         self.indicators: list[Indicator] = []
-        self.rows: deque[tuple[float | None, ...]] = deque()
-        """One tuple of all outputs per bar of ``bars``, aligned from the left."""
-        self.history = 0
-        """How many of ``bars`` are trailing history (set after the warm-up)."""
-        self.epochs: deque[int] = deque()
-        """Epoch seconds of ``bars``, extended at each session start (historical index)."""
         self.total = 0
         """Bars of the streamed sessions (history excluded)."""
         self.reset()
 
     def reset(self) -> None:
+        """Fresh indicators (a warm-up follows)."""
         self.indicators = [make_indicator(c) for c in self.configs]
-        self.rows = deque()  # a new one: a reader holding the old one keeps a consistent copy
-        self.epochs = deque()
+        self._updates = tuple(indicator.update for indicator in self.indicators)
 
     def update(self, bar: Bar) -> tuple[float | None, ...]:
+        """Feed one bar to every indicator; return the row of all their outputs."""
         row: tuple[float | None, ...] = ()
-        for indicator in self.indicators:
-            row += indicator.update(bar)
-        self.rows.append(row)
+        for update in self._updates:
+            row += update(bar)
         return row
 
     def new_session(self) -> None:
@@ -84,11 +83,12 @@ class _Window:
 
     __slots__ = ("stream", "delta", "start", "end", "o", "h", "l", "c", "v", "count", "emitted")
 
+    start: datetime
+    end: datetime
+
     def __init__(self, stream: IndicatorStream, delta: timedelta) -> None:
         self.stream = stream
         self.delta = delta
-        self.start: datetime | None = None
-        self.end: datetime | None = None
         self.o = self.h = self.l = self.c = 0.0
         self.v = 0
         self.count = 0
@@ -105,23 +105,32 @@ class _Symbol:
         self.windows = windows
 
 
-class DataProcessor(threading.Thread):
-    """The ``data_processor`` thread (component 5)."""
+class DataProcessor(Stage):
+    """The ``data_processor`` thread (component 5).
+
+    Parameters
+    ----------
+    runtime
+        The session's shared state.
+    ready
+        Signalled to the coordinator after each message.
+    downstream
+        The analysis engine, notified after each message (or None).
+    record
+        Keep every streamed and derived bar with its indicator values, per (symbol,
+        interval), in :attr:`record` (for the export).
+    """
 
     def __init__(
         self,
         runtime: Runtime,
         ready: StreamSubscription,
-        analysis_queue: queue.SimpleQueue | None = None,
+        downstream: Stage | None = None,
+        *,
+        record: bool = False,
     ) -> None:
-        super().__init__(name="data_processor", daemon=True)
-        self.runtime = runtime
+        super().__init__(runtime, "data_processor", ready, downstream)
         self.config: SessionConfig = runtime.config
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.ready = ready
-        self.analysis_queue = analysis_queue
-        self.done_seq = 0
-        """Sequence number of the last message fully processed (read by the coordinator)."""
         data = runtime.data
         config = self.config
         base = config.streams.interval
@@ -131,9 +140,9 @@ class DataProcessor(threading.Thread):
         for symbol in config.streams.symbols:
             for interval in config.intervals:
                 configs = [c for c in config.indicators if c.interval == interval]
-                self.streams[symbol, interval] = IndicatorStream(
-                    symbol, interval, data.get_bars(symbol, interval), configs
-                )
+                names = tuple(n for c in configs for n in output_names(c))
+                series = data.add_series(symbol, interval, names)
+                self.streams[symbol, interval] = IndicatorStream(symbol, interval, series, configs)
             windows = [
                 _Window(self.streams[symbol, interval], interval_delta(interval))
                 for interval in config.streams.derived
@@ -142,35 +151,28 @@ class DataProcessor(threading.Thread):
         self._windows = [w for s in self.symbols.values() for w in s.windows]
         self._session: SessionTimes | None = None
         """The session whose windows are being built (open, close and break)."""
-        self.record: dict[tuple[str, str], list[tuple[Bar, tuple]]] | None = None
-        """When a dict, every streamed and derived bar of the sessions is kept with its
-        indicator values, per (symbol, interval), for export."""
+        self._known: float | None = None
+        """Epoch of the instant being handled (what new bars are known from); None while
+        warming up (each bar is then known from its own end)."""
+        self.record: dict[tuple[str, str], list[tuple[Bar, tuple]]] | None = (
+            {key: [] for key in self.streams} if record else None
+        )
+        """When a dict, every streamed and derived bar of the sessions with its indicator
+        values, per (symbol, interval), for export."""
         self._streaming = False
-        self._grids: dict[str, TimeIndex] = {}
 
-    # -- thread -------------------------------------------------------------------------
+    # -- messages -------------------------------------------------------------------------
 
-    def run(self) -> None:
-        runtime = self.runtime
-        try:
-            while (message := next_message(self.queue, runtime)) is not None:
-                tag = message[0]
-                if tag is STEP:
-                    self.process_step(message[2], message[3])
-                elif tag is SESSION_START:
-                    self.start_session(message[2])
-                elif tag is SESSION_END:
-                    self.flush()
-                elif tag is STOP:
-                    return
-                self.done_seq = message[1]
-                self.ready.signal_ready()
-                if self.analysis_queue is not None:
-                    self.analysis_queue.put(message)
-        except Exception as exc:
-            runtime.fail("data_processor", exc)
-        finally:
-            self.ready.cancel()
+    def on_step(self, message: StepReady) -> None:
+        self._known = message.epoch
+        self.process_step(message.time, message.items)
+
+    def on_session_start(self, message: SessionStarted) -> None:
+        self.start_session(message.plan, message.history)
+
+    def on_session_end(self, message: SessionEnded) -> None:
+        self._known = message.close.timestamp()
+        self.flush()
 
     # -- work ---------------------------------------------------------------------------
 
@@ -181,24 +183,32 @@ class DataProcessor(threading.Thread):
         """
         symbols = self.symbols
         delta = self.base_delta
-        realtime = self.runtime.data.set_realtime_indicators
         record = self.record
         feed = self._feed_windows
-        emit = self._emit
+        known = self._known if self._known is not None else t.timestamp()
         for name, bar in items:
             symbol = symbols[name]
             base = symbol.base
             row = base.update(bar)
+            base.series.append(bar, row, known)
             base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
-            if row:
-                realtime(name, base.names, row)
             if symbol.windows:
                 feed(symbol.windows, bar, bar.start + delta)
         for window in self._windows:
             if window.count and t >= window.end:
-                emit(window)
+                self._emit(window)
+
+    def window_bounds(self, window: _Window, start: datetime) -> tuple[datetime, datetime]:
+        """The derived window of ``window``'s interval that holds a bar starting at ``start``.
+
+        Anchored at the session open and at its break's end; the break's start and the
+        close cut the last window of each part (:func:`~sessionkit.engine.core.windows.window_bounds`).
+        """
+        session = self._session
+        assert session is not None
+        return window_bounds(session, window.delta, start)
 
     def _feed_windows(self, windows: list[_Window], bar: Bar, end: datetime) -> None:
         """Add a base bar (ending at ``end``) to each of its symbol's derived windows."""
@@ -220,7 +230,7 @@ class DataProcessor(threading.Thread):
                 self._emit(window)  # past the window's end: its last bars are missing
             if window.emitted is not None and bar.start < window.emitted:
                 continue  # late bar of a window already emitted: never rewritten
-            window.start, window.end = window_bounds(self._session, window.delta, bar.start)
+            window.start, window.end = self.window_bounds(window, bar.start)
             window.o, window.h, window.l, window.c = bar.open, bar.high, bar.low, bar.close
             window.v = bar.volume
             window.count = 1
@@ -230,15 +240,14 @@ class DataProcessor(threading.Thread):
     def _emit(self, window: _Window) -> None:
         bar = tuple.__new__(Bar, (window.start, window.o, window.h, window.l, window.c, window.v))
         stream = window.stream
-        stream.bars.append(bar)
         window.emitted = window.end
         row = stream.update(bar)
+        known = self._known
+        stream.series.append(bar, row, known if known is not None else window.end.timestamp())
         if self._streaming:
             stream.total += 1
-        if self.record is not None and self._streaming:
-            self.record.setdefault((stream.symbol, stream.interval), []).append((bar, row))
-        if row:
-            self.runtime.data.set_realtime_indicators(stream.symbol, stream.names, row)
+            if self.record is not None:
+                self.record[stream.symbol, stream.interval].append((bar, row))
         window.count = 0
 
     @property
@@ -252,64 +261,53 @@ class DataProcessor(threading.Thread):
             if window.count:
                 self._emit(window)
 
-    def start_session(self, plan: SessionPlan) -> None:
+    def start_session(self, plan: SessionPlan, history: dict[str, list[Bar]] | None = None) -> None:
         """Prepare a session: trim or rebuild the history, warm indicators up.
 
-        When the coordinator kept the previous session's bars (``plan.carry``), the
-        indicators simply carry on and the oldest bars and values are dropped with it;
-        otherwise derived history is rebuilt and every indicator is warmed up afresh over
-        the trailing history.
+        When the previous session carries on (``plan.carry``, ``history`` None), the
+        indicators simply carry on and the bars older than the trailing window are
+        dropped; otherwise every series is rebuilt from ``history`` (base bars per symbol)
+        and every indicator is warmed up afresh over it.
         """
         self._streaming = False
+        self._known = None
         if plan.carry:
-            self._trim(plan)
+            for stream in self.streams.values():
+                stream.series.drop_before(plan.cutoffs.get(stream.symbol, plan.open))
         else:
-            self._warm_up(plan)
+            self._warm_up(plan, history or {})
         for symbol in self.symbols.values():
             self._begin(symbol, plan)
         for stream in self.streams.values():
-            stream.history = len(stream.bars)
-            self._store_historical(stream)
-            self.publish_latest(stream)
-            if self.record is not None:
-                self.record.setdefault((stream.symbol, stream.interval), [])
+            stream.series.mark_history()
         self._streaming = True
 
-    def _trim(self, plan: SessionPlan) -> None:
-        for symbol in self.symbols.values():
-            base = symbol.base
-            rows, epochs = base.rows, base.epochs
-            for _ in range(len(rows) - len(base.bars)):
-                rows.popleft()
-                if epochs:
-                    epochs.popleft()
-            first = base.bars[0].start if base.bars else None
-            for window in symbol.windows:
-                stream = window.stream
-                bars, rows = stream.bars, stream.rows
-                while bars and (first is None or bars[0].start < first):
-                    bars.popleft()
-                    rows.popleft()
-                    if stream.epochs:
-                        stream.epochs.popleft()
-
-    def _warm_up(self, plan: SessionPlan) -> None:
+    def _warm_up(self, plan: SessionPlan, history: dict[str, list[Bar]]) -> None:
         for stream in self.streams.values():
-            if stream.interval != self.config.streams.interval:
-                stream.bars.clear()
+            stream.series.reset()
             stream.reset()
         for window in self._windows:
             window.count = 0
         sessions = plan.history
         delta = self.base_delta
-        for symbol in self.symbols.values():
+        stopping = self.runtime.stop_event.is_set
+        for name, symbol in self.symbols.items():
+            if stopping():  # a long history: a stop must not wait for every symbol
+                raise StopRequested
+            base = symbol.base
+            append = base.series.append
             index = -1
-            for bar in list(symbol.base.bars):
+            session = None
+            for bar in history.get(name, ()):
                 while index + 1 < len(sessions) and bar.start >= sessions[index + 1].open:
                     index += 1
-                    self._begin(symbol, sessions[index])
-                symbol.base.update(bar)
-                self._feed_windows(symbol.windows, bar, bar.start + delta)
+                    session = sessions[index]
+                    self._begin(symbol, session)
+                row = base.update(bar)
+                # History holds regular minutes only: a bar is known from its end.
+                append(bar, row, bar_end(session, delta, bar.start).timestamp())
+                if symbol.windows:
+                    self._feed_windows(symbol.windows, bar, bar.start + delta)
 
     def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
@@ -321,26 +319,3 @@ class DataProcessor(threading.Thread):
         symbol.base.new_session()
         for window in symbol.windows:
             window.stream.new_session()
-
-    def _store_historical(self, stream: IndicatorStream) -> None:
-        if not stream.names:
-            return
-        epochs = stream.epochs
-        for bar in islice(stream.bars, len(epochs), None):  # only the bars added since
-            epochs.append(int(bar.start.timestamp()))
-        # Symbols without gaps share their times: one index serves them all.
-        values = list(epochs)
-        cached = self._grids.get(stream.interval)
-        if cached is not None and cached.epochs == values:
-            grid = cached
-        else:
-            grid = self._grids[stream.interval] = TimeIndex.from_epochs(values, stream.interval)
-        rows = tuple(stream.rows)  # one C-level copy; the columns are views of it
-        columns = {name: ColumnView(rows, i) for i, name in enumerate(stream.names)}
-        self.runtime.data.set_historical_indicators(stream.symbol, stream.interval, grid, columns)
-
-    def publish_latest(self, stream: IndicatorStream) -> None:
-        """Copy the stream's latest values into SessionData's real-time indicators."""
-        if not stream.rows:
-            return
-        self.runtime.data.set_realtime_indicators(stream.symbol, stream.names, stream.rows[-1])

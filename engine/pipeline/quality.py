@@ -5,9 +5,7 @@ each step on its queue and goes on. It is the only writer of quality metrics in
 :class:`~sessionkit.engine.core.session_data.SessionData` and of its own gap lists.
 
 Quality of (symbol, interval) = bars present / bars the calendar expects so far in the
-session, in percent (:func:`~sessionkit.engine.core.windows.expected_bars`: minutes of a
-break are not expected, and a gap never ends in a break); derived intervals carry their
-base's quality. Historical quality
+session, in percent; derived intervals carry their base's quality. Historical quality
 (key ``"<interval>:history"``) is assigned at session start over the trailing window.
 With ``enable_session_quality = false`` every stream gets 100%. Gap filling happens in
 live mode only, through the feed's backfill; never in a backtest.
@@ -22,7 +20,16 @@ from datetime import datetime
 
 from ..core.bar import Bar, interval_delta
 from ..core.windows import bars_between, expected_bars, gap_end, next_bar_start
-from .runtime import SESSION_END, SESSION_START, STEP, STOP, Runtime, SessionPlan, next_message
+from .runtime import (
+    Message,
+    Runtime,
+    SessionEnded,
+    SessionPlan,
+    SessionStarted,
+    Stage,
+    StepReady,
+    next_message,
+)
 
 Gap = tuple[datetime, datetime]
 """A run of missing bars: start of the first missing bar, end of the last one."""
@@ -40,7 +47,7 @@ class _Track:
         self.missing = 0
 
 
-class DataQualityManager(threading.Thread):
+class DataQualityManager(Stage):
     """The ``data_quality_manager`` thread (component 6).
 
     Parameters
@@ -50,7 +57,9 @@ class DataQualityManager(threading.Thread):
     backfill
         Live mode only: ``backfill(symbol, start, end) -> list[Bar]`` fetches missing bars
         (from the database or the feed); ``fill(symbol, bars)`` hands them to the
-        coordinator, the writer of base bars.
+        coordinator, which hands them to the processor with its next instant.
+    record
+        Keep the quality of every symbol at every step in :attr:`record` (for the export).
     """
 
     def __init__(
@@ -59,11 +68,10 @@ class DataQualityManager(threading.Thread):
         *,
         backfill: Callable[[str, datetime, datetime], list[Bar]] | None = None,
         fill: Callable[[str, list[Bar]], None] | None = None,
+        record: bool = False,
     ) -> None:
-        super().__init__(name="data_quality_manager", daemon=True)
-        self.runtime = runtime
+        super().__init__(runtime, "data_quality_manager")
         config = runtime.config
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.enabled = config.quality.enable_session_quality
         self.live = config.mode == "live"
         self.base = config.streams.interval
@@ -82,58 +90,53 @@ class DataQualityManager(threading.Thread):
         self._plan: SessionPlan | None = None
         self._session_open = False
         self._expected_now = 0
-        self.record: dict[str, list[tuple[datetime, float]]] | None = None
+        self.record: dict[str, list[tuple[datetime, float]]] | None = (
+            {s: [] for s in self.symbols} if record else None
+        )
         """When a dict, the quality of every symbol at every step is kept (for export)."""
-        self.done_seq = 0
         self._cond = threading.Condition()
         self.throttle = 0.01 if runtime.config.clock == "data-driven" else 0.0
         """Pause (seconds) after each batch; set by the session for the clock mode."""
 
     # -- thread -------------------------------------------------------------------------
 
-    def run(self) -> None:
-        runtime = self.runtime
-        try:
-            while (message := next_message(self.queue, runtime)) is not None:
-                # Take everything queued: at full speed the manager works in batches.
-                batch = [message]
-                while True:
-                    try:
-                        batch.append(self.queue.get_nowait())
-                    except queue.Empty:
-                        break
-                if not self._handle(batch):
-                    return
-                if self.throttle and not runtime.controls.paused:
-                    # Best effort, never in anyone's way: at full speed, take the GIL at
-                    # most ~100 times a second instead of at every step.
-                    runtime.stop_event.wait(self.throttle)
-        except Exception as exc:
-            runtime.fail("data_quality_manager", exc)
+    def receive(self) -> list[Message] | None:
+        """Everything queued: at full speed the manager works in batches."""
+        message = next_message(self.queue, self.runtime)
+        if message is None:
+            return None
+        batch = [message]
+        while True:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                return batch
 
-    def _handle(self, batch: list[tuple]) -> bool:
-        """Handle queued messages in order; False once a ``STOP`` was met."""
-        for position, message in enumerate(batch):
-            tag = message[0]
-            if tag is STOP:
-                return False
-            if tag is STEP:
-                following = batch[position + 1] if position + 1 < len(batch) else None
-                if self.record is None and following is not None and following[0] is STEP:
-                    self.account(message[2], message[3])  # quality at the batch's last step
-                else:
-                    self.on_step(message[2], message[3])
-            elif tag is SESSION_START:
-                self.on_session_start(message[2])
-            elif tag is SESSION_END:
-                self.on_session_end(message[2])
-            with self._cond:
-                self.done_seq = message[1]
-                self._cond.notify_all()
-        return True
+    def after_batch(self) -> None:
+        if self.throttle and not self.runtime.controls.paused:
+            # Best effort, never in anyone's way: at full speed, take the GIL at most
+            # ~100 times a second instead of at every step.
+            self.runtime.stop_event.wait(self.throttle)
+
+    def finished(self, seq: int) -> None:
+        with self._cond:
+            self.done_seq = seq
+            self._cond.notify_all()
+
+    def on_step(self, message: StepReady) -> None:
+        if self.record is None and self.backlog:
+            self.account(message.time, message.items)  # quality at the batch's last step
+        else:
+            self.refresh(message.time, message.items)
+
+    def on_session_start(self, message: SessionStarted) -> None:
+        self.start_session(message.plan)
+
+    def on_session_end(self, message: SessionEnded) -> None:
+        self.end_session(message.close)
 
     def wait_done(self, seq: int, timeout: float) -> bool:
-        """Wait until message ``seq`` was handled (used only while paused, for tests)."""
+        """Wait until message ``seq`` was handled (the coordinator, at the end and paused)."""
         with self._cond:
             return self._cond.wait_for(
                 lambda: self.done_seq >= seq or self.runtime.stopping, timeout
@@ -141,8 +144,12 @@ class DataQualityManager(threading.Thread):
 
     # -- work ---------------------------------------------------------------------------
 
-    def on_session_start(self, plan: SessionPlan) -> None:
-        """Reset the session's tracks; assign historical quality over the trailing window."""
+    def start_session(self, plan: SessionPlan) -> None:
+        """Reset the session's tracks; assign historical quality over the trailing window.
+
+        The processor has finished the session's start (the coordinator sends it here
+        after), so the base series' history count is final.
+        """
         self._plan = plan
         self.tracks = {s: _Track() for s in self.symbols}
         self._expected_now = 0
@@ -153,19 +160,18 @@ class DataQualityManager(threading.Thread):
             if not self.enabled or not expected:
                 quality = 100.0
             else:
-                history = data.snapshot_bars(symbol, self.base)
-                present = sum(1 for bar in history if bar.start < plan.open)
+                present = data.series(symbol, self.base).history
                 quality = min(100.0, 100.0 * present / expected)
             data.set_quality_metric(symbol, f"{self.base}:history", quality)
             for interval in (self.base, *self.derived):
                 data.set_quality_metric(symbol, interval, 100.0)
 
-    def on_session_end(self, close: datetime) -> None:
+    def end_session(self, close: datetime) -> None:
         """Final quality at the close; close the trailing gaps; add to the run's totals."""
         plan = self._plan
         if plan is None:
             return
-        self.on_step(close, ())
+        self.refresh(close, ())
         self._session_open = False
         expected = expected_bars(plan, self.delta)
         for symbol, track in self.tracks.items():
@@ -196,7 +202,7 @@ class DataQualityManager(threading.Thread):
             track.present += 1
             track.next_start = next_bar_start(plan, delta, bar.start)
 
-    def on_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
+    def refresh(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Account the bars visible at ``t`` and refresh every symbol's quality."""
         plan = self._plan
         if plan is None:
@@ -220,7 +226,7 @@ class DataQualityManager(threading.Thread):
                 quality = min(100.0, 100.0 * track.present / expected)
             data.set_quality_metric(symbol, self.base, quality)
             if self.record is not None:
-                self.record.setdefault(symbol, []).append((t, quality))
+                self.record[symbol].append((t, quality))
             for interval in self.derived:
                 data.set_quality_metric(symbol, interval, quality)
 

@@ -13,28 +13,33 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Literal
 
-from ..config import SessionConfig
+from ..config import RunClock, SessionConfig
+from ..core.bar import Bar
 from ..core.session_data import SessionData
+from ..core.subscription import StreamSubscription
 from ..core.time_manager import SimClock, TradingSession
-from .snapshot import EngineEvent
-
-# Messages on the engine queues: a tuple whose first item is one of these tags.
-STEP = "step"
-"""``(STEP, seq, time, ((symbol, bar), ...))``: bars that became visible at ``time``."""
-SESSION_START = "session_start"
-"""``(SESSION_START, seq, SessionPlan)``: a session was loaded."""
-SESSION_END = "session_end"
-"""``(SESSION_END, seq, close)``: the session reached its close."""
-STOP = "stop"
-"""``(STOP,)``: end the thread."""
+from .snapshot import EngineEvent, ThreadStats
 
 
 class StopRequested(Exception):
     """Raised inside an engine thread when the session is being stopped."""
+
+
+class StageFailed(Exception):
+    """A stage's handler raised while it ran on another thread (data-driven mode).
+
+    Carries the stage's name, so the error is reported under the component that raised.
+    """
+
+    def __init__(self, component: str, error: BaseException) -> None:
+        super().__init__(component, error)
+        self.component = component
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +54,61 @@ class SessionPlan:
     history: tuple[TradingSession, ...]
     """The trailing historical sessions, oldest first."""
     carry: bool = False
-    """True when the previous session was the last history day and its bars were kept:
-    only bars older than the trailing window were dropped (the spec's "drop old + add
-    new"), and indicators carry on instead of warming up again."""
+    """True when the previous session was streamed just before this one (the trading day
+    before): its bars are kept, only bars older than the trailing window are dropped (the
+    spec's "drop old + add new"), and indicators carry on instead of warming up again."""
+    cutoffs: Mapping[str, datetime] = field(default_factory=dict)
+    """Per symbol, the start of its trailing window (its first history session's open, or
+    this session's open without history): older bars are dropped at this session's start."""
     break_start: datetime | None = None
     """Start of the session's break (UTC), None without one (see ``core.windows``)."""
     break_end: datetime | None = None
     """End of the session's break (UTC), None without one."""
+
+
+# -- messages between the threads -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepReady:
+    """Bars that became visible at one simulated instant (one step)."""
+
+    seq: int
+    time: datetime
+    epoch: float
+    """``time`` as epoch seconds (what series are bisected by)."""
+    items: tuple[tuple[str, Bar], ...]
+    """The ``(symbol, bar)`` pairs of base bars visible from ``time``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    """A session was loaded: its plan and, unless the previous bars carry on, its history."""
+
+    seq: int
+    plan: SessionPlan
+    history: dict[str, list[Bar]] | None
+    """Trailing base bars per symbol, oldest first; None when ``plan.carry`` keeps the
+    bars already held (only those older than the trailing window are dropped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """The session reached its close."""
+
+    seq: int
+    close: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """End the thread."""
+
+    seq: int = 0
+
+
+Message = StepReady | SessionStarted | SessionEnded | Stop
+"""What the coordinator sends the other threads, in order."""
 
 
 @dataclass
@@ -66,7 +119,7 @@ class Controls:
     read by the coordinator, which waits on ``cond`` (never polling).
     """
 
-    clock: Literal["data-driven", "clock-driven", "live"]
+    clock: RunClock
     speed: float
     paused: bool = False
     step_budget: int = 0
@@ -87,38 +140,45 @@ class Controls:
 class Runtime:
     """State shared by the engine threads of one session."""
 
-    def __init__(self, config: SessionConfig, data: SessionData, *, max_events: int = 500):
+    def __init__(
+        self,
+        config: SessionConfig,
+        data: SessionData,
+        *,
+        sim_clock: SimClock | None = None,
+        paused: bool = False,
+        max_events: int = 500,
+    ):
         self.config = config
         self.data = data
-        clock = config.clock
         speed = config.live.speed if config.mode == "live" else config.backtest.speed
-        self.controls = Controls(clock=clock, speed=speed)  # type: ignore[arg-type]
+        self.controls = Controls(clock=config.clock, speed=speed, paused=paused)
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._events: deque[EngineEvent] = deque(maxlen=max_events)
         self.state = "initializing"
         self.error: str | None = None
         self.version = 0
-        self.clock = SimClock()
-        """The simulated clock: set by the coordinator only, read by any thread. The
-        session replaces it with one in the exchange's zone (``TimeManager.clock()``)."""
+        self.sim_clock = sim_clock if sim_clock is not None else SimClock()
+        """The simulated clock: set by the coordinator only, read by any thread (the
+        session passes one in the exchange's zone, ``TimeManager.sim_clock()``)."""
         self.idle = threading.Event()
         """Set while the coordinator waits paused with nothing in flight, or has finished."""
 
     @property
     def sim_time(self) -> datetime | None:
         """The simulated instant (aware, UTC), or None before the first session."""
-        clock = self.clock
-        return clock.now() if clock.is_set else None
+        sim_clock = self.sim_clock
+        return sim_clock.now() if sim_clock.is_set else None
 
     @sim_time.setter
     def sim_time(self, t: datetime) -> None:
-        self.clock.set(t)
+        self.sim_clock.set(t)
 
     @property
     def tz(self) -> tzinfo:
         """The exchange's zone, for display and messages."""
-        return self.clock.tz
+        return self.sim_clock.tz
 
     # -- status -------------------------------------------------------------------------
 
@@ -174,12 +234,12 @@ class Runtime:
         return self.stop_event.is_set()
 
 
-def next_message(q: queue.SimpleQueue, runtime: Runtime, timeout: float = 1.0) -> tuple | None:
+def next_message(q: queue.SimpleQueue, runtime: Runtime, timeout: float = 1.0) -> Message | None:
     """Block for an engine thread's next message; None once the session is stopping.
 
     Queued work is dropped when a stop is requested, so a thread that fell behind (a
-    backlog in clock-driven mode) still ends at once. ``stop()`` also queues a ``STOP``
-    message, which wakes the wait immediately.
+    backlog in clock-driven mode) still ends at once. ``stop()`` also queues a
+    :class:`Stop` message, which wakes the wait immediately.
     """
     stop = runtime.stop_event
     while not stop.is_set():
@@ -193,3 +253,151 @@ def next_message(q: queue.SimpleQueue, runtime: Runtime, timeout: float = 1.0) -
 def monotonic() -> float:
     """Wall clock for measuring durations."""
     return time.perf_counter()
+
+
+class Stage(threading.Thread):
+    """An engine thread that handles the coordinator's messages in order.
+
+    The loop lives here once: take the next message (or every queued one, see
+    :meth:`receive`), dispatch it to :meth:`on_step`, :meth:`on_session_start` or
+    :meth:`on_session_end`, record it done, signal the coordinator through ``ready`` and
+    pass it on to ``downstream``. An exception ends the session with state ``error``
+    under the thread's name. In data-driven mode the coordinator calls :meth:`run_inline`
+    on its own thread instead (no hand-off); the thread then just waits.
+
+    The time spent handling (``busy``) and waiting for messages (``waiting``) is measured
+    for the snapshot (:meth:`stats`).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        name: str,
+        ready: StreamSubscription | None = None,
+        downstream: Stage | None = None,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.runtime = runtime
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.ready = ready
+        self.downstream = downstream
+        self.done_seq = 0
+        """Sequence number of the last message fully handled (read by the coordinator)."""
+        self.busy = 0.0
+        """Seconds spent handling messages (on this thread or inline)."""
+        self.inline_busy = 0.0
+        """Of ``busy``, the seconds spent on the coordinator's thread (data-driven)."""
+        self.inline_steps = 0.0
+        """Of ``inline_busy``, the seconds spent on instants (not session starts/ends)."""
+        self.waiting = 0.0
+        """Seconds this thread waited for a message."""
+        self.handled = 0
+        self.backlog = 0
+        """Messages still queued behind the one being handled (in the current batch)."""
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def receive(self) -> list[Message] | None:
+        """The next message(s) to handle, in order; None once stopping."""
+        message = next_message(self.queue, self.runtime)
+        return None if message is None else [message]
+
+    def run(self) -> None:
+        runtime = self.runtime
+        ready, downstream = self.ready, self.downstream
+        try:
+            while True:
+                waited = monotonic()
+                batch = self.receive()
+                started = monotonic()
+                self.waiting += started - waited
+                if batch is None:
+                    return
+                last = len(batch) - 1
+                for position, message in enumerate(batch):
+                    if message.__class__ is Stop:
+                        return
+                    self.backlog = last - position
+                    self.handle(message)
+                    self.finished(message.seq)
+                    if ready is not None:
+                        ready.signal_ready()
+                    if downstream is not None:
+                        downstream.queue.put(message)
+                self.handled += len(batch)
+                self.busy += monotonic() - started
+                self.after_batch()
+        except StopRequested:
+            pass
+        except Exception as exc:
+            runtime.fail(self.name, exc)
+        finally:
+            if ready is not None:
+                ready.cancel()
+
+    def run_inline(self, message: Message) -> None:
+        """Handle ``message`` on the calling (coordinator's) thread; data-driven mode.
+
+        Raises
+        ------
+        StageFailed
+            If the handler raised; it names this stage.
+        """
+        started = monotonic()
+        self.backlog = 0
+        try:
+            if message.__class__ is StepReady:  # the hot path: skip the match
+                self.on_step(message)
+            else:
+                self.handle(message)
+        except StopRequested:
+            raise
+        except Exception as exc:
+            raise StageFailed(self.name, exc) from exc
+        self.finished(message.seq)
+        if self.ready is not None:
+            self.ready.count_signal()
+        elapsed = monotonic() - started
+        self.busy += elapsed
+        self.inline_busy += elapsed
+        if message.__class__ is StepReady:
+            self.inline_steps += elapsed
+        self.handled += 1
+
+    def handle(self, message: Message) -> None:
+        """Dispatch one message to its handler."""
+        match message:
+            case StepReady():
+                self.on_step(message)
+            case SessionStarted():
+                self.on_session_start(message)
+            case SessionEnded():
+                self.on_session_end(message)
+
+    def finished(self, seq: int) -> None:
+        """Record message ``seq`` as handled."""
+        self.done_seq = seq
+
+    def after_batch(self) -> None:  # noqa: B027 - optional hook
+        """Called after each batch of messages handled on this thread."""
+
+    def stats(self) -> ThreadStats:
+        """This stage's busy and waiting seconds, for the snapshot. Any thread."""
+        return ThreadStats(
+            name=self.name,
+            busy_seconds=self.busy,
+            inline_seconds=self.inline_busy,
+            waiting_seconds=self.waiting,
+            messages=self.handled,
+        )
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def on_step(self, message: StepReady) -> None:  # noqa: B027 - optional hook
+        """Handle the bars of one instant."""
+
+    def on_session_start(self, message: SessionStarted) -> None:  # noqa: B027
+        """Prepare a session."""
+
+    def on_session_end(self, message: SessionEnded) -> None:  # noqa: B027
+        """Finish a session."""

@@ -10,23 +10,26 @@ before any thread starts.
 
 from __future__ import annotations
 
-from datetime import date
+import math
+from bisect import bisect_right
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
-from ..config import SessionConfig
+from ..config import ClockMode, SessionConfig
 from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import TimeManager
+from ..core.windows import bar_end
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
 from ..store.db import open_db
 from .analysis import AnalysisEngine, load_analysis_class
-from .coordinator import SessionCoordinator
+from .coordinator import PendingFills, SessionCoordinator
 from .processor import DataProcessor
 from .quality import DataQualityManager
-from .runtime import STOP, Runtime
+from .runtime import Runtime, Stop
 from .snapshot import (
     FINAL_STATES,
     AnalysisSignal,
@@ -36,8 +39,6 @@ from .snapshot import (
     Snapshot,
     SubscriptionStats,
 )
-
-ClockChoice = Literal["data-driven", "clock-driven"]
 
 
 class Session:
@@ -85,32 +86,50 @@ class Session:
         analysis = self._load_analysis()
 
         self.data = SessionData()
-        runtime = self.runtime = Runtime(config, self.data)
-        runtime.clock = self.time_manager.clock()
-        runtime.controls.paused = start_paused
+        runtime = self.runtime = Runtime(
+            config,
+            self.data,
+            sim_clock=self.time_manager.sim_clock(),
+            paused=start_paused,
+        )
         mode = config.clock
         self.processor_ready = StreamSubscription(mode, "data_processor")
         self.analysis_ready = StreamSubscription(mode, "analysis_engine") if analysis else None
-        self.analysis = AnalysisEngine(runtime, analysis, self.analysis_ready) if analysis else None
-        self.processor = DataProcessor(
-            runtime, self.processor_ready, self.analysis.queue if self.analysis else None
+        self.analysis = (
+            AnalysisEngine(runtime, analysis, self.analysis_ready) if self.analysis_ready else None
         )
-        consumers: list[tuple[StreamSubscription, Any]] = [
-            (self.processor_ready, lambda: self.processor.done_seq)
-        ]
-        if self.analysis is not None:
-            consumers.append((self.analysis_ready, lambda: self.analysis.done_seq))
-        self.quality: DataQualityManager
-        self.coordinator = self._make_coordinator(consumers)
+        self.processor = DataProcessor(runtime, self.processor_ready, self.analysis, record=record)
+        fills = PendingFills()
+        feed = None
+        if config.mode == "live":
+            from ..feeds.replay import make_feed
+
+            feed = make_feed(config, self.data_manager, self.time_manager)
+            self.sessions = [feed.session_date]
+        self.quality = DataQualityManager(
+            runtime,
+            backfill=feed.backfill if feed is not None else None,
+            fill=fills.put,
+            record=record,
+        )
+        stages = (self.processor, self.analysis, self.quality)
+        self.coordinator: SessionCoordinator
+        if feed is not None:
+            from .live import LiveCoordinator
+
+            self.coordinator = LiveCoordinator(
+                runtime, self.time_manager, self.data_manager, feed, *stages, fills
+            )
+        else:
+            self.coordinator = SessionCoordinator(
+                runtime, self.time_manager, self.data_manager, self.sessions, *stages, fills
+            )
         self._threads = [
             t
             for t in (self.processor, self.quality, self.analysis, self.coordinator)
             if t is not None
         ]
         self._started = False
-        if record:
-            self.processor.record = {}
-            self.quality.record = {}
 
     # -- construction helpers ------------------------------------------------------------
 
@@ -142,43 +161,6 @@ class Session:
                 f"invalid configuration in {self.source}:\n  analysis.options: {entry} "
                 f"refused them: {exc.__class__.__name__}: {exc}"
             ) from None
-
-    def _make_coordinator(self, consumers) -> SessionCoordinator:
-        runtime = self.runtime
-        if self.config.mode == "live":
-            from ..feeds.replay import make_feed
-            from .live import LiveCoordinator
-
-            feed = make_feed(self.config, self.data_manager, self.time_manager)
-            coordinator: SessionCoordinator = LiveCoordinator(
-                runtime,
-                self.time_manager,
-                self.data_manager,
-                feed,
-                self.processor.queue,
-                consumers,
-                None,
-                self.analysis.queue if self.analysis else None,
-            )
-            self.sessions = [feed.session_date]
-            self.quality = DataQualityManager(
-                runtime, backfill=feed.backfill, fill=coordinator.fill
-            )
-        else:
-            coordinator = SessionCoordinator(
-                runtime,
-                self.time_manager,
-                self.data_manager,
-                self.sessions,
-                self.processor.queue,
-                consumers,
-                None,
-                self.analysis.queue if self.analysis else None,
-            )
-            self.quality = DataQualityManager(runtime)
-        coordinator.quality_queue = self.quality.queue
-        coordinator.quality_done = self.quality.wait_done
-        return coordinator
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -212,14 +194,23 @@ class Session:
         for subscription in (self.processor_ready, self.analysis_ready):
             if subscription is not None:
                 subscription.cancel()
-        for q in (self.processor.queue, self.quality.queue, getattr(self.analysis, "queue", None)):
-            if q is not None:
-                q.put((STOP,))
+        for stage in (self.processor, self.quality, self.analysis):
+            if stage is not None:
+                stage.queue.put(Stop())
         if not self._started:
             return True
         for thread in self._threads:
             thread.join(max(0.0, deadline - _now()))
-        return not any(thread.is_alive() for thread in self._threads)
+        hung = [thread.name for thread in self._threads if thread.is_alive()]
+        if hung:
+            # Threads cannot be killed; they are daemons, so they never keep the process
+            # alive. Say which one is stuck (usually user code that never returns).
+            runtime.log(
+                f"stop: {', '.join(hung)} still running after {timeout:g}s, stuck in code that "
+                "does not return (the analysis's?); left behind as daemon threads",
+                "error",
+            )
+        return not hung
 
     def __enter__(self) -> Session:
         return self
@@ -282,18 +273,20 @@ class Session:
         Raises
         ------
         ValueError
-            If ``speed`` is not a positive number, or the session is live.
+            If ``speed`` is not a finite positive number, or the session is live.
         """
         if self.config.mode == "live":
             raise ValueError("a live session runs in wall-clock time: its speed is fixed")
         if speed is None:
             self._set_clock("data-driven", self.runtime.controls.speed)
             return
-        if not speed > 0:
-            raise ValueError(f"speed must be > 0, not {speed!r}")
+        if not (isinstance(speed, int | float) and 0 < speed < math.inf):
+            raise ValueError(
+                f"speed must be a finite number > 0 (or None for data-driven), not {speed!r}"
+            )
         self._set_clock("clock-driven", float(speed))
 
-    def set_clock(self, clock: ClockChoice) -> None:
+    def set_clock(self, clock: ClockMode) -> None:
         """Switch between data-driven and clock-driven (keeping the last speed)."""
         if clock not in ("data-driven", "clock-driven"):
             raise ValueError(f"unknown clock {clock!r}")
@@ -324,23 +317,15 @@ class Session:
         series: dict[tuple[str, str], SeriesStats] = {}
         indicators = {}
         for symbol in config.streams.symbols:
-            prev_close = coordinator.prev_close.get(symbol)
             gaps = self.quality.gap_count(symbol)
             history_quality = data.get_quality_metric(symbol, f"{base}:history")
+            _n, _h, _last, _row, prev_close = data.series(symbol, base).summary()
+            latest: dict[str, float | None] = {}
             for interval in config.intervals:
-                stream = processor.streams[symbol, interval]
-                bars = stream.bars
-                count = len(bars)
-                try:
-                    last = bars[-1]
-                except IndexError:  # empty, or emptied by its writer since len()
-                    last = None
-                history = (
-                    coordinator.history_counts.get(symbol, 0)
-                    if interval == base
-                    else stream.history
-                )
-                in_session = max(0, count - history)
+                stream = data.series(symbol, interval)
+                count, history, last, row, _prev = stream.summary()
+                latest.update(zip(stream.names, row or (None,) * len(stream.names), strict=True))
+                in_session = count - history
                 change = None
                 if in_session and last is not None and prev_close:
                     change = (last.close / prev_close - 1.0) * 100.0
@@ -348,14 +333,14 @@ class Session:
                     symbol=symbol,
                     interval=interval,
                     bar_count=in_session,
-                    history_count=min(history, count),
+                    history_count=history,
                     last_bar=last,
                     quality=data.get_quality_metric(symbol, interval),
                     gaps=gaps,
                     change_pct=change,
                     history_quality=history_quality,
                 )
-            indicators[symbol] = MappingProxyType(data.realtime_indicators(symbol))
+            indicators[symbol] = MappingProxyType(latest)
         metrics = coordinator.metrics
         streaming = metrics.streaming_seconds()
         loads = metrics.subsequent_loads
@@ -396,7 +381,7 @@ class Session:
             metrics=EngineMetrics(
                 steps=metrics.steps,
                 bars_processed=metrics.bars
-                + sum(s.total for (_sym, iv), s in processor.streams.items() if iv != base),
+                + sum(n for (_sym, iv), n in processor.totals.items() if iv != base),
                 bars_per_second=metrics.bars / streaming if streaming > 0 else 0.0,
                 initial_load_seconds=metrics.initial_load,
                 subsequent_load_seconds=sum(loads) / len(loads) if loads else None,
@@ -410,6 +395,12 @@ class Session:
                 else None,
                 cache_hit_rate=cache.hit_rate * 100.0 if cache.hits + cache.misses else None,
                 analysis_errors=analysis.errors if analysis else 0,
+                threads=tuple(
+                    stage.stats()
+                    for stage in (coordinator, processor, analysis, self.quality)
+                    if stage is not None
+                ),
+                stages="inline" if clock == "data-driven" else "threads",
             ),
             events=runtime.events(),
             signals=analysis.signals() if analysis else (),
@@ -450,19 +441,10 @@ class Session:
         KeyError
             If the symbol or interval is not streamed.
         """
-        stream = self.processor.streams[symbol, interval]
-        bars = self.data.snapshot_bars(symbol, interval)
-        rows = list(stream.rows)
-        history = stream.history
-        if interval == self.config.streams.interval:
-            history = self.coordinator.history_counts.get(symbol, 0)
-        if len(rows) > len(bars):
-            rows = rows[: len(bars)]
-        empty = (None,) * len(stream.names)
-        rows.extend([empty] * (len(bars) - len(rows)))
-        skip = max(0, len(bars) - n)
-        bars, rows = bars[skip:], rows[skip:]
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in stream.names]
+        stream = self.data.series(symbol, interval)
+        bars, rows, history = stream.window(n)
+        names = stream.names
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         return Series(
             symbol=symbol,
             interval=interval,
@@ -472,9 +454,9 @@ class Session:
             low=tuple(bar.low for bar in bars),
             close=tuple(bar.close for bar in bars),
             volume=tuple(bar.volume for bar in bars),
-            indicators=MappingProxyType(dict(zip(stream.names, map(tuple, columns), strict=True))),
-            history=max(0, min(history, len(bars) + skip) - skip),
-            version=len(bars) + skip,
+            indicators=MappingProxyType(dict(zip(names, map(tuple, columns), strict=True))),
+            history=history,
+            version=len(stream),
         )
 
     def export_csv(self, directory: str | Path) -> list[Path]:
@@ -491,14 +473,20 @@ class Session:
             raise ValueError("export_csv needs a Session built with record=True")
         names = {key: stream.names for key, stream in self.processor.streams.items()}
         sessions = [self.time_manager.get_trading_session(d) for d in self.sessions]
-        closes = [end for s in sessions for _start, end in s.parts]  # a break's start cuts too
+        opens = [session.open for session in sessions]
+
+        def end_of(start: datetime, delta: timedelta) -> datetime:
+            """A bar's end in its session (cut by the session's break start or close)."""
+            session = sessions[max(0, bisect_right(opens, start) - 1)]
+            return bar_end(session, delta, start)
+
         return write_csv_export(
             Path(directory),
             self.processor.record,
             names,
             self.quality.record,
             self.runtime.tz,
-            closes,
+            end_of,
         )
 
     def signals(self) -> tuple[AnalysisSignal, ...]:

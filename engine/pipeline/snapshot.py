@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
+from ..config import RunClock
 from ..core.bar import Bar, interval_delta
 
 State = Literal[
@@ -22,7 +23,9 @@ State = Literal[
 
 FINAL_STATES: frozenset[str] = frozenset({"completed", "stopped", "error"})
 
-Clock = Literal["data-driven", "clock-driven", "live"]
+Stages = Literal["threads", "inline"]
+"""How the processor and the analysis run: on their own threads, one hand-off per instant
+(clock-driven and live), or in order on the coordinator's thread (data-driven)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,25 @@ class SubscriptionStats:
     """Seconds the last wait took."""
     max_wait: float
     """Longest wait so far, in seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadStats:
+    """Where one engine component spends its time, in wall seconds since it started."""
+
+    name: str
+    """The component (its thread's name)."""
+    busy_seconds: float
+    """Doing its own work (handling messages; for the coordinator: publishing instants)."""
+    inline_seconds: float
+    """Of ``busy_seconds``, the part run on the coordinator's thread (data-driven mode)."""
+    waiting_seconds: float
+    """Blocked: on its queue (consumers), or on consumers, the clock and pauses
+    (coordinator)."""
+    messages: int = 0
+    """Messages handled (steps, session starts and ends); instants for the coordinator."""
+    load_seconds: float = 0.0
+    """Loading sessions from the database (coordinator only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +124,10 @@ class EngineMetrics:
     cache_hit_rate: float | None = None
     """TimeManager cache hit rate in percent."""
     analysis_errors: int = 0
+    threads: tuple[ThreadStats, ...] = ()
+    """Busy and waiting time of each engine component (coordinator first)."""
+    stages: Stages = "threads"
+    """How the processor and the analysis run now."""
 
 
 def _frozen(mapping: Mapping | None = None) -> Mapping:
@@ -115,7 +141,7 @@ class Snapshot:
     state: State = "initializing"
     error: str | None = None
     mode: Literal["backtest", "live"] = "backtest"
-    clock: Clock = "data-driven"
+    clock: RunClock = "data-driven"
     speed: float | None = None
     """Simulated seconds per wall second; None when data-driven."""
     exchange: str = "NYSE"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from ..core.bar import Bar, interval_delta
@@ -26,14 +26,16 @@ def write_csv_export(
     names: Mapping[tuple[str, str], Sequence[str]],
     quality: Mapping[str, Sequence[tuple[datetime, float]]],
     tz: tzinfo,
-    closes: Sequence[datetime],
+    bar_end: Callable[[datetime, timedelta], datetime],
 ) -> list[Path]:
     """Write ``directory/<symbol>/<interval>.csv`` for every recorded stream.
 
     Columns: ``start,end,open,high,low,close,volume,quality`` then one per indicator
     output; times in ISO-8601 with the exchange's offset; one row per bar in time order.
-    ``quality`` is the stream's quality (percent) when the bar became visible. ``closes``
-    are the instants that cut a window: every session's close and every break's start.
+    ``quality`` is the stream's quality (percent) when the bar became visible. ``bar_end``
+    gives a bar's end from its start and interval (the caller knows the sessions: the
+    engine's one rule, :func:`sessionkit.engine.core.windows.bar_end`, cut by a session's
+    break start and close).
 
     Raises
     ------
@@ -41,7 +43,6 @@ def write_csv_export(
         If the directory cannot be written.
     """
     written = []
-    sorted_closes = sorted(closes)
     for (symbol, interval), rows in records.items():
         delta = interval_delta(interval)
         path = directory / symbol / f"{interval}.csv"
@@ -56,10 +57,7 @@ def write_csv_export(
                     + list(names[symbol, interval])
                 )
                 for bar, values in rows:
-                    end = bar.start + delta
-                    i = bisect_right(sorted_closes, bar.start)
-                    if i < len(sorted_closes) and end > sorted_closes[i]:
-                        end = sorted_closes[i]  # cut by the close
+                    end = bar_end(bar.start, delta)
                     j = bisect_right(times, end) - 1
                     q = history[j][1] if j >= 0 else None
                     writer.writerow(

@@ -13,16 +13,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sessionkit.engine.core.bar import Bar
-from sessionkit.engine.core.session_data import SessionData
+from sessionkit.engine.core.session_data import BarSeries, SessionData
 from sessionkit.engine.core.subscription import StreamSubscription
 from sessionkit.engine.core.time_manager import TimeManager
 from sessionkit.engine.store.db import open_db
 
 BASE = datetime(2011, 1, 3, 14, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+T0 = BASE.timestamp()
 
 APPEND_TARGET = 0.25e-6
-GET_BARS_TARGET = 0.2e-6
 SESSION_CACHED_TARGET = 1e-6
 SPEC_TARGET = 1e-6
 
@@ -52,54 +52,47 @@ def tm(calendar_db_url):
 # -- SessionData --------------------------------------------------------------------------------
 
 
+def _series(count: int) -> BarSeries:
+    series = SessionData().add_series("SPY", "1m", ("sma",))
+    for i in range(count):
+        series.append(_bar(i), (float(i),), T0 + 60.0 * (i + 1))
+    return series
+
+
 def test_bench_append_bar(benchmark):
-    data = SessionData()
-    data.append_bar("SPY", "1m", _bar(0))
-    bar = _bar(1)
-    # A fixed number of calls keeps memory bounded: 2,000,000 deque slots (16 MB).
+    """The processor's write: a bar, its indicator row and its known-from instant."""
+    series = _series(1)
+    bar, row = _bar(1), (1.0,)
+    # A fixed number of calls keeps memory bounded: 2,000,000 list slots per list.
     benchmark.pedantic(
-        data.append_bar, args=("SPY", "1m", bar), iterations=10_000, rounds=200, warmup_rounds=5
+        series.append, args=(bar, row, T0 + 120.0), iterations=10_000, rounds=200, warmup_rounds=5
     )
     _check(benchmark, APPEND_TARGET)
 
 
-def test_bench_append_bar_with_retention(benchmark):
-    """With a full retention window every append also drops the oldest bar."""
-    data = SessionData(retention={"1m": 10_000})
-    data.append_bars("SPY", "1m", [_bar(i) for i in range(10_000)])
-    benchmark(data.append_bar, "SPY", "1m", _bar(10_000))
-    _check(benchmark, APPEND_TARGET)
-
-
-def test_bench_get_bars(benchmark):
-    data = SessionData()
-    data.append_bars("SPY", "1m", [_bar(i) for i in range(1_000)])
-    for symbol in ("QQQ", "IWM", "DIA"):
-        data.append_bar(symbol, "1m", _bar(0))
-    bars = benchmark(data.get_bars, "SPY", "1m")
-    assert bars is data.get_bars("SPY", "1m")
-    _check(benchmark, GET_BARS_TARGET)
-
-
-def test_bench_get_last_bar(benchmark):
-    data = SessionData()
-    data.append_bars("SPY", "1m", [_bar(i) for i in range(1_000)])
-    assert benchmark(data.get_last_bar, "SPY", "1m") == _bar(999)
+def test_bench_last_bar_latest(benchmark):
+    series = _series(1_000)
+    assert benchmark(series.last, None) == _bar(999)
     _check(benchmark, SPEC_TARGET)
 
 
-def test_bench_tail_100_of_100k(benchmark):
-    data = SessionData()
-    data.append_bars("SPY", "1m", [_bar(i) for i in range(100_000)])
-    assert len(benchmark(data.tail, "SPY", "1m", 100)) == 100
+def test_bench_last_bar_lagging(benchmark):
+    """A reader behind the writer (clock-driven overruns): a bisect over 100,000 bars."""
+    series = _series(100_000)
+    at = T0 + 60.0 * 54_321 + 30.0
+    assert benchmark(series.last, at) == _bar(54_320)
+    _check(benchmark, SPEC_TARGET)
 
 
-def test_bench_historical_indicator_lookup(benchmark):
-    data = SessionData()
-    times = [BASE + i * MINUTE for i in range(100_000)]
-    data.set_historical_indicator("sma", "SPY", "1m", times, list(range(100_000)))
-    at = BASE + 54_321 * MINUTE + timedelta(seconds=30)
-    assert benchmark(data.get_historical_indicator, "sma", "SPY", "1m", at) == 54_321
+def test_bench_closes_30_of_100k(benchmark):
+    series = _series(100_000)
+    assert len(benchmark(series.closes, 30, T0 + 60.0 * 100_000)) == 30
+
+
+def test_bench_indicator_value_at_time(benchmark):
+    series = _series(100_000)
+    at = T0 + 60.0 * 54_321 + 30.0
+    assert benchmark(series.value, "sma", at) == 54_320.0
     _check(benchmark, SPEC_TARGET)
 
 
@@ -107,14 +100,14 @@ def _memory_per_bar(count: int) -> float:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        data = SessionData()
-        append = data.append_bar
+        series = SessionData().add_series("SPY", "1m")
+        append = series.append
         for i in range(count):
-            append("SPY", "1m", _bar(i))
+            append(_bar(i), (), T0 + 60.0 * (i + 1))
         stored = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert data.bar_count("SPY", "1m") == count
+    assert len(series) == count
     return stored / count
 
 
@@ -122,11 +115,11 @@ def _memory_per_bar(count: int) -> float:
     "count", [100_000, pytest.param(1_000_000, marks=pytest.mark.slow)], ids=["100k", "1M"]
 )
 def test_bench_memory_per_stored_bar(benchmark, count):
-    """Bytes per stored bar (Bar, datetime, floats, int, deque slot), by tracemalloc."""
+    """Bytes per stored bar (Bar, datetime, floats, int, known-from float, list slots)."""
     per_bar = benchmark.pedantic(_memory_per_bar, args=(count,), rounds=1, iterations=1)
     benchmark.extra_info["bytes_per_bar"] = round(per_bar, 1)
     print(f"\nmemory per stored bar at {count:,} bars: {per_bar:.1f} bytes")
-    assert per_bar <= 300
+    assert per_bar <= 350
 
 
 # -- TimeManager --------------------------------------------------------------------------------

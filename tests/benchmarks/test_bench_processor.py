@@ -8,7 +8,7 @@ derived, SMA, EMA and RSI on each interval; one step is one minute (six bars).
 from __future__ import annotations
 
 from sessionkit.engine.config import config_from_dict
-from sessionkit.engine.pipeline.runtime import SessionPlan
+from sessionkit.engine.pipeline.runtime import SessionPlan, StepReady
 from sessionkit.engine.pipeline.session import Session
 
 DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
@@ -39,27 +39,32 @@ def test_bench_process_step(benchmark) -> None:
     days = []
     for index, day in enumerate(session.sessions, start=1):
         ts = session.time_manager.get_trading_session(day)
-        plan = SessionPlan(index, day, ts.open, ts.close, ts.early_close, (), False)
-        coordinator.plan = plan  # the session whose steps are loaded (its break, if any)
-        days.append((plan, coordinator._load_steps(ts.open, ts.close)))
+        plan = SessionPlan(
+            index,
+            day,
+            ts.open,
+            ts.close,
+            ts.early_close,
+            (),
+            break_start=ts.break_start,
+            break_end=ts.break_end,
+        )
+        steps = [StepReady(0, t, t.timestamp(), items) for t, items in coordinator._load_steps(ts)]
+        days.append((plan, steps))
 
     def replay() -> int:
-        steps = 0
+        count = 0
         for plan, day_steps in days:
-            for series in coordinator.deques.values():
-                series.clear()
-            processor.start_session(plan)
-            for t, items in day_steps:
-                for symbol, bar in items:
-                    coordinator.deques[symbol].append(bar)
-                processor.process_step(t, items)
-                steps += 1
+            processor.start_session(plan, {})
+            for message in day_steps:
+                processor.on_step(message)
+                count += 1
             processor.flush()
-        return steps
+        return count
 
     steps = benchmark.pedantic(replay, rounds=5, iterations=1)
     per_step = benchmark.stats.stats.min / steps
-    bars = sum(len(items) for _plan, day_steps in days for _t, items in day_steps)
+    bars = sum(len(m.items) for _plan, day_steps in days for m in day_steps)
     benchmark.extra_info.update(
         {
             "us_per_step": round(per_step * 1e6, 2),

@@ -435,7 +435,7 @@ def test_sim_clock_set_now_local_advance():
 
 def test_time_manager_builds_a_clock_in_exchange_time(tm):
     start = datetime(2024, 11, 29, 14, 30, tzinfo=UTC)
-    clock = tm.clock(start)
+    clock = tm.sim_clock(start)
     assert clock.now() == start
     assert clock.local().hour == 9 and clock.local().tzinfo == NEW_YORK
 

@@ -1,7 +1,7 @@
 """NYSE runs export byte for byte what they exported before sessions had breaks.
 
-The digests in ``fixtures/nyse_exports.json`` were computed with main's code before the
-calendar had break columns (the file says how); the runs here use the current code on the
+The digests in ``fixtures/nyse_exports.json`` were computed with main's code, which knows
+no breaks (the file says how and at which commit); the runs here use the current code on the
 (rebuilt) bundled sample database.
 """
 

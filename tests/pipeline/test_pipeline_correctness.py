@@ -486,28 +486,24 @@ def test_warm_up_is_visible_before_the_first_step() -> None:
         assert series.starts[0] == ny(date(2011, 1, 3), 9, 30)
         assert series.starts[-1] == ny(date(2011, 1, 7), 15, 59)
         assert all(v is not None for v in snap.indicators["SPY"].values())
-        # Historical indicators: one value per history bar, looked up by time.
+        # Historical indicators: one value per history bar, looked up by time (each value
+        # is known from its bar's end).
         history = db_bars("SPY", date(2011, 1, 3), date(2011, 1, 7))
         for interval in ("1m", "5m"):
             bars = history if interval == "1m" else resample(history, 5)
-            starts = [t.to_pydatetime() for t in bars["start"]]
+            seconds = MINUTES[interval] * 60
+            ends = [t.to_pydatetime().timestamp() + seconds for t in bars["start"]]
+            series = session.data.series("SPY", interval)
             for spec in indicators_for(interval):
                 for name, values in reference(spec["kind"], bars, spec).items():
-                    got = as_array(
-                        session.data.get_historical_indicator(name, "SPY", interval, t)
-                        for t in starts
-                    )
+                    got = as_array(series.value(name, at) for at in ends)
                     np.testing.assert_allclose(got, values, rtol=1e-9, atol=1e-9, err_msg=name)
         # Between sessions (overnight) the lookup gives the last value before.
-        night = datetime(2011, 1, 5, 3, 0, tzinfo=UTC)
-        last = session.data.get_historical_indicator(
-            "sma_1m", "SPY", "1m", ny(date(2011, 1, 4), 15, 59)
-        )
-        assert session.data.get_historical_indicator("sma_1m", "SPY", "1m", night) == last
-        assert (
-            session.data.get_historical_indicator("sma_1m", "SPY", "1m", ny(date(2011, 1, 3), 9, 0))
-            is None
-        )
+        series = session.data.series("SPY", "1m")
+        night = datetime(2011, 1, 5, 3, 0, tzinfo=UTC).timestamp()
+        last = series.value("sma_1m", ny(date(2011, 1, 4), 16, 0).timestamp())
+        assert series.value("sma_1m", night) == last
+        assert series.value("sma_1m", ny(date(2011, 1, 3), 9, 0).timestamp()) is None
         session.step()
         assert session.wait_idle(10)
         snap = session.snapshot()
@@ -686,7 +682,7 @@ def test_stepping_never_shows_a_bar_before_its_end() -> None:
             open_ = snap.market_open
             for symbol in ("ACME", "DYNA"):
                 for interval in ("1m", "5m", "15m", "1h"):
-                    bars = session.data.snapshot_bars(symbol, interval)
+                    bars = session.data.series(symbol, interval).bars(10**6)
                     for bar in bars:
                         day = bar.start.astimezone(NY).date()
                         end = visible_end(bar.start, interval, closes[day])

@@ -244,7 +244,12 @@ async def _quit_and_measure(app, session, pilot) -> float:
 
 
 async def test_q_quits_while_running_at_max_speed(make_session):
-    session = make_session("spy-2011", paused=False, backtest={"clock": "data-driven"})
+    session = make_session(
+        "spy-2011",
+        paused=False,
+        backtest={"clock": "data-driven"},
+        analysis={"entry": "tui_analyses:Pace"},  # still running when q is pressed
+    )
     app = make_app(session)
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(lambda: session.snapshot().metrics.steps > 10, 10)
