@@ -218,8 +218,9 @@ class DataQualityManager(Stage):
         self._expected_now = max(0, expected)
         for symbol, track in tracks.items():
             start = track.next_start or plan.open
-            # A run still open at ``now`` counts as missing so far.
-            track.missing = bars_between(plan, delta, start, now)
+            # A run still open at ``now`` counts as missing so far (none in the common
+            # case: the symbol's last bar ended at ``now``).
+            track.missing = bars_between(plan, delta, start, now) if start < now else 0
             if not self.enabled or expected <= 0:
                 quality = 100.0
             else:
