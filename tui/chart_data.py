@@ -53,7 +53,7 @@ def missing_positions(gaps: tuple[GapSpan, ...], axis: SessionAxis | None) -> tu
         t = gap.start
         base = (gap.end - gap.start) / max(1, gap.bars)
         while t < gap.end:
-            x = float(math.floor((t - axis.open) / step))
+            x = float(math.floor(axis.x(t)))  # the break left out
             if not out or out[-1] != x:
                 out.append(x)
             t += base if base > timedelta(0) else step
@@ -70,9 +70,7 @@ def build_chart_data(
 ) -> ChartData | None:
     """The chart of (symbol, interval) now, or None if the session cannot give it yet."""
     stats = snapshot.series.get((symbol, interval))
-    axis = None
-    if snapshot.market_open is not None and snapshot.market_close is not None:
-        axis = SessionAxis(snapshot.market_open, snapshot.market_close, interval)
+    axis = SessionAxis.of(snapshot, interval)
     context = max(10, (axis.slots if axis else 390) // 5)
     count = (stats.bar_count if stats else 0) + context
     try:

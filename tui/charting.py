@@ -7,7 +7,8 @@ so it is tested directly.
 The x axis counts bar slots from the session's open: the bar starting at the open is at 0,
 the close is at ``slots`` (390 one-minute slots on a regular NYSE day, 210 on an early
 close). Trailing history bars from earlier sessions sit at -1, -2, ... to the left (the
-night between sessions takes no room).
+night between sessions takes no room). A session's break (Tokyo's lunch) takes no room
+either: the afternoon follows the morning, and a tick marks where the break was.
 """
 
 from __future__ import annotations
@@ -89,22 +90,51 @@ class SessionAxis:
     open: datetime
     close: datetime
     interval: str
+    break_start: datetime | None = None
+    """The session's break, left out of the axis (None: no break)."""
+    break_end: datetime | None = None
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, interval: str) -> SessionAxis | None:
+        """The axis of the snapshot's session (None before the first session)."""
+        if snapshot.market_open is None or snapshot.market_close is None:
+            return None
+        return cls(
+            snapshot.market_open,
+            snapshot.market_close,
+            interval,
+            snapshot.break_start,
+            snapshot.break_end,
+        )
 
     @property
     def step(self) -> timedelta:
         return Snapshot.interval_length(self.interval)
 
     @property
+    def _pause(self) -> timedelta:
+        if self.break_start is None or self.break_end is None:
+            return timedelta(0)
+        return self.break_end - self.break_start
+
+    def x(self, t: datetime) -> float:
+        """X of an instant of the session: slots from the open, the break left out."""
+        offset = t - self.open
+        if self.break_start is not None and self.break_end is not None and t > self.break_start:
+            offset -= min(t, self.break_end) - self.break_start
+        return offset / self.step
+
+    @property
     def slots(self) -> int:
         """Number of bar slots from the open to the close (the close's x position)."""
-        return max(1, math.ceil((self.close - self.open) / self.step))
+        return max(1, math.ceil((self.close - self.open - self._pause) / self.step))
 
     def positions(self, starts: Sequence[datetime], history: int) -> list[float]:
         """X of each bar: history bars at -h..-1, session bars by their slot."""
         out: list[float] = [float(k - history) for k in range(history)]
-        step = self.step.total_seconds()
+        x = self.x
         for start in starts[history:]:
-            out.append((start - self.open).total_seconds() / step)
+            out.append(x(start))
         return out
 
     def ticks(
@@ -115,10 +145,23 @@ class SessionAxis:
         close_local = self.close.astimezone(zone)
         candidates: list[tuple[float, str]] = [(0.0, f"{to_local:%H:%M}")]
         hour = to_local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        step = self.step.total_seconds()
+        start, end = self.break_start, self.break_end
+        marked = start is None or end is None
         while hour < close_local:
-            candidates.append(((hour - to_local).total_seconds() / step, f"{hour:%H:%M}"))
+            if not marked and hour >= start:
+                # The break: one tick where morning and afternoon meet.
+                label = f"{start.astimezone(zone):%H:%M}|{end.astimezone(zone):%H:%M}"
+                candidates.append((self.x(start), label))
+                marked = True
+            if marked and start is not None and start <= hour < end:
+                hour += timedelta(hours=1)
+                continue  # an hour inside the break has no place on the axis
+            if not (candidates and candidates[-1][0] == self.x(hour)):
+                candidates.append((self.x(hour), f"{hour:%H:%M}"))
             hour += timedelta(hours=1)
+        if not marked:
+            label = f"{start.astimezone(zone):%H:%M}|{end.astimezone(zone):%H:%M}"
+            candidates.append((self.x(start), label))
         candidates.append((float(self.slots), f"{close_local:%H:%M}"))
         if history_start is not None and shown > 0:
             candidates.insert(0, (float(-shown), f"{history_start.astimezone(zone):%m-%d}"))

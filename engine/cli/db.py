@@ -26,7 +26,7 @@ from ..store.db import (
     CalendarDay,
     Exchange,
     SymbolInfo,
-    init_db,
+    init_or_upgrade_db,
     open_db,
     safe_url,
 )
@@ -84,9 +84,34 @@ def _echo_json(data: Any) -> None:
 def init_command(db: DbOption = None) -> None:
     """Create sessionkit's tables in a database (those missing; existing data is kept)."""
     url = writable_url(db, "init")
-    engine = init_db(url)
-    engine.dispose()
+    engine, added = init_or_upgrade_db(url)
+    try:
+        notes = _fill_upgraded_breaks(engine) if added else []
+    finally:
+        engine.dispose()
+    if added:
+        columns = ", ".join(f"{table}.{column}" for table, column in added)
+        typer.echo(f"upgraded {safe_url(url)}: added {columns}; every row kept")
+        for note in notes:
+            typer.echo(note)
     typer.echo(f"schema ready in {safe_url(url)}")
+
+
+def _fill_upgraded_breaks(engine: Engine) -> list[str]:
+    """After the break columns were added: fill them for every stored exchange."""
+    from ..store.calendar_fill import CalendarFillError, fill_breaks
+
+    with engine.connect() as connection:
+        groups = list(connection.execute(select(CalendarDay.exchange).distinct()).scalars())
+    notes = []
+    for group in sorted(groups):
+        try:
+            count = fill_breaks(engine, group)
+        except CalendarFillError as exc:
+            notes.append(f"{group}: breaks not filled ({exc})")
+            continue
+        notes.append(f"{group}: {count:,} sessions with a break filled from exchange_calendars")
+    return notes
 
 
 @db_app.command("import")
@@ -259,7 +284,8 @@ def calendar_command(
         c = coverage[0]
         text += (
             f"\ncalendar now covers {c['first_session']} to {c['last_session']} "
-            f"({c['sessions']:,} sessions, {c['early_closes']} early closes, zone {c['timezone']})"
+            f"({c['sessions']:,} sessions, {c['early_closes']} early closes, "
+            f"{c['sessions_with_break']:,} with a break, zone {c['timezone']})"
         )
     typer.echo(text)
 
@@ -283,6 +309,7 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
                     func.max(CalendarDay.session_date),
                     # portable SQL: PostgreSQL has no sum() of booleans
                     func.sum(case((CalendarDay.early_close, 1), else_=0)),
+                    func.count(CalendarDay.break_start),
                 ).group_by(CalendarDay.exchange)
             ).all()
     except SQLAlchemyError as exc:
@@ -292,7 +319,7 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
             f"{getattr(exc, 'orig', exc)}"
         ) from None
     coverage: dict[str, dict[str, Any]] = {}
-    for exchange, count, first, last, early in rows:
+    for exchange, count, first, last, early, breaks in rows:
         coverage[exchange] = {
             "exchange": exchange,
             "timezone": zones.get(exchange),
@@ -300,6 +327,7 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
             "first_session": _iso_date(first),
             "last_session": _iso_date(last),
             "early_closes": int(early or 0),
+            "sessions_with_break": int(breaks or 0),
         }
     for exchange, zone in zones.items():
         coverage.setdefault(
@@ -311,6 +339,7 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
                 "first_session": None,
                 "last_session": None,
                 "early_closes": 0,
+                "sessions_with_break": 0,
             },
         )
     return [coverage[name] for name in sorted(coverage)]

@@ -2,7 +2,8 @@
 
 A :class:`Bar` is immutable, so any thread may hold and read one without locks. Bars are
 stamped with their *start* time (timezone-aware, UTC in the engine) and become visible at
-their end time, ``bar.start + interval``.
+their end time, ``bar.start + interval`` unless the session's close or break cuts them
+(:func:`sessionkit.engine.core.windows.bar_end`, the one statement of that rule).
 """
 
 from __future__ import annotations
@@ -34,25 +35,6 @@ def interval_delta(interval: str) -> timedelta:
         return timedelta(seconds=INTERVAL_SECONDS[interval])
     except KeyError:
         raise ValueError(f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})") from None
-
-
-def bar_end(start: datetime, delta: timedelta, close: datetime | None = None) -> datetime:
-    """When a bar starting at ``start`` ends: ``start + delta``, or the close that cuts it.
-
-    The one statement of the rule (the coordinator's instants, the processor's windows,
-    the export's ``end`` column and the analysis's views all use it).
-
-    Parameters
-    ----------
-    delta
-        The bar's interval as a timedelta (see :func:`interval_delta`).
-    close
-        The session's close (or a break's start); None when nothing cuts the bar.
-    """
-    end = start + delta
-    if close is not None and start < close < end:
-        return close
-    return end
 
 
 SYMBOL_MAX_LENGTH = 32

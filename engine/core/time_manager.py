@@ -1,7 +1,7 @@
 """TimeManager: the trading calendar from the database, and the simulated clock.
 
-:class:`TimeManager` answers calendar questions (is this a trading day, the session's open
-and close, the next, previous or n-th trading day back) from the ``trading_calendar`` and
+:class:`TimeManager` answers calendar questions (is this a trading day, the session's open,
+close and break, the next, previous or n-th trading day back) from the ``trading_calendar`` and
 ``exchanges`` tables, read through SQLAlchemy Core. It keeps, per instance and per
 exchange, the sorted list of session dates (a few thousand rows, read once) for the date
 arithmetic, and the spec's two-level cache (last query, then LRU) for session rows.
@@ -32,6 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import CalendarCoverageError, DatabaseError
 from ..store.db import CalendarDay, Exchange, safe_url
+from . import windows
+from .bar import interval_delta
 
 __all__ = [
     "CacheStats",
@@ -47,7 +49,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TradingSession:
-    """One trading session: its date, open and close (aware, UTC) and early-close flag."""
+    """One trading session: its date, open and close (aware, UTC), early-close flag and break.
+
+    A session with a break (Tokyo's lunch, 11:30-12:30) trades from the open to the break's
+    start and from the break's end to the close; the functions of
+    :mod:`~sessionkit.engine.core.windows` (regular minutes, expected bars, the windows of
+    an interval) take a session, and the methods below are shortcuts to them.
+    """
 
     date: date
     """The session's date in the exchange's calendar."""
@@ -59,6 +67,10 @@ class TradingSession:
     """Whether the session closes earlier than usual (e.g. 13:00 New York time)."""
     tz: tzinfo = field(default=UTC, compare=False, repr=False)
     """The exchange's time zone, for display."""
+    break_start: datetime | None = None
+    """Start of the session's break (aware, UTC), or None when it has no break."""
+    break_end: datetime | None = None
+    """End of the session's break (aware, UTC), or None when it has no break."""
 
     @property
     def local_open(self) -> datetime:
@@ -75,9 +87,37 @@ class TradingSession:
         """Length of the session."""
         return self.close - self.open
 
+    @property
+    def has_break(self) -> bool:
+        """Whether the session has a break."""
+        return self.break_start is not None and self.break_end is not None
+
     def is_open_at(self, t: datetime) -> bool:
-        """Whether the aware instant ``t`` lies in the session: open <= t < close."""
-        return self.open <= t < self.close
+        """Whether the market trades at ``t``: open <= t < close and ``t`` not in the break."""
+        return self.open <= t < self.close and not windows.in_break(self, t)
+
+    def in_break(self, t: datetime) -> bool:
+        """Whether ``t`` lies in the session's break: break_start <= t < break_end."""
+        return windows.in_break(self, t)
+
+    @property
+    def parts(self) -> tuple[tuple[datetime, datetime], ...]:
+        """The regular trading periods: ``((open, close),)`` or morning and afternoon."""
+        return windows.session_parts(self)
+
+    @property
+    def regular_minutes(self) -> int:
+        """Trading minutes of the session, its break left out."""
+        return windows.regular_minutes(self)
+
+    def expected_bars(self, interval: str, now: datetime | None = None) -> int:
+        """Bars of ``interval`` visible by ``now`` (None: the whole session), break excluded."""
+        return windows.expected_bars(self, interval_delta(interval), now)
+
+    def windows(self, interval: str) -> list[tuple[datetime, datetime]]:
+        """The session's ``interval`` windows, as ``exchange_calendars``' ``trading_index``
+        (``intervals=True, force=True``) gives them: (start, end) pairs."""
+        return windows.session_windows(self, interval_delta(interval))
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +306,13 @@ class TimeManager:
         try:
             with self._engine.connect() as connection:
                 row = connection.execute(
-                    select(table.c.open, table.c.close, table.c.early_close).where(
-                        table.c.exchange == calendar.exchange, table.c.session_date == d
-                    )
+                    select(
+                        table.c.open,
+                        table.c.close,
+                        table.c.early_close,
+                        table.c.break_start,
+                        table.c.break_end,
+                    ).where(table.c.exchange == calendar.exchange, table.c.session_date == d)
                 ).one_or_none()
         except SQLAlchemyError as exc:
             raise DatabaseError(
@@ -277,7 +321,15 @@ class TimeManager:
             ) from None
         if row is None:
             return None
-        return TradingSession(d, row.open, row.close, bool(row.early_close), calendar.tz)
+        return TradingSession(
+            d,
+            row.open,
+            row.close,
+            bool(row.early_close),
+            calendar.tz,
+            row.break_start,
+            row.break_end,
+        )
 
     # -- sessions ---------------------------------------------------------------------------
 

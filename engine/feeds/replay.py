@@ -17,8 +17,9 @@ from time import perf_counter as monotonic
 from typing import Literal
 
 from ..config import SessionConfig
-from ..core.bar import Bar, Step, bar_end, interval_delta
+from ..core.bar import Bar, Step, interval_delta
 from ..core.time_manager import TimeManager
+from ..core.windows import SessionTimes, bar_end, in_break, trading_time
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
 
@@ -68,6 +69,9 @@ class ReplayFeed(BarFeed):
         Session seconds per wall second (1 = real time; more only to demonstrate).
     drop_rate
         Fraction of bars lost in transit (seeded), to show live gap filling.
+    session
+        The session replayed: its break takes no wall time (the replay moves from the
+        break's start to its end at once).
     """
 
     def __init__(
@@ -81,7 +85,9 @@ class ReplayFeed(BarFeed):
         speed: float = 1.0,
         drop_rate: float = 0.0,
         seed: int = 7,
+        session: SessionTimes | None = None,
     ) -> None:
+        self._session = session
         self.session_date = session_date
         self._dm = data_manager
         self._interval = interval
@@ -107,7 +113,12 @@ class ReplayFeed(BarFeed):
         """The feed's current time."""
         if self._wall0 is None:
             return self._start
-        return self._start + timedelta(seconds=(monotonic() - self._wall0) * self._speed)
+        now = self._start + timedelta(seconds=(monotonic() - self._wall0) * self._speed)
+        session = self._session
+        start = session.break_start if session is not None else None
+        if start is not None and self._start < start <= now:
+            now += session.break_end - start  # the break takes no time
+        return now
 
     def next_step(self, timeout: float) -> Step | None:
         if self._wall0 is None:
@@ -115,7 +126,10 @@ class ReplayFeed(BarFeed):
         if self._position >= len(self._steps):
             return None
         t, items = self._steps[self._position]
-        wait = (t - self._start).total_seconds() / self._speed - (monotonic() - self._wall0)
+        span = t - self._start
+        if self._session is not None:
+            span = trading_time(self._session, self._start, t)
+        wait = span.total_seconds() / self._speed - (monotonic() - self._wall0)
         if wait > 0 and (self._wake.wait(min(timeout, wait)) or wait > timeout):
             return None
         self._position += 1
@@ -157,7 +171,11 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFee
             "live.replay_date",
             f"{day} is not a {config.exchange_group} trading day",
         )
-    pairs = dm.get_step_bars(symbols, interval, session.open, session.close)
+    pairs = [
+        pair
+        for pair in dm.get_step_bars(symbols, interval, session.open, session.close)
+        if not in_break(session, pair[1].start)
+    ]
     if not pairs:
         raise ConfigError(
             config.origin_of("live.replay_date"),
@@ -166,7 +184,7 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFee
         )
     delta = interval_delta(interval)
     steps: list[Step] = [
-        (bar_end(start, delta, session.close), tuple(group))
+        (bar_end(session, delta, start), tuple(group))
         for start, group in groupby(pairs, key=lambda pair: pair[1].start)
     ]
     start = session.open
@@ -181,7 +199,18 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFee
                 f"{live.replay_start!r} is not a time like 10:30",
             ) from None
         start = max(session.open, min(local, session.close))
-    return ReplayFeed(day, steps, start, dm, interval, speed=live.speed, drop_rate=live.drop_rate)
+        if in_break(session, start):
+            start = session.break_end
+    return ReplayFeed(
+        day,
+        steps,
+        start,
+        dm,
+        interval,
+        speed=live.speed,
+        drop_rate=live.drop_rate,
+        session=session,
+    )
 
 
 def _last_session_with_data(config: SessionConfig, dm: DataManager, tm: TimeManager) -> date:

@@ -15,20 +15,26 @@ as the clock mode says:
   1.54x for a bounded pipeline). Switching the clock mode mid-run first drains what the
   threads still hold, so every count is kept and every instant is handled once, in order.
 
-Pause, step, speed and stop requests arrive through
-:class:`~sessionkit.engine.pipeline.runtime.Controls`; every wait here, and every load,
-checks for a stop.
+A session's break has no step: the break's start is an instant (windows cut by it are
+emitted then), and time moves from the break's start to its end at once, in every clock
+mode (:meth:`SessionCoordinator._leave_break`). Pause, step, speed and stop requests arrive
+through :class:`~sessionkit.engine.pipeline.runtime.Controls`; every wait here, and every
+load, checks for a stop.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from itertools import islice
+from operator import itemgetter
 
-from ..core.bar import Bar, Step, bar_end, interval_delta
-from ..core.time_manager import TimeManager
+from ..core.bar import Bar, Step, interval_delta
+from ..core.time_manager import TimeManager, TradingSession
+from ..core.windows import SessionTimes, bar_end, regular_minutes
 from ..store.data_manager import DataManager
 from .runtime import (
     Message,
@@ -48,6 +54,9 @@ from .snapshot import ThreadStats
 READ_AHEAD_BARS = 20_000
 """About how many bars of the coming sessions one step load reads (bounds the memory, and
 the time a stop may wait for one uninterruptible query)."""
+
+_step_time = itemgetter(0)
+"""A step's instant (what the steps are sorted by)."""
 
 
 class Metrics:
@@ -279,13 +288,11 @@ class SessionCoordinator(threading.Thread):
             raise RuntimeError(f"{day} is not a trading day")
         # History: the trailing sessions' regular hours only.
         longest = max(self.trailing.values(), default=0)
-        history: list[tuple[datetime, datetime]] = []
+        history: list[TradingSession] = []
         if longest:
             first = tm.get_previous_trading_date(day, longest)
             previous = tm.get_previous_trading_date(day, 1)
-            for d in tm.sessions_between(first, previous):
-                s = tm.get_trading_session(d)
-                history.append((s.open, s.close))
+            history = [tm.get_trading_session(d) for d in tm.sessions_between(first, previous)]
         # The previous session streamed just before this one: its bars and the
         # indicators' state carry on (also without trailing history).
         before = self.plan
@@ -295,7 +302,7 @@ class SessionCoordinator(threading.Thread):
         for symbol in self.symbols:
             days = self.trailing[symbol]
             windows = history[len(history) - days :] if days else []
-            cutoffs[symbol] = windows[0][0] if windows else session.open
+            cutoffs[symbol] = windows[0].open if windows else session.open
         if not carry:
             loaded = {}
             for symbol in self.symbols:
@@ -314,6 +321,8 @@ class SessionCoordinator(threading.Thread):
             history=tuple(history),
             carry=carry,
             cutoffs=cutoffs,
+            break_start=session.break_start,
+            break_end=session.break_end,
         )
         self.plan = plan
         runtime.sim_time = session.open
@@ -324,7 +333,7 @@ class SessionCoordinator(threading.Thread):
         self.quality.queue.put(message)
         if runtime.stopping:
             raise StopRequested
-        self._steps = self._take_steps(index, session.open, session.close)
+        self._steps = self._take_steps(index, session)
         if not self._gc_frozen:
             # What is loaded now lives for the run: keep the collector from rescanning it
             # (measured: with long histories, collections halved the streaming speed).
@@ -341,19 +350,26 @@ class SessionCoordinator(threading.Thread):
             f"session {index}/{len(self.sessions)} {day} "
             f"{session.open.astimezone(tz):%H:%M}-{session.close.astimezone(tz):%H:%M}"
             + (" (early close)" if session.early_close else "")
+            + (
+                f" (break {session.break_start.astimezone(tz):%H:%M}-"
+                f"{session.break_end.astimezone(tz):%H:%M})"
+                if session.has_break
+                else ""
+            )
             + f": {sum(len(s[1]) for s in self._steps)} bars in {len(self._steps)} steps, "
             + (f"{history_bars} history bars, " if loaded is not None else "history carried on, ")
             + f"loaded in {elapsed:.3f}s"
         )
         self._anchor(session.open)
 
-    def _load_history(self, symbol: str, windows: list[tuple[datetime, datetime]]) -> list[Bar]:
+    def _load_history(self, symbol: str, windows: list[TradingSession]) -> list[Bar]:
         if not windows:
             return []
-        bars = self.dm.get_bars_between(symbol, self.base, windows[0][0], windows[-1][1])
+        bars = self.dm.get_bars_between(symbol, self.base, windows[0].open, windows[-1].close)
         out: list[Bar] = []
         position = 0
-        for open_, close in windows:  # keep regular-session bars only
+        parts = [part for session in windows for part in session.parts]
+        for open_, close in parts:  # keep regular-session bars only (no break, no extended)
             while position < len(bars) and bars[position].start < open_:
                 position += 1
             while position < len(bars) and bars[position].start < close:
@@ -361,35 +377,38 @@ class SessionCoordinator(threading.Thread):
                 position += 1
         return out
 
-    def _take_steps(self, index: int, open_: datetime, close: datetime) -> list[Step]:
+    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
         """This session's instants, read from the database, reading ahead.
 
         One query per session costs more than streaming a small universe's session, so
         from the second session on, the sessions that follow are read with it, up to about
-        :data:`READ_AHEAD_BARS` bars, and kept until their turn. (Reading the next session in a background thread
-        was tried and dropped: its Python work holds the GIL while the engine streams.)
+        :data:`READ_AHEAD_BARS` bars, and kept until their turn; each is grouped by its own
+        session (no step in its break, bars cut by its break's start and close). (Reading
+        the next session in a background thread was tried and dropped: its Python work
+        holds the GIL while the engine streams.)
         """
         cached = self._read_ahead.pop(index, None)
         if cached is not None:
             return cached
-        per_session = 390 * max(1, len(self.symbols))
+        minutes = self.delta.total_seconds() / 60
+        per_session = max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
         count = max(1, min(len(self.sessions) - index + 1, READ_AHEAD_BARS // per_session))
         if index == 1:
             count = 1  # the first session alone: the run (or the monitor) starts sooner
-        windows = [(open_, close)]
+        sessions = [session]
         for day in self.sessions[index : index - 1 + count]:
-            session = self.tm.get_trading_session(day)
-            assert session is not None  # sessions come from the calendar
-            windows.append((session.open, session.close))
-        pairs = self.dm.get_step_bars(self.symbols, self.base, open_, windows[-1][1])
+            coming = self.tm.get_trading_session(day)
+            assert coming is not None  # sessions come from the calendar
+            sessions.append(coming)
+        pairs = self.dm.get_step_bars(self.symbols, self.base, session.open, sessions[-1].close)
         position = 0
-        for offset, (first, last) in enumerate(windows):
-            while position < len(pairs) and pairs[position][1].start < first:
+        for offset, each in enumerate(sessions):
+            while position < len(pairs) and pairs[position][1].start < each.open:
                 position += 1  # between sessions: not streamed
             end = position
-            while end < len(pairs) and pairs[end][1].start < last:
+            while end < len(pairs) and pairs[end][1].start < each.close:
                 end += 1
-            steps = self._group_steps(pairs[position:end], last)
+            steps = self._group_steps(pairs[position:end], each)
             position = end
             if offset:
                 self._read_ahead[index + offset] = steps
@@ -397,15 +416,20 @@ class SessionCoordinator(threading.Thread):
                 own = steps
         return own
 
-    def _load_steps(self, open_: datetime, close: datetime) -> list[Step]:
+    def _load_steps(self, session: SessionTimes) -> list[Step]:
         """The session's bars grouped into instants (bars share a start: one step)."""
         return self._group_steps(
-            self.dm.get_step_bars(self.symbols, self.base, open_, close), close
+            self.dm.get_step_bars(self.symbols, self.base, session.open, session.close), session
         )
 
-    def _group_steps(self, pairs: Sequence[tuple[str, Bar]], close: datetime) -> list[Step]:
-        """``(symbol, bar)`` pairs in time order grouped into instants, each at its end."""
+    def _group_steps(self, pairs: Sequence[tuple[str, Bar]], session: SessionTimes) -> list[Step]:
+        """One session's ``(symbol, bar)`` pairs in time order grouped into instants, each at
+        its bar's end (:func:`~sessionkit.engine.core.windows.bar_end`); bars of the break
+        have no step."""
         delta = self.delta
+        pause, resume = session.break_start, session.break_end
+        if pause is not None and resume is not None:
+            pairs = [pair for pair in pairs if not pause <= pair[1].start < resume]
         steps: list[Step] = []
         group: list[tuple[str, Bar]] = []
         current = None
@@ -413,12 +437,12 @@ class SessionCoordinator(threading.Thread):
             start = pair[1].start
             if start != current:
                 if group:
-                    steps.append((bar_end(current, delta, close), tuple(group)))
+                    steps.append((bar_end(session, delta, current), tuple(group)))
                 group = []
                 current = start
             group.append(pair)
         if group:
-            steps.append((bar_end(current, delta, close), tuple(group)))
+            steps.append((bar_end(session, delta, current), tuple(group)))
         return steps
 
     # -- streaming ----------------------------------------------------------------------
@@ -426,10 +450,33 @@ class SessionCoordinator(threading.Thread):
     def _stream_session(self) -> None:
         plan = self.plan
         assert plan is not None
+        steps = self._steps
+        pause = plan.break_start
+        if pause is None:
+            self._stream_steps(steps)
+        else:
+            # Once per session: the morning's steps end at or before the break's start.
+            morning = bisect_right(steps, pause, key=_step_time)
+            self._stream_steps(islice(steps, morning))
+            self._reach_break(plan)
+            if morning < len(steps):
+                t, items = steps[morning]
+                self._gate()
+                self._leave_break(plan)
+                self._wait_until(t)
+                self._publish(t, items)
+                self._stream_steps(islice(steps, morning + 1, None))
+        if self.runtime.sim_time < plan.close:
+            # Data exhausted before the close: time advances to the close at once (the
+            # spec's rule; there is nothing left to pace), as one more instant.
+            self._gate()
+            self._publish(plan.close, ())
+
+    def _stream_steps(self, steps: Iterable[Step]) -> None:
         runtime = self.runtime
         controls = runtime.controls
         stop = runtime.stop_event
-        for t, items in self._steps:
+        for t, items in steps:
             # Fast path, data-driven and running (attribute reads are atomic): the gate
             # and the clock have nothing to do; a pause or stop is seen at the next instant.
             if (
@@ -442,11 +489,24 @@ class SessionCoordinator(threading.Thread):
                 self._gate()
                 self._wait_until(t)
             self._publish(t, items)
-        if self.runtime.sim_time < plan.close:
-            # Data exhausted before the close: time advances to the close at once (the
-            # spec's rule; there is nothing left to pace), as one more instant.
+
+    def _reach_break(self, plan: SessionPlan) -> None:
+        """Make the break's start an instant (at once) if the morning's data ended before it.
+
+        Windows cut by the break are emitted then; the time stays there (the snapshot shows
+        the break) until the next instant is allowed to run.
+        """
+        assert plan.break_start is not None
+        if self.runtime.sim_time < plan.break_start:
             self._gate()
-            self._publish(plan.close, ())
+            self._publish(plan.break_start, ())
+
+    def _leave_break(self, plan: SessionPlan) -> None:
+        """Move time from the break's start to its end at once, in every clock mode."""
+        assert plan.break_end is not None
+        self.runtime.sim_time = plan.break_end
+        self._anchor(plan.break_end)
+        self.runtime.version += 1
 
     def _publish(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         started = monotonic()

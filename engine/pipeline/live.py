@@ -7,9 +7,8 @@ feed's ``backfill`` is called by the ``data_quality_manager`` thread.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..core.bar import Step
+from ..core.time_manager import TradingSession
 from ..feeds.replay import BarFeed
 from .coordinator import SessionCoordinator
 from .runtime import StopRequested, monotonic
@@ -22,7 +21,7 @@ class LiveCoordinator(SessionCoordinator):
         super().__init__(runtime, time_manager, data_manager, [feed.session_date], *stages)
         self.feed = feed
 
-    def _take_steps(self, index: int, open_: datetime, close: datetime) -> list[Step]:
+    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
         return []  # the feed delivers them
 
     def _stream_session(self) -> None:

@@ -8,10 +8,11 @@ coordinator hands it and the derived bars it builds, each with its row of indica
 and the instant from which it is known. Per step it appends and builds, updates
 indicators, signals ready to the coordinator, then notifies the analysis engine.
 
-Derived windows are anchored at the session open (:meth:`DataProcessor.window_bounds`,
-the one place that says where a window starts and ends); a window is emitted at the first
-step at or after its end (or at the close, when the close cuts it), holding the base bars
-that arrived in it; a window without bars is never emitted, so a gap never invents a bar.
+Derived windows are anchored at the session open (and at a break's end), cut by a break's
+start and by the close (:func:`~sessionkit.engine.core.windows.window_bounds`, the windows of
+``exchange_calendars``' ``trading_index``, the one place that says where a window starts and
+ends); a window is emitted at the first step at or after its end, holding the base bars that
+arrived in it; a window without bars is never emitted, so a gap never invents a bar.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..config import SessionConfig
-from ..core.bar import Bar, bar_end, interval_delta
+from ..core.bar import Bar, interval_delta
 from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
+from ..core.windows import SessionTimes, bar_end, window_bounds
 from .indicators import Indicator, make_indicator, output_names
 from .runtime import (
     Runtime,
@@ -133,7 +135,6 @@ class DataProcessor(Stage):
         config = self.config
         base = config.streams.interval
         self.base_delta = interval_delta(base)
-        self._base_seconds = self.base_delta.total_seconds()
         self.streams: dict[tuple[str, str], IndicatorStream] = {}
         self.symbols: dict[str, _Symbol] = {}
         for symbol in config.streams.symbols:
@@ -148,8 +149,8 @@ class DataProcessor(Stage):
             ]
             self.symbols[symbol] = _Symbol(symbol, self.streams[symbol, base], windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
-        self._open: datetime | None = None
-        self._close: datetime | None = None
+        self._session: SessionTimes | None = None
+        """The session whose windows are being built (open, close and break)."""
         self._known: float | None = None
         """Epoch of the instant being handled (what new bars are known from); None while
         warming up (each bar is then known from its own end)."""
@@ -202,12 +203,12 @@ class DataProcessor(Stage):
     def window_bounds(self, window: _Window, start: datetime) -> tuple[datetime, datetime]:
         """The derived window of ``window``'s interval that holds a bar starting at ``start``.
 
-        Anchored at the session open; the close cuts the last one.
+        Anchored at the session open and at its break's end; the break's start and the
+        close cut the last window of each part (:func:`~sessionkit.engine.core.windows.window_bounds`).
         """
-        open_ = self._open
-        assert open_ is not None and self._close is not None
-        first = open_ + ((start - open_) // window.delta) * window.delta
-        return first, bar_end(first, window.delta, self._close)
+        session = self._session
+        assert session is not None
+        return window_bounds(session, window.delta, start)
 
     def _feed_windows(self, windows: list[_Window], bar: Bar, end: datetime) -> None:
         """Add a base bar (ending at ``end``) to each of its symbol's derived windows."""
@@ -276,7 +277,7 @@ class DataProcessor(Stage):
         else:
             self._warm_up(plan, history or {})
         for symbol in self.symbols.values():
-            self._begin(symbol, plan.open, plan.close)
+            self._begin(symbol, plan)
         for stream in self.streams.values():
             stream.series.mark_history()
         self._streaming = True
@@ -289,7 +290,6 @@ class DataProcessor(Stage):
             window.count = 0
         sessions = plan.history
         delta = self.base_delta
-        seconds = self._base_seconds
         stopping = self.runtime.stop_event.is_set
         for name, symbol in self.symbols.items():
             if stopping():  # a long history: a stop must not wait for every symbol
@@ -297,22 +297,23 @@ class DataProcessor(Stage):
             base = symbol.base
             append = base.series.append
             index = -1
-            close_epoch = 0.0
+            session = None
             for bar in history.get(name, ()):
-                while index + 1 < len(sessions) and bar.start >= sessions[index + 1][0]:
+                while index + 1 < len(sessions) and bar.start >= sessions[index + 1].open:
                     index += 1
-                    self._begin(symbol, *sessions[index])
-                    close_epoch = sessions[index][1].timestamp()
+                    session = sessions[index]
+                    self._begin(symbol, session)
                 row = base.update(bar)
-                append(bar, row, min(bar.start.timestamp() + seconds, close_epoch))
+                # History holds regular minutes only: a bar is known from its end.
+                append(bar, row, bar_end(session, delta, bar.start).timestamp())
                 if symbol.windows:
                     self._feed_windows(symbol.windows, bar, bar.start + delta)
 
-    def _begin(self, symbol: _Symbol, open_: datetime, close: datetime) -> None:
+    def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
             if window.count:
                 self._emit(window)
-        self._open, self._close = open_, close
+        self._session = session
         for window in symbol.windows:
             window.emitted = None
         symbol.base.new_session()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..core.bar import Bar, interval_delta
+from ..core.windows import bars_between, expected_bars, gap_end, next_bar_start
 from .runtime import (
     Message,
     Runtime,
@@ -154,7 +155,7 @@ class DataQualityManager(Stage):
         self._expected_now = 0
         self._session_open = True
         data = self.runtime.data
-        expected = sum(int((close - open_) / self.delta) for open_, close in plan.history)
+        expected = sum(expected_bars(session, self.delta) for session in plan.history)
         for symbol in self.symbols:
             if not self.enabled or not expected:
                 quality = 100.0
@@ -172,7 +173,7 @@ class DataQualityManager(Stage):
             return
         self.refresh(close, ())
         self._session_open = False
-        expected = int((plan.close - plan.open) / self.delta)
+        expected = expected_bars(plan, self.delta)
         for symbol, track in self.tracks.items():
             self.totals[symbol][0] += track.present
             self.totals[symbol][1] += expected
@@ -197,9 +198,9 @@ class DataQualityManager(Stage):
             if bar.start < expected_start:
                 continue  # already counted (cannot happen: fills arrive in time order)
             if bar.start > expected_start:
-                self._gap(symbol, track, expected_start, bar.start, t)
+                self._gap(symbol, track, expected_start, gap_end(plan, bar.start), t)
             track.present += 1
-            track.next_start = bar.start + delta
+            track.next_start = next_bar_start(plan, delta, bar.start)
 
     def refresh(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Account the bars visible at ``t`` and refresh every symbol's quality."""
@@ -213,12 +214,13 @@ class DataQualityManager(Stage):
             self._fill_missing(t, items)
         data = self.runtime.data
         now = min(t, plan.close)
-        expected = int((now - plan.open) / delta)
+        expected = expected_bars(plan, delta, now)
         self._expected_now = max(0, expected)
         for symbol, track in tracks.items():
             start = track.next_start or plan.open
-            # A run still open at ``now`` counts as missing so far.
-            track.missing = max(0, int((now - start) / delta))
+            # A run still open at ``now`` counts as missing so far (none in the common
+            # case: the symbol's last bar ended at ``now``).
+            track.missing = bars_between(plan, delta, start, now) if start < now else 0
             if not self.enabled or expected <= 0:
                 quality = 100.0
             else:
@@ -234,7 +236,7 @@ class DataQualityManager(Stage):
     ) -> None:
         track.gaps.append((start, end))
         self.all_gaps[symbol].append((start, end))
-        count = int((end - start) / self.delta)
+        count = bars_between(self._plan, self.delta, start, end)
         self.runtime.log(
             sim_time=found,
             message=f"gap in {symbol} {self.base}: {count} bar(s) missing from "

@@ -22,7 +22,7 @@ from ..config import RunClock, SessionConfig
 from ..core.bar import Bar
 from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
-from ..core.time_manager import SimClock
+from ..core.time_manager import SimClock, TradingSession
 from .snapshot import EngineEvent, ThreadStats
 
 
@@ -51,8 +51,8 @@ class SessionPlan:
     open: datetime
     close: datetime
     early_close: bool
-    history: tuple[tuple[datetime, datetime], ...]
-    """(open, close) of each trailing historical session, oldest first."""
+    history: tuple[TradingSession, ...]
+    """The trailing historical sessions, oldest first."""
     carry: bool = False
     """True when the previous session was streamed just before this one (the trading day
     before): its bars are kept, only bars older than the trailing window are dropped (the
@@ -60,6 +60,10 @@ class SessionPlan:
     cutoffs: Mapping[str, datetime] = field(default_factory=dict)
     """Per symbol, the start of its trailing window (its first history session's open, or
     this session's open without history): older bars are dropped at this session's start."""
+    break_start: datetime | None = None
+    """Start of the session's break (UTC), None without one (see ``core.windows``)."""
+    break_end: datetime | None = None
+    """End of the session's break (UTC), None without one."""
 
 
 # -- messages between the threads -------------------------------------------------------------

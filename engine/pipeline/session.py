@@ -11,8 +11,9 @@ before any thread starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
-from datetime import date
+from bisect import bisect_right
+from collections.abc import Callable, Collection
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +22,7 @@ from ..config import ClockMode, SessionConfig
 from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import TimeManager
+from ..core.windows import bar_end
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
 from ..store.db import open_db
@@ -440,6 +442,8 @@ class Session:
             market_open=plan.open if plan else None,
             market_close=plan.close if plan else None,
             early_close=plan.early_close if plan else False,
+            break_start=plan.break_start if plan else None,
+            break_end=plan.break_end if plan else None,
             symbols=tuple(config.streams.symbols),
             intervals=tuple(config.intervals),
             series=MappingProxyType(series),
@@ -541,15 +545,27 @@ class Session:
         if self.processor.record is None or self.quality.record is None:
             raise ValueError("export_csv needs a Session built with record=True")
         names = {key: stream.names for key, stream in self.processor.streams.items()}
-        closes = [self.time_manager.get_trading_session(d).close for d in self.sessions]
         return write_csv_export(
             Path(directory),
             self.processor.record,
             names,
             self.quality.record,
             self.runtime.tz,
-            closes,
+            self.bar_end_of(),
         )
+
+    def bar_end_of(self) -> Callable[[datetime, timedelta], datetime]:
+        """A function giving a bar's end from its start and interval, in the run's sessions
+        (the one rule, :func:`~sessionkit.engine.core.windows.bar_end`: cut by the
+        session's break start or close). Any thread."""
+        sessions = [self.time_manager.get_trading_session(d) for d in self.sessions]
+        opens = [session.open for session in sessions]
+
+        def end_of(start: datetime, delta: timedelta) -> datetime:
+            session = sessions[max(0, bisect_right(opens, start) - 1)]
+            return bar_end(session, delta, start)
+
+        return end_of
 
     def gaps(self, symbol: str) -> tuple[GapSpan, ...]:
         """The runs of missing base bars of ``symbol`` so far in the current session.

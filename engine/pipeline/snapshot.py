@@ -180,6 +180,10 @@ class Snapshot:
     market_open: datetime | None = None
     market_close: datetime | None = None
     early_close: bool = False
+    break_start: datetime | None = None
+    """Start of the current session's break (aware, UTC); None when it has none."""
+    break_end: datetime | None = None
+    """End of the current session's break (aware, UTC); None when it has none."""
     symbols: tuple[str, ...] = ()
     intervals: tuple[str, ...] = ()
     """The base interval first, then the derived ones."""
@@ -195,6 +199,13 @@ class Snapshot:
     """The analysis's metrics as of its last finished session (or the run's end)."""
     version: int = 0
     """Grows whenever the engine published something new (cheap change detection)."""
+
+    @property
+    def in_break(self) -> bool:
+        """True while the simulated time is in the session's break (from its start, until
+        time moves on to its end)."""
+        start, end, now = self.break_start, self.break_end, self.sim_time
+        return start is not None and end is not None and now is not None and start <= now < end
 
     @property
     def finished(self) -> bool:

@@ -377,8 +377,13 @@ def _recorded(session: Any) -> tuple:
     """What the session recorded, as the arguments of the export functions."""
     processor = session.processor
     names = {key: stream.names for key, stream in processor.streams.items()}
-    closes = [session.time_manager.get_trading_session(d).close for d in session.sessions]
-    return processor.record or {}, names, session.quality.record or {}, session.runtime.tz, closes
+    return (
+        processor.record or {},
+        names,
+        session.quality.record or {},
+        session.runtime.tz,
+        session.bar_end_of(),
+    )
 
 
 def _check_writable(directory: Path) -> None:

@@ -2,8 +2,8 @@
 
 Used by the ``sessionkit db calendar`` command and the sample database's build script, on
 the caller's (main) thread; no engine thread calls it. The engine itself never hard-codes a
-holiday or a session time: every session, open, close and early close comes from the rows
-written here.
+holiday or a session time: every session, open, close, early close and break (lunch)
+comes from the rows written here.
 
 ``exchange_calendars`` costs about 0.4 s to import, so it is imported inside
 :func:`fill_calendar` only.
@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import DatabaseError, SessionkitError
@@ -132,6 +132,108 @@ def _regular_close_times(
     return [regular[key] for key in keys]
 
 
+def _breaks(schedule) -> tuple[list[datetime | None], list[datetime | None]]:
+    """Each session's break start and end (aware, UTC) from a schedule; None without one."""
+
+    def column(name: str) -> list[datetime | None]:
+        if name not in schedule.columns:
+            return [None] * len(schedule)
+        return [None if ts is None or ts != ts else ts.to_pydatetime() for ts in schedule[name]]
+
+    starts, ends = column("break_start"), column("break_end")
+    # A session has a break only when both ends are known.
+    pairs = [
+        (s, e) if s is not None and e is not None else (None, None)
+        for s, e in zip(starts, ends, strict=True)
+    ]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _open_calendar(exchange: str, first: date, last: date):
+    """The ``exchange_calendars`` calendar of ``exchange`` from ``first`` to ``last``."""
+    code = resolve_exchange(exchange)
+    import exchange_calendars as xcals
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exchange_calendars' own pandas deprecations
+            return xcals.get_calendar(code, start=first.isoformat(), end=last.isoformat())
+    except ValueError as exc:
+        raise CalendarFillError(
+            f"cannot build the {exchange.strip().upper()} ({code}) calendar for {first} to "
+            f"{last}: {exc}"
+        ) from None
+
+
+def fill_breaks(engine: Engine, exchange: str) -> int:
+    """Set the break columns of an exchange's stored sessions from ``exchange_calendars``.
+
+    Used by ``sessionkit db init`` after it added the break columns to an older database:
+    only ``break_start`` and ``break_end`` of the rows already stored are written (over the
+    stored range, first to last session); no row is added or removed.
+
+    Parameters
+    ----------
+    engine
+        Engine of a database that has sessionkit's (upgraded) schema.
+    exchange
+        The exchange group name stored in the database.
+
+    Returns
+    -------
+    int
+        Number of stored sessions that have a break.
+
+    Raises
+    ------
+    CalendarFillError
+        If ``exchange_calendars`` does not know the exchange or its stored range.
+    DatabaseError
+        If the rows cannot be read or written.
+    """
+    table = CalendarDay.__table__
+    try:
+        with engine.connect() as connection:
+            days = list(
+                connection.execute(
+                    select(table.c.session_date)
+                    .where(table.c.exchange == exchange)
+                    .order_by(table.c.session_date)
+                ).scalars()
+            )
+    except SQLAlchemyError as exc:
+        raise DatabaseError(_write_error(engine, exchange, exc, "read")) from None
+    if not days:
+        return 0
+    calendar = _open_calendar(exchange, days[0], days[-1])
+    schedule = calendar.schedule
+    starts, ends = _breaks(schedule)
+    stored = set(days)
+    rows = [
+        {"day": ts.date(), "start": s, "end": e}
+        for ts, s, e in zip(schedule.index, starts, ends, strict=True)
+        if s is not None and ts.date() in stored
+    ]
+    if rows:
+        statement = (
+            update(CalendarDay)
+            .where(CalendarDay.exchange == exchange)
+            .where(CalendarDay.session_date == bindparam("day"))
+            .values(break_start=bindparam("start"), break_end=bindparam("end"))
+        )
+        try:
+            with engine.begin() as connection:
+                connection.execute(statement, rows)
+        except SQLAlchemyError as exc:
+            raise DatabaseError(_write_error(engine, exchange, exc, "write")) from None
+    return len(rows)
+
+
+def _write_error(engine: Engine, group: str, exc: SQLAlchemyError, verb: str) -> str:
+    url = safe_url(engine.url.render_as_string(hide_password=False))
+    return f"cannot {verb} the {group} calendar {'to' if verb == 'write' else 'from'} {url}: {getattr(exc, 'orig', exc)}"
+
+
 def fill_calendar(
     engine: Engine,
     exchange: str = "NYSE",
@@ -171,25 +273,15 @@ def fill_calendar(
     last = _as_date(end, "end date")
     if last < first:
         raise CalendarFillError(f"end date {last} is before start date {first}")
-    code = resolve_exchange(exchange)
     group = exchange.strip().upper()
-
-    import exchange_calendars as xcals
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # exchange_calendars' own pandas deprecations
-            calendar = xcals.get_calendar(code, start=first.isoformat(), end=last.isoformat())
-    except ValueError as exc:
-        raise CalendarFillError(
-            f"cannot build the {group} ({code}) calendar for {first} to {last}: {exc}"
-        ) from None
+    calendar = _open_calendar(exchange, first, last)
 
     zone = ZoneInfo(str(calendar.tz))
     schedule = calendar.schedule
     sessions = [ts.date() for ts in schedule.index]
     opens = [ts.to_pydatetime() for ts in schedule["open"]]
     closes = [ts.to_pydatetime() for ts in schedule["close"]]
+    break_starts, break_ends = _breaks(schedule)
     local_closes = [c.astimezone(zone) for c in closes]
     close_times = [
         (None if start_ is None else start_.date(), t) for start_, t in calendar.close_times
@@ -203,9 +295,11 @@ def fill_calendar(
             "close": close,
             # A close on a later local day than the session (overnight markets) is never early.
             "early_close": local.date() == day and local.time() < regular_close,
+            "break_start": break_start,
+            "break_end": break_end,
         }
-        for day, open_, close, local, regular_close in zip(
-            sessions, opens, closes, local_closes, regular, strict=True
+        for day, open_, close, local, regular_close, break_start, break_end in zip(
+            sessions, opens, closes, local_closes, regular, break_starts, break_ends, strict=True
         )
     ]
     try:
@@ -221,8 +315,5 @@ def fill_calendar(
             if rows:
                 connection.execute(insert(CalendarDay), rows)
     except SQLAlchemyError as exc:
-        url = safe_url(engine.url.render_as_string(hide_password=False))
-        raise DatabaseError(
-            f"cannot write the {group} calendar to {url}: {getattr(exc, 'orig', exc)}"
-        ) from None
+        raise DatabaseError(_write_error(engine, group, exc, "write")) from None
     return len(rows)

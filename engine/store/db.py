@@ -37,6 +37,10 @@ from ..errors import DatabaseError
 
 EXPECTED_TABLES = ("bars", "trading_calendar", "exchanges", "symbols")
 
+UPGRADE_COLUMNS: dict[str, tuple[str, ...]] = {"trading_calendar": ("break_start", "break_end")}
+"""Nullable columns added to a table after the first release, per table: :func:`init_db`
+adds those missing (``ALTER TABLE ... ADD COLUMN``), keeping every row."""
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware instant stored as integer UTC epoch seconds.
@@ -93,7 +97,11 @@ class Exchange(Base):
 
 
 class CalendarDay(Base):
-    """One trading session of an exchange. Dates without a row are not trading days."""
+    """One trading session of an exchange. Dates without a row are not trading days.
+
+    ``break_start`` and ``break_end`` were added after the first release: :func:`init_db`
+    adds them to an older database (see :data:`UPGRADE_COLUMNS`).
+    """
 
     __tablename__ = "trading_calendar"
 
@@ -102,6 +110,10 @@ class CalendarDay(Base):
     open: Mapped[datetime] = mapped_column(UTCDateTime)
     close: Mapped[datetime] = mapped_column(UTCDateTime)
     early_close: Mapped[bool] = mapped_column(Boolean, default=False)
+    break_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+    """Start of the session's break (lunch), UTC; None when the session has none."""
+    break_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+    """End of the session's break, UTC; None when the session has none."""
 
 
 class SymbolInfo(Base):
@@ -175,8 +187,63 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
+def missing_columns(engine: Engine) -> list[tuple[str, str]]:
+    """Return the (table, column) pairs of :data:`UPGRADE_COLUMNS` the database lacks.
+
+    Tables that do not exist are not listed (creating them creates their columns).
+    """
+    with engine.connect() as connection:
+        inspector = inspect(connection)
+        tables = set(inspector.get_table_names())
+        missing = []
+        for table, columns in UPGRADE_COLUMNS.items():
+            if table not in tables:
+                continue
+            present = {column["name"] for column in inspector.get_columns(table)}
+            missing.extend((table, name) for name in columns if name not in present)
+    return missing
+
+
+def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
+    """Add the columns of :data:`UPGRADE_COLUMNS` that an older database lacks.
+
+    Every row is kept; the new columns are empty (NULL) in existing rows.
+
+    Returns
+    -------
+    list of (str, str)
+        The (table, column) pairs added.
+    """
+    added = missing_columns(engine)
+    if not added:
+        return []
+    with engine.begin() as connection:
+        for table, name in added:
+            column = Base.metadata.tables[table].c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            quote = engine.dialect.identifier_preparer.quote
+            connection.exec_driver_sql(
+                f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {kind}"
+            )
+    return added
+
+
 def init_db(url: str) -> Engine:
     """Create sessionkit's tables at ``url`` (those missing) and return the engine.
+
+    An older database is upgraded in place: the columns it lacks are added (see
+    :func:`upgrade_schema`) and every row is kept.
+
+    Raises
+    ------
+    DatabaseError
+        If the URL is malformed or the database cannot be opened or written.
+    """
+    return init_or_upgrade_db(url)[0]
+
+
+def init_or_upgrade_db(url: str) -> tuple[Engine, list[tuple[str, str]]]:
+    """Like :func:`init_db`, and also return the (table, column) pairs it added.
 
     Raises
     ------
@@ -188,13 +255,14 @@ def init_db(url: str) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = _create_engine(url)
     try:
+        added = upgrade_schema(engine)
         Base.metadata.create_all(engine)
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"cannot create the schema in {safe_url(url)}: {exc.__class__.__name__}: "
             f"{getattr(exc, 'orig', exc)}"
         ) from None
-    return engine
+    return engine, added
 
 
 def open_db(url: str) -> Engine:
@@ -227,5 +295,19 @@ def open_db(url: str) -> Engine:
         raise DatabaseError(
             f"database {safe_url(url)} lacks sessionkit's schema (missing tables: "
             f"{', '.join(missing)}); create it with: sessionkit db init --db URL"
+        )
+    try:
+        old = missing_columns(engine)
+    except SQLAlchemyError as exc:  # pragma: no cover - the tables were just listed
+        engine.dispose()
+        raise DatabaseError(
+            f"cannot open database {safe_url(url)}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    if old:
+        engine.dispose()
+        raise DatabaseError(
+            f"database {safe_url(url)} has an older schema (missing columns: "
+            f"{', '.join(f'{t}.{c}' for t, c in old)}); upgrade it, keeping its data, with: "
+            f"sessionkit db init --db URL"
         )
     return engine

@@ -11,14 +11,19 @@ import csv
 import os
 import tempfile
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.bar import Bar, bar_end, interval_delta, symbol_file_name
+from ..core.bar import Bar, interval_delta, symbol_file_name
 from ..errors import SessionkitError
+
+BarEnd = Callable[[datetime, timedelta], datetime]
+"""A bar's end from its start and interval: the engine's one rule,
+:func:`sessionkit.engine.core.windows.bar_end`, cut by its session's break start or close
+(the caller knows the sessions)."""
 
 
 def _fmt(value: float | None) -> str:
@@ -36,18 +41,17 @@ def stream_rows(
     rows: Sequence[tuple[Bar, tuple]],
     interval: str,
     quality: Sequence[tuple[datetime, float]],
-    closes: Sequence[datetime],
+    bar_end: BarEnd,
 ) -> Iterator[tuple[Bar, datetime, float | None, tuple]]:
     """Each recorded bar with its end (cut by the close), its quality then and its values.
 
-    ``closes`` must be sorted. The quality is the stream's quality (percent) when the bar
+    ``bar_end`` gives a bar's end from its start and interval. The quality is the stream's quality (percent) when the bar
     became visible.
     """
     delta = interval_delta(interval)
     times = [t for t, _q in quality]
     for bar, values in rows:
-        i = bisect_right(closes, bar.start)
-        end = bar_end(bar.start, delta, closes[i] if i < len(closes) else None)
+        end = bar_end(bar.start, delta)
         j = bisect_right(times, end) - 1
         yield bar, end, (quality[j][1] if j >= 0 else None), values
 
@@ -57,17 +61,14 @@ def recorded_columns(
     names: Mapping[tuple[str, str], Sequence[str]],
     quality: Mapping[str, Sequence[tuple[datetime, float]]],
     tz: tzinfo,
-    closes: Sequence[datetime],
+    bar_end: BarEnd,
 ) -> dict[tuple[str, str], dict[str, list]]:
     """The recorded bars as column lists per stream (the export's columns, typed)."""
-    sorted_closes = sorted(closes)
     out: dict[tuple[str, str], dict[str, list]] = {}
     for (symbol, interval), rows in records.items():
         indicator_names = list(names[symbol, interval])
         columns: dict[str, list] = {name: [] for name in (*COLUMNS, *indicator_names)}
-        for bar, end, q, values in stream_rows(
-            rows, interval, quality.get(symbol, ()), sorted_closes
-        ):
+        for bar, end, q, values in stream_rows(rows, interval, quality.get(symbol, ()), bar_end):
             columns["start"].append(bar.start.astimezone(tz))
             columns["end"].append(end.astimezone(tz))
             for name in ("open", "high", "low", "close", "volume"):
@@ -103,7 +104,7 @@ def write_csv_export(
     names: Mapping[tuple[str, str], Sequence[str]],
     quality: Mapping[str, Sequence[tuple[datetime, float]]],
     tz: tzinfo,
-    closes: Sequence[datetime],
+    bar_end: BarEnd,
     *,
     signals: Sequence[Any] | None = None,
 ) -> list[Path]:
@@ -129,7 +130,6 @@ def write_csv_export(
         If a symbol breaks the symbol rule.
     """
     written = []
-    sorted_closes = sorted(closes)
     folders: dict[str, str] = {}
     for symbol, _interval in records:
         folder = symbol_file_name(symbol)
@@ -146,7 +146,7 @@ def write_csv_export(
                 writer = csv.writer(handle)
                 writer.writerow([*COLUMNS, *names[symbol, interval]])
                 for bar, end, q, values in stream_rows(
-                    rows, interval, quality.get(symbol, ()), sorted_closes
+                    rows, interval, quality.get(symbol, ()), bar_end
                 ):
                     writer.writerow(
                         [

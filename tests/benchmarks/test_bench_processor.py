@@ -39,11 +39,17 @@ def test_bench_process_step(benchmark) -> None:
     days = []
     for index, day in enumerate(session.sessions, start=1):
         ts = session.time_manager.get_trading_session(day)
-        plan = SessionPlan(index, day, ts.open, ts.close, ts.early_close, ())
-        steps = [
-            StepReady(0, t, t.timestamp(), items)
-            for t, items in coordinator._load_steps(ts.open, ts.close)
-        ]
+        plan = SessionPlan(
+            index,
+            day,
+            ts.open,
+            ts.close,
+            ts.early_close,
+            (),
+            break_start=ts.break_start,
+            break_end=ts.break_end,
+        )
+        steps = [StepReady(0, t, t.timestamp(), items) for t, items in coordinator._load_steps(ts)]
         days.append((plan, steps))
 
     def replay() -> int:

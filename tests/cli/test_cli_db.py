@@ -206,6 +206,7 @@ def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:
             "first_session": "2000-01-03",
             "last_session": "2030-12-31",
             "early_closes": 69,
+            "sessions_with_break": 0,
         }
     ]
     assert info["total_bars"] == 31757 + 67740

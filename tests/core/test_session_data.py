@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sessionkit.engine.core.bar import Bar, bar_end
+from sessionkit.engine.core.bar import Bar
 from sessionkit.engine.core.session_data import BarSeries, SessionData
+from sessionkit.engine.core.time_manager import TradingSession
+from sessionkit.engine.core.windows import bar_end
 
 BASE = datetime(2011, 1, 3, 14, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -46,10 +48,12 @@ def filled(count: int, names=("sma",)) -> BarSeries:
 
 def test_bar_end_is_start_plus_interval_or_the_close_that_cuts_it():
     close = BASE + 30 * MINUTE
-    assert bar_end(BASE, 5 * MINUTE, close) == BASE + 5 * MINUTE
-    assert bar_end(BASE + 28 * MINUTE, 5 * MINUTE, close) == close
-    assert bar_end(BASE + 25 * MINUTE, 5 * MINUTE, close) == close  # ends exactly at it
-    assert bar_end(BASE + 28 * MINUTE, 5 * MINUTE) == BASE + 33 * MINUTE
+    session = TradingSession(BASE.date(), BASE, close, False)
+    assert bar_end(session, 5 * MINUTE, BASE) == BASE + 5 * MINUTE
+    assert bar_end(session, 5 * MINUTE, BASE + 28 * MINUTE) == close
+    assert bar_end(session, 5 * MINUTE, BASE + 25 * MINUTE) == close  # ends exactly at it
+    longer = TradingSession(BASE.date(), BASE, BASE + 60 * MINUTE, False)
+    assert bar_end(longer, 5 * MINUTE, BASE + 28 * MINUTE) == BASE + 33 * MINUTE
 
 
 def test_views_are_bounded_by_time():

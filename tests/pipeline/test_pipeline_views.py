@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sessionkit.engine.config import config_from_dict
-from sessionkit.engine.core.bar import bar_end, interval_delta
+from sessionkit.engine.core.bar import interval_delta
+from sessionkit.engine.core.windows import bar_end
 from sessionkit.engine.pipeline.session import Session
 
 DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
@@ -55,11 +56,11 @@ def run(config: dict) -> Session:
 
 def expected_views(session: Session):
     """What was known at each instant, from the recorded rows (bars ending <= t)."""
-    close = session.snapshot().market_close
+    day = session.time_manager.get_trading_session(session.sessions[-1])
     known = {}
     for (symbol, interval), rows in session.processor.record.items():
         delta = interval_delta(interval)
-        ends = [bar_end(bar.start, delta, close) for bar, _row in rows]
+        ends = [bar_end(day, delta, bar.start) for bar, _row in rows]
         names = session.data.series(symbol, interval).names
         known[symbol, interval] = (ends, rows, names)
 
@@ -119,9 +120,11 @@ def test_the_analysis_never_sees_a_bar_ending_after_its_instant(clock, seconds, 
     assert recorder.violations == []
     times = sorted({t for t, *_rest in recorder.seen})
     assert len(times) == 210
+    day = session.time_manager.get_trading_session(session.sessions[-1])
+    assert times[-1] == day.close
     for t, _symbol, interval, bar in recorder.seen:
         if interval in ("1m", "5m", "15m", "1h") and bar is not None:
-            assert bar_end(bar.start, interval_delta(interval), times[-1]) <= t
+            assert bar_end(day, interval_delta(interval), bar.start) <= t
 
 
 def test_same_results_at_any_speed(tmp_path) -> None:

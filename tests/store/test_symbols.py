@@ -70,10 +70,15 @@ def _records(*symbols: str) -> tuple[dict, dict, dict]:
     return records, names, {s: [(bar.start, 100.0)] for s in symbols}
 
 
+def _uncut(start, delta):
+    """Bars end at start + interval (no close cuts them here)."""
+    return start + delta
+
+
 def test_export_keeps_every_symbol_inside_its_folder(tmp_path: Path) -> None:
     out = tmp_path / "x" / "exp" / "a"
     records, names, quality = _records("BRK/B", "BRK.B", "^GSPC")
-    written = write_csv_export(out, records, names, quality, UTC, [])
+    written = write_csv_export(out, records, names, quality, UTC, _uncut)
     assert len(set(written)) == 3
     for path in written:
         assert path.resolve().is_relative_to(out.resolve())
@@ -86,14 +91,14 @@ def test_export_keeps_every_symbol_inside_its_folder(tmp_path: Path) -> None:
 def test_export_refuses_a_traversing_symbol(tmp_path: Path) -> None:
     records, names, quality = _records("../x")
     with pytest.raises(InvalidSymbolError):
-        write_csv_export(tmp_path / "exp", records, names, quality, UTC, [])
+        write_csv_export(tmp_path / "exp", records, names, quality, UTC, _uncut)
     assert not any(tmp_path.rglob("*.csv"))
 
 
 def test_export_refuses_symbols_that_differ_only_in_case(tmp_path: Path) -> None:
     records, names, quality = _records("abc", "ABC")
     with pytest.raises(SessionkitError, match="differ only in case"):
-        write_csv_export(tmp_path / "exp", records, names, quality, UTC, [])
+        write_csv_export(tmp_path / "exp", records, names, quality, UTC, _uncut)
 
 
 def test_config_uses_the_same_rule() -> None:

@@ -1,5 +1,5 @@
-"""The status bar: mode, state, session date, simulated time, speed, session i of n, the
-run's progress with its ETA, and the recent bars/s.
+"""The status bar: mode, state, session date, simulated time (and the session's break, when
+it is in one), speed, session i of n, the run's progress with its ETA, and the recent bars/s.
 
 Used on the UI's event loop only: the app hands it each new snapshot and the run's
 :class:`~sessionkit.tui.progress.ProgressTracker` through :meth:`StatusBar.show`; it
@@ -50,6 +50,8 @@ class StatusLine:
     done: str = ""
     """Sessions done of total, e.g. ``2/25``."""
     eta: str = ""
+    pause: str = ""
+    """``lunch break until 12:30 JST`` while the session is in its break, else empty."""
 
 
 def status_line(
@@ -82,7 +84,21 @@ def status_line(
         fraction=progress.fraction if progress else None,
         done=f"{progress.sessions_done}/{progress.sessions_total}" if progress else "",
         eta="" if progress is None or snapshot.finished else figures.eta(tracker.eta(wall)),
+        pause=break_text(snapshot, zone),
     )
+
+
+def break_text(snapshot: Snapshot, zone: ZoneInfo) -> str:
+    """``lunch break until 12:30 JST`` while the snapshot's time is in the session's break.
+
+    A break that starts between 11:00 and 14:00 local time is called a lunch break.
+    """
+    if not snapshot.in_break or snapshot.break_start is None or snapshot.break_end is None:
+        return ""
+    start = snapshot.break_start.astimezone(zone)
+    end = snapshot.break_end.astimezone(zone)
+    kind = "lunch break" if 11 <= start.hour < 14 else "break"
+    return f"{kind} until {end:%H:%M} {end.tzname()}"
 
 
 class StatusBar(Widget):
@@ -170,7 +186,11 @@ class StatusBar(Widget):
                 parts += [" ", (sessions, style("status-bar--label"))]
             else:
                 parts += [" ", (f"({sessions})", style("status-bar--label"))]
-        parts += [separator, line.time, separator, line.speed]
+        parts += [separator, line.time]
+        if line.pause:
+            pause = line.pause.removeprefix("lunch ") if compact else line.pause
+            parts += [" ", (pause, style("status-bar--paused"))]
+        parts += [separator, line.speed]
         if line.rate:
             parts += [separator, (line.rate, style("status-bar--label"))]
         text = Text(no_wrap=True, overflow="ellipsis")
