@@ -149,3 +149,7 @@ class InvalidSymbolError(SessionkitError, ValueError):
 
 class FeedError(SessionkitError):
     """A live feed cannot connect to, or authenticate with, its gateway."""
+
+
+class CalendarFillError(SessionkitError, ValueError):
+    """The exchange or the date range given to ``fill_calendar`` is unusable."""

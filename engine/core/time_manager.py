@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..config import parse_date
 from ..errors import CalendarCoverageError, DatabaseError
 from ..store.db import CalendarDay, Exchange, safe_url
 from . import windows
@@ -183,10 +184,7 @@ def _as_date(value: object) -> date:
     if isinstance(value, date):
         return date(value.year, value.month, value.day)
     if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not a YYYY-MM-DD date: {value!r}") from None
+        return parse_date(value, "date")  # the engine's one date parser (a ValueError)
     raise TypeError(f"expected a date, not {type(value).__name__}: {value!r}")
 
 

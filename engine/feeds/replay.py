@@ -219,7 +219,7 @@ def _last_session_with_data(config: SessionConfig, dm: DataManager, tm: TimeMana
     from ..store.db import BarRecord
 
     column = type_coerce(BarRecord.__table__.c.start, BigInteger)
-    with dm.engine.connect() as connection:
+    with dm.database.connect() as connection:
         last = connection.execute(
             select(func.max(column)).where(
                 BarRecord.symbol.in_(config.streams.symbols),

@@ -85,11 +85,11 @@ class Session:
         self.config = config
         source = source or config.source
         self.source = source
-        self.engine = open_db(config.resolved_database_url())
-        check_against_database(config, self.engine, source=source)
-        self.time_manager = TimeManager(self.engine, config.exchange_group)
+        self.database = open_db(config.resolved_database_url())
+        check_against_database(config, self.database, source=source)
+        self.time_manager = TimeManager(self.database, config.exchange_group)
         tz = self.time_manager.timezone
-        self.data_manager = DataManager(self.engine, tz)
+        self.data_manager = DataManager(self.database, tz)
         self.sessions = self._plan_sessions()
         first = 1
         if first_session is not None:

@@ -137,7 +137,7 @@ class BacktestRun:
         closes = tm.get_trading_session(last).close
         base = config.streams.interval
         stamp = func.min(BarRecord.start), func.max(BarRecord.start)
-        with session.engine.connect() as connection:
+        with session.database.connect() as connection:
             rows = connection.execute(
                 select(BarRecord.symbol, func.count(), *stamp)
                 .where(BarRecord.interval == base)

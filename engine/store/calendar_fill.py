@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import DatabaseError, SessionkitError
+from ..config import parse_date
+from ..errors import CalendarFillError, ConfigError, DatabaseError
 from .db import CalendarDay, Exchange, safe_url
 
 DEFAULT_START = date(2000, 1, 1)
@@ -48,10 +49,6 @@ aliases) is accepted as is.
 """
 
 _MIN_SESSIONS_FOR_WEEKDAY_MODE = 8
-
-
-class CalendarFillError(SessionkitError, ValueError):
-    """The exchange or the date range given to :func:`fill_calendar` is unusable."""
 
 
 def resolve_exchange(exchange: str) -> str:
@@ -89,14 +86,13 @@ def resolve_exchange(exchange: str) -> str:
 
 
 def _as_date(value: date | str, what: str) -> date:
+    """``value`` as a date (the engine's one date parser, naming ``what`` on failure)."""
     if isinstance(value, datetime):
         return value.date()
-    if isinstance(value, date):
-        return value
     try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise CalendarFillError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
+        return parse_date(value, what)
+    except ConfigError as exc:
+        raise CalendarFillError(str(exc)) from None
 
 
 def _regular_close_times(

@@ -28,14 +28,15 @@ class DataManager:
 
     Parameters
     ----------
-    engine
-        The shared SQLAlchemy engine.
+    database
+        The shared SQLAlchemy ``Engine`` (called ``database`` here: ``engine`` names the
+        ``sessionkit.engine`` package).
     tz
         Exchange time zone: dates given to :meth:`get_bars` are exchange dates.
     """
 
-    def __init__(self, engine: Engine, tz: str | ZoneInfo = "America/New_York") -> None:
-        self.engine = engine
+    def __init__(self, database: Engine, tz: str | ZoneInfo = "America/New_York") -> None:
+        self.database = database
         self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
         self._times: dict[int, datetime] = {}
 
@@ -61,7 +62,7 @@ class DataManager:
     def _fetch(self, query) -> list[tuple]:
         # Every column is a plain int, float or str that needs no result processing, so the
         # DBAPI cursor's own tuples are read directly: SQLAlchemy's Row objects cost ~40%.
-        with self.engine.connect() as connection:
+        with self.database.connect() as connection:
             return connection.execute(query).cursor.fetchall()
 
     def get_bars(self, symbol: str, interval: str, start_date: date, end_date: date) -> list[Bar]:
