@@ -153,6 +153,10 @@ def test_an_unreachable_dask_scheduler_is_exit_2() -> None:
     assert "--dask tcp://127.0.0.1:9: cannot reach the cluster" in result.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -197,6 +201,9 @@ def test_ctrl_c_cancels_the_sweep_and_exits_cleanly() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job inherits SIGINT ignored (then Python never raises
+        # KeyboardInterrupt): the command gets Ctrl-C as a terminal would deliver it.
+        preexec_fn=_default_sigint,
     )
     # Runs at 60x last hours. Wait until both worker processes have started their runs
     # (however long the machine takes to start Python), then interrupt.
