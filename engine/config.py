@@ -211,8 +211,12 @@ class HistoricalConfig(_Model):
 
     apply_to: Literal["all"] | list[str] = "all"
     """``"all"`` streamed symbols, or a list of them."""
-    intervals: list[Interval] = Field(default_factory=lambda: ["1m"])
-    """Intervals to load."""
+    intervals: list[Interval] | None = None
+    """The streamed intervals whose trailing history is kept (``ctx.bars`` before the
+    session's open, the charts' history); default: all of them. History is read in the base
+    interval and every derived interval is built from it, so the base must be listed; an
+    interval left out still warms its indicators up, but keeps no bars from before the
+    session."""
     trailing_days: int = Field(default=5, ge=0)
     """Number of trading days before the session to load."""
 
@@ -358,7 +362,33 @@ class SessionConfig(_Model):
                     raise ValueError(
                         f"historical[{index}].apply_to: {unknown} are not streamed symbols"
                     )
+            if hist.intervals is not None:
+                extra = [i for i in hist.intervals if i not in known]
+                if extra:
+                    raise ValueError(
+                        f"historical[{index}].intervals: {extra} are not streamed intervals "
+                        f"({self.intervals})"
+                    )
+                if self.streams.interval not in hist.intervals:
+                    raise ValueError(
+                        f"historical[{index}].intervals: must include the base interval "
+                        f"{self.streams.interval!r} (history is read in it, and the derived "
+                        "intervals are built from it)"
+                    )
         return self
+
+    def trailing_days(self) -> dict[tuple[str, str], int]:
+        """Trading days of history kept per (symbol, interval) (0: none), from every
+        ``[[historical]]`` entry that applies (the longest wins)."""
+        days = {(s, i): 0 for s in self.streams.symbols for i in self.intervals}
+        for hist in self.historical:
+            symbols = self.streams.symbols if hist.apply_to == "all" else hist.apply_to
+            intervals = self.intervals if hist.intervals is None else hist.intervals
+            for symbol in symbols:
+                for interval in intervals:
+                    key = symbol, interval
+                    days[key] = max(days[key], hist.trailing_days)
+        return days
 
     @property
     def clock(self) -> RunClock:

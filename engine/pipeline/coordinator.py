@@ -168,7 +168,12 @@ class SessionCoordinator(threading.Thread):
         self.symbols = tuple(config.streams.symbols)
         self.base = config.streams.interval
         self.delta = interval_delta(self.base)
-        self.trailing = self._trailing_days()
+        self.kept = config.trailing_days()
+        """Trading days of history kept per (symbol, interval)."""
+        self.trailing = {
+            symbol: max(self.kept[symbol, i] for i in config.intervals) for symbol in self.symbols
+        }
+        """Trading days of base history loaded per symbol (the longest kept interval's)."""
         self.metrics = Metrics()
         self.plan: SessionPlan | None = None
         self.seq = 0
@@ -185,15 +190,6 @@ class SessionCoordinator(threading.Thread):
         self._last_start: dict[str, datetime] = {}
         """Start of each symbol's latest base bar (to order backfills)."""
         self._gc_frozen = False
-
-    def _trailing_days(self) -> dict[str, int]:
-        config = self.runtime.config
-        trailing = dict.fromkeys(self.symbols, 0)
-        for hist in config.historical:
-            targets = self.symbols if hist.apply_to == "all" else hist.apply_to
-            for symbol in targets:
-                trailing[symbol] = max(trailing[symbol], hist.trailing_days)
-        return trailing
 
     # -- thread -------------------------------------------------------------------------
 
@@ -298,11 +294,10 @@ class SessionCoordinator(threading.Thread):
         before = self.plan
         carry = before is not None and before.date == tm.get_previous_trading_date(day, 1)
         loaded: dict[str, list[Bar]] | None = None
-        cutoffs: dict[str, datetime] = {}
-        for symbol in self.symbols:
-            days = self.trailing[symbol]
+        cutoffs: dict[tuple[str, str], datetime] = {}
+        for key, days in self.kept.items():
             windows = history[len(history) - days :] if days else []
-            cutoffs[symbol] = windows[0].open if windows else session.open
+            cutoffs[key] = windows[0].open if windows else session.open
         if not carry:
             loaded = {}
             for symbol in self.symbols:

@@ -265,20 +265,20 @@ class DataProcessor(Stage):
         """Prepare a session: trim or rebuild the history, warm indicators up.
 
         When the previous session carries on (``plan.carry``, ``history`` None), the
-        indicators simply carry on and the bars older than the trailing window are
-        dropped; otherwise every series is rebuilt from ``history`` (base bars per symbol)
-        and every indicator is warmed up afresh over it.
+        indicators simply carry on; otherwise every series is rebuilt from ``history`` (base
+        bars per symbol) and every indicator is warmed up afresh over it. Then each series
+        drops the bars older than its interval's trailing window (``plan.cutoffs``).
         """
         self._streaming = False
         self._known = None
-        if plan.carry:
-            for stream in self.streams.values():
-                stream.series.drop_before(plan.cutoffs.get(stream.symbol, plan.open))
-        else:
+        if not plan.carry:
             self._warm_up(plan, history or {})
         for symbol in self.symbols.values():
             self._begin(symbol, plan)
-        for stream in self.streams.values():
+        for key, stream in self.streams.items():
+            # Bars before the trailing window kept for this interval go (the indicators
+            # keep what they learnt from them).
+            stream.series.drop_before(plan.cutoffs.get(key, plan.open))
             stream.series.mark_history()
         self._streaming = True
 

@@ -155,8 +155,14 @@ class DataQualityManager(Stage):
         self._expected_now = 0
         self._session_open = True
         data = self.runtime.data
-        expected = sum(expected_bars(session, self.delta) for session in plan.history)
         for symbol in self.symbols:
+            # Over the symbol's own trailing window (symbols may keep different histories).
+            cutoff = plan.cutoffs.get((symbol, self.base), plan.open)
+            expected = sum(
+                expected_bars(session, self.delta)
+                for session in plan.history
+                if session.open >= cutoff
+            )
             if not self.enabled or not expected:
                 quality = 100.0
             else:

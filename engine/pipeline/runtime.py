@@ -57,9 +57,10 @@ class SessionPlan:
     """True when the previous session was streamed just before this one (the trading day
     before): its bars are kept, only bars older than the trailing window are dropped (the
     spec's "drop old + add new"), and indicators carry on instead of warming up again."""
-    cutoffs: Mapping[str, datetime] = field(default_factory=dict)
-    """Per symbol, the start of its trailing window (its first history session's open, or
-    this session's open without history): older bars are dropped at this session's start."""
+    cutoffs: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    """Per (symbol, interval), the start of its trailing window (its first kept history
+    session's open, or this session's open without history): older bars are dropped at this
+    session's start."""
     break_start: datetime | None = None
     """Start of the session's break (UTC), None without one (see ``core.windows``)."""
     break_end: datetime | None = None

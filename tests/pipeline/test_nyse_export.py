@@ -25,6 +25,7 @@ def _config(name: str, tmp_path: Path):
     text = (
         DEMO.read_text(encoding="utf-8")
         .replace('derived = ["5m", "15m"]', 'derived = ["30m", "1h"]')
+        .replace('intervals = ["1m", "5m", "15m"]', 'intervals = ["1m", "30m", "1h"]')
         .replace("end_date = 2024-12-31", "end_date = 2024-12-03")
         .replace('interval = "5m"', 'interval = "30m"')
     )

@@ -220,7 +220,7 @@ def test_bundled_configurations(db: sqlite3.Connection) -> None:
     assert demo.streams.symbols == list(DEMO)
     assert demo.streams.derived == ["5m", "15m"]
     assert [(h.apply_to, h.intervals, h.trailing_days) for h in demo.historical] == [
-        ("all", ["1m"], 5)
+        ("all", ["1m", "5m", "15m"], 5)
     ]
     assert [(i.name, i.kind, i.interval) for i in demo.indicators] == [
         ("sma_20", "sma", "1m"),
