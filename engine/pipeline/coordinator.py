@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import threading
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from itertools import islice
@@ -54,6 +55,10 @@ from .snapshot import ThreadStats
 READ_AHEAD_BARS = 20_000
 """About how many bars of the coming sessions one step load reads (bounds the memory, and
 the time a stop may wait for one uninterruptible query)."""
+
+EXPORT_BACKLOG = 50_000
+"""Rows recorded for an export written as the run goes that may wait, at a session's end,
+before the run waits for the export's writer (see ``_wait_for_export``)."""
 
 _step_time = itemgetter(0)
 """A step's instant (what the steps are sorted by)."""
@@ -190,6 +195,8 @@ class SessionCoordinator(threading.Thread):
         self._last_start: dict[str, datetime] = {}
         """Start of each symbol's latest base bar (to order backfills)."""
         self._gc_frozen = False
+        self._ended_seq = 0
+        """The last session end handed to the quality manager."""
 
     # -- thread -------------------------------------------------------------------------
 
@@ -565,7 +572,16 @@ class SessionCoordinator(threading.Thread):
         # (its ready signal is consumed, so the session-end signal is not an overrun).
         if self._threaded_seq:
             self._wait_consumers(self._threaded_seq, blocking=True)
+        if self.quality.record is not None and self._ended_seq:
+            # Recording for an export: the quality manager may fall at most a session
+            # behind, so the bars waiting for their quality (the export's backlog) stay
+            # bounded however long the run.
+            while not self.quality.wait_done(self._ended_seq, 0.5):
+                if self.runtime.stopping:
+                    raise StopRequested
+        self._wait_for_export()
         message = SessionEnded(self._next_seq(), plan.close)
+        self._ended_seq = message.seq
         self.quality.queue.put(message)
         self._dispatch(message, wait=True)
         self.runtime.set_state("session-ended")
@@ -573,6 +589,19 @@ class SessionCoordinator(threading.Thread):
         self.runtime.version += 1
         if plan.index < len(self.sessions):
             self._gate(consume=False)
+
+    def _wait_for_export(self) -> None:
+        """With an export written as the run goes (``record="drain"``), wait at a session's
+        end until its writer has taken the backlog below :data:`EXPORT_BACKLOG` rows: a
+        bounded pipeline, so a long run never holds its bars for an export that cannot keep
+        up. Interruptible."""
+        record = self.processor.record
+        if not record or not isinstance(next(iter(record.values())), deque):
+            return
+        stop_event = self.runtime.stop_event
+        while sum(map(len, record.values())) > EXPORT_BACKLOG:
+            if stop_event.wait(0.01):
+                raise StopRequested
 
     def _settle(self, *, always: bool = False) -> None:
         """Wait for the quality manager to catch up: at the end of the run (a run is

@@ -17,6 +17,8 @@ arrived in it; a window without bars is never emitted, so a gap never invents a 
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import MutableSequence
 from datetime import datetime, timedelta
 
 from ..config import SessionConfig
@@ -26,6 +28,7 @@ from ..core.subscription import StreamSubscription
 from ..core.windows import SessionTimes, bar_end, window_bounds
 from .indicators import Indicator, make_indicator, output_names
 from .runtime import (
+    Recording,
     Runtime,
     SessionEnded,
     SessionPlan,
@@ -118,7 +121,8 @@ class DataProcessor(Stage):
         The analysis engine, notified after each message (or None).
     record
         Keep every streamed and derived bar with its indicator values, per (symbol,
-        interval), in :attr:`record` (for the export).
+        interval), in :attr:`record` (for the export): ``True`` in lists, ``"drain"`` in
+        deques that the export empties as the run goes (see ``Recording``).
     """
 
     def __init__(
@@ -127,7 +131,7 @@ class DataProcessor(Stage):
         ready: StreamSubscription,
         downstream: Stage | None = None,
         *,
-        record: bool = False,
+        record: Recording = False,
     ) -> None:
         super().__init__(runtime, "data_processor", ready, downstream)
         self.config: SessionConfig = runtime.config
@@ -154,8 +158,9 @@ class DataProcessor(Stage):
         self._known: float | None = None
         """Epoch of the instant being handled (what new bars are known from); None while
         warming up (each bar is then known from its own end)."""
-        self.record: dict[tuple[str, str], list[tuple[Bar, tuple]]] | None = (
-            {key: [] for key in self.streams} if record else None
+        kept = deque if record == "drain" else list
+        self.record: dict[tuple[str, str], MutableSequence[tuple[Bar, tuple]]] | None = (
+            {key: kept() for key in self.streams} if record else None
         )
         """When a dict, every streamed and derived bar of the sessions with its indicator
         values, per (symbol, interval), for export."""

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, MutableSequence
 from datetime import datetime
 
 from ..core.bar import Bar, interval_delta
 from ..core.windows import bars_between, expected_bars, gap_end, next_bar_start
 from .runtime import (
     Message,
+    Recording,
     Runtime,
     SessionEnded,
     SessionPlan,
@@ -59,7 +61,8 @@ class DataQualityManager(Stage):
         (from the database or the feed); ``fill(symbol, bars)`` hands them to the
         coordinator, which hands them to the processor with its next instant.
     record
-        Keep the quality of every symbol at every step in :attr:`record` (for the export).
+        Keep the quality of every symbol at every step in :attr:`record` (for the export):
+        ``True`` in lists, ``"drain"`` in deques the export empties as the run goes.
     """
 
     def __init__(
@@ -68,7 +71,7 @@ class DataQualityManager(Stage):
         *,
         backfill: Callable[[str, datetime, datetime], list[Bar]] | None = None,
         fill: Callable[[str, list[Bar]], None] | None = None,
-        record: bool = False,
+        record: Recording = False,
     ) -> None:
         super().__init__(runtime, "data_quality_manager")
         config = runtime.config
@@ -90,8 +93,9 @@ class DataQualityManager(Stage):
         self._plan: SessionPlan | None = None
         self._session_open = False
         self._expected_now = 0
-        self.record: dict[str, list[tuple[datetime, float]]] | None = (
-            {s: [] for s in self.symbols} if record else None
+        kept = deque if record == "drain" else list
+        self.record: dict[str, MutableSequence[tuple[datetime, float]]] | None = (
+            {s: kept() for s in self.symbols} if record else None
         )
         """When a dict, the quality of every symbol at every step is kept (for export)."""
         self._cond = threading.Condition()

@@ -67,6 +67,13 @@ class SessionPlan:
     """End of the session's break (UTC), None without one."""
 
 
+Recording = bool | Literal["drain"]
+"""How the processor and quality manager keep rows for the export: not at all (False),
+every row in lists kept to the end (True), or in deques that the export empties from
+another thread as the run goes ("drain": a deque's append and popleft are thread-safe, and
+each deque still has one appending thread)."""
+
+
 # -- messages between the threads -------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from .analysis import AnalysisEngine, load_analysis_class
 from .coordinator import PendingFills, SessionCoordinator
 from .processor import DataProcessor
 from .quality import DataQualityManager
-from .runtime import Runtime, Stop
+from .runtime import Recording, Runtime, Stop
 from .snapshot import (
     FINAL_STATES,
     AnalysisSignal,
@@ -57,7 +57,8 @@ class Session:
         configuration's own ``source``).
     record
         Keep every streamed and derived bar with its indicators and quality, for
-        :meth:`export_csv`.
+        :meth:`export_csv` (``True``), or hand them to an export that writes them as the
+        run goes (``"drain"``: :class:`~sessionkit.engine.store.export.ExportWriter`).
     first_session
         Start the run at this planned session (with its warm-up) instead of the first;
         the run keeps its numbering (``session 5/20``). See :meth:`restarted_at`.
@@ -77,7 +78,7 @@ class Session:
         *,
         start_paused: bool = False,
         source: str | None = None,
-        record: bool = False,
+        record: Recording = False,
         first_session: date | None = None,
     ) -> None:
         from ..store.data_manager import check_against_database

@@ -15,14 +15,17 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import SessionConfig, config_from_dict, load_config
 from ..errors import ConfigError, UsageError
 from ..pipeline.snapshot import Snapshot
 from ..store.db import safe_url
-from ..store.export import recorded_columns, write_csv_export
+from ..store.export import ExportWriter, recorded_columns, write_csv_export
 from .result import RunResult
+
+if TYPE_CHECKING:
+    from ..pipeline.runtime import Recording
 
 ConfigLike = SessionConfig | str | os.PathLike[str]
 """A validated configuration, a TOML file's path or a bundled configuration's name."""
@@ -110,9 +113,12 @@ class BacktestRun:
         self._began = time.perf_counter()
         if self.export is not None:
             _check_writable(self.export)
-        self.session = Session(config, record=self.export is not None or keep_bars)
+        # An export alone is written as the run goes; kept bars stay in memory anyway.
+        record: Recording = keep_bars or ("drain" if self.export is not None else False)
+        self.session = Session(config, record=record)
         self.expected_bars, self.warnings = self._coverage()
         self._ended: float | None = None
+        self._writer: ExportWriter | None = None
 
     def _coverage(self) -> tuple[int | None, tuple[str, ...]]:
         """The base bars the window holds, and warnings for partly covered symbols.
@@ -168,6 +174,9 @@ class BacktestRun:
 
     def start(self) -> BacktestRun:
         """Start the engine threads; returns at once."""
+        if self.export is not None and not self.keep_bars:
+            # Written as the run goes (the session records into deques it empties).
+            self._writer = ExportWriter(self.export, *_recorded(self.session))
         self.session.start()
         return self
 
@@ -176,7 +185,10 @@ class BacktestRun:
     ) -> None:
         """Block until the run ends, calling ``on_progress(snapshot)`` every ``poll`` s."""
         session = self.session
+        writer = self._writer
         while not session.wait(poll):
+            if writer is not None:
+                writer.drain()  # the export, as the run goes (bounded backlog)
             if on_progress is not None:
                 on_progress(session.snapshot())
 
@@ -207,8 +219,13 @@ class BacktestRun:
         if self.export is not None and state in ("completed", "stopped"):
             assert recorded is not None
             signals = session.analysis.all_signals() if session.analysis else ()
-            paths = write_csv_export(self.export, *recorded, signals=signals)
+            if self._writer is not None:
+                paths = self._writer.finish(signals)
+            else:
+                paths = write_csv_export(self.export, *recorded, signals=signals)
             export = tuple(str(p) for p in paths)
+        elif self._writer is not None:
+            self._writer.abort()
         frames: dict[str, Any] = {}
         if self.keep_bars and recorded is not None:
             for (symbol, interval), columns in recorded_columns(*recorded).items():

@@ -1,8 +1,11 @@
-"""CSV export of a finished session's bars, derived bars, indicators and quality.
+"""CSV export of a run's bars, derived bars, indicators, quality and signals.
 
-Called on the caller's thread after the engine threads have ended (``sessionkit run
---export DIR``, ``run_backtest(..., export=DIR)``); it reads what the data processor and
-quality manager recorded, and the run's signals.
+Two ways, both on the caller's thread (``sessionkit run --export DIR``,
+``run_backtest(..., export=DIR)``): :func:`write_csv_export` writes what the data processor
+and quality manager kept once the engine threads have ended; :class:`ExportWriter` writes
+as the run goes, taking rows out of the queues (``collections.deque``) that those threads
+append to, so a long run's export never holds more than a bounded backlog in memory. Either
+way each file appears only when complete (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import csv
 import os
 import tempfile
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -130,17 +134,9 @@ def write_csv_export(
         If a symbol breaks the symbol rule.
     """
     written = []
-    folders: dict[str, str] = {}
-    for symbol, _interval in records:
-        folder = symbol_file_name(symbol)
-        other = folders.setdefault(folder.casefold(), symbol)
-        if other != symbol:
-            raise SessionkitError(
-                f"cannot export {other!r} and {symbol!r} to {directory}: the symbols differ "
-                "only in case, and their folders would be one on a case-insensitive file system"
-            )
+    _check_folders(directory, records)
     for (symbol, interval), rows in records.items():
-        path = directory / symbol_file_name(symbol) / f"{interval}.csv"
+        path = _stream_path(directory, symbol, interval)
         try:
             with _replacing(path) as handle:
                 writer = csv.writer(handle)
@@ -148,39 +144,224 @@ def write_csv_export(
                 for bar, end, q, values in stream_rows(
                     rows, interval, quality.get(symbol, ()), bar_end
                 ):
-                    writer.writerow(
-                        [
-                            bar.start.astimezone(tz).isoformat(),
-                            end.astimezone(tz).isoformat(),
-                            _fmt(bar.open),
-                            _fmt(bar.high),
-                            _fmt(bar.low),
-                            _fmt(bar.close),
-                            bar.volume,
-                            _fmt(q),
-                        ]
-                        + [_fmt(v) for v in values]
-                    )
+                    writer.writerow(_row(bar, end, q, values, tz))
         except OSError as exc:
             raise SessionkitError(f"cannot write export file {path}: {exc}") from None
         written.append(path)
     if signals is not None:
-        path = directory / "signals.csv"
-        try:
-            with _replacing(path) as handle:
-                writer = csv.writer(handle)
-                writer.writerow(SIGNAL_COLUMNS)
-                for signal in signals:
-                    writer.writerow(
-                        [
-                            signal.sim_time.astimezone(tz).isoformat(),
-                            signal.symbol,
-                            signal.kind,
-                            _fmt(signal.price),
-                            signal.message,
-                        ]
-                    )
-        except OSError as exc:
-            raise SessionkitError(f"cannot write export file {path}: {exc}") from None
-        written.append(path)
+        written.append(_write_signals(directory, signals, tz))
     return written
+
+
+def _row(bar: Bar, end: datetime, q: float | None, values: tuple, tz: tzinfo) -> list:
+    """One line of a bars file."""
+    return [
+        bar.start.astimezone(tz).isoformat(),
+        end.astimezone(tz).isoformat(),
+        _fmt(bar.open),
+        _fmt(bar.high),
+        _fmt(bar.low),
+        _fmt(bar.close),
+        bar.volume,
+        _fmt(q),
+        *(_fmt(v) for v in values),
+    ]
+
+
+def _stream_path(directory: Path, symbol: str, interval: str) -> Path:
+    return directory / symbol_file_name(symbol) / f"{interval}.csv"
+
+
+def _check_folders(directory: Path, streams: Iterable[tuple[str, str]]) -> None:
+    """Refuse symbols whose folders would be one on a case-insensitive file system."""
+    folders: dict[str, str] = {}
+    for symbol, _interval in streams:
+        folder = symbol_file_name(symbol)
+        other = folders.setdefault(folder.casefold(), symbol)
+        if other != symbol:
+            raise SessionkitError(
+                f"cannot export {other!r} and {symbol!r} to {directory}: the symbols differ "
+                "only in case, and their folders would be one on a case-insensitive file system"
+            )
+
+
+def _write_signals(directory: Path, signals: Sequence[Any], tz: tzinfo) -> Path:
+    path = directory / "signals.csv"
+    try:
+        with _replacing(path) as handle:
+            writer = csv.writer(handle)
+            writer.writerow(SIGNAL_COLUMNS)
+            for signal in signals:
+                writer.writerow(
+                    [
+                        signal.sim_time.astimezone(tz).isoformat(),
+                        signal.symbol,
+                        signal.kind,
+                        _fmt(signal.price),
+                        signal.message,
+                    ]
+                )
+    except OSError as exc:
+        raise SessionkitError(f"cannot write export file {path}: {exc}") from None
+    return path
+
+
+class ExportWriter:
+    """The export written as the run goes (same files as :func:`write_csv_export`).
+
+    The data processor appends ``(bar, values)`` to ``records[symbol, interval]`` and the
+    quality manager ``(time, quality)`` to ``quality[symbol]``, each a ``deque`` only its
+    thread appends to; :meth:`drain`, on the caller's thread, pops from the left what can
+    be written: a bar once its quality is known (a quality entry at or after its end), and
+    everything when the run has ended (``final``). Rows go to a temporary file per stream,
+    renamed into place by :meth:`finish`; :meth:`abort` removes them.
+
+    Parameters
+    ----------
+    directory
+        The export folder.
+    records, names, quality, tz, bar_end
+        As for :func:`write_csv_export` (``records`` and ``quality`` hold deques).
+    backlog
+        :meth:`drain` writes only once this many bars wait (files are opened per drain, so
+        thousands of streams are no problem), or when ``final``.
+
+    Raises
+    ------
+    SessionkitError
+        If two symbols differ only in case, or a file cannot be written.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        records: Mapping[tuple[str, str], deque[tuple[Bar, tuple]]],
+        names: Mapping[tuple[str, str], Sequence[str]],
+        quality: Mapping[str, deque[tuple[datetime, float]]],
+        tz: tzinfo,
+        bar_end: BarEnd,
+        *,
+        backlog: int = 10_000,
+    ) -> None:
+        _check_folders(directory, records)
+        self.directory = directory
+        self.records = records
+        self.quality = quality
+        self.tz = tz
+        self.bar_end = bar_end
+        self.backlog = backlog
+        self.written = 0
+        """Bars written so far."""
+        self._deltas = {key: interval_delta(key[1]) for key in records}
+        self._seen: dict[str, tuple[list[datetime], list[float]]] = {
+            symbol: ([], []) for symbol in quality
+        }
+        """Per symbol, the quality entries popped and still needed (times, values)."""
+        self._last_end: dict[tuple[str, str], datetime | None] = dict.fromkeys(records)
+        self._temporary: dict[tuple[str, str], Path] = {}
+        self._created: list[Path] = []
+        """Folders made for the export (removed again by :meth:`abort`), outermost first."""
+        try:
+            for key in records:
+                path = _stream_path(directory, *key)
+                missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._created.extend(reversed(missing))
+                fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                self._temporary[key] = Path(name)
+                with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                    csv.writer(handle).writerow([*COLUMNS, *names[key]])
+        except OSError as exc:
+            self.abort()
+            raise SessionkitError(f"cannot write export files in {directory}: {exc}") from None
+
+    def pending(self) -> int:
+        """Bars recorded and not written yet."""
+        return sum(len(rows) for rows in self.records.values())
+
+    def drain(self, *, final: bool = False) -> int:
+        """Write what can be written now (everything when ``final``); returns the bars
+        written. Caller's thread only."""
+        if not final and self.pending() < self.backlog:
+            return 0
+        count = 0
+        for symbol, entries in self.quality.items():
+            times, values = self._seen[symbol]
+            for _ in range(len(entries)):
+                t, q = entries.popleft()
+                times.append(t)
+                values.append(q)
+        for key, rows in self.records.items():
+            if not rows:
+                continue
+            times, values = self._seen[key[0]]
+            horizon = times[-1] if times else None
+            delta = self._deltas[key]
+            end = self.bar_end(rows[0][0].start, delta)
+            if not final and (horizon is None or end > horizon):
+                continue  # its quality is not known yet
+            try:
+                with open(self._temporary[key], "a", newline="", encoding="utf-8") as handle:
+                    writerow = csv.writer(handle).writerow
+                    while True:
+                        bar, row = rows.popleft()
+                        j = bisect_right(times, end) - 1
+                        writerow(_row(bar, end, values[j] if j >= 0 else None, row, self.tz))
+                        count += 1
+                        self._last_end[key] = end
+                        if not rows:
+                            break
+                        end = self.bar_end(rows[0][0].start, delta)
+                        if not final and end > horizon:  # type: ignore[operator]
+                            break
+            except OSError as exc:
+                self.abort()
+                path = _stream_path(self.directory, *key)
+                raise SessionkitError(f"cannot write export file {path}: {exc}") from None
+        self._forget()
+        self.written += count
+        return count
+
+    def _forget(self) -> None:
+        """Drop the quality entries no coming bar can need: the next bar of a stream ends
+        after the last one written, so one entry at or before the earliest of those stays."""
+        lows: dict[str, datetime | None] = {}
+        for key, rows in self.records.items():
+            low = self.bar_end(rows[0][0].start, self._deltas[key]) if rows else self._last_end[key]
+            symbol = key[0]
+            if low is None or lows.get(symbol, low) is None:
+                lows[symbol] = None  # a stream with nothing yet: keep every entry
+            else:
+                lows[symbol] = min(low, lows.get(symbol, low))
+        for symbol, (times, values) in self._seen.items():
+            low = lows.get(symbol)
+            if low is None:
+                continue
+            cut = bisect_right(times, low) - 1
+            if cut > 0:
+                del times[:cut]
+                del values[:cut]
+
+    def finish(self, signals: Sequence[Any] | None = None) -> list[Path]:
+        """Write what is left, rename every file into place; the paths written."""
+        self.drain(final=True)
+        written = []
+        for key, temporary in self._temporary.items():
+            path = _stream_path(self.directory, *key)
+            os.replace(temporary, path)
+            written.append(path)
+        self._temporary = {}
+        if signals is not None:
+            written.append(_write_signals(self.directory, signals, self.tz))
+        return written
+
+    def abort(self) -> None:
+        """Remove the temporary files (the export is not written)."""
+        for temporary in self._temporary.values():
+            with suppress(OSError):
+                temporary.unlink()
+        self._temporary = {}
+        for folder in reversed(self._created):
+            with suppress(OSError):
+                folder.rmdir()  # only if empty: nothing of the user's goes
+        self._created = []
