@@ -135,6 +135,7 @@ def write_csv_export(
     """
     written = []
     _check_folders(directory, records)
+    local = _LocalTimes(tz)
     for (symbol, interval), rows in records.items():
         path = _stream_path(directory, symbol, interval)
         try:
@@ -144,7 +145,7 @@ def write_csv_export(
                 for bar, end, q, values in stream_rows(
                     rows, interval, quality.get(symbol, ()), bar_end
                 ):
-                    writer.writerow(_row(bar, end, q, values, tz))
+                    writer.writerow(_row(bar, end, q, values, local))
         except OSError as exc:
             raise SessionkitError(f"cannot write export file {path}: {exc}") from None
         written.append(path)
@@ -153,19 +154,38 @@ def write_csv_export(
     return written
 
 
-def _row(bar: Bar, end: datetime, q: float | None, values: tuple, tz: tzinfo) -> list:
+class _LocalTimes:
+    """ISO-8601 text of instants in the exchange's zone, remembered: the streams of a run
+    share their instants (every symbol's bars start at the same minutes, a bar's end is the
+    next one's start), so most lookups are found. Bounded: forgotten every 50,000."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._known: dict[datetime, str] = {}
+
+    def __call__(self, t: datetime) -> str:
+        text = self._known.get(t)
+        if text is None:
+            if len(self._known) >= 50_000:
+                self._known.clear()
+            text = self._known[t] = t.astimezone(self.tz).isoformat()
+        return text
+
+
+def _row(bar: Bar, end: datetime, q: float | None, values: tuple, local: _LocalTimes) -> list:
     """One line of a bars file."""
-    return [
-        bar.start.astimezone(tz).isoformat(),
-        end.astimezone(tz).isoformat(),
+    row = [
+        local(bar.start),
+        local(end),
         _fmt(bar.open),
         _fmt(bar.high),
         _fmt(bar.low),
         _fmt(bar.close),
         bar.volume,
         _fmt(q),
-        *(_fmt(v) for v in values),
     ]
+    row.extend(map(_fmt, values))
+    return row
 
 
 def _stream_path(directory: Path, symbol: str, interval: str) -> Path:
@@ -248,6 +268,7 @@ class ExportWriter:
         self.records = records
         self.quality = quality
         self.tz = tz
+        self._local = _LocalTimes(tz)
         self.bar_end = bar_end
         self.backlog = backlog
         self.written = 0
@@ -291,6 +312,7 @@ class ExportWriter:
                 t, q = entries.popleft()
                 times.append(t)
                 values.append(q)
+        local = self._local
         for key, rows in self.records.items():
             if not rows:
                 continue
@@ -306,7 +328,7 @@ class ExportWriter:
                     while True:
                         bar, row = rows.popleft()
                         j = bisect_right(times, end) - 1
-                        writerow(_row(bar, end, values[j] if j >= 0 else None, row, self.tz))
+                        writerow(_row(bar, end, values[j] if j >= 0 else None, row, local))
                         count += 1
                         self._last_end[key] = end
                         if not rows:
