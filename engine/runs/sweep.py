@@ -69,6 +69,18 @@ class SweepOutcome:
         """The run's state, or ``failed`` when it raised before giving a result."""
         return self.result.state if self.result is not None else "failed"
 
+    def summary(self) -> list[Any]:
+        """What ``sessionkit run`` prints for this run, as Rich renderables (see
+        :func:`~sessionkit.engine.runs.summary.summary_renderables`); for a run that failed
+        before it gave a result, its error."""
+        from .summary import summary_renderables
+
+        if self.result is not None:
+            return summary_renderables(self.result.to_dict())
+        from rich.text import Text
+
+        return [Text(f"failed: {self.error}")]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: index, parameters, window, state, error and the whole result."""
         window = self.run.window
