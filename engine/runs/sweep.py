@@ -20,6 +20,7 @@ thread gets from the channel (with a timeout, never a busy loop) and calls ``on_
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -336,37 +337,61 @@ class _DaskChannel:
     name: str
 
 
+@dataclass(frozen=True)
+class _DaskStop:
+    """The name of a ``distributed.Event`` the caller sets to end the running runs (Dask
+    cannot end a running task; the run ends itself when it sees the event)."""
+
+    name: str
+
+    def open(self) -> Any:
+        from distributed import Event
+
+        return Event(self.name)
+
+
 def run_one(
     config: SessionConfig,
     index: int = 0,
     channel: Any = None,
+    stop: _DaskStop | None = None,
     period: float = PROGRESS_PERIOD,
 ) -> RunResult:
     """Run one planned configuration to its end (in a worker process).
 
     With a ``channel`` (anything with ``put``), post the run's :class:`RunProgress` every
-    ``period`` wall seconds while it runs, and once more when it ended.
+    ``period`` wall seconds while it runs, and once more when it ended. With ``stop`` (on
+    Dask), look at it as often and stop the run once it is set (and return None without
+    running when it is set before the run starts).
     """
-    if channel is None:
+    if channel is None and stop is None:
         return run_backtest(config)
-    sender = _Sender(_open_channel(channel))
+    stop_event = None if stop is None else stop.open()
+    if stop_event is not None and stop_event.is_set():
+        return None  # type: ignore[return-value]  # the sweep was cancelled: not started
+    sender = None if channel is None else _Sender(_open_channel(channel))
     last = None
     try:
         run = BacktestRun(config)
         expected = run.expected_bars
+
+        def look(snap: Snapshot) -> None:
+            if sender is not None:
+                sender.offer(progress_of(index, snap, run.streamed_bars(), expected))
+            if stop_event is not None and stop_event.is_set():
+                run.stop()
+
         try:
             run.start()
-            run.follow(
-                lambda snap: sender.offer(progress_of(index, snap, run.streamed_bars(), expected)),
-                poll=period,
-            )
+            run.follow(look, poll=period)
         finally:
             run.stop()
         result = run.result()
         last = progress_of(index, run.session.snapshot(), run.streamed_bars(), expected, result)
         return result
     finally:
-        sender.close(last)
+        if sender is not None:
+            sender.close(last)
 
 
 class _Reader:
@@ -546,7 +571,7 @@ def _run_on_dask(
     cancel: threading.Event | None,
 ) -> None:
     try:
-        from dask.distributed import Client, LocalCluster, Queue
+        from dask.distributed import Client, Event, LocalCluster, Queue
         from dask.distributed import wait as dask_wait
     except ImportError:
         raise UsageError("--dask needs dask.distributed: pip install 'sessionkit[dask]'") from None
@@ -566,21 +591,23 @@ def _run_on_dask(
         raise UsageError(f"--dask {address}: cannot reach the cluster: {exc}") from None
     futures: list[Any] = []
     reader = None
+    name = f"sessionkit-sweep-{uuid.uuid4().hex}"
+    stop = _DaskStop(name)
+    stop_event = Event(name, client=client)
     try:
         channel = None
         if on_progress is not None:
-            channel = _DaskChannel(f"sessionkit-sweep-{uuid.uuid4().hex}")
-            progress_queue = Queue(channel.name, client=client)
+            channel = _DaskChannel(name)
+            progress_queue = Queue(name, client=client)
             reader = _Reader(lambda timeout: progress_queue.get(timeout=timeout), on_progress)
-            futures = client.map(
-                run_one,
-                [run.config for run in runs],
-                [run.index for run in runs],
-                [channel] * len(runs),
-                pure=False,
-            )
-        else:
-            futures = client.map(run_one, [run.config for run in runs], pure=False)
+        futures = client.map(
+            run_one,
+            [run.config for run in runs],
+            [run.index for run in runs],
+            [channel] * len(runs),
+            [stop] * len(runs),
+            pure=False,
+        )
         by_key = {future.key: run for future, run in zip(futures, runs, strict=True)}
         remaining = list(futures)
         while remaining:
@@ -604,6 +631,12 @@ def _run_on_dask(
                 else:
                     finish(run, result, None)
     except BaseException as exc:
+        # Dask cannot end a running task: the runs end themselves once they see the event
+        # (within PROGRESS_PERIOD), and the pending ones return at once when they start;
+        # what has not ended within a bound is cancelled.
+        stop_event.set()
+        with contextlib.suppress(Exception):
+            dask_wait(futures, timeout=2 * PROGRESS_PERIOD + 1)
         client.cancel(futures)
         if not isinstance(exc, _Cancelled):
             raise

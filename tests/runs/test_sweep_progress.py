@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 
 import pytest
 from sessionkit.engine.runs.sweep import RunProgress, _Sender, plan_sweep, run_sweep
@@ -122,3 +123,42 @@ def test_a_broken_channel_ends_the_reporting_not_the_run() -> None:
 @pytest.mark.parametrize("expected", [None, 0])
 def test_fraction_is_unknown_without_a_total(expected) -> None:
     assert RunProgress(0, "streaming", bars=5, expected_bars=expected).fraction is None
+
+
+def _engine_threads() -> int:
+    """On a Dask worker: the engine threads alive there (a coordinator per running run)."""
+    return sum(t.name == "session_coordinator" for t in threading.enumerate())
+
+
+def test_cancelling_a_dask_sweep_ends_the_runs_on_the_workers() -> None:
+    # Dask cannot end a running task: the runs see the sweep's stop event and end
+    # themselves. At 60x a day would last 6.5 minutes; the workers must be free long before.
+    from dask.distributed import Client, LocalCluster
+
+    runs = plan_sweep(
+        "demo", grid={"analysis.options.fast": [5, 10, 20]}, overrides={**DAY, "backtest.speed": 60}
+    )
+    seen: set[int] = set()
+    cancel = threading.Event()
+
+    def on_progress(record: RunProgress) -> None:
+        if record.state == "streaming":
+            seen.add(record.index)
+            if len(seen) == 2:
+                cancel.set()
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        outcomes = run_sweep(
+            runs, dask=cluster.scheduler_address, on_progress=on_progress, cancel=cancel
+        )
+        assert outcomes == [] and len(seen) == 2
+        deadline = time.monotonic() + 60  # bounds a hang only: the runs end within a second
+        while any(client.run(_engine_threads).values()):
+            assert time.monotonic() < deadline, "a cancelled run still runs on a Dask worker"
+            time.sleep(0.1)
+        assert all(not tasks for tasks in client.processing().values())  # none left
