@@ -190,12 +190,12 @@ class SweepMonitorApp(App[None]):
 
     def on_run_progressed(self, message: RunProgressed) -> None:
         if self.board.progress(message.record):
-            self.query_one(SweepTable).show(self.board)
+            self.query_one(SweepTable).show(self.board, changed=(message.record.index,))
             self._show_status()
 
     def on_run_finished(self, message: RunFinished) -> None:
         self.board.finish(message.outcome)
-        self.query_one(SweepTable).show(self.board)
+        self.query_one(SweepTable).show(self.board, changed=(message.outcome.run.index,))
         self._show_status()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -133,6 +133,7 @@ class SweepBoard:
         self.sharded = any(run.window is not None for run in runs)
         self.metric_names: list[str] = []
         """Metric names in the order the analysis reports them (learnt from the records)."""
+        self._plan_columns: list[Column] | None = None
 
     # -- updates ------------------------------------------------------------------------
 
@@ -204,6 +205,24 @@ class SweepBoard:
     # -- the table ------------------------------------------------------------------------
 
     def columns(self) -> list[Column]:
+        """The table's columns: the plan's (fixed), then state and figures, then one per
+        metric the analysis has reported so far."""
+        if self._plan_columns is None:
+            self._plan_columns = self._columns_of_the_plan()
+        cols = list(self._plan_columns)
+        cols += [
+            Column("state", "state", 12, numeric=False),
+            Column("progress", "progress", BAR_CELLS + 5),
+            Column("rate", "bars/s", 6),
+            Column("quality", "Q%", 5),
+            Column("overruns", "Ovr", 3),
+        ]
+        for name in self.metric_names:
+            title = metric_title(name)
+            cols.append(Column(f"metric:{name}", title, max(len(title), 7)))
+        return cols
+
+    def _columns_of_the_plan(self) -> list[Column]:
         cols = [Column("index", "#", max(2, len(str(len(self.entries)))))]
         for key in self.parameter_keys:
             title = key.rsplit(".", 1)[-1]
@@ -215,16 +234,6 @@ class SweepBoard:
         if self.sharded:
             width = max(len(_window(e.run)) for e in self.entries.values())
             cols.append(Column("window", "window", max(6, width), numeric=False))
-        cols += [
-            Column("state", "state", 12, numeric=False),
-            Column("progress", "progress", BAR_CELLS + 5),
-            Column("rate", "bars/s", 6),
-            Column("quality", "Q%", 5),
-            Column("overruns", "Ovr", 3),
-        ]
-        for name in self.metric_names:
-            title = metric_title(name)
-            cols.append(Column(f"metric:{name}", title, max(len(title), 7)))
         return cols
 
     def cells(self, index: int, figures: fmt.Figures) -> tuple[tuple[str, str], ...]:

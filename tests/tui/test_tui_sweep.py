@@ -401,3 +401,49 @@ def test_the_main_command_hands_sweep_to_the_monitor(capsys) -> None:
     help_text = capsys.readouterr().out
     for option in ("--param", "--set", "--shard-by", "--workers", "--dask", "enter", "q "):
         assert option in help_text
+
+
+# -- the board, without Pilot -------------------------------------------------------------------
+
+
+def test_the_board_of_a_sharded_sweep_has_a_window_column() -> None:
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    runs = plan_sweep(
+        "demo",
+        shard_by="week",
+        overrides={"backtest.start_date": "2024-11-27", "backtest.end_date": "2024-12-10"},
+    )
+    board = SweepBoard(runs)
+    keys = [c.key for c in board.columns()]
+    assert keys[:3] == ["index", "window", "state"]
+    from sessionkit.tui.format import Figures
+
+    windows = [board.cells(i, Figures())[1][0] for i in range(3)]
+    assert windows == ["2024-11-27..11-29", "2024-12-02..12-06", "2024-12-09..12-10"]
+
+
+def test_a_record_after_the_outcome_changes_nothing(script_parts) -> None:
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    runs, done, _third = script_parts
+    board = SweepBoard(runs)
+    assert board.progress(RunProgress(0, "streaming", bars=10, expected_bars=100))
+    assert board.bars() == (10, None)  # the other runs have not said how many bars yet
+    board.finish(SweepOutcome(runs[0], done))
+    assert not board.progress(RunProgress(0, "streaming", bars=20, expected_bars=100))
+    assert board.entries[0].state == "completed" and board.entries[0].record.bars == 10
+    assert board.work_done() == 1.0
+    board.cancel_unfinished()
+    assert [e.state for e in board.entries.values()] == ["completed"] + ["cancelled"] * 4
+    assert board.counts() == {"done": 5, "running": 0, "pending": 0, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [(None, ""), (0.0, "           0%"), (0.5, "████      50%"), (0.99, "███████▉  99%")],
+)
+def test_the_progress_bar(fraction, text) -> None:
+    from sessionkit.tui.sweep_board import progress_bar
+
+    assert progress_bar(fraction) == text

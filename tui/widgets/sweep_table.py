@@ -10,6 +10,7 @@ posts :class:`SweepTable.Chosen` for the run under the cursor.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import ClassVar
 
 from rich.style import Style
@@ -109,16 +110,19 @@ class SweepTable(DataTable):
             return self._order[self.cursor_row]
         return None
 
-    def show(self, board: SweepBoard) -> None:
-        """Bring the table up to ``board``."""
+    def show(self, board: SweepBoard, changed: Collection[int] | None = None) -> None:
+        """Bring the table up to ``board``; ``changed``: the only runs that changed since
+        the last call (None: any)."""
         self._board = board
         columns = board.columns()
         if [c.key for c in columns] != [c.key for c in self._columns]:
             self._build_columns(columns)
+            changed = None
         order = board.order(self.sort_key, self.sort_descending)
         if order != self._order:
             self._lay_out(order)
-        self._fill()
+            changed = None
+        self._fill(changed)
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
@@ -131,12 +135,12 @@ class SweepTable(DataTable):
 
     # -- cells ----------------------------------------------------------------------------
 
-    def _fill(self) -> None:
+    def _fill(self, only: Collection[int] | None = None) -> None:
         board = self._board
         if board is None:
             return
         styles = {s: component_foreground(self, f"sweep-table--{s}") for s in STYLES}
-        for index in self._order:
+        for index in self._order if only is None else [i for i in only if i in self._rows]:
             row = board.cells(index, self.figures)
             old = self._rows.get(index) or ((None, None),) * len(row)
             for position, (cell, old_cell) in enumerate(zip(row, old, strict=False)):
