@@ -62,11 +62,18 @@ class LiveSweep:
     or a Dask cluster."""
 
     def __init__(
-        self, runs: Sequence[SweepRun], *, workers: int | None = None, dask: str | None = None
+        self,
+        runs: Sequence[SweepRun],
+        *,
+        workers: int | None = None,
+        dask: str | None = None,
+        worker_output: str | None = None,
     ) -> None:
         self.runs = runs
         self.workers = workers
         self.dask = dask
+        self.worker_output = worker_output
+        """Where the worker processes' stdout and stderr go (the screen is the app's)."""
         # multiprocessing starts its resource tracker on first use, handing it the fd of
         # sys.stderr: inside the app, stderr is Textual's (no real fd). Start it now.
         from multiprocessing import resource_tracker
@@ -94,6 +101,7 @@ class LiveSweep:
             on_done=lambda outcome, _done, _total: on_done(outcome),
             on_progress=on_progress,
             cancel=cancel,
+            worker_output=self.worker_output,
         )
 
 

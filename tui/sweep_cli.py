@@ -107,6 +107,29 @@ def plan(args: argparse.Namespace) -> Any:
     return plan_sweep(config, grid=grid, shard_by=args.shard_by)
 
 
+def _worker_output() -> str:
+    """A new, empty file for the worker processes' output (the screen is the monitor's)."""
+    import tempfile
+
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept after the sweep if written
+        prefix="sessionkit-sweep-", suffix=".log", delete=False
+    )
+    handle.close()
+    return handle.name
+
+
+def _report_output(path: str) -> None:
+    """Say where the workers' output is, or remove the file when they wrote nothing."""
+    file = Path(path)
+    try:
+        if file.stat().st_size == 0:
+            file.unlink()
+            return
+    except OSError:
+        return
+    print(f"{SWEEP_PROG}: the worker processes wrote to {file}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep monitor; returns the exit status (2 for a user's mistake)."""
     from sessionkit.engine import SessionkitError, UsageError
@@ -131,12 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SessionkitError, ValueError) as exc:
         print(f"{SWEEP_PROG}: error: {exc}", file=sys.stderr)
         return 2
+    output = source.worker_output = _worker_output()
     try:
         app.run()
     finally:
         app.cancel.set()
         if app.started:
             app.ended.wait(WORKERS_GONE)
+    _report_output(output)
     if app.failure is not None:
         print(f"{SWEEP_PROG}: error: {app.failure}", file=sys.stderr)
         return 2

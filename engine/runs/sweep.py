@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import multiprocessing
 import os
 import queue
@@ -425,9 +426,16 @@ class _Reader:
         self._thread.join(timeout)
 
 
-def _quiet_worker() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it cancels the sweep)."""
+def _quiet_worker(output: str | None = None) -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle (it cancels the sweep). With
+    ``output``, the worker's stdout and stderr go to that file (appended): a monitor owns
+    the terminal, and a worker's prints or warnings must not land on its screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if output is not None:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 def _describe(exc: BaseException) -> str:
@@ -444,6 +452,7 @@ def run_sweep(
     on_done: Callable[[SweepOutcome, int, int], None] | None = None,
     on_progress: Callable[[RunProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    worker_output: str | None = None,
 ) -> list[SweepOutcome]:
     """Run every planned run in parallel; a failing run does not stop the others.
 
@@ -467,6 +476,9 @@ def run_sweep(
     cancel
         Set it (from any thread) to cancel the pending runs and end the running ones;
         :func:`run_sweep` then returns the outcomes of the runs that finished.
+    worker_output
+        A file that the worker processes' stdout and stderr go to (appended), instead of
+        the caller's terminal; on a local Dask cluster its logs are silenced below errors.
 
     Returns
     -------
@@ -488,9 +500,9 @@ def run_sweep(
             on_done(outcome, len(outcomes), len(runs))
 
     if dask is not None:
-        _run_on_dask(runs, dask, workers, finish, on_progress, cancel)
+        _run_on_dask(runs, dask, workers, finish, on_progress, cancel, worker_output)
     else:
-        _run_on_processes(runs, workers, finish, on_progress, cancel)
+        _run_on_processes(runs, workers, finish, on_progress, cancel, worker_output)
     return [outcomes[run.index] for run in runs if run.index in outcomes]
 
 
@@ -504,17 +516,22 @@ def _run_on_processes(
     finish: Callable,
     on_progress: Callable[[RunProgress], None] | None,
     cancel: threading.Event | None,
+    worker_output: str | None = None,
 ) -> None:
     context = multiprocessing.get_context("spawn")
     manager = reader = None
     channel = None
     if on_progress is not None:
         manager = SyncManager(ctx=context)
-        manager.start(_quiet_worker)  # Ctrl-C in a terminal reaches it too: the sweep decides
+        # Ctrl-C in a terminal reaches it too: the sweep decides.
+        manager.start(_quiet_worker, (worker_output,))
         channel = manager.Queue()
         reader = _Reader(lambda timeout: channel.get(timeout=timeout), on_progress)
     executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(runs)) or 1, mp_context=context, initializer=_quiet_worker
+        max_workers=min(workers, len(runs)) or 1,
+        mp_context=context,
+        initializer=_quiet_worker,
+        initargs=(worker_output,),
     )
     pending: dict[Future, SweepRun] = {}
     try:
@@ -569,6 +586,7 @@ def _run_on_dask(
     finish: Callable,
     on_progress: Callable[[RunProgress], None] | None,
     cancel: threading.Event | None,
+    worker_output: str | None = None,
 ) -> None:
     try:
         from dask.distributed import Client, Event, LocalCluster, Queue
@@ -580,7 +598,11 @@ def _run_on_dask(
         if address == "local" or address.startswith("local:"):
             count = int(address.partition(":")[2] or workers)
             cluster = LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0"
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR if worker_output else logging.WARNING,
             )
             client = Client(cluster)
         else:

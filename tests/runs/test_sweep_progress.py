@@ -162,3 +162,19 @@ def test_cancelling_a_dask_sweep_ends_the_runs_on_the_workers() -> None:
             assert time.monotonic() < deadline, "a cancelled run still runs on a Dask worker"
             time.sleep(0.1)
         assert all(not tasks for tasks in client.processing().values())  # none left
+
+
+def test_worker_output_goes_to_the_given_file_not_the_terminal(tmp_path, capfd) -> None:
+    runs = plan_sweep(
+        "demo",
+        grid={"analysis.options.fast": [5, 10]},
+        overrides={**DAY, "analysis.entry": "sweep_analyses:Noisy"},
+    )
+    output = tmp_path / "workers.log"
+    outcomes = run_sweep(runs, workers=2, on_progress=lambda _r: None, worker_output=str(output))
+    assert [o.state for o in outcomes] == ["completed", "completed"]
+    text = output.read_text()
+    for fast in (5, 10):
+        assert f"noisy stdout fast={fast}" in text and f"noisy stderr fast={fast}" in text
+    captured = capfd.readouterr()
+    assert "noisy" not in captured.out and "noisy" not in captured.err
