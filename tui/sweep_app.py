@@ -153,6 +153,7 @@ class SweepMonitorApp(App[None]):
         self._initial_theme = theme
         self._began = time.monotonic()
         self._ended_at: float | None = None
+        self._first_report: float | None = None
         self._quitting = False
         for entry in themes.themes:
             self.register_theme(entry)
@@ -197,6 +198,8 @@ class SweepMonitorApp(App[None]):
             self.ended.set()
 
     def on_run_progressed(self, message: RunProgressed) -> None:
+        if self._first_report is None:
+            self._first_report = time.monotonic()
         if self.board.progress(message.record):
             self.query_one(SweepTable).show(self.board, changed=(message.record.index,))
             self._show_status()
@@ -251,8 +254,11 @@ class SweepMonitorApp(App[None]):
             ended = "cancelled" if self.cancel.is_set() else "finished"
             parts.append(ended if self.figures.frozen else f"{ended} in {duration(elapsed)}")
         else:
+            # The pace since the first run reported (starting the workers or a cluster is
+            # not part of it).
             work_done = board.work_done()
-            eta = elapsed * (total - work_done) / work_done if work_done > 0 else None
+            since = None if self._first_report is None else time.monotonic() - self._first_report
+            eta = since * (total - work_done) / work_done if since and work_done > 0 else None
             parts.append(self.figures.eta(eta))
         return " · ".join(parts)
 
