@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shard-by",
         choices=("session", "week", "month"),
+        metavar="session|week|month",
         help="split the window into one run per session, week or month",
     )
     parser.add_argument(
