@@ -3,7 +3,8 @@
 DESIGN.md ("Layout"): imports point one way, ``cli -> runs -> pipeline -> {core, feeds,
 store}``, ``feeds -> {core, store}``, ``core -> store``; any module may use ``config``,
 ``errors`` and ``core/bar``. ``engine`` never imports Textual; the TUI sees the engine only
-through its public API (``sessionkit.engine``) and the snapshot types.
+through its public API (``sessionkit.engine``), the snapshot types and, for the sweep
+monitor, the sweep module.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ TOP_LEVEL_ALLOWED: dict[str, set[str]] = {
 }
 """What the top-level modules may import (``__init__`` re-exports the public API lazily)."""
 
-TUI_MAY_IMPORT = {"sessionkit.engine", "sessionkit.engine.pipeline.snapshot"}
+TUI_MAY_IMPORT = {
+    "sessionkit.engine",
+    "sessionkit.engine.pipeline.snapshot",
+    "sessionkit.engine.runs.sweep",  # the sweep monitor: plan, run, progress records
+}
 
 
 def _imported_modules(path: Path, package: str) -> list[tuple[int, str]]:

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Keys: space pause/resume, n step, +/- speed, m clock mode, g go to a date, "
         "up/down symbol, enter its detail, / filter, s sort, i interval, c candles, [ ] zoom, "
         "1-9 overlays, d diagnostics, t theme, ? help, q quit. With no arguments: the "
-        "bundled demo.",
+        "bundled demo. 'sessionkit-tui sweep --help': the monitor of a sweep's runs.",
     )
     parser.add_argument(
         "config",
@@ -116,9 +116,17 @@ def _theme_sources(theme: str) -> tuple[list[str], str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the monitor; returns the exit status (2 for a user's mistake)."""
+    """Run the monitor; returns the exit status (2 for a user's mistake).
+
+    ``sessionkit-tui sweep ...`` runs the sweep monitor instead (:mod:`.sweep_cli`).
+    """
     from sessionkit.engine import SessionkitError, UsageError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sweep"]:
+        from .sweep_cli import main as sweep_main
+
+        return sweep_main(argv[1:])
     session = None
     try:
         args = build_parser().parse_args(argv)

@@ -28,3 +28,27 @@ class SeekFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class RunProgressed(Message):
+    """A sweep's worker reported a run's progress (posted from the sweep's reader thread).
+
+    A newer report of the same run replaces one not yet handled.
+    """
+
+    def __init__(self, record: Any) -> None:
+        super().__init__()
+        self.record = record
+        """The :class:`~sessionkit.engine.runs.sweep.RunProgress`."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunProgressed) and message.record.index == self.record.index
+
+
+class RunFinished(Message):
+    """A run of a sweep ended (posted from the sweep's worker thread)."""
+
+    def __init__(self, outcome: Any) -> None:
+        super().__init__()
+        self.outcome = outcome
+        """The :class:`~sessionkit.engine.runs.sweep.SweepOutcome`."""

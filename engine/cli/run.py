@@ -73,64 +73,15 @@ def sigterm_stops() -> Any:
 
 
 def print_summary(data: dict[str, Any]) -> None:
-    """The human summary of a ``RunResult.to_dict()``."""
+    """The human summary of a ``RunResult.to_dict()`` (see
+    :func:`~sessionkit.engine.runs.summary.summary_renderables`)."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
-    console = Console(highlight=False)  # user text (symbols, messages) is escaped, never markup
-    sessions = data["sessions"]
-    span = f"{sessions[0]} .. {sessions[-1]}" if sessions else "none"
-    console.print(
-        f"[bold]{data['state']}[/]: {len(sessions)} session(s) {span}, "
-        f"{data['clock']}"
-        + (f" at {data['speed']:g}x" if data["speed"] else "")
-        + f", {data['steps']} steps, {data['bars_per_second']:,.0f} bars/s, "
-        f"load {data['load_seconds']:.3f}s"
-    )
-    if data["error"]:
-        console.print(f"[red]error:[/] {escape(str(data['error']))}")
-    for warning in data["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(str(warning))}")
-    table = Table(title="bars and quality")
-    intervals = sorted({i for per in data["bars"].values() for i in per}, key=_seconds)
-    table.add_column("symbol")
-    for interval in intervals:
-        table.add_column(f"{interval} bars", justify="right")
-    table.add_column("quality %", justify="right")
-    table.add_column("gaps", justify="right")
-    for symbol, per in data["bars"].items():
-        quality = next(iter(data["quality"][symbol].values()), None)
-        table.add_row(
-            escape(symbol),
-            *(f"{per.get(i, 0):,}" for i in intervals),
-            "-" if quality is None else f"{quality:.2f}",
-            str(data["gaps"].get(symbol, 0)),
-        )
-    console.print(table)
-    overruns = ", ".join(f"{k}: {v}" for k, v in data["overruns"].items())
-    console.print(
-        escape(
-            f"overruns: {overruns or 'none'}; signals: {data['signal_count']}; "
-            f"analysis errors: {data['analysis_errors']}"
-        )
-    )
-    if data["metrics"]:
-        console.print(
-            escape("metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in data["metrics"].items()))
-        )
+    from ..runs.summary import summary_renderables
 
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
-
-
-def _seconds(interval: str) -> int:
-    from ..core.bar import INTERVAL_SECONDS
-
-    return INTERVAL_SECONDS.get(interval, 0)
+    console = Console(highlight=False)
+    for renderable in summary_renderables(data):
+        console.print(renderable)
 
 
 def _follow(run: Any, show_progress: bool) -> None:

@@ -2,9 +2,11 @@
 
 Runs on the main thread: plans and validates every run
 (:func:`~sessionkit.engine.runs.sweep.plan_sweep`), runs them
-(:func:`~sessionkit.engine.runs.sweep.run_sweep`) with a progress bar (runs done, ETA),
-then prints a table ranked by a metric, or one JSON object. Ctrl-C cancels the pending
-runs, stops the running ones and still reports those that finished (exit status 130).
+(:func:`~sessionkit.engine.runs.sweep.run_sweep`) with a progress bar (runs done and the
+bars of the running ones, from the workers' progress records, with an ETA), then prints a
+table ranked by a metric, or one JSON object. Ctrl-C (SIGINT) and SIGTERM cancel the
+pending runs, end the running ones and still report those that finished (exit status 130
+and 143, like ``sessionkit run``).
 """
 
 from __future__ import annotations
@@ -13,18 +15,65 @@ import csv
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .run import ConfigArgument, DbOption, EndOption, SetOption, SpeedOption, StartOption
+from .run import (
+    ConfigArgument,
+    DbOption,
+    EndOption,
+    SetOption,
+    SpeedOption,
+    StartOption,
+    Terminated,
+    sigterm_stops,
+)
 
 
-def _progress(show: bool, total: int) -> Any:
-    if not show:
-        return None
+class _SweepBar:
+    """The progress bar of a sweep: runs done plus the done fraction of each running run
+    (from the workers' :class:`~sessionkit.engine.runs.sweep.RunProgress` records), the
+    bars streamed so far and an ETA. Updated from the caller's thread (finished runs) and
+    the sweep's progress reader thread (records)."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = _progress(total)
+        self.task = self.progress.task_ids[0]
+        self._lock = threading.Lock()
+        self._done: set[int] = set()
+        self._running: dict[int, Any] = {}
+        self._bars_done = 0
+
+    def on_progress(self, record: Any) -> None:
+        with self._lock:
+            if record.index not in self._done:
+                self._running[record.index] = record
+            self._update()
+
+    def on_done(self, outcome: Any, _done: int, _total: int) -> None:
+        with self._lock:
+            index = outcome.run.index
+            self._done.add(index)
+            record = self._running.pop(index, None)
+            if record is not None:
+                self._bars_done += record.expected_bars or record.bars
+            self._update()
+
+    def _update(self) -> None:
+        partial = sum(r.fraction or 0.0 for r in self._running.values())
+        bars = self._bars_done + sum(r.bars for r in self._running.values())
+        self.progress.update(
+            self.task,
+            completed=len(self._done) + partial,
+            bars=f"{bars:,} bars, {len(self._running)} running",
+        )
+
+
+def _progress(total: int) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -39,13 +88,24 @@ def _progress(show: bool, total: int) -> Any:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("runs"),
+        TextColumn("{task.fields[bars]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         transient=True,
     )
-    progress.add_task("sweep", total=total)
+    progress.add_task("sweep", total=total, bars="")
     return progress
+
+
+def _label(outcome: Any) -> str:
+    """``run 2 completed (analysis.options.fast=10, 2024-12-02..2024-12-06)``."""
+    parts = [f"{k}={v}" for k, v in outcome.run.parameters.items()]
+    if outcome.run.window is not None:
+        parts.append(f"{outcome.run.window[0]}..{outcome.run.window[1]}")
+    return f"run {outcome.run.index + 1} {outcome.state}" + (
+        f" ({', '.join(parts)})" if parts else ""
+    )
 
 
 def _rows(ranked: list[Any], metric_names: list[str]) -> tuple[list[str], list[list[Any]]]:
@@ -178,25 +238,41 @@ def sweep_command(
         overrides=overrides,
         origins=origins,  # type: ignore[arg-type]
     )
-    progress = _progress(not as_json and sys.stderr.isatty(), len(runs))
+    bar = _SweepBar(len(runs)) if not as_json and sys.stderr.isatty() else None
+    finished: list[Any] = []
 
-    def on_done(_outcome: Any, done: int, _total: int) -> None:
-        if progress is not None:
-            progress.update(progress.task_ids[0], completed=done)
+    def on_done(outcome: Any, done: int, total: int) -> None:
+        finished.append(outcome)
+        if bar is not None:
+            bar.on_done(outcome, done, total)
+        else:  # a log (CI, a pipe): one line per finished run instead of a bar
+            typer.echo(f"sweep: {done} of {total} finished: {_label(outcome)}", err=True)
 
     began = time.perf_counter()
-    interrupted = False
+    status = 0
     outcomes: list[Any] = []
     try:
-        if progress is not None:
-            progress.start()
-        try:
-            outcomes = run_sweep(runs, workers=workers, dask=dask, on_done=on_done)
-        except KeyboardInterrupt:
-            interrupted = True
+        if bar is not None:
+            bar.progress.start()
+        with sigterm_stops():
+            try:
+                outcomes = run_sweep(
+                    runs,
+                    workers=workers,
+                    dask=dask,
+                    on_done=on_done,
+                    on_progress=None if bar is None else bar.on_progress,
+                )
+            except KeyboardInterrupt:
+                status = 130
+            except Terminated:
+                status = 143
     finally:
-        if progress is not None:
-            progress.stop()
+        if bar is not None:
+            bar.progress.stop()
+    interrupted = status != 0
+    if interrupted:  # what finished before the interrupt, in plan order
+        outcomes = sorted(finished, key=lambda o: o.run.index)
     wall = round(time.perf_counter() - began, 3)
     metric = rank_by or default_metric(outcomes)
     ranked = rank(outcomes, metric, ascending=ascending)
@@ -233,8 +309,12 @@ def sweep_command(
         )
         _print_table(header, rows, title)
         if interrupted:
-            typer.echo("interrupted: the pending runs were cancelled", err=True)
+            typer.echo(
+                f"{'interrupted' if status == 130 else 'terminated'}: the pending runs were "
+                "cancelled",
+                err=True,
+            )
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(status)
     if any(o.state != "completed" for o in outcomes):
         raise typer.Exit(1)

@@ -8,23 +8,38 @@ validated :class:`~sessionkit.engine.config.SessionConfig`, whose database is a 
 workers share the database; use PostgreSQL across machines), and sends back a
 :class:`~sessionkit.engine.runs.result.RunResult`. Threads stay inside a run: the
 parallelism across runs is processes.
+
+While they run, workers report progress: each run posts a small frozen :class:`RunProgress`
+(state, bars done of expected, bars/s, quality, overruns, metrics so far) about four times
+a second on a channel the caller reads. With worker processes the channel is a
+``multiprocessing.Manager().Queue()``; on Dask it is a ``distributed.Queue`` (it goes
+through the scheduler, so it also works on a remote cluster). In the worker a sender
+thread does the putting, so a slow channel never holds up a run; in the caller a reader
+thread gets from the channel (with a timeout, never a busy loop) and calls ``on_progress``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import multiprocessing
 import os
+import queue
 import signal
+import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
+from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
 from ..config import SessionConfig, parse_setting
 from ..errors import ConfigError, SessionkitError, UsageError
-from .backtest import ConfigLike, resolve_config, run_backtest
+from ..pipeline.snapshot import Snapshot
+from .backtest import BacktestRun, ConfigLike, resolve_config, run_backtest
 from .result import RunResult
 
 ShardBy = Literal["session", "week", "month"]
@@ -55,6 +70,18 @@ class SweepOutcome:
     def state(self) -> str:
         """The run's state, or ``failed`` when it raised before giving a result."""
         return self.result.state if self.result is not None else "failed"
+
+    def summary(self) -> list[Any]:
+        """What ``sessionkit run`` prints for this run, as Rich renderables (see
+        :func:`~sessionkit.engine.runs.summary.summary_renderables`); for a run that failed
+        before it gave a result, its error."""
+        from .summary import summary_renderables
+
+        if self.result is not None:
+            return summary_renderables(self.result.to_dict())
+        from rich.text import Text
+
+        return [Text(f"failed: {self.error}")]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: index, parameters, window, state, error and the whole result."""
@@ -177,14 +204,238 @@ def _shards(config: SessionConfig, shard_by: ShardBy) -> Iterator[tuple[date, da
         yield chunk[0], chunk[-1]
 
 
-def run_one(config: SessionConfig) -> RunResult:
-    """Run one planned configuration to its end (in a worker process)."""
-    return run_backtest(config)
+PROGRESS_PERIOD = 0.25
+"""Wall seconds between two progress records of one run (at most)."""
 
 
-def _quiet_worker() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it cancels the sweep)."""
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """How far one run of a sweep has got: posted by its worker while it runs.
+
+    Small and frozen; the last one of a run is posted once the run has ended (its state
+    is then final). A record says nothing a later one would contradict, so a reader that
+    drops records (or gets them late) only shows older progress.
+    """
+
+    index: int
+    """The run's :attr:`SweepRun.index`."""
+    state: str
+    """The session's state (``initializing``, ``streaming``, ... ``completed``)."""
+    bars: int = 0
+    """Base bars streamed so far."""
+    expected_bars: int | None = None
+    """Base bars the run's window holds (None when unknown)."""
+    bars_per_second: float = 0.0
+    """Streamed base bars per wall second of streaming."""
+    quality: float | None = None
+    """Mean quality of the base interval over the symbols, in percent: of the current
+    session while running, of the whole run in the last record."""
+    overruns: int = 0
+    """Overruns of every subscription together (clock-driven runs)."""
+    session_index: int = 0
+    session_count: int = 0
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """The analysis's metrics so far (as of its last finished session)."""
+    error: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """Bars done of expected, 0..1 (None when the total is unknown)."""
+        if not self.expected_bars:
+            return None
+        return min(1.0, self.bars / self.expected_bars)
+
+
+def progress_of(
+    index: int, snap: Snapshot, bars: int, expected: int | None, result: RunResult | None = None
+) -> RunProgress:
+    """The :class:`RunProgress` of run ``index`` from its session's snapshot (and, once it
+    ended, its result: quality over the run and the final metrics)."""
+    base = snap.intervals[0] if snap.intervals else None
+    if result is not None:
+        values = [per.get(base) for per in result.quality.values()] if base else []
+        metrics = dict(result.metrics)
+    else:
+        values = [stats.quality for (_s, i), stats in snap.series.items() if i == base]
+        metrics = dict(snap.analysis_metrics)
+    known = [v for v in values if v is not None]
+    return RunProgress(
+        index=index,
+        state=snap.state,
+        bars=bars,
+        expected_bars=expected,
+        bars_per_second=round(snap.metrics.bars_per_second, 1),
+        quality=round(sum(known) / len(known), 2) if known else None,
+        overruns=sum(s.overruns for s in snap.subscriptions),
+        session_index=snap.session_index,
+        session_count=snap.session_count,
+        metrics=metrics,
+        error=snap.error,
+    )
+
+
+class _Sender:
+    """Puts a worker's progress records on the channel from a thread of its own.
+
+    The run hands over its newest record (:meth:`offer` never blocks: a record not yet
+    sent is replaced by the newer one); the sender thread puts it on the channel. A channel
+    that fails (the reader is gone) ends the reporting, never the run.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._latest: RunProgress | None = None
+        self._closing = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._send, name="sweep-progress", daemon=True)
+        self._thread.start()
+
+    def offer(self, record: RunProgress) -> None:
+        with self._lock:
+            self._latest = record
+        self._wake.set()
+
+    def close(self, last: RunProgress | None, timeout: float = 2.0) -> None:
+        """Send ``last`` (if the channel still works) and end the thread within ``timeout``."""
+        if last is not None:
+            self.offer(last)
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _send(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                record, self._latest = self._latest, None
+                closing = self._closing
+            if record is not None:
+                try:
+                    self._channel.put(record)
+                except Exception:  # the reader went away: stop reporting, not the run
+                    return
+            if closing:
+                with self._lock:
+                    if self._latest is None:
+                        return
+
+
+def _open_channel(channel: Any) -> Any:
+    """A channel as the worker uses it: a Dask queue's name becomes the queue (made in the
+    task's thread, where the worker's client is known)."""
+    if isinstance(channel, _DaskChannel):
+        from distributed import Queue
+
+        return Queue(channel.name)
+    return channel
+
+
+@dataclass(frozen=True)
+class _DaskChannel:
+    name: str
+
+
+@dataclass(frozen=True)
+class _DaskStop:
+    """The name of a ``distributed.Event`` the caller sets to end the running runs (Dask
+    cannot end a running task; the run ends itself when it sees the event)."""
+
+    name: str
+
+    def open(self) -> Any:
+        from distributed import Event
+
+        return Event(self.name)
+
+
+def run_one(
+    config: SessionConfig,
+    index: int = 0,
+    channel: Any = None,
+    stop: _DaskStop | None = None,
+    period: float = PROGRESS_PERIOD,
+) -> RunResult:
+    """Run one planned configuration to its end (in a worker process).
+
+    With a ``channel`` (anything with ``put``), post the run's :class:`RunProgress` every
+    ``period`` wall seconds while it runs, and once more when it ended. With ``stop`` (on
+    Dask), look at it as often and stop the run once it is set (and return None without
+    running when it is set before the run starts).
+    """
+    if channel is None and stop is None:
+        return run_backtest(config)
+    stop_event = None if stop is None else stop.open()
+    if stop_event is not None and stop_event.is_set():
+        return None  # type: ignore[return-value]  # the sweep was cancelled: not started
+    sender = None if channel is None else _Sender(_open_channel(channel))
+    last = None
+    try:
+        run = BacktestRun(config)
+        expected = run.expected_bars
+
+        def look(snap: Snapshot) -> None:
+            if sender is not None:
+                sender.offer(progress_of(index, snap, run.streamed_bars(), expected))
+            if stop_event is not None and stop_event.is_set():
+                run.stop()
+
+        try:
+            run.start()
+            run.follow(look, poll=period)
+        finally:
+            run.stop()
+        result = run.result()
+        last = progress_of(index, run.session.snapshot(), run.streamed_bars(), expected, result)
+        return result
+    finally:
+        if sender is not None:
+            sender.close(last)
+
+
+class _Reader:
+    """The caller's side of a progress channel: a thread that gets records (with a
+    timeout) and calls ``on_progress`` with each, until :meth:`close`."""
+
+    def __init__(self, get: Callable[[float], Any], on_progress: Callable[[RunProgress], None]):
+        self._get = get
+        self._on_progress = on_progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="sweep-progress-reader")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                record = self._get(PROGRESS_PERIOD)
+            except (queue.Empty, TimeoutError):
+                if self._stop.is_set():
+                    return
+                continue
+            except Exception:  # the channel is gone (its manager or the cluster ended)
+                return
+            if isinstance(record, RunProgress):
+                self._on_progress(record)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Deliver what is still on the channel, then end the thread within ``timeout``."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def _quiet_worker(output: str | None = None) -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle (it cancels the sweep). With
+    ``output``, the worker's stdout and stderr go to that file (appended): a monitor owns
+    the terminal, and a worker's prints or warnings must not land on its screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if output is not None:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 def _describe(exc: BaseException) -> str:
@@ -199,6 +450,9 @@ def run_sweep(
     workers: int | None = None,
     dask: str | None = None,
     on_done: Callable[[SweepOutcome, int, int], None] | None = None,
+    on_progress: Callable[[RunProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    worker_output: str | None = None,
 ) -> list[SweepOutcome]:
     """Run every planned run in parallel; a failing run does not stop the others.
 
@@ -215,12 +469,24 @@ def run_sweep(
         processes through ``concurrent.futures``.
     on_done
         Called on the caller's thread after each run with (outcome, done, total).
+    on_progress
+        Called with each :class:`RunProgress` the workers post (about four a second per
+        running run), on a reader thread of the caller's process. Records may arrive
+        after the run's ``on_done``: the outcome is the last word.
+    cancel
+        Set it (from any thread) to cancel the pending runs and end the running ones;
+        :func:`run_sweep` then returns the outcomes of the runs that finished.
+    worker_output
+        A file that the worker processes' stdout and stderr go to (appended), instead of
+        the caller's terminal; on a local Dask cluster its logs are silenced below errors.
 
     Returns
     -------
     list of SweepOutcome
-        In plan order. On KeyboardInterrupt the pending runs are cancelled, the running
-        ones stopped, and the interrupt is raised again once the workers are gone.
+        In plan order (only the finished runs when cancelled). On KeyboardInterrupt (or
+        any exception raised on the caller's thread, such as a SIGTERM handler's) the
+        pending runs are cancelled, the running ones ended, and the exception is raised
+        again once the workers are gone.
     """
     workers = workers or os.cpu_count() or 1
     if workers < 1:
@@ -234,49 +500,97 @@ def run_sweep(
             on_done(outcome, len(outcomes), len(runs))
 
     if dask is not None:
-        _run_on_dask(runs, dask, workers, finish)
+        _run_on_dask(runs, dask, workers, finish, on_progress, cancel, worker_output)
     else:
-        _run_on_processes(runs, workers, finish)
-    return [outcomes[run.index] for run in runs]
+        _run_on_processes(runs, workers, finish, on_progress, cancel, worker_output)
+    return [outcomes[run.index] for run in runs if run.index in outcomes]
 
 
-def _run_on_processes(runs: Sequence[SweepRun], workers: int, finish: Callable) -> None:
+class _Cancelled(Exception):
+    """The caller set ``cancel``."""
+
+
+def _run_on_processes(
+    runs: Sequence[SweepRun],
+    workers: int,
+    finish: Callable,
+    on_progress: Callable[[RunProgress], None] | None,
+    cancel: threading.Event | None,
+    worker_output: str | None = None,
+) -> None:
     context = multiprocessing.get_context("spawn")
+    manager = reader = None
+    channel = None
+    if on_progress is not None:
+        manager = SyncManager(ctx=context)
+        # Ctrl-C in a terminal reaches it too: the sweep decides.
+        manager.start(_quiet_worker, (worker_output,))
+        channel = manager.Queue()
+        reader = _Reader(lambda timeout: channel.get(timeout=timeout), on_progress)
     executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(runs)) or 1, mp_context=context, initializer=_quiet_worker
+        max_workers=min(workers, len(runs)) or 1,
+        mp_context=context,
+        initializer=_quiet_worker,
+        initargs=(worker_output,),
     )
     pending: dict[Future, SweepRun] = {}
     try:
         for run in runs:
-            pending[executor.submit(run_one, run.config)] = run
+            args = (run.config,) if channel is None else (run.config, run.index, channel)
+            pending[executor.submit(run_one, *args)] = run
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            timeout = None if cancel is None else PROGRESS_PERIOD
+            done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 run = pending.pop(future)
                 error = future.exception()
                 finish(run, None if error else future.result(), error)
-    except KeyboardInterrupt:
-        for future in pending:
-            future.cancel()
-        # Running runs cannot be cancelled through the executor: end their processes, and
-        # never wait on the executor for them (a worker ended while it starts can leave
-        # the pool's shutdown waiting); each is joined with a bound, then killed.
-        processes = list(getattr(executor, "_processes", {}).values())
-        for process in processes:
-            process.terminate()
-        executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join(1)
-        raise
-    executor.shutdown(wait=True)
+    except BaseException as exc:
+        _end_workers(executor, pending)
+        if not isinstance(exc, _Cancelled):
+            raise
+    else:
+        executor.shutdown(wait=True)
+    finally:
+        if reader is not None:
+            reader.close()
+        if manager is not None:
+            manager.shutdown()
 
 
-def _run_on_dask(runs: Sequence[SweepRun], address: str, workers: int, finish: Callable) -> None:
+def _end_workers(executor: ProcessPoolExecutor, pending: Mapping[Future, SweepRun]) -> None:
+    """Cancel the pending runs and end the worker processes (bounded: never waits on the
+    pool itself)."""
+    for future in pending:
+        future.cancel()
+    # Running runs cannot be cancelled through the executor: end their processes, and
+    # never wait on the executor for them (a worker ended while it starts can leave
+    # the pool's shutdown waiting); each is joined with a bound, then killed.
+    processes = list(getattr(executor, "_processes", {}).values())
+    for process in processes:
+        process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join(1)
+
+
+def _run_on_dask(
+    runs: Sequence[SweepRun],
+    address: str,
+    workers: int,
+    finish: Callable,
+    on_progress: Callable[[RunProgress], None] | None,
+    cancel: threading.Event | None,
+    worker_output: str | None = None,
+) -> None:
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, Event, LocalCluster, Queue
+        from dask.distributed import wait as dask_wait
     except ImportError:
         raise UsageError("--dask needs dask.distributed: pip install 'sessionkit[dask]'") from None
     cluster = None
@@ -284,7 +598,11 @@ def _run_on_dask(runs: Sequence[SweepRun], address: str, workers: int, finish: C
         if address == "local" or address.startswith("local:"):
             count = int(address.partition(":")[2] or workers)
             cluster = LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0"
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR if worker_output else logging.WARNING,
             )
             client = Client(cluster)
         else:
@@ -293,22 +611,60 @@ def _run_on_dask(runs: Sequence[SweepRun], address: str, workers: int, finish: C
         if cluster is not None:
             cluster.close()
         raise UsageError(f"--dask {address}: cannot reach the cluster: {exc}") from None
-    futures = []
+    futures: list[Any] = []
+    reader = None
+    name = f"sessionkit-sweep-{uuid.uuid4().hex}"
+    stop = _DaskStop(name)
+    stop_event = Event(name, client=client)
     try:
-        futures = client.map(run_one, [run.config for run in runs], pure=False)
+        channel = None
+        if on_progress is not None:
+            channel = _DaskChannel(name)
+            progress_queue = Queue(name, client=client)
+            reader = _Reader(lambda timeout: progress_queue.get(timeout=timeout), on_progress)
+        futures = client.map(
+            run_one,
+            [run.config for run in runs],
+            [run.index for run in runs],
+            [channel] * len(runs),
+            [stop] * len(runs),
+            pure=False,
+        )
         by_key = {future.key: run for future, run in zip(futures, runs, strict=True)}
-        for future in as_completed(futures):
-            run = by_key[future.key]
+        remaining = list(futures)
+        while remaining:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
             try:
-                result = future.result()
-            except Exception as exc:
-                finish(run, None, exc)
-            else:
-                finish(run, result, None)
-    except KeyboardInterrupt:
+                done, not_done = dask_wait(
+                    remaining,
+                    timeout=None if cancel is None else PROGRESS_PERIOD,
+                    return_when="FIRST_COMPLETED",
+                )
+            except TimeoutError:
+                continue
+            remaining = list(not_done)
+            for future in done:
+                run = by_key[future.key]
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    finish(run, None, exc)
+                else:
+                    finish(run, result, None)
+    except BaseException as exc:
+        # Dask cannot end a running task: the runs end themselves once they see the event
+        # (within PROGRESS_PERIOD), and the pending ones return at once when they start;
+        # what has not ended within a bound is cancelled.
+        stop_event.set()
+        with contextlib.suppress(Exception):
+            dask_wait(futures, timeout=2 * PROGRESS_PERIOD + 1)
         client.cancel(futures)
-        raise
+        if not isinstance(exc, _Cancelled):
+            raise
     finally:
+        if reader is not None:
+            reader.close()
         client.close()
         if cluster is not None:
             cluster.close()

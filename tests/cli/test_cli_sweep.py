@@ -216,3 +216,82 @@ def test_ctrl_c_cancels_the_sweep_and_exits_cleanly() -> None:
     assert "Traceback" not in err
     data = json.loads(out)
     assert data["interrupted"] is True and data["runs"] == []
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_sigterm_cancels_the_sweep_and_reports_what_finished() -> None:
+    # Run 1 is data-driven (a second or so), run 2 clock-driven at 60x (hours): SIGTERM
+    # once run 1 is reported finished, while run 2 still runs.
+    process = subprocess.Popen(
+        [
+            *COMMAND,
+            "demo",
+            *DAY,
+            "--set",
+            "backtest.speed=60",
+            "--param",
+            "backtest.clock=data-driven,clock-driven",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
+    first = process.stderr.readline()  # one line per finished run when stderr is a pipe
+    assert first.startswith("sweep: 1 of 2 finished: run 1 completed"), first
+    workers = [pid for pid in _children(process.pid) if "spawn_main" in _cmdline(pid)]
+    assert len(workers) == 2, "the sweep has no worker processes"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "terminated: the pending runs were cancelled" not in err  # --json: no table
+    data = json.loads(out)
+    assert data["interrupted"] is True
+    assert [(r["index"], r["state"]) for r in data["runs"]] == [(0, "completed")]
+    assert data["runs"][0]["parameters"] == {"backtest.clock": "data-driven"}
+    # No worker outlives the sweep (multiprocessing's resource tracker, not a worker,
+    # ends by itself once its parent is gone).
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def test_sigterm_without_json_prints_the_table_of_what_finished() -> None:
+    process = subprocess.Popen(
+        [
+            *COMMAND,
+            "demo",
+            *DAY,
+            "--set",
+            "backtest.speed=60",
+            "--param",
+            "backtest.clock=data-driven,clock-driven",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
+    first = process.stderr.readline()
+    assert "run 1 completed" in first, first
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "1 of 2 runs" in out and "data-driven" in out
+    assert "terminated: the pending runs were cancelled" in err

@@ -1,0 +1,79 @@
+"""The human summary of one run, as Rich renderables: what ``sessionkit run`` prints.
+
+Pure functions of a :meth:`RunResult.to_dict() <sessionkit.engine.runs.result.RunResult.to_dict>`,
+usable from any thread. ``sessionkit run`` prints them; the sweep monitor of
+``sessionkit-tui`` shows the same for a finished run of a sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary_renderables(data: dict[str, Any]) -> list[Any]:
+    """The summary of a ``RunResult.to_dict()``: a headline, errors and warnings, the bars
+    and quality table, overruns and signals, and the metrics (Rich renderables, in order).
+
+    User text (symbols, messages) is escaped, never read as markup.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[Any] = []
+    sessions = data["sessions"]
+    span = f"{sessions[0]} .. {sessions[-1]}" if sessions else "none"
+    out.append(
+        Text.from_markup(
+            f"[bold]{data['state']}[/]: {len(sessions)} session(s) {span}, "
+            f"{data['clock']}"
+            + (f" at {data['speed']:g}x" if data["speed"] else "")
+            + f", {data['steps']} steps, {data['bars_per_second']:,.0f} bars/s, "
+            f"load {data['load_seconds']:.3f}s"
+        )
+    )
+    if data["error"]:
+        out.append(Text.from_markup(f"[red]error:[/] {escape(str(data['error']))}"))
+    for warning in data["warnings"]:
+        out.append(Text.from_markup(f"[yellow]warning:[/] {escape(str(warning))}"))
+    table = Table(title="bars and quality")
+    intervals = sorted({i for per in data["bars"].values() for i in per}, key=_seconds)
+    table.add_column("symbol")
+    for interval in intervals:
+        table.add_column(f"{interval} bars", justify="right")
+    table.add_column("quality %", justify="right")
+    table.add_column("gaps", justify="right")
+    for symbol, per in data["bars"].items():
+        quality = next(iter(data["quality"][symbol].values()), None)
+        table.add_row(
+            escape(symbol),
+            *(f"{per.get(i, 0):,}" for i in intervals),
+            "-" if quality is None else f"{quality:.2f}",
+            str(data["gaps"].get(symbol, 0)),
+        )
+    out.append(table)
+    overruns = ", ".join(f"{k}: {v}" for k, v in data["overruns"].items())
+    out.append(
+        Text(
+            f"overruns: {overruns or 'none'}; signals: {data['signal_count']}; "
+            f"analysis errors: {data['analysis_errors']}"
+        )
+    )
+    if data["metrics"]:
+        out.append(
+            Text("metrics: " + ", ".join(f"{k} {number(v)}" for k, v in data["metrics"].items()))
+        )
+    return out
+
+
+def number(value: float | None) -> str:
+    """A metric as the summary shows it: ``1,234``, ``0.4567``, ``-`` for none."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+
+
+def _seconds(interval: str) -> int:
+    from ..core.bar import INTERVAL_SECONDS
+
+    return INTERVAL_SECONDS.get(interval, 0)

@@ -1,0 +1,16 @@
+"""Analyses of the sweep tests (loaded by worker processes through ``analysis.entry``)."""
+
+from __future__ import annotations
+
+import sys
+
+from sessionkit.engine.examples import SmaCross
+
+
+class Noisy(SmaCross):
+    """SmaCross that prints at each session start, to stdout and to stderr."""
+
+    def on_session_start(self, ctx) -> None:
+        print(f"noisy stdout fast={self.fast}", flush=True)
+        print(f"noisy stderr fast={self.fast}", file=sys.stderr, flush=True)
+        super().on_session_start(ctx)

@@ -1,0 +1,449 @@
+"""The sweep monitor (``sessionkit-tui sweep``): snapshots at a fixed point, every key, and
+quitting a real sweep of worker processes.
+
+The snapshot and key tests feed the monitor a fake source: the runs of a real plan, and a
+fixed script of progress records and outcomes (the outcomes' results come from real runs
+of the demo, their wall-clock figures fixed), delivered from the monitor's own worker
+thread as the real sweep delivers them. Accept changed snapshots with
+``pytest tests/tui/test_tui_sweep.py --snapshot-update`` only after looking at them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from sessionkit.engine import run_backtest
+from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, plan_sweep
+from sessionkit.tui.screens.sweep_summary import RunSummaryScreen
+from sessionkit.tui.sweep_app import LiveSweep, SweepMonitorApp, create_sweep_app
+from sessionkit.tui.sweep_cli import main as sweep_main
+from sessionkit.tui.widgets.sweep_table import SweepTable
+from textual.pilot import Pilot
+from textual.widgets import Static
+from tui_helpers import SNAPSHOT_SIZES
+
+DAY = {"backtest.start_date": "2024-12-09", "backtest.end_date": "2024-12-09"}
+FAST = [5, 10, 20, 30, 40]
+
+
+class FakeSweep:
+    """A sweep source that delivers a fixed script, then holds (like runs still going)
+    until cancelled."""
+
+    executor = "2 worker processes"
+
+    def __init__(self, runs, script, *, hold: bool = True) -> None:
+        self.runs = runs
+        self.script = script
+        self.hold = hold
+        self.delivered = threading.Event()
+        self.cancelled = threading.Event()
+
+    def run(self, *, on_progress, on_done, cancel) -> None:
+        for item in self.script:
+            (on_done if isinstance(item, SweepOutcome) else on_progress)(item)
+        self.delivered.set()
+        if self.hold and cancel.wait(30):
+            self.cancelled.set()
+
+
+def _fixed(result):
+    """A real result with its wall-clock figures fixed (the summary shows them)."""
+    return dataclasses.replace(
+        result,
+        bars_per_second=25000.0,
+        load_seconds=0.25,
+        wall_seconds=0.5,
+        step_latency_ms=0.1,
+        load={"initial_seconds": 0.2, "subsequent_mean_seconds": None},
+    )
+
+
+@pytest.fixture(scope="module")
+def script_parts():
+    runs = plan_sweep("demo", grid={"analysis.options.fast": FAST}, overrides=DAY)
+    done = _fixed(run_backtest(runs[0].config))
+    third = _fixed(run_backtest(runs[2].config))
+    return runs, done, third
+
+
+def _script(runs, done, third) -> list:
+    """Run 1 completed, run 2 failed, run 3 completed, run 4 streaming at 40 %, run 5
+    pending."""
+    bars = sum(per["1m"] for per in done.bars.values())
+    quality = round(sum(q["1m"] for q in done.quality.values()) / len(done.quality), 2)
+
+    def record(index: int, state: str, done_bars: int, metrics: dict) -> RunProgress:
+        return RunProgress(
+            index=index,
+            state=state,
+            bars=done_bars,
+            expected_bars=bars,
+            bars_per_second=25000.0,
+            quality=quality,
+            overruns=0,
+            session_index=1,
+            session_count=1,
+            metrics=metrics,
+        )
+
+    return [
+        record(0, "streaming", bars // 2, {}),
+        record(0, "completed", bars, dict(done.metrics)),
+        SweepOutcome(runs[0], done),
+        SweepOutcome(runs[1], None, "ConfigError: analysis.options.fast: not today"),
+        record(2, "completed", bars, dict(third.metrics)),
+        SweepOutcome(runs[2], third),
+        record(3, "streaming", bars * 2 // 5, {"total_return_pct": 0.125, "trades": 3.0}),
+    ]
+
+
+def _source(script_parts, *, hold: bool = True) -> FakeSweep:
+    runs, done, third = script_parts
+    return FakeSweep(runs, _script(runs, done, third), hold=hold)
+
+
+def _app(source) -> SweepMonitorApp:
+    return create_sweep_app(source, frozen_metrics=True, title="demo.toml")
+
+
+async def _until(predicate: Callable[[], bool], pilot: Pilot, bound: float = 20.0) -> None:
+    """Let the app run until ``predicate`` holds (``bound`` only stops a hang)."""
+    deadline = time.monotonic() + bound
+    while not predicate():
+        assert time.monotonic() < deadline, "the monitor never reached the expected state"
+        await pilot.pause(0.02)
+
+
+async def _delivered(pilot: Pilot) -> None:
+    """``run_before``: the whole script delivered and shown."""
+    app = pilot.app
+    assert isinstance(app, SweepMonitorApp)
+    await _until(lambda: app.source.delivered.is_set(), pilot)
+    await pilot.pause()
+    await _until(lambda: app.board.entries[3].record is not None, pilot)
+    app.query_one(SweepTable).show(app.board)
+    await pilot.pause()
+
+
+# -- snapshots ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_runs_table(snap_compare, script_parts, size):
+    """Two runs completed, one failed, one streaming at 40 %, one pending."""
+    source = _source(script_parts)
+    try:
+        assert snap_compare(_app(source), terminal_size=size, run_before=_delivered)
+    finally:
+        source.hold = False
+
+
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_summary_of_a_finished_run(snap_compare, script_parts, size):
+    source = _source(script_parts)
+
+    async def open_summary(pilot: Pilot) -> None:
+        await _delivered(pilot)
+        await pilot.press("enter")  # the cursor starts on run 1, completed
+        await _until(lambda: isinstance(pilot.app.screen, RunSummaryScreen), pilot)
+        await pilot.pause()
+
+    assert snap_compare(_app(source), terminal_size=size, run_before=open_summary)
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+async def test_the_table_shows_every_state(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        states = [app.board.entries[i].state for i in range(5)]
+        assert states == ["completed", "failed", "completed", "streaming", "pending"]
+        table = app.query_one(SweepTable)
+        assert table.order == [0, 1, 2, 3, 4]
+        assert table.get_cell("3", "progress").plain.endswith(" 40%")
+        assert table.get_cell("0", "metric:total_return_pct").plain != "-"
+        status = str(app.query_one("#sweep-status", Static).render())
+        assert "5 runs, 2 worker processes" in status
+        assert "3 done (1 failed), 1 running, 1 pending" in status
+        await pilot.press("q")
+    assert source.cancelled.is_set()
+
+
+def _returns(app: SweepMonitorApp) -> dict[int, float | None]:
+    return {i: e.metric("total_return_pct") for i, e in app.board.entries.items()}
+
+
+async def test_s_cycles_the_sort_column_and_metrics_sort_best_first(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        table = app.query_one(SweepTable)
+        keys = [c.key for c in app.board.columns()]
+        assert keys[:8] == [
+            "index",
+            "param:analysis.options.fast",
+            "state",
+            "progress",
+            "rate",
+            "quality",
+            "overruns",
+            "metric:total_return_pct",
+        ]
+        await pilot.press("s")
+        assert (table.sort_key, table.sort_descending) == ("param:analysis.options.fast", False)
+        assert table.order == [0, 1, 2, 3, 4]
+        await pilot.press("s")
+        assert table.sort_key == "state"  # trouble first, done last
+        assert table.order == [1, 4, 3, 0, 2]
+        for _ in range(5):
+            await pilot.press("s")
+        assert (table.sort_key, table.sort_descending) == ("metric:total_return_pct", True)
+        returns = _returns(app)
+        known = sorted((i for i in returns if returns[i] is not None), key=lambda i: -returns[i])
+        assert table.order == [*known, 1, 4]  # runs without the metric last
+        assert len(known) == 3
+        assert "sorted by total_return% ▼" in str(table.border_subtitle)
+        for _ in range(len(keys) - 7):
+            await pilot.press("s")
+        assert table.sort_key == "index"  # round again
+        await pilot.press("q")
+
+
+async def test_clicking_a_header_sorts_by_it_and_again_reverses(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        table = app.query_one(SweepTable)
+        columns = app.board.columns()
+        position = next(i for i, c in enumerate(columns) if c.key == "metric:total_return_pct")
+        # The border, then each column with one cell of padding either side.
+        x = 1 + sum(c.width + 2 for c in columns[:position]) + 2
+        await pilot.click(SweepTable, offset=(x, 1))
+        assert (table.sort_key, table.sort_descending) == ("metric:total_return_pct", True)
+        best_first = list(table.order)
+        await pilot.click(SweepTable, offset=(x, 1))
+        assert table.sort_descending is False
+        assert table.order[:3] == best_first[:3][::-1]
+        await pilot.press("q")
+
+
+async def test_the_cursor_follows_the_run_when_the_order_changes(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        table = app.query_one(SweepTable)
+        await pilot.press("down", "down")
+        assert table.run_index == 2
+        await pilot.press("s", "s")  # by state: run 3 moves to the bottom
+        assert table.run_index == 2 and table.order[-1] == 2
+        await pilot.press("q")
+
+
+async def test_enter_shows_a_finished_runs_summary_and_escape_goes_back(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        await pilot.press("enter")
+        await _until(lambda: isinstance(app.screen, RunSummaryScreen), pilot)
+        body = app.screen.query_one("#summary-body", Static)
+        text = _plain(body)
+        _runs, done, _third = script_parts
+        assert "completed: 1 session(s) 2024-12-09 .. 2024-12-09" in text
+        assert f"signals: {done.signal_count}" in text
+        assert "run 1 of 5: analysis.options.fast=5" in _plain(
+            app.screen.query_one("#summary-title", Static)
+        )
+        await pilot.press("escape")
+        await _until(lambda: not isinstance(app.screen, RunSummaryScreen), pilot)
+        # A failed run: its error.
+        await pilot.press("down", "enter")
+        await _until(lambda: isinstance(app.screen, RunSummaryScreen), pilot)
+        assert "failed: ConfigError: analysis.options.fast: not today" in _plain(
+            app.screen.query_one("#summary-body", Static)
+        )
+        await pilot.press("escape")
+        await _until(lambda: not isinstance(app.screen, RunSummaryScreen), pilot)
+        # A run still streaming, and one pending: no summary yet, the monitor says so.
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, RunSummaryScreen)
+        assert any("run 4 of 5 is streaming" in n.message for n in app._notifications)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert any("run 5 of 5 is pending" in n.message for n in app._notifications)
+        await pilot.press("q")
+
+
+def _plain(widget: Static) -> str:
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(widget.content if hasattr(widget, "content") else widget.renderable)
+    return console.export_text()
+
+
+async def test_q_cancels_the_pending_runs_and_quits(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        await pilot.press("q")
+        await _until(lambda: app.ended.is_set(), pilot)
+    assert source.cancelled.is_set()
+    assert [app.board.entries[i].state for i in range(5)] == [
+        "completed",
+        "failed",
+        "completed",
+        "cancelled",
+        "cancelled",
+    ]
+
+
+async def test_q_on_the_summary_screen_quits_too(script_parts) -> None:
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        await pilot.press("enter")
+        await _until(lambda: isinstance(app.screen, RunSummaryScreen), pilot)
+        await pilot.press("q")
+        await _until(lambda: app.ended.is_set(), pilot)
+    assert source.cancelled.is_set()
+
+
+async def test_a_finished_sweep_says_so_and_q_leaves_at_once(script_parts) -> None:
+    runs, done, third = script_parts
+    outcomes = [SweepOutcome(runs[0], done), SweepOutcome(runs[2], third)]
+    source = FakeSweep([runs[0], runs[2]], outcomes, hold=False)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(lambda: app.ended.is_set(), pilot)
+        await _until(lambda: "finished" in app.status_text(), pilot)
+        assert "2 done, 0 running, 0 pending" in app.status_text()
+        await pilot.press("q")
+    assert not source.cancelled.is_set()
+
+
+# -- a real sweep -----------------------------------------------------------------------------
+
+
+async def test_q_ends_a_real_sweeps_worker_processes() -> None:
+    # Clock-driven at 600x, a day lasts long enough to be seen streaming on any machine.
+    runs = plan_sweep(
+        "demo",
+        grid={"analysis.options.fast": [5, 10, 20]},
+        overrides={**DAY, "backtest.speed": 600},
+    )
+    app = create_sweep_app(LiveSweep(runs, workers=2))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(
+            lambda: (
+                sum(
+                    e.state == "streaming" and (e.record.bars or 0) > 0
+                    for e in app.board.entries.values()
+                )
+                == 2
+            ),
+            pilot,
+            bound=120,
+        )
+        assert app.board.entries[2].state == "pending"
+        began = time.monotonic()
+        await pilot.press("q")
+        await _until(lambda: app.ended.is_set(), pilot)
+    quit_seconds = time.monotonic() - began
+    print(f"q -> sweep ended and app left in {quit_seconds:.2f}s")
+    assert multiprocessing.active_children() == []  # no worker (nor the manager) lingers
+    assert [e.state for e in app.board.entries.values()] == ["cancelled"] * 3
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["demo"], "needs at least one --param KEY=V1,V2 or --shard-by"),
+        (["demo", "--param", "analysis.optons.fast=5,10"], "--param analysis.optons.fast=5"),
+        (["demo", "--param", "analysis.options.fast=5", "--workers", "0"], "--workers must be"),
+        (["demo", "--param", "analysis.options.fast=5", "--theme", "nope"], "unknown theme"),
+        (["demo", "--shard-by", "year"], "invalid choice: 'year'"),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(capsys, args, fragment) -> None:
+    assert sweep_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sessionkit-tui sweep: error: ") and fragment in err
+    assert "Traceback" not in err
+
+
+def test_the_main_command_hands_sweep_to_the_monitor(capsys) -> None:
+    from sessionkit.tui.cli import main
+
+    assert main(["sweep", "demo"]) == 2
+    assert "sessionkit-tui sweep: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for option in ("--param", "--set", "--shard-by", "--workers", "--dask", "enter", "q "):
+        assert option in help_text
+
+
+# -- the board, without Pilot -------------------------------------------------------------------
+
+
+def test_the_board_of_a_sharded_sweep_has_a_window_column() -> None:
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    runs = plan_sweep(
+        "demo",
+        shard_by="week",
+        overrides={"backtest.start_date": "2024-11-27", "backtest.end_date": "2024-12-10"},
+    )
+    board = SweepBoard(runs)
+    keys = [c.key for c in board.columns()]
+    assert keys[:3] == ["index", "window", "state"]
+    from sessionkit.tui.format import Figures
+
+    windows = [board.cells(i, Figures())[1][0] for i in range(3)]
+    assert windows == ["2024-11-27..11-29", "2024-12-02..12-06", "2024-12-09..12-10"]
+
+
+def test_a_record_after_the_outcome_changes_nothing(script_parts) -> None:
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    runs, done, _third = script_parts
+    board = SweepBoard(runs)
+    assert board.progress(RunProgress(0, "streaming", bars=10, expected_bars=100))
+    assert board.bars() == (10, None)  # the other runs have not said how many bars yet
+    board.finish(SweepOutcome(runs[0], done))
+    assert not board.progress(RunProgress(0, "streaming", bars=20, expected_bars=100))
+    assert board.entries[0].state == "completed" and board.entries[0].record.bars == 10
+    assert board.work_done() == 1.0
+    board.cancel_unfinished()
+    assert [e.state for e in board.entries.values()] == ["completed"] + ["cancelled"] * 4
+    assert board.counts() == {"done": 5, "running": 0, "pending": 0, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [(None, ""), (0.0, "           0%"), (0.5, "████      50%"), (0.99, "███████▉  99%")],
+)
+def test_the_progress_bar(fraction, text) -> None:
+    from sessionkit.tui.sweep_board import progress_bar
+
+    assert progress_bar(fraction) == text

@@ -1,0 +1,317 @@
+"""What the sweep monitor knows of each run of a sweep, and the table's rows and sort order.
+
+Used on the UI's event loop only (the messages that feed it are posted from the sweep's
+threads). No Textual here: the board is a plain model of the runs, testable without Pilot.
+Each run has its plan (parameters, date window), the newest
+:class:`~sessionkit.engine.runs.sweep.RunProgress` its worker posted, and, once it ended,
+its :class:`~sessionkit.engine.runs.sweep.SweepOutcome` (the last word: a progress record
+arriving after it is ignored).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun
+
+from . import format as fmt
+
+FINAL = frozenset({"completed", "stopped", "error", "failed", "cancelled"})
+"""States after which a run changes no more."""
+
+STATE_ORDER = {
+    "failed": 0,
+    "error": 1,
+    "stopped": 2,
+    "cancelled": 3,
+    "pending": 4,
+    "initializing": 5,
+    "session-ended": 6,
+    "paused": 6,
+    "streaming": 6,
+    "completed": 7,
+}
+"""How states sort (ascending: trouble first, done last)."""
+
+BAR_CELLS = 8
+"""Width of the progress column's bar, in cells."""
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of the runs table."""
+
+    key: str
+    title: str
+    width: int
+    numeric: bool = True
+    """Right-aligned; the first sort by it is descending (best first)."""
+
+
+@dataclass
+class RunEntry:
+    """One run as the monitor knows it."""
+
+    run: SweepRun
+    record: RunProgress | None = None
+    outcome: SweepOutcome | None = None
+    cancelled: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.outcome is not None:
+            return self.outcome.state
+        if self.cancelled:
+            return "cancelled"
+        return self.record.state if self.record is not None else "pending"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    @property
+    def fraction(self) -> float | None:
+        if self.outcome is not None and self.outcome.state == "completed":
+            return 1.0
+        return None if self.record is None else self.record.fraction
+
+    def metric(self, name: str) -> float | None:
+        result = self.outcome.result if self.outcome is not None else None
+        if result is not None:
+            return result.metrics.get(name)
+        return None if self.record is None else self.record.metrics.get(name)
+
+
+def metric_title(name: str) -> str:
+    """A metric's column title: ``total_return_pct`` -> ``total_return%``."""
+    return name[: -len("_pct")] + "%" if name.endswith("_pct") else name
+
+
+def progress_bar(fraction: float | None) -> str:
+    """``██████▌   82%``: a bar of :data:`BAR_CELLS` cells and the percentage (empty when
+    unknown)."""
+    if fraction is None:
+        return ""
+    eighths = round(max(0.0, min(1.0, fraction)) * BAR_CELLS * 8)
+    full, part = divmod(eighths, 8)
+    bar = "█" * full + (BLOCKS[part] if part else "")
+    return f"{bar:<{BAR_CELLS}} {fraction * 100:>3.0f}%"
+
+
+def _window(run: SweepRun) -> str:
+    if run.window is None:
+        return ""
+    first, last = run.window
+    if first == last:
+        return first.isoformat()
+    if first.year == last.year:
+        return f"{first.isoformat()}..{last:%m-%d}"
+    return f"{first.isoformat()}..{last.isoformat()}"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return fmt.price(value) if not value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+class SweepBoard:
+    """Every run of one sweep: their state, the columns and the sort order."""
+
+    def __init__(self, runs: Sequence[SweepRun]) -> None:
+        self.entries = {run.index: RunEntry(run) for run in runs}
+        self.parameter_keys: list[str] = []
+        for run in runs:
+            for key in run.parameters:
+                if key not in self.parameter_keys:
+                    self.parameter_keys.append(key)
+        self.sharded = any(run.window is not None for run in runs)
+        self.metric_names: list[str] = []
+        """Metric names in the order the analysis reports them (learnt from the records)."""
+        self._plan_columns: list[Column] | None = None
+
+    # -- updates ------------------------------------------------------------------------
+
+    def progress(self, record: RunProgress) -> bool:
+        """Take a worker's record; False if it changes nothing (the run has ended)."""
+        entry = self.entries.get(record.index)
+        if entry is None or entry.outcome is not None or entry.cancelled:
+            return False
+        entry.record = record
+        self._learn(record.metrics)
+        return True
+
+    def finish(self, outcome: SweepOutcome) -> None:
+        entry = self.entries[outcome.run.index]
+        entry.outcome = outcome
+        if outcome.result is not None:
+            self._learn(outcome.result.metrics)
+
+    def cancel_unfinished(self) -> None:
+        """Mark every run that has not ended as cancelled."""
+        for entry in self.entries.values():
+            if not entry.finished:
+                entry.cancelled = True
+
+    def _learn(self, metrics: Any) -> None:
+        for name in metrics:
+            if name not in self.metric_names:
+                self.metric_names.append(name)
+
+    # -- figures --------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Runs per group: ``done`` (ended), ``running``, ``pending``, ``failed``
+        (failed or error)."""
+        out = {"done": 0, "running": 0, "pending": 0, "failed": 0}
+        for entry in self.entries.values():
+            state = entry.state
+            if state in FINAL:
+                out["done"] += 1
+                if state in ("failed", "error"):
+                    out["failed"] += 1
+            elif state == "pending":
+                out["pending"] += 1
+            else:
+                out["running"] += 1
+        return out
+
+    def bars(self) -> tuple[int, int | None]:
+        """Base bars streamed by every run so far, and of every run together (None until
+        each run has said how many its window holds)."""
+        done = 0
+        total: int | None = 0
+        for entry in self.entries.values():
+            record = entry.record
+            if record is not None:
+                done += record.bars
+            if record is None or record.expected_bars is None:
+                total = None
+            elif total is not None:
+                total += record.expected_bars
+        return done, total
+
+    def work_done(self) -> float:
+        """Runs done plus the done fraction of the running ones (for the ETA)."""
+        return sum(
+            1.0 if entry.finished else (entry.fraction or 0.0) for entry in self.entries.values()
+        )
+
+    # -- the table ------------------------------------------------------------------------
+
+    def columns(self) -> list[Column]:
+        """The table's columns: the plan's (fixed), then state and figures, then one per
+        metric the analysis has reported so far."""
+        if self._plan_columns is None:
+            self._plan_columns = self._columns_of_the_plan()
+        cols = list(self._plan_columns)
+        cols += [
+            Column("state", "state", 12, numeric=False),
+            Column("progress", "progress", BAR_CELLS + 5),
+            Column("rate", "bars/s", 6),
+            Column("quality", "Q%", 5),
+            Column("overruns", "Ovr", 3),
+        ]
+        for name in self.metric_names:
+            title = metric_title(name)
+            cols.append(Column(f"metric:{name}", title, max(len(title), 7)))
+        return cols
+
+    def _columns_of_the_plan(self) -> list[Column]:
+        cols = [Column("index", "#", max(2, len(str(len(self.entries)))))]
+        for key in self.parameter_keys:
+            title = key.rsplit(".", 1)[-1]
+            width = max(
+                len(title),
+                *(len(_value_text(e.run.parameters.get(key, ""))) for e in self.entries.values()),
+            )
+            cols.append(Column(f"param:{key}", title, width, numeric=False))
+        if self.sharded:
+            width = max(len(_window(e.run)) for e in self.entries.values())
+            cols.append(Column("window", "window", max(6, width), numeric=False))
+        return cols
+
+    def cells(self, index: int, figures: fmt.Figures) -> tuple[tuple[str, str], ...]:
+        """The row of run ``index``: (text, style) per column; style is ``""``, ``done``,
+        ``failed``, ``pending`` or ``warning``."""
+        entry = self.entries[index]
+        record = entry.record
+        state = entry.state
+        style = {"completed": "done", "failed": "failed", "error": "failed", "pending": "pending"}
+        out: list[tuple[str, str]] = [(str(index + 1), "")]
+        for key in self.parameter_keys:
+            out.append((_value_text(entry.run.parameters.get(key, "")), ""))
+        if self.sharded:
+            out.append((_window(entry.run), ""))
+        out.append((state, style.get(state, "pending" if state == "cancelled" else "")))
+        out.append((progress_bar(entry.fraction), ""))
+        if record is None:
+            out += [(fmt.DASH, ""), (fmt.DASH, ""), (fmt.DASH, "")]
+        else:
+            rate = record.bars_per_second
+            out.append(("###" if figures.frozen and rate else _rate(rate), ""))
+            quality = record.quality
+            low = quality is not None and quality < 100.0
+            out.append((fmt.percent(quality), "warning" if low else ""))
+            out.append((str(record.overruns), "warning" if record.overruns else ""))
+        for name in self.metric_names:
+            value = entry.metric(name)
+            out.append((_metric_text(value), ""))
+        return tuple(out)
+
+    def sort_value(self, index: int, key: str) -> Any:
+        """The value run ``index`` sorts by in column ``key`` (None: unknown)."""
+        entry = self.entries[index]
+        record = entry.record
+        if key == "index":
+            return index
+        if key.startswith("param:"):
+            value = entry.run.parameters.get(key.removeprefix("param:"))
+            return None if value is None else (str(type(value)), value)
+        if key == "window":
+            return entry.run.window
+        if key == "state":
+            return STATE_ORDER.get(entry.state, 5)
+        if key == "progress":
+            return entry.fraction
+        if key.startswith("metric:"):
+            return entry.metric(key.removeprefix("metric:"))
+        if record is None:
+            return None
+        return {
+            "rate": record.bars_per_second,
+            "quality": record.quality,
+            "overruns": record.overruns,
+        }.get(key)
+
+    def order(self, key: str, descending: bool) -> list[int]:
+        """Run indexes sorted by column ``key``; unknown values last either way, ties in
+        plan order."""
+
+        def missing(value: Any) -> bool:
+            return value is None or (isinstance(value, float) and math.isnan(value))
+
+        indexes = list(self.entries)
+        known = [i for i in indexes if not missing(self.sort_value(i, key))]
+        unknown = [i for i in indexes if missing(self.sort_value(i, key))]
+        known.sort(
+            key=lambda i: (self.sort_value(i, key), -i if descending else i), reverse=descending
+        )
+        return known + unknown
+
+
+def _rate(value: float) -> str:
+    return fmt.DASH if not value else fmt.compact_number(value)
+
+
+def _metric_text(value: float | None) -> str:
+    if value is None:
+        return fmt.DASH
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
