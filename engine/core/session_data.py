@@ -5,6 +5,34 @@ base bars the coordinator hands it, the derived bars it builds) together with ea
 indicator values; the data quality manager writes quality metrics; the analysis engine,
 the UI snapshot and the export read.
 
+Who writes the base bars
+------------------------
+DESIGN.md ("One step") names the coordinator the writer of the base bars and the processor
+the writer of the indicator values. Here one key is one :class:`BarSeries` (bars, their
+indicator rows and their known-from instants together), and its one writer is the data
+processor, which appends each base bar the coordinator hands it (in the step message)
+with the row it computes on it. Splitting the series into a coordinator-written bar key
+and a processor-written row key was weighed and not done, because:
+
+* **Alignment.** A reader takes the bar, its row and its instant from one tuple of
+  parallel lists, so they always match. Old bars are dropped at each session start by
+  swapping in new lists; with two writers either both would have to trim their lists
+  (readers could then see a bar beside the row of another bar until the second swap), or
+  every read would have to map positions through per-key offsets.
+* **Hand-off.** In clock-driven and live modes the coordinator would write bars that the
+  processor (another thread) then extends with rows; a reader between the two sees a bar
+  without its row, and the snapshot would have to re-align the two as ``Session.series``
+  used to (the issue that made the series one key).
+* **Throughput.** It costs one more call per bar on the hot path (about 1-2% of the
+  data-driven rate measured on the demo), for no reader-visible gain.
+
+So the rule the code keeps is: each key has exactly one writing component (every bar
+series the processor, quality the quality manager), which writes it from one thread at a
+time: its own thread, or in data-driven mode the coordinator's thread, where the
+coordinator runs the processor's handlers in order (the processor's thread then only
+waits; switching the clock mode first drains it). ``tests/pipeline/test_single_writer.py``
+checks it.
+
 A :class:`BarSeries` holds one (symbol, interval): each bar (and its close, for cheap
 views of closes), the row of indicator values computed on it, and the instant from which
 it is *known* (the simulated instant at which
@@ -152,8 +180,12 @@ class BarSeries:
         """The closes of the last ``n`` bars known at ``at``, oldest first. O(n)."""
         if n <= 0:
             return []
-        i = self._position(at)
-        return self._cols[4][max(0, i - n) : i]
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_position`: the analysis's hot path
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
+        return cols[4][i - n if i > n else 0 : i]
 
     def value(self, name: str, at: float | None = None) -> Any:
         """Indicator output ``name`` of the last bar known at ``at`` (None if none).

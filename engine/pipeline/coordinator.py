@@ -49,7 +49,7 @@ from .runtime import (
     StopRequested,
     monotonic,
 )
-from .snapshot import ThreadStats
+from .snapshot import CoordinatorStats, ThreadStats
 
 READ_AHEAD_BARS = 20_000
 """About how many bars of the coming sessions one step load reads (bounds the memory, and
@@ -139,6 +139,8 @@ class SessionCoordinator(threading.Thread):
         The quality manager (never waited on while streaming).
     fills
         Live mode: backfilled bars from the quality manager, merged into the next instant.
+    first
+        1-based index of the session to start at (a seek restarts the run there).
     """
 
     def __init__(
@@ -151,13 +153,15 @@ class SessionCoordinator(threading.Thread):
         analysis: Stage | None,
         quality: Stage,
         fills: PendingFills | None = None,
+        *,
+        first: int = 1,
     ) -> None:
         super().__init__(name="session_coordinator", daemon=True)
         self.runtime = runtime
         self.tm = time_manager
         self.dm = data_manager
         self.sessions = tuple(sessions)
-        self.first = 1
+        self.first = first
         """1-based index of the session to start at (a seek restarts the run there)."""
         self.processor = processor
         self.analysis = analysis
@@ -182,6 +186,9 @@ class SessionCoordinator(threading.Thread):
         self._read_ahead: dict[int, list[Step]] = {}
         """Steps of coming sessions, read with an earlier one (by session index)."""
         self._fills = fills if fills is not None else PendingFills()
+        self._live = config.mode == "live"
+        """Live mode: backfills may arrive (merged into the next instant, in order)."""
+        self._set_clock = runtime.sim_clock.set
         self._last_start: dict[str, datetime] = {}
         """Start of each symbol's latest base bar (to order backfills)."""
         self._gc_frozen = False
@@ -233,20 +240,33 @@ class SessionCoordinator(threading.Thread):
                 stage.ready.cancel()
         self.runtime.idle.set()
 
-    def stats(self) -> ThreadStats:
-        """The coordinator's busy, waiting and loading seconds, for the snapshot."""
+    def stats(self) -> CoordinatorStats:
+        """The coordinator's counters and its busy, waiting and loading seconds, frozen,
+        for the snapshot. Any thread (each value is read once; they may be a step apart)."""
         metrics = self.metrics
         inline = sum(stage.inline_busy for stage in self.stages)
         # While streaming: its own publishing, plus its share of the inline instants.
         handlers = sum(stage.inline_steps for stage in self.stages)
-        busy = metrics.streaming_seconds() - metrics.waiting - handlers
-        return ThreadStats(
+        streaming = metrics.streaming_seconds()
+        busy = streaming - metrics.waiting - handlers
+        thread = ThreadStats(
             name=self.name,
             busy_seconds=max(0.0, busy),
             inline_seconds=inline,
             waiting_seconds=metrics.waiting,
             messages=metrics.steps,
             load_seconds=metrics.load_seconds,
+        )
+        return CoordinatorStats(
+            thread=thread,
+            steps=metrics.steps,
+            bars=metrics.bars,
+            streaming_seconds=streaming,
+            initial_load_seconds=metrics.initial_load,
+            subsequent_load_seconds=tuple(metrics.subsequent_loads),
+            step_latency_total=metrics.step_time_total,
+            step_latency_count=metrics.step_time_count,
+            step_latency_max=metrics.step_time_max,
         )
 
     # -- hand-offs ----------------------------------------------------------------------
@@ -264,15 +284,20 @@ class SessionCoordinator(threading.Thread):
         """
         if self.runtime.controls.clock == "data-driven":
             if self._threaded_seq:
-                self._wait_consumers(self._threaded_seq, blocking=True)
-                self._threaded_seq = 0
+                self._drain()
+            started = monotonic()
             for stage in self.stages:
-                stage.run_inline(message)
+                started = stage.run_inline(message, started)
             return
         self.processor.queue.put(message)
         self._threaded_seq = message.seq
         if wait:
             self._wait_consumers(message.seq, blocking=True)
+
+    def _drain(self) -> None:
+        """Wait for the stages' threads to finish what they hold (switching to inline)."""
+        self._wait_consumers(self._threaded_seq, blocking=True)
+        self._threaded_seq = 0
 
     # -- initialization -----------------------------------------------------------------
 
@@ -510,26 +535,39 @@ class SessionCoordinator(threading.Thread):
 
     def _publish(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         started = monotonic()
-        if self._fills:
-            items = self._merge_fills(items)
-        last = self._last_start
-        for symbol, bar in items:
-            last[symbol] = bar.start
+        if self._live:
+            if self._fills:
+                items = self._merge_fills(items)
+            last = self._last_start
+            for symbol, bar in items:
+                last[symbol] = bar.start
         runtime = self.runtime
-        runtime.sim_time = t
-        message = StepReady(self._next_seq(), t, t.timestamp(), items)
+        self._set_clock(t)
+        self.seq += 1
+        message = StepReady(self.seq, t, t.timestamp(), items)
         self.quality.queue.put(message)
         metrics = self.metrics
         metrics.steps += 1
         metrics.bars += len(items)
-        inline = runtime.controls.clock == "data-driven"
-        self._dispatch(message, wait=self._stepping or inline)
-        if self._stepping or inline:
-            elapsed = monotonic() - started
-            metrics.step_time_total += elapsed
-            metrics.step_time_count += 1
-            if elapsed > metrics.step_time_max:
-                metrics.step_time_max = elapsed
+        if runtime.controls.clock == "data-driven":
+            # The hot path: both handlers in order here; one clock reading between them
+            # times each (:meth:`Stage.run_inline`).
+            if self._threaded_seq:
+                self._drain()
+            ended = started
+            for stage in self.stages:
+                ended = stage.run_inline(message, ended)
+        else:
+            self._dispatch(message, wait=self._stepping)
+            if not self._stepping:
+                runtime.version += 1
+                return
+            ended = monotonic()
+        elapsed = ended - started
+        metrics.step_time_total += elapsed
+        metrics.step_time_count += 1
+        if elapsed > metrics.step_time_max:
+            metrics.step_time_max = elapsed
         runtime.version += 1
 
     def _wait_consumers(self, seq: int, *, blocking: bool, deadline: float | None = None) -> bool:
