@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -118,6 +118,14 @@ class BarSeries:
         closes.append(bar[4])
         rows.append(row)
         knowns.append(known)
+
+    def appenders(self) -> tuple[Callable, Callable, Callable, Callable]:
+        """The writer's hot path: the ``append`` of the bar, close, row and known-from lists,
+        to be called in that order for each bar (as :meth:`append` does, without its call).
+        Writer only; valid until the next :meth:`reset` or :meth:`drop_before`, which
+        replace the lists."""
+        bars, rows, knowns, _history, closes = self._cols
+        return bars.append, closes.append, rows.append, knowns.append
 
     def reset(self, bars: Iterable[Bar] = (), rows: Iterable[tuple] = (), known=()) -> None:
         """Replace the whole content (all three the same length). Writer only."""

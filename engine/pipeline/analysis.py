@@ -248,8 +248,12 @@ class AnalysisEngine(Stage):
     def on_step(self, message: StepReady) -> None:
         ctx = self._ctx
         ctx.time, ctx.epoch, ctx.items = message.time, message.epoch, message.items
-        if self._on_step is not None:
-            self._call(self._on_step, "step")
+        hook = self._on_step
+        if hook is not None:
+            try:  # :meth:`_call`, inlined: once per instant
+                hook(ctx)
+            except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                self._user_error("step", exc)
 
     def on_session_start(self, message: SessionStarted) -> None:
         ctx = self._ctx

@@ -17,7 +17,7 @@ arrived in it; a window without bars is never emitted, so a gap never invents a 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ..config import SessionConfig
 from ..core.bar import Bar, interval_delta
@@ -35,6 +35,9 @@ from .runtime import (
     StopRequested,
 )
 
+_NEVER = datetime.max.replace(tzinfo=UTC)
+_NOW = datetime.min.replace(tzinfo=UTC)
+
 
 class IndicatorStream:
     """Indicators of one (symbol, interval) and the series they write (processor-owned)."""
@@ -48,6 +51,10 @@ class IndicatorStream:
         "names",
         "total",
         "update",
+        "add_bar",
+        "add_close",
+        "add_row",
+        "add_known",
     )
 
     def __init__(self, symbol: str, interval: str, series: BarSeries, configs: list) -> None:
@@ -60,6 +67,11 @@ class IndicatorStream:
         self.total = 0
         """Bars of the streamed sessions (history excluded)."""
         self.reset()
+        self.bind()
+
+    def bind(self) -> None:
+        """Take the series' list appends again (after it replaced its lists)."""
+        self.add_bar, self.add_close, self.add_row, self.add_known = self.series.appenders()
 
     def reset(self) -> None:
         """Fresh indicators (a warm-up follows).
@@ -165,6 +177,8 @@ class DataProcessor(Stage):
             self.symbols[symbol] = _Symbol(symbol, self.streams[symbol, base], windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
         self._lookup_cache: dict[tuple, dict[timedelta, dict]] = {}
+        self._due = _NEVER
+        """No open window ends before this (see :meth:`process_step`); earlier is safe."""
         self._session: SessionTimes | None = None
         """The session whose windows are being built (open, close and break)."""
         self._known: float | None = None
@@ -205,15 +219,27 @@ class DataProcessor(Stage):
             symbol = symbols[name]
             base = symbol.base
             row = base.update(bar)
-            base.series.append(bar, row, known)
+            # BarSeries.append, inlined (readers are bounded by the known-from list: last)
+            base.add_bar(bar)
+            base.add_close(bar[4])
+            base.add_row(row)
+            base.add_known(known)
             base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
             if symbol.windows:
                 feed(symbol.windows, bar)
-        for window in self._windows:
-            if window.count and t >= window.end:
-                self._emit(window)
+        if t >= self._due:
+            # A window whose last bars are missing is emitted at the first step at or
+            # after its end (scanned only once the earliest open window's end is reached).
+            due = _NEVER
+            for window in self._windows:
+                if window.count:
+                    if t >= window.end:
+                        self._emit(window)
+                    elif window.end < due:
+                        due = window.end
+            self._due = due
 
     def window_bounds(self, window: _Window, start: datetime) -> tuple[datetime, datetime]:
         """The derived window of ``window``'s interval that holds a bar starting at ``start``.
@@ -280,6 +306,8 @@ class DataProcessor(Stage):
                 continue  # late bar of a window already emitted: never rewritten
             window.bounds = bounds
             window.start, window.end = bounds
+            if window.end < self._due:
+                self._due = window.end
             _start, window.o, window.h, window.l, window.c, window.v = bar
             window.count = 1
             if closing:
@@ -328,6 +356,8 @@ class DataProcessor(Stage):
             self._begin(symbol, plan)
         for stream in self.streams.values():
             stream.series.mark_history()
+            stream.bind()
+        self._due = _NOW
         self._streaming = True
 
     def _warm_up(self, plan: SessionPlan, history: dict[str, list[Bar]]) -> None:

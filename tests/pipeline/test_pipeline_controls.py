@@ -244,19 +244,19 @@ def test_resume_never_bursts_after_a_pause(sessions) -> None:
 
 
 def _paced(session: Session, speed: float, seconds: float) -> None:
-    """Clock-driven at ``speed`` (just set): over the next ``seconds``, simulated time never
-    runs ahead of the wall clock since the switch (x ``speed``, plus a bar either side), and
-    it does advance. Bounded from above only by the engine's own pacing, so a slow or busy
-    machine (which may fall behind the clock) cannot fail it."""
+    """Clock-driven at ``speed`` (just set): over the next ``seconds``, the engine runs no
+    more one-minute instants than the wall clock since the switch allows (x ``speed``,
+    plus a few: the instant in flight at the switch, and each session start re-anchors
+    the clock), and it does run. Bounded from above only by the engine's own pacing, so
+    a slow or busy machine (which may fall behind the clock) cannot fail it."""
     switched = time.perf_counter()
-    at = session.snapshot().sim_time
     before = session.snapshot().metrics.steps
     assert wait_for(lambda: session.snapshot().metrics.steps >= before + 2, timeout=30)
     time.sleep(max(0.0, seconds - (time.perf_counter() - switched)))
-    now = session.snapshot().sim_time
+    steps = session.snapshot().metrics.steps - before
     wall = time.perf_counter() - switched
-    advanced = (now - at).total_seconds()
-    assert advanced <= wall * speed + 120, f"{advanced}s simulated in {wall:.2f}s wall at {speed}x"
+    allowed = wall * speed / 60 + 3
+    assert steps <= allowed, f"{steps} instants in {wall:.2f}s wall at {speed}x"
 
 
 def _sprints(session: Session, steps: int) -> bool:
