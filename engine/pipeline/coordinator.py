@@ -59,6 +59,43 @@ _step_time = itemgetter(0)
 """A step's instant (what the steps are sorted by)."""
 
 
+GC_YOUNG_THRESHOLD = 20_000
+"""While a run streams, the collector's youngest generation is collected after this many
+allocations instead of CPython's 700 (restored when the last running session ends).
+
+The engine allocates a tuple per bar and indicator row that lives for the session; with
+700, the collector ran about 300 times per demo run and took 12-15% of its CPU time
+(measured with ``gc.callbacks``); at 20,000 the demo's streaming CPU time is about 20%
+lower, the work of the collections being spent once on many objects instead of on every
+700. Memory stays flat (``tests/benchmarks/test_bench_pipeline.py -k scaling``)."""
+
+_gc_lock = threading.Lock()
+_gc_runs = 0
+_gc_saved: tuple[int, int, int] | None = None
+
+
+def _gc_enter() -> None:
+    """A run starts streaming: raise the young-generation threshold (once per process)."""
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        if _gc_runs == 0:
+            _gc_saved = gc.get_threshold()
+            young, middle, old = _gc_saved
+            if young:  # 0 means the collector is off: leave it so
+                gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+        _gc_runs += 1
+
+
+def _gc_exit() -> None:
+    """A run ended: restore the thresholds once no other run is streaming."""
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        _gc_runs -= 1
+        if _gc_runs == 0 and _gc_saved is not None:
+            gc.set_threshold(*_gc_saved)
+            _gc_saved = None
+
+
 class Metrics:
     """Coordinator-owned counters (read by the snapshot; single writer)."""
 
@@ -206,6 +243,7 @@ class SessionCoordinator(threading.Thread):
 
     def run(self) -> None:
         runtime = self.runtime
+        _gc_enter()
         try:
             first = self.first
             for index, day in enumerate(self.sessions[first - 1 :], start=first):
@@ -228,6 +266,7 @@ class SessionCoordinator(threading.Thread):
         except Exception as exc:
             runtime.fail("session_coordinator", exc)
         finally:
+            _gc_exit()
             self._terminate()
 
     def _terminate(self) -> None:
