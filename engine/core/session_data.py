@@ -192,14 +192,22 @@ class BarSeries:
 
     def last(self, at: float | None = None) -> Bar | None:
         """The last bar known at ``at``, or None."""
-        cols, i = self._locate(at)
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate` (hot path)
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
         return cols[0][i - 1] if i > cols[5] else None
 
     def bars(self, n: int, at: float | None = None) -> list[Bar]:
         """A copy of the last ``n`` bars known at ``at``, oldest first. O(n)."""
         if n <= 0:
             return []
-        cols, i = self._locate(at)
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate` (hot path)
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
         first = cols[5]
         return cols[0][max(first, i - n) : i] if i > first else []
 
@@ -227,7 +235,11 @@ class BarSeries:
             If the series has no such indicator output.
         """
         column = self.columns[name]
-        cols, i = self._locate(at)
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate` (hot path)
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
         return cols[1][i - 1][column] if i > cols[5] else None
 
     def values(self, name: str, n: int, at: float | None = None) -> list[Any]:

@@ -1,4 +1,5 @@
-"""The collector's young-generation threshold is raised while runs stream, then restored."""
+"""The collector's young-generation threshold is raised while runs stream, loads are frozen,
+and both are undone when the last run ends."""
 
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ def _session() -> Session:
 
 def test_threshold_raised_while_streaming_and_restored_after_the_last_run() -> None:
     before = gc.get_threshold()
+    gc.unfreeze()
     first, second = _session(), _session()
     try:
         first.start()
         assert first.wait_idle(10)
         raised = (max(before[0], GC_YOUNG_THRESHOLD), *before[1:])
         assert gc.get_threshold() == raised
+        assert gc.get_freeze_count() > 0  # the first session's load
+        assert gc.isenabled()
         second.start()
         assert second.wait_idle(10)
         assert first.stop()
@@ -41,6 +45,7 @@ def test_threshold_raised_while_streaming_and_restored_after_the_last_run() -> N
         first.stop()
         assert second.stop()
     assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_disabled_threshold_is_left_alone() -> None:
