@@ -1,7 +1,7 @@
 """Every key of SessionData has exactly one writer (DESIGN.md "One step").
 
-Every write to the store (a bar series' append, reset, trim or history mark; a quality
-metric) is recorded with the thread that made it and the engine component whose code made
+Every write to the store (a bar series' append, through the method or the writer's list
+appends, reset, trim or history mark; a quality metric) is recorded with the thread that made it and the engine component whose code made
 it. Each bar series must be written only by the data processor and each quality key only
 by the quality manager, each from one thread at a time: the processor's own thread in
 clock-driven mode, the coordinator's thread (running the processor's handlers in order) in
@@ -69,6 +69,22 @@ def writes(monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(BarSeries, name, wrapper)
+    appenders = BarSeries.appenders
+
+    def recording_appenders(self):
+        # The processor's hot path appends through these (no BarSeries.append call).
+        key = ("series", self.symbol, self.interval)
+
+        def wrap(append):
+            def recorded(value):
+                record(key)
+                return append(value)
+
+            return recorded
+
+        return tuple(wrap(append) for append in appenders(self))
+
+    monkeypatch.setattr(BarSeries, "appenders", recording_appenders)
     set_quality = SessionData.set_quality_metric
 
     def quality(self, symbol, interval, pct):
