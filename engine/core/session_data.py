@@ -23,8 +23,10 @@ and a processor-written row key was weighed and not done, because:
   processor (another thread) then extends with rows; a reader between the two sees a bar
   without its row, and the snapshot would have to re-align the two as ``Session.series``
   used to (the issue that made the series one key).
-* **Throughput.** It costs one more call per bar on the hot path (about 1-2% of the
-  data-driven rate measured on the demo), for no reader-visible gain.
+* **No gain to pay for.** Throughput is not the obstacle (the writer appends through the
+  lists' own ``append``, see :meth:`BarSeries.appenders`, so the appends would only move
+  between threads); what a split would buy is a second writer to coordinate with at every
+  session start and in every reader, for nothing a reader could see.
 
 So the rule the code keeps is: each key has exactly one writing component (every bar
 series the processor, quality the quality manager), which writes it from one thread at a
