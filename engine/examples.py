@@ -45,17 +45,20 @@ class SmaCross:
 
     def on_step(self, ctx: Any) -> None:
         book = self._book
+        fast_n, slow_n = self.fast, self.slow
+        state = self._above
+        closes_of = ctx.closes
         for symbol, bar in ctx.items:
             if book is not None:
-                book.on_bar(symbol, bar.open, bar.close)
-            closes = ctx.closes(symbol, self.slow)  # the last closes known at ctx.time
-            if len(closes) < self.slow:
+                book.on_bar(symbol, bar[1], bar[4])  # open, close
+            closes = closes_of(symbol, slow_n)  # the last closes known at ctx.time
+            if len(closes) < slow_n:
                 continue
-            fast = sum(closes[-self.fast :]) / self.fast
-            slow = sum(closes) / self.slow
+            fast = sum(closes[-fast_n:]) / fast_n
+            slow = sum(closes) / slow_n
             above = fast > slow
-            before = self._above.get(symbol)
-            self._above[symbol] = above
+            before = state.get(symbol)
+            state[symbol] = above
             if before is not None and above != before:
                 if book is not None:
                     book.order(symbol, long=above)
@@ -63,7 +66,7 @@ class SmaCross:
                     symbol,
                     "buy" if above else "sell",
                     closes[-1],
-                    f"SMA{self.fast} {'above' if above else 'below'} SMA{self.slow}",
+                    f"SMA{fast_n} {'above' if above else 'below'} SMA{slow_n}",
                 )
         if book is not None:
             book.mark()
@@ -101,6 +104,9 @@ class _Book:
         self.pending[symbol] = long
 
     def on_bar(self, symbol: str, open_: float, close: float) -> None:
+        if not self.pending:  # the common case: no order waits for this bar
+            self.last[symbol] = close
+            return
         long = self.pending.pop(symbol, None)
         if long is True and self.units[symbol] == 0.0:
             self.cost[symbol] = self.cash[symbol]
@@ -117,10 +123,14 @@ class _Book:
         self.units[symbol] = 0.0
 
     def mark(self) -> None:
-        equity = sum(self.cash[s] + self.units[s] * self.last[s] for s in self.cash)
+        cash, units, last = self.cash, self.units, self.last
+        equity = sum(cash[s] + units[s] * last[s] for s in cash)
         self.equity = equity
-        self.peak = max(self.peak, equity)
-        self.max_drawdown = max(self.max_drawdown, 1.0 - equity / self.peak)
+        if equity > self.peak:
+            self.peak = equity
+        drawdown = 1.0 - equity / self.peak
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown
 
     def metrics(self) -> dict[str, float]:
         trades, wins = self.trades, self.wins

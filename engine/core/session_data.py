@@ -5,6 +5,36 @@ base bars the coordinator hands it, the derived bars it builds) together with ea
 indicator values; the data quality manager writes quality metrics; the analysis engine,
 the UI snapshot and the export read.
 
+Who writes the base bars
+------------------------
+DESIGN.md ("One step") names the coordinator the writer of the base bars and the processor
+the writer of the indicator values. Here one key is one :class:`BarSeries` (bars, their
+indicator rows and their known-from instants together), and its one writer is the data
+processor, which appends each base bar the coordinator hands it (in the step message)
+with the row it computes on it. Splitting the series into a coordinator-written bar key
+and a processor-written row key was weighed and not done, because:
+
+* **Alignment.** A reader takes the bar, its row and its instant from one tuple of
+  parallel lists, so they always match. Old bars are dropped at each session start by
+  swapping in new lists; with two writers either both would have to trim their lists
+  (readers could then see a bar beside the row of another bar until the second swap), or
+  every read would have to map positions through per-key offsets.
+* **Hand-off.** In clock-driven and live modes the coordinator would write bars that the
+  processor (another thread) then extends with rows; a reader between the two sees a bar
+  without its row, and the snapshot would have to re-align the two as ``Session.series``
+  used to (the issue that made the series one key).
+* **No gain to pay for.** Throughput is not the obstacle (the writer appends through the
+  lists' own ``append``, see :meth:`BarSeries.appenders`, so the appends would only move
+  between threads); what a split would buy is a second writer to coordinate with at every
+  session start and in every reader, for nothing a reader could see.
+
+So the rule the code keeps is: each key has exactly one writing component (every bar
+series the processor, quality the quality manager), which writes it from one thread at a
+time: its own thread, or in data-driven mode the coordinator's thread, where the
+coordinator runs the processor's handlers in order (the processor's thread then only
+waits; switching the clock mode first drains it). ``tests/pipeline/test_single_writer.py``
+checks it.
+
 A :class:`BarSeries` holds one (symbol, interval): each bar (and its close, for cheap
 views of closes), the row of indicator values computed on it, and the instant from which
 it is *known* (the simulated instant at which
@@ -18,13 +48,15 @@ Thread-safety contract
 ----------------------
 **One writer per key, any number of readers, no lock on the hot paths.**
 
-* A series is four plain lists (bars, closes, rows, known-from epochs) in one tuple. The
-  writer appends to them in that order, so the known-from list is never longer than the
+* A series is four plain lists (bars, closes, rows, known-from epochs) in one tuple,
+  with the history count and the index of the first bar still in view. The writer
+  appends to the lists in that order, so the known-from list is never longer than the
   others; readers take the tuple once, bound themselves by ``len(known)`` (or a bisect
-  on it) and slice: a list slice is one C call, atomic under the GIL, and a :class:`Bar`
-  is an immutable tuple, so there are no torn reads.
-* Dropping old bars (at a session start, to keep memory flat) replaces the tuple with new
-  lists: a reader holding the old tuple keeps a consistent copy.
+  on it) and by the first index, and slice: a list slice is one C call, atomic under the
+  GIL, and a :class:`Bar` is an immutable tuple, so there are no torn reads.
+* Dropping old bars (at a session start, to keep memory flat) replaces the tuple: with
+  a later first index, or with new, shorter lists once the dropped bars are as many as
+  the kept ones. A reader holding the old tuple keeps a consistent copy.
 * New keys are created under a lock; lookups of existing keys take none.
 """
 
@@ -32,7 +64,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -42,6 +74,8 @@ __all__ = ["BarSeries", "SessionData"]
 
 _START = itemgetter(0)
 """A bar's start (its first field), as a bisect key."""
+
+_Cols = tuple[list[Bar], list[tuple], list[float], int, list[float], int]
 
 
 class BarSeries:
@@ -66,16 +100,12 @@ class BarSeries:
         self.names: tuple[str, ...] = tuple(names)
         self.columns: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         """Position of each indicator output in a row."""
-        self._cols: tuple[list[Bar], list[tuple], list[float], int, list[float]] = (
-            [],
-            [],
-            [],
-            0,
-            [],
-        )
+        # (bars, rows, known-from epochs, history, closes, first): the bars before ``first``
+        # are dropped (see :meth:`drop_before`); ``history`` counts from ``first``.
+        self._cols: _Cols = ([], [], [], 0, [], 0)
 
     def __repr__(self) -> str:
-        return f"BarSeries({self.symbol!r}, {self.interval!r}, {len(self._cols[2])} bars)"
+        return f"BarSeries({self.symbol!r}, {self.interval!r}, {len(self)} bars)"
 
     # -- writer -----------------------------------------------------------------------------
 
@@ -85,47 +115,72 @@ class BarSeries:
         Bars come in time order and ``known`` never decreases; neither is checked here
         (the hot path).
         """
-        bars, rows, knowns, _history, closes = self._cols
+        bars, rows, knowns, _history, closes, _first = self._cols
         bars.append(bar)
         closes.append(bar[4])
         rows.append(row)
         knowns.append(known)
 
+    def appenders(self) -> tuple[Callable, Callable, Callable, Callable]:
+        """The writer's hot path: the ``append`` of the bar, close, row and known-from lists,
+        to be called in that order for each bar (as :meth:`append` does, without its call).
+        Writer only; valid until the next :meth:`reset` or :meth:`drop_before`, which may
+        replace the lists."""
+        bars, rows, knowns, _history, closes, _first = self._cols
+        return bars.append, closes.append, rows.append, knowns.append
+
     def reset(self, bars: Iterable[Bar] = (), rows: Iterable[tuple] = (), known=()) -> None:
         """Replace the whole content (all three the same length). Writer only."""
         bars = list(bars)
-        self._cols = (bars, list(rows), list(known), 0, [bar[4] for bar in bars])
+        self._cols = (bars, list(rows), list(known), 0, [bar[4] for bar in bars], 0)
 
     def drop_before(self, start) -> int:
         """Drop the bars that start before ``start`` (a datetime). Writer only.
+
+        No reader sees them afterwards. They are only moved out of view while they are
+        fewer than the bars kept, and removed (the lists copied) once they are as many:
+        copying at every session start made new lists of every series that the garbage
+        collector then traversed again (measured: 3 of the 5 seconds it took in a
+        50-symbol run); this way each bar is copied about once, and memory stays within
+        twice what is kept.
 
         Returns
         -------
         int
             How many were dropped.
         """
-        bars, rows, knowns, history, closes = self._cols
-        cut = bisect_left(bars, start, key=_START)
-        if cut:
-            self._cols = (bars[cut:], rows[cut:], knowns[cut:], max(0, history - cut), closes[cut:])
-        return cut
+        bars, rows, knowns, history, closes, first = self._cols
+        cut = bisect_left(bars, start, first, key=_START)
+        dropped = cut - first
+        if dropped <= 0:
+            return 0
+        history = max(0, history - dropped)
+        if cut >= len(knowns) - cut:
+            self._cols = (bars[cut:], rows[cut:], knowns[cut:], history, closes[cut:], 0)
+        else:
+            self._cols = (bars, rows, knowns, history, closes, cut)
+        return dropped
 
     def mark_history(self) -> None:
         """Mark every bar held now as history (called at a session start). Writer only."""
-        bars, rows, knowns, _history, closes = self._cols
-        self._cols = (bars, rows, knowns, len(knowns), closes)
+        bars, rows, knowns, _history, closes, first = self._cols
+        self._cols = (bars, rows, knowns, len(knowns) - first, closes, first)
 
     # -- readers (any thread) ---------------------------------------------------------------
 
-    def _position(self, at: float | None) -> int:
-        knowns = self._cols[2]
+    def _locate(self, at: float | None) -> tuple[_Cols, int]:
+        """The columns (one consistent read) and how many bars of them are known at ``at``
+        (an index into the lists; the visible ones start at the columns' ``first``)."""
+        cols = self._cols
+        knowns = cols[2]
         count = len(knowns)
         if at is None or not count or knowns[count - 1] <= at:
-            return count
-        return bisect_right(knowns, at, 0, count)
+            return cols, count
+        return cols, bisect_right(knowns, at, 0, count)
 
     def __len__(self) -> int:
-        return len(self._cols[2])
+        cols = self._cols
+        return len(cols[2]) - cols[5]
 
     @property
     def history(self) -> int:
@@ -134,26 +189,44 @@ class BarSeries:
 
     def count(self, at: float | None = None) -> int:
         """Number of bars known at ``at``."""
-        return self._position(at)
+        cols, i = self._locate(at)
+        return max(0, i - cols[5])
 
     def last(self, at: float | None = None) -> Bar | None:
         """The last bar known at ``at``, or None."""
-        i = self._position(at)
-        return self._cols[0][i - 1] if i else None
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate` (hot path)
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
+        return cols[0][i - 1] if i > cols[5] else None
 
     def bars(self, n: int, at: float | None = None) -> list[Bar]:
         """A copy of the last ``n`` bars known at ``at``, oldest first. O(n)."""
         if n <= 0:
             return []
-        i = self._position(at)
-        return self._cols[0][max(0, i - n) : i]
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate` (hot path)
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
+        first = cols[5]
+        return cols[0][max(first, i - n) : i] if i > first else []
 
     def closes(self, n: int, at: float | None = None) -> list[float]:
         """The closes of the last ``n`` bars known at ``at``, oldest first. O(n)."""
         if n <= 0:
             return []
-        i = self._position(at)
-        return self._cols[4][max(0, i - n) : i]
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate`: the analysis's hot path
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
+        first = cols[5]
+        i_n = i - n
+        if i_n < first:
+            return cols[4][first:i] if i > first else []
+        return cols[4][i_n:i]
 
     def value(self, name: str, at: float | None = None) -> Any:
         """Indicator output ``name`` of the last bar known at ``at`` (None if none).
@@ -164,8 +237,12 @@ class BarSeries:
             If the series has no such indicator output.
         """
         column = self.columns[name]
-        i = self._position(at)
-        return self._cols[1][i - 1][column] if i else None
+        cols = self._cols
+        knowns = cols[2]
+        i = len(knowns)  # inline :meth:`_locate` (hot path)
+        if at is not None and i and knowns[i - 1] > at:
+            i = bisect_right(knowns, at, 0, i)
+        return cols[1][i - 1][column] if i > cols[5] else None
 
     def values(self, name: str, n: int, at: float | None = None) -> list[Any]:
         """Indicator output ``name`` of the last ``n`` bars known at ``at``, oldest first.
@@ -178,34 +255,38 @@ class BarSeries:
         column = self.columns[name]
         if n <= 0:
             return []
-        i = self._position(at)
-        return [row[column] for row in self._cols[1][max(0, i - n) : i]]
+        cols, i = self._locate(at)
+        first = cols[5]
+        if i <= first:
+            return []
+        return [row[column] for row in cols[1][max(first, i - n) : i]]
 
     def row(self, at: float | None = None) -> dict[str, Any]:
         """Every indicator output of the last bar known at ``at`` ({name: value})."""
-        i = self._position(at)
-        if not i:
+        cols, i = self._locate(at)
+        if i <= cols[5]:
             return dict.fromkeys(self.names)
-        return dict(zip(self.names, self._cols[1][i - 1], strict=True))
+        return dict(zip(self.names, cols[1][i - 1], strict=True))
 
     def summary(self) -> tuple[int, int, Bar | None, tuple | None, float | None]:
         """Latest state, consistently: (bars, of which history, last bar, its row, the
         close of the last history bar or None)."""
-        bars, rows, knowns, history, _closes = self._cols
-        count = len(knowns)
-        if not count:
+        bars, rows, knowns, history, _closes, first = self._cols
+        end = len(knowns)
+        count = end - first
+        if count <= 0:
             return 0, 0, None, None, None
         history = min(history, count)
-        prev_close = bars[history - 1][4] if history else None
-        return count, history, bars[count - 1], rows[count - 1], prev_close
+        prev_close = bars[first + history - 1][4] if history else None
+        return count, history, bars[end - 1], rows[end - 1], prev_close
 
     def window(self, n: int | None = None) -> tuple[list[Bar], list[tuple], int]:
         """Consistent copies of the last ``n`` (None: all) bars and rows, and how many of
         them are history."""
-        bars, rows, knowns, history, _closes = self._cols
-        count = len(knowns)
-        skip = 0 if n is None else max(0, count - n)
-        return bars[skip:count], rows[skip:count], max(0, history - skip)
+        bars, rows, knowns, history, _closes, first = self._cols
+        end = len(knowns)
+        skip = first if n is None else max(first, end - n)
+        return bars[skip:end], rows[skip:end], max(0, history - (skip - first))
 
 
 class SessionData:

@@ -21,6 +21,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -30,7 +31,7 @@ from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
 from ..errors import ConfigError
 from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, StepReady
-from .snapshot import AnalysisSignal
+from .snapshot import AnalysisSignal, ThreadStats
 
 
 def load_analysis_class(entry: str, *, source: str = "<config>") -> type:
@@ -141,7 +142,11 @@ class AnalysisContext:
 
     def closes(self, symbol: str, n: int = 100, interval: str | None = None) -> list[float]:
         """The closes of the last ``n`` bars known at :attr:`time`, oldest first."""
-        return self._lookup(symbol, interval).closes(n, self.epoch)
+        try:
+            series = self._series[symbol][interval]
+        except KeyError:
+            series = self._lookup(symbol, interval)
+        return series.closes(n, self.epoch)
 
     def indicator(self, symbol: str, name: str) -> Any:
         """Indicator output ``name`` of ``symbol`` as known at :attr:`time` (None while it
@@ -234,13 +239,21 @@ class AnalysisEngine(Stage):
     def at_exit(self) -> None:
         self._publish_metrics()
 
+    def stats(self) -> ThreadStats:
+        """Busy and waiting seconds, and the exceptions user code raised, for the snapshot."""
+        return replace(super().stats(), errors=self.errors)
+
     # -- messages ---------------------------------------------------------------------------
 
     def on_step(self, message: StepReady) -> None:
         ctx = self._ctx
         ctx.time, ctx.epoch, ctx.items = message.time, message.epoch, message.items
-        if self._on_step is not None:
-            self._call(self._on_step, "step")
+        hook = self._on_step
+        if hook is not None:
+            try:  # :meth:`_call`, inlined: once per instant
+                hook(ctx)
+            except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                self._user_error("step", exc)
 
     def on_session_start(self, message: SessionStarted) -> None:
         ctx = self._ctx

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 
 from ..config import IndicatorConfig
 from ..core.bar import Bar
@@ -44,7 +45,19 @@ class Indicator(ABC):
         """Called before the first bar of each session (session-anchored indicators reset)."""
 
 
-class SMA(Indicator):
+class SingleIndicator(Indicator):
+    """An indicator with one output: :meth:`feed` returns it bare (no 1-tuple to build
+    on the hot path, see :func:`row_builder`)."""
+
+    @abstractmethod
+    def feed(self, bar: Bar) -> float | None:
+        """Feed one bar; return the output after it."""
+
+    def update(self, bar: Bar) -> tuple[float | None]:
+        return (self.feed(bar),)
+
+
+class SMA(SingleIndicator):
     """Simple moving average of closes."""
 
     def __init__(self, period: int) -> None:
@@ -53,8 +66,8 @@ class SMA(Indicator):
         self._sum = 0.0
         self._n = 0
 
-    def update(self, bar: Bar) -> tuple[float | None]:
-        close = bar.close
+    def feed(self, bar: Bar) -> float | None:
+        close = bar[4]
         window = self._window
         window.append(close)
         self._sum += close
@@ -64,13 +77,13 @@ class SMA(Indicator):
             if self._n >= 1000:  # refresh the running sum now and then: no drift
                 self._n = 0
                 self._sum = math.fsum(window)
-            return (self._sum / self.period,)
+            return self._sum / self.period
         if len(window) == self.period:
-            return (self._sum / self.period,)
-        return (None,)
+            return self._sum / self.period
+        return None
 
 
-class EMA(Indicator):
+class EMA(SingleIndicator):
     """Exponential moving average of closes, seeded with an SMA."""
 
     def __init__(self, period: int) -> None:
@@ -92,11 +105,11 @@ class EMA(Indicator):
             seed.clear()
         return self.value
 
-    def update(self, bar: Bar) -> tuple[float | None]:
-        return (self.push(bar.close),)
+    def feed(self, bar: Bar) -> float | None:
+        return self.push(bar[4])
 
 
-class RSI(Indicator):
+class RSI(SingleIndicator):
     """Wilder's relative strength index."""
 
     def __init__(self, period: int) -> None:
@@ -106,12 +119,12 @@ class RSI(Indicator):
         self._loss = 0.0
         self._count = 0
 
-    def update(self, bar: Bar) -> tuple[float | None]:
-        close = bar.close
+    def feed(self, bar: Bar) -> float | None:
+        close = bar[4]
         prev = self._prev
         self._prev = close
         if prev is None:
-            return (None,)
+            return None
         change = close - prev
         gain = change if change > 0 else 0.0
         loss = -change if change < 0 else 0.0
@@ -121,18 +134,18 @@ class RSI(Indicator):
             self._loss += loss
             self._count += 1
             if self._count < period:
-                return (None,)
+                return None
             self._gain /= period
             self._loss /= period
         else:
             self._gain = (self._gain * (period - 1) + gain) / period
             self._loss = (self._loss * (period - 1) + loss) / period
         if self._loss == 0.0:
-            return (100.0 if self._gain > 0 else 50.0,)
-        return (100.0 - 100.0 / (1.0 + self._gain / self._loss),)
+            return 100.0 if self._gain > 0 else 50.0
+        return 100.0 - 100.0 / (1.0 + self._gain / self._loss)
 
 
-class VWAP(Indicator):
+class VWAP(SingleIndicator):
     """Session volume-weighted average of the typical price."""
 
     def __init__(self) -> None:
@@ -143,13 +156,13 @@ class VWAP(Indicator):
         self._pv = 0.0
         self._v = 0.0
 
-    def update(self, bar: Bar) -> tuple[float | None]:
-        volume = bar.volume
-        self._pv += (bar.high + bar.low + bar.close) / 3.0 * volume
+    def feed(self, bar: Bar) -> float | None:
+        volume = bar[5]
+        self._pv += (bar[2] + bar[3] + bar[4]) / 3.0 * volume
         self._v += volume
         if self._v <= 0:
-            return (None,)
-        return (self._pv / self._v,)
+            return None
+        return self._pv / self._v
 
 
 class Bollinger(Indicator):
@@ -204,7 +217,7 @@ class Bollinger(Indicator):
         return (mean, mean + width, mean - width)
 
 
-class ATR(Indicator):
+class ATR(SingleIndicator):
     """Wilder's average true range."""
 
     def __init__(self, period: int) -> None:
@@ -213,7 +226,7 @@ class ATR(Indicator):
         self._atr = 0.0
         self._count = 0
 
-    def update(self, bar: Bar) -> tuple[float | None]:
+    def feed(self, bar: Bar) -> float | None:
         prev = self._prev_close
         if prev is None:
             tr = bar.high - bar.low
@@ -225,11 +238,11 @@ class ATR(Indicator):
             self._atr += tr
             self._count += 1
             if self._count < period:
-                return (None,)
+                return None
             self._atr /= period
         else:
             self._atr = (self._atr * (period - 1) + tr) / period
-        return (self._atr,)
+        return self._atr
 
 
 class MACD(Indicator):
@@ -252,6 +265,25 @@ class MACD(Indicator):
         if signal is None:
             return (line, None, None)
         return (line, signal, line - signal)
+
+
+def row_builder(indicators: list[Indicator]) -> Callable[[Bar], tuple[float | None, ...]]:
+    """One function feeding a bar to every indicator and returning the row of all their
+    outputs, in order: ``(v0(bar), v1(bar), *u2(bar))``, compiled once per stream so the
+    hot path makes one call per indicator and builds one tuple (no loop, no tuple
+    concatenation per indicator)."""
+    if not indicators:
+        return lambda bar: ()
+    env: dict[str, object] = {}
+    parts = []
+    for i, indicator in enumerate(indicators):
+        if isinstance(indicator, SingleIndicator):
+            env[f"f{i}"] = indicator.feed
+            parts.append(f"f{i}(bar)")
+        else:
+            env[f"f{i}"] = indicator.update
+            parts.append(f"*f{i}(bar)")
+    return eval(f"lambda bar: ({', '.join(parts)},)", env)  # noqa: S307 - our own names
 
 
 def make_indicator(config: IndicatorConfig) -> Indicator:

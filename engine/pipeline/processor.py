@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import MutableSequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ..config import SessionConfig
 from ..core.bar import Bar, interval_delta
 from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
-from ..core.windows import SessionTimes, bar_end, window_bounds
-from .indicators import Indicator, make_indicator, output_names
+from ..core.windows import SessionTimes, bar_end, session_windows, window_bounds
+from .indicators import Indicator, make_indicator, output_names, row_builder
 from .runtime import (
     Recording,
     Runtime,
@@ -37,6 +37,9 @@ from .runtime import (
     StepReady,
     StopRequested,
 )
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+_NOW = datetime.min.replace(tzinfo=UTC)
 
 
 class IndicatorStream:
@@ -50,7 +53,11 @@ class IndicatorStream:
         "indicators",
         "names",
         "total",
-        "_updates",
+        "update",
+        "add_bar",
+        "add_close",
+        "add_row",
+        "add_known",
     )
 
     def __init__(self, symbol: str, interval: str, series: BarSeries, configs: list) -> None:
@@ -63,18 +70,20 @@ class IndicatorStream:
         self.total = 0
         """Bars of the streamed sessions (history excluded)."""
         self.reset()
+        self.bind()
+
+    def bind(self) -> None:
+        """Take the series' list appends again (after it replaced its lists)."""
+        self.add_bar, self.add_close, self.add_row, self.add_known = self.series.appenders()
 
     def reset(self) -> None:
-        """Fresh indicators (a warm-up follows)."""
-        self.indicators = [make_indicator(c) for c in self.configs]
-        self._updates = tuple(indicator.update for indicator in self.indicators)
+        """Fresh indicators (a warm-up follows).
 
-    def update(self, bar: Bar) -> tuple[float | None, ...]:
-        """Feed one bar to every indicator; return the row of all their outputs."""
-        row: tuple[float | None, ...] = ()
-        for update in self._updates:
-            row += update(bar)
-        return row
+        :attr:`update` feeds one bar to every indicator and returns the row of all their
+        outputs (:func:`~sessionkit.engine.pipeline.indicators.row_builder`).
+        """
+        self.indicators = [make_indicator(c) for c in self.configs]
+        self.update = row_builder(self.indicators)
 
     def new_session(self) -> None:
         for indicator in self.indicators:
@@ -84,7 +93,21 @@ class IndicatorStream:
 class _Window:
     """The derived bar being built for one (symbol, derived interval)."""
 
-    __slots__ = ("stream", "delta", "start", "end", "o", "h", "l", "c", "v", "count", "emitted")
+    __slots__ = (
+        "stream",
+        "delta",
+        "bounds",
+        "start",
+        "end",
+        "o",
+        "h",
+        "l",
+        "c",
+        "v",
+        "count",
+        "emitted",
+        "lookup",
+    )
 
     start: datetime
     end: datetime
@@ -92,6 +115,10 @@ class _Window:
     def __init__(self, stream: IndicatorStream, delta: timedelta) -> None:
         self.stream = stream
         self.delta = delta
+        self.bounds: tuple[datetime, datetime] | None = None
+        """(start, end) of the window being built (shared with :attr:`lookup`)."""
+        self.lookup: dict[datetime, tuple[tuple[datetime, datetime], bool]] = {}
+        """The session's windows by base-bar start (see :meth:`DataProcessor._lookups`)."""
         self.o = self.h = self.l = self.c = 0.0
         self.v = 0
         self.count = 0
@@ -153,6 +180,9 @@ class DataProcessor(Stage):
             ]
             self.symbols[symbol] = _Symbol(symbol, self.streams[symbol, base], windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
+        self._lookup_cache: dict[tuple, dict[timedelta, dict]] = {}
+        self._due = _NEVER
+        """No open window ends before this (see :meth:`process_step`); earlier is safe."""
         self._session: SessionTimes | None = None
         """The session whose windows are being built (open, close and break)."""
         self._known: float | None = None
@@ -187,7 +217,6 @@ class DataProcessor(Stage):
         The hot path of the engine (see :meth:`_feed_windows` for the derived windows).
         """
         symbols = self.symbols
-        delta = self.base_delta
         record = self.record
         feed = self._feed_windows
         known = self._known if self._known is not None else t.timestamp()
@@ -195,15 +224,27 @@ class DataProcessor(Stage):
             symbol = symbols[name]
             base = symbol.base
             row = base.update(bar)
-            base.series.append(bar, row, known)
+            # BarSeries.append, inlined (readers are bounded by the known-from list: last)
+            base.add_bar(bar)
+            base.add_close(bar[4])
+            base.add_row(row)
+            base.add_known(known)
             base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
             if symbol.windows:
-                feed(symbol.windows, bar, bar.start + delta)
-        for window in self._windows:
-            if window.count and t >= window.end:
-                self._emit(window)
+                feed(symbol.windows, bar)
+        if t >= self._due:
+            # A window whose last bars are missing is emitted at the first step at or
+            # after its end (scanned only once the earliest open window's end is reached).
+            due = _NEVER
+            for window in self._windows:
+                if window.count:
+                    if t >= window.end:
+                        self._emit(window)
+                    elif window.end < due:
+                        due = window.end
+            self._due = due
 
     def window_bounds(self, window: _Window, start: datetime) -> tuple[datetime, datetime]:
         """The derived window of ``window``'s interval that holds a bar starting at ``start``.
@@ -215,31 +256,66 @@ class DataProcessor(Stage):
         assert session is not None
         return window_bounds(session, window.delta, start)
 
-    def _feed_windows(self, windows: list[_Window], bar: Bar, end: datetime) -> None:
-        """Add a base bar (ending at ``end``) to each of its symbol's derived windows."""
+    def _lookups(self, session: SessionTimes) -> dict[timedelta, dict]:
+        """Per derived interval, the session's windows by the start of each base bar they
+        hold: ``{start: ((window start, window end), closing)}``, ``closing`` when the bar's
+        end (``start + base interval``) reaches the window's end. Computed once per session
+        (the tuples are shared, so "same window" is an identity test); a bar that starts
+        off the base grid is not in it and takes :meth:`window_bounds`."""
+        key = (session.open, session.close, session.break_start, session.break_end)
+        cached = self._lookup_cache.get(key)
+        if cached is not None:
+            return cached
+        base = self.base_delta
+        out: dict[timedelta, dict] = {}
+        for delta in {window.delta for window in self._windows}:
+            lookup = out[delta] = {}
+            for bounds in session_windows(session, delta):
+                start, end = bounds
+                t = start
+                while t < end:
+                    lookup[t] = (bounds, t + base >= end)
+                    t += base
+        if len(self._lookup_cache) >= 64:
+            self._lookup_cache.clear()
+        self._lookup_cache[key] = out
+        return out
+
+    def _feed_windows(self, windows: list[_Window], bar: Bar) -> None:
+        """Add a base bar to each of its symbol's derived windows."""
+        start = bar[0]
         for window in windows:
+            info = window.lookup.get(start)
+            if info is None:  # off the base grid: the general rule
+                bounds = self.window_bounds(window, start)
+                closing = start + self.base_delta >= bounds[1]
+            else:
+                bounds, closing = info
             if window.count:
-                if window.start <= bar.start < window.end:  # the common case: in the window
-                    if bar.high > window.h:
-                        window.h = bar.high
-                    if bar.low < window.l:
-                        window.l = bar.low
-                    window.c = bar.close
-                    window.v += bar.volume
+                if bounds is window.bounds or window.start <= start < window.end:
+                    # the common case: in the window
+                    if bar[2] > window.h:
+                        window.h = bar[2]
+                    if bar[3] < window.l:
+                        window.l = bar[3]
+                    window.c = bar[4]
+                    window.v += bar[5]
                     window.count += 1
-                    if end >= window.end:
+                    if closing:
                         self._emit(window)
                     continue
-                if bar.start < window.start:
+                if start < window.start:
                     continue  # late bar, older than the open window: never rewritten
                 self._emit(window)  # past the window's end: its last bars are missing
-            if window.emitted is not None and bar.start < window.emitted:
+            if window.emitted is not None and start < window.emitted:
                 continue  # late bar of a window already emitted: never rewritten
-            window.start, window.end = self.window_bounds(window, bar.start)
-            window.o, window.h, window.l, window.c = bar.open, bar.high, bar.low, bar.close
-            window.v = bar.volume
+            window.bounds = bounds
+            window.start, window.end = bounds
+            if window.end < self._due:
+                self._due = window.end
+            _start, window.o, window.h, window.l, window.c, window.v = bar
             window.count = 1
-            if end >= window.end:
+            if closing:
                 self._emit(window)
 
     def _emit(self, window: _Window) -> None:
@@ -285,6 +361,8 @@ class DataProcessor(Stage):
             # keep what they learnt from them).
             stream.series.drop_before(plan.cutoffs.get(key, plan.open))
             stream.series.mark_history()
+            stream.bind()
+        self._due = _NOW
         self._streaming = True
 
     def _warm_up(self, plan: SessionPlan, history: dict[str, list[Bar]]) -> None:
@@ -312,15 +390,17 @@ class DataProcessor(Stage):
                 # History holds regular minutes only: a bar is known from its end.
                 append(bar, row, bar_end(session, delta, bar.start).timestamp())
                 if symbol.windows:
-                    self._feed_windows(symbol.windows, bar, bar.start + delta)
+                    self._feed_windows(symbol.windows, bar)
 
     def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
             if window.count:
                 self._emit(window)
         self._session = session
+        lookups = self._lookups(session) if symbol.windows else {}
         for window in symbol.windows:
             window.emitted = None
+            window.lookup = lookups[window.delta]
         symbol.base.new_session()
         for window in symbol.windows:
             window.stream.new_session()

@@ -117,15 +117,16 @@ class DataQualityManager(Stage):
                 return batch
 
     def after_batch(self) -> None:
+        with self._cond:  # the batch is done: wake :meth:`wait_done`
+            self._cond.notify_all()
         if self.throttle and not self.runtime.controls.paused:
             # Best effort, never in anyone's way: at full speed, take the GIL at most
             # ~100 times a second instead of at every step.
             self.runtime.stop_event.wait(self.throttle)
 
     def finished(self, seq: int) -> None:
-        with self._cond:
-            self.done_seq = seq
-            self._cond.notify_all()
+        # One writer; waiters are woken once per batch (:meth:`after_batch`), not per step.
+        self.done_seq = seq
 
     def on_step(self, message: StepReady) -> None:
         if self.record is None and self.backlog:
@@ -199,18 +200,20 @@ class DataQualityManager(Stage):
             return
         tracks = self.tracks
         delta = self.delta
+        plain = plan.break_start is None  # no break: the next bar starts one interval on
         for symbol, bar in items:
             track = tracks[symbol]
+            start = bar[0]
             expected_start = track.next_start or plan.open
-            if track.requested and bar.start in track.requested:
-                track.requested.discard(bar.start)
+            if track.requested and start in track.requested:
+                track.requested.discard(start)
                 self.filled += 1  # a backfilled bar the coordinator accepted
-            if bar.start < expected_start:
+            if start < expected_start:
                 continue  # already counted (cannot happen: fills arrive in time order)
-            if bar.start > expected_start:
-                self._gap(symbol, track, expected_start, gap_end(plan, bar.start), t)
+            if start > expected_start:
+                self._gap(symbol, track, expected_start, gap_end(plan, start), t)
             track.present += 1
-            track.next_start = next_bar_start(plan, delta, bar.start)
+            track.next_start = start + delta if plain else next_bar_start(plan, delta, start)
 
     def refresh(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Account the bars visible at ``t`` and refresh every symbol's quality."""

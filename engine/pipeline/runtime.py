@@ -258,9 +258,8 @@ def next_message(q: queue.SimpleQueue, runtime: Runtime, timeout: float = 1.0) -
     return None
 
 
-def monotonic() -> float:
-    """Wall clock for measuring durations."""
-    return time.perf_counter()
+monotonic = time.perf_counter
+"""Wall clock for measuring durations (seconds, float)."""
 
 
 class Stage(threading.Thread):
@@ -344,18 +343,21 @@ class Stage(threading.Thread):
                 ready.cancel()
             self.at_exit()
 
-    def run_inline(self, message: Message) -> None:
+    def run_inline(self, message: Message, started: float) -> float:
         """Handle ``message`` on the calling (coordinator's) thread; data-driven mode.
+
+        ``started`` is the clock reading (:func:`monotonic`) taken just before; the one
+        taken after is returned, so stages run in a row read the clock once each.
 
         Raises
         ------
         StageFailed
             If the handler raised; it names this stage.
         """
-        started = monotonic()
         self.backlog = 0
+        step = message.__class__ is StepReady
         try:
-            if message.__class__ is StepReady:  # the hot path: skip the match
+            if step:  # the hot path: skip the match
                 self.on_step(message)
             else:
                 self.handle(message)
@@ -366,12 +368,14 @@ class Stage(threading.Thread):
         self.finished(message.seq)
         if self.ready is not None:
             self.ready.count_signal()
-        elapsed = monotonic() - started
+        ended = monotonic()
+        elapsed = ended - started
         self.busy += elapsed
         self.inline_busy += elapsed
-        if message.__class__ is StepReady:
+        if step:
             self.inline_steps += elapsed
         self.handled += 1
+        return ended
 
     def handle(self, message: Message) -> None:
         """Dispatch one message to its handler."""

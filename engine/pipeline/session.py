@@ -141,9 +141,14 @@ class Session:
             )
         else:
             self.coordinator = SessionCoordinator(
-                runtime, self.time_manager, self.data_manager, self.sessions, *stages, fills
+                runtime,
+                self.time_manager,
+                self.data_manager,
+                self.sessions,
+                *stages,
+                fills,
+                first=first,
             )
-            self.coordinator.first = first
         self.session_bounds = self._session_bounds()
         """(open, close) of each planned session (for the run's progress)."""
         self._threads = [
@@ -413,19 +418,19 @@ class Session:
                     history_quality=history_quality,
                 )
             indicators[symbol] = MappingProxyType(latest)
-        metrics = coordinator.metrics
-        streaming = metrics.streaming_seconds()
-        loads = metrics.subsequent_loads
+        # Each component hands over its own frozen stats; nothing private is read here.
+        coord = coordinator.stats()
+        threads = (
+            coord.thread,
+            *(stage.stats() for stage in (processor, self.analysis, self.quality) if stage),
+        )
+        streaming = coord.streaming_seconds
+        loads = coord.subsequent_load_seconds
         cache = self.time_manager.cache_info()
         controls = runtime.controls
         clock = controls.clock
         analysis = self.analysis
-        version = (
-            runtime.version
-            + processor.done_seq
-            + self.quality.done_seq
-            + (analysis.done_seq if analysis else 0)
-        )
+        version = runtime.version + sum(thread.messages for thread in threads[1:])
         return Snapshot(
             state=runtime.state,  # type: ignore[arg-type]
             error=runtime.error,
@@ -452,27 +457,23 @@ class Session:
             indicators=MappingProxyType(indicators),
             indicator_names=self._indicator_names(),
             metrics=EngineMetrics(
-                steps=metrics.steps,
-                bars_processed=metrics.bars
+                steps=coord.steps,
+                bars_processed=coord.bars
                 + sum(n for (_sym, iv), n in processor.totals.items() if iv != base),
-                bars_per_second=metrics.bars / streaming if streaming > 0 else 0.0,
-                initial_load_seconds=metrics.initial_load,
+                bars_per_second=coord.bars / streaming if streaming > 0 else 0.0,
+                initial_load_seconds=coord.initial_load_seconds,
                 subsequent_load_seconds=sum(loads) / len(loads) if loads else None,
                 step_latency_ms=(
-                    metrics.step_time_total / metrics.step_time_count * 1000.0
-                    if metrics.step_time_count
+                    coord.step_latency_total / coord.step_latency_count * 1000.0
+                    if coord.step_latency_count
                     else None
                 ),
-                max_step_latency_ms=metrics.step_time_max * 1000.0
-                if metrics.step_time_count
+                max_step_latency_ms=coord.step_latency_max * 1000.0
+                if coord.step_latency_count
                 else None,
                 cache_hit_rate=cache.hit_rate * 100.0 if cache.hits + cache.misses else None,
-                analysis_errors=analysis.errors if analysis else 0,
-                threads=tuple(
-                    stage.stats()
-                    for stage in (coordinator, processor, analysis, self.quality)
-                    if stage is not None
-                ),
+                analysis_errors=sum(thread.errors for thread in threads),
+                threads=threads,
                 stages="inline" if clock == "data-driven" else "threads",
             ),
             events=runtime.events(),
@@ -485,7 +486,7 @@ class Session:
         names: list[str] = []
         symbol = self.config.streams.symbols[0]
         for interval in self.config.intervals:
-            names.extend(self.processor.streams[symbol, interval].names)
+            names.extend(self.data.series(symbol, interval).names)
         return tuple(names)
 
     def _subscription_stats(self) -> list[SubscriptionStats]:

@@ -82,6 +82,40 @@ class ThreadStats:
     """Messages handled (steps, session starts and ends); instants for the coordinator."""
     load_seconds: float = 0.0
     """Loading sessions from the database (coordinator only)."""
+    errors: int = 0
+    """Exceptions raised by user code (the analysis engine only)."""
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """Plain JSON-ready data, seconds rounded to 0.1 ms."""
+        return {
+            "name": self.name,
+            "busy_seconds": round(self.busy_seconds, 4),
+            "inline_seconds": round(self.inline_seconds, 4),
+            "waiting_seconds": round(self.waiting_seconds, 4),
+            "load_seconds": round(self.load_seconds, 4),
+            "messages": self.messages,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorStats:
+    """The session coordinator's own counters, frozen (what the snapshot shows of it)."""
+
+    thread: ThreadStats
+    steps: int = 0
+    """Instants streamed."""
+    bars: int = 0
+    """Base bars streamed."""
+    streaming_seconds: float = 0.0
+    """Wall seconds spent streaming (pauses and session loads excluded)."""
+    initial_load_seconds: float | None = None
+    subsequent_load_seconds: tuple[float, ...] = ()
+    """Load time of each session after the first."""
+    step_latency_total: float = 0.0
+    """Wall seconds of the instants timed (data-driven and single steps), in all."""
+    step_latency_count: int = 0
+    step_latency_max: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,6 +307,7 @@ def result_of(
         metrics=dict(analysis.metrics) if analysis else {},
         warnings=warnings,
         wall_seconds=wall_seconds,
+        threads=metrics.threads,
         export=export,
         frames=dict(frames or {}),
     )

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from ..pipeline.snapshot import AnalysisSignal
+from ..pipeline.snapshot import AnalysisSignal, ThreadStats
 
 SIGNAL_FIELDS = ("time", "symbol", "kind", "price", "message")
 """The columns of a signal in ``to_dict()["signals"]`` and ``signals.csv``."""
@@ -68,6 +68,9 @@ class RunResult:
     """Wall time from building the session to the end of the run."""
     export: tuple[str, ...] = ()
     """Files written by ``export``."""
+    threads: tuple[ThreadStats, ...] = ()
+    """Where each engine component spent its time (busy, waiting, loading), measured
+    (the snapshot's ``metrics.threads``, coordinator first)."""
     frames: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Every streamed and derived bar with its indicators and quality, per
     ``"SYMBOL/interval"``, as column lists (see :meth:`bars_frame`); empty unless the run
@@ -123,6 +126,7 @@ class RunResult:
             "analysis_errors": self.analysis_errors,
             "warnings": list(self.warnings),
             "wall_seconds": self.wall_seconds,
+            "threads": [thread.to_dict() for thread in self.threads],
             "export": list(self.export),
         }
 

@@ -266,3 +266,56 @@ def test_one_writer_many_readers_million_bars():
     assert seen["lagging"] > 10 and seen["latest"] > 0
     assert series.last() == make_bar(total - 1)
     assert all(map(is_intact, series.bars(10**7)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(1, 30)),
+            st.tuples(st.just("drop"), st.integers(0, 400)),
+            st.tuples(st.just("mark"), st.just(0)),
+        ),
+        max_size=40,
+    ),
+    probes=st.lists(st.integers(-5, 30_000), min_size=1, max_size=5),
+    n=st.integers(1, 50),
+)
+def test_dropping_keeps_every_view_equal_to_a_plain_list(ops, probes, n):
+    """However drops and appends interleave (drops only move the view until the dropped
+    bars are as many as the kept ones), every view equals the one of a plain list model."""
+    series = BarSeries("SPY", "1m", ("x",))
+    model: list[int] = []  # bar numbers in view
+    history = 0
+    i = 0
+    for op, value in ops:
+        if op == "append":
+            for _ in range(value):
+                series.append(make_bar(i), (float(i),), T0 + 60 * (i + 1))
+                model.append(i)
+                i += 1
+        elif op == "drop":
+            kept = [k for k in model if k >= value]
+            assert series.drop_before(BASE + value * MINUTE) == len(model) - len(kept)
+            history = max(0, history - (len(model) - len(kept)))
+            model = kept
+        else:
+            series.mark_history()
+            history = len(model)
+    assert len(series) == len(model) and series.history == history
+    for probe in probes:
+        at = T0 + probe
+        known = [k for k in model if T0 + 60 * (k + 1) <= at]
+        assert series.count(at) == len(known)
+        assert series.bars(n, at) == [make_bar(k) for k in known[-n:]]
+        assert series.closes(n, at) == [make_bar(k).close for k in known[-n:]]
+        assert series.values("x", n, at) == [float(k) for k in known[-n:]]
+        assert series.last(at) == (make_bar(known[-1]) if known else None)
+        assert series.value("x", at) == (float(known[-1]) if known else None)
+    bars, rows, hist = series.window(n)
+    assert bars == [make_bar(k) for k in model[-n:]] and rows == [(float(k),) for k in model[-n:]]
+    assert hist == max(0, history - max(0, len(model) - n))
+    count, hist, last, row, prev = series.summary()
+    assert (count, hist) == (len(model), min(history, len(model)))
+    assert last == (make_bar(model[-1]) if model else None)
+    assert prev == (make_bar(model[history - 1]).close if model and history else None)
