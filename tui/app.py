@@ -129,6 +129,8 @@ class SessionkitApp(App[None]):
         (NARROW_WIDTH, "-wide"),
     ]
     ENABLE_COMMAND_PALETTE = True
+    AUTO_FOCUS = "#symbols"
+    """The symbols table has the focus from the start (one focus change, one footer)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_pause('pause')", "Pause", tooltip="Pause or resume the engine"),
@@ -287,7 +289,8 @@ class SessionkitApp(App[None]):
         self._snapshot_failed = False
         self._quitting = False
         self._seeking = False
-        self._shown_paused: bool | None = None
+        self._shown_paused = False
+        """The pause state the footer shows (it starts with ``space Pause``)."""
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
@@ -321,7 +324,6 @@ class SessionkitApp(App[None]):
         self.query_one("#metrics").border_title = "Metrics"
         self.query_one("#metrics").border_subtitle = "at the last session end"
         self.query_one("#log").border_title = "Events"
-        self.query_one(SymbolsTable).focus()
         log = self.query_one(EventLog)
         for failure in self.theme_set.failures:
             log.note(str(failure), "warning")
@@ -332,9 +334,16 @@ class SessionkitApp(App[None]):
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
         if self.start_engine:
-            self.session.start()
+            # Once the first frame is drawn: the engine's load and the app's start-up
+            # would otherwise share the GIL, delaying both (the command line starts the
+            # engine earlier still, before the UI's modules load).
+            self.call_after_refresh(self._start_engine)
         self.poll()
         self.set_interval(self.poll_interval, self.poll, name="poll-snapshot")
+
+    def _start_engine(self) -> None:
+        if not self._quitting:
+            self.session.start()
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
