@@ -2,8 +2,9 @@
 
 Threads: the app runs on Textual's event loop (the main thread). The engine runs in the
 Session's own threads, started by :meth:`SessionkitApp.on_mount` (``session.start()``
-returns at once). The app polls ``session.snapshot()`` on a timer (about 10 Hz) and
-never waits for an engine thread on its event loop: controls (pause, step, speed ...) only
+returns at once). The app polls ``session.snapshot()`` on a timer (about 10 Hz; the panes
+follow at the cadence of :mod:`sessionkit.tui.refresh`, reading only the symbols they
+show) and never waits for an engine thread on its event loop: controls (pause, step, speed ...) only
 set flags; stopping the engine on quit, which joins its threads, and a seek, which builds
 the new session, run in thread workers (the app leaves when the stop worker's state says it
 ended; the seek worker posts :class:`~sessionkit.tui.messages.SessionReplaced`).
@@ -36,6 +37,7 @@ from .chart_data import build_chart_data, chart_key
 from .charting import indicator_kinds
 from .messages import SeekFailed, SessionReplaced
 from .progress import ProgressTracker
+from .refresh import PANES, RESTING_STATES, PaneSchedule, is_busy
 from .screens.detail import DetailScreen
 from .screens.diagnostics import DiagnosticsScreen
 from .screens.help import HelpScreen
@@ -62,18 +64,6 @@ REQUEST_PATIENCE = 2.0
 POLL_INTERVAL = 0.08
 """Seconds between snapshot polls: about 10 Hz, a little faster so that the screen still
 refreshes at least 10 times a second when a busy engine delays the event loop's timers."""
-
-PANES = ("tables", "logs", "charts")
-"""Pane groups updated at their own cadence (the status bar follows every snapshot)."""
-
-CADENCE: dict[str, dict[str, float]] = {
-    "normal": {"tables": 0.0, "logs": 0.0, "charts": 0.25},
-    "busy": {"tables": 1.0, "logs": 1.0, "charts": 1.0},
-}
-"""Minimum seconds between two updates of a pane group; ``busy`` is max speed."""
-
-RESTING_STATES = frozenset({"paused", "completed", "stopped", "error"})
-"""States in which the engine does not move: every pane is brought up to date at once."""
 
 BUSY_LOG_LINES = 40
 """Lines a log writes per update at max speed (the rest are written when it slows down)."""
@@ -139,6 +129,8 @@ class SessionkitApp(App[None]):
         (NARROW_WIDTH, "-wide"),
     ]
     ENABLE_COMMAND_PALETTE = True
+    AUTO_FOCUS = "#symbols"
+    """The symbols table has the focus from the start (one focus change, one footer)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_pause('pause')", "Pause", tooltip="Pause or resume the engine"),
@@ -277,8 +269,8 @@ class SessionkitApp(App[None]):
         self.theme_set = themes
         self.figures = figures or fmt.Figures()
         self.poll_interval = poll_interval
-        self.cadence = {mode: dict(periods) for mode, periods in CADENCE.items()}
-        """Minimum seconds between updates of each pane group (see :data:`CADENCE`)."""
+        self.schedule = PaneSchedule()
+        """Which pane groups are behind and when they are due (see :mod:`.refresh`)."""
         self.stop_timeout = stop_timeout
         self.start_engine = start_engine
         self.latest: Snapshot | None = None
@@ -292,15 +284,13 @@ class SessionkitApp(App[None]):
         self._initial_theme = theme
         self._version = -1
         self._chart_key: tuple[Any, ...] | None = None
-        self._stale: set[str] = set()
-        """Pane groups not yet showing :attr:`latest`."""
-        self._shown_at: dict[str, float] = {}
         self._reported_error = False
         self._reported_final: str | None = None
         self._snapshot_failed = False
         self._quitting = False
         self._seeking = False
-        self._shown_paused: bool | None = None
+        self._shown_paused = False
+        """The pause state the footer shows (it starts with ``space Pause``)."""
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
@@ -334,7 +324,6 @@ class SessionkitApp(App[None]):
         self.query_one("#metrics").border_title = "Metrics"
         self.query_one("#metrics").border_subtitle = "at the last session end"
         self.query_one("#log").border_title = "Events"
-        self.query_one(SymbolsTable).focus()
         log = self.query_one(EventLog)
         for failure in self.theme_set.failures:
             log.note(str(failure), "warning")
@@ -345,9 +334,16 @@ class SessionkitApp(App[None]):
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
         if self.start_engine:
-            self.session.start()
+            # Once the first frame is drawn: the engine's load and the app's start-up
+            # would otherwise share the GIL, delaying both (the command line starts the
+            # engine earlier still, before the UI's modules load).
+            self.call_after_refresh(self._start_engine)
         self.poll()
         self.set_interval(self.poll_interval, self.poll, name="poll-snapshot")
+
+    def _start_engine(self) -> None:
+        if not self._quitting:
+            self.session.start()
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
@@ -364,8 +360,7 @@ class SessionkitApp(App[None]):
         if log.hide_signals == tiny:
             log.hide_signals = not tiny
             log.restyle()
-            self._stale.add("logs")
-            self._shown_at.pop("logs", None)
+            self.schedule.expedite("logs")
 
     # -- polling ------------------------------------------------------------------------
 
@@ -373,24 +368,18 @@ class SessionkitApp(App[None]):
         """Take a snapshot; update the panes whose data changed. Never blocks.
 
         The status bar follows every new snapshot. Tables, logs and charts follow at their
-        own cadence (:data:`CADENCE`): while the engine streams at max speed they would
-        otherwise take the CPU (and the GIL) the engine needs. A pause, the end of the
-        session or an error shows everything at once; ``force`` too.
+        own cadence (:class:`~sessionkit.tui.refresh.PaneSchedule`): while the engine
+        streams at max speed they would otherwise take the CPU (and the GIL) the engine
+        needs. The snapshot reads only the symbols the panes about to be shown need (the
+        charted one, and the table's rows in view). A pause, the end of the session or an
+        error shows everything at once; ``force`` too.
         """
         if not self.is_running:
             return
         now = time.monotonic()
-        # At max speed, between two table refreshes, only the charted symbol's figures are
-        # needed: a snapshot of hundreds of symbols would take the time the engine needs.
-        partial = (
-            not force
-            and self.symbol is not None
-            and self.latest is not None
-            and self._busy(self.latest)
-            and now - self._shown_at.get("tables", 0.0) < self.cadence["busy"]["tables"]
-        )
+        scope = None if force else self._scope(now)
         try:
-            snapshot = self._snapshot(partial)
+            snapshot = self._snapshot(scope)
         except Exception as exc:  # the engine's problem must not take the UI down
             if not self._snapshot_failed:
                 self._snapshot_failed = True
@@ -398,6 +387,7 @@ class SessionkitApp(App[None]):
                 self.query_one(EventLog).note(message, "error")
                 self.notify(message, title="Engine", severity="error", timeout=10)
             return
+        tables = scope is None or scope[1]
         changed = snapshot.version != self._version
         self.tracker.update(snapshot, now)
         if changed or force:
@@ -406,33 +396,43 @@ class SessionkitApp(App[None]):
                 previous is None or previous.state != snapshot.state
             ):
                 force = True  # the engine came to rest: show all of it at once
-                if partial:
-                    snapshot, partial = self._snapshot(False), False
+                if scope is not None:
+                    snapshot, tables = self._snapshot(None), True
             self._version = snapshot.version
             self.latest = snapshot
             self.polls += 1
-            self._stale.update(PANES[1:] if partial else PANES)
+            self.schedule.mark_stale(PANES if tables else PANES[1:])
             self._show_status(snapshot)
         self.query_one(StatusBar).show(snapshot, self.figures, self.tracker, now)
-        if self._stale:
-            periods = self.cadence["busy" if self._busy(snapshot) else "normal"]
+        if self.schedule.stale:
+            busy = is_busy(snapshot) and not force
             with self.batch_update():
-                for pane in PANES:
-                    due = force or now - self._shown_at.get(pane, 0.0) >= periods[pane]
-                    if pane in self._stale and due and self._show_pane(pane, snapshot, force=force):
-                        self._stale.discard(pane)
-                        self._shown_at[pane] = now
+                for pane in self.schedule.due(now, busy=busy, force=force):
+                    if pane == "tables" and not tables:
+                        continue  # this snapshot does not hold the table's rows
+                    if self._show_pane(pane, snapshot, force=force):
+                        self.schedule.shown(pane, now)
+                        if busy:
+                            break  # one group a poll at max speed
 
-    def _snapshot(self, partial: bool) -> Snapshot:
-        """The session's snapshot: of the charted symbol only if ``partial``."""
-        if partial and self.symbol is not None:
-            return self.session.snapshot(symbols=(self.symbol,))
+    def _scope(self, now: float) -> tuple[frozenset[str], bool] | None:
+        """The symbols the next snapshot reads, and whether they cover the symbols table;
+        None reads every symbol."""
+        if self.latest is None:
+            return None
+        symbols = {self.symbol} if self.symbol is not None else set()
+        if "tables" not in self.schedule.next_due(now, busy=is_busy(self.latest)):
+            return frozenset(symbols), False
+        needed = self.query_one(SymbolsTable).symbols_needed()
+        if needed is None:
+            return None
+        return frozenset(symbols.union(needed)), True
+
+    def _snapshot(self, scope: tuple[frozenset[str], bool] | None) -> Snapshot:
+        """The session's snapshot: of the ``scope``'s symbols only, if one is given."""
+        if scope is not None:
+            return self.session.snapshot(symbols=scope[0])
         return self.session.snapshot()
-
-    @staticmethod
-    def _busy(snapshot: Snapshot) -> bool:
-        """Streaming at max speed: the panes update at the ``busy`` cadence."""
-        return snapshot.clock == "data-driven" and snapshot.state not in RESTING_STATES
 
     def sync(self) -> None:
         """Poll now and show everything, whatever the cadence.
@@ -462,7 +462,7 @@ class SessionkitApp(App[None]):
             self.query_one(SubscriptionsTable).show(snapshot)
             self.query_one(MetricsPane).show(snapshot)
         elif pane == "logs":
-            limit = None if force or not self._busy(snapshot) else BUSY_LOG_LINES
+            limit = None if force or not is_busy(snapshot) else BUSY_LOG_LINES
             dated = snapshot.session_count > 1
             self.query_one(SignalsLog).show(
                 snapshot.signals, snapshot.timezone, limit=limit, dated=dated
@@ -524,14 +524,18 @@ class SessionkitApp(App[None]):
         """Re-plot now (the user picked another symbol or interval)."""
         if self.latest is None or not self.is_running:
             return
-        self._stale.add("charts")
+        self.schedule.mark_stale(("charts",))
         with self.batch_update():
             if self._show_pane("charts", self.latest, force=False):
-                self._stale.discard("charts")
-                self._shown_at["charts"] = time.monotonic()
+                self.schedule.shown("charts", time.monotonic())
 
     def on_symbols_table_selected(self, message: SymbolsTable.Selected) -> None:
         self.symbol = message.symbol
+
+    def on_symbols_table_needs_data(self, _message: SymbolsTable.NeedsData) -> None:
+        """Rows without figures came into view: read them now."""
+        self.schedule.expedite("tables")
+        self.poll()
 
     # -- controls -----------------------------------------------------------------------
 

@@ -2,14 +2,18 @@
 
 Runs on the main thread. Everything a user can get wrong (arguments, configuration,
 database, theme) is checked here, before the screen opens: the message goes to stderr as
-``sessionkit-tui: error: <message>`` and the exit status is 2, without a traceback. After
-the app returns (whatever ended it) the engine is stopped and its threads joined.
+``sessionkit-tui: error: <message>`` and the exit status is 2, without a traceback. The
+engine starts loading as soon as its session is built, while the UI's modules load. After
+the app returns (whatever ended it) the engine is stopped and its threads joined. Ctrl-C
+before the screen takes the keyboard (while Python loads the engine and the UI) ends the
+command quietly with status 130, the engine stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +22,9 @@ from typing import Any, NoReturn
 PROG = "sessionkit-tui"
 THEME_DIR_ENV = "SESSIONKIT_THEME_DIR"
 """Environment variable naming an extra folder of theme files."""
+
+INTERRUPTED = 128 + signal.SIGINT
+"""Exit status after Ctrl-C (as a shell reports a command ended by SIGINT)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,13 +122,22 @@ def _theme_sources(theme: str) -> tuple[list[str], str]:
     return folders, theme
 
 
+def _interrupted(session: Any) -> int:
+    """Ctrl-C before the screen opened: stop the engine (a second Ctrl-C cannot cut that
+    short and leave its threads running), no traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if session is not None:
+        session.stop(1.0)
+    print(file=sys.stderr)  # the shell's prompt after the terminal's ^C, not on its line
+    return INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the monitor; returns the exit status (2 for a user's mistake).
+    """Run the monitor; returns the exit status (2 for a user's mistake, 130 after Ctrl-C
+    before the screen opened).
 
     ``sessionkit-tui sweep ...`` runs the sweep monitor instead (:mod:`.sweep_cli`).
     """
-    from sessionkit.engine import SessionkitError, UsageError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sweep"]:
         from .sweep_cli import main as sweep_main
@@ -129,11 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sweep_main(argv[1:])
     session = None
     try:
+        from sessionkit.engine import SessionkitError, UsageError
+
         args = build_parser().parse_args(argv)
         from sessionkit.engine import Session, load_config
 
         # The options first: a mistake is reported before the UI's modules load.
         config = load_config(args.config, options=options_of(args))
+        session = Session(config, start_paused=args.paused)
+        session.start()  # it loads while the themes and the UI's modules load
         folders, theme = _theme_sources(args.theme)
         from textual.theme import BUILTIN_THEMES
 
@@ -143,10 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if theme not in themes.names and theme not in BUILTIN_THEMES:
             known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
             raise UsageError(f"unknown theme {theme!r} (available: {known})")
-        session = Session(config, start_paused=args.paused)
         from .app import create_app
 
-        app = create_app(session, theme=theme, themes=themes)
+        app = create_app(session, theme=theme, themes=themes, start_engine=False)
+    except KeyboardInterrupt:  # first: SessionkitError may not be imported yet
+        return _interrupted(session)
     except (SessionkitError, ValueError) as exc:
         if session is not None:
             session.stop(0.5)
@@ -154,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         app.run()
+    except KeyboardInterrupt:  # before the app's driver took the keyboard
+        return _interrupted(None)  # the app's session is stopped below
     finally:
         app.session.stop(1.0)  # the app's session: a seek replaces the first one
     if app.return_code not in (None, 0):

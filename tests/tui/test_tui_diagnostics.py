@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 from sessionkit.tui import format as fmt
-from sessionkit.tui.screens.diagnostics import DiagnosticsScreen, diagnostics_renderable
+from sessionkit.tui.screens.diagnostics import (
+    COORDINATOR,
+    DiagnosticsScreen,
+    diagnostics_renderable,
+    thread_time,
+)
 from tui_helpers import SNAPSHOT_SIZES, drive, settle, snapshot_app
 
 
@@ -22,13 +27,47 @@ def test_every_thread_is_listed_with_its_times(make_session):
     assert snapshot.metrics.threads
     text = text_of(diagnostics_renderable(snapshot, fmt.Figures()))
     for stats in snapshot.metrics.threads:
+        time = thread_time(stats)
         assert stats.name in text
-        assert f"{stats.busy_seconds:,.3f} s" in text
-        assert f"{stats.waiting_seconds:,.3f} s" in text
+        assert f"{time.work:,.3f} s" in text
+        assert f"{time.waiting:,.3f} s" in text
         assert f" {stats.messages} " in text
     assert f"{snapshot.metrics.steps:,}" in text
     frozen = text_of(diagnostics_renderable(snapshot, fmt.FrozenFigures()))
     assert "#.### s" in frozen and "████" not in frozen
+
+
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+def test_inline_time_is_part_of_the_work_on_every_row(make_session, clock):
+    """Data-driven, the coordinator runs the processor and the analysis on its thread: its
+    inline time is theirs, and its work counts it (the engine's coordinator busy time does
+    not); a stage's own thread was busy only for its work not run inline."""
+    backtest = {"clock": clock, "start_date": "2024-11-25", "end_date": "2024-11-25"}
+    if clock == "clock-driven":
+        backtest["speed"] = 100000.0
+    session = make_session("demo", paused=False, backtest=backtest)
+    session.start()
+    assert session.wait(60)
+    threads = {stats.name: stats for stats in session.snapshot().metrics.threads}
+    times = {name: thread_time(stats) for name, stats in threads.items()}
+    for name, time in times.items():
+        assert 0.0 <= time.inline <= time.work, name
+        assert time.own + time.hosted <= time.work + 1e-9, name
+        assert time.busy_share is not None and 0.0 <= time.busy_share <= 100.0, name
+    coordinator = times[COORDINATOR]
+    stages = [times[n] for n in threads if n != COORDINATOR]
+    hosted = sum(stage.inline for stage in stages)
+    assert coordinator.hosted == coordinator.inline == pytest.approx(hosted, abs=1e-6)
+    assert coordinator.work == pytest.approx(
+        threads[COORDINATOR].busy_seconds + threads[COORDINATOR].inline_seconds
+    )
+    if clock == "data-driven":
+        processor = times["data_processor"]
+        assert processor.inline == processor.work > 0.0
+        assert processor.own == 0.0  # its own thread only waited
+        assert coordinator.inline > threads[COORDINATOR].busy_seconds  # what looked wrong
+    else:
+        assert coordinator.inline == 0.0 and all(stage.inline == 0.0 for stage in stages)
 
 
 async def test_d_opens_and_closes_the_diagnostics(make_session):

@@ -2,8 +2,9 @@
 
 Runs the installed entry point in a detached tmux server of its own (``-L``), sends keys
 with ``tmux send-keys`` and reads the screen with ``tmux capture-pane -p``. Checks that the
-screen opens paused, that keys reach the engine, and that ``q`` stops everything and gives
-the terminal back (the shell prints the exit status on the normal screen).
+screen opens paused, that keys reach the engine, that ``q`` stops everything and gives
+the terminal back (the shell prints the exit status on the normal screen), and that Ctrl-C
+while the command starts ends it cleanly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +62,10 @@ class Terminal:
         raise AssertionError(f"screen never matched within {timeout}s:\n{screen}")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
     # A server of its own per test: a reused socket may still belong to the previous
@@ -71,6 +77,9 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         [TMUX, "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "tui",
          "-x", "120", "-y", "40", "env -u NO_COLOR bash --norc --noprofile"],
         capture_output=True, text=True, timeout=30,
+        # A shell's background job (a CI run) inherits SIGINT ignored, and so would the
+        # server's shells: Ctrl-C must reach the command as it does in a terminal.
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     term.keys(f"{env_unset}export PS1='$ '; cd {tmp_path}; echo READY", "Enter")
@@ -117,3 +126,33 @@ def test_bad_arguments_print_one_line_and_exit_2(terminal: Terminal) -> None:
     assert "sessionkit-tui: error: --speed: 'fast': a speed is a finite number" in screen
     assert "EXIT-STATUS=2" in screen
     assert "Traceback" not in screen
+
+
+def test_ctrl_c_while_starting_ends_cleanly(terminal: Terminal, tmp_path: Path) -> None:
+    """Ctrl-C before the screen opens, the session started and loading: status 130, no
+    traceback (that the engine is stopped is checked in test_tui_units.py).
+
+    The start-up is held at a known point: the extra theme folder holds a FIFO, which the
+    command reads after it started the session and before it opens the screen.
+    """
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    fifo = themes / "held.toml"
+    os.mkfifo(fifo)
+    terminal.keys(f"SESSIONKIT_THEME_DIR={themes} {COMMAND} --paused; echo EXIT-STATUS=$?", "Enter")
+    deadline = time.monotonic() + 30  # a hang bound: Python may start slowly when loaded
+    writer = None
+    while writer is None:
+        try:  # succeeds once the command opened the FIFO to read it
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert time.monotonic() < deadline, terminal.screen()
+            time.sleep(0.02)
+    try:
+        terminal.keys("C-c")
+        screen = terminal.wait_for(lambda s: EXIT.search(s) is not None)
+    finally:
+        os.close(writer)
+    assert "EXIT-STATUS=130" in screen, screen
+    assert "Traceback" not in screen and "KeyboardInterrupt" not in screen, screen
+    assert "BACKTEST" not in screen  # it never opened

@@ -5,6 +5,7 @@ app behaviours that need an engine in a state the sample data cannot produce (a 
 from __future__ import annotations
 
 import math
+import signal
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fake_session import FakeSession
 from sessionkit.engine import load_config
+from sessionkit.engine.pipeline.session import Session
 from sessionkit.tui import cli
 from sessionkit.tui.app import create_app
 from sessionkit.tui.charting import SessionAxis, base_name, classify, downsample
@@ -250,6 +252,32 @@ def test_broken_theme_file_argument_exits_2(tmp_path, capsys):
     assert "mine.toml" in err and "primary" in err
 
 
+def test_ctrl_c_before_the_screen_opens_stops_the_started_engine(monkeypatch, capsys):
+    """Ctrl-C while the themes load (the session already started, loading): status 130, no
+    traceback, the engine stopped with its threads ended (see also the tmux test)."""
+    started: list[Session] = []
+    real_start = Session.start
+
+    def start(self):
+        started.append(self)
+        return real_start(self)
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "start", start)
+    monkeypatch.setattr("sessionkit.tui.themes.load_themes", interrupted)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.main(["--paused"]) == cli.INTERRUPTED == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)  # main ignores a second Ctrl-C from then on
+    [session] = started
+    assert session.snapshot().state == "stopped"
+    assert session.wait(0.0), "an engine thread is still running"
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_bad_analysis_class_exits_2(tmp_path, capsys):
     config = tmp_path / "bad.toml"
     demo = (Path(__file__).parents[2] / "sample_db" / "demo.toml").read_text()
@@ -268,7 +296,7 @@ async def test_a_failing_snapshot_is_reported_once_and_the_ui_stays_up():
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.1)
 
-            def broken():
+            def broken(**_options):  # symbols=... (the panes read only what they show)
                 raise RuntimeError("engine state unreadable")
 
             session.snapshot = broken  # type: ignore[method-assign]

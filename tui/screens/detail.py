@@ -1,9 +1,8 @@
 """The symbol detail screen (``enter`` on a symbol): its gaps, quality and indicators.
 
-Used on the UI's event loop only. It reads the app's session (``snapshot`` and ``gaps``,
-which copy a little data and never wait for an engine thread) when shown and twice a
-second after, so it follows a running engine. Times are in the exchange's zone.
-Dismissed with ``escape``, ``enter`` or ``q``.
+Used on the UI's event loop only. A :class:`~.panel.LivePanel`: it reads the app's session
+(``snapshot`` and ``gaps``) when shown and twice a second after, so it follows a running
+engine. Times are in the exchange's zone. Dismissed with ``escape``, ``enter`` or ``q``.
 """
 
 from __future__ import annotations
@@ -16,15 +15,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import GapSpan, Snapshot
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from .. import format as fmt
-
-REFRESH_SECONDS = 0.5
+from .panel import LivePanel
 
 
 def detail_renderable(symbol: str, snapshot: Snapshot, gaps: tuple[GapSpan, ...]) -> Group:
@@ -76,7 +70,7 @@ def detail_renderable(symbol: str, snapshot: Snapshot, gaps: tuple[GapSpan, ...]
     return Group(*parts)
 
 
-class DetailScreen(ModalScreen[None]):
+class DetailScreen(LivePanel):
     """Gaps, quality per interval and latest indicator values of one symbol."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -88,51 +82,19 @@ class DetailScreen(ModalScreen[None]):
     | escape, enter, q | Close the detail screen. |
     """
 
-    DEFAULT_CSS = """
-    DetailScreen {
-        align: center middle;
-        background: $background 60%;
-        & > VerticalScroll {
-            width: 80;
-            max-width: 100%;
-            height: auto;
-            max-height: 100%;
-            border: thick $primary;
-            border-title-color: $accent;
-            border-title-style: bold;
-            background: $surface;
-            padding: 0 1;
-        }
-    }
-    """
+    BODY_ID = "detail-body"
 
     def __init__(
         self, symbol: str, read: Callable[[], tuple[Snapshot, tuple[GapSpan, ...]]]
     ) -> None:
         """``read()`` returns the session's snapshot and ``symbol``'s gaps now."""
-        super().__init__()
+        super().__init__(symbol)
         self.symbol = symbol
         self._read = read
-        self.shown: Group | None = None
-        """What the screen shows now."""
 
-    def compose(self) -> ComposeResult:
-        scroll = VerticalScroll()
-        scroll.border_title = f"{self.symbol}  (escape to close)"
-        with scroll:
-            yield Static(id="detail-body")
-
-    def on_mount(self) -> None:
-        self.refresh_detail()
-        self.set_interval(REFRESH_SECONDS, self.refresh_detail)
-
-    def refresh_detail(self) -> None:
-        """Read the session again and show it."""
-        if not self.app.is_running or not self.is_attached:
-            return
+    def read(self) -> Group | None:
         try:
             snapshot, gaps = self._read()
         except KeyError:
-            return
-        self.shown = detail_renderable(self.symbol, snapshot, gaps)
-        self.query_one("#detail-body", Static).update(self.shown)
+            return None
+        return detail_renderable(self.symbol, snapshot, gaps)

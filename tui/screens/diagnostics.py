@@ -1,49 +1,95 @@
 """The diagnostics screen (``d``): where each engine thread spends its time.
 
-Used on the UI's event loop only. It reads the app's session's snapshot (``metrics.threads``:
-busy and waiting wall seconds per component) when shown and twice a second after. Every
-figure here is measured in wall-clock time, so it goes through the app's
-:class:`~sessionkit.tui.format.Figures` (frozen placeholders in snapshot tests).
-Dismissed with ``escape``, ``d`` or ``q``.
+Used on the UI's event loop only. A :class:`~.panel.LivePanel`: it reads the app's
+session's snapshot (``metrics.threads``: busy and waiting wall seconds per component) when
+shown and twice a second after. Every figure here is measured in wall-clock time, so it
+goes through the app's :class:`~sessionkit.tui.format.Figures` (frozen placeholders in
+snapshot tests). Dismissed with ``escape``, ``d`` or ``q``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import Snapshot, ThreadStats
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from .. import format as fmt
+from .panel import LivePanel
 
-REFRESH_SECONDS = 0.5
 BAR_WIDTH = 16
 """Cells of each thread's busy / waiting bar."""
 
+COORDINATOR = "session_coordinator"
+"""The coordinator's thread (it runs the stages' handlers inline when data-driven)."""
 
-def time_bar(stats: ThreadStats, figures: fmt.Figures) -> Text:
-    """``█`` for busy (``▓`` the part run inline), ``░`` for waiting, blank for the rest
-    (scheduling, the GIL), over the thread's whole time."""
+
+@dataclass(frozen=True, slots=True)
+class ThreadTime:
+    """One engine thread's time, split so that every row reads the same way.
+
+    The engine's :class:`ThreadStats` give a stage's ``inline_seconds`` as the part of its
+    ``busy_seconds`` run on the coordinator's thread, but the coordinator's as the stages'
+    handlers it ran, which are *not* in its ``busy_seconds`` (its own publishing): shown
+    as they come, the coordinator's inline exceeded its busy time.
+    """
+
+    work: float
+    """Seconds of work: a stage's handlers wherever they ran; the coordinator's publishing
+    and the stages' handlers it ran."""
+    inline: float
+    """Of ``work``, the part run inline (on the coordinator's thread, for the stages)."""
+    own: float
+    """Seconds this thread was busy with its own component's work."""
+    hosted: float
+    """Seconds this thread was busy running the stages' handlers (the coordinator)."""
+    waiting: float
+    """Seconds this thread waited."""
+
+    @property
+    def busy_share(self) -> float | None:
+        """Percent of this thread's measured time it was busy (None before any)."""
+        busy = self.own + self.hosted
+        total = busy + self.waiting
+        return 100.0 * busy / total if total > 0 else None
+
+
+def thread_time(stats: ThreadStats) -> ThreadTime:
+    """``stats`` read consistently (see :class:`ThreadTime`)."""
+    if stats.name == COORDINATOR:
+        work = stats.busy_seconds + stats.inline_seconds
+        return ThreadTime(
+            work,
+            stats.inline_seconds,
+            stats.busy_seconds,
+            stats.inline_seconds,
+            stats.waiting_seconds,
+        )
+    inline = min(stats.inline_seconds, stats.busy_seconds)
+    return ThreadTime(
+        stats.busy_seconds, inline, stats.busy_seconds - inline, 0.0, stats.waiting_seconds
+    )
+
+
+def time_bar(time: ThreadTime, figures: fmt.Figures) -> Text:
+    """Over the thread's measured time: ``█`` busy with its own work, ``▓`` running the
+    stages' handlers inline, ``░`` waiting."""
     if figures.frozen:
         return Text("·" * BAR_WIDTH, style="dim")
-    total = stats.busy_seconds + stats.waiting_seconds
+    total = time.own + time.hosted + time.waiting
     if total <= 0:
         return Text(" " * BAR_WIDTH)
-    busy = round(BAR_WIDTH * stats.busy_seconds / total)
-    inline = min(busy, round(BAR_WIDTH * stats.inline_seconds / total))
-    waiting = BAR_WIDTH - busy
+    busy = round(BAR_WIDTH * (time.own + time.hosted) / total)
+    hosted = min(busy, round(BAR_WIDTH * time.hosted / total))
     text = Text()
-    text.append("█" * (busy - inline), style="bold")
-    text.append("▓" * inline)
-    text.append("░" * waiting, style="dim")
+    text.append("█" * (busy - hosted), style="bold")
+    text.append("▓" * hosted)
+    text.append("░" * (BAR_WIDTH - busy), style="dim")
     return text
 
 
@@ -56,27 +102,29 @@ def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
         box=None,
         padding=(0, 1),
     )
-    for title in ("Thread", "Busy", "inline", "Waiting", "Busy %", "Messages", ""):
+    for title in ("Thread", "Work", "inline", "Waiting", "Busy %", "Messages", ""):
         threads.add_column(title, justify="left" if title in ("Thread", "") else "right")
     for stats in metrics.threads:
-        total = stats.busy_seconds + stats.waiting_seconds
-        share = 100.0 * stats.busy_seconds / total if total > 0 else None
+        time = thread_time(stats)
         threads.add_row(
             stats.name,
-            figures.seconds(stats.busy_seconds),
-            figures.seconds(stats.inline_seconds),
-            figures.seconds(stats.waiting_seconds),
-            figures.share(share),
+            figures.seconds(time.work),
+            figures.seconds(time.inline),
+            figures.seconds(time.waiting),
+            figures.share(time.busy_share),
             str(stats.messages),
-            time_bar(stats, figures),
+            time_bar(time, figures),
         )
     parts: list[object] = [threads]
     if not metrics.threads:
         parts.append(Text("The engine reports no thread times.", style="dim"))
     parts.append(
         Text(
-            "█ busy  ▓ busy on the coordinator's thread (inline)  ░ waiting: consumers on "
-            "their queue; the coordinator on consumers, the clock and pauses",
+            "Work: a stage's handlers, wherever they ran; the coordinator's publishing plus "
+            "the stages' handlers it ran inline (data-driven). Busy %: of the thread's own "
+            "time.\n"
+            "█ busy  ▓ running the stages inline  ░ waiting: consumers on their queue; "
+            "the coordinator on consumers, the clock and pauses",
             style="dim",
         )
     )
@@ -95,7 +143,7 @@ def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
     return Group(*parts)  # type: ignore[arg-type]
 
 
-class DiagnosticsScreen(ModalScreen[None]):
+class DiagnosticsScreen(LivePanel):
     """Busy and waiting time per engine thread, and the engine's timings."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -108,44 +156,18 @@ class DiagnosticsScreen(ModalScreen[None]):
     """
 
     DEFAULT_CSS = """
-    DiagnosticsScreen {
-        align: center middle;
-        background: $background 60%;
-        & > VerticalScroll {
-            width: 96;
-            max-width: 100%;
-            height: auto;
-            max-height: 100%;
-            border: thick $primary;
-            border-title-color: $accent;
-            border-title-style: bold;
-            background: $surface;
-            padding: 0 1;
-        }
+    DiagnosticsScreen > VerticalScroll {
+        width: 96;
     }
     """
 
+    BODY_ID = "diagnostics-body"
+
     def __init__(self, read: Callable[[], Snapshot], figures: fmt.Figures) -> None:
         """``read()`` returns the session's snapshot now."""
-        super().__init__()
+        super().__init__("Diagnostics")
         self._read = read
         self.figures = figures
-        self.shown: Group | None = None
-        """What the screen shows now."""
 
-    def compose(self) -> ComposeResult:
-        scroll = VerticalScroll()
-        scroll.border_title = "Diagnostics  (escape to close)"
-        with scroll:
-            yield Static(id="diagnostics-body")
-
-    def on_mount(self) -> None:
-        self.refresh_diagnostics()
-        self.set_interval(REFRESH_SECONDS, self.refresh_diagnostics)
-
-    def refresh_diagnostics(self) -> None:
-        """Read the session again and show it."""
-        if not self.app.is_running or not self.is_attached:
-            return
-        self.shown = diagnostics_renderable(self._read(), self.figures)
-        self.query_one("#diagnostics-body", Static).update(self.shown)
+    def read(self) -> Group:
+        return diagnostics_renderable(self._read(), self.figures)

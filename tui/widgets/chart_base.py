@@ -3,7 +3,9 @@
 Used on the UI's event loop only. The app builds one :class:`ChartData` when the charted
 stream changed and hands it to each chart through :meth:`SessionChart.show`; a chart
 re-plots only when the data's key, its size or the theme changed. Drawing (plotext's
-``build``) happens in ``render``, once per refresh.
+matrix) happens in ``render``, once per re-plot, size and theme; the matrix becomes Textual
+content directly (:func:`matrix_content`), without plotext's ANSI text and Rich's parsing
+of it, which took more time than the drawing.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from plotext._utility import colors_to_ansi
+from rich.terminal_theme import TerminalTheme
+from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import AnalysisSignal, Series
 from textual.app import RenderResult
 from textual.color import Color
+from textual.content import Content, Span
 from textual.reactive import reactive
+from textual.style import Style
 from textual_plotext import PlotextPlot
 
 from ..charting import SessionAxis, base_name
@@ -75,6 +82,8 @@ class SessionChart(PlotextPlot):
         """How many times the chart was re-plotted (for tests and benchmarks)."""
         self._drawn: tuple[Any, ...] | None = None
         self._rendered: tuple[tuple[Any, ...], RenderResult] | None = None
+        self._styles: dict[str, Style | None] = {}
+        """Style of each plotext colour code (for :func:`matrix_content`), this theme's."""
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
@@ -131,6 +140,7 @@ class SessionChart(PlotextPlot):
     def _theme_changed(self) -> None:
         if not self.is_running:
             return
+        self._styles = {}
         self._drawn = None
         if self.data is not None:
             self.replot()
@@ -162,8 +172,20 @@ class SessionChart(PlotextPlot):
         border title change re-renders the widget without changing the drawing)."""
         key = (self.replots, self.size, self.app.theme)
         if self._rendered is None or self._rendered[0] != key:
-            self._rendered = (key, super().render())
+            self._rendered = (key, self._draw())
         return self._rendered[1]
+
+    def _draw(self) -> Content:
+        """What ``PlotextPlot.render`` draws (the same size and theme settings), as content
+        made from plotext's matrix rather than from the ANSI text plotext would make of it."""
+        width, height = self.size
+        plot = self._plot
+        plot.plotsize(width, height)
+        plot._set_size(width, height)  # as PlotextPlot.render does (textual-plotext issue 5)
+        plot.theme(self._get_plotext_theme_name(self.app.theme))
+        plot._set_sizes()
+        plot._build_matrix()
+        return matrix_content(plot.monitor.matrix, self._styles, self.app.ansi_theme)
 
     def plot(self, data: ChartData) -> None:
         """Draw ``data`` with ``self.plt``: subclasses draw their lines, this marks the
@@ -226,6 +248,51 @@ class SessionChart(PlotextPlot):
             plt.xlim(lo, hi)
             ticks, labels = axis.window_ticks(zone, self.size.width or 80, lo, hi)
         plt.xticks(ticks, labels)
+
+
+def matrix_content(
+    matrix: Any, styles: dict[str, Style | None], ansi_theme: TerminalTheme | None = None
+) -> Content:
+    """plotext's character matrix as Textual content, equal to
+    ``Content.from_rich_text(Text.from_ansi(matrix.set_canvas()))`` (the top row first, a
+    line break after each row) but without writing and parsing the ANSI text.
+
+    Each run of cells of one colour becomes a span whose style is what Rich makes of that
+    run's ANSI codes (parsed once per code and kept in ``styles``).
+    """
+    lines: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+    for row in range(matrix.rows - 1, -1, -1):
+        markers = matrix.marker[row]
+        fore, look, back = matrix.fullground[row], matrix.style[row], matrix.background[row]
+        cols = len(markers)
+        start = 0
+        for col in range(1, cols + 1):
+            if (
+                col < cols
+                and fore[col] == fore[start]
+                and look[col] == look[start]
+                and back[col] == back[start]
+            ):
+                continue
+            code = colors_to_ansi(fore[start], look[start], back[start])
+            if code:
+                if code not in styles:
+                    parsed = Text.from_ansi(code + "x")
+                    styles[code] = (
+                        Style.from_rich_style(parsed.spans[0].style, ansi_theme)  # type: ignore[arg-type]
+                        if parsed.spans
+                        else None
+                    )
+                style = styles[code]
+                if style is not None:
+                    spans.append(Span(offset + start, offset + col, style))
+            start = col
+        lines.append("".join(markers))
+        offset += cols + 1
+    lines.append("")
+    return Content("\n".join(lines), spans)
 
 
 def rgb_hex(rgb: tuple[int, int, int]) -> str:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import EngineEvent
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import RichLog
 
 from .. import format as fmt
@@ -41,6 +43,14 @@ def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
 class TailLog(RichLog, can_focus=True):
     """A log that appends only the entries of a bounded, append-only window it has not
     written yet, capped per call (shared by the event and signals logs)."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    """The lines' extent. A longer log changes only its scrollbar, not the screen's layout
+    (each write would otherwise lay out and redraw the whole screen); a scrollbar that
+    appears or goes still lays the screen out (see :meth:`watch_virtual_size`)."""
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)  # a scrollbar shown or hidden asks for the layout
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

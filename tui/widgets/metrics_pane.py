@@ -54,8 +54,17 @@ class MetricsPane(Static):
         self._has_analysis = any(s.stream == "analysis_engine" for s in snapshot.subscriptions)
         self.metrics = tuple(sorted(dict(snapshot.analysis_metrics).items()))
 
-    def watch_metrics(self, metrics: tuple[tuple[str, float], ...] | None) -> None:
-        self.update(self.render_metrics(dict(metrics or ()), self._has_analysis))
+    def watch_metrics(
+        self,
+        old: tuple[tuple[str, float], ...] | None,
+        metrics: tuple[tuple[str, float], ...] | None,
+    ) -> None:
+        # The same names: the same lines, so no layout pass (the values change each session).
+        names = [name for name, _ in metrics or ()]
+        same_lines = old is not None and names and names == [name for name, _ in old]
+        self.update(
+            self.render_metrics(dict(metrics or ()), self._has_analysis), layout=not same_lines
+        )
 
     @staticmethod
     def render_metrics(metrics: Mapping[str, float], has_analysis: bool) -> Text:

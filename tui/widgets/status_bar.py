@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import Snapshot
 from textual.app import RenderResult
@@ -150,6 +151,24 @@ class StatusBar(Widget):
     line: reactive[StatusLine] = reactive(StatusLine, layout=False)
     """The texts shown; assigning an equal value does not re-render."""
 
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._styles: dict[str, Style] = {}
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()  # a theme or CSS change: the component styles are read again
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        """The rich style of a component class, kept until the styles change (Textual's own
+        cache is emptied by every refresh, and this bar refreshes with every poll)."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name)
+        return style
+
     def show(
         self,
         snapshot: Snapshot,
@@ -169,7 +188,7 @@ class StatusBar(Widget):
     def _text(self, *, compact: bool) -> Text:
         """The line; ``compact`` drops the words a narrow terminal cannot afford."""
         line = self.line
-        style = self.get_component_rich_style
+        style = self._style
         label, suffix = STATE_LABELS.get(line.state, (line.state, "busy"))
         separator = ("│" if compact else " │ ", style("status-bar--separator"))
         parts: list[tuple[str, object] | str] = [
@@ -206,7 +225,7 @@ class StatusBar(Widget):
     def _append_progress(self, text: Text, separator: tuple[str, object], *, compact: bool) -> None:
         """The run's progress: a bar in the width left (if any), percent, done, ETA."""
         line = self.line
-        style = self.get_component_rich_style
+        style = self._style
         assert line.fraction is not None
         percent = f"{line.fraction * 100:.0f}%" if compact else f"{line.fraction * 100:.1f}%"
         tail = f" {percent}"

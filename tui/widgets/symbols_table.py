@@ -7,6 +7,12 @@ column (``s`` cycles, a header click picks one, a second click reverses) and sho
 symbols matching :attr:`SymbolsTable.filter_text`. The cursor follows the *symbol*, not the
 row: re-sorting or filtering keeps it on the charted symbol while that one is shown.
 Moving the cursor (keys or mouse) posts :class:`SymbolsTable.Selected`.
+
+A snapshot need not hold every symbol: :meth:`SymbolsTable.symbols_needed` names the ones
+the next update needs (the rows in view, unless the order depends on the figures), so that
+with hundreds of symbols the app reads only those. Rows missing from a snapshot keep their
+last figures; when rows without figures come into view (a scroll, a filter, a sort by a
+figure) the table posts :class:`SymbolsTable.NeedsData`.
 """
 
 from __future__ import annotations
@@ -89,6 +95,10 @@ class SymbolsTable(DataTable):
             self.symbol = symbol
             """The symbol now selected."""
 
+    class NeedsData(Message):
+        """Rows came into view (or the order needs figures) that the last snapshot did not
+        hold: the table wants a snapshot of :meth:`SymbolsTable.symbols_needed` soon."""
+
     symbol: reactive[str | None] = reactive(None, init=False)
     """The symbol under the cursor."""
 
@@ -116,6 +126,8 @@ class SymbolsTable(DataTable):
         self._keys: list[str] = []
         self._wanted: str | None = None
         self._snapshot: Snapshot | None = None
+        self._asked = False
+        """A :class:`NeedsData` is on its way (one until the next :meth:`show`)."""
 
     # -- public -------------------------------------------------------------------------
 
@@ -123,6 +135,13 @@ class SymbolsTable(DataTable):
     def shown(self) -> list[str]:
         """The symbols on screen, top to bottom."""
         return list(self._order)
+
+    def symbols_needed(self) -> list[str] | None:
+        """The symbols whose figures the next :meth:`show` needs: the rows in view and the
+        cursor's, or None for every symbol (sorted by a figure, or not laid out yet)."""
+        if self.sort_key != "symbol" or not self._keys:
+            return None
+        return self._on_screen()
 
     def select(self, symbol: str) -> None:
         """Move the cursor to ``symbol`` (now, or when its row appears)."""
@@ -149,15 +168,33 @@ class SymbolsTable(DataTable):
         the cells whose text changed in the rows on screen (the others when they scroll
         into view: with hundreds of symbols, updating every cell would take the UI's time)."""
         self._snapshot = snapshot
+        self._asked = False
         if snapshot.intervals != self._intervals or snapshot.symbols != self._symbols:
             self._build_columns(snapshot)
-        for symbol in snapshot.symbols:
+        held = self._held(snapshot)
+        for symbol in snapshot.symbols if held is None else held:
             self._values[symbol] = self._sort_values(snapshot, symbol)
+        if self.sort_key != "symbol" and len(self._values) < len(self._symbols):
+            self._ask()  # the order needs every symbol's figures
         order = self._sorted(self._visible(snapshot.symbols))
         if order != self._order:
             self._lay_out(order)
             self._label_headers()
         self._fill_on_screen()
+
+    @staticmethod
+    def _held(snapshot: Snapshot) -> set[str] | None:
+        """The symbols ``snapshot`` has figures of (None: all of them)."""
+        if not snapshot.intervals:
+            return None
+        base = snapshot.intervals[0]
+        held = {symbol for symbol, interval in snapshot.series if interval == base}
+        return None if len(held) == len(snapshot.symbols) else held
+
+    def _ask(self) -> None:
+        if not self._asked:
+            self._asked = True
+            self.post_message(self.NeedsData())
 
     def _on_screen(self) -> list[str]:
         """The symbols of the rows in view (and the cursor's)."""
@@ -181,7 +218,12 @@ class SymbolsTable(DataTable):
             suffix: component_foreground(self, f"symbols-table--{suffix}")
             for suffix in ("up", "down", "warning")
         }
+        held = self._held(snapshot)
         for symbol in self._on_screen():
+            if held is not None and symbol not in held:
+                if not self._rows.get(symbol):
+                    self._ask()  # a blank row in view
+                continue  # its last figures stay until a snapshot holds it
             row = self._row(snapshot, symbol)
             old = self._rows.get(symbol)
             if row == old:
@@ -215,7 +257,8 @@ class SymbolsTable(DataTable):
         column = self._keys.index(self.sort_key)
 
         def key(symbol: str) -> tuple[Any, ...]:
-            value = self._values[symbol][column]
+            values = self._values.get(symbol)
+            value = values[column] if values else None
             missing = value is None or (isinstance(value, float) and math.isnan(value))
             # Missing values last in either direction; ties by symbol.
             return (missing != self.sort_reverse, 0 if missing else value, symbol)
