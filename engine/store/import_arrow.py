@@ -55,7 +55,7 @@ _TS = (
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"
-_WHOLE = r"^\+?\d{1,18}$"
+_WHOLE = r"^\d{1,18}$"  # pyarrow casts "+10" to a float, not to an int
 _EXACT = 2**53  # floats below this are exact integers
 
 
@@ -470,6 +470,9 @@ def read_parquet(
 ) -> Iterator[Batch]:
     """Read a Parquet file with pyarrow, :data:`~.importing.CHUNK` rows at a time.
 
+    Row groups are read one at a time (pyarrow's ``iter_batches`` over a whole file
+    decodes several ahead), so memory is bounded by the largest row group.
+
     Raises
     ------
     DataImportError
@@ -490,11 +493,14 @@ def read_parquet(
     split = columns.timestamp is None
     row = 1
     try:
-        for record_batch in parquet.iter_batches(batch_size=CHUNK, columns=sorted(set(sources))):
-            raw = [record_batch.column(name) for name in sources]
-            if split:
-                raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
-            yield check_batch(_join(raw, split), row, report, rules)
-            row += record_batch.num_rows
+        for group in range(parquet.num_row_groups):  # one at a time: memory bounded
+            for record_batch in parquet.iter_batches(
+                batch_size=CHUNK, row_groups=[group], columns=sorted(set(sources))
+            ):
+                raw = [record_batch.column(name) for name in sources]
+                if split:
+                    raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
+                yield check_batch(_join(raw, split), row, report, rules)
+                row += record_batch.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None
