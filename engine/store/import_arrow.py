@@ -65,6 +65,9 @@ _EXACT = 2**53  # floats below this are exact integers
 # buffers, and no compute function gets a Python scalar.
 
 
+_DTYPES = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float64(): np.float64}
+
+
 def _numpy(values: pa.Array) -> np.ndarray:
     """The values of a boolean or fixed-width numeric array (null slots: any value)."""
     n, offset = len(values), values.offset
@@ -78,13 +81,6 @@ def _numpy(values: pa.Array) -> np.ndarray:
     if data is None or not n:
         return np.zeros(n, dtype=dtype)
     return np.frombuffer(data, dtype=dtype, count=offset + n)[offset:]
-
-
-_DTYPES = {
-    pa.int32(): np.int32,
-    pa.int64(): np.int64,
-    pa.float64(): np.float64,
-}
 
 
 def _valid(values: pa.Array) -> np.ndarray:
