@@ -36,7 +36,6 @@ from .import_csv import check_text_file
 from .importing import (
     CHUNK,
     MAX_EPOCH,
-    MAX_VOLUME,
     MIN_EPOCH,
     Batch,
     ImportReport,
@@ -56,25 +55,86 @@ _TS = (
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"
-_WHOLE = r"^\+?\d{1,18}$"
+_WHOLE = r"^\d{1,18}$"  # pyarrow casts "+10" to a float, not to an int
 _EXACT = 2**53  # floats below this are exact integers
 
 
-def _bool(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+# pyarrow imports pandas (when installed) the first time it converts a Python object or
+# makes a numpy array (``pa.array``, ``pa.scalar``, ``to_numpy``): 0.4 s and 50 MB for an
+# import that needs none of it. So arrays cross between numpy and Arrow through their
+# buffers, and no compute function gets a Python scalar.
+
+
+_DTYPES = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float64(): np.float64}
+
+
+def _numpy(values: pa.Array) -> np.ndarray:
+    """The values of a boolean or fixed-width numeric array (null slots: any value)."""
+    n, offset = len(values), values.offset
+    data = values.buffers()[1]
+    if pa.types.is_boolean(values.type):
+        if data is None or not n:
+            return np.zeros(n, dtype=bool)
+        bits = np.frombuffer(data, dtype=np.uint8)
+        return np.unpackbits(bits, count=offset + n, bitorder="little")[offset:].view(bool)
+    dtype = _DTYPES[values.type]
+    if data is None or not n:
+        return np.zeros(n, dtype=dtype)
+    return np.frombuffer(data, dtype=dtype, count=offset + n)[offset:]
+
+
+def _valid(values: pa.Array) -> np.ndarray:
+    """Which values are not null."""
+    n = len(values)
+    if not values.null_count:
+        return np.ones(n, dtype=bool)
+    bits = np.frombuffer(values.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset :].view(
+        bool
+    )
+
+
+def _bool(mask: pa.Array) -> np.ndarray:
+    """A boolean array as numpy, nulls false."""
+    return _numpy(mask) & _valid(mask)
+
+
+def _mask(mask: np.ndarray) -> pa.BooleanArray:
+    """A numpy boolean mask as an Arrow one."""
+    bits = pa.py_buffer(np.packbits(mask, bitorder="little"))
+    return pa.BooleanArray.from_buffers(pa.bool_(), len(mask), [None, bits])
+
+
+def _indices(index: np.ndarray) -> pa.Array:
+    """Numpy row indices as an Arrow array, for ``take``."""
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(index), [None, pa.py_buffer(index)])
+
+
+def _parse(
+    values: pa.Array, mask: np.ndarray, kind: pa.DataType, dtype: type = np.float64
+) -> np.ndarray:
+    """Cast the texts ``values[mask]`` to ``kind``; the other rows are 0."""
+    out = np.zeros(len(values), dtype=dtype)
+    if mask.any():
+        parsed = pc.cast(values.filter(_mask(mask)), kind)
+        if pa.types.is_timestamp(kind):
+            parsed = parsed.cast(pa.int64())
+        out[mask] = _numpy(parsed)
+    return out
 
 
 def _floats(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A price column as float64 and the mask of values that surely pass the rules."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        ok = pc.match_substring_regex(values, _NUMBER)
-        numbers = pc.cast(pc.if_else(ok, values, "0"), pa.float64())
-        return numbers.to_numpy(zero_copy_only=False), _bool(ok)
+        ok = _bool(pc.match_substring_regex(values, _NUMBER))
+        return _parse(values, ok, pa.float64()), ok
     kind = values.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         numbers = pc.cast(values, pa.float64(), safe=False)
-        out = pc.fill_null(numbers, 0.0).to_numpy(zero_copy_only=False)
-        return out, _bool(pc.is_valid(numbers)) & np.isfinite(out)
+        valid = _valid(numbers)
+        out = np.where(valid, _numpy(numbers), 0.0)
+        return out, valid & np.isfinite(out)
     return np.zeros(len(values)), np.zeros(len(values), dtype=bool)
 
 
@@ -83,26 +143,22 @@ def _volumes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(values)
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         whole = _bool(pc.match_substring_regex(values, _WHOLE))
-        out = pc.cast(pc.if_else(pa.array(whole), values, "0"), pa.int64())
-        out = out.to_numpy(zero_copy_only=False)
+        out = _parse(values, whole, pa.int64(), np.int64)
         rest = ~whole & _bool(pc.match_substring_regex(values, _NUMBER))
         if rest.any():
-            floats = pc.cast(pc.if_else(pa.array(rest), values, "0"), pa.float64())
-            f = floats.to_numpy(zero_copy_only=False)
+            f = _parse(values, rest, pa.float64())
             exact = rest & (f >= 0) & (f < _EXACT) & (np.floor(f) == f)
             out = np.where(exact, np.where(exact, f, 0).astype(np.int64), out)
             whole = whole | exact
         return out, whole
     if pa.types.is_integer(values.type):
-        valid = pc.is_valid(values)
-        if pa.types.is_unsigned_integer(values.type):
-            valid = pc.and_(valid, pc.less_equal(values, MAX_VOLUME))
-        ok = _bool(valid)
-        safe = pc.if_else(pa.array(ok), values, pa.scalar(0, values.type))
-        out = pc.cast(safe, pa.int64()).to_numpy(zero_copy_only=False)
-        return out, ok & (out >= 0)
+        # Unsigned values above 2^63-1 wrap to negative ones: not ok, like negative ones.
+        out = _numpy(pc.cast(values, pa.int64(), safe=False))
+        ok = _valid(values) & (out >= 0)
+        return np.where(ok, out, 0), ok
     if pa.types.is_floating(values.type):
-        f = pc.fill_null(pc.cast(values, pa.float64()), -1.0).to_numpy(zero_copy_only=False)
+        numbers = pc.cast(values, pa.float64())
+        f = np.where(_valid(numbers), _numpy(numbers), -1.0)
         ok = (f >= 0) & (f < _EXACT) & (np.floor(f) == f)
         return np.where(ok, f, 0).astype(np.int64), ok
     return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
@@ -119,12 +175,13 @@ def _local_epochs(
     zone = _zone_name(rules)
     if zone is None or not mask.any():
         return np.zeros(len(naive), dtype=np.int64), np.zeros(len(naive), dtype=bool)
-    early = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="earliest")
-    late = pc.assume_timezone(naive, zone, ambiguous="latest", nonexistent="latest")
-    e = pc.fill_null(pc.cast(pc.cast(early, pa.timestamp("s", "UTC")), pa.int64()), 0)
-    lt = pc.fill_null(pc.cast(pc.cast(late, pa.timestamp("s", "UTC")), pa.int64()), 0)
-    e, lt = e.to_numpy(zero_copy_only=False), lt.to_numpy(zero_copy_only=False)
-    return e, mask & (e == lt)
+    epochs = []
+    for choice in ("earliest", "latest"):
+        aware = pc.assume_timezone(naive, zone, ambiguous=choice, nonexistent=choice)
+        seconds = pc.cast(pc.cast(aware, pa.timestamp("s", "UTC")), pa.int64())
+        epochs.append(np.where(_valid(seconds), _numpy(seconds), 0))
+    early, late = epochs
+    return early, mask & (early == late)
 
 
 def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
@@ -133,40 +190,28 @@ def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
     kind = values.type
     if pa.types.is_timestamp(kind):
         factor = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[kind.unit]
-        raw = pc.fill_null(pc.cast(values, pa.int64()), 1).to_numpy(zero_copy_only=False)
-        ok = _bool(pc.is_valid(values)) & (raw % (60 * factor) == 0)
+        raw = _numpy(pc.cast(values, pa.int64()))
+        ok = _valid(values) & (raw % (60 * factor) == 0)
         seconds = raw // factor
         if kind.tz is not None:
             return seconds, ok
         naive = pc.cast(values, pa.timestamp(kind.unit))
-        epochs, local_ok = _local_epochs(naive, ok, rules)
-        return epochs, local_ok
+        return _local_epochs(naive, ok, rules)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
     ok = _bool(pc.match_substring_regex(values, _TS))
-    length = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+    length = _numpy(pc.utf8_length(values))
     naive = ok & (length == 19)
     aware = ok & ~naive
-    epochs = np.zeros(n, dtype=np.int64)
-    if aware.any():
-        try:
-            stamps = pc.cast(
-                pc.if_else(pa.array(aware), values, "2000-01-01T00:00:00Z"),
-                pa.timestamp("s", "UTC"),
-            )
-        except pa.ArrowInvalid:  # an impossible date (02-30): the row rules decide
-            return epochs, np.zeros(n, dtype=bool)
-        epochs = np.where(aware, stamps.cast(pa.int64()).to_numpy(zero_copy_only=False), 0)
-    if naive.any():
-        try:
-            local = pc.cast(
-                pc.if_else(pa.array(naive), values, "2000-01-01T00:00:00"), pa.timestamp("s")
-            )
-        except pa.ArrowInvalid:
-            return epochs, np.zeros(n, dtype=bool)
-        local_epochs, local_ok = _local_epochs(local, naive, rules)
-        epochs = np.where(naive, local_epochs, epochs)
-        ok = np.where(naive, local_ok, ok)
+    try:
+        epochs = _parse(values, aware, pa.timestamp("s", "UTC"), np.int64)
+        if naive.any():
+            local = pc.cast(values.filter(_mask(naive)), pa.timestamp("s"))
+            local_epochs, local_ok = _local_epochs(local, np.ones(len(local), dtype=bool), rules)
+            epochs[naive] = local_epochs
+            ok[naive] = local_ok
+    except pa.ArrowInvalid:  # an impossible date (02-30): the row rules decide
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
     return epochs, ok
 
 
@@ -183,6 +228,24 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _vectorised(
+    fields: Sequence[pa.Array], rules: RowRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Starts, OHLC, volumes of a block of rows, and the mask of rows that surely pass."""
+    ts, o, h, lo, c, v = fields
+    epochs, good = _epochs(ts, rules)
+    opens, ok_o = _floats(o)
+    highs, ok_h = _floats(h)
+    lows, ok_l = _floats(lo)
+    closes, ok_c = _floats(c)
+    volumes, ok_v = _volumes(v)
+    good &= ok_o & ok_h & ok_l & ok_c & ok_v
+    good &= (epochs >= MIN_EPOCH) & (epochs < MAX_EPOCH) & (epochs % 60 == 0)
+    good &= (lows <= highs) & (lows <= opens) & (opens <= highs)
+    good &= (lows <= closes) & (closes <= highs)
+    return epochs, opens, highs, lows, closes, volumes, good
+
+
 def check_batch(
     fields: Sequence[pa.Array],
     first_line: int | np.ndarray,
@@ -195,19 +258,9 @@ def check_batch(
     ``rules.check`` (which rejects it or accepts it). ``first_line`` numbers the first row
     (the others follow), or is an array of every row's number.
     """
-    ts, o, h, lo, c, v = fields
-    n = len(ts)
+    n = len(fields[0])
     report.rows_read += n
-    epochs, good = _epochs(ts, rules)
-    opens, ok_o = _floats(o)
-    highs, ok_h = _floats(h)
-    lows, ok_l = _floats(lo)
-    closes, ok_c = _floats(c)
-    volumes, ok_v = _volumes(v)
-    good &= ok_o & ok_h & ok_l & ok_c & ok_v
-    good &= (epochs >= MIN_EPOCH) & (epochs < MAX_EPOCH) & (epochs % 60 == 0)
-    good &= (lows <= highs) & (lows <= opens) & (opens <= highs)
-    good &= (lows <= closes) & (closes <= highs)
+    epochs, opens, highs, lows, closes, volumes, good = _vectorised(fields, rules)
     if isinstance(first_line, np.ndarray):
         lines = first_line.astype(np.int64)
     else:
@@ -225,8 +278,8 @@ def check_batch(
     doubtful = np.flatnonzero(~good)
     if not len(doubtful):
         return batch
-    take = pa.array(doubtful)
-    texts = [[_text(x) for x in pc.take(col, take).to_pylist()] for col in fields]
+    take = _indices(doubtful)
+    texts = [[_text(x) for x in col.take(take).to_pylist()] for col in fields]
     checked_lines: list[int] = []
     checked = []
     for line, row in zip(lines[doubtful].tolist(), zip(*texts, strict=True), strict=True):
@@ -244,7 +297,10 @@ def _join(columns: Sequence[pa.Array], split: bool) -> list[pa.Array]:
         return list(columns)
     date, time, *rest = columns  # joined as the csv reader joins them: "date time"
     trim = pc.utf8_trim_whitespace
-    return [pc.binary_join_element_wise(trim(date), trim(time), " "), *rest]
+    n = len(date)
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32))
+    space = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(b" " * n))
+    return [pc.binary_join_element_wise(trim(date), trim(time), space), *rest]
 
 
 def read_csv_arrow(
@@ -280,7 +336,7 @@ def read_csv_arrow(
     def refuse(_row: Any) -> str:
         return "error"
 
-    read_options = pa_csv.ReadOptions(column_names=names, use_threads=True)
+    read_options = pa_csv.ReadOptions(column_names=names, use_threads=False)
     parse_options = pa_csv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=refuse)
     convert_options = pa_csv.ConvertOptions(
         column_types=dict.fromkeys(names, pa.string()),
@@ -288,20 +344,42 @@ def read_csv_arrow(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
+    typed_options = pa_csv.ConvertOptions(
+        column_types={
+            **convert_options.column_types,
+            **{names[i]: pa.float64() for i in columns.positions[-5:-1]},
+            names[columns.positions[-1]]: pa.int64(),
+        },
+        include_columns=wanted,
+        null_values=[],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
     line = 2
     try:
         for block in _blocks(path):
+            buffer = pa.py_buffer(block)
+            clean = _clean(buffer, read_options, parse_options, typed_options, wanted, split, rules)
+            if clean is not None:
+                rows = len(clean)
+                report.rows_read += rows
+                for offset in range(0, rows, CHUNK):
+                    part = clean.take(np.arange(offset, min(offset + CHUNK, rows)))
+                    part.lines += line
+                    yield part
+                line += rows
+                continue
             table = pa_csv.read_csv(
-                pa.py_buffer(block),
+                buffer,
                 read_options=read_options,
                 parse_options=parse_options,
                 convert_options=convert_options,
             )
             raw = [table.column(name).combine_chunks() for name in wanted]
-            blank = pc.equal(pc.utf8_length(raw[0]), 0)
-            for col in raw[1:]:
-                blank = pc.and_(blank, pc.equal(pc.utf8_length(col), 0))
-            if _bool(blank).any():
+            blank = np.ones(table.num_rows, dtype=bool)
+            for col in raw:
+                blank &= _numpy(pc.utf8_length(col)) == 0
+            if blank.any():
                 raise NeedsReference  # a blank line or a row of empty fields
             fields = _join(raw, split)
             for offset in range(0, table.num_rows, CHUNK):
@@ -312,6 +390,42 @@ def read_csv_arrow(
         raise NeedsReference from None
     except (OSError, EOFError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None
+
+
+def _clean(
+    buffer: pa.Buffer,
+    read_options: pa_csv.ReadOptions,
+    parse_options: pa_csv.ParseOptions,
+    typed_options: pa_csv.ConvertOptions,
+    wanted: Sequence[str],
+    split: bool,
+    rules: RowRules,
+) -> Batch | None:
+    """A block of CSV text whose every row passes the vectorised checks, with pyarrow
+    parsing the numbers (prices as float64, volumes as int64), or None.
+
+    The fast path for clean files: no number is matched against a pattern. pyarrow's number
+    parser accepts a subset of what Python's ``float`` and ``int`` accept, with the same
+    (correctly rounded) values, so a row that passes here passes the row rules with the
+    same values. A block with any doubtful row gives None, and is read again as text, so
+    that rejected rows are reported with their text, as the ``csv`` module reads them.
+    Row numbers start at 0.
+    """
+    try:
+        table = pa_csv.read_csv(
+            buffer,
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=typed_options,
+        )
+    except pa.ArrowInvalid:
+        return None
+    raw = [table.column(name).combine_chunks() for name in wanted]
+    epochs, opens, highs, lows, closes, volumes, good = _vectorised(_join(raw, split), rules)
+    if not good.all():
+        return None
+    lines = np.arange(table.num_rows, dtype=np.int64)
+    return Batch(lines, epochs, opens, highs, lows, closes, volumes)
 
 
 BLOCK = 8 << 20
@@ -352,6 +466,9 @@ def read_parquet(
 ) -> Iterator[Batch]:
     """Read a Parquet file with pyarrow, :data:`~.importing.CHUNK` rows at a time.
 
+    Row groups are read one at a time (pyarrow's ``iter_batches`` over a whole file
+    decodes several ahead), so memory is bounded by the largest row group.
+
     Raises
     ------
     DataImportError
@@ -372,11 +489,14 @@ def read_parquet(
     split = columns.timestamp is None
     row = 1
     try:
-        for record_batch in parquet.iter_batches(batch_size=CHUNK, columns=sorted(set(sources))):
-            raw = [record_batch.column(name) for name in sources]
-            if split:
-                raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
-            yield check_batch(_join(raw, split), row, report, rules)
-            row += record_batch.num_rows
+        for group in range(parquet.num_row_groups):  # one at a time: memory bounded
+            for record_batch in parquet.iter_batches(
+                batch_size=CHUNK, row_groups=[group], columns=sorted(set(sources))
+            ):
+                raw = [record_batch.column(name) for name in sources]
+                if split:
+                    raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
+                yield check_batch(_join(raw, split), row, report, rules)
+                row += record_batch.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None

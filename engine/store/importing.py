@@ -10,10 +10,11 @@ Used on the caller's (main) thread by ``sessionkit db import`` and the sample da
 build script; no engine thread imports.
 
 Rows are streamed in chunks: a reader hands :class:`BarSink` at most :data:`CHUNK` valid
-rows at a time, and the sink inserts them as tuples with ``ON CONFLICT DO NOTHING``
-(SQLite and PostgreSQL), so memory stays bounded (16 bytes per row are kept to find
-duplicates) and two imports of the same bars at once both succeed: rows the other import
-wrote first are counted as already present.
+rows at a time, and the sink inserts them with ``ON CONFLICT DO NOTHING`` (SQLite and
+PostgreSQL), so memory stays bounded (the starts written, kept to find duplicates, are
+kept as runs: a few bytes per run of regular bars, whatever the number of rows) and two
+imports of the same bars at once both succeed: rows the other import wrote first are
+counted as already present.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ MAX_EXAMPLES = 5
 
 CHUNK = 100_000
 """Most rows a reader hands the database at a time."""
+
+ROWS_PER_STATEMENT = 100
+"""Rows per ``INSERT`` on SQLite (a multi-row ``VALUES``: 602 parameters, below the
+smallest limit SQLite builds have, 999)."""
 
 MIN_START = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_START = datetime(2200, 1, 1, tzinfo=UTC)
@@ -720,6 +725,23 @@ class Batch:
         return batch.take(np.argsort(batch.lines, kind="stable"))
 
 
+def _arrays(batch: Batch) -> tuple[np.ndarray, ...]:
+    """A batch's stored values: starts, OHLC, volumes."""
+    return (batch.starts, batch.opens, batch.highs, batch.lows, batch.closes, batch.volumes)
+
+
+def _values(batch: Batch) -> tuple[list, ...]:
+    """A batch's stored values as lists of Python ints and floats."""
+    return tuple(col.tolist() for col in _arrays(batch))
+
+
+def _count(result: Any, rows: int) -> int:
+    """Rows an INSERT ... ON CONFLICT DO NOTHING inserted (``rows`` if the driver cannot
+    tell)."""
+    count = result.rowcount
+    return rows if count is None or count < 0 else int(count)
+
+
 def _columns(batch: Batch) -> tuple[np.ndarray, ...]:
     return (
         batch.lines,
@@ -732,26 +754,85 @@ def _columns(batch: Batch) -> tuple[np.ndarray, ...]:
     )
 
 
+@dataclass(frozen=True)
+class _Runs:
+    """The starts of one chunk's written rows and their line numbers, as runs.
+
+    A run is rows whose minute numbers (start // 60) follow each other by ``step`` minutes
+    and whose lines follow each other by 1: a file in time order of regular bars is a run
+    per session (or per gap), so the few runs of a chunk stand for its 100,000 rows. A file
+    out of order costs at most 12 bytes per row (runs of one row).
+
+    Attributes
+    ----------
+    heads, lines, counts
+        Each run's first minute (ascending), first line and number of rows.
+    step
+        Minutes between a run's rows (the chunk's most common one).
+    first, last
+        The chunk's first and last minute.
+    """
+
+    heads: np.ndarray
+    lines: np.ndarray
+    counts: np.ndarray
+    step: int
+    first: int
+    last: int
+
+    @classmethod
+    def of(cls, minutes: np.ndarray, lines: np.ndarray) -> _Runs:
+        """Runs of rows given by their minutes (strictly ascending) and lines."""
+        steps = np.diff(minutes)
+        step = 1
+        if len(steps):
+            values, counts = np.unique(steps, return_counts=True)
+            step = int(values[np.argmax(counts)])
+        cuts = np.flatnonzero((steps != step) | (np.diff(lines) != 1)) + 1
+        heads = np.concatenate(([0], cuts))
+        counts = np.diff(np.concatenate((heads, [len(minutes)])))
+        return cls(
+            minutes[heads].astype(np.int32),  # 1900-2199 in minutes fits 32 bits
+            lines[heads].astype(np.uint32),
+            counts.astype(np.uint32),
+            step,
+            int(minutes[0]),
+            int(minutes[-1]),
+        )
+
+    def find(self, minutes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``minutes`` are in these runs, and the line of each (where found)."""
+        run = np.searchsorted(self.heads, minutes, side="right") - 1
+        inside = run >= 0
+        run = np.maximum(run, 0)
+        offset = minutes - self.heads[run].astype(np.int64)
+        k = offset // self.step
+        hit = inside & (offset % self.step == 0) & (k < self.counts[run])
+        return hit, self.lines[run].astype(np.int64) + k
+
+
 class BarSink:
     """Writes checked rows of one (symbol, interval), chunk by chunk, inside a transaction.
 
     The first row of a start time wins; later ones are rejected as duplicates (naming the
     first one's line). Rows already stored are counted as already present (and as
-    conflicting when their values differ) and left as stored. New rows are inserted as
-    tuples, ``executemany``, with ``ON CONFLICT DO NOTHING`` on SQLite (on PostgreSQL with
-    psycopg: ``COPY`` into a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO
-    NOTHING``), so a row another import wrote meanwhile is counted as already present
-    instead of failing.
+    conflicting when their values differ) and left as stored. New rows are inserted in
+    start order (the unique index's), with ``ON CONFLICT DO NOTHING``: on SQLite
+    :data:`ROWS_PER_STATEMENT` rows per ``INSERT`` (``executemany`` of one-row statements
+    takes three times as long); on PostgreSQL with psycopg ``COPY`` into a temporary table,
+    then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; so a row another import wrote
+    meanwhile is counted as already present instead of failing. The import's transaction,
+    journal and synchronous settings are the database's own: a failed import leaves
+    nothing behind, a finished one is as durable as any other write.
     """
 
     def __init__(self, connection: Connection, report: ImportReport, label: str = "line"):
         self.connection = connection
         self.report = report
         self.label = label
-        # Starts written so far, one part per chunk: sorted minute numbers (starts are whole
-        # minutes within 1900-2199, so they fit 32 bits) and the line of each, with the
-        # part's range: 8 bytes per row, never copied again.
-        self._seen: list[tuple[np.ndarray, np.ndarray, int, int]] = []
+        # Starts written so far and their lines, one part per chunk, as runs: a few bytes
+        # per run of regular bars, whatever the number of rows.
+        self._seen: list[_Runs] = []
         self._first: int | None = None
         self._last: int | None = None
         self._staged = False
@@ -762,6 +843,7 @@ class BarSink:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._sql: str | None = None
         self._copy: str | None = None
+        self._many: tuple[str, str] | None = None
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             # COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT.
             self._copy = names
@@ -769,11 +851,12 @@ class BarSink:
                 f"INSERT INTO {quote('bars')} ({names}) SELECT {names} FROM {_STAGE} "
                 f"{conflict} DO NOTHING"
             )
-        elif dialect.name in ("sqlite", "postgresql") and dialect.paramstyle in (
-            "qmark",
-            "format",
-            "pyformat",
-        ):
+        elif dialect.name == "sqlite":
+            self._many = (
+                f"INSERT INTO {quote('bars')} ({names}) SELECT ?, ?, * FROM (VALUES ",
+                f") WHERE true {conflict} DO NOTHING",
+            )
+        elif dialect.name == "postgresql" and dialect.paramstyle in ("format", "pyformat"):
             self._sql = (
                 f"INSERT INTO {quote('bars')} ({names}) "
                 f"VALUES ({', '.join([mark] * len(_COLUMNS))}) {conflict} DO NOTHING"
@@ -804,20 +887,18 @@ class BarSink:
                 batch = batch.take(np.sort(keep))
         # Duplicates of rows of earlier chunks (only parts whose range overlaps are searched:
         # for a file in time order, at most the last one).
-        minutes = (batch.starts // 60).astype(np.int32)
+        minutes = batch.starts // 60
         low, high = int(minutes.min()), int(minutes.max())
         again = np.zeros(len(minutes), dtype=bool)
         firsts: dict[int, int] = {}
-        for seen, seen_lines, first, last in self._seen:
-            if last < low or first > high:
+        for part in self._seen:
+            if part.last < low or part.first > high:
                 continue
-            pos = np.minimum(np.searchsorted(seen, minutes), len(seen) - 1)
-            hit = (seen[pos] == minutes) & ~again
+            hit, lines = part.find(minutes)
+            hit &= ~again
             if hit.any():
                 index = np.flatnonzero(hit)
-                firsts.update(
-                    zip(batch.starts[index].tolist(), seen_lines[pos[index]].tolist(), strict=True)
-                )
+                firsts.update(zip(batch.starts[index].tolist(), lines[index].tolist(), strict=True))
                 again |= hit
         if again.any():
             self._duplicates(batch, np.flatnonzero(again), firsts)
@@ -825,11 +906,12 @@ class BarSink:
             minutes = minutes[~again]
         if not len(batch):
             return
-        lo, hi = int(batch.starts.min()), int(batch.starts.max())
-        order = np.argsort(minutes, kind="stable")
-        self._seen.append(
-            (minutes[order], batch.lines[order].astype(np.uint32), lo // 60, hi // 60)
-        )
+        if len(batch) > 1 and not (np.diff(batch.starts) > 0).all():
+            order = np.argsort(batch.starts, kind="stable")  # insert in the index's order
+            batch = batch.take(order)
+            minutes = minutes[order]
+        lo, hi = int(batch.starts[0]), int(batch.starts[-1])
+        self._seen.append(_Runs.of(minutes, batch.lines))
         self._first = lo if self._first is None else min(self._first, lo)
         self._last = hi if self._last is None else max(self._last, hi)
         self._write(batch, lo, hi)
@@ -854,45 +936,60 @@ class BarSink:
             .where(BARS.c.start >= lo)
             .where(BARS.c.start <= hi)
         ).all()
-        rows = zip(
-            repeat(symbol),
-            repeat(interval),
-            batch.starts.tolist(),
-            batch.opens.tolist(),
-            batch.highs.tolist(),
-            batch.lows.tolist(),
-            batch.closes.tolist(),
-            batch.volumes.tolist(),
-        )
         if stored:
             present = {start: tuple(values) for start, *values in stored}
-            fresh = []
-            for row in rows:
-                values = present.get(row[2])
-                if values is None:
-                    fresh.append(row)
-                else:
-                    report.already_present += 1
-                    if values != row[3:]:
-                        report.conflicting += 1
-        else:
-            fresh = list(rows)
-        if not fresh:
-            return
-        if self._copy is not None:
-            inserted = self._copy_rows(fresh)
-        elif self._sql is not None:
-            result = self.connection.exec_driver_sql(self._sql, fresh)
-            inserted = result.rowcount
-            if inserted is None or inserted < 0:  # pragma: no cover - driver without counts
-                inserted = len(fresh)
-        else:  # other databases: a plain insert of the rows not stored a moment ago
-            self.connection.execute(
-                insert(BARS), [dict(zip(_COLUMNS, r, strict=True)) for r in fresh]
+            known = np.fromiter(
+                (start in present for start in batch.starts.tolist()), dtype=bool, count=len(batch)
             )
-            inserted = len(fresh)
+            if known.any():
+                again = batch.take(np.flatnonzero(known))
+                for start, *values in zip(*_values(again), strict=True):
+                    report.already_present += 1
+                    if present[start] != tuple(values):
+                        report.conflicting += 1
+                batch = batch.take(np.flatnonzero(~known))
+        if not len(batch):
+            return
+        if self._many is not None:
+            inserted = self._insert_many(batch)
+        else:
+            fresh = list(zip(repeat(symbol), repeat(interval), *_values(batch)))
+            if self._copy is not None:
+                inserted = self._copy_rows(fresh)
+            elif self._sql is not None:
+                inserted = _count(self.connection.exec_driver_sql(self._sql, fresh), len(fresh))
+            else:  # other databases: a plain insert of the rows not stored a moment ago
+                self.connection.execute(
+                    insert(BARS), [dict(zip(_COLUMNS, r, strict=True)) for r in fresh]
+                )
+                inserted = len(fresh)
         report.imported += inserted
-        report.already_present += len(fresh) - inserted
+        report.already_present += len(batch) - inserted
+
+    def _insert_many(self, batch: Batch) -> int:
+        """SQLite: insert the rows, :data:`ROWS_PER_STATEMENT` per statement (one multi-row
+        ``VALUES`` costs a third of as many one-row statements); returns how many were
+        inserted."""
+        head, tail = self._many  # type: ignore[misc]
+        symbol, interval = self.report.symbol, self.report.interval
+        n = len(batch)
+        whole = n - n % ROWS_PER_STATEMENT
+        inserted = 0
+        for lo, hi in ((0, whole), (whole, n)):  # full statements, then the rest in one
+            if hi == lo:
+                continue
+            rows = min(ROWS_PER_STATEMENT, hi - lo)
+            count = (hi - lo) // rows
+            # One statement's parameters per line: symbol, interval, then the rows' values,
+            # made Python ints and floats by numpy column by column.
+            params = np.empty((count, 2 + 6 * rows), dtype=object)
+            params[:, 0], params[:, 1] = symbol, interval
+            for j, col in enumerate(_arrays(batch)):
+                params[:, 2 + j :: 6] = col[lo:hi].reshape(count, rows)
+            sql = head + ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows) + tail
+            result = self.connection.exec_driver_sql(sql, list(map(tuple, params.tolist())))
+            inserted += _count(result, hi - lo)
+        return inserted
 
     def _copy_rows(self, rows: list[tuple]) -> int:
         """PostgreSQL (psycopg): COPY the rows into a temporary table, then insert the new
