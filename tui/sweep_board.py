@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun
@@ -149,8 +149,22 @@ class SweepBoard:
     def finish(self, outcome: SweepOutcome) -> None:
         entry = self.entries[outcome.run.index]
         entry.outcome = outcome
-        if outcome.result is not None:
-            self._learn(outcome.result.metrics)
+        result = outcome.result
+        if result is not None:
+            self._learn(result.metrics)
+            # The outcome may arrive before the worker's last record: the bars come from
+            # the result (per symbol, the base interval has the most bars).
+            streamed = sum(max(per.values(), default=0) for per in result.bars.values())
+            if entry.record is not None:
+                entry.record = replace(entry.record, bars=streamed)
+            else:  # no record arrived at all
+                entry.record = RunProgress(
+                    index=outcome.run.index,
+                    state=result.state,
+                    bars=streamed,
+                    expected_bars=streamed if result.state == "completed" else None,
+                    metrics=dict(result.metrics),
+                )
 
     def cancel_unfinished(self) -> None:
         """Mark every run that has not ended as cancelled."""

@@ -432,10 +432,17 @@ def test_a_record_after_the_outcome_changes_nothing(script_parts) -> None:
     assert board.bars() == (10, None)  # the other runs have not said how many bars yet
     board.finish(SweepOutcome(runs[0], done))
     assert not board.progress(RunProgress(0, "streaming", bars=20, expected_bars=100))
-    assert board.entries[0].state == "completed" and board.entries[0].record.bars == 10
-    assert board.work_done() == 1.0
+    # The outcome came before the worker's last record: its bars are the result's.
+    streamed = sum(per["1m"] for per in done.bars.values())
+    assert streamed > 20
+    assert board.entries[0].state == "completed" and board.entries[0].record.bars == streamed
+    # A run whose outcome came before any record at all.
+    board.finish(SweepOutcome(runs[2], done))
+    assert board.entries[2].record.bars == board.entries[2].record.expected_bars == streamed
+    assert board.work_done() == 2.0
     board.cancel_unfinished()
-    assert [e.state for e in board.entries.values()] == ["completed"] + ["cancelled"] * 4
+    states = [e.state for e in board.entries.values()]
+    assert states == ["completed", "cancelled", "completed", "cancelled", "cancelled"]
     assert board.counts() == {"done": 5, "running": 0, "pending": 0, "failed": 0}
 
 
