@@ -59,35 +59,46 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CONFIG|NAME",
         help="a TOML configuration file, or a bundled one: demo (default), spy-2011",
     )
+    add_run_options(
+        parser,
+        speed_help="simulated seconds per wall second (60 or 60x = a minute a second), or max",
+        set_help="override any configuration key, e.g. --set analysis.options.fast=5 (repeatable)",
+    )
+    parser.add_argument("--paused", action="store_true", help="start paused (n steps)")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+    )
+    add_theme_option(parser)
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, speed_help: str, set_help: str) -> None:
+    """``--db``, ``--start``, ``--end``, ``--speed`` and ``--set`` (read by :func:`options_of`),
+    shared by the monitor and the sweep monitor."""
     parser.add_argument(
         "--db", metavar="URL", help="SQLAlchemy database URL, or a SQLite file's path"
     )
     parser.add_argument("--start", metavar="DATE", help="first date (YYYY-MM-DD)")
     parser.add_argument("--end", metavar="DATE", help="last date (YYYY-MM-DD)")
-    parser.add_argument(
-        "--speed",
-        metavar="X|max",
-        help="simulated seconds per wall second (60 or 60x = a minute a second), or max",
-    )
+    parser.add_argument("--speed", metavar="X|max", help=speed_help)
     parser.add_argument(
         "--set",
         dest="settings",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any configuration key, e.g. --set analysis.options.fast=5 (repeatable)",
+        help=set_help,
     )
-    parser.add_argument("--paused", action="store_true", help="start paused (n steps)")
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
-    )
+
+
+def add_theme_option(parser: argparse.ArgumentParser) -> None:
+    """``--theme NAME``."""
     parser.add_argument(
         "--theme",
         metavar="NAME",
         default="dark",
         help="dark (default), light, high-contrast, a theme file (.toml) or a Textual theme name",
     )
-    return parser
 
 
 def options_of(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import PROG, _Parser, _theme_sources, options_of
+from .cli import PROG, _Parser, _theme_sources, add_run_options, add_theme_option, options_of
 
 SWEEP_PROG = f"{PROG} sweep"
 
@@ -61,30 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run on a Dask cluster: its scheduler address, or 'local' for a local cluster",
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any configuration key in every run (repeatable)",
+    add_run_options(
+        parser,
+        speed_help="max (data-driven, the default) or simulated seconds per wall second",
+        set_help="override any configuration key in every run (repeatable)",
     )
-    parser.add_argument(
-        "--db", metavar="URL", help="SQLAlchemy database URL, or a SQLite file's path"
-    )
-    parser.add_argument("--start", metavar="DATE", help="first date (YYYY-MM-DD)")
-    parser.add_argument("--end", metavar="DATE", help="last date (YYYY-MM-DD)")
-    parser.add_argument(
-        "--speed",
-        metavar="X|max",
-        help="max (data-driven, the default) or simulated seconds per wall second",
-    )
-    parser.add_argument(
-        "--theme",
-        metavar="NAME",
-        default="dark",
-        help="dark (default), light, high-contrast, a theme file (.toml) or a Textual theme name",
-    )
+    add_theme_option(parser)
     return parser
 
 
