@@ -88,11 +88,11 @@ class DetailScreen(LivePanel):
         self, symbol: str, read: Callable[[], tuple[Snapshot, tuple[GapSpan, ...]]]
     ) -> None:
         """``read()`` returns the session's snapshot and ``symbol``'s gaps now."""
-        super().__init__(symbol)
+        super().__init__(symbol, self.content)
         self.symbol = symbol
         self._read = read
 
-    def read(self) -> Group | None:
+    def content(self) -> Group | None:
         try:
             snapshot, gaps = self._read()
         except KeyError:

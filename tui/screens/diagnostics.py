@@ -165,9 +165,9 @@ class DiagnosticsScreen(LivePanel):
 
     def __init__(self, read: Callable[[], Snapshot], figures: fmt.Figures) -> None:
         """``read()`` returns the session's snapshot now."""
-        super().__init__("Diagnostics")
+        super().__init__("Diagnostics", self.content)
         self._read = read
         self.figures = figures
 
-    def read(self) -> Group:
+    def content(self) -> Group:
         return diagnostics_renderable(self._read(), self.figures)

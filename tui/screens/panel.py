@@ -2,13 +2,14 @@
 monitor showing one renderable, read again from the session twice a second.
 
 Used on the UI's event loop only. A subclass gives its title, its close keys (``BINDINGS``)
-and :meth:`LivePanel.read`, which builds the content from the session; reading must not
+and its reader, which builds the content from the session; reading must not
 block (the session's ``snapshot`` and ``gaps`` copy a little data and never wait for an
 engine thread).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.console import RenderableType
@@ -45,16 +46,14 @@ class LivePanel(ModalScreen[None]):
     BODY_ID: ClassVar[str] = "panel-body"
     """The id of the Static showing the content."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, read: Callable[[], RenderableType | None]) -> None:
         super().__init__()
         self.title_text = title
         """The box's title (the close key is added to it)."""
+        self.read = read
+        """The content now, from the session; None keeps what is shown."""
         self.shown: RenderableType | None = None
         """What the panel shows now."""
-
-    def read(self) -> RenderableType | None:
-        """The content now, from the session; None keeps what is shown."""
-        raise NotImplementedError
 
     def compose(self) -> ComposeResult:
         scroll = VerticalScroll()
