@@ -147,6 +147,15 @@ def _key_parts(key: str) -> list[str | int]:
     return parts
 
 
+class KeyProblem(ValueError):
+    """A check of the whole configuration that is about one dotted key (reported under
+    that key, and blamed on the option that set it, not on the file)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -342,38 +351,37 @@ class SessionConfig(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
         if self.mode == "backtest" and self.backtest is None:
-            raise ValueError("mode 'backtest' needs a [backtest] table")
+            raise KeyProblem("backtest", "mode 'backtest' needs a [backtest] table")
         streamed = set(self.streams.symbols)
         known = {self.streams.interval, *self.streams.derived}
         names: set[str] = set()
         for index, indicator in enumerate(self.indicators):
             if indicator.interval not in known:
-                raise ValueError(
-                    f"indicators[{index}] ({indicator.name!r}): interval {indicator.interval!r}"
-                    f" is neither the streamed interval nor a derived one ({sorted(known)})"
+                raise KeyProblem(
+                    f"indicators[{index}].interval",
+                    f"{indicator.interval!r} ({indicator.name!r}) is neither the streamed "
+                    f"interval nor a derived one ({sorted(known)})",
                 )
             if indicator.name in names:
-                raise ValueError(f"indicators[{index}]: name {indicator.name!r} repeats")
+                raise KeyProblem(f"indicators[{index}].name", f"{indicator.name!r} repeats")
             names.add(indicator.name)
         for index, hist in enumerate(self.historical):
             if isinstance(hist.apply_to, list):
                 unknown = [s for s in hist.apply_to if s not in streamed]
                 if unknown:
-                    raise ValueError(
-                        f"historical[{index}].apply_to: {unknown} are not streamed symbols"
+                    raise KeyProblem(
+                        f"historical[{index}].apply_to", f"{unknown} are not streamed symbols"
                     )
             if hist.intervals is not None:
+                key = f"historical[{index}].intervals"
                 extra = [i for i in hist.intervals if i not in known]
                 if extra:
-                    raise ValueError(
-                        f"historical[{index}].intervals: {extra} are not streamed intervals "
-                        f"({self.intervals})"
-                    )
+                    raise KeyProblem(key, f"{extra} are not streamed intervals ({self.intervals})")
                 if self.streams.interval not in hist.intervals:
-                    raise ValueError(
-                        f"historical[{index}].intervals: must include the base interval "
-                        f"{self.streams.interval!r} (history is read in it, and the derived "
-                        "intervals are built from it)"
+                    raise KeyProblem(
+                        key,
+                        f"must include the base interval {self.streams.interval!r} (history "
+                        "is read in it, and the derived intervals are built from it)",
                     )
         return self
 
@@ -450,7 +458,8 @@ def validation_problems(
     blamed on that option."""
     problems: list[Problem] = []
     for item in error.errors(include_url=False):
-        key = _loc(item["loc"])
+        raised = item.get("ctx", {}).get("error")
+        key = raised.key if isinstance(raised, KeyProblem) else _loc(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"

@@ -378,3 +378,22 @@ def test_a_replay_start_must_be_a_time_of_day(start: str) -> None:
         config_from_dict(data)
     data["live"]["replay_start"] = "15:30"
     assert config_from_dict(data).live.replay_start == "15:30"
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (
+            'historical[0].intervals=["5m"]',
+            "  historical[0].intervals: must include the base interval '1m'",
+        ),
+        ("indicators[0].interval=1h", "  indicators[0].interval: '1h' ("),
+    ],
+)
+def test_a_whole_config_check_names_its_key_and_the_option(setting: str, expected: str) -> None:
+    """Checks across keys report the key they are about (not "(top level)") and blame the
+    option that set it, not the file."""
+    with pytest.raises(ConfigError) as info:
+        load_config("demo", options={"settings": [setting]})
+    message = str(info.value)
+    assert message.startswith(f"invalid configuration from --set {setting}:\n{expected}")
