@@ -4,6 +4,14 @@ Used by the data processor thread only: each instance belongs to one (symbol, in
 indicator) and is updated by that thread; nothing here is shared or locked. Every
 indicator is O(1) per bar and reports ``None`` until it has seen enough bars.
 
+Each indicator is written once, as Python source for a *kernel* (:class:`Indicator`), and
+the indicators of one (symbol, interval) are compiled together into one generator
+(:func:`compile_kernel`): their state lives in the generator's local variables, and one
+``send(bar)`` per bar updates them all and returns the row of their outputs. Measured on
+the demo's five indicators, that is about 1.5x faster than one method call per indicator
+on an object holding its state in attributes, with the same floating-point operations in
+the same order (so the same values, bit for bit).
+
 Definitions (the tests check them against an independent pandas computation):
 
 - ``sma``: mean of the last ``period`` closes.
@@ -23,146 +31,165 @@ Definitions (the tests check them against an independent pandas computation):
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from types import CodeType
 
 from ..config import IndicatorConfig
 from ..core.bar import Bar
 
 
-class Indicator(ABC):
-    """Base class: ``update(bar)`` returns one value per entry of ``suffixes``."""
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An indicator's kernel source: Python statements, with ``$`` standing for the
+    indicator's own prefix of local names (see :func:`compile_kernel`).
+
+    ``step`` reads the bar (``bar``, and its close ``close``) and assigns each output to
+    one of ``outputs`` (expressions, usually ``$o``); ``session`` runs before the first bar
+    of each session.
+    """
+
+    state: str
+    step: str
+    outputs: tuple[str, ...]
+    session: str = ""
+
+
+class Indicator:
+    """Base class: an indicator's parameters, its output names and its kernel source."""
 
     suffixes: tuple[str, ...] = ("",)
     """Output name suffixes; the first output is the indicator's own name."""
 
-    @abstractmethod
-    def update(self, bar: Bar) -> tuple[float | None, ...]:
-        """Feed one bar; return the outputs after it."""
-
-    def new_session(self) -> None:  # noqa: B027 - optional hook
-        """Called before the first bar of each session (session-anchored indicators reset)."""
+    def source(self) -> Source:  # pragma: no cover - every kind defines it
+        raise TypeError(f"{type(self).__name__} defines no kernel source")
 
 
-class SingleIndicator(Indicator):
-    """An indicator with one output: :meth:`feed` returns it bare (no 1-tuple to build
-    on the hot path, see :func:`row_builder`)."""
+def _ema_push(p: str, x: str, period: int) -> str:
+    """Kernel source feeding ``x`` to an EMA whose state is ``{p}v`` and ``{p}seed``:
+    seeded with the mean of the first ``period`` values, then ``v += alpha * (x - v)``."""
+    alpha = 2.0 / (period + 1)
+    return f"""
+if {p}v is not None:
+    {p}v = {p}v + {alpha!r} * ({x} - {p}v)
+else:
+    {p}seed.append({x})
+    if len({p}seed) == {period}:
+        {p}v = sum({p}seed) / {period}
+        {p}seed.clear()
+"""
 
-    @abstractmethod
-    def feed(self, bar: Bar) -> float | None:
-        """Feed one bar; return the output after it."""
 
-    def update(self, bar: Bar) -> tuple[float | None]:
-        return (self.feed(bar),)
-
-
-class SMA(SingleIndicator):
-    """Simple moving average of closes."""
+class SMA(Indicator):
+    """Simple moving average of closes (a running sum, refreshed exactly every 1000 bars
+    so it never drifts)."""
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self._window: deque[float] = deque()
-        self._sum = 0.0
-        self._n = 0
 
-    def feed(self, bar: Bar) -> float | None:
-        close = bar[4]
-        window = self._window
-        window.append(close)
-        self._sum += close
-        if len(window) > self.period:
-            self._sum -= window.popleft()
-            self._n += 1
-            if self._n >= 1000:  # refresh the running sum now and then: no drift
-                self._n = 0
-                self._sum = math.fsum(window)
-            return self._sum / self.period
-        if len(window) == self.period:
-            return self._sum / self.period
-        return None
+    def source(self) -> Source:
+        n = self.period
+        return Source(
+            state="$w = deque(); $push = $w.append; $pop = $w.popleft; $s = 0.0; $n = 0",
+            step=f"""
+$push(close)
+$s += close
+if len($w) > {n}:
+    $s -= $pop()
+    $n += 1
+    if $n >= 1000:
+        $n = 0
+        $s = fsum($w)
+    $o = $s / {n}
+elif len($w) == {n}:
+    $o = $s / {n}
+else:
+    $o = None
+""",
+            outputs=("$o",),
+        )
 
 
-class EMA(SingleIndicator):
+class EMA(Indicator):
     """Exponential moving average of closes, seeded with an SMA."""
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self.alpha = 2.0 / (period + 1)
-        self.value: float | None = None
-        self._seed: list[float] = []
 
-    def push(self, x: float) -> float | None:
-        """Feed one value (not a bar): used by MACD."""
-        value = self.value
-        if value is not None:
-            value = self.value = value + self.alpha * (x - value)
-            return value
-        seed = self._seed
-        seed.append(x)
-        if len(seed) == self.period:
-            self.value = sum(seed) / self.period
-            seed.clear()
-        return self.value
-
-    def feed(self, bar: Bar) -> float | None:
-        return self.push(bar[4])
+    def source(self) -> Source:
+        return Source(
+            state="$v = None; $seed = []",
+            step=_ema_push("$", "close", self.period),
+            outputs=("$v",),
+        )
 
 
-class RSI(SingleIndicator):
+class RSI(Indicator):
     """Wilder's relative strength index."""
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self._prev: float | None = None
-        self._gain = 0.0
-        self._loss = 0.0
-        self._count = 0
 
-    def feed(self, bar: Bar) -> float | None:
-        close = bar[4]
-        prev = self._prev
-        self._prev = close
-        if prev is None:
-            return None
-        change = close - prev
-        gain = change if change > 0 else 0.0
-        loss = -change if change < 0 else 0.0
-        period = self.period
-        if self._count < period:
-            self._gain += gain
-            self._loss += loss
-            self._count += 1
-            if self._count < period:
-                return None
-            self._gain /= period
-            self._loss /= period
+    def source(self) -> Source:
+        n = self.period
+        return Source(
+            state="$prev = None; $gain = 0.0; $loss = 0.0; $count = 0",
+            step=f"""
+$o = None
+if $prev is not None:
+    $change = close - $prev
+    $g = $change if $change > 0 else 0.0
+    $l = -$change if $change < 0 else 0.0
+    $ready = True
+    if $count < {n}:
+        $gain += $g
+        $loss += $l
+        $count += 1
+        if $count < {n}:
+            $ready = False
         else:
-            self._gain = (self._gain * (period - 1) + gain) / period
-            self._loss = (self._loss * (period - 1) + loss) / period
-        if self._loss == 0.0:
-            return 100.0 if self._gain > 0 else 50.0
-        return 100.0 - 100.0 / (1.0 + self._gain / self._loss)
+            $gain /= {n}
+            $loss /= {n}
+    else:
+        $gain = ($gain * {n - 1} + $g) / {n}
+        $loss = ($loss * {n - 1} + $l) / {n}
+    if $ready:
+        if $loss == 0.0:
+            $o = 100.0 if $gain > 0 else 50.0
+        else:
+            $o = 100.0 - 100.0 / (1.0 + $gain / $loss)
+$prev = close
+""",
+            outputs=("$o",),
+        )
 
 
-class VWAP(SingleIndicator):
+class VWAP(Indicator):
     """Session volume-weighted average of the typical price."""
 
-    def __init__(self) -> None:
-        self._pv = 0.0
-        self._v = 0.0
+    def source(self) -> Source:
+        return Source(
+            state="$pv = 0.0; $v = 0.0",
+            step="""
+$volume = bar[5]
+$pv += (bar[2] + bar[3] + close) / 3.0 * $volume
+$v += $volume
+$o = $pv / $v if $v > 0 else None
+""",
+            outputs=("$o",),
+            session="$pv = 0.0; $v = 0.0",
+        )
 
-    def new_session(self) -> None:
-        self._pv = 0.0
-        self._v = 0.0
 
-    def feed(self, bar: Bar) -> float | None:
-        volume = bar[5]
-        self._pv += (bar[2] + bar[3] + bar[4]) / 3.0 * volume
-        self._v += volume
-        if self._v <= 0:
-            return None
-        return self._pv / self._v
+def _centred_sums(window: deque[float], period: int) -> tuple[float, float, float]:
+    """The window's mean and the exact sums of its deviations from it and of their squares
+    (:class:`Bollinger`'s periodic re-centring)."""
+    ref = math.fsum(window) / period
+    s1 = math.fsum(v - ref for v in window)
+    s2 = math.fsum((v - ref) ** 2 for v in window)
+    return ref, s1, s2
 
 
 class Bollinger(Indicator):
@@ -179,70 +206,74 @@ class Bollinger(Indicator):
     def __init__(self, period: int, std: float) -> None:
         self.period = period
         self.k = std
-        self._window: deque[float] = deque()
-        self._ref = 0.0
-        self._s1 = 0.0
-        self._s2 = 0.0
-        self._since = period - 1
 
-    def update(self, bar: Bar) -> tuple[float | None, float | None, float | None]:
-        x = bar.close
-        window = self._window
-        if not window:
-            self._ref = x
-        window.append(x)
-        ref = self._ref
-        d = x - ref
-        s1 = self._s1 + d
-        s2 = self._s2 + d * d
-        period = self.period
-        count = len(window)
-        if count > period:
-            e = window.popleft() - ref
-            s1 -= e
-            s2 -= e * e
-        elif count < period:
-            self._s1, self._s2 = s1, s2
-            return (None, None, None)
-        self._since += 1
-        if self._since >= period:  # re-centre on the mean and recompute exactly
-            self._since = 0
-            ref = self._ref = math.fsum(window) / period
-            s1 = math.fsum(v - ref for v in window)
-            s2 = math.fsum((v - ref) ** 2 for v in window)
-        self._s1, self._s2 = s1, s2
-        mean = ref + s1 / period
-        variance = (s2 - s1 * s1 / period) / period
-        width = self.k * math.sqrt(variance) if variance > 0.0 else 0.0
-        return (mean, mean + width, mean - width)
+    def source(self) -> Source:
+        n = self.period
+        return Source(
+            state=f"$w = deque(); $ref = 0.0; $s1 = 0.0; $s2 = 0.0; $since = {n - 1}",
+            step=f"""
+if not $w:
+    $ref = close
+$w.append(close)
+$d = close - $ref
+$t1 = $s1 + $d
+$t2 = $s2 + $d * $d
+$count = len($w)
+if $count > {n}:
+    $e = $w.popleft() - $ref
+    $t1 -= $e
+    $t2 -= $e * $e
+if $count < {n}:
+    $s1 = $t1
+    $s2 = $t2
+    $mean = $upper = $lower = None
+else:
+    $since += 1
+    if $since >= {n}:
+        $since = 0
+        $ref, $t1, $t2 = centred_sums($w, {n})
+    $s1 = $t1
+    $s2 = $t2
+    $mean = $ref + $t1 / {n}
+    $variance = ($t2 - $t1 * $t1 / {n}) / {n}
+    $width = {self.k!r} * sqrt($variance) if $variance > 0.0 else 0.0
+    $upper = $mean + $width
+    $lower = $mean - $width
+""",
+            outputs=("$mean", "$upper", "$lower"),
+        )
 
 
-class ATR(SingleIndicator):
+class ATR(Indicator):
     """Wilder's average true range."""
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self._prev_close: float | None = None
-        self._atr = 0.0
-        self._count = 0
 
-    def feed(self, bar: Bar) -> float | None:
-        prev = self._prev_close
-        if prev is None:
-            tr = bar.high - bar.low
-        else:
-            tr = max(bar.high - bar.low, abs(bar.high - prev), abs(bar.low - prev))
-        self._prev_close = bar.close
-        period = self.period
-        if self._count < period:
-            self._atr += tr
-            self._count += 1
-            if self._count < period:
-                return None
-            self._atr /= period
-        else:
-            self._atr = (self._atr * (period - 1) + tr) / period
-        return self._atr
+    def source(self) -> Source:
+        n = self.period
+        return Source(
+            state="$prev = None; $atr = 0.0; $count = 0",
+            step=f"""
+if $prev is None:
+    $tr = bar[2] - bar[3]
+else:
+    $tr = max(bar[2] - bar[3], abs(bar[2] - $prev), abs(bar[3] - $prev))
+$prev = close
+if $count < {n}:
+    $atr += $tr
+    $count += 1
+    if $count < {n}:
+        $o = None
+    else:
+        $atr /= {n}
+        $o = $atr
+else:
+    $atr = ($atr * {n - 1} + $tr) / {n}
+    $o = $atr
+""",
+            outputs=("$o",),
+        )
 
 
 class MACD(Indicator):
@@ -251,43 +282,109 @@ class MACD(Indicator):
     suffixes = ("", ".signal", ".hist")
 
     def __init__(self, fast: int, slow: int, signal: int) -> None:
-        self._fast = EMA(fast)
-        self._slow = EMA(slow)
-        self._signal = EMA(signal)
+        self.fast = fast
+        self.slow = slow
+        self.signal = signal
 
-    def update(self, bar: Bar) -> tuple[float | None, float | None, float | None]:
-        fast = self._fast.push(bar.close)
-        slow = self._slow.push(bar.close)
-        if fast is None or slow is None:
-            return (None, None, None)
-        line = fast - slow
-        signal = self._signal.push(line)
-        if signal is None:
-            return (line, None, None)
-        return (line, signal, line - signal)
+    def source(self) -> Source:
+        return Source(
+            state="$fv = None; $fseed = []; $sv = None; $sseed = []; $gv = None; $gseed = []",
+            step=_ema_push("$f", "close", self.fast)
+            + _ema_push("$s", "close", self.slow)
+            + """
+if $fv is None or $sv is None:
+    $line = $sig = $hist = None
+else:
+    $line = $fv - $sv
+"""
+            + _indent(_ema_push("$g", "$line", self.signal))
+            + """
+    $sig = $gv
+    $hist = None if $gv is None else $line - $gv
+""",
+            outputs=("$line", "$sig", "$hist"),
+        )
 
 
-def row_builder(indicators: list[Indicator]) -> Callable[[Bar], tuple[float | None, ...]]:
-    """One function feeding a bar to every indicator and returning the row of all their
-    outputs, in order: ``(v0(bar), v1(bar), *u2(bar))``, compiled once per stream so the
-    hot path makes one call per indicator and builds one tuple (no loop, no tuple
-    concatenation per indicator)."""
+def _indent(code: str) -> str:
+    return "".join(f"    {line}\n" if line else "\n" for line in code.split("\n"))
+
+
+class Kernel:
+    """The compiled indicators of one (symbol, interval).
+
+    :attr:`update` feeds one bar to every indicator and returns the row of all their
+    outputs, in order; :meth:`new_session` tells the session-anchored ones (VWAP) that a
+    session starts.
+    """
+
+    __slots__ = ("update", "_send")
+
+    def __init__(self, update: Callable[[Bar], tuple], send: Callable | None) -> None:
+        self.update = update
+        self._send = send
+
+    def new_session(self) -> None:
+        if self._send is not None:
+            self._send(None)
+
+
+_GLOBALS = {"deque": deque, "fsum": math.fsum, "sqrt": math.sqrt, "centred_sums": _centred_sums}
+
+
+@lru_cache(maxsize=256)
+def _compiled(code: str) -> CodeType:
+    """Compile a kernel's source once per process (streams of the same indicators share
+    it; a warm-up after a seek compiles nothing)."""
+    return compile(code, "<sessionkit indicator kernel>", "exec")
+
+
+def compile_kernel(indicators: Sequence[Indicator]) -> Kernel:
+    """Compile ``indicators`` into one generator: their state in its local variables, one
+    ``send(bar)`` per bar returning the row of all their outputs in order (``None`` sent
+    instead of a bar starts a session). Each indicator's local names get their own prefix,
+    ``i0_``, ``i1_`` ..., substituted for ``$`` in its :class:`Source`."""
     if not indicators:
-        return lambda bar: ()
-    env: dict[str, object] = {}
-    parts = []
-    for i, indicator in enumerate(indicators):
-        if isinstance(indicator, SingleIndicator):
-            env[f"f{i}"] = indicator.feed
-            parts.append(f"f{i}(bar)")
-        else:
-            env[f"f{i}"] = indicator.update
-            parts.append(f"*f{i}(bar)")
-    return eval(f"lambda bar: ({', '.join(parts)},)", env)  # noqa: S307 - our own names
+        return Kernel(lambda bar: (), None)
+    state, step, session, outputs = [], [], [], []
+    for index, indicator in enumerate(indicators):
+        source = indicator.source()
+        prefix = f"i{index}_"
+        state.append(source.state.replace("$", prefix))
+        step.append(source.step.replace("$", prefix))
+        if source.session:
+            session.append(source.session.replace("$", prefix))
+        outputs.extend(out.replace("$", prefix) for out in source.outputs)
+
+    def block(parts: list[str], depth: int) -> str:
+        pad = "    " * depth
+        lines = [line for part in parts for line in part.split("\n") if line.strip()]
+        return "\n".join(pad + line for line in lines) or pad + "pass"
+
+    code = f"""
+def kernel():
+{block(state, 1)}
+    row = None
+    while True:
+        bar = yield row
+        if bar is None:
+{block(session, 3)}
+            row = None
+            continue
+        close = bar[4]
+{block(step, 2)}
+        row = ({", ".join(outputs)},)
+"""
+    namespace = dict(_GLOBALS)
+    exec(_compiled(code), namespace)  # noqa: S102 - our own source, see Source
+    generator = namespace["kernel"]()
+    next(generator)
+    send = generator.send
+    return Kernel(send, send)
 
 
 def make_indicator(config: IndicatorConfig) -> Indicator:
-    """Build a fresh indicator from its configuration."""
+    """Build an indicator from its configuration."""
     kind = config.kind
     if kind == "sma":
         return SMA(config.period)

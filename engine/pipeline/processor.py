@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import MutableSequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from ..config import SessionConfig
 from ..core.bar import Bar, interval_delta
 from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
 from ..core.windows import SessionTimes, bar_end, session_windows, window_bounds
-from .indicators import Indicator, make_indicator, output_names, row_builder
+from .indicators import Kernel, compile_kernel, make_indicator, output_names
 from .runtime import (
     Recording,
     Runtime,
@@ -38,6 +39,7 @@ from .runtime import (
     StopRequested,
 )
 
+_HIGH, _LOW, _VOLUME = itemgetter(2), itemgetter(3), itemgetter(5)
 _NEVER = datetime.max.replace(tzinfo=UTC)
 _NOW = datetime.min.replace(tzinfo=UTC)
 
@@ -50,7 +52,7 @@ class IndicatorStream:
         "interval",
         "series",
         "configs",
-        "indicators",
+        "kernel",
         "names",
         "total",
         "update",
@@ -66,7 +68,7 @@ class IndicatorStream:
         self.series = series
         self.configs = configs
         self.names: tuple[str, ...] = series.names
-        self.indicators: list[Indicator] = []
+        self.kernel: Kernel
         self.total = 0
         """Bars of the streamed sessions (history excluded)."""
         self.reset()
@@ -80,34 +82,20 @@ class IndicatorStream:
         """Fresh indicators (a warm-up follows).
 
         :attr:`update` feeds one bar to every indicator and returns the row of all their
-        outputs (:func:`~sessionkit.engine.pipeline.indicators.row_builder`).
+        outputs (:func:`~sessionkit.engine.pipeline.indicators.compile_kernel`).
         """
-        self.indicators = [make_indicator(c) for c in self.configs]
-        self.update = row_builder(self.indicators)
+        self.kernel = compile_kernel([make_indicator(c) for c in self.configs])
+        self.update = self.kernel.update
 
     def new_session(self) -> None:
-        for indicator in self.indicators:
-            indicator.new_session()
+        self.kernel.new_session()
 
 
 class _Window:
-    """The derived bar being built for one (symbol, derived interval)."""
+    """The derived bar being built for one (symbol, derived interval): the base bars it
+    holds so far (the bar is built from them when the window is emitted)."""
 
-    __slots__ = (
-        "stream",
-        "delta",
-        "bounds",
-        "start",
-        "end",
-        "o",
-        "h",
-        "l",
-        "c",
-        "v",
-        "count",
-        "emitted",
-        "lookup",
-    )
+    __slots__ = ("stream", "delta", "bounds", "start", "end", "bars", "emitted", "lookup")
 
     start: datetime
     end: datetime
@@ -119,9 +107,8 @@ class _Window:
         """(start, end) of the window being built (shared with :attr:`lookup`)."""
         self.lookup: dict[datetime, tuple[tuple[datetime, datetime], bool]] = {}
         """The session's windows by base-bar start (see :meth:`DataProcessor._lookups`)."""
-        self.o = self.h = self.l = self.c = 0.0
-        self.v = 0
-        self.count = 0
+        self.bars: list[Bar] = []
+        """The base bars of the open window, in order (empty: no window open)."""
         self.emitted: datetime | None = None
         """End of the last emitted window: a late (backfilled) bar before it is ignored."""
 
@@ -181,6 +168,9 @@ class DataProcessor(Stage):
             self.symbols[symbol] = _Symbol(symbol, self.streams[symbol, base], windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
         self._lookup_cache: dict[tuple, dict[timedelta, dict]] = {}
+        self._step_lookups: list[dict] = [{} for _ in config.streams.derived]
+        """The session's ``lookup`` of each derived interval, in the windows' order (set
+        by :meth:`_begin`; while streaming, every symbol is in the same session)."""
         self._due = _NEVER
         """No open window ends before this (see :meth:`process_step`); earlier is safe."""
         self._session: SessionTimes | None = None
@@ -219,7 +209,10 @@ class DataProcessor(Stage):
         symbols = self.symbols
         record = self.record
         feed = self._feed_windows
+        lookups = self._step_lookups
         known = self._known if self._known is not None else t.timestamp()
+        step_start = None
+        infos: list = []
         for name, bar in items:
             symbol = symbols[name]
             base = symbol.base
@@ -232,14 +225,19 @@ class DataProcessor(Stage):
             base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
-            if symbol.windows:
-                feed(symbol.windows, bar)
+            windows = symbol.windows
+            if windows:
+                start = bar[0]
+                if start != step_start:  # once per instant: its bars share their start
+                    step_start = start
+                    infos = [lookup.get(start) for lookup in lookups]
+                feed(windows, bar, infos)
         if t >= self._due:
             # A window whose last bars are missing is emitted at the first step at or
             # after its end (scanned only once the earliest open window's end is reached).
             due = _NEVER
             for window in self._windows:
-                if window.count:
+                if window.bars:
                     if t >= window.end:
                         self._emit(window)
                     elif window.end < due:
@@ -281,26 +279,20 @@ class DataProcessor(Stage):
         self._lookup_cache[key] = out
         return out
 
-    def _feed_windows(self, windows: list[_Window], bar: Bar) -> None:
-        """Add a base bar to each of its symbol's derived windows."""
+    def _feed_windows(self, windows: list[_Window], bar: Bar, infos: list) -> None:
+        """Add a base bar to each of its symbol's derived windows; ``infos`` holds, per
+        window, its ``lookup`` entry for the bar's start (None: off the base grid)."""
         start = bar[0]
-        for window in windows:
-            info = window.lookup.get(start)
+        for window, info in zip(windows, infos, strict=True):
             if info is None:  # off the base grid: the general rule
                 bounds = self.window_bounds(window, start)
                 closing = start + self.base_delta >= bounds[1]
             else:
                 bounds, closing = info
-            if window.count:
+            held = window.bars
+            if held:
                 if bounds is window.bounds or window.start <= start < window.end:
-                    # the common case: in the window
-                    if bar[2] > window.h:
-                        window.h = bar[2]
-                    if bar[3] < window.l:
-                        window.l = bar[3]
-                    window.c = bar[4]
-                    window.v += bar[5]
-                    window.count += 1
+                    held.append(bar)  # the common case: in the window
                     if closing:
                         self._emit(window)
                     continue
@@ -313,13 +305,24 @@ class DataProcessor(Stage):
             window.start, window.end = bounds
             if window.end < self._due:
                 self._due = window.end
-            _start, window.o, window.h, window.l, window.c, window.v = bar
-            window.count = 1
+            held.append(bar)
             if closing:
                 self._emit(window)
 
     def _emit(self, window: _Window) -> None:
-        bar = tuple.__new__(Bar, (window.start, window.o, window.h, window.l, window.c, window.v))
+        held = window.bars
+        bar = tuple.__new__(
+            Bar,
+            (
+                window.start,
+                held[0][1],
+                max(map(_HIGH, held)),
+                min(map(_LOW, held)),
+                held[-1][4],
+                sum(map(_VOLUME, held)),
+            ),
+        )
+        held.clear()
         stream = window.stream
         window.emitted = window.end
         row = stream.update(bar)
@@ -329,7 +332,6 @@ class DataProcessor(Stage):
             stream.total += 1
             if self.record is not None:
                 self.record[stream.symbol, stream.interval].append((bar, row))
-        window.count = 0
 
     @property
     def totals(self) -> dict[tuple[str, str], int]:
@@ -339,7 +341,7 @@ class DataProcessor(Stage):
     def flush(self) -> None:
         """Emit every window still open (the close cut it, or its last bars are missing)."""
         for window in self._windows:
-            if window.count:
+            if window.bars:
                 self._emit(window)
 
     def start_session(self, plan: SessionPlan, history: dict[str, list[Bar]] | None = None) -> None:
@@ -370,7 +372,7 @@ class DataProcessor(Stage):
             stream.series.reset()
             stream.reset()
         for window in self._windows:
-            window.count = 0
+            window.bars.clear()
         sessions = plan.history
         delta = self.base_delta
         stopping = self.runtime.stop_event.is_set
@@ -389,18 +391,22 @@ class DataProcessor(Stage):
                 row = base.update(bar)
                 # History holds regular minutes only: a bar is known from its end.
                 append(bar, row, bar_end(session, delta, bar.start).timestamp())
-                if symbol.windows:
-                    self._feed_windows(symbol.windows, bar)
+                windows = symbol.windows
+                if windows:
+                    start = bar.start
+                    self._feed_windows(windows, bar, [w.lookup.get(start) for w in windows])
 
     def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
-            if window.count:
+            if window.bars:
                 self._emit(window)
         self._session = session
         lookups = self._lookups(session) if symbol.windows else {}
         for window in symbol.windows:
             window.emitted = None
             window.lookup = lookups[window.delta]
+        # Every symbol has the same derived intervals, in the same order.
+        self._step_lookups = [window.lookup for window in symbol.windows]
         symbol.base.new_session()
         for window in symbol.windows:
             window.stream.new_session()
