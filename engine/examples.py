@@ -46,17 +46,20 @@ class SmaCross:
     def on_step(self, ctx: Any) -> None:
         book = self._book
         fast_n, slow_n = self.fast, self.slow
+        skip = slow_n - fast_n
         state = self._above
         closes_of = ctx.closes
+        last = book.last if book is not None else {}
         for symbol, bar in ctx.items:
             if book is not None:
-                book.on_bar(symbol, bar[1], bar[4])  # open, close
+                if book.pending:
+                    book.on_bar(symbol, bar[1], bar[4])  # open, close
+                else:  # the common case: no order waits for this bar
+                    last[symbol] = bar[4]
             closes = closes_of(symbol, slow_n)  # the last closes known at ctx.time
             if len(closes) < slow_n:
                 continue
-            fast = sum(closes[-fast_n:]) / fast_n
-            slow = sum(closes) / slow_n
-            above = fast > slow
+            above = sum(closes[skip:]) / fast_n > sum(closes) / slow_n  # fast SMA > slow
             before = state.get(symbol)
             state[symbol] = above
             if before is not None and above != before:
@@ -124,7 +127,9 @@ class _Book:
 
     def mark(self) -> None:
         cash, units, last = self.cash, self.units, self.last
-        equity = sum(cash[s] + units[s] * last[s] for s in cash)
+        equity = 0
+        for symbol in cash:  # a loop, not a generator: called at every step
+            equity += cash[symbol] + units[symbol] * last[symbol]
         self.equity = equity
         if equity > self.peak:
             self.peak = equity

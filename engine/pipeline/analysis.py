@@ -172,7 +172,11 @@ class AnalysisContext:
 
     def emit(self, symbol: str, kind: str, price: float | None = None, message: str = "") -> None:
         """Publish a signal (shown in the UI and the event log)."""
-        bar = next((b for s, b in self.items if s == symbol), None) or self.last_bar(symbol)
+        for name, bar in self.items:  # the symbol's bar of this step, else its last one
+            if name == symbol:
+                break
+        else:
+            bar = self.last_bar(symbol)
         start = bar.start if bar is not None else None
         self._engine.emit(AnalysisSignal(self.time, symbol, kind, price, message, start))
 

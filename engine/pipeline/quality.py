@@ -91,6 +91,9 @@ class DataQualityManager(Stage):
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
+        self._aligned: datetime | None = None
+        """The start every symbol's track expects next, when they all agree (the fast path
+        of :meth:`account`); None otherwise."""
         self._session_open = False
         self._expected_now = 0
         kept = deque if record == "drain" else list
@@ -157,6 +160,7 @@ class DataQualityManager(Stage):
         """
         self._plan = plan
         self.tracks = {s: _Track() for s in self.symbols}
+        self._realign(plan)
         self._expected_now = 0
         self._session_open = True
         data = self.runtime.data
@@ -184,6 +188,7 @@ class DataQualityManager(Stage):
             return
         self.refresh(close, ())
         self._session_open = False
+        self._aligned = None
         expected = expected_bars(plan, self.delta)
         for symbol, track in self.tracks.items():
             self.totals[symbol][0] += track.present
@@ -200,6 +205,24 @@ class DataQualityManager(Stage):
             return
         tracks = self.tracks
         delta = self.delta
+        aligned = self._aligned
+        if aligned is not None and len(items) == len(tracks):
+            # The common case (a backtest's step holds each symbol once): every symbol's bar
+            # starts where every track expects one; one new datetime for all of them.
+            for _symbol, bar in items:
+                if bar[0] != aligned:
+                    break
+            else:
+                following = (
+                    aligned + delta
+                    if plan.break_start is None
+                    else next_bar_start(plan, delta, aligned)
+                )
+                for track in tracks.values():
+                    track.present += 1
+                    track.next_start = following
+                self._aligned = following
+                return
         plain = plan.break_start is None  # no break: the next bar starts one interval on
         for symbol, bar in items:
             track = tracks[symbol]
@@ -214,6 +237,21 @@ class DataQualityManager(Stage):
                 self._gap(symbol, track, expected_start, gap_end(plan, start), t)
             track.present += 1
             track.next_start = start + delta if plain else next_bar_start(plan, delta, start)
+        self._realign(plan)
+
+    def _realign(self, plan: SessionPlan) -> None:
+        """Set :attr:`_aligned` to the start every track expects next, if they all agree
+        (and no backfill can arrive: live mode always takes the general path)."""
+        common = None
+        if not self.live:
+            for track in self.tracks.values():
+                expected = track.next_start or plan.open
+                if common is None:
+                    common = expected
+                elif expected != common:
+                    common = None
+                    break
+        self._aligned = common
 
     def refresh(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Account the bars visible at ``t`` and refresh every symbol's quality."""
