@@ -172,10 +172,12 @@ class AnalysisContext:
 
     def emit(self, symbol: str, kind: str, price: float | None = None, message: str = "") -> None:
         """Publish a signal (shown in the UI and the event log)."""
-        for name, bar in self.items:  # the symbol's bar of this step, else its last one
+        bar = None
+        for name, candidate in self.items:  # the symbol's bar of this step, else its last
             if name == symbol:
+                bar = candidate
                 break
-        else:
+        if bar is None:
             bar = self.last_bar(symbol)
         start = bar.start if bar is not None else None
         self._engine.emit(AnalysisSignal(self.time, symbol, kind, price, message, start))

@@ -204,11 +204,13 @@ class DataProcessor(Stage):
     def process_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Handle the bars that became visible at ``t``.
 
-        The hot path of the engine (see :meth:`_feed_windows` for the derived windows).
+        The hot path of the engine: per bar, its indicators, its series' appends and its
+        derived windows (the common case here, the rest in :meth:`_feed_window`).
         """
         symbols = self.symbols
         record = self.record
-        feed = self._feed_windows
+        feed = self._feed_window
+        emit = self._emit
         lookups = self._step_lookups
         known = self._known if self._known is not None else t.timestamp()
         step_start = None
@@ -231,7 +233,14 @@ class DataProcessor(Stage):
                 if start != step_start:  # once per instant: its bars share their start
                     step_start = start
                     infos = [lookup.get(start) for lookup in lookups]
-                feed(windows, bar, infos)
+                for window, info in zip(windows, infos, strict=True):
+                    held = window.bars
+                    if held and info is not None and info[0] is window.bounds:
+                        held.append(bar)  # in the open window (its bounds' very tuple)
+                        if info[1]:  # the bar reaches the window's end
+                            emit(window)
+                    else:
+                        feed(window, bar, info)
         if t >= self._due:
             # A window whose last bars are missing is emitted at the first step at or
             # after its end (scanned only once the earliest open window's end is reached).
@@ -279,35 +288,36 @@ class DataProcessor(Stage):
         self._lookup_cache[key] = out
         return out
 
-    def _feed_windows(self, windows: list[_Window], bar: Bar, infos: list) -> None:
-        """Add a base bar to each of its symbol's derived windows; ``infos`` holds, per
-        window, its ``lookup`` entry for the bar's start (None: off the base grid)."""
+    def _feed_window(
+        self, window: _Window, bar: Bar, info: tuple[tuple[datetime, datetime], bool] | None
+    ) -> None:
+        """Add a base bar to one of its symbol's derived windows; ``info`` is the window's
+        ``lookup`` entry for the bar's start (None: off the base grid)."""
         start = bar[0]
-        for window, info in zip(windows, infos, strict=True):
-            if info is None:  # off the base grid: the general rule
-                bounds = self.window_bounds(window, start)
-                closing = start + self.base_delta >= bounds[1]
-            else:
-                bounds, closing = info
-            held = window.bars
-            if held:
-                if bounds is window.bounds or window.start <= start < window.end:
-                    held.append(bar)  # the common case: in the window
-                    if closing:
-                        self._emit(window)
-                    continue
-                if start < window.start:
-                    continue  # late bar, older than the open window: never rewritten
-                self._emit(window)  # past the window's end: its last bars are missing
-            if window.emitted is not None and start < window.emitted:
-                continue  # late bar of a window already emitted: never rewritten
-            window.bounds = bounds
-            window.start, window.end = bounds
-            if window.end < self._due:
-                self._due = window.end
-            held.append(bar)
-            if closing:
-                self._emit(window)
+        if info is None:  # off the base grid: the general rule
+            bounds = self.window_bounds(window, start)
+            closing = start + self.base_delta >= bounds[1]
+        else:
+            bounds, closing = info
+        held = window.bars
+        if held:
+            if bounds is window.bounds or window.start <= start < window.end:
+                held.append(bar)  # in the window
+                if closing:
+                    self._emit(window)
+                return
+            if start < window.start:
+                return  # late bar, older than the open window: never rewritten
+            self._emit(window)  # past the window's end: its last bars are missing
+        if window.emitted is not None and start < window.emitted:
+            return  # late bar of a window already emitted: never rewritten
+        window.bounds = bounds
+        window.start, window.end = bounds
+        if window.end < self._due:
+            self._due = window.end
+        held.append(bar)
+        if closing:
+            self._emit(window)
 
     def _emit(self, window: _Window) -> None:
         held = window.bars
@@ -391,10 +401,8 @@ class DataProcessor(Stage):
                 row = base.update(bar)
                 # History holds regular minutes only: a bar is known from its end.
                 append(bar, row, bar_end(session, delta, bar.start).timestamp())
-                windows = symbol.windows
-                if windows:
-                    start = bar.start
-                    self._feed_windows(windows, bar, [w.lookup.get(start) for w in windows])
+                for window in symbol.windows:
+                    self._feed_window(window, bar, window.lookup.get(bar.start))
 
     def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
