@@ -1,8 +1,13 @@
 """DataQualityManager: quality percentages and gaps, in the background.
 
-Runs on the ``data_quality_manager`` thread. It never blocks anyone: the coordinator puts
-each step on its queue and goes on. It is the only writer of quality metrics in
-:class:`~sessionkit.engine.core.session_data.SessionData` and of its own gap lists.
+Runs on the ``data_quality_manager`` thread in clock-driven and live modes: it never blocks
+anyone, the coordinator puts each step on its queue and goes on, and it works in batches.
+In data-driven mode the coordinator runs it inline, like the processor and the analysis
+(no hand-off; its thread then only waits): it accounts every instant's bars and refreshes
+the percentages every ``QUALITY_REFRESH_STEPS`` instants, at every pause and single step,
+and at each session's end. It is the only writer of quality metrics in
+:class:`~sessionkit.engine.core.session_data.SessionData` and of its own gap lists, from one
+thread at a time (switching the clock mode first drains its queue).
 
 Quality of (symbol, interval) = bars present / bars the calendar expects so far in the
 session, in percent; derived intervals carry their base's quality. Historical quality
@@ -91,6 +96,9 @@ class DataQualityManager(Stage):
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
+        self._stale: datetime | None = None
+        """The last instant accounted without refreshing the percentages (see
+        :meth:`catch_up`), or None."""
         self._aligned: datetime | None = None
         """The start every symbol's track expects next, when they all agree (the fast path
         of :meth:`account`); None otherwise."""
@@ -134,8 +142,18 @@ class DataQualityManager(Stage):
     def on_step(self, message: StepReady) -> None:
         if self.record is None and self.backlog:
             self.account(message.time, message.items)  # quality at the batch's last step
+            self._stale = message.time
         else:
             self.refresh(message.time, message.items)
+            self._stale = None
+
+    def catch_up(self) -> None:
+        """Refresh the percentages if the last instant was only accounted (a batch, or the
+        coordinator running this manager inline, cut short by a pause or the run's end).
+        On the thread that handled the last message."""
+        if self._stale is not None:
+            self.refresh(self._stale, ())
+            self._stale = None
 
     def on_session_start(self, message: SessionStarted) -> None:
         self.start_session(message.plan)

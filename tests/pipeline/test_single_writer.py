@@ -3,9 +3,9 @@
 Every write to the store (a bar series' append, through the method or the writer's list
 appends, reset, trim or history mark; a quality metric) is recorded with the thread that made it and the engine component whose code made
 it. Each bar series must be written only by the data processor and each quality key only
-by the quality manager, each from one thread at a time: the processor's own thread in
-clock-driven mode, the coordinator's thread (running the processor's handlers in order) in
-data-driven mode, and never both at once when the clock mode is switched mid-run.
+by the quality manager, each from one thread at a time: the component's own thread in
+clock-driven mode, the coordinator's thread (running the handlers in order) in data-driven
+mode, and never both at once when the clock mode is switched mid-run.
 """
 
 from __future__ import annotations
@@ -105,10 +105,15 @@ def _run(session: Session) -> None:
 
 
 @pytest.mark.parametrize(
-    ("clock", "series_thread"),
-    [("clock-driven", "data_processor"), ("data-driven", "session_coordinator")],
+    ("clock", "series_thread", "quality_thread"),
+    [
+        ("clock-driven", "data_processor", "data_quality_manager"),
+        ("data-driven", "session_coordinator", "session_coordinator"),
+    ],
 )
-def test_each_key_has_one_writer(writes, clock: str, series_thread: str) -> None:
+def test_each_key_has_one_writer(
+    writes, clock: str, series_thread: str, quality_thread: str
+) -> None:
     _run(Session(config_from_dict(_config(clock))))
     series = {key: entries for key, entries in writes.items() if key[0] == "series"}
     quality = {key: entries for key, entries in writes.items() if key[0] == "quality"}
@@ -117,7 +122,7 @@ def test_each_key_has_one_writer(writes, clock: str, series_thread: str) -> None
     for key, entries in series.items():
         assert set(entries) == {(series_thread, "processor")}, key
     for key, entries in quality.items():
-        assert set(entries) == {("data_quality_manager", "quality")}, key
+        assert set(entries) == {(quality_thread, "quality")}, key
 
 
 def test_switching_the_clock_keeps_one_writer_at_a_time(writes) -> None:
@@ -143,4 +148,10 @@ def test_switching_the_clock_keeps_one_writer_at_a_time(writes) -> None:
     assert set(threads) == {"session_coordinator", "data_processor"}
     # Runs of one thread, one per clock period at most: never interleaved.
     runs = [t for i, t in enumerate(threads) if i == 0 or threads[i - 1] != t]
+    assert len(runs) <= 5, runs
+    # The quality manager too: inline when data-driven, on its own thread otherwise.
+    quality = [thread for thread, _component in writes["quality", "ACME", "1m"]]
+    assert {component for _thread, component in writes["quality", "ACME", "1m"]} == {"quality"}
+    assert set(quality) == {"session_coordinator", "data_quality_manager"}
+    runs = [t for i, t in enumerate(quality) if i == 0 or quality[i - 1] != t]
     assert len(runs) <= 5, runs
