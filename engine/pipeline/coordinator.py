@@ -321,9 +321,10 @@ class SessionCoordinator(threading.Thread):
         """The coordinator's counters and its busy, waiting and loading seconds, frozen,
         for the snapshot. Any thread (each value is read once; they may be a step apart)."""
         metrics = self.metrics
-        inline = sum(stage.inline_busy for stage in self.stages)
+        hosted = (*self.stages, self.quality)  # every stage it may run inline
+        inline = sum(stage.inline_busy for stage in hosted)
         # While streaming: its own publishing, plus its share of the inline instants.
-        handlers = sum(stage.inline_steps for stage in self.stages)
+        handlers = sum(stage.inline_steps for stage in hosted)
         streaming = metrics.streaming_seconds()
         busy = streaming - metrics.waiting - handlers
         thread = ThreadStats(
@@ -648,7 +649,7 @@ class SessionCoordinator(threading.Thread):
                 self._drain()
             ended = started
             for stage in self.stages:
-                ended = stage.run_inline(message, ended)
+                ended = stage.step_inline(message, ended)
             if self._quality_queued:
                 self._drain_quality()
             refresh = self._stepping or metrics.steps % QUALITY_REFRESH_STEPS == 0

@@ -137,25 +137,26 @@ class RSI(Indicator):
         return Source(
             state="$prev = None; $gain = 0.0; $loss = 0.0; $count = 0",
             step=f"""
-$o = None
-if $prev is not None:
+if $count >= {n}:  # warmed up (the common case first)
     $change = close - $prev
-    $g = $change if $change > 0 else 0.0
-    $l = -$change if $change < 0 else 0.0
-    $ready = True
-    if $count < {n}:
-        $gain += $g
-        $loss += $l
-        $count += 1
-        if $count < {n}:
-            $ready = False
-        else:
-            $gain /= {n}
-            $loss /= {n}
+    $gain = ($gain * {n - 1} + ($change if $change > 0 else 0.0)) / {n}
+    $loss = ($loss * {n - 1} + (-$change if $change < 0 else 0.0)) / {n}
+    if $loss == 0.0:
+        $o = 100.0 if $gain > 0 else 50.0
     else:
-        $gain = ($gain * {n - 1} + $g) / {n}
-        $loss = ($loss * {n - 1} + $l) / {n}
-    if $ready:
+        $o = 100.0 - 100.0 / (1.0 + $gain / $loss)
+elif $prev is None:
+    $o = None
+else:  # the first {n} changes: their means seed the averages
+    $change = close - $prev
+    $gain += $change if $change > 0 else 0.0
+    $loss += -$change if $change < 0 else 0.0
+    $count += 1
+    if $count < {n}:
+        $o = None
+    else:
+        $gain /= {n}
+        $loss /= {n}
         if $loss == 0.0:
             $o = 100.0 if $gain > 0 else 50.0
         else:
@@ -209,27 +210,8 @@ class Bollinger(Indicator):
 
     def source(self) -> Source:
         n = self.period
-        return Source(
-            state=f"$w = deque(); $ref = 0.0; $s1 = 0.0; $s2 = 0.0; $since = {n - 1}",
-            step=f"""
-if not $w:
-    $ref = close
-$w.append(close)
-$d = close - $ref
-$t1 = $s1 + $d
-$t2 = $s2 + $d * $d
-$count = len($w)
-if $count > {n}:
-    $e = $w.popleft() - $ref
-    $t1 -= $e
-    $t2 -= $e * $e
-if $count < {n}:
-    $s1 = $t1
-    $s2 = $t2
-    $mean = $upper = $lower = None
-else:
-    $since += 1
-    if $since >= {n}:
+        bands = f"""    $since += 1
+    if $since >= {n}:  # re-centre on the mean and recompute exactly
         $since = 0
         $ref, $t1, $t2 = centred_sums($w, {n})
     $s1 = $t1
@@ -238,7 +220,30 @@ else:
     $variance = ($t2 - $t1 * $t1 / {n}) / {n}
     $width = {self.k!r} * sqrt($variance) if $variance > 0.0 else 0.0
     $upper = $mean + $width
-    $lower = $mean - $width
+    $lower = $mean - $width"""
+        return Source(
+            state=f"$w = deque(); $ref = 0.0; $s1 = 0.0; $s2 = 0.0; $since = {n - 1}",
+            step=f"""
+if len($w) >= {n}:  # a full window (the common case first): one in, one out
+    $w.append(close)
+    $d = close - $ref
+    $e = $w.popleft() - $ref
+    $t1 = $s1 + $d - $e
+    $t2 = $s2 + $d * $d - $e * $e
+{bands}
+else:
+    if not $w:
+        $ref = close
+    $w.append(close)
+    $d = close - $ref
+    $t1 = $s1 + $d
+    $t2 = $s2 + $d * $d
+    if len($w) < {n}:
+        $s1 = $t1
+        $s2 = $t2
+        $mean = $upper = $lower = None
+    else:
+{_indent(bands)}
 """,
             outputs=("$mean", "$upper", "$lower"),
         )

@@ -290,12 +290,12 @@ class Stage(threading.Thread):
         self.downstream = downstream
         self.done_seq = 0
         """Sequence number of the last message fully handled (read by the coordinator)."""
-        self.busy = 0.0
-        """Seconds spent handling messages (on this thread or inline)."""
-        self.inline_busy = 0.0
-        """Of ``busy``, the seconds spent on the coordinator's thread (data-driven)."""
+        self.thread_busy = 0.0
+        """Seconds spent handling messages on this thread."""
         self.inline_steps = 0.0
-        """Of ``inline_busy``, the seconds spent on instants (not session starts/ends)."""
+        """Seconds spent on instants on the coordinator's thread (data-driven)."""
+        self.inline_other = 0.0
+        """Seconds spent on session starts and ends on the coordinator's thread."""
         self.waiting = 0.0
         """Seconds this thread waited for a message."""
         self.handled = 0
@@ -332,7 +332,7 @@ class Stage(threading.Thread):
                     if downstream is not None:
                         downstream.queue.put(message)
                 self.handled += len(batch)
-                self.busy += monotonic() - started
+                self.thread_busy += monotonic() - started
                 self.after_batch()
         except StopRequested:
             pass
@@ -371,13 +371,41 @@ class Stage(threading.Thread):
         if self.ready is not None:
             self.ready.count_signal()
         ended = monotonic()
-        elapsed = ended - started
-        self.busy += elapsed
-        self.inline_busy += elapsed
         if step:
-            self.inline_steps += elapsed
+            self.inline_steps += ended - started
+        else:
+            self.inline_other += ended - started
         self.handled += 1
         return ended
+
+    def step_inline(self, message: StepReady, started: float) -> float:
+        """:meth:`run_inline` for an instant: the coordinator's hot path, data-driven
+        (nothing queued behind it, no dispatch)."""
+        self.backlog = 0
+        try:
+            self.on_step(message)
+        except StopRequested:
+            raise
+        except Exception as exc:
+            raise StageFailed(self.name, exc) from exc
+        self.finished(message.seq)
+        ready = self.ready
+        if ready is not None:
+            ready.count_signal()
+        ended = monotonic()
+        self.inline_steps += ended - started
+        self.handled += 1
+        return ended
+
+    @property
+    def inline_busy(self) -> float:
+        """Seconds spent handling messages on the coordinator's thread (data-driven)."""
+        return self.inline_steps + self.inline_other
+
+    @property
+    def busy(self) -> float:
+        """Seconds spent handling messages, on this thread or inline."""
+        return self.thread_busy + self.inline_steps + self.inline_other
 
     def handle(self, message: Message) -> None:
         """Dispatch one message to its handler."""
