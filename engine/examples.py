@@ -7,6 +7,8 @@ following its own signals would have given (:meth:`SmaCross.metrics`).
 
 from __future__ import annotations
 
+from collections import deque
+from itertools import islice
 from typing import Any
 
 
@@ -36,30 +38,38 @@ class SmaCross:
         self.slow = slow
         self.fee = fee_bps / 10_000
         self._above: dict[str, bool | None] = {}
+        self._closes: dict[str, deque[float]] = {}
         self._book: _Book | None = None
 
     def on_session_start(self, ctx: Any) -> None:
         self._above = dict.fromkeys(ctx.symbols)
         if self._book is None:
             self._book = _Book(ctx.symbols, self.fee)
+        # The last closes known now (the trailing history, or the previous session carried
+        # on), then each step's own bars: at every step these are exactly
+        # ``ctx.closes(symbol, slow)``, without a view per bar.
+        self._closes = {s: deque(ctx.closes(s, self.slow), maxlen=self.slow) for s in ctx.symbols}
 
     def on_step(self, ctx: Any) -> None:
         book = self._book
         fast_n, slow_n = self.fast, self.slow
         skip = slow_n - fast_n
         state = self._above
-        closes_of = ctx.closes
+        windows = self._closes
         last = book.last if book is not None else {}
         for symbol, bar in ctx.items:
+            close = bar[4]
             if book is not None:
                 if book.pending:
-                    book.on_bar(symbol, bar[1], bar[4])  # open, close
+                    book.on_bar(symbol, bar[1], close)  # open, close
                 else:  # the common case: no order waits for this bar
-                    last[symbol] = bar[4]
-            closes = closes_of(symbol, slow_n)  # the last closes known at ctx.time
+                    last[symbol] = close
+            closes = windows[symbol]
+            closes.append(close)
             if len(closes) < slow_n:
                 continue
-            above = sum(closes[skip:]) / fast_n > sum(closes) / slow_n  # fast SMA > slow
+            # fast SMA above the slow one? (each summed exactly, oldest first)
+            above = sum(islice(closes, skip, None)) / fast_n > sum(closes) / slow_n
             before = state.get(symbol)
             state[symbol] = above
             if before is not None and above != before:
@@ -68,7 +78,7 @@ class SmaCross:
                 ctx.emit(
                     symbol,
                     "buy" if above else "sell",
-                    closes[-1],
+                    close,
                     f"SMA{fast_n} {'above' if above else 'below'} SMA{slow_n}",
                 )
         if book is not None:

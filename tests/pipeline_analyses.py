@@ -152,3 +152,27 @@ class ViewRecorder:
                         self.violations.append((t, symbol, interval, bar.start))
             for name in self.indicators:
                 self.seen.append((t, symbol, name, ctx.indicator(symbol, name)))
+
+
+class ViewSmaCross:
+    """The demo's crossing rule read from ``ctx.closes`` at every bar (the reference for
+    :class:`~sessionkit.engine.examples.SmaCross`, which keeps its own closes)."""
+
+    def __init__(self, fast: int = 10, slow: int = 30) -> None:
+        self.fast, self.slow = fast, slow
+        self.signals: list[tuple] = []
+        self._above: dict = {}
+
+    def on_session_start(self, ctx) -> None:
+        self._above = dict.fromkeys(ctx.symbols)
+
+    def on_step(self, ctx) -> None:
+        for symbol, _bar in ctx.items:
+            closes = ctx.closes(symbol, self.slow)
+            if len(closes) < self.slow:
+                continue
+            above = sum(closes[-self.fast :]) / self.fast > sum(closes) / self.slow
+            before = self._above.get(symbol)
+            self._above[symbol] = above
+            if before is not None and above != before:
+                self.signals.append((ctx.time, symbol, "buy" if above else "sell", closes[-1]))
