@@ -649,7 +649,7 @@ class SessionCoordinator(threading.Thread):
                 self._drain()
             ended = started
             for stage in self.stages:
-                ended = stage.step_inline(message, ended)
+                ended = stage.run_inline(message, ended)
             if self._quality_queued:
                 self._drain_quality()
             refresh = self._stepping or metrics.steps % QUALITY_REFRESH_STEPS == 0

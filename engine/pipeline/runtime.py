@@ -378,25 +378,6 @@ class Stage(threading.Thread):
         self.handled += 1
         return ended
 
-    def step_inline(self, message: StepReady, started: float) -> float:
-        """:meth:`run_inline` for an instant: the coordinator's hot path, data-driven
-        (nothing queued behind it, no dispatch)."""
-        self.backlog = 0
-        try:
-            self.on_step(message)
-        except StopRequested:
-            raise
-        except Exception as exc:
-            raise StageFailed(self.name, exc) from exc
-        self.finished(message.seq)
-        ready = self.ready
-        if ready is not None:
-            ready.count_signal()
-        ended = monotonic()
-        self.inline_steps += ended - started
-        self.handled += 1
-        return ended
-
     @property
     def inline_busy(self) -> float:
         """Seconds spent handling messages on the coordinator's thread (data-driven)."""
