@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import islice
+from operator import add, mul
 from typing import Any
 
 
@@ -136,10 +137,11 @@ class _Book:
         self.units[symbol] = 0.0
 
     def mark(self) -> None:
-        cash, units, last = self.cash, self.units, self.last
-        equity = 0
-        for symbol in cash:  # a loop, not a generator: called at every step
-            equity += cash[symbol] + units[symbol] * last[symbol]
+        # sum(cash + units * last) over the symbols, in C (called at every step); the
+        # three dicts have the same keys in the same order (dict.fromkeys(symbols)).
+        equity = sum(
+            map(add, self.cash.values(), map(mul, self.units.values(), self.last.values()))
+        )
         self.equity = equity
         if equity > self.peak:
             self.peak = equity
