@@ -172,10 +172,6 @@ class DataProcessor(Stage):
         self._windows = [w for s in self.symbols.values() for w in s.windows]
         self._lookup_cache: dict[tuple, dict[timedelta, dict]] = {}
         self._step_lookups: list[dict] = [{} for _ in config.streams.derived]
-        self._step_table: dict[datetime, tuple[list, list, list]] = {}
-        """The same per base-bar start, for every window at once: (lookup entries, bounds,
-        closing flags), in the windows' order (see :meth:`_table`)."""
-        self._table_cache: dict[tuple, dict] = {}
         """The session's ``lookup`` of each derived interval, in the windows' order (set
         by :meth:`_begin`; while streaming, every symbol is in the same session)."""
         self._due = _NEVER
@@ -219,7 +215,6 @@ class DataProcessor(Stage):
         feed = self._feed_window
         emit = self._emit
         lookups = self._step_lookups
-        table = self._step_table
         known = self._known if self._known is not None else t.timestamp()
         step_start = None
         infos: list = []
@@ -242,13 +237,11 @@ class DataProcessor(Stage):
                 start = bar[0]
                 if start != step_start:  # once per instant: its bars share their start
                     step_start = start
-                    entry = table.get(start)
-                    if entry is None:  # off the base grid: the general rule, per window
-                        infos = [None] * len(lookups)
-                        opens = [_OFF_GRID] * len(lookups)
-                        closings = [False] * len(lookups)
-                    else:
-                        infos, opens, closings = entry
+                    infos = [lookup.get(start) for lookup in lookups]
+                    # per window: the bounds of the window holding this start (off the
+                    # base grid: none) and whether the bar closes it
+                    opens = [info[0] if info is not None else _OFF_GRID for info in infos]
+                    closings = [info is not None and info[1] for info in infos]
                 for window, bounds, closing, info in zip(
                     windows, opens, closings, infos, strict=True
                 ):
@@ -304,28 +297,6 @@ class DataProcessor(Stage):
             self._lookup_cache.clear()
         self._lookup_cache[key] = out
         return out
-
-    def _table(self, session: SessionTimes, lookups: list[dict]) -> dict:
-        """``{start: (entries, bounds, closings)}`` over the session's base grid: per derived
-        window (in the windows' order) its ``lookup`` entry for a bar starting then, the
-        window's bounds and whether the bar closes it. Once per session (cached like
-        :meth:`_lookups`), so an instant takes its windows with one dict lookup."""
-        key = (session.open, session.close, session.break_start, session.break_end)
-        table = self._table_cache.get(key)
-        if table is not None:
-            return table
-        table = {}
-        for start in {start for lookup in lookups for start in lookup}:
-            entries = [lookup.get(start) for lookup in lookups]
-            table[start] = (
-                entries,
-                [entry[0] if entry is not None else _OFF_GRID for entry in entries],
-                [entry is not None and entry[1] for entry in entries],
-            )
-        if len(self._table_cache) >= 64:
-            self._table_cache.clear()
-        self._table_cache[key] = table
-        return table
 
     def _feed_window(
         self, window: _Window, bar: Bar, info: tuple[tuple[datetime, datetime], bool] | None
@@ -456,7 +427,6 @@ class DataProcessor(Stage):
             window.lookup = lookups[window.delta]
         # Every symbol has the same derived intervals, in the same order.
         self._step_lookups = [window.lookup for window in symbol.windows]
-        self._step_table = self._table(session, self._step_lookups)
         symbol.base.new_session()
         for window in symbol.windows:
             window.stream.new_session()
