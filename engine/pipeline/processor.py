@@ -41,8 +41,6 @@ from .runtime import (
 
 _HIGH, _LOW, _VOLUME = itemgetter(2), itemgetter(3), itemgetter(5)
 _NEVER = datetime.max.replace(tzinfo=UTC)
-_OFF_GRID = object()
-"""Stands for the bounds of a bar off the base grid: never a window's (see process_step)."""
 _NOW = datetime.min.replace(tzinfo=UTC)
 
 
@@ -106,8 +104,7 @@ class _Window:
         self.stream = stream
         self.delta = delta
         self.bounds: tuple[datetime, datetime] | None = None
-        """(start, end) of the window being built (shared with :attr:`lookup`); None while
-        no window is open (no bars held)."""
+        """(start, end) of the window being built (shared with :attr:`lookup`)."""
         self.lookup: dict[datetime, tuple[tuple[datetime, datetime], bool]] = {}
         """The session's windows by base-bar start (see :meth:`DataProcessor._lookups`)."""
         self.bars: list[Bar] = []
@@ -218,8 +215,6 @@ class DataProcessor(Stage):
         known = self._known if self._known is not None else t.timestamp()
         step_start = None
         infos: list = []
-        opens: list = []
-        closings: list = []
         for name, bar in items:
             symbol = symbols[name]
             base = symbol.base
@@ -238,16 +233,11 @@ class DataProcessor(Stage):
                 if start != step_start:  # once per instant: its bars share their start
                     step_start = start
                     infos = [lookup.get(start) for lookup in lookups]
-                    # per window: the bounds of the window holding this start (off the
-                    # base grid: none) and whether the bar closes it
-                    opens = [info[0] if info is not None else _OFF_GRID for info in infos]
-                    closings = [info is not None and info[1] for info in infos]
-                for window, bounds, closing, info in zip(
-                    windows, opens, closings, infos, strict=True
-                ):
-                    if bounds is window.bounds:  # the open window (its bounds' very tuple)
-                        window.bars.append(bar)
-                        if closing:  # the bar reaches the window's end
+                for window, info in zip(windows, infos, strict=True):
+                    held = window.bars
+                    if held and info is not None and info[0] is window.bounds:
+                        held.append(bar)  # in the open window (its bounds' very tuple)
+                        if info[1]:  # the bar reaches the window's end
                             emit(window)
                     else:
                         feed(window, bar, info)
@@ -343,7 +333,6 @@ class DataProcessor(Stage):
             ),
         )
         held.clear()
-        window.bounds = None  # no window open
         stream = window.stream
         window.emitted = window.end
         row = stream.update(bar)
@@ -394,7 +383,6 @@ class DataProcessor(Stage):
             stream.reset()
         for window in self._windows:
             window.bars.clear()
-            window.bounds = None
         sessions = plan.history
         delta = self.base_delta
         stopping = self.runtime.stop_event.is_set
