@@ -31,6 +31,7 @@ Definitions (the tests check them against an independent pandas computation):
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,14 +58,15 @@ class Source:
     session: str = ""
 
 
-class Indicator:
+class Indicator(ABC):
     """Base class: an indicator's parameters, its output names and its kernel source."""
 
     suffixes: tuple[str, ...] = ("",)
     """Output name suffixes; the first output is the indicator's own name."""
 
-    def source(self) -> Source:  # pragma: no cover - every kind defines it
-        raise TypeError(f"{type(self).__name__} defines no kernel source")
+    @abstractmethod
+    def source(self) -> Source:
+        """The indicator's kernel source (see :func:`compile_kernel`)."""
 
 
 def _ema_push(p: str, x: str, period: int) -> str:
