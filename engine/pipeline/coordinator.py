@@ -760,11 +760,9 @@ class SessionCoordinator(threading.Thread):
         complete once every component finished its work, and a fault there is still the
         run's), and while paused (determinism for tests). Interruptible."""
         if always or self.runtime.controls.paused:
-            self._flush_quality()
+            self._flush_quality()  # inline (data-driven): its batch ends refreshed
             if self._quality_queued:
                 self._drain_quality()
-            else:  # it ran inline: bring its percentages to the last instant, here
-                self.quality.catch_up()
 
     # -- pause, step and the clock ------------------------------------------------------
 

@@ -96,9 +96,6 @@ class DataQualityManager(Stage):
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
-        self._stale: datetime | None = None
-        """The last instant accounted without refreshing the percentages (see
-        :meth:`catch_up`), or None."""
         self._aligned: datetime | None = None
         """The start every symbol's track expects next, when they all agree (the fast path
         of :meth:`account`); None otherwise."""
@@ -142,18 +139,8 @@ class DataQualityManager(Stage):
     def on_step(self, message: StepReady) -> None:
         if self.record is None and self.backlog:
             self.account(message.time, message.items)  # quality at the batch's last step
-            self._stale = message.time
         else:
             self.refresh(message.time, message.items)
-            self._stale = None
-
-    def catch_up(self) -> None:
-        """Refresh the percentages if the last instant was only accounted (a batch, or the
-        coordinator running this manager inline, cut short by a pause or the run's end).
-        On the thread that handled the last message."""
-        if self._stale is not None:
-            self.refresh(self._stale, ())
-            self._stale = None
 
     def on_session_start(self, message: SessionStarted) -> None:
         self.start_session(message.plan)
