@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xcals
 import pandas as pd
 import pytest
+from running import run_to_end
 from sessionkit.engine.config import config_from_dict
 from sessionkit.engine.pipeline.session import Session
 from sessionkit.engine.store.calendar_fill import fill_calendar
@@ -193,14 +194,7 @@ class Run:
 def run(request, tmp_path_factory) -> Run:
     folder = tmp_path_factory.mktemp("exchange")
     world = build_world(request.param, folder)
-    session = Session(config_from_dict(config(world)), record=True)
-    session.start()
-    try:
-        assert session.wait(120), "the session did not finish"
-    finally:
-        assert session.stop()
-    snap = session.snapshot()
-    assert snap.state == "completed", snap.error
+    session = run_to_end(Session(config_from_dict(config(world)), record=True), 120)
     session.export_csv(folder / "export")
     return Run(world, session, folder / "export")
 

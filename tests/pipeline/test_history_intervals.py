@@ -9,6 +9,7 @@ quality is measured over its own window.
 from __future__ import annotations
 
 import pytest
+from running import run_to_end
 from sessionkit.engine.config import config_from_dict
 from sessionkit.engine.errors import ConfigError
 from sessionkit.engine.pipeline.session import Session
@@ -30,14 +31,7 @@ def config(historical: list[dict]) -> dict:
 
 
 def run(historical: list[dict]) -> Session:
-    session = Session(config_from_dict(config(historical)), record=True)
-    session.start()
-    try:
-        assert session.wait(60), "the session did not finish in time"
-    finally:
-        assert session.stop()
-    assert session.snapshot().state == "completed", session.snapshot().error
-    return session
+    return run_to_end(Session(config_from_dict(config(historical)), record=True))
 
 
 def history(session: Session, symbol: str, interval: str) -> int:

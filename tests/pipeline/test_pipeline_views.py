@@ -13,6 +13,7 @@ from bisect import bisect_right
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from running import run_to_end
 from sessionkit.engine.config import config_from_dict
 from sessionkit.engine.core.bar import interval_delta
 from sessionkit.engine.core.windows import bar_end
@@ -44,14 +45,7 @@ def demo_day(clock: str, speed: float, seconds: float, day: str = "2024-12-02") 
 
 
 def run(config: dict) -> Session:
-    session = Session(config_from_dict(config), record=True)
-    session.start()
-    try:
-        assert session.wait(60), "the session did not finish in time"
-    finally:
-        assert session.stop()
-    assert session.snapshot().state == "completed", session.snapshot().error
-    return session
+    return run_to_end(Session(config_from_dict(config), record=True))
 
 
 def expected_views(session: Session):

@@ -15,6 +15,7 @@ import threading
 from collections import defaultdict
 
 import pytest
+from running import run_to_end
 from sessionkit.engine.config import config_from_dict
 from sessionkit.engine.core.session_data import BarSeries, SessionData
 from sessionkit.engine.pipeline.session import Session
@@ -95,15 +96,6 @@ def writes(monkeypatch):
     return log
 
 
-def _run(session: Session) -> None:
-    session.start()
-    try:
-        assert session.wait(60), "the session did not finish in time"
-    finally:
-        assert session.stop()
-    assert session.snapshot().state == "completed", session.snapshot().error
-
-
 @pytest.mark.parametrize(
     ("clock", "series_thread", "quality_thread"),
     [
@@ -114,7 +106,7 @@ def _run(session: Session) -> None:
 def test_each_key_has_one_writer(
     writes, clock: str, series_thread: str, quality_thread: str
 ) -> None:
-    _run(Session(config_from_dict(_config(clock))))
+    run_to_end(Session(config_from_dict(_config(clock))))
     series = {key: entries for key, entries in writes.items() if key[0] == "series"}
     quality = {key: entries for key, entries in writes.items() if key[0] == "quality"}
     assert len(series) == len(DEMO) * 2  # 1m and 5m of each symbol

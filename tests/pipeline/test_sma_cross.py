@@ -6,6 +6,7 @@ without (then its closes restart each session as the views do), data- and clock-
 from __future__ import annotations
 
 import pytest
+from running import run_to_end
 from sessionkit.engine.config import config_from_dict
 from sessionkit.engine.pipeline.session import Session
 
@@ -22,13 +23,7 @@ def _signals(entry: str, clock: str, trailing_days: int) -> list[tuple]:
             "analysis": {"entry": entry, "options": {"fast": 5, "slow": 12}},
         }
     )
-    session = Session(config)
-    session.start()
-    try:
-        assert session.wait(120)
-    finally:
-        assert session.stop()
-    assert session.snapshot().state == "completed", session.snapshot().error
+    session = run_to_end(Session(config), 120)
     analysis = session.analysis.analysis
     if entry.endswith("ViewSmaCross"):
         return analysis.signals

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sessionkit.engine.config import load_config
+from sessionkit.engine.config import config_from_dict, load_config
 from sessionkit.engine.pipeline.session import Session
 
 
@@ -48,3 +48,13 @@ def universe_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     from universe import make_universe
 
     return make_universe(tmp_path_factory.mktemp("universe") / "universe.sqlite")
+
+
+@pytest.fixture
+def universe_session(universe_url: str) -> Iterator[Session]:
+    """A paused session on the 500-symbol universe (drive it first), stopped at teardown."""
+    from universe import universe_config
+
+    session = Session(config_from_dict(universe_config(universe_url)), start_paused=True)
+    yield session
+    assert session.stop(2.0), "an engine thread did not end within 2 s"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 from rich.text import Text
-from sessionkit.engine.config import config_from_dict
-from sessionkit.engine.pipeline.session import Session
 from sessionkit.tui.refresh import CADENCE, PANES, PaneSchedule
 from sessionkit.tui.widgets.chart_base import matrix_content
 from sessionkit.tui.widgets.event_log import EventLog
@@ -17,7 +15,6 @@ from textual.app import App, ComposeResult
 from textual.content import Content
 from textual_plotext.plot import Plot
 from tui_helpers import drive, settle, snapshot_app, wait_for
-from universe import universe_config
 
 # -- the pane cadence ---------------------------------------------------------------------
 
@@ -67,11 +64,9 @@ def test_expedite_makes_a_group_due_now():
 
 
 @pytest.fixture
-def universe(universe_url):
-    session = Session(config_from_dict(universe_config(universe_url)), start_paused=True)
-    drive(session, 30, timeout=180)
-    yield session
-    assert session.stop(2.0)
+def universe(universe_session):
+    drive(universe_session, 30, timeout=180)
+    return universe_session
 
 
 async def test_the_table_asks_for_the_rows_in_view_only(universe):

@@ -5,23 +5,19 @@ starts, so every assertion is about a screen that no longer changes."""
 from __future__ import annotations
 
 import pytest
-from sessionkit.engine.config import config_from_dict
-from sessionkit.engine.pipeline.session import Session
 from sessionkit.tui.widgets.symbols_table import SymbolsTable
 from tui_helpers import SNAPSHOT_SIZES, drive, settle, snapshot_app, wait_for
-from universe import symbol_names, universe_config
+from universe import symbol_names
 
 STEPS = 120
 """Instants stepped (09:30 -> 11:30): some symbols have had their missing bars by then."""
 
 
 @pytest.fixture
-def universe(universe_url):
-    session = Session(config_from_dict(universe_config(universe_url)), start_paused=True)
+def universe(universe_session):
     # 500 symbols load in a few seconds; the bound only catches a hang on a loaded machine.
-    drive(session, STEPS, timeout=180)
-    yield session
-    assert session.stop(2.0)
+    drive(universe_session, STEPS, timeout=180)
+    return universe_session
 
 
 async def test_sort_cycles_and_header_click_and_selection_follows(universe):
