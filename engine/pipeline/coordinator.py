@@ -28,19 +28,24 @@ load, checks for a stop.
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter
+from typing import Literal
 
 from ..core.bar import Bar, Step, interval_delta
 from ..core.time_manager import TimeManager, TradingSession
 from ..core.windows import SessionTimes, bar_end, regular_minutes
-from ..store.data_manager import DataManager
+from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
+from ..store.data_manager import DataManager, StepColumns, columns_from_reader
+from ..store.db import sqlite_file
 from .runtime import (
     Message,
     Runtime,
@@ -55,6 +60,14 @@ from .runtime import (
     monotonic,
 )
 from .snapshot import CoordinatorStats, ThreadStats
+
+Reader = Literal["auto", "process", "inline"]
+"""Where a run reads its sessions' bars: ``"process"`` in a reader process
+(:mod:`~sessionkit.engine.store.column_reader`, SQLite files only) while the session before
+streams, ``"inline"`` on the coordinator's thread when a session starts, ``"auto"``
+(the default) a reader process for a backtest on a SQLite file run from a program's main
+process on a machine with two cores or more (sweep and Dask workers already run one
+session per core), else inline."""
 
 READ_AHEAD_BARS = 20_000
 """About how many bars of the coming sessions one step load reads (bounds the memory, and
@@ -235,6 +248,7 @@ class SessionCoordinator(threading.Thread):
         fills: PendingFills | None = None,
         *,
         first: int = 1,
+        reader: Reader = "auto",
     ) -> None:
         super().__init__(name="session_coordinator", daemon=True)
         self.runtime = runtime
@@ -270,6 +284,11 @@ class SessionCoordinator(threading.Thread):
         self._steps: list[Step] = []
         self._read_ahead: dict[int, list[Step]] = {}
         """Steps of coming sessions, read with an earlier one (by session index)."""
+        self.reader = reader
+        self._reader: ColumnReader | None = None
+        """The reader process of this run (opened when it starts, killed when it ends)."""
+        self._pending: tuple[int, list[TradingSession]] | None = None
+        """The read the reader was asked for: its first session's index and its sessions."""
         self._fills = fills if fills is not None else PendingFills()
         self._live = config.mode == "live"
         """Live mode: backfills may arrive (merged into the next instant, in order)."""
@@ -290,6 +309,8 @@ class SessionCoordinator(threading.Thread):
         runtime = self.runtime
         _gc_enter()
         try:
+            self._reader = self._open_reader()
+            self._prefetch(self.first)  # read while the history loads
             first = self.first
             for index, day in enumerate(self.sessions[first - 1 :], start=first):
                 self._initialize_session(index, day)
@@ -316,6 +337,8 @@ class SessionCoordinator(threading.Thread):
 
     def _terminate(self) -> None:
         self.metrics.pause_clock()
+        if self._reader is not None:
+            self._reader.close()
         for stage in (self.processor, self.quality, self.analysis):
             if stage is not None:
                 stage.queue.put(Stop())
@@ -514,38 +537,54 @@ class SessionCoordinator(threading.Thread):
                 position += 1
         return out
 
-    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
-        """This session's instants, read from the database, reading ahead.
+    def _chunk(self, index: int) -> list[TradingSession]:
+        """The sessions one step read starting at session ``index`` covers.
 
         One query per session costs more than streaming a small universe's session, so
         from the second session on, the sessions that follow are read with it, up to about
-        :data:`READ_AHEAD_BARS` bars, and kept until their turn; each is grouped by its own
-        session (no step in its break, bars cut by its break's start and close). (Reading
-        the next session in a background thread was tried and dropped: its Python work
-        holds the GIL while the engine streams.)
+        :data:`READ_AHEAD_BARS` bars, and kept until their turn.
         """
-        cached = self._read_ahead.pop(index, None)
-        if cached is not None:
-            return cached
+        day = self.sessions[index - 1]
+        session = self.tm.get_trading_session(day)
+        assert session is not None  # sessions come from the calendar
         minutes = self.delta.total_seconds() / 60
         per_session = max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
         count = max(1, min(len(self.sessions) - index + 1, READ_AHEAD_BARS // per_session))
-        if index == 1:
+        if index == self.first:
             count = 1  # the first session alone: the run (or the monitor) starts sooner
         sessions = [session]
         for day in self.sessions[index : index - 1 + count]:
             coming = self.tm.get_trading_session(day)
             assert coming is not None  # sessions come from the calendar
             sessions.append(coming)
-        pairs = self.dm.get_step_bars(self.symbols, self.base, session.open, sessions[-1].close)
+        return sessions
+
+    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
+        """This session's instants, read from the database, reading ahead.
+
+        The coming sessions are read with this one (:meth:`_chunk`); with a reader process
+        (:mod:`~sessionkit.engine.store.column_reader`), the next read is asked for as
+        soon as this one is taken, so it runs while this session streams. Each session is
+        grouped by its own times (no step in its break, bars cut by its break's start and
+        close).
+        """
+        cached = self._read_ahead.pop(index, None)
+        if cached is not None:
+            return cached
+        pending = self._pending
+        sessions = pending[1] if pending is not None and pending[0] == index else self._chunk(index)
+        columns = self._read_steps(index, sessions)
+        following = index + len(sessions)
+        if following <= len(self.sessions):
+            self._prefetch(following)
+        pairs = self.dm.step_pairs(columns)
+        starts = columns[1]
         position = 0
+        own: list[Step] = []
         for offset, each in enumerate(sessions):
-            while position < len(pairs) and pairs[position][1].start < each.open:
-                position += 1  # between sessions: not streamed
-            end = position
-            while end < len(pairs) and pairs[end][1].start < each.close:
-                end += 1
-            steps = self._group_steps(pairs[position:end], each)
+            position = bisect_left(starts, int(each.open.timestamp()), position)
+            end = bisect_left(starts, int(each.close.timestamp()), position)
+            steps = self._group(pairs, starts, position, end, each)
             position = end
             if offset:
                 self._read_ahead[index + offset] = steps
@@ -553,33 +592,104 @@ class SessionCoordinator(threading.Thread):
                 own = steps
         return own
 
-    def _load_steps(self, session: SessionTimes) -> list[Step]:
-        """The session's bars grouped into instants (bars share a start: one step)."""
-        return self._group_steps(
-            self.dm.get_step_bars(self.symbols, self.base, session.open, session.close), session
+    def _span(self, sessions: Sequence[SessionTimes]) -> tuple[int, int]:
+        return int(sessions[0].open.timestamp()), int(sessions[-1].close.timestamp())
+
+    def _prefetch(self, index: int) -> None:
+        """Ask the reader process for the read starting at session ``index`` (if there is
+        a reader and nothing is asked for yet)."""
+        reader = self._reader
+        if reader is None or reader.failed is not None or self._pending is not None:
+            return
+        sessions = self._chunk(index)
+        try:
+            reader.submit(self.dm.step_sql(self.symbols, self.base, *self._span(sessions)))
+        except ReaderFailed as failed:
+            self._reader_failed(failed)
+            return
+        self._pending = (index, sessions)
+
+    def _read_steps(self, index: int, sessions: Sequence[SessionTimes]) -> StepColumns:
+        """The bars of ``sessions`` as columns: the reader's answer if it was asked for
+        them (a wait that checks for a stop), else read in this process."""
+        lo, hi = self._span(sessions)
+        pending = self._pending
+        reader = self._reader
+        if pending is not None and pending[0] == index and reader is not None:
+            self._pending = None
+            try:
+                return columns_from_reader(reader.result(self.runtime.stop_event.is_set))
+            except StopWaiting:
+                raise StopRequested from None
+            except ReaderFailed as failed:
+                self._reader_failed(failed)
+        return self.dm.get_step_columns(self.symbols, self.base, lo, hi)
+
+    def _reader_failed(self, failed: ReaderFailed) -> None:
+        reader = self._reader
+        if reader is not None:
+            reader.close()
+        self._reader = None
+        self._pending = None
+        self.runtime.log(
+            f"reader process failed, reading in-process from now on: {failed}", "warning"
         )
 
-    def _group_steps(self, pairs: Sequence[tuple[str, Bar]], session: SessionTimes) -> list[Step]:
-        """One session's ``(symbol, bar)`` pairs in time order grouped into instants, each at
-        its bar's end (:func:`~sessionkit.engine.core.windows.bar_end`); bars of the break
-        have no step."""
+    def _open_reader(self) -> ColumnReader | None:
+        """A reader process, if this run should have one (see :data:`Reader`)."""
+        mode = self.reader
+        if mode == "inline":
+            return None
+        path = sqlite_file(self.dm.database)
+        if mode == "auto" and (
+            path is None
+            or self._live
+            or (os.cpu_count() or 1) < 2
+            or multiprocessing.current_process().name != "MainProcess"
+        ):
+            return None
+        if path is None:  # pragma: no cover - Session refuses it
+            return None
+        try:
+            return ColumnReader(path)
+        except OSError as exc:
+            self.runtime.log(f"no reader process ({exc}), reading in-process", "warning")
+            return None
+
+    def _load_steps(self, session: SessionTimes) -> list[Step]:
+        """The session's bars grouped into instants (bars share a start: one step)."""
+        columns = self.dm.get_step_columns(self.symbols, self.base, *self._span([session]))
+        starts = columns[1]
+        return self._group(self.dm.step_pairs(columns), starts, 0, len(starts), session)
+
+    def _group(
+        self,
+        pairs: Sequence[tuple[str, Bar]],
+        starts: Sequence[int],
+        position: int,
+        end: int,
+        session: SessionTimes,
+    ) -> list[Step]:
+        """``pairs[position:end]`` (one session's, in time order, ``starts`` their start
+        epochs) grouped into instants, each at its bar's end
+        (:func:`~sessionkit.engine.core.windows.bar_end`); bars of the break have no step."""
         delta = self.delta
-        pause, resume = session.break_start, session.break_end
-        if pause is not None and resume is not None:
-            pairs = [pair for pair in pairs if not pause <= pair[1].start < resume]
+        pause = resume = 0
+        if session.break_start is not None and session.break_end is not None:
+            pause, resume = int(session.break_start.timestamp()), int(session.break_end.timestamp())
         steps: list[Step] = []
-        group: list[tuple[str, Bar]] = []
-        current = None
-        for pair in pairs:
-            start = pair[1].start
-            if start != current:
-                if group:
-                    steps.append((bar_end(session, delta, current), tuple(group)))
-                group = []
-                current = start
-            group.append(pair)
-        if group:
-            steps.append((bar_end(session, delta, current), tuple(group)))
+        append = steps.append
+        while position < end:
+            t = starts[position]
+            after = bisect_right(starts, t, position, end)
+            if not pause <= t < resume:
+                append(
+                    (
+                        bar_end(session, delta, pairs[position][1].start),
+                        tuple(pairs[position:after]),
+                    )
+                )
+            position = after
         return steps
 
     # -- streaming ----------------------------------------------------------------------

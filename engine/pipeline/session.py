@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, get_args
 
 from ..config import ClockMode, SessionConfig
 from ..core.session_data import SessionData
@@ -25,9 +25,9 @@ from ..core.time_manager import TimeManager
 from ..core.windows import bar_end
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
-from ..store.db import open_db
+from ..store.db import open_db, sqlite_file
 from .analysis import AnalysisEngine, load_analysis_class
-from .coordinator import PendingFills, SessionCoordinator
+from .coordinator import PendingFills, Reader, SessionCoordinator
 from .processor import DataProcessor
 from .quality import DataQualityManager
 from .runtime import Recording, Runtime, Stop
@@ -62,6 +62,10 @@ class Session:
     first_session
         Start the run at this planned session (with its warm-up) instead of the first;
         the run keeps its numbering (``session 5/20``). See :meth:`restarted_at`.
+    reader
+        Where the sessions' bars are read: ``"process"`` (a reader process reads the next
+        session while this one streams; SQLite files only), ``"inline"``, or ``"auto"``
+        (:data:`~sessionkit.engine.pipeline.coordinator.Reader`).
 
     Raises
     ------
@@ -80,6 +84,7 @@ class Session:
         source: str | None = None,
         record: Recording = False,
         first_session: date | None = None,
+        reader: Reader = "auto",
     ) -> None:
         from ..store.data_manager import check_against_database
 
@@ -91,6 +96,10 @@ class Session:
         self.time_manager = TimeManager(self.database, config.exchange_group)
         tz = self.time_manager.timezone
         self.data_manager = DataManager(self.database, tz)
+        if reader not in get_args(Reader):
+            raise ValueError(f"reader must be one of {get_args(Reader)}, not {reader!r}")
+        if reader == "process" and sqlite_file(self.database) is None:
+            raise ValueError("reader='process' needs a SQLite database file")
         self.sessions = self._plan_sessions()
         first = 1
         if first_session is not None:
@@ -148,6 +157,7 @@ class Session:
                 *stages,
                 fills,
                 first=first,
+                reader=reader,
             )
         self.session_bounds = self._session_bounds()
         """(open, close) of each planned session (for the run's progress)."""
@@ -300,6 +310,7 @@ class Session:
             source=self.source,
             record=self.processor.record is not None,
             first_session=day,
+            reader=self.coordinator.reader,
         )
         if clock != session.runtime.controls.clock or speed != session.runtime.controls.speed:
             session._set_clock(clock, speed)

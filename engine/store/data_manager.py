@@ -8,18 +8,34 @@ one instance may be used from several threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Engine, func, select, type_coerce
+from sqlalchemy import BigInteger, Engine, Select, func, select, type_coerce
 
 from ..config import SessionConfig
 from ..core.bar import Bar
 from ..errors import ConfigError
+from .column_reader import RawColumns
 from .db import BarRecord, CalendarDay, Exchange, safe_url
 
 _T = BarRecord.__table__.c
+_new_bar = partial(tuple.__new__, Bar)
+"""A Bar from a tuple of its fields (C-level: no Python frame per bar)."""
+
+StepColumns = tuple[
+    Sequence[str],
+    Sequence[int],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[int],
+]
+"""Bars as columns, ordered by start then symbol: symbol, start (epoch seconds), open,
+high, low, close, volume."""
 _START = type_coerce(_T.start, BigInteger)  # raw epoch seconds: no per-row conversion
 
 
@@ -43,21 +59,23 @@ class DataManager:
     def _instant(self, day: date) -> int:
         return int(datetime.combine(day, time(0), self.tz).timestamp())
 
-    def _to_bars(self, rows: Iterable[Sequence]) -> list[Bar]:
-        # One datetime per distinct instant, shared by every symbol's bar at that instant.
+    def _to_bars(self, rows: Sequence[Sequence]) -> list[Bar]:
+        """Bars of ``(start, open, high, low, close, volume)`` rows (built column-wise)."""
+        if not rows:
+            return []
+        starts, *values = zip(*rows, strict=True)
+        return list(map(_new_bar, zip(self._starts(starts), *values, strict=True)))
+
+    def _starts(self, starts: Sequence[int]) -> Iterator[datetime]:
+        """The start ``datetime`` of each epoch in ``starts``: one object per distinct
+        instant, shared by every bar that starts then (and by later reads)."""
         times = self._times
-        fromts = datetime.fromtimestamp
-        new = tuple.__new__
-        out = []
-        append = out.append
-        for ts, o, h, lo, c, v in rows:
-            start = times.get(ts)
-            if start is None:
-                start = times[ts] = fromts(ts, UTC)
-            append(new(Bar, (start, o, h, lo, c, v)))
         if len(times) > 500_000:
             times.clear()
-        return out
+        fromts = datetime.fromtimestamp
+        for ts in set(starts).difference(times):
+            times[ts] = fromts(ts, UTC)
+        return map(times.__getitem__, starts)
 
     def _fetch(self, query) -> list[tuple]:
         # Every column is a plain int, float or str that needs no result processing, so the
@@ -93,32 +111,61 @@ class DataManager:
         )
         return self._to_bars(self._fetch(query))
 
+    def step_query(self, symbols: Sequence[str], interval: str, start: int, end: int) -> Select:
+        """The query of several symbols' bars starting in ``[start, end)`` (epoch seconds),
+        ordered by start then symbol: symbol, start (epoch seconds), open, high, low, close,
+        volume."""
+        return (
+            select(_T.symbol, _START, _T.open, _T.high, _T.low, _T.close, _T.volume)
+            .where(
+                _T.symbol.in_(list(symbols)),
+                _T.interval == interval,
+                _START >= start,
+                _START < end,
+            )
+            .order_by(_T.start, _T.symbol)
+        )
+
+    def step_sql(self, symbols: Sequence[str], interval: str, start: int, end: int) -> str:
+        """:meth:`step_query` as SQL text with its values inlined (for a
+        :class:`~sessionkit.engine.store.column_reader.ColumnReader`)."""
+        query = self.step_query(symbols, interval, start, end)
+        return str(
+            query.compile(dialect=self.database.dialect, compile_kwargs={"literal_binds": True})
+        )
+
+    def get_step_columns(
+        self, symbols: Sequence[str], interval: str, start: int, end: int
+    ) -> StepColumns:
+        """Several symbols' bars starting in ``[start, end)`` (epoch seconds) as columns,
+        read in this process (see :meth:`step_pairs`)."""
+        rows = self._fetch(self.step_query(symbols, interval, start, end))
+        if not rows:
+            return ((), (), (), (), (), (), ())
+        return tuple(zip(*rows, strict=True))  # type: ignore[return-value]
+
+    def step_pairs(self, columns: StepColumns) -> list[tuple[str, Bar]]:
+        """``(symbol, bar)`` pairs of ``columns``, built without per-row Python code.
+
+        Bars of one instant share one start ``datetime``.
+        """
+        names, starts, *values = columns
+        bars = map(_new_bar, zip(self._starts(starts), *values, strict=True))
+        return list(zip(names, bars, strict=True))
+
     def get_step_bars(
         self, symbols: Sequence[str], interval: str, start: datetime, end: datetime
     ) -> list[tuple[str, Bar]]:
         """Bars of several symbols starting in ``[start, end)``, ordered by start then symbol."""
         lo, hi = int(start.timestamp()), int(end.timestamp())
-        query = (
-            select(_T.symbol, _START, _T.open, _T.high, _T.low, _T.close, _T.volume)
-            .where(
-                _T.symbol.in_(list(symbols)),
-                _T.interval == interval,
-                _START >= lo,
-                _START < hi,
-            )
-            .order_by(_T.start, _T.symbol)
-        )
-        times = self._times
-        fromts = datetime.fromtimestamp
-        new = tuple.__new__
-        out: list[tuple[str, Bar]] = []
-        append = out.append
-        for symbol, ts, o, h, lo, c, v in self._fetch(query):
-            start = times.get(ts)
-            if start is None:
-                start = times[ts] = fromts(ts, UTC)
-            append((symbol, new(Bar, (start, o, h, lo, c, v))))
-        return out
+        return self.step_pairs(self.get_step_columns(symbols, interval, lo, hi))
+
+
+def columns_from_reader(raw: RawColumns) -> StepColumns:
+    """A :class:`~sessionkit.engine.store.column_reader.ColumnReader`'s result as
+    :data:`StepColumns` (symbol names instead of indexes)."""
+    symbols, index, *rest = raw
+    return (list(map(symbols.__getitem__, index)), *rest)  # type: ignore[return-value]
 
 
 KNOWN_SYMBOLS_SHOWN = 20

@@ -171,6 +171,14 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database opened by ``engine``, or None (another backend, an
+    in-memory database, or a ``file:`` URI)."""
+    if engine.dialect.name != "sqlite" or engine.url.query:
+        return None
+    return _sqlite_path(engine.url.render_as_string(hide_password=False))
+
+
 def _create_engine(url: str) -> Engine:
     try:
         engine = create_engine(url)

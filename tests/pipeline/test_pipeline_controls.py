@@ -320,13 +320,13 @@ def test_switching_to_clock_driven_does_not_burst(sessions) -> None:
 
 
 def _slow_loader(monkeypatch) -> None:
-    original = DataManager.get_step_bars
+    original = SessionCoordinator._read_steps
 
     def slow(self, *args, **kwargs):
         time.sleep(0.4)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DataManager, "get_step_bars", slow)
+    monkeypatch.setattr(SessionCoordinator, "_read_steps", slow)
 
 
 def _fail_processor(monkeypatch, after: int = 5) -> None:
