@@ -2,7 +2,9 @@
 
 Runs on the ``session_coordinator`` thread. It is the only writer of the simulated time.
 Per session it loads the trailing history and the session's bars (the streaming clock is
-stopped meanwhile), hands the processor the session start, then streams: per simulated
+stopped meanwhile; on a SQLite file the bars come from a reader process that read them
+while the session before streamed: :mod:`~sessionkit.engine.store.column_reader`), hands
+the processor the session start, then streams: per simulated
 instant it sends **one** :class:`~sessionkit.engine.pipeline.runtime.StepReady` message
 and waits for the consumers as the clock mode says:
 

@@ -1,0 +1,103 @@
+"""Sessions read by a reader process: the same answers as reading in-process, a reader that
+dies mid-run, a stop while waiting for it, and no reader left behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from running import run_to_end
+from sessionkit.engine.config import load_config
+from sessionkit.engine.pipeline.runtime import Runtime
+from sessionkit.engine.pipeline.session import Session
+from sessionkit.engine.store.data_manager import DataManager
+
+DAYS = {"backtest": {"clock": "data-driven", "start_date": "2024-11-25", "end_date": "2024-12-13"}}
+
+
+def _run(reader: str, tmp_path: Path, name: str) -> tuple[Session, dict[str, bytes], tuple]:
+    session = run_to_end(Session(load_config("demo", DAYS), record=True, reader=reader))
+    files = session.export_csv(tmp_path / name)
+    exported = {str(f.relative_to(tmp_path / name)): f.read_bytes() for f in files}
+    signals = session.signals()
+    return session, exported, signals
+
+
+def test_a_reader_process_gives_the_same_run_as_reading_in_process(tmp_path: Path) -> None:
+    read, exported, signals = _run("process", tmp_path, "process")
+    inline, expected, expected_signals = _run("inline", tmp_path, "inline")
+    reader = read.coordinator._reader
+    assert reader is not None and reader.failed == "closed"  # used, then closed at the end
+    assert not reader.alive
+    assert inline.coordinator._reader is None
+    assert len(expected) == 18 and exported == expected
+    assert signals == expected_signals and len(signals) > 100
+    assert not any(e.level == "warning" for e in read.snapshot().events)
+
+
+def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
+    tmp_path: Path, monkeypatch
+) -> None:
+    warnings: list[str] = []
+    log = Runtime.log
+
+    def logged(self, message, level="info", **kwargs):
+        if level == "warning":
+            warnings.append(message)
+        return log(self, message, level, **kwargs)
+
+    monkeypatch.setattr(Runtime, "log", logged)  # the event log keeps only the last 500
+    config = load_config("demo", DAYS)
+    session = Session(config, record=True, start_paused=True, reader="process")
+    session.start()
+    assert session.wait_idle(30)
+    reader = session.coordinator._reader
+    assert reader is not None and reader.alive
+    reader.process.kill()
+    session.resume()
+    assert session.wait(60)
+    assert session.stop()
+    assert session.snapshot().state == "completed", session.snapshot().error
+    assert [m for m in warnings if "reader process failed" in m], warnings
+    assert session.coordinator._reader is None  # in-process from then on
+    files = session.export_csv(tmp_path / "after")
+    _inline, expected, _signals = _run("inline", tmp_path, "inline")
+    assert {str(f.relative_to(tmp_path / "after")): f.read_bytes() for f in files} == expected
+
+
+def test_a_stop_while_waiting_for_the_reader(monkeypatch) -> None:
+    # Every read the reader is asked for runs for ever: the first session waits on it.
+    def endless(self, *args):
+        return (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+            "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0"
+        )
+
+    monkeypatch.setattr(DataManager, "step_sql", endless)
+    session = Session(load_config("demo", DAYS), reader="process")
+    session.start()
+    deadline = time.monotonic() + 30
+    while session.coordinator._reader is None or session.coordinator._pending is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    reader = session.coordinator._reader
+    time.sleep(0.3)  # the history is loaded: the coordinator waits for the reader
+    assert session.snapshot().state == "initializing"
+    asked = time.monotonic()
+    assert session.stop(timeout=1.0)
+    assert time.monotonic() - asked < 1.0
+    assert session.snapshot().state == "stopped"
+    assert not reader.alive
+
+
+def test_reader_choices() -> None:
+    config = load_config("demo", DAYS)
+    with pytest.raises(ValueError, match="reader must be one of"):
+        Session(config, reader="threads")  # type: ignore[arg-type]
+    # auto, from the main process of a machine with 2 cores or more, on a SQLite file: a
+    # reader process
+    short = {"backtest": {**DAYS["backtest"], "end_date": "2024-11-26"}}
+    session = run_to_end(Session(load_config("demo", short)))
+    assert (session.coordinator._reader is not None) == ((os.cpu_count() or 1) >= 2)
