@@ -46,7 +46,7 @@ from ..core.bar import Bar, Step, interval_delta
 from ..core.time_manager import TimeManager, TradingSession
 from ..core.windows import SessionTimes, bar_end, regular_minutes
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
-from ..store.data_manager import DataManager, StepColumns, columns_from_reader
+from ..store.data_manager import DataManager, StepColumns, StepStatement, columns_from_reader
 from ..store.db import sqlite_file
 from .runtime import (
     Message,
@@ -67,13 +67,22 @@ Reader = Literal["auto", "process", "inline"]
 """Where a run reads its sessions' bars: ``"process"`` in a reader process
 (:mod:`~sessionkit.engine.store.column_reader`, SQLite files only) while the session before
 streams, ``"inline"`` on the coordinator's thread when a session starts, ``"auto"``
-(the default) a reader process for a backtest on a SQLite file run from a program's main
-process on a machine with two cores or more (sweep and Dask workers already run one
-session per core), else inline."""
+(the default) a reader process for a backtest of :data:`READER_MIN_BARS` bars or more on a
+SQLite file run from a program's main process on a machine with two cores or more (sweep
+and Dask workers already run one session per core), else inline."""
 
 READ_AHEAD_BARS = 20_000
 """About how many bars of the coming sessions one step load reads (bounds the memory, and
 the time a stop may wait for one uninterruptible query)."""
+
+PREFETCH_BARS = 5_000
+"""About how many bars one read by the reader process covers: it reads the next while the
+engine streams this one (smaller than :data:`READ_AHEAD_BARS`, so the reader has its
+answer ready before the engine has streamed what it took before)."""
+
+READER_MIN_BARS = 40_000
+"""A run streaming fewer bars reads in-process with ``reader="auto"``: the reader process
+takes about 50 ms to start, about what reading that many bars in-process costs."""
 
 EXPORT_BACKLOG = 50_000
 """Rows recorded for an export written as the run goes that may wait, at a session's end,
@@ -291,6 +300,8 @@ class SessionCoordinator(threading.Thread):
         """The reader process of this run (opened when it starts, killed when it ends)."""
         self._pending: tuple[int, list[TradingSession]] | None = None
         """The read the reader was asked for: its first session's index and its sessions."""
+        self._statement: StepStatement | None = None
+        """The step query compiled for the reader (once per run)."""
         self._fills = fills if fills is not None else PendingFills()
         self._live = config.mode == "live"
         """Live mode: backfills may arrive (merged into the next instant, in order)."""
@@ -312,7 +323,10 @@ class SessionCoordinator(threading.Thread):
         _gc_enter()
         try:
             self._reader = self._open_reader()
-            self._prefetch(self.first)  # read while the history loads
+            # The first session is read here (the reader is still starting): the reader
+            # reads the next ones meanwhile.
+            if self.first < len(self.sessions):
+                self._prefetch(self.first + 1)
             first = self.first
             for index, day in enumerate(self.sessions[first - 1 :], start=first):
                 self._initialize_session(index, day)
@@ -539,19 +553,19 @@ class SessionCoordinator(threading.Thread):
                 position += 1
         return out
 
-    def _chunk(self, index: int) -> list[TradingSession]:
+    def _chunk(self, index: int, bars: int = READ_AHEAD_BARS) -> list[TradingSession]:
         """The sessions one step read starting at session ``index`` covers.
 
         One query per session costs more than streaming a small universe's session, so
         from the second session on, the sessions that follow are read with it, up to about
-        :data:`READ_AHEAD_BARS` bars, and kept until their turn.
+        ``bars`` bars, and kept until their turn.
         """
         day = self.sessions[index - 1]
         session = self.tm.get_trading_session(day)
         assert session is not None  # sessions come from the calendar
         minutes = self.delta.total_seconds() / 60
         per_session = max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
-        count = max(1, min(len(self.sessions) - index + 1, READ_AHEAD_BARS // per_session))
+        count = max(1, min(len(self.sessions) - index + 1, bars // per_session))
         if index == self.first:
             count = 1  # the first session alone: the run (or the monitor) starts sooner
         sessions = [session]
@@ -603,9 +617,11 @@ class SessionCoordinator(threading.Thread):
         reader = self._reader
         if reader is None or reader.failed is not None or self._pending is not None:
             return
-        sessions = self._chunk(index)
+        sessions = self._chunk(index, PREFETCH_BARS)
+        if self._statement is None:
+            self._statement = self.dm.step_statement(self.symbols, self.base)
         try:
-            reader.submit(self.dm.step_sql(self.symbols, self.base, *self._span(sessions)))
+            reader.submit(self._statement.sql, self._statement.params(*self._span(sessions)))
         except ReaderFailed as failed:
             self._reader_failed(failed)
             return
@@ -648,6 +664,7 @@ class SessionCoordinator(threading.Thread):
             or self._live
             or (os.cpu_count() or 1) < 2
             or multiprocessing.current_process().name != "MainProcess"
+            or self._run_bars() < READER_MIN_BARS
         ):
             return None
         if path is None:  # pragma: no cover - Session refuses it
@@ -657,6 +674,12 @@ class SessionCoordinator(threading.Thread):
         except OSError as exc:
             self.runtime.log(f"no reader process ({exc}), reading in-process", "warning")
             return None
+
+    def _run_bars(self) -> int:
+        """About how many bars this run streams (from its sessions' regular minutes)."""
+        minutes = self.delta.total_seconds() / 60
+        per_day = max(1.0, 390 / minutes)  # a regular day's bars: enough for an estimate
+        return int(per_day * len(self.symbols) * (len(self.sessions) - self.first + 1))
 
     def _load_steps(self, session: SessionTimes) -> list[Step]:
         """The session's bars grouped into instants (bars share a start: one step)."""

@@ -4,8 +4,8 @@ Used by the ``session_coordinator`` thread (one :class:`ColumnReader` per runnin
 session). Reading a session's bars in the engine's own process costs about 3 us per bar,
 nearly all of it the DBAPI building a Python tuple and objects per row, and all of it
 holding the GIL the streaming threads need. Here another process runs the query (the SQL
-text compiled from the SQLAlchemy Core query of
-:meth:`~sessionkit.engine.store.data_manager.DataManager.step_query`) while the engine
+compiled once from the SQLAlchemy Core query of
+:meth:`~sessionkit.engine.store.data_manager.DataManager.step_statement`) while the engine
 streams the session before, and sends the result back as one byte string per column
 (:mod:`array`), so the engine builds its bars from columns without per-row Python work
 (:class:`~sessionkit.engine.store.data_manager.StepColumns`): measured at about 0.3 us
@@ -100,13 +100,14 @@ class ColumnReader:
         self.failed: str | None = None
         """Why the reader stopped being usable (None while it is)."""
 
-    def submit(self, sql: str) -> None:
-        """Ask for the rows of ``sql`` (selecting symbol, start, open, high, low, close,
-        volume, in that order). Raises :class:`ReaderFailed` if the reader is gone."""
+    def submit(self, sql: str, params: tuple = ()) -> None:
+        """Ask for the rows of ``sql`` with ``params`` (selecting symbol, start, open,
+        high, low, close, volume, in that order). Raises :class:`ReaderFailed` if the
+        reader is gone."""
         if self.failed is not None:
             raise ReaderFailed(self.failed)
         try:
-            self._connection.send(sql)
+            self._connection.send((sql, params))
         except OSError as exc:
             self._fail(f"the reader process is gone ({exc.__class__.__name__})")
         self.pending += 1
@@ -170,8 +171,8 @@ _CODES = ("H", "q", "d", "d", "d", "d", "q")
 low, close, volume."""
 
 
-def _answer(database: sqlite3.Connection, sql: str) -> tuple:
-    rows = database.execute(sql).fetchall()
+def _answer(database: sqlite3.Connection, sql: str, params: tuple) -> tuple:
+    rows = database.execute(sql, params).fetchall()
     if not rows:
         return ("ok", [], *(b"" for _ in _CODES))
     names, starts, *prices, volumes = zip(*rows, strict=True)
@@ -189,11 +190,11 @@ def _serve(path: str, fd: int) -> None:  # pragma: no cover - runs in the reader
     database = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     while True:
         try:
-            sql = connection.recv()
+            sql, params = connection.recv()
         except (EOFError, OSError):
             return  # the engine closed its end, or died
         try:
-            answer = _answer(database, sql)
+            answer = _answer(database, sql, params)
         except Exception as exc:  # noqa: BLE001 - reported to the engine, which reads itself
             answer = ("error", f"{exc.__class__.__name__}: {exc}")
         try:

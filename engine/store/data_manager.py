@@ -9,11 +9,21 @@ one instance may be used from several threads.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Engine, Select, func, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Engine,
+    Select,
+    bindparam,
+    func,
+    select,
+    type_coerce,
+)
 
 from ..config import SessionConfig
 from ..core.bar import Bar
@@ -111,7 +121,13 @@ class DataManager:
         )
         return self._to_bars(self._fetch(query))
 
-    def step_query(self, symbols: Sequence[str], interval: str, start: int, end: int) -> Select:
+    def step_query(
+        self,
+        symbols: Sequence[str],
+        interval: str,
+        start: int | BindParameter,
+        end: int | BindParameter,
+    ) -> Select:
         """The query of several symbols' bars starting in ``[start, end)`` (epoch seconds),
         ordered by start then symbol: symbol, start (epoch seconds), open, high, low, close,
         volume."""
@@ -126,13 +142,16 @@ class DataManager:
             .order_by(_T.start, _T.symbol)
         )
 
-    def step_sql(self, symbols: Sequence[str], interval: str, start: int, end: int) -> str:
-        """:meth:`step_query` as SQL text with its values inlined (for a
-        :class:`~sessionkit.engine.store.column_reader.ColumnReader`)."""
-        query = self.step_query(symbols, interval, start, end)
-        return str(
-            query.compile(dialect=self.database.dialect, compile_kwargs={"literal_binds": True})
+    def step_statement(self, symbols: Sequence[str], interval: str) -> StepStatement:
+        """:meth:`step_query` compiled once for this database's DBAPI, its bounds left as
+        parameters (for a :class:`~sessionkit.engine.store.column_reader.ColumnReader`)."""
+        lo, hi = bindparam("lo", 0, type_=BigInteger), bindparam("hi", 0, type_=BigInteger)
+        compiled = self.step_query(symbols, interval, lo, hi).compile(
+            dialect=self.database.dialect, compile_kwargs={"render_postcompile": True}
         )
+        values = compiled.params
+        order = tuple(compiled.positiontup or ())
+        return StepStatement(compiled.string, tuple(values[name] for name in order), order)
 
     def get_step_columns(
         self, symbols: Sequence[str], interval: str, start: int, end: int
@@ -159,6 +178,23 @@ class DataManager:
         """Bars of several symbols starting in ``[start, end)``, ordered by start then symbol."""
         lo, hi = int(start.timestamp()), int(end.timestamp())
         return self.step_pairs(self.get_step_columns(symbols, interval, lo, hi))
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatement:
+    """A compiled step query: positional SQL and its parameters, ``lo`` and ``hi`` (the
+    bounds) to be filled in by :meth:`params`."""
+
+    sql: str
+    values: tuple
+    names: tuple[str, ...]
+
+    def params(self, lo: int, hi: int) -> tuple:
+        """The parameters for bars starting in ``[lo, hi)`` (epoch seconds)."""
+        bounds = {"lo": lo, "hi": hi}
+        return tuple(
+            bounds.get(name, value) for name, value in zip(self.names, self.values, strict=True)
+        )
 
 
 def columns_from_reader(raw: RawColumns) -> StepColumns:

@@ -12,7 +12,7 @@ from running import run_to_end
 from sessionkit.engine.config import load_config
 from sessionkit.engine.pipeline.runtime import Runtime
 from sessionkit.engine.pipeline.session import Session
-from sessionkit.engine.store.data_manager import DataManager
+from sessionkit.engine.store.data_manager import DataManager, StepStatement
 
 DAYS = {"backtest": {"clock": "data-driven", "start_date": "2024-11-25", "end_date": "2024-12-13"}}
 
@@ -70,12 +70,13 @@ def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
 def test_a_stop_while_waiting_for_the_reader(monkeypatch) -> None:
     # Every read the reader is asked for runs for ever: the first session waits on it.
     def endless(self, *args):
-        return (
+        sql = (
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
-            "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0"
+            "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0 AND ? < ?"
         )
+        return StepStatement(sql, (0, 0), ("lo", "hi"))
 
-    monkeypatch.setattr(DataManager, "step_sql", endless)
+    monkeypatch.setattr(DataManager, "step_statement", endless)
     session = Session(load_config("demo", DAYS), reader="process")
     session.start()
     deadline = time.monotonic() + 30
@@ -96,8 +97,15 @@ def test_reader_choices() -> None:
     config = load_config("demo", DAYS)
     with pytest.raises(ValueError, match="reader must be one of"):
         Session(config, reader="threads")  # type: ignore[arg-type]
-    # auto, from the main process of a machine with 2 cores or more, on a SQLite file: a
-    # reader process
+    # auto: a reader process from the main process of a machine with 2 cores or more, on a
+    # SQLite file, for a run long enough to be worth starting it (the demo's 58,000 bars)
+    session = Session(load_config("demo"), start_paused=True)
+    session.start()
+    try:
+        assert session.wait_idle(30)
+        assert (session.coordinator._reader is not None) == ((os.cpu_count() or 1) >= 2)
+    finally:
+        assert session.stop()
+    # ... and in-process for a short run (two days)
     short = {"backtest": {**DAYS["backtest"], "end_date": "2024-11-26"}}
-    session = run_to_end(Session(load_config("demo", short)))
-    assert (session.coordinator._reader is not None) == ((os.cpu_count() or 1) >= 2)
+    assert run_to_end(Session(load_config("demo", short))).coordinator._reader is None

@@ -32,13 +32,18 @@ def reader():
     reader.close()
 
 
+def _statement(manager: DataManager, symbols: list[str], lo: int, hi: int) -> tuple[str, tuple]:
+    statement = manager.step_statement(symbols, "1m")
+    return statement.sql, statement.params(lo, hi)
+
+
 def _never() -> bool:
     return False
 
 
 def test_the_reader_gives_the_same_bars_as_an_in_process_read(manager, reader) -> None:
-    reader.submit(manager.step_sql(SYMBOLS, "1m", START, END))
-    reader.submit(manager.step_sql(["BOLT"], "1m", START, START + 86_400 * 2))
+    reader.submit(*_statement(manager, SYMBOLS, START, END))
+    reader.submit(*_statement(manager, ["BOLT"], START, START + 86_400 * 2))
     first = columns_from_reader(reader.result(_never))
     second = columns_from_reader(reader.result(_never))  # answered in order
     local = manager.get_step_columns(SYMBOLS, "1m", START, END)
@@ -59,13 +64,13 @@ def test_the_reader_gives_the_same_bars_as_an_in_process_read(manager, reader) -
 
 
 def test_an_empty_result_and_a_failing_query(manager, reader) -> None:
-    reader.submit(manager.step_sql(["NOPE"], "1m", START, END))
+    reader.submit(*_statement(manager, ["NOPE"], START, END))
     assert [list(c) for c in columns_from_reader(reader.result(_never))] == [[]] * 7
     reader.submit("SELECT no_such_column FROM bars")
     with pytest.raises(ReaderFailed, match="no such column"):
         reader.result(_never)
     # a failed query leaves the reader usable
-    reader.submit(manager.step_sql(["ACME"], "1m", START, START + 86_400))
+    reader.submit(*_statement(manager, ["ACME"], START, START + 86_400))
     assert len(reader.result(_never)[1]) > 0
     assert reader.alive
 
