@@ -300,6 +300,8 @@ class SessionCoordinator(threading.Thread):
         """The reader process of this run (opened when it starts, killed when it ends)."""
         self._pending: tuple[int, list[TradingSession]] | None = None
         """The read the reader was asked for: its first session's index and its sessions."""
+        self._last_reader: ColumnReader | None = None
+        """The run's reader process, also once closed or failed (for its stats)."""
         self._statement: StepStatement | None = None
         """The step query compiled for the reader (once per run)."""
         self._fills = fills if fills is not None else PendingFills()
@@ -322,7 +324,7 @@ class SessionCoordinator(threading.Thread):
         runtime = self.runtime
         _gc_enter()
         try:
-            self._reader = self._open_reader()
+            self._reader = self._last_reader = self._open_reader()
             # The first session is read here (the reader is still starting): the reader
             # reads the next ones meanwhile.
             if self.first < len(self.sessions):
@@ -381,8 +383,19 @@ class SessionCoordinator(threading.Thread):
             messages=metrics.steps,
             load_seconds=metrics.load_seconds,
         )
+        reader = self._last_reader
         return CoordinatorStats(
             thread=thread,
+            reader=None
+            if reader is None
+            else ThreadStats(
+                name="session_reader",
+                busy_seconds=reader.read_seconds,
+                inline_seconds=0.0,
+                waiting_seconds=reader.idle_seconds,
+                messages=reader.reads,
+                load_seconds=reader.read_seconds,
+            ),
             steps=metrics.steps,
             bars=metrics.bars,
             streaming_seconds=streaming,

@@ -434,6 +434,7 @@ class Session:
         threads = (
             coord.thread,
             *(stage.stats() for stage in (processor, self.analysis, self.quality) if stage),
+            *((coord.reader,) if coord.reader is not None else ()),
         )
         streaming = coord.streaming_seconds
         loads = coord.subsequent_load_seconds

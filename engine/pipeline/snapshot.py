@@ -81,7 +81,7 @@ class ThreadStats:
     messages: int = 0
     """Messages handled (steps, session starts and ends); instants for the coordinator."""
     load_seconds: float = 0.0
-    """Loading sessions from the database (coordinator only)."""
+    """Loading sessions from the database (the coordinator; the reader process)."""
     errors: int = 0
     """Exceptions raised by user code (the analysis engine only)."""
 
@@ -103,6 +103,9 @@ class CoordinatorStats:
     """The session coordinator's own counters, frozen (what the snapshot shows of it)."""
 
     thread: ThreadStats
+    reader: ThreadStats | None = None
+    """The reader process (``session_reader``: busy reading, waiting for a request),
+    when the run has one."""
     steps: int = 0
     """Instants streamed."""
     bars: int = 0
@@ -180,7 +183,8 @@ class EngineMetrics:
     """TimeManager cache hit rate in percent."""
     analysis_errors: int = 0
     threads: tuple[ThreadStats, ...] = ()
-    """Busy and waiting time of each engine component (coordinator first)."""
+    """Busy and waiting time of each engine component (coordinator first; the reader
+    process, ``session_reader``, last when the run has one)."""
     stages: Stages = "threads"
     """How the processor and the analysis run now."""
 

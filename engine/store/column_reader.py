@@ -33,6 +33,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from array import array
 from collections.abc import Callable
 from contextlib import suppress
@@ -95,6 +96,13 @@ class ColumnReader:
         finally:
             theirs.close()
         self._connection = Connection(ours.detach())
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        """When the process was closed (monotonic seconds)."""
+        self.reads = 0
+        """Reads answered."""
+        self.read_seconds = 0.0
+        """Seconds the process spent answering them (its own measure)."""
         self.pending = 0
         """Requests submitted and not yet taken with :meth:`result`."""
         self.failed: str | None = None
@@ -137,7 +145,9 @@ class ColumnReader:
         self.pending -= 1
         if answer[0] == "error":
             raise ReaderFailed(answer[1])
-        _ok, symbols, *raw = answer
+        _ok, seconds, symbols, *raw = answer
+        self.reads += 1
+        self.read_seconds += seconds
         columns = [array(code) for code in _CODES]
         for column, data in zip(columns, raw, strict=True):
             column.frombytes(data)
@@ -152,6 +162,8 @@ class ColumnReader:
         """Kill the reader process and reap it (idempotent, never waits long)."""
         if self.failed is None:
             self.failed = "closed"
+        if self.ended is None:
+            self.ended = time.monotonic()
         with suppress(OSError):  # closing a closed socket
             self._connection.close()
         process = self.process
@@ -159,6 +171,12 @@ class ColumnReader:
             process.kill()
             with suppress(subprocess.TimeoutExpired):  # the kernel reaps it later
                 process.wait(CLOSE_SECONDS)
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds the process has been (or was) running and not reading."""
+        end = self.ended if self.ended is not None else time.monotonic()
+        return max(0.0, end - self.started - self.read_seconds)
 
     @property
     def alive(self) -> bool:
@@ -172,16 +190,18 @@ low, close, volume."""
 
 
 def _answer(database: sqlite3.Connection, sql: str, params: tuple) -> tuple:
+    started = time.perf_counter()
     rows = database.execute(sql, params).fetchall()
     if not rows:
-        return ("ok", [], *(b"" for _ in _CODES))
+        return ("ok", time.perf_counter() - started, [], *(b"" for _ in _CODES))
     names, starts, *prices, volumes = zip(*rows, strict=True)
     symbols = list(dict.fromkeys(names))
     index = {name: i for i, name in enumerate(symbols)}
     columns = [array("H", map(index.__getitem__, names)), array("q", starts)]
     columns += [array("d", values) for values in prices]
     columns.append(array("q", volumes))
-    return ("ok", symbols, *(column.tobytes() for column in columns))
+    data = [column.tobytes() for column in columns]
+    return ("ok", time.perf_counter() - started, symbols, *data)
 
 
 def _serve(path: str, fd: int) -> None:  # pragma: no cover - runs in the reader process

@@ -35,6 +35,14 @@ def test_a_reader_process_gives_the_same_run_as_reading_in_process(tmp_path: Pat
     assert len(expected) == 18 and exported == expected
     assert signals == expected_signals and len(signals) > 100
     assert not any(e.level == "warning" for e in read.snapshot().events)
+    # The reader process is in the per-thread breakdown: busy reading, waiting otherwise.
+    threads = {t.name: t for t in read.snapshot().metrics.threads}
+    assert "session_reader" not in {t.name for t in inline.snapshot().metrics.threads}
+    stats = threads["session_reader"]
+    assert stats.messages == reader.reads >= 2  # the first session is read in-process
+    assert 0.0 < stats.busy_seconds == stats.load_seconds
+    assert stats.waiting_seconds > 0.0
+    assert list(threads)[-1] == "session_reader"
 
 
 def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(

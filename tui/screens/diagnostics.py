@@ -121,10 +121,10 @@ def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
     parts.append(
         Text(
             "Work: a stage's handlers, wherever they ran; the coordinator's publishing plus "
-            "the stages' handlers it ran inline (data-driven). Busy %: of the thread's own "
-            "time.\n"
+            "the stages' handlers it ran inline (data-driven); the reader process's reads "
+            "of the coming sessions. Busy %: of the thread's own time.\n"
             "█ busy  ▓ running the stages inline  ░ waiting: consumers on their queue; "
-            "the coordinator on consumers, the clock and pauses",
+            "the coordinator on consumers, the clock and pauses; the reader for a request",
             style="dim",
         )
     )
