@@ -88,6 +88,9 @@ EXPORT_BACKLOG = 50_000
 """Rows recorded for an export written as the run goes that may wait, at a session's end,
 before the run waits for the export's writer (see ``_wait_for_export``)."""
 
+_bar_start = itemgetter(0)
+"""A bar's start (a bisect key)."""
+
 _step_time = itemgetter(0)
 """A step's instant (what the steps are sorted by)."""
 
@@ -557,13 +560,12 @@ class SessionCoordinator(threading.Thread):
         bars = self.dm.get_bars_between(symbol, self.base, windows[0].open, windows[-1].close)
         out: list[Bar] = []
         position = 0
-        parts = [part for session in windows for part in session.parts]
-        for open_, close in parts:  # keep regular-session bars only (no break, no extended)
-            while position < len(bars) and bars[position].start < open_:
-                position += 1
-            while position < len(bars) and bars[position].start < close:
-                out.append(bars[position])
-                position += 1
+        for session in windows:  # keep regular-session bars only (no break, no extended)
+            for open_, close in session.parts:
+                position = bisect_left(bars, open_, position, key=_bar_start)
+                end = bisect_left(bars, close, position, key=_bar_start)
+                out += bars[position:end]
+                position = end
         return out
 
     def _chunk(self, index: int, bars: int = READ_AHEAD_BARS) -> list[TradingSession]:
