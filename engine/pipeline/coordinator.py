@@ -179,6 +179,10 @@ class Metrics:
         self.step_time_max = 0.0
         self.waiting = 0.0
         """Seconds spent waiting for consumers or the clock while streaming."""
+        self.read_seconds = 0.0
+        """Of the loads, seconds spent reading bars (history and sessions: queries, waits
+        for the reader process, building the bars and steps); the rest is the components'
+        session starts (indicator warm-up, trimming the history)."""
         self.active_seconds = 0.0
         self._active_since: float | None = None
 
@@ -404,6 +408,7 @@ class SessionCoordinator(threading.Thread):
             streaming_seconds=streaming,
             initial_load_seconds=metrics.initial_load,
             subsequent_load_seconds=tuple(metrics.subsequent_loads),
+            read_seconds=metrics.read_seconds,
             step_latency_total=metrics.step_time_total,
             step_latency_count=metrics.step_time_count,
             step_latency_max=metrics.step_time_max,
@@ -509,6 +514,7 @@ class SessionCoordinator(threading.Thread):
                 loaded[symbol] = self._load_history(
                     symbol, history[len(history) - days :] if days else []
                 )
+            metrics.read_seconds += monotonic() - started
         plan = SessionPlan(
             index=index,
             date=day,
@@ -530,8 +536,11 @@ class SessionCoordinator(threading.Thread):
         self._to_quality(message)
         if runtime.stopping:
             raise StopRequested
+        reading = monotonic()
         self._steps = self._take_steps(index, session)
-        elapsed = monotonic() - started
+        finished = monotonic()
+        metrics.read_seconds += finished - reading
+        elapsed = finished - started
         if metrics.initial_load is None:
             metrics.initial_load = elapsed
         else:

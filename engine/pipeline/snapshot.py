@@ -115,6 +115,10 @@ class CoordinatorStats:
     initial_load_seconds: float | None = None
     subsequent_load_seconds: tuple[float, ...] = ()
     """Load time of each session after the first."""
+    read_seconds: float = 0.0
+    """Of the loads, the time spent reading bars (history and sessions: queries, waits for
+    the reader process, building bars and steps); the rest is the components' session
+    starts (indicator warm-up, trimming the history)."""
     step_latency_total: float = 0.0
     """Wall seconds of the instants timed (data-driven and single steps), in all."""
     step_latency_count: int = 0

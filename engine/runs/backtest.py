@@ -300,6 +300,7 @@ def result_of(
         load={
             "initial_seconds": metrics.initial_load_seconds,
             "subsequent_mean_seconds": metrics.subsequent_load_seconds,
+            "read_seconds": round(loads.read_seconds, 4),
         },
         step_latency_ms=metrics.step_latency_ms,
         analysis_errors=metrics.analysis_errors,

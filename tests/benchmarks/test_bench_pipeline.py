@@ -389,12 +389,12 @@ def test_bench_scaling(benchmark, tmp_path, calendar_db_url, symbols: int) -> No
         snap = session.snapshot()
         assert snap.state == "completed", snap.error
         assert snap.session_index == 22
-        results.append((snap.metrics, wall, rss))
+        results.append((snap.metrics, wall, rss, session.coordinator.stats().read_seconds))
 
     benchmark.pedantic(run, rounds=3, iterations=1)
-    rates = sorted(m.bars_per_second for m, _w, _r in results)
+    rates = sorted(m.bars_per_second for m, _w, _r, _s in results)
     median = rates[len(rates) // 2]
-    metrics, wall, rss = results[-1]
+    metrics, wall, rss, read = results[-1]
     loads = metrics.initial_load_seconds + (metrics.subsequent_load_seconds or 0.0) * 21
     share = loads / wall
     memory = [round(v) for _k, v in sorted(rss.items())]
@@ -405,13 +405,14 @@ def test_bench_scaling(benchmark, tmp_path, calendar_db_url, symbols: int) -> No
             "all": [round(r) for r in rates],
             "target": target,
             "load_share": round(share, 3),
+            "read_share": round(read / wall, 3),
             "rss_mb_by_session": memory,
         }
     )
     print(
         f"\n{symbols} symbols ({'+'.join(intervals)}, SMA 20 each): median {median:,.0f} "
         f"bars/s {[round(r) for r in rates]} (target {target or '-'}); loads "
-        f"{share * 100:.1f}% of {wall:.2f}s wall; RSS by session {memory} MB\n"
+        f"{share * 100:.1f}% of {wall:.2f}s wall (reading bars {read / wall * 100:.1f}%); RSS by session {memory} MB\n"
         + _thread_table(metrics)
     )
     if len(memory) >= 8:  # flat: the last sessions hold no more than the early ones

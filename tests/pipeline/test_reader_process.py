@@ -43,6 +43,10 @@ def test_a_reader_process_gives_the_same_run_as_reading_in_process(tmp_path: Pat
     assert 0.0 < stats.busy_seconds == stats.load_seconds
     assert stats.waiting_seconds > 0.0
     assert list(threads)[-1] == "session_reader"
+    for run in (read, inline):  # the loads' reading part is measured apart
+        coordinator = run.coordinator.stats()
+        loads = coordinator.initial_load_seconds + sum(coordinator.subsequent_load_seconds)
+        assert 0.0 < coordinator.read_seconds < loads
 
 
 def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
