@@ -695,7 +695,7 @@ class SessionCoordinator(threading.Thread):
             return None
         try:
             return ColumnReader(path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # cannot start a process here (pass_fds)
             self.runtime.log(f"no reader process ({exc}), reading in-process", "warning")
             return None
 
