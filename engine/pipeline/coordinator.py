@@ -68,7 +68,7 @@ Reader = Literal["auto", "process", "inline"]
 (:mod:`~sessionkit.engine.store.column_reader`, SQLite files only) while the session before
 streams, ``"inline"`` on the coordinator's thread when a session starts, ``"auto"``
 (the default) a reader process for a backtest of :data:`READER_MIN_BARS` bars or more on a
-SQLite file run from a program's main process on a machine with two cores or more (sweep
+SQLite file run from a program's main process that may use two CPUs or more (sweep
 and Dask workers already run one session per core), else inline."""
 
 READ_AHEAD_BARS = 20_000
@@ -203,6 +203,14 @@ class Metrics:
     @property
     def load_seconds(self) -> float:
         return (self.initial_load or 0.0) + sum(self.subsequent_loads)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, e.g. under ``taskset``), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return os.cpu_count() or 1
 
 
 class PendingFills:
@@ -686,7 +694,7 @@ class SessionCoordinator(threading.Thread):
         if mode == "auto" and (
             path is None
             or self._live
-            or (os.cpu_count() or 1) < 2
+            or _usable_cpus() < 2
             or multiprocessing.current_process().name != "MainProcess"
             or self._run_bars() < READER_MIN_BARS
         ):
