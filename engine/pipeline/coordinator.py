@@ -688,12 +688,11 @@ class SessionCoordinator(threading.Thread):
     def _open_reader(self) -> ColumnReader | None:
         """A reader process, if this run should have one (see :data:`Reader`)."""
         mode = self.reader
-        if mode == "inline":
+        if mode == "inline" or self._live:  # live: the feed delivers the bars
             return None
         path = sqlite_file(self.dm.database)
         if mode == "auto" and (
             path is None
-            or self._live
             or _usable_cpus() < 2
             or multiprocessing.current_process().name != "MainProcess"
             or self._run_bars() < READER_MIN_BARS
