@@ -88,11 +88,8 @@ EXPORT_BACKLOG = 50_000
 """Rows recorded for an export written as the run goes that may wait, at a session's end,
 before the run waits for the export's writer (see ``_wait_for_export``)."""
 
-_bar_start = itemgetter(0)
-"""A bar's start (a bisect key)."""
-
-_step_time = itemgetter(0)
-"""A step's instant (what the steps are sorted by)."""
+_first = itemgetter(0)
+"""A bar's start, a step's instant (bisect keys: what bars and steps are sorted by)."""
 
 
 QUALITY_REFRESH_STEPS = 64
@@ -312,11 +309,10 @@ class SessionCoordinator(threading.Thread):
         """Steps of coming sessions, read with an earlier one (by session index)."""
         self.reader = reader
         self._reader: ColumnReader | None = None
-        """The reader process of this run (opened when it starts, killed when it ends)."""
+        """The reader process of this run (opened when it starts, killed when it ends;
+        kept once closed or failed, for its stats: ``failed`` says it is unusable)."""
         self._pending: tuple[int, list[TradingSession]] | None = None
         """The read the reader was asked for: its first session's index and its sessions."""
-        self._last_reader: ColumnReader | None = None
-        """The run's reader process, also once closed or failed (for its stats)."""
         self._statement: StepStatement | None = None
         """The step query compiled for the reader (once per run)."""
         self._fills = fills if fills is not None else PendingFills()
@@ -339,7 +335,7 @@ class SessionCoordinator(threading.Thread):
         runtime = self.runtime
         _gc_enter()
         try:
-            self._reader = self._last_reader = self._open_reader()
+            self._reader = self._open_reader()
             # The first session is read here (the reader is still starting): the reader
             # reads the next ones meanwhile.
             if self.first < len(self.sessions):
@@ -398,7 +394,7 @@ class SessionCoordinator(threading.Thread):
             messages=metrics.steps,
             load_seconds=metrics.load_seconds,
         )
-        reader = self._last_reader
+        reader = self._reader
         return CoordinatorStats(
             thread=thread,
             reader=None
@@ -579,8 +575,8 @@ class SessionCoordinator(threading.Thread):
         position = 0
         for session in windows:  # keep regular-session bars only (no break, no extended)
             for open_, close in session.parts:
-                position = bisect_left(bars, open_, position, key=_bar_start)
-                end = bisect_left(bars, close, position, key=_bar_start)
+                position = bisect_left(bars, open_, position, key=_first)
+                end = bisect_left(bars, close, position, key=_first)
                 out += bars[position:end]
                 position = end
         return out
@@ -595,9 +591,7 @@ class SessionCoordinator(threading.Thread):
         day = self.sessions[index - 1]
         session = self.tm.get_trading_session(day)
         assert session is not None  # sessions come from the calendar
-        minutes = self.delta.total_seconds() / 60
-        per_session = max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
-        count = max(1, min(len(self.sessions) - index + 1, bars // per_session))
+        count = max(1, min(len(self.sessions) - index + 1, bars // self._session_bars(session)))
         if index == self.first:
             count = 1  # the first session alone: the run (or the monitor) starts sooner
         sessions = [session]
@@ -666,6 +660,7 @@ class SessionCoordinator(threading.Thread):
         pending = self._pending
         reader = self._reader
         if pending is not None and pending[0] == index and reader is not None:
+            # (a pending read means the reader was usable when it was asked)
             self._pending = None
             try:
                 return columns_from_reader(reader.result(self.runtime.stop_event.is_set))
@@ -676,10 +671,9 @@ class SessionCoordinator(threading.Thread):
         return self.dm.get_step_columns(self.symbols, self.base, lo, hi)
 
     def _reader_failed(self, failed: ReaderFailed) -> None:
-        reader = self._reader
-        if reader is not None:
-            reader.close()
-        self._reader = None
+        """The reader is unusable (``failed`` set, process killed): read in-process."""
+        if self._reader is not None:
+            self._reader.close()
         self._pending = None
         self.runtime.log(
             f"reader process failed, reading in-process from now on: {failed}", "warning"
@@ -690,15 +684,15 @@ class SessionCoordinator(threading.Thread):
         mode = self.reader
         if mode == "inline" or self._live:  # live: the feed delivers the bars
             return None
-        path = sqlite_file(self.dm.database)
-        if mode == "auto" and (
-            path is None
-            or _usable_cpus() < 2
-            or multiprocessing.current_process().name != "MainProcess"
-            or self._run_bars() < READER_MIN_BARS
+        path = sqlite_file(self.dm.database)  # None: Session refused "process" already
+        if path is None or (
+            mode == "auto"
+            and (
+                _usable_cpus() < 2
+                or multiprocessing.current_process().name != "MainProcess"
+                or self._run_bars() < READER_MIN_BARS
+            )
         ):
-            return None
-        if path is None:  # pragma: no cover - Session refuses it
             return None
         try:
             return ColumnReader(path)
@@ -706,11 +700,16 @@ class SessionCoordinator(threading.Thread):
             self.runtime.log(f"no reader process ({exc}), reading in-process", "warning")
             return None
 
-    def _run_bars(self) -> int:
-        """About how many bars this run streams (from its sessions' regular minutes)."""
+    def _session_bars(self, session: TradingSession) -> int:
+        """About how many bars ``session`` streams (its regular minutes, every symbol)."""
         minutes = self.delta.total_seconds() / 60
-        per_day = max(1.0, 390 / minutes)  # a regular day's bars: enough for an estimate
-        return int(per_day * len(self.symbols) * (len(self.sessions) - self.first + 1))
+        return max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
+
+    def _run_bars(self) -> int:
+        """About how many bars this run streams (its first session's bars per session)."""
+        first = self.tm.get_trading_session(self.sessions[self.first - 1])
+        assert first is not None  # sessions come from the calendar
+        return self._session_bars(first) * (len(self.sessions) - self.first + 1)
 
     def _load_steps(self, session: SessionTimes) -> list[Step]:
         """The session's bars grouped into instants (bars share a start: one step)."""
@@ -759,7 +758,7 @@ class SessionCoordinator(threading.Thread):
             self._stream_steps(steps)
         else:
             # Once per session: the morning's steps end at or before the break's start.
-            morning = bisect_right(steps, pause, key=_step_time)
+            morning = bisect_right(steps, pause, key=_first)
             self._stream_steps(islice(steps, morning))
             self._reach_break(plan)
             if morning < len(steps):

@@ -343,20 +343,18 @@ class Stage(threading.Thread):
                 ready.cancel()
             self.at_exit()
 
-    def run_inline(self, message: Message, started: float, backlog: int = 0) -> float:
+    def run_inline(self, message: Message, started: float) -> float:
         """Handle ``message`` on the calling (coordinator's) thread; data-driven mode.
 
         ``started`` is the clock reading (:func:`monotonic`) taken just before; the one
         taken after is returned, so stages run in a row read the clock once each.
-        ``backlog`` tells the handler how many messages follow at once (see
-        :attr:`backlog`).
 
         Raises
         ------
         StageFailed
             If the handler raised; it names this stage.
         """
-        self.backlog = backlog
+        self.backlog = 0
         step = message.__class__ is StepReady
         try:
             if step:  # the hot path: skip the match

@@ -75,18 +75,21 @@ class DataManager:
         if not rows:
             return []
         starts, *values = zip(*rows, strict=True)
-        return list(map(_new, repeat(Bar), zip(self._starts(starts), *values, strict=True)))
+        return list(self._bars(starts, values))
 
-    def _starts(self, starts: Sequence[int]) -> Iterator[datetime]:
-        """The start ``datetime`` of each epoch in ``starts``: one object per distinct
-        instant, shared by every bar that starts then (and by later reads)."""
+    def _bars(self, starts: Sequence[int], values: Sequence[Sequence]) -> Iterator[Bar]:
+        """Bars of columns: start epochs and the open, high, low, close and volume columns.
+
+        Built at C level (no Python frame per bar); the start ``datetime`` is one object per
+        distinct instant, shared by every bar that starts then (and by later reads).
+        """
         times = self._times
         if len(times) > 500_000:
             times.clear()
         fromts = datetime.fromtimestamp
         for ts in set(starts).difference(times):
             times[ts] = fromts(ts, UTC)
-        return map(times.__getitem__, starts)
+        return map(_new, repeat(Bar), zip(map(times.__getitem__, starts), *values, strict=True))
 
     def _fetch(self, query) -> list[tuple]:
         # Every column is a plain int, float or str that needs no result processing, so the
@@ -170,8 +173,7 @@ class DataManager:
         Bars of one instant share one start ``datetime``.
         """
         names, starts, *values = columns
-        bars = map(_new, repeat(Bar), zip(self._starts(starts), *values, strict=True))
-        return list(zip(names, bars, strict=True))
+        return list(zip(names, self._bars(starts, values), strict=True))
 
     def get_step_bars(
         self, symbols: Sequence[str], interval: str, start: datetime, end: datetime

@@ -73,7 +73,7 @@ def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
     assert session.stop()
     assert session.snapshot().state == "completed", session.snapshot().error
     assert [m for m in warnings if "reader process failed" in m], warnings
-    assert session.coordinator._reader is None  # in-process from then on
+    assert "gone" in session.coordinator._reader.failed  # in-process from then on
     files = session.export_csv(tmp_path / "after")
     _inline, expected, _signals = _run("inline", tmp_path, "inline")
     assert {str(f.relative_to(tmp_path / "after")): f.read_bytes() for f in files} == expected
