@@ -8,7 +8,6 @@ following its own signals would have given (:meth:`SmaCross.metrics`).
 from __future__ import annotations
 
 from collections import deque
-from itertools import islice
 from operator import add, mul
 from typing import Any
 
@@ -39,7 +38,8 @@ class SmaCross:
         self.slow = slow
         self.fee = fee_bps / 10_000
         self._above: dict[str, bool | None] = {}
-        self._closes: dict[str, deque[float]] = {}
+        self._closes: dict[str, tuple[deque[float], deque[float]]] = {}
+        """Per symbol, its last ``fast`` and its last ``slow`` closes."""
         self._book: _Book | None = None
 
     def on_session_start(self, ctx: Any) -> None:
@@ -48,13 +48,18 @@ class SmaCross:
             self._book = _Book(ctx.symbols, self.fee)
         # The last closes known now (the trailing history, or the previous session carried
         # on), then each step's own bars: at every step these are exactly
-        # ``ctx.closes(symbol, slow)``, without a view per bar.
-        self._closes = {s: deque(ctx.closes(s, self.slow), maxlen=self.slow) for s in ctx.symbols}
+        # ``ctx.closes(symbol, slow)`` and its last ``fast``, without a view per bar.
+        self._closes = {}
+        for symbol in ctx.symbols:
+            closes = list(ctx.closes(symbol, self.slow))
+            self._closes[symbol] = (
+                deque(closes[-self.fast :], maxlen=self.fast),
+                deque(closes, maxlen=self.slow),
+            )
 
     def on_step(self, ctx: Any) -> None:
         book = self._book
         fast_n, slow_n = self.fast, self.slow
-        skip = slow_n - fast_n
         state = self._above
         windows = self._closes
         last = book.last if book is not None else {}
@@ -65,12 +70,13 @@ class SmaCross:
                     book.on_bar(symbol, bar[1], close)  # open, close
                 else:  # the common case: no order waits for this bar
                     last[symbol] = close
-            closes = windows[symbol]
-            closes.append(close)
-            if len(closes) < slow_n:
+            fast, slow = windows[symbol]
+            fast.append(close)
+            slow.append(close)
+            if len(slow) < slow_n:
                 continue
             # fast SMA above the slow one? (each summed exactly, oldest first)
-            above = sum(islice(closes, skip, None)) / fast_n > sum(closes) / slow_n
+            above = sum(fast) / fast_n > sum(slow) / slow_n
             before = state.get(symbol)
             state[symbol] = above
             if before is not None and above != before:
