@@ -59,17 +59,19 @@ class SmaCross:
 
     def on_step(self, ctx: Any) -> None:
         book = self._book
+        if book is None:  # no session started yet
+            return
         fast_n, slow_n = self.fast, self.slow
         state = self._above
         windows = self._closes
-        last = book.last if book is not None else {}
+        last = book.last
+        pending = book.pending  # the orders waiting for their symbol's next bar
         for symbol, bar in ctx.items:
             close = bar[4]
-            if book is not None:
-                if book.pending:
-                    book.on_bar(symbol, bar[1], close)  # open, close
-                else:  # the common case: no order waits for this bar
-                    last[symbol] = close
+            if pending:
+                book.on_bar(symbol, bar[1], close)  # open, close
+            else:  # the common case: no order waits for this bar
+                last[symbol] = close
             fast, slow = windows[symbol]
             fast.append(close)
             slow.append(close)
@@ -77,19 +79,19 @@ class SmaCross:
                 continue
             # fast SMA above the slow one? (each summed exactly, oldest first)
             above = sum(fast) / fast_n > sum(slow) / slow_n
-            before = state.get(symbol)
+            before = state[symbol]
+            if above is before:  # no cross (the common case)
+                continue
             state[symbol] = above
-            if before is not None and above != before:
-                if book is not None:
-                    book.order(symbol, long=above)
+            if before is not None:
+                book.order(symbol, long=above)
                 ctx.emit(
                     symbol,
                     "buy" if above else "sell",
                     close,
                     f"SMA{fast_n} {'above' if above else 'below'} SMA{slow_n}",
                 )
-        if book is not None:
-            book.mark()
+        book.mark()
 
     def metrics(self) -> dict[str, float]:
         """``total_return_pct``, ``max_drawdown_pct``, ``trades`` and ``win_rate_pct``.
