@@ -82,7 +82,8 @@ answer ready before the engine has streamed what it took before)."""
 
 READER_MIN_BARS = 40_000
 """A run streaming fewer bars reads in-process with ``reader="auto"``: the reader process
-takes about 50 ms to start, about what reading that many bars in-process costs."""
+answers its first request 45-75 ms after it is spawned and the run's first session is read
+in-process anyway, so a run this short has little left for it to read ahead."""
 
 EXPORT_BACKLOG = 50_000
 """Rows recorded for an export written as the run goes that may wait, at a session's end,
@@ -710,12 +711,6 @@ class SessionCoordinator(threading.Thread):
         first = self.tm.get_trading_session(self.sessions[self.first - 1])
         assert first is not None  # sessions come from the calendar
         return self._session_bars(first) * (len(self.sessions) - self.first + 1)
-
-    def _load_steps(self, session: SessionTimes) -> list[Step]:
-        """The session's bars grouped into instants (bars share a start: one step)."""
-        columns = self.dm.get_step_columns(self.symbols, self.base, *self._span([session]))
-        starts = columns[1]
-        return self._group(self.dm.step_pairs(columns), starts, 0, len(starts), session)
 
     def _group(
         self,

@@ -8,16 +8,16 @@ compiled once from the SQLAlchemy Core query of
 :meth:`~sessionkit.engine.store.data_manager.DataManager.step_statement`) while the engine
 streams the session before, and sends the result back as one byte string per column
 (:mod:`array`), so the engine builds its bars from columns without per-row Python work
-(:class:`~sessionkit.engine.store.data_manager.StepColumns`): measured at about 0.3 us
+(:class:`~sessionkit.engine.store.data_manager.StepColumns`): measured at about 0.5 us
 per bar instead of 3 (see ``tests/benchmarks/test_bench_pipeline.py -k scaling``).
 
 The process is a plain ``python -I -S`` running this file (it imports nothing but the
-standard library, so it starts in about 20 ms and never re-imports the caller's
-``__main__`` as :mod:`multiprocessing` would); it talks over a socket pair with
-:class:`multiprocessing.connection.Connection` frames. It never outlives its session:
-:meth:`ColumnReader.close` kills it (the coordinator calls it when the run ends, fails or
-is stopped), and if the engine's process dies first, its next read or write of the socket
-fails and it exits. Every wait for a result checks for a stop. A reader that fails (it
+standard library, so it answers its first request 45-75 ms after it is spawned, and never
+re-imports the caller's ``__main__`` as :mod:`multiprocessing` would); it talks over a
+socket pair with :class:`multiprocessing.connection.Connection` frames. It never outlives
+its session: :meth:`ColumnReader.close` kills it (the coordinator calls it when the run
+ends, fails or is stopped), and if the engine's process dies first, its next read or write
+of the socket fails and it exits. Every wait for a result checks for a stop. A reader that fails (it
 died, or the query raised) makes the caller read in its own process instead
 (:class:`ReaderFailed`).
 

@@ -49,7 +49,9 @@ def test_bench_process_step(benchmark) -> None:
             break_start=ts.break_start,
             break_end=ts.break_end,
         )
-        steps = [StepReady(0, t, t.timestamp(), items) for t, items in coordinator._load_steps(ts)]
+        steps = [
+            StepReady(0, t, t.timestamp(), items) for t, items in coordinator._take_steps(index, ts)
+        ]
         days.append((plan, steps))
 
     def replay() -> int:
