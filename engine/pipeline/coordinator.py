@@ -3,7 +3,8 @@
 Runs on the ``session_coordinator`` thread. It is the only writer of the simulated time.
 Per session it loads the trailing history and the session's bars (the streaming clock is
 stopped meanwhile; on a SQLite file the bars come from a reader process that read them
-while the session before streamed: :mod:`~sessionkit.engine.store.column_reader`), hands
+while the session before streamed, or the first session's while its history was loaded:
+:mod:`~sessionkit.engine.store.column_reader`), hands
 the processor the session start, then streams: per simulated
 instant it sends **one** :class:`~sessionkit.engine.pipeline.runtime.StepReady` message
 and waits for the consumers as the clock mode says:
@@ -83,7 +84,14 @@ answer ready before the engine has streamed what it took before)."""
 READER_MIN_BARS = 40_000
 """A run streaming fewer bars reads in-process with ``reader="auto"``: the reader process
 answers its first request 45-75 ms after it is spawned and the run's first session is read
-in-process anyway, so a run this short has little left for it to read ahead."""
+in-process unless its history is long (:data:`READER_HEAD_START_BARS`), so a run this
+short has little left for it to read ahead."""
+
+READER_HEAD_START_BARS = 20_000
+"""With this many bars of trailing history or more, the reader process reads the run's
+first session while the coordinator reads the history and warms the indicators up (about
+3 us per bar, so at least 60 ms: the reader's start and its read take about as long);
+with less, the first session is read in-process."""
 
 EXPORT_BACKLOG = 50_000
 """Rows recorded for an export written as the run goes that may wait, at a session's end,
@@ -337,9 +345,12 @@ class SessionCoordinator(threading.Thread):
         _gc_enter()
         try:
             self._reader = self._open_reader()
-            # The first session is read here (the reader is still starting): the reader
-            # reads the next ones meanwhile.
-            if self.first < len(self.sessions):
+            # The reader starts in 45-75 ms: with a long history to read and warm up here
+            # first, it reads the first session meanwhile; else the first session is read
+            # here and the reader reads the next ones.
+            if self._history_bars() >= READER_HEAD_START_BARS:
+                self._prefetch(self.first)
+            elif self.first < len(self.sessions):
                 self._prefetch(self.first + 1)
             first = self.first
             for index, day in enumerate(self.sessions[first - 1 :], start=first):
@@ -705,6 +716,13 @@ class SessionCoordinator(threading.Thread):
         """About how many bars ``session`` streams (its regular minutes, every symbol)."""
         minutes = self.delta.total_seconds() / 60
         return max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
+
+    def _history_bars(self) -> int:
+        """About how many bars of trailing history the run's first session loads."""
+        first = self.tm.get_trading_session(self.sessions[self.first - 1])
+        assert first is not None  # sessions come from the calendar
+        per_symbol = self._session_bars(first) // max(1, len(self.symbols))
+        return per_symbol * sum(self.trailing.values())
 
     def _run_bars(self) -> int:
         """About how many bars this run streams (its first session's bars per session)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from running import run_to_end
 from sessionkit.engine.config import load_config
+from sessionkit.engine.pipeline import coordinator as coordinator_module
 from sessionkit.engine.pipeline.runtime import Runtime
 from sessionkit.engine.pipeline.session import Session
 from sessionkit.engine.store.data_manager import DataManager, StepStatement
@@ -47,6 +48,32 @@ def test_a_reader_process_gives_the_same_run_as_reading_in_process(tmp_path: Pat
         coordinator = run.coordinator.stats()
         loads = coordinator.initial_load_seconds + sum(coordinator.subsequent_load_seconds)
         assert 0.0 < coordinator.read_seconds < loads
+
+
+@pytest.mark.parametrize("head_start", [True, False])
+def test_with_a_long_history_the_reader_reads_the_first_session_too(
+    tmp_path: Path, monkeypatch, head_start: bool
+) -> None:
+    """With enough trailing history (the demo's 5 days x 6 symbols are 11,700 bars), the
+    reader reads the first session while the coordinator loads the history: no session
+    is read in-process, and the run is the same."""
+    monkeypatch.setattr(
+        coordinator_module, "READER_HEAD_START_BARS", 11_700 if head_start else 11_701
+    )
+    local: list[tuple] = []
+    read_here = DataManager.get_step_columns
+
+    def counted(self, *args, **kwargs):
+        local.append(args)
+        return read_here(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataManager, "get_step_columns", counted)
+    read, exported, signals = _run("process", tmp_path, "process")
+    assert read.coordinator._history_bars() == 11_700
+    assert len(local) == (0 if head_start else 1)  # without: the first session, here
+    monkeypatch.setattr(DataManager, "get_step_columns", read_here)
+    _inline, expected, expected_signals = _run("inline", tmp_path, "inline")
+    assert exported == expected and signals == expected_signals
 
 
 def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
