@@ -621,6 +621,10 @@ class SessionCoordinator(threading.Thread):
         soon as this one is taken, so it runs while this session streams. Each session is
         grouped by its own times (no step in its break, bars cut by its break's start and
         close).
+
+        The bars are built here, at the load, not at their instant: building each step's
+        bars as it streamed was measured (interleaved, 50 symbols, 22 sessions) to take
+        0.15-0.3 s off the loads and add 0.35-0.8 s to the streaming.
         """
         cached = self._read_ahead.pop(index, None)
         if cached is not None:
