@@ -322,6 +322,8 @@ class SessionCoordinator(threading.Thread):
         kept once closed or failed, for its stats: ``failed`` says it is unusable)."""
         self._pending: tuple[int, list[TradingSession]] | None = None
         """The read the reader was asked for: its first session's index and its sessions."""
+        self._first_bars: int | None = None
+        """The first session's bar estimate (see :meth:`_first_session_bars`)."""
         self._statement: StepStatement | None = None
         """The step query compiled for the reader (once per run)."""
         self._fills = fills if fills is not None else PendingFills()
@@ -348,7 +350,7 @@ class SessionCoordinator(threading.Thread):
             # The reader starts in 45-75 ms: with a long history to read and warm up here
             # first, it reads the first session meanwhile; else the first session is read
             # here and the reader reads the next ones.
-            if self._history_bars() >= READER_HEAD_START_BARS:
+            if self._reader is not None and self._history_bars() >= READER_HEAD_START_BARS:
                 self._prefetch(self.first)
             elif self.first < len(self.sessions):
                 self._prefetch(self.first + 1)
@@ -721,18 +723,22 @@ class SessionCoordinator(threading.Thread):
         minutes = self.delta.total_seconds() / 60
         return max(1, int(regular_minutes(session) / minutes)) * max(1, len(self.symbols))
 
+    def _first_session_bars(self) -> int:
+        """About how many bars the run's first session streams (looked up once)."""
+        if self._first_bars is None:
+            first = self.tm.get_trading_session(self.sessions[self.first - 1])
+            assert first is not None  # sessions come from the calendar
+            self._first_bars = self._session_bars(first)
+        return self._first_bars
+
     def _history_bars(self) -> int:
         """About how many bars of trailing history the run's first session loads."""
-        first = self.tm.get_trading_session(self.sessions[self.first - 1])
-        assert first is not None  # sessions come from the calendar
-        per_symbol = self._session_bars(first) // max(1, len(self.symbols))
+        per_symbol = self._first_session_bars() // max(1, len(self.symbols))
         return per_symbol * sum(self.trailing.values())
 
     def _run_bars(self) -> int:
         """About how many bars this run streams (its first session's bars per session)."""
-        first = self.tm.get_trading_session(self.sessions[self.first - 1])
-        assert first is not None  # sessions come from the calendar
-        return self._session_bars(first) * (len(self.sessions) - self.first + 1)
+        return self._first_session_bars() * (len(self.sessions) - self.first + 1)
 
     def _group(
         self,
