@@ -233,7 +233,9 @@ class DataProcessor(Stage):
                 if start != step_start:  # once per instant: its bars share their start
                     step_start = start
                     infos = [lookup.get(start) for lookup in lookups]
-                for window, info in zip(windows, infos, strict=True):
+                # No ``strict=``: a keyword sends ``zip`` through its slow argument
+                # parsing, per bar (both lists hold one entry per derived interval).
+                for window, info in zip(windows, infos):  # noqa: B905
                     held = window.bars
                     if held and info is not None and info[0] is window.bounds:
                         held.append(bar)  # in the open window (its bounds' very tuple)
