@@ -36,6 +36,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
+from operator import mul, sub
 from types import CodeType
 
 from ..config import IndicatorConfig
@@ -190,9 +192,8 @@ def _centred_sums(window: deque[float], period: int) -> tuple[float, float, floa
     """The window's mean and the exact sums of its deviations from it and of their squares
     (:class:`Bollinger`'s periodic re-centring)."""
     ref = math.fsum(window) / period
-    s1 = math.fsum(v - ref for v in window)
-    s2 = math.fsum((v - ref) ** 2 for v in window)
-    return ref, s1, s2
+    deviations = list(map(sub, window, repeat(ref)))  # C loops: no Python step per value
+    return ref, math.fsum(deviations), math.fsum(map(mul, deviations, deviations))
 
 
 class Bollinger(Indicator):
