@@ -4,10 +4,10 @@ Runs on the ``session_coordinator`` thread. It is the only writer of the simulat
 Per session it loads the trailing history and the session's bars (the streaming clock is
 stopped meanwhile; on a SQLite file the bars come from a reader process that read them
 while the session before streamed, or the first session's while its history was loaded:
-:mod:`~sessionkit.engine.store.column_reader`), hands
-the processor the session start, then streams: per simulated
-instant it sends **one** :class:`~sessionkit.engine.pipeline.runtime.StepReady` message
-and waits for the consumers as the clock mode says:
+:mod:`~sessionkit.engine.store.column_reader`), hands the processor the session start,
+then streams: per simulated instant it sends **one**
+:class:`~sessionkit.engine.pipeline.runtime.StepReady` message and waits for the consumers
+as the clock mode says:
 
 * clock-driven and live: the processor and the analysis run on their own threads, one
   hand-off per instant, paced by the clock, with overruns counted; the quality manager
@@ -626,7 +626,7 @@ class SessionCoordinator(threading.Thread):
 
         The bars are built here, at the load, not at their instant: building each step's
         bars as it streamed was measured (interleaved, 50 symbols, 22 sessions) to take
-        0.15-0.3 s off the loads and add 0.35-0.8 s to the streaming.
+        0.14-0.3 s off the loads and add 0.4-0.8 s to the streaming.
         """
         cached = self._read_ahead.pop(index, None)
         if cached is not None:
