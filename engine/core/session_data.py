@@ -140,6 +140,12 @@ class BarSeries:
         bars, rows, knowns, _history, closes, _first = self._cols
         return bars.append, closes.append, rows.append, knowns.append
 
+    def written(self) -> list[Bar]:
+        """The list the bars are appended to, for the writer to read back what it wrote
+        (the processor builds derived bars from its tail). Writer only; valid, like
+        :meth:`appenders`, until the next :meth:`reset` or :meth:`drop_before`."""
+        return self._cols[0]
+
     def reset(self, bars: Iterable[Bar] = (), rows: Iterable[tuple] = (), known=()) -> None:
         """Replace the whole content (all three the same length). Writer only."""
         bars = list(bars)

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import MutableSequence
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from typing import Literal
 
 from ..config import SessionConfig
 from ..core.bar import Bar, interval_delta
@@ -39,9 +40,10 @@ from .runtime import (
     StopRequested,
 )
 
-_HIGH, _LOW, _VOLUME = itemgetter(2), itemgetter(3), itemgetter(5)
+_START, _HIGH, _LOW, _VOLUME = itemgetter(0), itemgetter(2), itemgetter(3), itemgetter(5)
+_BAR = itemgetter(1)
 _NEVER = datetime.max.replace(tzinfo=UTC)
-_NOW = datetime.min.replace(tzinfo=UTC)
+_DAWN = datetime.min.replace(tzinfo=UTC)
 
 
 class IndicatorStream:
@@ -91,26 +93,75 @@ class IndicatorStream:
         self.kernel.new_session()
 
 
-class _Window:
-    """The derived bar being built for one (symbol, derived interval): the base bars it
-    holds so far (the bar is built from them when the window is emitted)."""
+class _Interval:
+    """One derived interval: every symbol's window of it, the session's windows by base-bar
+    start, and the earliest instant at which one of them may be due."""
 
-    __slots__ = ("stream", "delta", "bounds", "start", "end", "bars", "emitted", "lookup")
+    __slots__ = ("delta", "windows", "lookup", "due", "regular")
+
+    def __init__(self, delta: timedelta) -> None:
+        self.delta = delta
+        self.windows: list[_Window] = []
+        self.lookup: dict[datetime, tuple[tuple[datetime, datetime], bool]] = {}
+        """The session's windows by base-bar start (see :meth:`DataProcessor._lookups`)."""
+        self.due = _NEVER
+        """No window of this interval holding bars (or bars not yet taken in) ends before
+        this: a step before it has nothing of this interval to emit."""
+        self.regular = True
+        """Every step since the windows were last taken up to date was regular: its bars
+        shared one start on the base grid, later than every earlier step's (so each
+        symbol's bars not yet taken in start on the grid, in increasing order)."""
+
+
+class _Window:
+    """The derived bar being built for one (symbol, derived interval).
+
+    The base bars are not handed to the window one by one: they are in the base series
+    already (:attr:`written`), and the window takes in the ones it has not seen
+    (from :attr:`done` on) only when a window of its interval may be due
+    (:meth:`DataProcessor._settle`), usually as one slice. The bar is built from them
+    when the window is emitted.
+    """
+
+    __slots__ = (
+        "stream",
+        "delta",
+        "base",
+        "written",
+        "done",
+        "bounds",
+        "start",
+        "end",
+        "bars",
+        "emitted",
+        "lookup",
+    )
 
     start: datetime
     end: datetime
 
-    def __init__(self, stream: IndicatorStream, delta: timedelta) -> None:
+    def __init__(self, stream: IndicatorStream, delta: timedelta, base: IndicatorStream) -> None:
         self.stream = stream
         self.delta = delta
+        self.base = base
+        self.written: list[Bar] = base.series.written()
+        """The symbol's base bars, as appended (rebound when the series replaces its list)."""
+        self.done = 0
+        """The bars of :attr:`written` before this index are taken in (or ignored as late)."""
         self.bounds: tuple[datetime, datetime] | None = None
         """(start, end) of the window being built (shared with :attr:`lookup`)."""
         self.lookup: dict[datetime, tuple[tuple[datetime, datetime], bool]] = {}
         """The session's windows by base-bar start (see :meth:`DataProcessor._lookups`)."""
         self.bars: list[Bar] = []
-        """The base bars of the open window, in order (empty: no window open)."""
+        """The base bars of the open window taken in so far, in order (empty: none open)."""
         self.emitted: datetime | None = None
         """End of the last emitted window: a late (backfilled) bar before it is ignored."""
+
+    def rebind(self, done: Literal["none", "all"]) -> None:
+        """Follow the base series' list after it was replaced; its bars count as taken in
+        (``"all"``) or not (``"none"``)."""
+        self.written = self.base.series.written()
+        self.done = len(self.written) if done == "all" else 0
 
 
 class _Symbol:
@@ -155,24 +206,25 @@ class DataProcessor(Stage):
         self.base_delta = interval_delta(base)
         self.streams: dict[tuple[str, str], IndicatorStream] = {}
         self.symbols: dict[str, _Symbol] = {}
+        self._intervals = [_Interval(interval_delta(i)) for i in config.streams.derived]
+        """Per derived interval, every symbol's window of it."""
         for symbol in config.streams.symbols:
             for interval in config.intervals:
                 configs = [c for c in config.indicators if c.interval == interval]
                 names = tuple(n for c in configs for n in output_names(c))
                 series = data.add_series(symbol, interval, names)
                 self.streams[symbol, interval] = IndicatorStream(symbol, interval, series, configs)
-            windows = [
-                _Window(self.streams[symbol, interval], interval_delta(interval))
-                for interval in config.streams.derived
-            ]
-            self.symbols[symbol] = _Symbol(symbol, self.streams[symbol, base], windows)
+            base_stream = self.streams[symbol, base]
+            windows = []
+            for interval, group in zip(config.streams.derived, self._intervals, strict=True):
+                window = _Window(self.streams[symbol, interval], group.delta, base_stream)
+                group.windows.append(window)
+                windows.append(window)
+            self.symbols[symbol] = _Symbol(symbol, base_stream, windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
         self._lookup_cache: dict[tuple, dict[timedelta, dict]] = {}
-        self._step_lookups: list[dict] = [{} for _ in config.streams.derived]
-        """The session's ``lookup`` of each derived interval, in the windows' order (set
-        by :meth:`_begin`; while streaming, every symbol is in the same session)."""
-        self._due = _NEVER
-        """No open window ends before this (see :meth:`process_step`); earlier is safe."""
+        self._last_start = _DAWN
+        """The latest bar start of the steps so far (see :attr:`_Interval.regular`)."""
         self._session: SessionTimes | None = None
         """The session whose windows are being built (open, close and break)."""
         self._known: float | None = None
@@ -204,20 +256,17 @@ class DataProcessor(Stage):
     def process_step(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
         """Handle the bars that became visible at ``t``.
 
-        The hot path of the engine: per bar, its indicators, its series' appends and its
-        derived windows (the common case here, the rest in :meth:`_feed_window`).
+        The hot path of the engine: per bar, its indicators and its series' appends. The
+        derived windows are not touched per bar: per instant, each derived interval notes
+        the end of the window its new bars fall in, and when ``t`` reaches the earliest of
+        those ends, :meth:`_emit_due` emits every window that has ended (a window is emitted at
+        the first step at or after its end, holding the base bars that arrived in it).
         """
         symbols = self.symbols
         record = self.record
-        feed = self._feed_window
-        emit = self._emit
-        lookups = self._step_lookups
         known = self._known if self._known is not None else t.timestamp()
-        step_start = None
-        infos: list = []
         for name, bar in items:
-            symbol = symbols[name]
-            base = symbol.base
+            base = symbols[name].base
             row = base.update(bar)
             # BarSeries.append, inlined (readers are bounded by the known-from list: last)
             base.add_bar(bar)
@@ -227,35 +276,105 @@ class DataProcessor(Stage):
             base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
-            windows = symbol.windows
-            if windows:
-                start = bar[0]
-                if start != step_start:  # once per instant: its bars share their start
-                    step_start = start
-                    infos = [lookup.get(start) for lookup in lookups]
-                # No ``strict=``: a keyword sends ``zip`` through its slow argument
-                # parsing, per bar (both lists hold one entry per derived interval).
-                for window, info in zip(windows, infos):  # noqa: B905
-                    held = window.bars
-                    if held and info is not None and info[0] is window.bounds:
-                        held.append(bar)  # in the open window (its bounds' very tuple)
-                        if info[1]:  # the bar reaches the window's end
-                            emit(window)
+        groups = self._intervals
+        if groups:
+            if items:
+                # The end of the window the new bars fall in: one start, later than the
+                # last step's, on the grid (the regular case), else each bar's own.
+                starts = set(map(_START, map(_BAR, items)))
+                last = self._last_start
+                if len(starts) == 1:
+                    (start,) = starts
+                    if start > last:
+                        self._last_start = start
+                        for group in groups:
+                            info = group.lookup.get(start)
+                            if info is None:
+                                self._irregular(group, starts)
+                            elif info[0][1] < group.due:
+                                group.due = info[0][1]
                     else:
-                        feed(window, bar, info)
-        if t >= self._due:
-            # A window whose last bars are missing is emitted at the first step at or
-            # after its end (scanned only once the earliest open window's end is reached).
-            due = _NEVER
-            for window in self._windows:
-                if window.bars:
-                    if t >= window.end:
-                        self._emit(window)
-                    elif window.end < due:
-                        due = window.end
-            self._due = due
+                        for group in groups:
+                            self._irregular(group, starts)
+                else:
+                    self._last_start = max(last, *starts)
+                    for group in groups:
+                        self._irregular(group, starts)
+            for group in groups:
+                if t >= group.due:
+                    self._emit_due(group, t)
 
-    def window_bounds(self, window: _Window, start: datetime) -> tuple[datetime, datetime]:
+    def _irregular(self, group: _Interval, starts: set[datetime]) -> None:
+        """Note the window ends of a step whose bars are not regular (see
+        :attr:`_Interval.regular`): the windows are then taken up to date bar by bar."""
+        group.regular = False
+        lookup = group.lookup
+        for start in starts:
+            info = lookup.get(start)
+            end = info[0][1] if info is not None else self._bounds(group, start)[1]
+            if end < group.due:
+                group.due = end
+
+    def _emit_due(self, group: _Interval, t: datetime) -> None:
+        """Take every window of ``group`` up to date and emit the ones that end by ``t``."""
+        due = _NEVER
+        settle = self._settle
+        regular = group.regular
+        for window in group.windows:
+            if window.done != len(window.written):
+                settle(window, regular)
+            if window.bars:
+                if t >= window.end:
+                    self._emit(window)
+                elif window.end < due:
+                    due = window.end
+        group.due = due
+        group.regular = True
+
+    def _settle(self, window: _Window, regular: bool = False) -> None:
+        """Take in the base bars that ``window`` has not seen, as :meth:`_feed_window` would
+        one by one. After regular steps (``regular``, see :attr:`_Interval.regular`) they
+        are taken in as one slice when the first and the last fall in the same window that
+        can take them: on the grid and in increasing order, only the last can then reach
+        the window's end. Otherwise one by one (``tests/pipeline/test_derived_windows.py``
+        checks both against the rules stated bar by bar).
+
+        A late bar never takes the slice path: its step is not regular (its start is not
+        later than the last step's), and its window has ended, so :meth:`process_step`
+        settles it at once, alone or after bars of a later window. The check against
+        :attr:`_Window.emitted` below repeats that guard on purpose."""
+        written = window.written
+        done = window.done
+        count = len(written)
+        if count == done:
+            return
+        window.done = count
+        pending = written[done:count]
+        lookup = window.lookup
+        if regular:
+            info = lookup.get(pending[-1][0])
+            if info is not None:
+                bounds = info[0]
+                if count - done == 1 or (
+                    (first := lookup.get(pending[0][0])) is not None
+                    and first[0] is bounds
+                    and pending[-2][0] < pending[-1][0]  # no repeated start at the end
+                ):
+                    held = window.bars
+                    if held:
+                        if window.bounds is bounds:
+                            held.extend(pending)
+                            return
+                    elif window.emitted is None or bounds[0] >= window.emitted:
+                        window.bounds = bounds
+                        window.start, window.end = bounds
+                        window.bars = pending
+                        return
+        feed = self._feed_window
+        for bar in pending:
+            feed(window, bar, lookup.get(bar[0]))
+
+    def _bounds(self, window: _Window | _Interval, start: datetime) -> tuple[datetime, datetime]:
         """The derived window of ``window``'s interval that holds a bar starting at ``start``.
 
         Anchored at the session open and at its break's end; the break's start and the
@@ -297,7 +416,7 @@ class DataProcessor(Stage):
         ``lookup`` entry for the bar's start (None: off the base grid)."""
         start = bar[0]
         if info is None:  # off the base grid: the general rule
-            bounds = self.window_bounds(window, start)
+            bounds = self._bounds(window, start)
             closing = start + self.base_delta >= bounds[1]
         else:
             bounds, closing = info
@@ -315,8 +434,6 @@ class DataProcessor(Stage):
             return  # late bar of a window already emitted: never rewritten
         window.bounds = bounds
         window.start, window.end = bounds
-        if window.end < self._due:
-            self._due = window.end
         held.append(bar)
         if closing:
             self._emit(window)
@@ -353,8 +470,12 @@ class DataProcessor(Stage):
     def flush(self) -> None:
         """Emit every window still open (the close cut it, or its last bars are missing)."""
         for window in self._windows:
+            self._settle(window)
             if window.bars:
                 self._emit(window)
+        for group in self._intervals:
+            group.due = _NEVER
+            group.regular = True
 
     def start_session(self, plan: SessionPlan, history: dict[str, list[Bar]] | None = None) -> None:
         """Prepare a session: trim or rebuild the history, warm indicators up.
@@ -376,7 +497,12 @@ class DataProcessor(Stage):
             stream.series.drop_before(plan.cutoffs.get(key, plan.open))
             stream.series.mark_history()
             stream.bind()
-        self._due = _NOW
+        for window in self._windows:
+            window.rebind("all")  # every window was emitted by _begin
+        for group in self._intervals:
+            group.due = _NEVER
+            group.regular = True
+        self._last_start = _DAWN
         self._streaming = True
 
     def _warm_up(self, plan: SessionPlan, history: dict[str, list[Bar]]) -> None:
@@ -385,6 +511,7 @@ class DataProcessor(Stage):
             stream.reset()
         for window in self._windows:
             window.bars.clear()
+            window.rebind("none")
         sessions = plan.history
         delta = self.base_delta
         stopping = self.runtime.stop_event.is_set
@@ -403,11 +530,12 @@ class DataProcessor(Stage):
                 row = base.update(bar)
                 # History holds regular minutes only: a bar is known from its end.
                 append(bar, row, bar_end(session, delta, bar.start).timestamp())
-                for window in symbol.windows:
-                    self._feed_window(window, bar, window.lookup.get(bar.start))
+            for window in symbol.windows:  # the last history session's (_begin the others)
+                self._settle(window)
 
     def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:
+            self._settle(window)  # the bars of the session that ends
             if window.bars:
                 self._emit(window)
         self._session = session
@@ -415,8 +543,9 @@ class DataProcessor(Stage):
         for window in symbol.windows:
             window.emitted = None
             window.lookup = lookups[window.delta]
-        # Every symbol has the same derived intervals, in the same order.
-        self._step_lookups = [window.lookup for window in symbol.windows]
+        # While streaming, every symbol is in the same session.
+        for group in self._intervals:
+            group.lookup = lookups[group.delta]
         symbol.base.new_session()
         for window in symbol.windows:
             window.stream.new_session()

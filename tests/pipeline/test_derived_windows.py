@@ -1,0 +1,200 @@
+"""Derived bars follow the window rules bar by bar, whatever order the base bars come in.
+
+The data processor does not touch the derived windows per bar: it takes a window's bars
+from the base series when a window may be due (``DataProcessor._settle``), usually as one
+slice. This property test drives it with random steps (missing bars, bars held back and
+delivered together, late and repeated bars, bars off the base grid, empty steps, a
+session with a break and one with an odd close) and compares what every derived series
+holds after every step with a plain bar-by-bar statement of the rules (below), which
+knows nothing of slices.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sessionkit.engine.config import config_from_dict
+from sessionkit.engine.core.bar import Bar, interval_delta
+from sessionkit.engine.core.session_data import SessionData
+from sessionkit.engine.core.subscription import StreamSubscription
+from sessionkit.engine.core.windows import bar_end, in_break, window_bounds
+from sessionkit.engine.pipeline.processor import DataProcessor
+from sessionkit.engine.pipeline.runtime import Runtime, SessionEnded, SessionPlan, StepReady
+
+SYMBOLS = ("A", "B", "C")
+DERIVED = ("5m", "15m")
+MINUTE = timedelta(minutes=1)
+
+
+def _plan(index: int, day: date, close: str, with_break: bool) -> SessionPlan:
+    at = lambda hhmm: datetime.combine(day, datetime.strptime(hhmm, "%H:%M").time(), UTC)  # noqa: E731
+    return SessionPlan(
+        index,
+        day,
+        at("14:30"),
+        at(close),
+        False,
+        (),
+        carry=index > 1,
+        break_start=at("15:10") if with_break else None,
+        break_end=at("15:32") if with_break else None,
+    )
+
+
+def _bar(symbol: str, start: datetime, variant: int) -> Bar:
+    base = 100.0 + SYMBOLS.index(symbol) * 10 + start.minute * 0.25 + start.second / 240
+    jitter = variant * 0.5
+    return Bar(start, base + jitter, base + 1 + jitter, base - 1 - jitter, base + 0.3, 10 + variant)
+
+
+@dataclass
+class _Window:
+    """One (symbol, interval) by the rules, one bar at a time."""
+
+    delta: timedelta
+    bounds: tuple[datetime, datetime] | None = None
+    held: list[Bar] = field(default_factory=list)
+    emitted: datetime | None = None
+    out: list[tuple[Bar, float]] = field(default_factory=list)
+
+    def emit(self, known: float) -> None:
+        assert self.bounds is not None
+        held = self.held
+        bar = Bar(
+            self.bounds[0],
+            held[0].open,
+            max(b.high for b in held),
+            min(b.low for b in held),
+            held[-1].close,
+            sum(b.volume for b in held),
+        )
+        self.out.append((bar, known))
+        self.emitted = self.bounds[1]
+        self.held = []
+
+    def feed(self, plan: SessionPlan, bar: Bar, known: float) -> None:
+        bounds = window_bounds(plan, self.delta, bar.start)
+        closing = bar.start + MINUTE >= bounds[1]
+        if self.held:
+            assert self.bounds is not None
+            if bounds == self.bounds:
+                self.held.append(bar)
+                if closing:
+                    self.emit(known)
+                return
+            if bar.start < self.bounds[0]:
+                return  # late: older than the open window
+            self.emit(known)  # a bar past the window: its last bars are missing
+        if self.emitted is not None and bar.start < self.emitted:
+            return  # late: its window was emitted already
+        self.bounds = bounds
+        self.held.append(bar)
+        if closing:
+            self.emit(known)
+
+
+def _steps(
+    plan: SessionPlan, rng: random.Random
+) -> list[tuple[datetime, tuple[tuple[str, Bar], ...]]]:
+    """Random steps of one session, in time order."""
+    minutes = []
+    t = plan.open
+    while t < plan.close:
+        if not in_break(plan, t):
+            minutes.append(t)
+        t += MINUTE
+    steps: list[tuple[datetime, tuple[tuple[str, Bar], ...]]] = []
+    waiting: list[tuple[str, Bar]] = []  # held back, or off the grid: for a later step
+    for i, start in enumerate(minutes):
+        items = list(waiting)
+        waiting = []
+        if rng.random() < 0.05:  # a minute without any bar, and no step
+            waiting = items
+            continue
+        for symbol in SYMBOLS:
+            if rng.random() < 0.8:  # most bars are there
+                items.append((symbol, _bar(symbol, start, 0)))
+        extra = rng.choice(["none"] * 8 + ["late", "repeat", "off-grid"])
+        symbol = rng.choice(SYMBOLS)
+        if extra == "late" and i:
+            items.append((symbol, _bar(symbol, minutes[rng.randrange(i)], 1)))
+        elif extra == "repeat":
+            items.append((symbol, _bar(symbol, start, 2)))
+        elif extra == "off-grid":
+            waiting.append((symbol, _bar(symbol, start + timedelta(seconds=30), 3)))
+        if rng.random() < 0.1 and i + 1 < len(minutes):
+            waiting.extend(items)  # held back: delivered with the next step's bars
+            continue
+        if items or rng.random() < 0.5:
+            ends = [bar_end(plan, MINUTE, bar.start) for _symbol, bar in items]
+            t = max([bar_end(plan, MINUTE, start), *ends])
+            if steps and t <= steps[-1][0]:
+                t = steps[-1][0] + timedelta(seconds=1)
+            steps.append((t, tuple(items)))
+        if rng.random() < 0.1 and i:  # a late bar alone in a step of its own
+            late = (symbol, _bar(symbol, minutes[rng.randrange(max(0, i - 20), i)], 4))
+            steps.append((steps[-1][0] + timedelta(seconds=1) if steps else start, (late,)))
+    return steps
+
+
+def _processor() -> DataProcessor:
+    config = config_from_dict(
+        {
+            "backtest": {"start_date": "2024-11-25", "end_date": "2024-11-26"},
+            "streams": {"symbols": list(SYMBOLS), "derived": list(DERIVED)},
+            "indicators": [{"name": "sma_3", "kind": "sma", "period": 3, "interval": "5m"}],
+        }
+    )
+    runtime = Runtime(config, SessionData())
+    return DataProcessor(runtime, StreamSubscription("data-driven", "processor"))
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    closes=st.sampled_from([("16:10", "16:10"), ("15:57", "16:10"), ("16:10", "15:43")]),
+    with_break=st.booleans(),
+)
+def test_derived_bars_follow_the_rules_bar_by_bar(seed, closes, with_break) -> None:
+    rng = random.Random(seed)
+    processor = _processor()
+    series = {(s, i): processor.runtime.data.series(s, i) for s in SYMBOLS for i in DERIVED}
+    rules = {(s, i): _Window(interval_delta(i)) for s in SYMBOLS for i in DERIVED}
+    for index, (day, close) in enumerate(
+        zip((date(2024, 11, 25), date(2024, 11, 26)), closes, strict=True), 1
+    ):
+        plan = _plan(index, day, close, with_break and index == 1)
+        processor.start_session(plan, {} if index == 1 else None)
+        for window in rules.values():
+            window.emitted = None  # each session starts its windows afresh
+            window.out = []  # and drops the last session's bars (no trailing window)
+        for t, items in _steps(plan, rng):
+            processor.on_step(StepReady(0, t, t.timestamp(), items))
+            known = t.timestamp()
+            for name, bar in items:
+                for interval in DERIVED:
+                    rules[name, interval].feed(plan, bar, known)
+            for window in rules.values():
+                if window.held and window.bounds is not None and t >= window.bounds[1]:
+                    window.emit(known)
+            for key, window in rules.items():
+                assert series[key].count() == len(window.out), (key, t)
+                assert series[key].last() == (window.out[-1][0] if window.out else None), (key, t)
+        processor.on_session_end(SessionEnded(0, plan.close))
+        for window in rules.values():
+            if window.held:
+                window.emit(plan.close.timestamp())
+        for key, window in rules.items():
+            bars, _rows, _history = series[key].window()
+            assert bars == [bar for bar, _known in window.out], key
+            # Each derived bar is known from the step that emitted it, not before.
+            for position, (_bar, at) in enumerate(window.out):
+                assert series[key].count(at) > position, (key, position)
+                assert series[key].count(at - 0.5) <= position, (key, position)
