@@ -96,11 +96,11 @@ class SMA(Indicator):
     def source(self) -> Source:
         n = self.period
         return Source(
-            state="$w = deque(); $push = $w.append; $pop = $w.popleft; $s = 0.0; $n = 0",
+            state="$w = deque(); $push = $w.append; $pop = $w.popleft; $s = 0.0; $n = 0; $full = False",
             step=f"""
 $push(close)
 $s += close
-if len($w) > {n}:
+if $full:  # {n} closes before this one (the common case first): one in, one out
     $s -= $pop()
     $n += 1
     if $n >= 1000:
@@ -108,6 +108,7 @@ if len($w) > {n}:
         $s = fsum($w)
     $o = $s / {n}
 elif len($w) == {n}:
+    $full = True
     $o = $s / {n}
 else:
     $o = None
@@ -216,36 +217,36 @@ class Bollinger(Indicator):
         bands = f"""    $since += 1
     if $since >= {n}:  # re-centre on the mean and recompute exactly
         $since = 0
-        $ref, $t1, $t2 = centred_sums($w, {n})
-    $s1 = $t1
-    $s2 = $t2
-    $mean = $ref + $t1 / {n}
-    $variance = ($t2 - $t1 * $t1 / {n}) / {n}
+        $ref, $s1, $s2 = centred_sums($w, {n})
+    $mean = $ref + $s1 / {n}
+    $variance = ($s2 - $s1 * $s1 / {n}) / {n}
     $width = {self.k!r} * sqrt($variance) if $variance > 0.0 else 0.0
     $upper = $mean + $width
     $lower = $mean - $width"""
         return Source(
-            state=f"$w = deque(); $ref = 0.0; $s1 = 0.0; $s2 = 0.0; $since = {n - 1}",
+            state=(
+                "$w = deque(); $push = $w.append; $pop = $w.popleft; $full = False; "
+                f"$ref = 0.0; $s1 = 0.0; $s2 = 0.0; $since = {n - 1}"
+            ),
             step=f"""
-if len($w) >= {n}:  # a full window (the common case first): one in, one out
-    $w.append(close)
+if $full:  # a full window (the common case first): one in, one out
+    $push(close)
     $d = close - $ref
-    $e = $w.popleft() - $ref
-    $t1 = $s1 + $d - $e
-    $t2 = $s2 + $d * $d - $e * $e
+    $e = $pop() - $ref
+    $s1 = $s1 + $d - $e
+    $s2 = $s2 + $d * $d - $e * $e
 {bands}
 else:
     if not $w:
         $ref = close
-    $w.append(close)
+    $push(close)
     $d = close - $ref
-    $t1 = $s1 + $d
-    $t2 = $s2 + $d * $d
+    $s1 = $s1 + $d
+    $s2 = $s2 + $d * $d
     if len($w) < {n}:
-        $s1 = $t1
-        $s2 = $t2
         $mean = $upper = $lower = None
     else:
+        $full = True
 {_indent(bands)}
 """,
             outputs=("$mean", "$upper", "$lower"),

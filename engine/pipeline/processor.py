@@ -56,7 +56,7 @@ class IndicatorStream:
         "configs",
         "kernel",
         "names",
-        "total",
+        "_count",
         "update",
         "add_bar",
         "add_close",
@@ -71,10 +71,28 @@ class IndicatorStream:
         self.configs = configs
         self.names: tuple[str, ...] = series.names
         self.kernel: Kernel
-        self.total = 0
-        """Bars of the streamed sessions (history excluded)."""
+        self._count: tuple[int, list[Bar] | None, int] = (0, None, 0)
+        """(bars streamed before this session, the list this session's are appended to,
+        its length when this session started): swapped whole, so :attr:`total` reads one
+        consistent state from any thread."""
         self.reset()
         self.bind()
+
+    @property
+    def total(self) -> int:
+        """Bars of the streamed sessions (history excluded). Any thread."""
+        before, written, mark = self._count
+        return before if written is None else before + len(written) - mark
+
+    def count_from_here(self, streaming: bool) -> None:
+        """Count the bars appended from now on as streamed (``True``: a session starts
+        streaming, after its history is in place) or not (``False``: a session loads).
+        Counting the series' own list saves an increment per bar."""
+        if streaming:
+            written = self.series.written()
+            self._count = (self._count[0], written, len(written))
+        else:
+            self._count = (self.total, None, 0)
 
     def bind(self) -> None:
         """Take the series' list appends again (after it replaced its lists)."""
@@ -222,6 +240,7 @@ class DataProcessor(Stage):
                 windows.append(window)
             self.symbols[symbol] = _Symbol(symbol, base_stream, windows)
         self._windows = [w for s in self.symbols.values() for w in s.windows]
+        self._bases = {name: symbol.base for name, symbol in self.symbols.items()}
         self._lookup_cache: dict[tuple, dict[timedelta, dict]] = {}
         self._last_start = _DAWN
         """The latest bar start of the steps so far (see :attr:`_Interval.regular`)."""
@@ -262,18 +281,17 @@ class DataProcessor(Stage):
         those ends, :meth:`_emit_due` emits every window that has ended (a window is emitted at
         the first step at or after its end, holding the base bars that arrived in it).
         """
-        symbols = self.symbols
+        bases = self._bases
         record = self.record
         known = self._known if self._known is not None else t.timestamp()
         for name, bar in items:
-            base = symbols[name].base
+            base = bases[name]
             row = base.update(bar)
             # BarSeries.append, inlined (readers are bounded by the known-from list: last)
             base.add_bar(bar)
             base.add_close(bar[4])
             base.add_row(row)
             base.add_known(known)
-            base.total += 1
             if record is not None:
                 record[name, base.interval].append((bar, row))
         groups = self._intervals
@@ -457,10 +475,8 @@ class DataProcessor(Stage):
         row = stream.update(bar)
         known = self._known
         stream.series.append(bar, row, known if known is not None else window.end.timestamp())
-        if self._streaming:
-            stream.total += 1
-            if self.record is not None:
-                self.record[stream.symbol, stream.interval].append((bar, row))
+        if self._streaming and self.record is not None:
+            self.record[stream.symbol, stream.interval].append((bar, row))
 
     @property
     def totals(self) -> dict[tuple[str, str], int]:
@@ -487,6 +503,8 @@ class DataProcessor(Stage):
         """
         self._streaming = False
         self._known = None
+        for stream in self.streams.values():
+            stream.count_from_here(streaming=False)
         if not plan.carry:
             self._warm_up(plan, history or {})
         for symbol in self.symbols.values():
@@ -497,6 +515,7 @@ class DataProcessor(Stage):
             stream.series.drop_before(plan.cutoffs.get(key, plan.open))
             stream.series.mark_history()
             stream.bind()
+            stream.count_from_here(streaming=True)
         for window in self._windows:
             window.rebind("all")  # every window was emitted by _begin
         for group in self._intervals:
