@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, MutableSequence
 from datetime import datetime
+from operator import itemgetter
 
 from ..core.bar import Bar, interval_delta
 from ..core.windows import bars_between, expected_bars, gap_end, next_bar_start
@@ -37,6 +38,9 @@ from .runtime import (
     StepReady,
     next_message,
 )
+
+_START, _BAR = itemgetter(0), itemgetter(1)
+"""A bar's start; a ``(symbol, bar)`` pair's bar."""
 
 Gap = tuple[datetime, datetime]
 """A run of missing bars: start of the first missing bar, end of the last one."""
@@ -211,23 +215,24 @@ class DataQualityManager(Stage):
         tracks = self.tracks
         delta = self.delta
         aligned = self._aligned
-        if aligned is not None and len(items) == len(tracks):
+        if (
+            aligned is not None
+            and len(items) == len(tracks)
+            # every bar starts there (compared in C: no Python step per bar)
+            and list(map(_START, map(_BAR, items))).count(aligned) == len(items)
+        ):
             # The common case (a backtest's step holds each symbol once): every symbol's bar
             # starts where every track expects one; one new datetime for all of them.
-            for _symbol, bar in items:
-                if bar[0] != aligned:
-                    break
-            else:
-                following = (
-                    aligned + delta
-                    if plan.break_start is None
-                    else next_bar_start(plan, delta, aligned)
-                )
-                for track in tracks.values():
-                    track.present += 1
-                    track.next_start = following
-                self._aligned = following
-                return
+            following = (
+                aligned + delta
+                if plan.break_start is None
+                else next_bar_start(plan, delta, aligned)
+            )
+            for track in tracks.values():
+                track.present += 1
+                track.next_start = following
+            self._aligned = following
+            return
         plain = plan.break_start is None  # no break: the next bar starts one interval on
         for symbol, bar in items:
             track = tracks[symbol]
