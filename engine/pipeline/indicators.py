@@ -144,8 +144,17 @@ class RSI(Indicator):
             step=f"""
 if $count >= {n}:  # warmed up (the common case first)
     $change = close - $prev
-    $gain = ($gain * {n - 1} + ($change if $change > 0 else 0.0)) / {n}
-    $loss = ($loss * {n - 1} + (-$change if $change < 0 else 0.0)) / {n}
+    # ``x * {n - 1} + 0.0`` is ``x * {n - 1}`` exactly (averages are never -0.0): the
+    # side without a change skips its addition, with the same result.
+    if $change > 0:
+        $gain = ($gain * {n - 1} + $change) / {n}
+        $loss = $loss * {n - 1} / {n}
+    elif $change < 0:
+        $gain = $gain * {n - 1} / {n}
+        $loss = ($loss * {n - 1} - $change) / {n}
+    else:
+        $gain = $gain * {n - 1} / {n}
+        $loss = $loss * {n - 1} / {n}
     if $loss == 0.0:
         $o = 100.0 if $gain > 0 else 50.0
     else:

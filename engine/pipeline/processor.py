@@ -474,7 +474,11 @@ class DataProcessor(Stage):
         window.emitted = window.end
         row = stream.update(bar)
         known = self._known
-        stream.series.append(bar, row, known if known is not None else window.end.timestamp())
+        # BarSeries.append, inlined (as in process_step)
+        stream.add_bar(bar)
+        stream.add_close(bar[4])
+        stream.add_row(row)
+        stream.add_known(known if known is not None else window.end.timestamp())
         if self._streaming and self.record is not None:
             self.record[stream.symbol, stream.interval].append((bar, row))
 
@@ -527,6 +531,7 @@ class DataProcessor(Stage):
     def _warm_up(self, plan: SessionPlan, history: dict[str, list[Bar]]) -> None:
         for stream in self.streams.values():
             stream.series.reset()
+            stream.bind()
             stream.reset()
         for window in self._windows:
             window.bars.clear()
