@@ -84,15 +84,16 @@ class IndicatorStream:
         before, written, mark = self._count
         return before if written is None else before + len(written) - mark
 
-    def count_from_here(self, streaming: bool) -> None:
-        """Count the bars appended from now on as streamed (``True``: a session starts
-        streaming, after its history is in place) or not (``False``: a session loads).
-        Counting the series' own list saves an increment per bar."""
-        if streaming:
-            written = self.series.written()
-            self._count = (self._count[0], written, len(written))
-        else:
-            self._count = (self.total, None, 0)
+    def start_counting(self) -> None:
+        """Count the bars appended from now on as streamed (a session starts streaming,
+        its history in place): :attr:`total` counts the series' own list, which saves an
+        increment per bar."""
+        written = self.series.written()
+        self._count = (self._count[0], written, len(written))
+
+    def stop_counting(self) -> None:
+        """Stop counting appended bars (a session loads: history, trims, warm-up)."""
+        self._count = (self.total, None, 0)
 
     def bind(self) -> None:
         """Take the series' list appends again (after it replaced its lists)."""
@@ -508,7 +509,7 @@ class DataProcessor(Stage):
         self._streaming = False
         self._known = None
         for stream in self.streams.values():
-            stream.count_from_here(streaming=False)
+            stream.stop_counting()
         if not plan.carry:
             self._warm_up(plan, history or {})
         for symbol in self.symbols.values():
@@ -519,7 +520,7 @@ class DataProcessor(Stage):
             stream.series.drop_before(plan.cutoffs.get(key, plan.open))
             stream.series.mark_history()
             stream.bind()
-            stream.count_from_here(streaming=True)
+            stream.start_counting()
         for window in self._windows:
             window.rebind("all")  # every window was emitted by _begin
         for group in self._intervals:
