@@ -301,24 +301,16 @@ class DataProcessor(Stage):
                 # The end of the window the new bars fall in: one start, later than the
                 # last step's, on the grid (the regular case), else each bar's own.
                 starts = set(map(_START, map(_BAR, items)))
-                last = self._last_start
-                if len(starts) == 1:
-                    (start,) = starts
-                    if start > last:
-                        self._last_start = start
-                        for group in groups:
-                            info = group.lookup.get(start)
-                            if info is None:
-                                self._irregular(group, starts)
-                            elif info[0][1] < group.due:
-                                group.due = info[0][1]
-                    else:
-                        for group in groups:
-                            self._irregular(group, starts)
-                else:
-                    self._last_start = max(last, *starts)
-                    for group in groups:
+                latest = max(starts)
+                regular = len(starts) == 1 and latest > self._last_start
+                if latest > self._last_start:
+                    self._last_start = latest
+                for group in groups:
+                    info = group.lookup.get(latest) if regular else None
+                    if info is None:
                         self._irregular(group, starts)
+                    elif info[0][1] < group.due:
+                        group.due = info[0][1]
             for group in groups:
                 if t >= group.due:
                     self._emit_due(group, t)
@@ -408,7 +400,7 @@ class DataProcessor(Stage):
         hold: ``{start: ((window start, window end), closing)}``, ``closing`` when the bar's
         end (``start + base interval``) reaches the window's end. Computed once per session
         (the tuples are shared, so "same window" is an identity test); a bar that starts
-        off the base grid is not in it and takes :meth:`window_bounds`."""
+        off the base grid is not in it and takes :meth:`_bounds`."""
         key = (session.open, session.close, session.break_start, session.break_end)
         cached = self._lookup_cache.get(key)
         if cached is not None:
