@@ -86,6 +86,8 @@ __all__ = ["BarSeries", "SessionData"]
 _START = itemgetter(0)
 """A bar's start (its first field), as a bisect key."""
 
+_CLOSE = itemgetter(4)
+
 _Cols = tuple[list[Bar], list[tuple], list[float], int, list[float], int]
 
 
@@ -131,6 +133,15 @@ class BarSeries:
         closes.append(bar[4])
         rows.append(row)
         knowns.append(known)
+
+    def extend(self, bars: list[Bar], rows: list[tuple], known: list[float]) -> None:
+        """Add bars with their rows and known-from epochs (three lists of one length), as
+        :meth:`append` would one by one. Writer only."""
+        cols = self._cols
+        cols[0].extend(bars)
+        cols[4].extend(map(_CLOSE, bars))
+        cols[1].extend(rows)
+        cols[2].extend(known)
 
     def appenders(self) -> tuple[Callable, Callable, Callable, Callable]:
         """The writer's hot path: the ``append`` of the bar, close, row and known-from lists,

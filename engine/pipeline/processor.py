@@ -17,6 +17,7 @@ arrived in it; a window without bars is never emitted, so a gap never invents a 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import MutableSequence
 from datetime import UTC, datetime, timedelta
@@ -110,6 +111,22 @@ class IndicatorStream:
 
     def new_session(self) -> None:
         self.kernel.new_session()
+
+
+class _KnownFrom(dict):
+    """History bars' known-from epochs (their ends, :func:`bar_end`) by start, for one
+    session: computed on the first lookup of each start, shared by every symbol."""
+
+    __slots__ = ("session", "delta")
+
+    def __init__(self, session: SessionTimes, delta: timedelta) -> None:
+        super().__init__()
+        self.session = session
+        self.delta = delta
+
+    def __missing__(self, start: datetime) -> float:
+        known = self[start] = bar_end(self.session, self.delta, start).timestamp()
+        return known
 
 
 class _Interval:
@@ -530,25 +547,77 @@ class DataProcessor(Stage):
             window.bars.clear()
             window.rebind("none")
         sessions = plan.history
-        delta = self.base_delta
+        # Known-from epochs by start, one dict per history session shared by every symbol
+        # (a bar's end, computed once per instant, not once per bar).
+        known = [_KnownFrom(session, self.base_delta) for session in sessions]
         stopping = self.runtime.stop_event.is_set
         for name, symbol in self.symbols.items():
             if stopping():  # a long history: a stop must not wait for every symbol
                 raise StopRequested
-            base = symbol.base
-            append = base.series.append
-            index = -1
-            session = None
-            for bar in history.get(name, ()):
-                while index + 1 < len(sessions) and bar.start >= sessions[index + 1].open:
-                    index += 1
-                    session = sessions[index]
-                    self._begin(symbol, session)
-                row = base.update(bar)
-                # History holds regular minutes only: a bar is known from its end.
-                append(bar, row, bar_end(session, delta, bar.start).timestamp())
+            bars = history.get(name)
+            if bars:
+                self._warm_up_symbol(symbol, bars, sessions, known)
             for window in symbol.windows:  # the last history session's (_begin the others)
-                self._settle(window)
+                self._settle_history(window)
+
+    def _warm_up_symbol(
+        self,
+        symbol: _Symbol,
+        bars: list[Bar],
+        sessions: tuple[SessionTimes, ...],
+        known: list[_KnownFrom],
+    ) -> None:
+        """Feed one symbol's history (its trailing sessions' regular minutes, in time
+        order) to its indicators and series, a session at a time: the indicators as bar
+        by bar (``map`` over the kernel), the series in one extend per session."""
+        base = symbol.base
+        update = base.update
+        extend = base.series.extend
+        last = bars[-1][0]
+        position = 0
+        for index, session in enumerate(sessions):
+            if last < session.open:  # no bar of this session or later ones
+                break
+            for window in symbol.windows:  # the previous session's bars
+                self._settle_history(window)
+            self._begin(symbol, session)
+            end = (
+                bisect_left(bars, sessions[index + 1].open, position, key=_START)
+                if index + 1 < len(sessions)
+                else len(bars)
+            )
+            chunk = bars[position:end]
+            position = end
+            extend(
+                chunk,
+                list(map(update, chunk)),
+                list(map(known[index].__getitem__, map(_START, chunk))),
+            )
+
+    def _settle_history(self, window: _Window) -> None:
+        """:meth:`_settle` for history: the bars not yet taken in are in time order (never
+        a late one), so each window's bars before its closing one are held in one slice
+        (those :meth:`_feed_window` would only append); the first of each window and the
+        closing ones still go through it."""
+        written = window.written
+        count = len(written)
+        position = window.done
+        window.done = count
+        lookup = window.lookup
+        feed = self._feed_window
+        cut = self.base_delta
+        while position < count:
+            bar = written[position]
+            feed(window, bar, lookup.get(bar[0]))
+            position += 1
+            held = window.bars
+            if held and held[-1] is bar:  # the window is open and holds it
+                # The next bars that start before the window's last base bar starts (so
+                # neither reach its end nor leave it) are simply held.
+                end = bisect_left(written, window.end - cut, position, count, key=_START)
+                if end > position:
+                    held += written[position:end]
+                    position = end
 
     def _begin(self, symbol: _Symbol, session: SessionTimes) -> None:
         for window in symbol.windows:

@@ -6,7 +6,8 @@ slice. This property test drives it with random steps (missing bars, bars held b
 delivered together, late and repeated bars, bars off the base grid, empty steps, a
 session with a break and one with an odd close) and compares what every derived series
 holds after every step with a plain bar-by-bar statement of the rules (below), which
-knows nothing of slices.
+knows nothing of slices. A second property test does the same for the warm-up on trailing
+history, which holds each window's bars as slices too (``DataProcessor._settle_history``).
 """
 
 from __future__ import annotations
@@ -198,3 +199,87 @@ def test_derived_bars_follow_the_rules_bar_by_bar(seed, closes, with_break) -> N
             for position, (_bar, at) in enumerate(window.out):
                 assert series[key].count(at) > position, (key, position)
                 assert series[key].count(at - 0.5) <= position, (key, position)
+
+
+def _history(
+    sessions: tuple[SessionPlan, ...], rng: random.Random
+) -> dict[str, list[tuple[SessionPlan, Bar]]]:
+    """Random trailing history: regular minutes in time order, some missing, some bars
+    30 s off the grid (a database may hold them), never a late or repeated one."""
+    out: dict[str, list[tuple[SessionPlan, Bar]]] = {symbol: [] for symbol in SYMBOLS}
+    for session in sessions:
+        t = session.open
+        while t < session.close:
+            if not in_break(session, t):
+                for symbol in SYMBOLS:
+                    if rng.random() < 0.8:
+                        out[symbol].append((session, _bar(symbol, t, 0)))
+                    if rng.random() < 0.1:  # alone in its minute, or after the grid's bar
+                        off = _bar(symbol, t + timedelta(seconds=30), 3)
+                        out[symbol].append((session, off))
+            t += MINUTE
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    closes=st.sampled_from(
+        [("16:10", "16:10", "16:10"), ("15:57", "16:10", "15:43"), ("16:10", "15:43", "15:57")]
+    ),
+    with_break=st.booleans(),
+)
+def test_history_warm_up_follows_the_rules_bar_by_bar(seed, closes, with_break) -> None:
+    """A session without a predecessor warms up on its trailing history (a session at a
+    time, each window's bars held as slices): every base and derived bar, its known-from
+    instant and its indicator value are those of the rules fed one bar at a time."""
+    rng = random.Random(seed)
+    processor = _processor()
+    days = (date(2024, 11, 19), date(2024, 11, 20), date(2024, 11, 21))
+    history = tuple(
+        _plan(index, day, close, with_break and index == 2)
+        for index, (day, close) in enumerate(zip(days, closes, strict=True), 1)
+    )
+    bars = _history(history, rng)
+    today = _plan(4, date(2024, 11, 22), "16:10", False)
+    keys = [(symbol, interval) for symbol in SYMBOLS for interval in ("1m", *DERIVED)]
+    plan = SessionPlan(
+        4,
+        today.date,
+        today.open,
+        today.close,
+        False,
+        history,
+        cutoffs=dict.fromkeys(keys, history[0].open),
+    )
+    processor.start_session(plan, {s: [bar for _session, bar in bars[s]] for s in SYMBOLS})
+    data = processor.runtime.data
+    for symbol in SYMBOLS:
+        base = data.series(symbol, "1m")
+        expected = [bar for _session, bar in bars[symbol]]
+        assert base.window()[0] == expected
+        assert base.history == len(expected)
+        for position, (session, bar) in enumerate(bars[symbol]):  # known from its end
+            end = bar_end(session, MINUTE, bar.start).timestamp()
+            assert base.count(end) > position and base.count(end - 0.5) <= position
+        for interval in DERIVED:
+            rules = _Window(interval_delta(interval))
+            for session in history:  # each session starts its windows afresh
+                rules.emitted = None
+                for _session, bar in (pair for pair in bars[symbol] if pair[0] is session):
+                    rules.feed(session, bar, 0.0)
+                if rules.held:
+                    rules.emit(0.0)
+            derived = data.series(symbol, interval)
+            got, rows, count = derived.window()
+            assert got == [bar for bar, _known in rules.out], (symbol, interval)
+            assert count == len(got)
+            for position, bar in enumerate(got):  # known from its window's end
+                session = next(s for s in history if s.open <= bar.start < s.close)
+                end = window_bounds(session, interval_delta(interval), bar.start)[1].timestamp()
+                assert derived.count(end) > position and derived.count(end - 0.5) <= position
+            if interval == "5m":  # sma_3, carried across the history sessions
+                for position, row in enumerate(rows):
+                    if position >= 2:
+                        closes3 = [bar.close for bar in got[position - 2 : position + 1]]
+                        assert abs(row[0] - sum(closes3) / 3) < 1e-9
