@@ -76,6 +76,12 @@ READ_AHEAD_BARS = 20_000
 """About how many bars of the coming sessions one step load reads (bounds the memory, and
 the time a stop may wait for one uninterruptible query)."""
 
+READER_IN_FLIGHT = 2
+"""Reads asked of the reader process at a time: the next one is read while the one before
+it waits to be taken, so the reader never idles while a session streams (with one, it
+started each read only when the engine took the previous one, and the engine, streaming
+a session about as fast as the reader reads one, then waited for it)."""
+
 PREFETCH_BARS = 5_000
 """About how many bars one read by the reader process covers: it reads the next while the
 engine streams this one (smaller than :data:`READ_AHEAD_BARS`, so the reader has its
@@ -320,8 +326,9 @@ class SessionCoordinator(threading.Thread):
         self._reader: ColumnReader | None = None
         """The reader process of this run (opened when it starts, killed when it ends;
         kept once closed or failed, for its stats: ``failed`` says it is unusable)."""
-        self._pending: tuple[int, list[TradingSession]] | None = None
-        """The read the reader was asked for: its first session's index and its sessions."""
+        self._pending: deque[tuple[int, list[TradingSession]]] = deque()
+        """The reads the reader was asked for, oldest first (at most
+        :data:`READER_IN_FLIGHT`): each one's first session's index and its sessions."""
         self._first_bars: int | None = None
         """The first session's bar estimate (see :meth:`_first_session_bars`)."""
         self._statement: StepStatement | None = None
@@ -632,7 +639,7 @@ class SessionCoordinator(threading.Thread):
         if cached is not None:
             return cached
         pending = self._pending
-        sessions = pending[1] if pending is not None and pending[0] == index else self._chunk(index)
+        sessions = pending[0][1] if pending and pending[0][0] == index else self._chunk(index)
         columns = self._read_steps(index, sessions)
         following = index + len(sessions)
         if following <= len(self.sessions):
@@ -656,20 +663,27 @@ class SessionCoordinator(threading.Thread):
         return int(sessions[0].open.timestamp()), int(sessions[-1].close.timestamp())
 
     def _prefetch(self, index: int) -> None:
-        """Ask the reader process for the read starting at session ``index`` (if there is
-        a reader and nothing is asked for yet)."""
+        """Ask the reader process for the reads from session ``index`` on (or from the
+        end of the last one asked for), until :data:`READER_IN_FLIGHT` are asked for, if
+        there is a reader."""
         reader = self._reader
-        if reader is None or reader.failed is not None or self._pending is not None:
+        if reader is None or reader.failed is not None:
             return
-        sessions = self._chunk(index, PREFETCH_BARS)
-        if self._statement is None:
-            self._statement = self.dm.step_statement(self.symbols, self.base)
-        try:
-            reader.submit(self._statement.sql, self._statement.params(*self._span(sessions)))
-        except ReaderFailed as failed:
-            self._reader_failed(failed)
-            return
-        self._pending = (index, sessions)
+        pending = self._pending
+        if pending:
+            last, sessions = pending[-1]
+            index = last + len(sessions)
+        while len(pending) < READER_IN_FLIGHT and index <= len(self.sessions):
+            sessions = self._chunk(index, PREFETCH_BARS)
+            if self._statement is None:
+                self._statement = self.dm.step_statement(self.symbols, self.base)
+            try:
+                reader.submit(self._statement.sql, self._statement.params(*self._span(sessions)))
+            except ReaderFailed as failed:
+                self._reader_failed(failed)
+                return
+            pending.append((index, sessions))
+            index += len(sessions)
 
     def _read_steps(self, index: int, sessions: Sequence[SessionTimes]) -> StepColumns:
         """The bars of ``sessions`` as columns: the reader's answer if it was asked for
@@ -677,9 +691,9 @@ class SessionCoordinator(threading.Thread):
         lo, hi = self._span(sessions)
         pending = self._pending
         reader = self._reader
-        if pending is not None and pending[0] == index and reader is not None:
+        if pending and pending[0][0] == index and reader is not None:
             # (a pending read means the reader was usable when it was asked)
-            self._pending = None
+            pending.popleft()
             try:
                 return columns_from_reader(reader.result(self.runtime.stop_event.is_set))
             except StopWaiting:
@@ -692,7 +706,7 @@ class SessionCoordinator(threading.Thread):
         """The reader is unusable (``failed`` set, process killed): read in-process."""
         if self._reader is not None:
             self._reader.close()
-        self._pending = None
+        self._pending.clear()
         self.runtime.log(
             f"reader process failed, reading in-process from now on: {failed}", "warning"
         )

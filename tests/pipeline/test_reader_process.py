@@ -76,6 +76,22 @@ def test_with_a_long_history_the_reader_reads_the_first_session_too(
     assert exported == expected and signals == expected_signals
 
 
+def test_the_reader_is_asked_for_two_reads_ahead() -> None:
+    """The reader reads the read after next while the engine has not taken the next one
+    yet: once the first session is loaded, two reads of the sessions that follow it, one
+    after the other, are asked for."""
+    session = Session(load_config("demo", DAYS), reader="process", start_paused=True)
+    session.start()
+    try:
+        assert session.wait_idle(30)
+        coordinator = session.coordinator
+        assert coordinator._reader is not None and coordinator._reader.pending == 2
+        (first, sessions), (second, _later) = coordinator._pending
+        assert first == 2 and second == first + len(sessions)
+    finally:
+        assert session.stop()
+
+
 def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -119,7 +135,7 @@ def test_a_stop_while_waiting_for_the_reader(monkeypatch) -> None:
     session = Session(load_config("demo", DAYS), reader="process")
     session.start()
     deadline = time.monotonic() + 30
-    while session.coordinator._reader is None or session.coordinator._pending is None:
+    while session.coordinator._reader is None or not session.coordinator._pending:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     reader = session.coordinator._reader
