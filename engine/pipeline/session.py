@@ -328,20 +328,25 @@ class Session:
 
     def toggle_pause(self) -> None:
         """Pause if running, resume if paused."""
-        if self.runtime.controls.paused:
-            self.resume()
-        else:
-            self.pause()
+        controls = self.runtime.controls
+        with controls.cond:  # read and change in one hold (reentrant), as :meth:`step`
+            if controls.paused:
+                self.resume()
+            else:
+                self.pause()
 
     def step(self, n: int = 1) -> None:
         """Advance exactly ``n`` simulated instants, then stay paused (pauses if running)."""
         if n < 1:
             raise ValueError(f"step needs n >= 1, not {n}")
         controls = self.runtime.controls
+        # One hold of the lock for the read and the write (it is reentrant): else the
+        # coordinator may take a step in between, which the write would give back, and two
+        # callers would both add to the same old budget.
         with controls.cond:
             budget = controls.step_budget if controls.paused else 0
-        self.runtime.idle.clear()
-        controls.change(paused=True, step_budget=budget + n)
+            self.runtime.idle.clear()
+            controls.change(paused=True, step_budget=budget + n)
 
     def set_speed(self, speed: float | None) -> None:
         """``None`` runs data-driven (as fast as possible); a number runs clock-driven at it.

@@ -7,6 +7,7 @@ are tight enough to tell a catch-up burst or a hung thread from normal behaviour
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -145,6 +146,35 @@ def test_a_multi_step_crosses_the_boundary_in_one_call(sessions) -> None:
     snap = session.snapshot()
     assert snap.session_index == 2 and snap.sim_time == JAN4_OPEN + 2 * MINUTE
     assert snap.metrics.steps == 392
+
+
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+def test_step_requests_from_several_threads_each_run_one_instant(clock: str, sessions) -> None:
+    """Step requests made while the coordinator takes earlier ones (keys pressed quickly,
+    several callers) are never lost or counted twice: n calls, n instants."""
+    session = make(spy(clock, speed=1), start_paused=True)
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(10)
+
+    def press() -> None:
+        for _ in range(150):
+            session.step()
+
+    callers = [threading.Thread(target=press) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
+    try:
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert session.wait_idle(30)
+    snap = session.snapshot()
+    assert snap.metrics.steps == 300 and snap.sim_time == JAN3_OPEN + 300 * MINUTE
+    assert snap.state == "paused"
 
 
 def test_pause_and_resume(sessions) -> None:
