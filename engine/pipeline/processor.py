@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from collections.abc import MutableSequence
+from collections.abc import Mapping, MutableSequence
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Literal
@@ -507,7 +507,9 @@ class DataProcessor(Stage):
             group.due = _NEVER
             group.regular = True
 
-    def start_session(self, plan: SessionPlan, history: dict[str, list[Bar]] | None = None) -> None:
+    def start_session(
+        self, plan: SessionPlan, history: Mapping[str, list[Bar]] | None = None
+    ) -> None:
         """Prepare a session: trim or rebuild the history, warm indicators up.
 
         When the previous session carries on (``plan.carry``, ``history`` None), the
@@ -538,7 +540,7 @@ class DataProcessor(Stage):
         self._last_start = _DAWN
         self._streaming = True
 
-    def _warm_up(self, plan: SessionPlan, history: dict[str, list[Bar]]) -> None:
+    def _warm_up(self, plan: SessionPlan, history: Mapping[str, list[Bar]]) -> None:
         for stream in self.streams.values():
             stream.series.reset()
             stream.bind()

@@ -95,7 +95,7 @@ class SessionStarted:
 
     seq: int
     plan: SessionPlan
-    history: dict[str, list[Bar]] | None
+    history: Mapping[str, list[Bar]] | None
     """Trailing base bars per symbol, oldest first; None when ``plan.carry`` keeps the
     bars already held (only those older than the trailing window are dropped)."""
 

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import gc
 import os
+import queue
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -204,23 +206,35 @@ def _answer(database: sqlite3.Connection, sql: str, params: tuple) -> tuple:
     return ("ok", time.perf_counter() - started, symbols, *data)
 
 
+def _send_all(connection: Connection, outbox: queue.SimpleQueue) -> None:  # pragma: no cover
+    """The reader process's sender thread: sends the answers in order (None: stop)."""
+    while (answer := outbox.get()) is not None:
+        try:
+            connection.send(answer)
+        except OSError:
+            return
+
+
 def _serve(path: str, fd: int) -> None:  # pragma: no cover - runs in the reader process
+    """Answer requests in order. Answers are sent by a thread of their own: an answer is
+    larger than the socket's buffer, and sending it blocks until the engine takes it, so
+    sending from this loop would keep the next request (asked for ahead) waiting."""
     gc.disable()  # rows are short-lived: nothing here needs the cycle collector
     connection = Connection(fd)
     database = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_send_all, args=(connection, outbox), daemon=True).start()
     while True:
         try:
             sql, params = connection.recv()
         except (EOFError, OSError):
+            outbox.put(None)
             return  # the engine closed its end, or died
         try:
             answer = _answer(database, sql, params)
         except Exception as exc:  # noqa: BLE001 - reported to the engine, which reads itself
             answer = ("error", f"{exc.__class__.__name__}: {exc}")
-        try:
-            connection.send(answer)
-        except OSError:
-            return
+        outbox.put(answer)
 
 
 if __name__ == "__main__":  # pragma: no cover - the reader process

@@ -8,10 +8,12 @@ one instance may be used from several threads.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import repeat
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -131,26 +133,29 @@ class DataManager:
         interval: str,
         start: int | BindParameter,
         end: int | BindParameter,
+        order: Literal["start", "symbol"] = "start",
     ) -> Select:
         """The query of several symbols' bars starting in ``[start, end)`` (epoch seconds),
-        ordered by start then symbol: symbol, start (epoch seconds), open, high, low, close,
-        volume."""
-        return (
-            select(_T.symbol, _START, _T.open, _T.high, _T.low, _T.close, _T.volume)
-            .where(
-                _T.symbol.in_(list(symbols)),
-                _T.interval == interval,
-                _START >= start,
-                _START < end,
-            )
-            .order_by(_T.start, _T.symbol)
+        ordered by start then symbol (``order="symbol"``: by symbol then start, the index's
+        own order, for a history read symbol by symbol): symbol, start (epoch seconds),
+        open, high, low, close, volume."""
+        query = select(_T.symbol, _START, _T.open, _T.high, _T.low, _T.close, _T.volume).where(
+            _T.symbol.in_(list(symbols)),
+            _T.interval == interval,
+            _START >= start,
+            _START < end,
         )
+        if order == "symbol":
+            return query.order_by(_T.symbol, _T.start)
+        return query.order_by(_T.start, _T.symbol)
 
-    def step_statement(self, symbols: Sequence[str], interval: str) -> StepStatement:
+    def step_statement(
+        self, symbols: Sequence[str], interval: str, order: Literal["start", "symbol"] = "start"
+    ) -> StepStatement:
         """:meth:`step_query` compiled once for this database's DBAPI, its bounds left as
         parameters (for a :class:`~sessionkit.engine.store.column_reader.ColumnReader`)."""
         lo, hi = bindparam("lo", 0, type_=BigInteger), bindparam("hi", 0, type_=BigInteger)
-        compiled = self.step_query(symbols, interval, lo, hi).compile(
+        compiled = self.step_query(symbols, interval, lo, hi, order).compile(
             dialect=self.database.dialect, compile_kwargs={"render_postcompile": True}
         )
         values = compiled.params
@@ -174,6 +179,20 @@ class DataManager:
         """
         names, starts, *values = columns
         return list(zip(names, self._bars(starts, values), strict=True))
+
+    def symbol_bars(self, raw: RawColumns) -> dict[str, list[Bar]]:
+        """Each symbol's bars of a reader's answer ordered by symbol (``order="symbol"``),
+        built as :meth:`step_pairs` builds them."""
+        symbols, index, starts, *values = raw
+        out: dict[str, list[Bar]] = {}
+        position = 0
+        for number, symbol in enumerate(symbols):  # in the order of their first rows
+            end = bisect_right(index, number, position)
+            out[symbol] = list(
+                self._bars(starts[position:end], [column[position:end] for column in values])
+            )
+            position = end
+        return out
 
     def get_step_bars(
         self, symbols: Sequence[str], interval: str, start: datetime, end: datetime

@@ -11,6 +11,7 @@ import pytest
 from running import run_to_end
 from sessionkit.engine.config import load_config
 from sessionkit.engine.pipeline import coordinator as coordinator_module
+from sessionkit.engine.pipeline import history as history_module
 from sessionkit.engine.pipeline.runtime import Runtime
 from sessionkit.engine.pipeline.session import Session
 from sessionkit.engine.store.data_manager import DataManager, StepStatement
@@ -92,18 +93,117 @@ def test_the_reader_is_asked_for_two_reads_ahead() -> None:
         assert session.stop()
 
 
+def _logged(monkeypatch) -> list[tuple[str, str]]:
+    """Every (level, message) the runs log from now on (their event logs keep 500)."""
+    logged: list[tuple[str, str]] = []
+    log = Runtime.log
+
+    def keep(self, message, level="info", **kwargs):
+        logged.append((level, message))
+        return log(self, message, level, **kwargs)
+
+    monkeypatch.setattr(Runtime, "log", keep)
+    return logged
+
+
+def _history_by_reader(monkeypatch, symbols_per_read: int = 2) -> list[list[str]]:
+    """Make the demo's history (5 days x 6 symbols) long enough for the reader, read in
+    groups of ``symbols_per_read`` symbols, all by the reader; returns the groups made."""
+    monkeypatch.setattr(coordinator_module, "READER_HEAD_START_BARS", 11_700)
+    monkeypatch.setattr(history_module, "HISTORY_READ_BARS", 1950 * symbols_per_read)
+    monkeypatch.setattr(history_module.HistoryReads, "here", staticmethod(lambda h, s: 0))
+    groups: list[list[str]] = []
+    made = history_module.HistoryReads.__init__
+
+    def init(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        groups.extend(self.groups)
+
+    monkeypatch.setattr(history_module.HistoryReads, "__init__", init)
+    return groups
+
+
+def test_the_history_read_by_the_reader_gives_the_same_run(tmp_path: Path, monkeypatch) -> None:
+    """The reader reads the history, a few symbols a read, while the processor warms up
+    on the symbols before (none is read here), then the first session: the same run as
+    reading everything in-process."""
+    groups = _history_by_reader(monkeypatch)
+    logged = _logged(monkeypatch)
+    local: list[tuple] = []
+    read_here = DataManager.get_bars_between
+
+    def counted(self, *args, **kwargs):
+        local.append(args)
+        return read_here(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataManager, "get_bars_between", counted)
+    read, exported, signals = _run("process", tmp_path, "process")
+    assert groups == [[], ["ACME", "BOLT"], ["CRUX", "DYNA"], ["EMBR", "FLUX"]]
+    assert local == []  # no history read in this process
+    assert read.coordinator._reader.reads >= 4  # three history reads and the sessions'
+    assert any("11694 history bars" in message for _level, message in logged)
+    monkeypatch.setattr(DataManager, "get_bars_between", read_here)
+    _inline, expected, expected_signals = _run("inline", tmp_path, "inline")
+    assert exported == expected and signals == expected_signals
+
+
+def test_a_reader_that_dies_during_the_history_reads_is_replaced(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The reader dies after its first history read: the symbols left are read in this
+    process, a warning says so, and the run is the same."""
+    _history_by_reader(monkeypatch)
+    logged = _logged(monkeypatch)
+    take = history_module.HistoryReads._take
+
+    def dying(self) -> None:
+        if self._taken == 2 and self._reader is not None:
+            self._reader.process.kill()
+            self._reader.process.wait(5)
+        take(self)
+
+    monkeypatch.setattr(history_module.HistoryReads, "_take", dying)
+    read, exported, signals = _run("process", tmp_path, "process")
+    assert "gone" in read.coordinator._reader.failed
+    warnings = [message for level, message in logged if level == "warning"]
+    assert any("reader process failed" in m for m in warnings), warnings
+    _inline, expected, expected_signals = _run("inline", tmp_path, "inline")
+    assert exported == expected and signals == expected_signals
+
+
+def test_a_stop_while_waiting_for_a_history_read(monkeypatch) -> None:
+    """Every read the reader is asked for runs for ever: the warm-up waits for the
+    history's second group, and a stop ends the run within a second."""
+    _history_by_reader(monkeypatch)
+
+    def endless(self, *args, **kwargs):
+        sql = (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+            "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0 AND ? < ?"
+        )
+        return StepStatement(sql, (0, 0), ("lo", "hi"))
+
+    monkeypatch.setattr(DataManager, "step_statement", endless)
+    session = Session(load_config("demo", DAYS), reader="process")
+    session.start()
+    deadline = time.monotonic() + 30
+    while session.coordinator._reader is None or not session.coordinator._reader.pending:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    reader = session.coordinator._reader
+    time.sleep(0.3)  # the warm-up waits for the reader
+    assert session.snapshot().state == "initializing"
+    asked = time.monotonic()
+    assert session.stop(timeout=1.0)
+    assert time.monotonic() - asked < 1.0
+    assert session.snapshot().state == "stopped"
+    assert not reader.alive
+
+
 def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
     tmp_path: Path, monkeypatch
 ) -> None:
-    warnings: list[str] = []
-    log = Runtime.log
-
-    def logged(self, message, level="info", **kwargs):
-        if level == "warning":
-            warnings.append(message)
-        return log(self, message, level, **kwargs)
-
-    monkeypatch.setattr(Runtime, "log", logged)  # the event log keeps only the last 500
+    logged = _logged(monkeypatch)
     config = load_config("demo", DAYS)
     session = Session(config, record=True, start_paused=True, reader="process")
     session.start()
@@ -115,6 +215,7 @@ def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
     assert session.wait(60)
     assert session.stop()
     assert session.snapshot().state == "completed", session.snapshot().error
+    warnings = [message for level, message in logged if level == "warning"]
     assert [m for m in warnings if "reader process failed" in m], warnings
     assert "gone" in session.coordinator._reader.failed  # in-process from then on
     files = session.export_csv(tmp_path / "after")
