@@ -56,23 +56,16 @@ def test_with_a_long_history_the_reader_reads_the_first_session_too(
     tmp_path: Path, monkeypatch, head_start: bool
 ) -> None:
     """With enough trailing history (the demo's 5 days x 6 symbols are 11,700 bars), the
-    reader reads the first session while the coordinator loads the history: no session
-    is read in-process, and the run is the same."""
+    reader reads the first session (and some of the history) while the indicators warm
+    up: no session is read in-process, and the run is the same."""
     monkeypatch.setattr(
         coordinator_module, "READER_HEAD_START_BARS", 11_700 if head_start else 11_701
     )
-    local: list[tuple] = []
-    read_here = DataManager.get_step_columns
-
-    def counted(self, *args, **kwargs):
-        local.append(args)
-        return read_here(self, *args, **kwargs)
-
-    monkeypatch.setattr(DataManager, "get_step_columns", counted)
+    local = _calls(monkeypatch, "get_step_columns")
     read, exported, signals = _run("process", tmp_path, "process")
     assert read.coordinator._history_bars() == 11_700
     assert len(local) == (0 if head_start else 1)  # without: the first session, here
-    monkeypatch.setattr(DataManager, "get_step_columns", read_here)
+    monkeypatch.undo()
     _inline, expected, expected_signals = _run("inline", tmp_path, "inline")
     assert exported == expected and signals == expected_signals
 
@@ -91,6 +84,20 @@ def test_the_reader_is_asked_for_two_reads_ahead() -> None:
         assert first == 2 and second == first + len(sessions)
     finally:
         assert session.stop()
+
+
+def _calls(monkeypatch, name: str) -> list[tuple]:
+    """The arguments of every call of ``DataManager.<name>`` from now on (reads made in
+    this process)."""
+    calls: list[tuple] = []
+    method = getattr(DataManager, name)
+
+    def counted(self, *args, **kwargs):
+        calls.append(args)
+        return method(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataManager, name, counted)
+    return calls
 
 
 def _logged(monkeypatch) -> list[tuple[str, str]]:
@@ -129,20 +136,13 @@ def test_the_history_read_by_the_reader_gives_the_same_run(tmp_path: Path, monke
     reading everything in-process."""
     groups = _history_by_reader(monkeypatch)
     logged = _logged(monkeypatch)
-    local: list[tuple] = []
-    read_here = DataManager.get_bars_between
-
-    def counted(self, *args, **kwargs):
-        local.append(args)
-        return read_here(self, *args, **kwargs)
-
-    monkeypatch.setattr(DataManager, "get_bars_between", counted)
+    local = _calls(monkeypatch, "get_bars_between")
     read, exported, signals = _run("process", tmp_path, "process")
     assert groups == [[], ["ACME", "BOLT"], ["CRUX", "DYNA"], ["EMBR", "FLUX"]]
     assert local == []  # no history read in this process
     assert read.coordinator._reader.reads >= 4  # three history reads and the sessions'
     assert any("11694 history bars" in message for _level, message in logged)
-    monkeypatch.setattr(DataManager, "get_bars_between", read_here)
+    monkeypatch.undo()
     _inline, expected, expected_signals = _run("inline", tmp_path, "inline")
     assert exported == expected and signals == expected_signals
 
@@ -171,35 +171,6 @@ def test_a_reader_that_dies_during_the_history_reads_is_replaced(
     assert exported == expected and signals == expected_signals
 
 
-def test_a_stop_while_waiting_for_a_history_read(monkeypatch) -> None:
-    """Every read the reader is asked for runs for ever: the warm-up waits for the
-    history's second group, and a stop ends the run within a second."""
-    _history_by_reader(monkeypatch)
-
-    def endless(self, *args, **kwargs):
-        sql = (
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
-            "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0 AND ? < ?"
-        )
-        return StepStatement(sql, (0, 0), ("lo", "hi"))
-
-    monkeypatch.setattr(DataManager, "step_statement", endless)
-    session = Session(load_config("demo", DAYS), reader="process")
-    session.start()
-    deadline = time.monotonic() + 30
-    while session.coordinator._reader is None or not session.coordinator._reader.pending:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    reader = session.coordinator._reader
-    time.sleep(0.3)  # the warm-up waits for the reader
-    assert session.snapshot().state == "initializing"
-    asked = time.monotonic()
-    assert session.stop(timeout=1.0)
-    assert time.monotonic() - asked < 1.0
-    assert session.snapshot().state == "stopped"
-    assert not reader.alive
-
-
 def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -223,9 +194,15 @@ def test_a_reader_that_dies_mid_run_is_replaced_by_in_process_reads(
     assert {str(f.relative_to(tmp_path / "after")): f.read_bytes() for f in files} == expected
 
 
-def test_a_stop_while_waiting_for_the_reader(monkeypatch) -> None:
-    # Every read the reader is asked for runs for ever: the first session waits on it.
-    def endless(self, *args):
+@pytest.mark.parametrize("waiting_for", ["a session", "a history read"])
+def test_a_stop_while_waiting_for_the_reader(waiting_for: str, monkeypatch) -> None:
+    """Every read the reader is asked for runs for ever: the first session to read from it
+    (or, with the history read by it, the warm-up) waits on it, and a stop ends the run
+    within a second."""
+    if waiting_for == "a history read":
+        _history_by_reader(monkeypatch)
+
+    def endless(self, *args, **kwargs):
         sql = (
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
             "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0 AND ? < ?"
@@ -236,11 +213,11 @@ def test_a_stop_while_waiting_for_the_reader(monkeypatch) -> None:
     session = Session(load_config("demo", DAYS), reader="process")
     session.start()
     deadline = time.monotonic() + 30
-    while session.coordinator._reader is None or not session.coordinator._pending:
+    while session.coordinator._reader is None or not session.coordinator._reader.pending:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     reader = session.coordinator._reader
-    time.sleep(0.3)  # the history is loaded: the coordinator waits for the reader
+    time.sleep(0.3)  # the coordinator (or the warm-up) waits for the reader
     assert session.snapshot().state == "initializing"
     asked = time.monotonic()
     assert session.stop(timeout=1.0)
