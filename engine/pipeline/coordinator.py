@@ -98,9 +98,9 @@ short has little left for it to read ahead."""
 READER_HEAD_START_BARS = 20_000
 """With this many bars of trailing history or more, the reader process reads most of the
 history while the indicators warm up on what came before, then the run's first session
-(:class:`~sessionkit.engine.pipeline.history.HistoryReads`: a 50-symbol run with 2
-trailing days was loaded in 0.23-0.28 s instead of 0.17-0.35 s, a 200-symbol one in
-0.63-0.86 s instead of 0.76-1.13 s); with less (at about 4 us per bar, the reader's
+(:class:`~sessionkit.engine.pipeline.history.HistoryReads`: a 200-symbol run with 2
+trailing days was loaded in 0.63-0.86 s instead of 0.76-1.13 s; a 50-symbol one, in
+0.23-0.28 s, showed no clear change); with less (at about 4 us per bar, the reader's
 45-75 ms start would not pay), all of it is read in-process."""
 
 EXPORT_BACKLOG = 50_000
@@ -358,9 +358,9 @@ class SessionCoordinator(threading.Thread):
         _gc_enter()
         try:
             self._reader = self._open_reader()
-            # The reader starts in 45-75 ms: with a long history to read and warm up here
-            # first, it reads the first session meanwhile; else the first session is read
-            # here and the reader reads the next ones.
+            # The reader starts in 45-75 ms: with a long history, the first load asks it
+            # for most of the history and then the first session (_history_reads); else
+            # the first session is read here and the reader reads the next ones.
             if self._history_bars() < READER_HEAD_START_BARS and self.first < len(self.sessions):
                 self._prefetch(self.first + 1)
             first = self.first
