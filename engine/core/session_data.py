@@ -87,6 +87,7 @@ _START = itemgetter(0)
 """A bar's start (its first field), as a bisect key."""
 
 _CLOSE = itemgetter(4)
+"""A bar's close."""
 
 _Cols = tuple[list[Bar], list[tuple], list[float], int, list[float], int]
 

@@ -50,7 +50,7 @@ from ..core.windows import SessionTimes, bar_end, regular_minutes
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
 from ..store.data_manager import DataManager, StepColumns, StepStatement, columns_from_reader
 from ..store.db import sqlite_file
-from .history import HistoryReads, regular_bars
+from .history import HistoryReads, read_history
 from .runtime import (
     Message,
     Runtime,
@@ -96,7 +96,7 @@ in-process unless its history is long (:data:`READER_HEAD_START_BARS`), so a run
 short has little left for it to read ahead."""
 
 READER_HEAD_START_BARS = 20_000
-"""With this many bars of trailing history or more, the reader process reads most of the
+"""With this many bars of trailing history or more, the reader process reads part of the
 history while the indicators warm up on what came before, then the run's first session
 (:class:`~sessionkit.engine.pipeline.history.HistoryReads`: a 200-symbol run with 2
 trailing days was loaded in 0.63-0.86 s instead of 0.76-1.13 s; a 50-symbol one, in
@@ -359,7 +359,7 @@ class SessionCoordinator(threading.Thread):
         try:
             self._reader = self._open_reader()
             # The reader starts in 45-75 ms: with a long history, the first load asks it
-            # for most of the history and then the first session (_history_reads); else
+            # for part of the history and then the first session (_history_reads); else
             # the first session is read here and the reader reads the next ones.
             if self._history_bars() < READER_HEAD_START_BARS and self.first < len(self.sessions):
                 self._prefetch(self.first + 1)
@@ -549,7 +549,7 @@ class SessionCoordinator(threading.Thread):
                 for symbol in self.symbols:
                     if runtime.stopping:
                         raise StopRequested
-                    loaded[symbol] = self._load_history(symbol, trailing[symbol])
+                    loaded[symbol] = read_history(self.dm, symbol, self.base, trailing[symbol])
             metrics.read_seconds += monotonic() - started
         plan = SessionPlan(
             index=index,
@@ -604,12 +604,6 @@ class SessionCoordinator(threading.Thread):
             + f"loaded in {elapsed:.3f}s"
         )
         self._anchor(session.open)
-
-    def _load_history(self, symbol: str, windows: list[TradingSession]) -> list[Bar]:
-        if not windows:
-            return []
-        bars = self.dm.get_bars_between(symbol, self.base, windows[0].open, windows[-1].close)
-        return regular_bars(bars, windows)
 
     def _history_reads(
         self, trailing: dict[str, list[TradingSession]], session: TradingSession

@@ -27,7 +27,7 @@ from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
 from ..store.data_manager import DataManager
 from .runtime import StopRequested, monotonic
 
-__all__ = ["HISTORY_READ_BARS", "HistoryReads", "regular_bars"]
+__all__ = ["HISTORY_READ_BARS", "HistoryReads", "read_history", "regular_bars"]
 
 HISTORY_READ_BARS = 10_000
 """About how many bars one history read by the reader covers (whole symbols): small
@@ -59,6 +59,17 @@ def regular_bars(bars: list[Bar], windows: Sequence[TradingSession]) -> list[Bar
             out += bars[position:end]
             position = end
     return out
+
+
+def read_history(
+    dm: DataManager, symbol: str, interval: str, windows: Sequence[TradingSession]
+) -> list[Bar]:
+    """``symbol``'s bars of the regular hours of ``windows`` (its trailing sessions, in
+    order), read in this process."""
+    if not windows:
+        return []
+    bars = dm.get_bars_between(symbol, interval, windows[0].open, windows[-1].close)
+    return regular_bars(bars, windows)
 
 
 class HistoryReads(Mapping[str, list[Bar]]):
@@ -118,9 +129,9 @@ class HistoryReads(Mapping[str, list[Bar]]):
             if sessions
         }
         here = self.here(sum(estimates.values()), session_bars)
-        self.groups.append([])
+        self.groups.append([])  # it may stay empty: everything from the reader
         size = 0
-        for symbol, bars in estimates.items():
+        for symbol, bars in estimates.items():  # a new group past its limit (but one empty)
             limit = here if len(self.groups) == 1 else HISTORY_READ_BARS
             if size + bars / 2 > limit and (self.groups[-1] or len(self.groups) == 1):
                 self.groups.append([])
@@ -202,17 +213,18 @@ class HistoryReads(Mapping[str, list[Bar]]):
             else:
                 read = self._dm.symbol_bars(raw)
                 for symbol in symbols:
-                    self._keep(symbol, read.get(symbol, []))
+                    self._keep(symbol, regular_bars(read.get(symbol, []), self._windows[symbol]))
                 return
         for symbol in symbols:
             if self._stopping():
                 raise StopRequested
-            lo, hi = self._span([symbol])
-            self._keep(symbol, self._dm.get_bars_between(symbol, self._interval, lo, hi))
+            windows = self._windows[symbol]
+            self._keep(symbol, read_history(self._dm, symbol, self._interval, windows))
 
     def _keep(self, symbol: str, bars: list[Bar]) -> None:
-        kept = self._ready[symbol] = regular_bars(bars, self._windows[symbol])
-        self.bars += len(kept)
+        """Keep ``symbol``'s history (regular hours only)."""
+        self._ready[symbol] = bars
+        self.bars += len(bars)
 
     def finish(self) -> None:
         """Take every answer still due from the reader, so that its next answer is a
