@@ -359,7 +359,7 @@ class Session:
         if self.config.mode == "live":
             raise ValueError("a live session runs in wall-clock time: its speed is fixed")
         if speed is None:
-            self._set_clock("data-driven", self.runtime.controls.speed)
+            self._set_clock("data-driven", None)
             return
         if not (isinstance(speed, int | float) and 0 < speed < math.inf):
             raise ValueError(
@@ -373,16 +373,24 @@ class Session:
             raise ValueError(f"unknown clock {clock!r}")
         if self.config.mode == "live":
             raise ValueError("a live session runs in wall-clock time")
-        self._set_clock(clock, self.runtime.controls.speed)
+        self._set_clock(clock, None)
 
-    def _set_clock(self, clock: str, speed: float) -> None:
-        self.quality.throttle = 0.01 if clock == "data-driven" else 0.0
-        for subscription in (self.processor_ready, self.analysis_ready):
-            if subscription is not None:
-                subscription.set_mode(clock)
-        self.runtime.controls.change(clock=clock, speed=speed)
-        label = "max (data-driven)" if clock == "data-driven" else f"{speed:g}x"
-        self.runtime.log(f"speed set to {label}")
+    def _set_clock(self, clock: str, speed: float | None) -> None:
+        """Switch the clock (``speed`` None: keep the current speed). One hold of the
+        controls' (reentrant) lock for the read and every change: else a concurrent call
+        could be undone (a speed read before another caller set one, written back after),
+        or leave the subscriptions in another mode than the controls."""
+        controls = self.runtime.controls
+        with controls.cond:
+            if speed is None:
+                speed = controls.speed
+            self.quality.throttle = 0.01 if clock == "data-driven" else 0.0
+            for subscription in (self.processor_ready, self.analysis_ready):
+                if subscription is not None:
+                    subscription.set_mode(clock)
+            controls.change(clock=clock, speed=speed)
+            label = "max (data-driven)" if clock == "data-driven" else f"{speed:g}x"
+            self.runtime.log(f"speed set to {label}")  # in the order of the changes
 
     # -- observation (any thread) --------------------------------------------------------
 

@@ -180,6 +180,53 @@ def test_step_requests_from_several_threads_each_run_one_instant(clock: str, ses
     assert snap.state == "paused"
 
 
+def test_clock_changes_from_several_threads_never_undo_each_other(sessions) -> None:
+    """``set_clock`` keeps the last speed and ``set_speed`` sets one, from any threads at
+    once: no call writes back a speed another has replaced, and the subscriptions' modes
+    and the quality manager's throttle always end as the clock the controls say."""
+    session = make(spy(speed=1), start_paused=True)
+    sessions.append(session)
+    session.start()
+    assert session.wait_idle(10)
+    speeds = range(1, 301)
+    controls = session.runtime.controls
+    change = controls.change
+    written: list[float] = []
+
+    def recorded(**values: object) -> None:
+        with controls.cond:
+            change(**values)
+            written.append(controls.speed)
+
+    controls.change = recorded  # type: ignore[method-assign]
+
+    def switch() -> None:
+        for _ in range(150):
+            session.set_clock("data-driven")
+            session.set_clock("clock-driven")
+
+    def speed() -> None:
+        for value in speeds:
+            session.set_speed(value)
+
+    callers = [threading.Thread(target=switch), threading.Thread(target=speed)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
+    try:
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert written == sorted(written)  # each speed given stays until a later one
+    assert controls.speed == speeds[-1]
+    clock = controls.clock
+    assert session.processor_ready.mode == clock
+    assert session.analysis_ready is None or session.analysis_ready.mode == clock
+    assert session.quality.throttle == (0.01 if clock == "data-driven" else 0.0)
+
+
 def test_pause_and_resume(sessions) -> None:
     # An analysis of 1 ms a step keeps the run going for many seconds (more than the test
     # consumes however fast the machine), so a slow poll never finds it completed.
