@@ -347,6 +347,10 @@ class Session:
             budget = controls.step_budget if controls.paused else 0
             self.runtime.idle.clear()
             controls.change(paused=True, step_budget=budget + n)
+            if self.finished:
+                # No instant will come: idle again (the coordinator sets idle after its
+                # final state, so it is set here or by the coordinator, never neither).
+                self.runtime.idle.set()
 
     def set_speed(self, speed: float | None) -> None:
         """``None`` runs data-driven (as fast as possible); a number runs clock-driven at it.

@@ -139,6 +139,20 @@ def test_step_across_a_session_boundary(sessions) -> None:
     assert snap.state == "paused"
 
 
+@pytest.mark.parametrize("request_", ["step", "pause", "toggle_pause", "resume"])
+def test_controls_after_the_end_leave_the_session_idle(request_: str, sessions) -> None:
+    """A finished session is idle ("paused or finished", ``wait_idle``) whatever is asked of
+    it afterwards: a step asked for after the last instant (a key pressed late) must not
+    make ``wait_idle`` wait for an instant that never comes."""
+    session = make(spy(clock="data-driven", days=1))
+    sessions.append(session)
+    session.start()
+    assert session.wait(30) and session.snapshot().state == "completed"
+    getattr(session, request_)()
+    assert session.wait_idle(2)
+    assert session.snapshot().state == "completed"
+
+
 def test_a_multi_step_crosses_the_boundary_in_one_call(sessions) -> None:
     session = make(spy(speed=1), start_paused=True)
     sessions.append(session)
