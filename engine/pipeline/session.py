@@ -199,7 +199,10 @@ class Session:
         entry = self.config.analysis.entry
         if entry is None:
             return None
-        cls = load_analysis_class(entry, source=self.source)
+        config = self.config
+        # Blame the option that set the entry (``--set analysis.entry=...``), not the file.
+        source = config.origin_of("analysis.entry") if self.source == config.source else self.source
+        cls = load_analysis_class(entry, source=source)
         try:
             return cls(**self.config.analysis.options)
         except Exception as exc:

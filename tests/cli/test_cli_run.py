@@ -274,6 +274,14 @@ def test_the_summary_shows_metrics_and_warnings() -> None:
         (["--set", "nokey"], ["--set nokey", "KEY=VALUE"]),
         (["--speed", "inf"], ["--speed", "finite number > 0"]),
         (["--set", "backtest.speed=inf"], ["--set backtest.speed=inf", "finite number > 0"]),
+        (
+            ["--set", "analysis.entry=no_such_module_xyz:Thing"],
+            ["from --set analysis.entry=no_such_module_xyz:Thing", "analysis.entry: cannot import"],
+        ),
+        (
+            ["--set", "analysis.entry=sessionkit.engine.examples:Nope"],
+            ["from --set analysis.entry=sessionkit.engine.examples:Nope", "has no class 'Nope'"],
+        ),
     ],
 )
 def test_bad_set_and_speed_are_exit_2(args: list[str], fragments: list[str]) -> None:
