@@ -340,8 +340,8 @@ class Session:
 
     def step(self, n: int = 1) -> None:
         """Advance exactly ``n`` simulated instants, then stay paused (pauses if running)."""
-        if n < 1:
-            raise ValueError(f"step needs n >= 1, not {n}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"step needs a whole number n >= 1, not {n!r}")
         controls = self.runtime.controls
         # One hold of the lock for the read and the write (it is reentrant): else the
         # coordinator may take a step in between, which the write would give back, and two
@@ -368,7 +368,7 @@ class Session:
         if speed is None:
             self._set_clock("data-driven", None)
             return
-        if not (isinstance(speed, int | float) and 0 < speed < math.inf):
+        if isinstance(speed, bool) or not (isinstance(speed, int | float) and 0 < speed < math.inf):
             raise ValueError(
                 f"speed must be a finite number > 0 (or None for data-driven), not {speed!r}"
             )
@@ -613,7 +613,8 @@ class Session:
             If the symbol is not streamed.
         """
         if symbol not in self.quality.tracks:
-            raise KeyError(symbol)
+            streamed = ", ".join(self.quality.tracks)
+            raise KeyError(f"{symbol!r} is not streamed (streamed: {streamed or 'none'})")
         quality = self.quality
         track = quality.tracks[symbol]
         delta = quality.delta

@@ -112,8 +112,10 @@ def test_step_advances_exactly_one_instant(sessions) -> None:
     # Paused: nothing moves on its own.
     time.sleep(0.2)
     assert session.snapshot().metrics.steps == 8
-    with pytest.raises(ValueError):
-        session.step(0)
+    for bad in (0, -2, 1.5, "2", True, None):
+        with pytest.raises(ValueError, match="whole number"):
+            session.step(bad)  # type: ignore[arg-type]
+    assert session.wait_idle(5) and session.snapshot().metrics.steps == 8
 
 
 def test_step_across_a_session_boundary(sessions) -> None:
@@ -392,7 +394,7 @@ def test_set_speed_and_set_clock_at_runtime(sessions) -> None:
     assert session.snapshot().state in ("paused", "session-ended")
     messages = [e.message for e in session.snapshot().events]
     assert "speed set to max (data-driven)" in messages and "speed set to 6000x" in messages
-    for bad in (0, -1.0, float("nan"), float("inf"), "fast"):
+    for bad in (0, -1.0, float("nan"), float("inf"), "fast", "60", True):
         with pytest.raises(ValueError):
             session.set_speed(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):

@@ -93,7 +93,7 @@ def test_gaps_list_the_missing_runs_with_their_bar_counts() -> None:
                     not span.start <= t < span.end
                     for t in session.series(symbol, "1m", 1000).starts
                 )
-        with pytest.raises(KeyError):
+        with pytest.raises(KeyError, match="'NOPE' is not streamed"):
             session.gaps("NOPE")
     finally:
         assert session.stop()
