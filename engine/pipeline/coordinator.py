@@ -418,6 +418,8 @@ class SessionCoordinator(threading.Thread):
             load_seconds=metrics.load_seconds,
         )
         reader = self._reader
+        # Instants timed here (inline) and by the chain's last stage (on its thread).
+        total, count, longest = self.stages[-1].step_latency if self.stages else (0.0, 0, 0.0)
         return CoordinatorStats(
             thread=thread,
             reader=None
@@ -436,9 +438,9 @@ class SessionCoordinator(threading.Thread):
             initial_load_seconds=metrics.initial_load,
             subsequent_load_seconds=tuple(metrics.subsequent_loads),
             read_seconds=metrics.read_seconds,
-            step_latency_total=metrics.step_time_total,
-            step_latency_count=metrics.step_time_count,
-            step_latency_max=metrics.step_time_max,
+            step_latency_total=metrics.step_time_total + total,
+            step_latency_count=metrics.step_time_count + count,
+            step_latency_max=max(metrics.step_time_max, longest),
         )
 
     # -- hand-offs ----------------------------------------------------------------------
@@ -886,7 +888,7 @@ class SessionCoordinator(threading.Thread):
         runtime = self.runtime
         self._set_clock(t)
         self.seq += 1
-        message = StepReady(self.seq, t, t.timestamp(), items)
+        message = StepReady(self.seq, t, t.timestamp(), items, started)
         metrics = self.metrics
         metrics.steps += 1
         metrics.bars += len(items)
@@ -903,12 +905,11 @@ class SessionCoordinator(threading.Thread):
             if self._stepping or len(batch) >= QUALITY_REFRESH_STEPS:
                 self._flush_quality()
         else:
+            # Timed by the last stage of the chain, on its thread, when it finishes.
             self._to_quality(message)
             self._dispatch(message, wait=self._stepping)
-            if not self._stepping:
-                runtime.version += 1
-                return
-            ended = monotonic()
+            runtime.version += 1
+            return
         elapsed = ended - started
         metrics.step_time_total += elapsed
         metrics.step_time_count += 1

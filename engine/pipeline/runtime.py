@@ -87,6 +87,9 @@ class StepReady:
     """``time`` as epoch seconds (what series are bisected by)."""
     items: tuple[tuple[str, Bar], ...]
     """The ``(symbol, bar)`` pairs of base bars visible from ``time``."""
+    published: float = 0.0
+    """When the coordinator published it (:data:`monotonic`; 0: not timed): the
+    last stage of its chain times the instant from here (see :attr:`Stage.step_latency`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,11 @@ class Stage(threading.Thread):
         self.handled = 0
         self.backlog = 0
         """Messages still queued behind the one being handled (in the current batch)."""
+        self.step_latency: tuple[float, int, float] = (0.0, 0, 0.0)
+        """(seconds in all, instants, the longest) from an instant's publication to this
+        stage finishing it, for the instants handled on this thread when this stage ends
+        the coordinator's chain (it signals ready and hands on to nobody: the analysis,
+        else the processor). Written by this thread, swapped whole; any thread reads it."""
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -312,6 +320,7 @@ class Stage(threading.Thread):
     def run(self) -> None:
         runtime = self.runtime
         ready, downstream = self.ready, self.downstream
+        ends_chain = ready is not None and downstream is None
         try:
             while True:
                 waited = monotonic()
@@ -327,6 +336,8 @@ class Stage(threading.Thread):
                     self.backlog = last - position
                     self.handle(message)
                     self.finished(message.seq)
+                    if ends_chain and message.__class__ is StepReady and message.published:
+                        self._time_step(message.published)
                     if ready is not None:
                         ready.signal_ready()
                     if downstream is not None:
@@ -342,6 +353,12 @@ class Stage(threading.Thread):
             if ready is not None:
                 ready.cancel()
             self.at_exit()
+
+    def _time_step(self, published: float) -> None:
+        """Count an instant this stage ended, published at ``published``."""
+        total, count, longest = self.step_latency
+        took = monotonic() - published
+        self.step_latency = (total + took, count + 1, max(took, longest))
 
     def run_inline(self, message: Message, started: float) -> float:
         """Handle ``message`` on the calling (coordinator's) thread; data-driven mode.

@@ -120,7 +120,9 @@ class CoordinatorStats:
     the reader process, building bars and steps); the rest is the components' session
     starts (indicator warm-up, trimming the history)."""
     step_latency_total: float = 0.0
-    """Wall seconds of the instants timed (data-driven and single steps), in all."""
+    """Wall seconds of the instants, in all, each from its publication until its last
+    handler finished (data-driven: the handlers run inline; otherwise the chain's last
+    stage, on its thread)."""
     step_latency_count: int = 0
     step_latency_max: float = 0.0
 
@@ -181,7 +183,8 @@ class EngineMetrics:
     subsequent_load_seconds: float | None = None
     """Mean load time of the sessions after the first."""
     step_latency_ms: float | None = None
-    """Mean wall time of one step (append, process, ready), in milliseconds."""
+    """Mean wall time of one step, from its publication until its last handler finished
+    (in every clock mode), in milliseconds."""
     max_step_latency_ms: float | None = None
     cache_hit_rate: float | None = None
     """TimeManager cache hit rate in percent."""

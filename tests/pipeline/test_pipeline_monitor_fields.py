@@ -184,3 +184,26 @@ def test_snapshot_of_some_symbols_is_complete_otherwise() -> None:
         assert some.metrics == full.metrics
     finally:
         assert session.stop()
+
+
+@pytest.mark.parametrize("clock", ["clock-driven", "data-driven"])
+@pytest.mark.parametrize("analysis", [True, False])
+def test_every_instant_is_timed_in_every_clock_mode(clock: str, analysis: bool) -> None:
+    """The step latency covers every instant: clock-driven ones are timed by the last stage
+    of the chain (the analysis, else the processor) on its thread, from their publication;
+    data-driven ones inline by the coordinator."""
+    overrides = {"backtest": {"clock": clock, "speed": 100_000, "end_date": "2024-11-25"}}
+    if not analysis:
+        overrides["analysis"] = {}
+    session = Session(load_config("demo", overrides), source="demo")
+    session.start()
+    try:
+        assert session.wait(60)
+        snap = session.snapshot()
+        assert snap.state == "completed", snap.error
+        stats = session.coordinator.stats()
+        assert stats.step_latency_count == snap.metrics.steps == 390  # the minutes of the day
+        mean = snap.metrics.step_latency_ms
+        assert mean is not None and 0 < mean <= snap.metrics.max_step_latency_ms
+    finally:
+        assert session.stop()
