@@ -60,6 +60,21 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
+def race(*targets: Callable[[], None]) -> None:
+    """Run ``targets`` in threads of their own at once, switching between them as often as
+    the interpreter can (between nearly any two bytecodes), and wait for them."""
+    callers = [threading.Thread(target=target) for target in targets]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(30)
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def assert_stops_in_time(session: Session) -> None:
     """``stop()`` returns True within 1 s and no engine thread is left."""
     started = time.perf_counter()
@@ -180,16 +195,7 @@ def test_step_requests_from_several_threads_each_run_one_instant(clock: str, ses
         for _ in range(150):
             session.step()
 
-    callers = [threading.Thread(target=press) for _ in range(2)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
-    try:
-        for caller in callers:
-            caller.start()
-        for caller in callers:
-            caller.join(30)
-    finally:
-        sys.setswitchinterval(interval)
+    race(press, press)
     assert session.wait_idle(30)
     snap = session.snapshot()
     assert snap.metrics.steps == 300 and snap.sim_time == JAN3_OPEN + 300 * MINUTE
@@ -225,16 +231,7 @@ def test_clock_changes_from_several_threads_never_undo_each_other(sessions) -> N
         for value in speeds:
             session.set_speed(value)
 
-    callers = [threading.Thread(target=switch), threading.Thread(target=speed)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
-    try:
-        for caller in callers:
-            caller.start()
-        for caller in callers:
-            caller.join(30)
-    finally:
-        sys.setswitchinterval(interval)
+    race(switch, speed)
     assert written == sorted(written)  # each speed given stays until a later one
     assert controls.speed == speeds[-1]
     clock = controls.clock
