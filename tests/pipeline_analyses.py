@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 INTERVAL = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 
@@ -112,6 +113,24 @@ class Sleeper:
         self.steps += 1
         if self.limit is None or self.steps <= self.limit:
             time.sleep(self.seconds)
+
+
+class Hang:
+    """Never returns from ``on_step`` once ``after`` steps ran; first creates the file
+    ``marker`` (if given), so a test in another process knows the run is stuck."""
+
+    def __init__(self, after: int = 1, marker: str = "") -> None:
+        self.after = after
+        self.marker = marker
+        self.steps = 0
+
+    def on_step(self, ctx) -> None:
+        self.steps += 1
+        if self.steps >= self.after:
+            if self.marker:
+                Path(self.marker).touch()
+            while True:
+                time.sleep(0.05)
 
 
 class ViewRecorder:

@@ -293,6 +293,8 @@ class SessionCoordinator(threading.Thread):
         reader: Reader = "auto",
     ) -> None:
         super().__init__(name="session_coordinator", daemon=True)
+        self.ended = threading.Event()
+        """Set when :meth:`run` ends (see :attr:`Stage.ended`)."""
         self.runtime = runtime
         self.tm = time_manager
         self.dm = data_manager
@@ -384,8 +386,11 @@ class SessionCoordinator(threading.Thread):
         except Exception as exc:
             runtime.fail("session_coordinator", exc)
         finally:
-            _gc_exit()
-            self._terminate()
+            try:
+                _gc_exit()
+                self._terminate()
+            finally:
+                self.ended.set()
 
     def _terminate(self) -> None:
         self.metrics.pause_clock()

@@ -304,6 +304,10 @@ class Stage(threading.Thread):
         self.handled = 0
         self.backlog = 0
         """Messages still queued behind the one being handled (in the current batch)."""
+        self.ended = threading.Event()
+        """Set when this thread's :meth:`run` ends: what :class:`Session` waits on, as
+        ``is_alive()`` cannot be trusted once a ``join`` of the thread was interrupted
+        (CPython 3.11 then marks a running thread as stopped)."""
         self.step_latency: tuple[float, int, float] = (0.0, 0, 0.0)
         """(seconds in all, instants, the longest) from an instant's publication to this
         stage finishing it, for the instants handled on this thread when this stage ends
@@ -350,9 +354,12 @@ class Stage(threading.Thread):
         except Exception as exc:
             runtime.fail(self.name, exc)
         finally:
-            if ready is not None:
-                ready.cancel()
-            self.at_exit()
+            try:
+                if ready is not None:
+                    ready.cancel()
+                self.at_exit()
+            finally:
+                self.ended.set()
 
     def _time_step(self, published: float) -> None:
         """Count an instant this stage ended, published at ``published``."""

@@ -11,11 +11,12 @@ before any thread starts.
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_right
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, get_args
 
 from ..config import ClockMode, SessionConfig
@@ -167,6 +168,9 @@ class Session:
             if t is not None
         ]
         self._started = False
+        self.left_running: tuple[str, ...] = ()
+        """What :meth:`stop` found still running after its timeout: one line per thread,
+        naming it and the code it is stuck in (empty when every thread ended)."""
 
     # -- construction helpers ------------------------------------------------------------
 
@@ -236,7 +240,7 @@ class Session:
             # Finished normally: the consumers are finishing the queued work (the final
             # quality among it); let them, within most of the allowed time.
             for thread in self._threads:
-                thread.join(max(0.0, deadline - _now() - 0.25 * timeout))
+                thread.ended.wait(max(0.0, deadline - _now() - 0.25 * timeout))
         if not self.finished:
             runtime.set_state("stopped")
             runtime.log("stopped")
@@ -249,17 +253,27 @@ class Session:
                 stage.queue.put(Stop())
         if not self._started:
             return True
+        # Each thread's own "ended" event, not join() and is_alive(): a join interrupted
+        # earlier (Ctrl-C while the program waited in :meth:`wait`) makes CPython 3.11
+        # mark the thread it waited for as stopped, even if it runs on.
         for thread in self._threads:
-            thread.join(max(0.0, deadline - _now()))
-        hung = [thread.name for thread in self._threads if thread.is_alive()]
+            thread.ended.wait(max(0.0, deadline - _now()))
+        hung = [thread for thread in self._threads if not thread.ended.is_set()]
+        for thread in self._threads:
+            if thread.ended.is_set():  # let it leave (microseconds after its run ended)
+                thread.join(max(0.0, deadline - _now()))
         if hung:
             # Threads cannot be killed; they are daemons, so they never keep the process
-            # alive. Say which one is stuck (usually user code that never returns).
-            runtime.log(
-                f"stop: {', '.join(hung)} still running after {timeout:g}s, stuck in code that "
-                "does not return (the analysis's?); left behind as daemon threads",
-                "error",
+            # alive. Say which one is stuck, and where (usually user code that never returns).
+            frames = sys._current_frames()
+            self.left_running = tuple(
+                f"{thread.name} still running {timeout:g}s after stop, in "
+                f"{_where(frames.get(thread.ident))}: code that does not return; left behind "
+                "as a daemon thread"
+                for thread in hung
             )
+            for line in self.left_running:
+                runtime.log(f"stop: {line}", "error")
         return not hung
 
     def __enter__(self) -> Session:
@@ -274,10 +288,11 @@ class Session:
         Returns True if that happened within ``timeout`` seconds (None: no limit). Never
         call it from the UI's event loop.
         """
+        if not self._started:
+            raise RuntimeError("wait() on a session not started (call start() first)")
         deadline = None if timeout is None else _now() + timeout
-        for thread in (self.coordinator, *self._threads):
-            thread.join(None if deadline is None else max(0.0, deadline - _now()))
-            if thread.is_alive():
+        for thread in self._threads:  # their "ended" events (see :meth:`stop`)
+            if not thread.ended.wait(None if deadline is None else max(0.0, deadline - _now())):
                 return False
         return True
 
@@ -629,6 +644,27 @@ class Session:
     def signals(self) -> tuple[AnalysisSignal, ...]:
         """Recent analysis signals."""
         return self.analysis.signals() if self.analysis else ()
+
+
+_ENGINE = str(Path(__file__).resolve().parents[1])
+"""The ``sessionkit.engine`` package's folder."""
+
+
+def _where(frame: FrameType | None) -> str:
+    """Where a thread is, as ``file:line (function)``: its innermost frame outside the
+    engine and the standard library's threading and queue (the user's code, when the user's
+    code is what does not return), else its innermost frame."""
+    if frame is None:
+        return "an unknown place"
+    innermost = frame
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not path.startswith(_ENGINE) and Path(path).name not in ("threading.py", "queue.py"):
+            break
+        frame = frame.f_back
+    chosen = frame or innermost
+    code = chosen.f_code
+    return f"{code.co_filename}:{chosen.f_lineno} ({code.co_qualname})"
 
 
 def _now() -> float:

@@ -234,7 +234,7 @@ class BacktestRun:
         return result_of(
             session,
             parameters=self._parameters(),
-            warnings=self.warnings,
+            warnings=(*self.warnings, *session.left_running),
             wall_seconds=round(ended - self._began, 3),
             export=export,
             frames=frames,

@@ -332,3 +332,48 @@ def test_sigterm_stops_the_run_with_a_summary_and_an_export(tmp_path: Path) -> N
     assert data["state"] == "stopped"
     assert (tmp_path / "signals.csv").is_file()
     assert len(data["export"]) == 6 * 3 + 1
+
+
+def test_ctrl_c_on_a_hung_analysis_says_where_it_is_stuck(tmp_path: Path) -> None:
+    """An analysis that never returns, then Ctrl-C: the run stops (exit 130, the process
+    ends although the stuck thread cannot), and the result names the thread and the line
+    of user code it is stuck in."""
+    import signal
+    import time
+
+    marker = tmp_path / "stuck"
+    tests = str(Path(__file__).parents[1])  # tests/pipeline_analyses.py
+    process = subprocess.Popen(
+        [
+            *COMMAND,
+            "demo",
+            "--start",
+            "2024-12-02",
+            "--end",
+            "2024-12-02",
+            "--json",
+            "--set",
+            "analysis.entry=pipeline_analyses:Hang",
+            "--set",
+            "analysis.options.after=15",
+            "--set",
+            f"analysis.options.marker={marker}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": tests},
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), process.communicate(timeout=10)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    data = json.loads(out)
+    assert data["state"] == "stopped" and data["steps"] == 15
+    (warning,) = data["warnings"]
+    assert warning.startswith("session_coordinator still running 1s after stop, in ")
+    assert "pipeline_analyses.py:" in warning and "(Hang.on_step)" in warning

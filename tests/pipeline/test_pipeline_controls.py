@@ -7,6 +7,7 @@ are tight enough to tell a catch-up burst or a hung thread from normal behaviour
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -589,8 +590,31 @@ def test_a_hung_analysis_is_reported_and_never_keeps_the_process_alive(sessions)
     assert time.perf_counter() - started < 1.5
     assert all(thread.daemon for thread in session._threads)
     stuck = [e.message for e in session.snapshot().events if e.level == "error"]
-    assert any("still running after 1s" in m and "session_coordinator" in m for m in stuck)
+    (line,) = session.left_running
+    assert line.startswith("session_coordinator still running 1s after stop, in ")
+    assert "pipeline_analyses.py:" in line and "(Sleeper.on_step)" in line
+    assert stuck == [f"stop: {line}"]
     assert session.snapshot().state == "stopped"
+
+
+def test_a_hung_analysis_is_reported_after_ctrl_c_interrupted_a_wait(sessions) -> None:
+    """Ctrl-C while the program waits for the run (``KeyboardInterrupt`` inside
+    ``Session.wait``, in a thread join) must not make a stuck thread look ended: CPython
+    3.11's ``Thread.join`` then marks the thread it waited for as stopped while it runs on.
+    ``stop()`` still finds the analysis stuck and says where."""
+    analysis = {"entry": "pipeline_analyses:Sleeper", "options": {"seconds": 2.5, "limit": 1}}
+    session = make(spy(clock="data-driven", analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert wait_for(lambda: session.analysis.analysis.steps == 1)
+    # Ctrl-C: SIGINT to the main thread, which interrupts the wait's lock acquire.
+    main = threading.main_thread().ident
+    threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        session.wait(10)
+    assert session.stop() is False
+    (line,) = session.left_running
+    assert line.startswith("session_coordinator still running") and "Sleeper.on_step" in line
 
 
 @pytest.mark.parametrize("consumer", ["processor", "analysis"])
