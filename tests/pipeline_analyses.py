@@ -6,6 +6,7 @@ through ``session.analysis.analysis`` after the session ended (or while it is pa
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,8 +117,11 @@ class Sleeper:
 
 
 class Hang:
-    """Never returns from ``on_step`` once ``after`` steps ran; first creates the file
-    ``marker`` (if given), so a test in another process knows the run is stuck."""
+    """Never returns from ``on_step`` once ``after`` steps ran (until :attr:`release` is
+    set, for a test in this process to end the thread); first creates the file ``marker``
+    (if given), so a test in another process knows the run is stuck."""
+
+    release = threading.Event()
 
     def __init__(self, after: int = 1, marker: str = "") -> None:
         self.after = after
@@ -129,8 +133,8 @@ class Hang:
         if self.steps >= self.after:
             if self.marker:
                 Path(self.marker).touch()
-            while True:
-                time.sleep(0.05)
+            while not Hang.release.wait(0.05):
+                pass
 
 
 class ViewRecorder:

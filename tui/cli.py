@@ -190,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interrupted(None)  # the app's session is stopped below
     finally:
         app.session.stop(1.0)  # the app's session: a seek replaces the first one
+        for line in app.session.left_running:  # said after the screen is gone
+            print(f"{PROG}: warning: {line}", file=sys.stderr)
     if app.return_code not in (None, 0):
         return app.return_code
     return 0

@@ -168,9 +168,8 @@ class Session:
             if t is not None
         ]
         self._started = False
-        self.left_running: tuple[str, ...] = ()
-        """What :meth:`stop` found still running after its timeout: one line per thread,
-        naming it and the code it is stuck in (empty when every thread ended)."""
+        self._stuck: dict[str, str] = {}
+        """Threads :meth:`stop` left running, with where they were (see :attr:`left_running`)."""
 
     # -- construction helpers ------------------------------------------------------------
 
@@ -256,25 +255,36 @@ class Session:
         # Each thread's own "ended" event, not join() and is_alive(): a join interrupted
         # earlier (Ctrl-C while the program waited in :meth:`wait`) makes CPython 3.11
         # mark the thread it waited for as stopped, even if it runs on.
+        # A thread an earlier stop() left behind is stuck: checked, not waited for again
+        # (the programs stop once, then again on their way out).
+        gave_up = bool(self.left_running)
         for thread in self._threads:
-            thread.ended.wait(max(0.0, deadline - _now()))
+            thread.ended.wait(0.0 if gave_up else max(0.0, deadline - _now()))
         hung = [thread for thread in self._threads if not thread.ended.is_set()]
         for thread in self._threads:
             if thread.ended.is_set():  # let it leave (microseconds after its run ended)
                 thread.join(max(0.0, deadline - _now()))
-        if hung:
+        if hung and not gave_up:
             # Threads cannot be killed; they are daemons, so they never keep the process
             # alive. Say which one is stuck, and where (usually user code that never returns).
             frames = sys._current_frames()
-            self.left_running = tuple(
-                f"{thread.name} still running {timeout:g}s after stop, in "
+            self._stuck = {
+                thread.name: f"{thread.name} still running {timeout:g}s after stop, in "
                 f"{_where(frames.get(thread.ident))}: code that does not return; left behind "
                 "as a daemon thread"
                 for thread in hung
-            )
-            for line in self.left_running:
+            }
+            for line in self._stuck.values():
                 runtime.log(f"stop: {line}", "error")
+        # (a later stop keeps the first report of the threads still stuck)
+        self._stuck = {t.name: self._stuck[t.name] for t in hung if t.name in self._stuck}
         return not hung
+
+    @property
+    def left_running(self) -> tuple[str, ...]:
+        """What :meth:`stop` found still running after its timeout: one line per thread,
+        naming it and the code it is stuck in (empty when every thread ended)."""
+        return tuple(self._stuck.values())
 
     def __enter__(self) -> Session:
         return self

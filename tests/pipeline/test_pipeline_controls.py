@@ -595,6 +595,12 @@ def test_a_hung_analysis_is_reported_and_never_keeps_the_process_alive(sessions)
     assert "pipeline_analyses.py:" in line and "(Sleeper.on_step)" in line
     assert stuck == [f"stop: {line}"]
     assert session.snapshot().state == "stopped"
+    # Stopped again (the programs do, on their way out): no second wait, the same report.
+    started = time.perf_counter()
+    assert session.stop() is False
+    assert time.perf_counter() - started < 0.5
+    assert session.left_running == (line,)
+    assert len([e for e in session.snapshot().events if e.level == "error"]) == 1
 
 
 def test_a_hung_analysis_is_reported_after_ctrl_c_interrupted_a_wait(sessions) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -276,6 +277,31 @@ def test_ctrl_c_before_the_screen_opens_stops_the_started_engine(monkeypatch, ca
     assert session.snapshot().state == "stopped"
     assert session.wait(0.0), "an engine thread is still running"
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_hung_analysis_is_reported_after_the_screen_closes(monkeypatch, capsys):
+    """The user quits while the analysis is stuck in code that does not return: the
+    monitor exits at once (the stuck thread is a daemon) and then says which thread was
+    left running and the line it is stuck in."""
+    from pipeline_analyses import Hang
+    from textual.app import App
+
+    def quit_once_stuck(app, *_args, **_kwargs):  # instead of a screen: q once stuck
+        analysis = app.session.analysis.analysis
+        deadline = time.monotonic() + 30
+        while analysis.steps < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    monkeypatch.setattr(App, "run", quit_once_stuck)
+    Hang.release.clear()
+    try:
+        args = ["demo", "--speed", "max", "--set", "analysis.entry=pipeline_analyses:Hang"]
+        assert cli.main([*args, "--set", "analysis.options.after=3"]) == 0
+    finally:
+        Hang.release.set()
+    err = capsys.readouterr().err
+    assert "sessionkit-tui: warning: session_coordinator still running 1s after stop, in " in err
+    assert "pipeline_analyses.py:" in err and "(Hang.on_step)" in err
 
 
 def test_bad_analysis_class_exits_2(tmp_path, capsys):
