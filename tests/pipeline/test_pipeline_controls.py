@@ -613,10 +613,12 @@ def test_a_hung_analysis_is_reported_after_ctrl_c_interrupted_a_wait(sessions) -
     sessions.append(session)
     session.start()
     assert wait_for(lambda: session.analysis.analysis.steps == 1)
-    # Ctrl-C: SIGINT to the main thread, which interrupts the wait's lock acquire.
+    # Ctrl-C: SIGINT to the main thread, which interrupts the wait's lock acquire. The
+    # timer starts inside the block, so the interrupt can never escape the test (it would
+    # end the whole pytest run); the analysis sleeps 2.5 s, so the wait is still going.
     main = threading.main_thread().ident
-    threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
+        threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)).start()
         session.wait(10)
     assert session.stop() is False
     (line,) = session.left_running
