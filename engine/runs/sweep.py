@@ -569,6 +569,7 @@ def _end_workers(executor: ProcessPoolExecutor, pending: Mapping[Future, SweepRu
     # never wait on the executor for them (a worker ended while it starts can leave
     # the pool's shutdown waiting); each is joined with a bound, then killed.
     processes = list(getattr(executor, "_processes", {}).values())
+    pool_thread = getattr(executor, "_executor_manager_thread", None)  # shutdown drops it
     for process in processes:
         process.terminate()
     executor.shutdown(wait=False, cancel_futures=True)
@@ -577,6 +578,12 @@ def _end_workers(executor: ProcessPoolExecutor, pending: Mapping[Future, SweepRu
         if process.is_alive():
             process.kill()
             process.join(1)
+    if pool_thread is not None:
+        # Let the pool's thread end (its processes are gone, so it does at once): at exit,
+        # CPython 3.11 wakes it through a pipe that it closes as it ends, with no lock
+        # between the two, and a wake-up that loses that race prints a traceback ("Bad
+        # file descriptor", seen once after Ctrl-C). Ended, its pipe is left alone.
+        pool_thread.join(5)
 
 
 def _run_on_dask(
