@@ -4,6 +4,7 @@ dies mid-run, a stop while waiting for it, and no reader left behind."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sessionkit.engine.pipeline import coordinator as coordinator_module
 from sessionkit.engine.pipeline import history as history_module
 from sessionkit.engine.pipeline.runtime import Runtime
 from sessionkit.engine.pipeline.session import Session
+from sessionkit.engine.store.column_reader import ColumnReader
 from sessionkit.engine.store.data_manager import DataManager, StepStatement
 
 DAYS = {"backtest": {"clock": "data-driven", "start_date": "2024-11-25", "end_date": "2024-12-13"}}
@@ -210,6 +212,14 @@ def test_a_stop_while_waiting_for_the_reader(waiting_for: str, monkeypatch) -> N
         return StepStatement(sql, (0, 0), ("lo", "hi"))
 
     monkeypatch.setattr(DataManager, "step_statement", endless)
+    waiting = threading.Event()
+    result = ColumnReader.result
+
+    def waited_for(self, stopping):
+        waiting.set()
+        return result(self, stopping)
+
+    monkeypatch.setattr(ColumnReader, "result", waited_for)
     session = Session(load_config("demo", DAYS), reader="process")
     session.start()
     deadline = time.monotonic() + 30
@@ -217,7 +227,10 @@ def test_a_stop_while_waiting_for_the_reader(waiting_for: str, monkeypatch) -> N
         assert time.monotonic() < deadline
         time.sleep(0.01)
     reader = session.coordinator._reader
-    time.sleep(0.3)  # the coordinator (or the warm-up) waits for the reader
+    # The coordinator (or the warm-up) waits for the reader's answer: loading the second
+    # session (the first was read here and streamed, however long that takes), or the
+    # first one's history.
+    assert waiting.wait(30)
     assert session.snapshot().state == "initializing"
     asked = time.monotonic()
     assert session.stop(timeout=1.0)
