@@ -222,21 +222,24 @@ def test_a_stop_while_waiting_for_the_reader(waiting_for: str, monkeypatch) -> N
     monkeypatch.setattr(ColumnReader, "result", waited_for)
     session = Session(load_config("demo", DAYS), reader="process")
     session.start()
-    deadline = time.monotonic() + 30
-    while session.coordinator._reader is None or not session.coordinator._reader.pending:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    reader = session.coordinator._reader
-    # The coordinator (or the warm-up) waits for the reader's answer: loading the second
-    # session (the first was read here and streamed, however long that takes), or the
-    # first one's history.
-    assert waiting.wait(30)
-    assert session.snapshot().state == "initializing"
-    asked = time.monotonic()
-    assert session.stop(timeout=1.0)
-    assert time.monotonic() - asked < 1.0
-    assert session.snapshot().state == "stopped"
-    assert not reader.alive
+    try:  # a failed assert must not leave the endless read running
+        deadline = time.monotonic() + 30
+        while session.coordinator._reader is None or not session.coordinator._reader.pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        reader = session.coordinator._reader
+        # The coordinator (or the warm-up) waits for the reader's answer: loading the second
+        # session (the first was read here and streamed, however long that takes), or the
+        # first one's history.
+        assert waiting.wait(30)
+        assert session.snapshot().state == "initializing"
+        asked = time.monotonic()
+        assert session.stop(timeout=1.0)
+        assert time.monotonic() - asked < 1.0
+        assert session.snapshot().state == "stopped"
+        assert not reader.alive
+    finally:
+        session.stop(timeout=1.0)
 
 
 def test_reader_choices() -> None:
