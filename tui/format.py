@@ -11,7 +11,7 @@ snapshot tests produce the same frame on every run.
 from __future__ import annotations
 
 import re
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 
 from .progress import duration
 
@@ -119,11 +119,15 @@ def speed(clock: str, value: float | None) -> str:
     return f"{value:g}x"
 
 
-def sim_clock(instant: datetime | None, zone: tzinfo) -> str:
-    """Simulated time in the exchange's zone: ``10:31:00 EST``."""
+def sim_clock(instant: datetime | None, zone: tzinfo, day: date | None = None) -> str:
+    """Simulated time in the exchange's zone: ``10:31:00 EST``; with its date, ``03-05
+    00:00:00 UTC``, when that is not ``day`` (the session's: a 24-hour session ends at the
+    next day's midnight, and some sessions open the evening before their date)."""
     if instant is None:
         return "--:--:--"
     local = instant.astimezone(zone)
+    if day is not None and local.date() != day:
+        return f"{local:%m-%d %H:%M:%S} {local.tzname()}"
     return f"{local:%H:%M:%S} {local.tzname()}"
 
 

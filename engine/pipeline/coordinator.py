@@ -596,13 +596,19 @@ class SessionCoordinator(threading.Thread):
             history_bars = reads.bars
         else:
             history_bars = sum(len(bars) for bars in loaded.values()) if loaded else 0
+
+        def local(instant: datetime) -> str:
+            """``09:30`` in the exchange's zone, ``03-05 00:00`` on another day than the
+            session's (a 24-hour session's close, an evening open)."""
+            at = instant.astimezone(tz)
+            return f"{at:%H:%M}" if at.date() == day else f"{at:%m-%d %H:%M}"
+
         runtime.log(
             f"session {index}/{len(self.sessions)} {day} "
-            f"{session.open.astimezone(tz):%H:%M}-{session.close.astimezone(tz):%H:%M}"
+            f"{local(session.open)}-{local(session.close)}"
             + (" (early close)" if session.early_close else "")
             + (
-                f" (break {session.break_start.astimezone(tz):%H:%M}-"
-                f"{session.break_end.astimezone(tz):%H:%M})"
+                f" (break {local(session.break_start)}-{local(session.break_end)})"
                 if session.has_break
                 else ""
             )

@@ -44,7 +44,22 @@ HEADERS: dict[str, tuple[str, int]] = {
     "quality": ("Q%", 5),
     "gaps": ("Gap", 3),
 }
-"""Column key -> (title, width); the interval columns sit between symbol and last."""
+"""Column key -> (title, width); the interval columns sit between symbol and last.
+
+These are the narrowest each column gets: the symbol column is as wide as the longest
+symbol (up to :data:`SYMBOL_WIDTH_MAX`), and a column whose figure outgrows it (a 24-hour
+session's 1,440 bars) widens for good, so a figure is never cut."""
+
+SYMBOL_WIDTH_MAX = 12
+"""The widest the symbol column gets; a longer symbol is cut with an ellipsis (the chart's
+title names it in full)."""
+
+ELLIPSIS = "\u2026"
+
+
+def fit_symbol(symbol: str, width: int) -> str:
+    """``symbol``, cut to ``width`` characters with an ellipsis if it is longer."""
+    return symbol if len(symbol) <= width else symbol[: width - 1] + ELLIPSIS
 
 
 class SymbolsTable(DataTable):
@@ -124,6 +139,10 @@ class SymbolsTable(DataTable):
         self._symbols: tuple[str, ...] = ()
         self._intervals: tuple[str, ...] = ()
         self._keys: list[str] = []
+        self._widths: dict[str, int] = {}
+        """Width of each column now (see :data:`HEADERS`)."""
+        self._grown: dict[str, int] = {}
+        """Columns widened for a figure, and their width (kept when the columns are rebuilt)."""
         self._wanted: str | None = None
         self._snapshot: Snapshot | None = None
         self._asked = False
@@ -219,6 +238,7 @@ class SymbolsTable(DataTable):
             for suffix in ("up", "down", "warning")
         }
         held = self._held(snapshot)
+        widths = self._widths
         for symbol in self._on_screen():
             if held is not None and symbol not in held:
                 if not self._rows.get(symbol):
@@ -228,6 +248,16 @@ class SymbolsTable(DataTable):
             old = self._rows.get(symbol)
             if row == old:
                 continue
+            wider = {
+                key: len(text)
+                for key, (text, _suffix) in zip(self._keys, row, strict=True)
+                if len(text) > widths[key]
+            }
+            if wider:  # a figure would be cut: widen its column, lay the rows out again
+                self._grown.update(wider)
+                self._build_columns(snapshot)
+                self.show(snapshot)
+                return
             for index, (cell, old_cell) in enumerate(
                 zip(row, old or ((None, None),) * len(row), strict=False)
             ):
@@ -320,8 +350,13 @@ class SymbolsTable(DataTable):
         self._symbols = snapshot.symbols
         self._intervals = snapshot.intervals
         self._keys = ["symbol", *snapshot.intervals, "last", "change", "quality", "gaps"]
+        longest = max(map(len, snapshot.symbols), default=0)
+        self._widths = {}
         for key in self._keys:
             title, width = HEADERS.get(key, (key, 3))
+            if key == "symbol":
+                width = max(width, min(longest, SYMBOL_WIDTH_MAX))
+            width = self._widths[key] = max(width, len(title), self._grown.get(key, 0))
             justify = "left" if key == "symbol" else "right"
             self.add_column(Text(title, justify=justify), width=width, key=key)
         self._label_headers()
@@ -355,7 +390,7 @@ class SymbolsTable(DataTable):
             self.move_cursor(row=0, animate=False)
 
     def _row(self, snapshot: Snapshot, symbol: str) -> Row:
-        cells: list[tuple[str, str]] = [(symbol, "")]
+        cells: list[tuple[str, str]] = [(fit_symbol(symbol, self._widths["symbol"]), "")]
         base: SeriesStats | None = None
         for interval in snapshot.intervals:
             stats = snapshot.series.get((symbol, interval))
