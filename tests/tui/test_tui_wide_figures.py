@@ -15,13 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sessionkit.engine.config import config_from_dict
 from sessionkit.engine.pipeline.session import Session
-from sessionkit.engine.pipeline.snapshot import Snapshot
+from sessionkit.engine.pipeline.snapshot import Snapshot, SubscriptionStats
 from sessionkit.engine.store.calendar_fill import fill_calendar
 from sessionkit.engine.store.db import BarRecord, init_db
 from sessionkit.tui.format import Figures
 from sessionkit.tui.widgets.status_bar import status_line
+from sessionkit.tui.widgets.subscriptions_table import SubscriptionsTable
 from sessionkit.tui.widgets.symbols_table import SYMBOL_WIDTH_MAX, SymbolsTable, fit_symbol
 from sqlalchemy import insert
+from textual.app import App, ComposeResult
 from tui_helpers import settle, snapshot_app
 
 DAY = date(2024, 3, 4)
@@ -119,3 +121,38 @@ def test_status_bar_time_alone_on_the_sessions_day() -> None:
         timezone="UTC", session_date=DAY, sim_time=datetime(2024, 3, 4, 23, 59, tzinfo=UTC)
     )
     assert status_line(snapshot, Figures()).time == "23:59:00 UTC"
+
+
+class _Subscriptions(App):
+    def compose(self) -> ComposeResult:
+        yield SubscriptionsTable()
+
+
+def _subscriptions(signals: int, overruns: int) -> Snapshot:
+    return Snapshot(
+        subscriptions=(
+            SubscriptionStats("data_processor", "data-driven", signals, 0, 0, 0.0, 0.0),
+            SubscriptionStats("analysis_engine", "clock-driven", signals, overruns, 3, 0.002, 0.5),
+        )
+    )
+
+
+async def test_subscriptions_table_widens_for_a_long_runs_counters() -> None:
+    app = _Subscriptions()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(SubscriptionsTable)
+        table.show(_subscriptions(4_326, 7))
+        await pilot.pause()
+        narrow = {key.value: column.width for key, column in table.columns.items()}
+        table.show(_subscriptions(1_234_567, 12_345))  # a long run, a slow analysis
+        await pilot.pause()
+        lines = [table.render_line(y).text.split() for y in range(3)]
+        assert lines[1][:4] == ["data_processor", "data", "1234567", "0"], lines
+        assert lines[2][:4] == ["analysis_engine", "clock", "1234567", "12345"], lines
+        widths = {key.value: column.width for key, column in table.columns.items()}
+        assert widths["signals"] == 7 > narrow["signals"]
+        assert widths["overruns"] == 5 > narrow["overruns"]
+        table.show(_subscriptions(1_234_568, 12_346))  # no narrower again, same rows
+        await pilot.pause()
+        assert {key.value: column.width for key, column in table.columns.items()} == widths
+        assert table.row_count == 2

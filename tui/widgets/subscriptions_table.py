@@ -24,7 +24,9 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("last", "Wait", 6),
     ("max", "Max", 6),
 )
-"""(key, header, width) of each column; waits are in milliseconds."""
+"""(key, header, width) of each column; waits are in milliseconds. A column whose figure
+outgrows its width (a long run's signal count, a slow analysis's overruns) widens for good:
+a figure is never cut."""
 
 MODES = {"data-driven": "data", "clock-driven": "clock", "live": "live"}
 """Short names of the subscription modes."""
@@ -60,11 +62,16 @@ class SubscriptionsTable(DataTable, can_focus=False):
         super().__init__(cursor_type="none", show_cursor=False, name=name, id=id, classes=classes)
         self.figures = figures or fmt.Figures()
         self._rows: dict[str, tuple[str, ...]] = {}
+        self._widths: dict[str, int] = {key: width for key, _, width in COLUMNS}
+        """Width of each column now."""
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for key, label, _ in COLUMNS:
             justify = "left" if key in ("stream", "mode") else "right"
-            self.add_column(Text(label, justify=justify), width=width, key=key)
+            self.add_column(Text(label, justify=justify), width=self._widths[key], key=key)
 
     def restyle(self) -> None:
         """Re-render every cell at the next :meth:`show` (after a theme change)."""
@@ -72,6 +79,19 @@ class SubscriptionsTable(DataTable, can_focus=False):
 
     def show(self, snapshot: Snapshot) -> None:
         """Show a new snapshot: adds rows for new streams, updates changed cells."""
+        widths = self._widths
+        wider = {
+            key: len(text)
+            for stats in snapshot.subscriptions
+            for (key, _, _), text in zip(COLUMNS, self._row(stats), strict=True)
+            if len(text) > widths[key]
+        }
+        if wider:  # a figure would be cut: widen its column, add the rows again
+            for key, width in wider.items():
+                widths[key] = max(widths[key], width)
+            self.clear(columns=True)
+            self._add_columns()
+            self._rows = {}
         for stats in snapshot.subscriptions:
             row = self._row(stats)
             old = self._rows.get(stats.stream)
