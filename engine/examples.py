@@ -30,6 +30,11 @@ class SmaCross:
     """
 
     def __init__(self, fast: int = 10, slow: int = 30, fee_bps: float = 0.0) -> None:
+        for name, value in (("fast", fast), ("slow", slow)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"SmaCross needs a whole number of bars for {name}, got {value!r}")
+        if isinstance(fee_bps, bool) or not isinstance(fee_bps, int | float):
+            raise ValueError(f"SmaCross needs a number for fee_bps, got {fee_bps!r}")
         if not 0 < fast < slow:
             raise ValueError(f"SmaCross needs 0 < fast < slow, got fast={fast}, slow={slow}")
         if not 0 <= fee_bps < 10_000:

@@ -5,9 +5,12 @@ without (then its closes restart each session as the views do), data- and clock-
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from running import run_to_end
 from sessionkit.engine.config import config_from_dict
+from sessionkit.engine.examples import SmaCross
 from sessionkit.engine.pipeline.session import Session
 
 
@@ -38,3 +41,22 @@ def test_own_closes_give_the_signals_of_the_views(clock: str, trailing_days: int
     views = _signals("pipeline_analyses:ViewSmaCross", clock, trailing_days)
     assert len(own) > 20
     assert own == views
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fast": 2.5}, "a whole number of bars for fast, got 2.5"),
+        ({"fast": True}, "a whole number of bars for fast, got True"),
+        ({"slow": "30"}, "a whole number of bars for slow, got '30'"),
+        ({"fee_bps": "1"}, "a number for fee_bps, got '1'"),
+        ({"fee_bps": False}, "a number for fee_bps, got False"),
+        ({"fee_bps": float("nan")}, "0 <= fee_bps < 10000, got nan"),
+        ({"fast": 30, "slow": 30}, "0 < fast < slow, got fast=30, slow=30"),
+    ],
+)
+def test_options_that_are_not_whole_periods_or_a_fee_are_refused(options, message) -> None:
+    # 2.5 used to run with every step failing; True ran as fast=1.
+    with pytest.raises(ValueError, match=re.escape(f"SmaCross needs {message}")):
+        SmaCross(**options)
+    assert SmaCross(fast=3, slow=7, fee_bps=2).fast == 3
