@@ -205,7 +205,12 @@ class StreamsConfig(_Model):
         base = INTERVAL_SECONDS[self.interval]
         for interval in self.derived:
             seconds = INTERVAL_SECONDS[interval]
-            if seconds <= base or seconds % base:
+            if seconds <= base:
+                raise ValueError(
+                    f"derived interval {interval!r} must be longer than the base interval "
+                    f"{self.interval!r} (it is built from the base bars)"
+                )
+            if seconds % base:
                 raise ValueError(
                     f"derived interval {interval!r} is not a multiple of the base interval "
                     f"{self.interval!r}"

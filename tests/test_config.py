@@ -150,12 +150,15 @@ def test_bundled_names_resolve() -> None:
     load_config("spy-2011")
 
 
-def test_derived_must_be_multiple_of_base(tmp_path: Path) -> None:
+def test_derived_must_be_longer_than_base(tmp_path: Path) -> None:
     text = GOOD.replace('interval = "1m"\nderived', 'interval = "15m"\nderived').replace(
         'interval = "5m"', 'interval = "15m"'
     )
     message = error_of(tmp_path, text)
-    assert "not a multiple of the base interval" in message
+    assert "derived interval '5m' must be longer than the base interval '15m'" in message
+    # The base itself as a derived interval: "not a multiple" said before, which 1m is.
+    message = error_of(tmp_path, GOOD.replace('derived = ["5m", "15m"]', 'derived = ["1m"]'))
+    assert "derived interval '1m' must be longer than the base interval '1m'" in message
 
 
 def test_indicator_interval_must_be_streamed(tmp_path: Path) -> None:
