@@ -336,6 +336,13 @@ class SessionConfig(_Model):
     live: LiveConfig = Field(default_factory=LiveConfig)
     _source: str = PrivateAttr(default="<config>")
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the configuration's file (None: built in code): a relative SQLite
+        path is relative to it, and the module ``analysis.entry`` names may live in it."""
+        return self._folder
 
     @property
     def source(self) -> str:
@@ -547,6 +554,7 @@ def config_from_dict(
     base
         The folder a relative SQLite ``database_url`` in ``data`` is relative to (the
         configuration file's); one in ``overrides`` is relative to the working folder.
+        Kept as the configuration's :attr:`~SessionConfig.folder`.
 
     Raises
     ------
@@ -584,6 +592,7 @@ def config_from_dict(
         raise ConfigError(source, None, "the configuration is nested too deeply") from None
     config._source = source
     config._origins = named
+    config._folder = base
     return config
 
 

@@ -400,3 +400,18 @@ def test_a_whole_config_check_names_its_key_and_the_option(setting: str, expecte
         load_config("demo", options={"settings": [setting]})
     message = str(info.value)
     assert message.startswith(f"invalid configuration from --set {setting}:\n{expected}")
+
+
+def test_a_configuration_knows_its_folder_through_overrides_and_pickling(tmp_path: Path) -> None:
+    """The folder an analysis module is looked up in (next to the file) survives what
+    sweeps do to a configuration: overrides on a loaded one, a copy, a pickle to a worker."""
+    from sessionkit.engine.runs.backtest import resolve_config
+
+    path = tmp_path / "mine.toml"
+    path.write_text(GOOD, encoding="utf-8")
+    config = load_config(path)
+    assert config.folder == tmp_path.resolve()
+    swept = resolve_config(config, {"analysis.options.fast": 3})
+    assert swept.folder == tmp_path.resolve() and swept.overrides
+    assert pickle.loads(pickle.dumps(swept)).folder == tmp_path.resolve()
+    assert config_from_dict({"streams": {"symbols": ["ACME"]}, "mode": "live"}).folder is None

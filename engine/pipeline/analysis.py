@@ -17,12 +17,14 @@ and published as an immutable mapping (:attr:`AnalysisEngine.metrics`) for any t
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 import traceback
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -34,8 +36,23 @@ from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, 
 from .snapshot import AnalysisSignal, ThreadStats
 
 
-def load_analysis_class(entry: str, *, source: str = "<config>") -> type:
+def load_analysis_class(
+    entry: str, *, source: str = "<config>", folder: Path | None = None
+) -> type:
     """Import ``package.module:ClassName``.
+
+    Parameters
+    ----------
+    entry
+        The module (any importable one) and the class.
+    source
+        The file or option the entry came from, for messages.
+    folder
+        The configuration file's folder: when it holds the module's top-level package
+        (``mystrat.py`` or ``mystrat/`` for ``mystrat:Strat``), it is put first on
+        ``sys.path``, as Python does with a script's folder, so an analysis written next to
+        its configuration (and the modules it imports from there) is found from any
+        working folder.
 
     Raises
     ------
@@ -43,6 +60,15 @@ def load_analysis_class(entry: str, *, source: str = "<config>") -> type:
         If the module cannot be imported or has no such class.
     """
     module_name, _, class_name = entry.partition(":")
+    top = module_name.partition(".")[0]
+    if (
+        folder is not None
+        and top
+        and top not in sys.modules
+        and ((folder / f"{top}.py").is_file() or (folder / top).is_dir())
+        and str(folder) not in sys.path
+    ):
+        sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is a config mistake

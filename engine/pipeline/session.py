@@ -205,7 +205,7 @@ class Session:
         config = self.config
         # Blame the option that set the entry (``--set analysis.entry=...``), not the file.
         source = config.origin_of("analysis.entry") if self.source == config.source else self.source
-        cls = load_analysis_class(entry, source=source)
+        cls = load_analysis_class(entry, source=source, folder=config.folder)
         try:
             return cls(**self.config.analysis.options)
         except Exception as exc:

@@ -62,7 +62,11 @@ def resolve_config(
             earlier = config.overrides
             data = config.model_dump(mode="python", exclude_none=True)
             resolved = config_from_dict(
-                data, source=config.source, overrides=overrides, origins=origins
+                data,
+                source=config.source,
+                overrides=overrides,
+                origins=origins,
+                base=config.folder,
             )
             resolved._origins = {**earlier, **resolved._origins}
         else:

@@ -222,6 +222,53 @@ def test_an_unknown_analysis_class_is_exit_2(tmp_path: Path) -> None:
     assert "analysis.entry" in result.stderr and "NoSuchAnalysis" in result.stderr
 
 
+def test_an_analysis_next_to_its_configuration_is_found_from_any_folder(tmp_path: Path) -> None:
+    """``entry = "mystrat:Counter"`` imports ``mystrat.py`` from the configuration's folder
+    (and ``mystrat`` imports a sibling module), whatever the working folder: it failed with
+    "No module named 'mystrat'" even when run from that folder."""
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "helpers.py").write_text("def weight(bar):\n    return 1\n", encoding="utf-8")
+    (folder / "mystrat.py").write_text(
+        "from helpers import weight\n\n"
+        "class Counter:\n"
+        "    def __init__(self, scale=1):\n"
+        "        self.scale, self.seen = scale, 0\n"
+        "    def on_step(self, ctx):\n"
+        "        self.seen += sum(weight(bar) for _, bar in ctx.items)\n"
+        "    def metrics(self):\n"
+        "        return {'seen': self.seen * self.scale}\n",
+        encoding="utf-8",
+    )
+    path = folder / "mine.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        '[streams]\nsymbols = ["ACME", "BOLT"]\n'
+        '[analysis]\nentry = "mystrat:Counter"\noptions = { scale = 2 }\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [*COMMAND, str(path), "--speed", "max", "--json", "--set", "analysis.options.scale=3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=elsewhere,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["metrics"] == {"seen": 3 * 2 * 390}
+    # A module the folder does not hold is still an error naming the key.
+    path.write_text(path.read_text().replace("mystrat:", "notthere:"), encoding="utf-8")
+    result = run(str(path), "--json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "analysis.entry: cannot import module 'notthere'" in result.stderr
+
+
 # -- the run as a library result: --set, metrics, signals, honest endings ------------------
 
 
