@@ -9,6 +9,7 @@ the file, the key and what is wrong. Unknown keys are errors: a typo must not pa
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import tomllib
@@ -98,11 +99,18 @@ def parse_date(value: str | date, source: str) -> date:
         raise ConfigError(source, None, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+class WholeTable(dict):
+    """A table given whole as a value (``--set analysis.options={fast=5}``): it replaces
+    the table at its key, as TOML would, where a nested mapping of overrides
+    (``{"analysis": {"options": {"fast": 5}}}``) changes only the keys it names."""
+
+
 def parse_setting(text: str) -> tuple[str, Any]:
     """Parse ``--set KEY=VALUE``: a dotted key and a TOML value (a bare word is a string).
 
     ``backtest.speed=600`` gives 600, ``backtest.end_date=2024-12-06`` a date,
-    ``streams.symbols=["ACME","BOLT"]`` a list, ``analysis.entry=pkg.mod:Cls`` a string.
+    ``streams.symbols=["ACME","BOLT"]`` a list, ``analysis.entry=pkg.mod:Cls`` a string,
+    ``analysis.options={fast=5}`` a :class:`WholeTable` (the options become exactly these).
 
     Raises
     ------
@@ -122,7 +130,7 @@ def parse_setting(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"value = {raw}")["value"]
     except (tomllib.TOMLDecodeError, RecursionError):
         value = raw
-    return key, value
+    return key, WholeTable(value) if isinstance(value, dict) else value
 
 
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
@@ -497,7 +505,7 @@ def _flatten(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in overrides.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and not isinstance(value, WholeTable):
             flat.update(_flatten(value, dotted))
         elif value is not None:
             flat[dotted] = value
@@ -518,7 +526,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
         elif not isinstance(node, dict):
             raise ValueError(f"{where}: its parent is not a table")
         if last:
-            node[part] = value
+            node[part] = dict(value) if isinstance(value, WholeTable) else value
         else:
             child = node[part] if isinstance(part, int) else node.get(part)
             if child is None:
@@ -565,6 +573,10 @@ def config_from_dict(
     if isinstance(data.get("database_url"), str):
         data["database_url"] = database_url_of(data["database_url"], base)
     flat = _flatten(overrides or {})
+    known: dict[str, str] = {}
+    for key, origin in (origins or {}).items():
+        with contextlib.suppress(ValueError):  # a malformed key is reported below
+            known[_normal_key(key)] = origin
     named: dict[str, str] = {}
     problems: list[Problem] = []
     for key, value in flat.items():
@@ -573,7 +585,8 @@ def config_from_dict(
         except ValueError as exc:
             problems.append(((origins or {}).get(key, "overrides"), None, str(exc)))
             continue
-        origin = (origins or {}).get(key) or (origins or {}).get(normal) or f"overrides[{key!r}]"
+        # The option that set this key, or the table holding it (a nested mapping).
+        origin = (origins or {}).get(key) or _origin(normal, known, "") or f"overrides[{key!r}]"
         named[normal] = origin
         if normal == "database_url" and isinstance(value, str):
             value = database_url_of(value)

@@ -101,6 +101,28 @@ class Raiser:
             raise self.kind(f"{self.message} at step {self.steps}")
 
 
+class Misuser:
+    """Misuses the context, one way per step in turn: an unknown indicator, a price that is
+    not a number, an empty kind; and its ``metrics`` returns a value that is not a number."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step(self, ctx) -> None:
+        self.steps += 1
+        symbol = ctx.items[0][0]
+        turn = self.steps % 3
+        if turn == 1:
+            ctx.indicator(symbol, "no_such_indicator")  # Misuser: indicator
+        elif turn == 2:
+            ctx.emit(symbol, "buy", "12.5")  # Misuser: price
+        else:
+            ctx.emit(symbol, "", 1.0)  # Misuser: kind
+
+    def metrics(self) -> dict:
+        return {"steps": "many"}
+
+
 class Sleeper:
     """Sleeps ``seconds`` in ``on_step`` (the first ``limit`` steps, or every step when
     ``limit`` is None): an analysis too slow for the clock."""

@@ -415,3 +415,29 @@ def test_a_configuration_knows_its_folder_through_overrides_and_pickling(tmp_pat
     assert swept.folder == tmp_path.resolve() and swept.overrides
     assert pickle.loads(pickle.dumps(swept)).folder == tmp_path.resolve()
     assert config_from_dict({"streams": {"symbols": ["ACME"]}, "mode": "live"}).folder is None
+
+
+def test_set_with_a_table_replaces_it_and_errors_name_the_option(tmp_path: Path) -> None:
+    """``--set analysis.options={what="x"}`` makes the options exactly that table (it was
+    merged into the file's, so a file option could not be dropped, and ``{}`` alone
+    replaced); an error inside such a table names the ``--set`` that gave it, not
+    ``overrides['analysis.options.what']``. A nested mapping given to the API still
+    changes only the keys it names."""
+    text = GOOD.replace(
+        'entry = "sessionkit.engine.examples:SmaCross"',
+        'entry = "sessionkit.engine.examples:SmaCross"\noptions = { fast = 10, slow = 30 }',
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, options={"settings": ["analysis.options={fast=5}"]})
+    assert config.analysis.options == {"fast": 5}
+    assert load_config(path, options={"settings": ["analysis.options={}"]}).analysis.options == {}
+    merged = load_config(path, {"analysis": {"options": {"fast": 5}}})
+    assert merged.analysis.options == {"fast": 5, "slow": 30}
+    with pytest.raises(ConfigError) as info:
+        load_config(path, options={"settings": ["historical.0={trailing_days=-1}"]})
+    message = str(info.value)
+    assert "from --set historical.0={trailing_days=-1}" in message, message
+    assert "historical[0].trailing_days" in message and "overrides[" not in message
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"historical": [{"trailing_days": -1}]}, origins={"historical": "mine"})
+    assert "invalid configuration in mine:" in str(info.value), str(info.value)

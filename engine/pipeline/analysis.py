@@ -17,6 +17,7 @@ and published as an immutable mapping (:attr:`AnalysisEngine.metrics`) for any t
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 import threading
 import traceback
@@ -33,7 +34,7 @@ from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
 from ..errors import ConfigError
 from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, StepReady
-from .snapshot import AnalysisSignal, ThreadStats
+from .snapshot import AnalysisErrorKind, AnalysisSignal, ThreadStats
 
 
 def load_analysis_class(
@@ -83,6 +84,28 @@ def load_analysis_class(
             source, "analysis.entry", f"module {module_name!r} has no class {class_name!r}"
         )
     return cls
+
+
+ERROR_KINDS_KEPT = 10
+"""How many kinds of analysis errors a run keeps (each with its count); every error is
+counted in the total and logged all the same."""
+
+ERROR_TEXT_KEPT = 300
+"""The longest error message kept for a kind (cut with an ellipsis)."""
+
+
+_ENGINE_FOLDER = str(Path(__file__).resolve().parents[1])
+"""``sessionkit/engine``: frames in it are the engine's, not the user's."""
+
+
+def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of ``exc``'s traceback in the user's code (not in the engine, so
+    a wrong call of a view names the user's line), else the innermost one."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if not str(Path(frame.filename).resolve()).startswith(_ENGINE_FOLDER):
+            return frame
+    return frames[-1] if frames else None
 
 
 class AnalysisContext:
@@ -197,7 +220,26 @@ class AnalysisContext:
         return self._indicator_series(symbol, name).values(name, n, self.epoch)
 
     def emit(self, symbol: str, kind: str, price: float | None = None, message: str = "") -> None:
-        """Publish a signal (shown in the UI and the event log)."""
+        """Publish a signal (shown in the UI and the event log).
+
+        Raises
+        ------
+        TypeError
+            If ``symbol`` or ``kind`` is not a non-empty string, ``price`` not a number or
+            None, or ``message`` not a string (nothing is published).
+        ValueError
+            If ``price`` is not finite.
+        """
+        for name, value in (("symbol", symbol), ("kind", kind)):
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"ctx.emit: {name} must be a non-empty string, not {value!r}")
+        if price is not None:
+            if isinstance(price, bool) or not isinstance(price, int | float):
+                raise TypeError(f"ctx.emit: price must be a number or None, not {price!r}")
+            if not math.isfinite(price):
+                raise ValueError(f"ctx.emit: price must be finite, not {price!r}")
+        if not isinstance(message, str):
+            raise TypeError(f"ctx.emit: message must be a string, not {message!r}")
         bar = None
         for name, candidate in self.items:  # the symbol's bar of this step, else its last
             if name == symbol:
@@ -222,6 +264,8 @@ class AnalysisEngine(Stage):
         self.symbols = tuple(runtime.config.streams.symbols)
         self.on_error = runtime.config.analysis.on_error
         self.errors = 0
+        self._error_kinds: dict[tuple[str, str, str], AnalysisErrorKind] = {}
+        """The kinds of errors by (hook, exception type, where) (under :attr:`_lock`)."""
         self.signal_count = 0
         self._signals: deque[AnalysisSignal] = deque(maxlen=200)
         self._all_signals: list[AnalysisSignal] = []
@@ -309,11 +353,28 @@ class AnalysisEngine(Stage):
         except (Exception, KeyboardInterrupt, SystemExit) as exc:
             self._user_error(what, exc)
 
+    def error_kinds(self) -> tuple[AnalysisErrorKind, ...]:
+        """The kinds of errors user code raised, first raised first. Any thread."""
+        with self._lock:
+            return tuple(self._error_kinds.values())
+
     def _user_error(self, what: str, exc: BaseException) -> None:
         self.errors += 1
-        frame = traceback.extract_tb(exc.__traceback__)[-1:]
-        where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
+        frame = _user_frame(exc)
+        place = f"{Path(frame.filename).name}:{frame.lineno}" if frame else ""
+        where = f" ({frame.filename}:{frame.lineno})" if frame else ""
         name = type(self.analysis).__name__
+        key = (what, exc.__class__.__name__, place)
+        with self._lock:
+            kinds = self._error_kinds
+            kind = kinds.get(key)
+            if kind is not None:
+                kinds[key] = replace(kind, count=kind.count + 1)
+            elif len(kinds) < ERROR_KINDS_KEPT:
+                error = f"{exc.__class__.__name__}: {exc}"
+                if len(error) > ERROR_TEXT_KEPT:
+                    error = error[: ERROR_TEXT_KEPT - 1] + "\u2026"
+                kinds[key] = AnalysisErrorKind(what, error, place, 1, self._ctx.time)
         if self.on_error == "stop":
             self.runtime.fail(f"analysis {name}", exc)
         else:

@@ -530,6 +530,7 @@ class Session:
                 else None,
                 cache_hit_rate=cache.hit_rate * 100.0 if cache.hits + cache.misses else None,
                 analysis_errors=sum(thread.errors for thread in threads),
+                analysis_error_kinds=analysis.error_kinds() if analysis else (),
                 threads=threads,
                 stages="inline" if clock == "data-driven" else "threads",
             ),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import RunClock
 from ..core.bar import Bar, interval_delta
@@ -152,6 +152,33 @@ class AnalysisSignal:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysisErrorKind:
+    """One kind of exception the user's analysis raised: the same hook, exception type and
+    line of code, however many times (the first message is kept)."""
+
+    hook: str
+    """The hook that raised: ``step``, ``session_start``, ``session_end`` or ``metrics``."""
+    error: str
+    """The first one's type and message, e.g. ``KeyError: 'nope'``."""
+    where: str
+    """The file and line that raised it (``mystrat.py:12``), or empty if unknown."""
+    count: int
+    first_time: datetime | None
+    """The simulated instant of the first one."""
+
+    def to_dict(self, zone: tzinfo) -> dict[str, Any]:
+        """Plain JSON-ready data, the time in ``zone`` (ISO 8601)."""
+        first = self.first_time.astimezone(zone).isoformat() if self.first_time else None
+        return {
+            "hook": self.hook,
+            "error": self.error,
+            "where": self.where,
+            "count": self.count,
+            "first_time": first,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class GapSpan:
     """A run of missing base bars of one symbol in the current session."""
 
@@ -189,6 +216,9 @@ class EngineMetrics:
     cache_hit_rate: float | None = None
     """TimeManager cache hit rate in percent."""
     analysis_errors: int = 0
+    analysis_error_kinds: tuple[AnalysisErrorKind, ...] = ()
+    """The kinds of those errors, first raised first (at most
+    :data:`~sessionkit.engine.pipeline.analysis.ERROR_KINDS_KEPT`)."""
     threads: tuple[ThreadStats, ...] = ()
     """Busy and waiting time of each engine component (coordinator first; the reader
     process, ``session_reader``, last when the run has one)."""

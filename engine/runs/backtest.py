@@ -308,6 +308,7 @@ def result_of(
         },
         step_latency_ms=metrics.step_latency_ms,
         analysis_errors=metrics.analysis_errors,
+        analysis_error_kinds=metrics.analysis_error_kinds,
         signals=signals,
         metrics=dict(analysis.metrics) if analysis else {},
         warnings=warnings,

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from ..pipeline.snapshot import AnalysisSignal, ThreadStats
+from ..pipeline.snapshot import AnalysisErrorKind, AnalysisSignal, ThreadStats
 
 SIGNAL_FIELDS = ("time", "symbol", "kind", "price", "message")
 """The columns of a signal in ``to_dict()["signals"]`` and ``signals.csv``."""
@@ -68,6 +68,9 @@ class RunResult:
     """Wall time from building the session to the end of the run."""
     export: tuple[str, ...] = ()
     """Files written by ``export``."""
+    analysis_error_kinds: tuple[AnalysisErrorKind, ...] = ()
+    """What the analysis raised: each kind (hook, exception, line) with its count and first
+    message, first raised first."""
     threads: tuple[ThreadStats, ...] = ()
     """Where each engine component spent its time (busy, waiting, loading), measured
     (the snapshot's ``metrics.threads``, coordinator first)."""
@@ -101,6 +104,9 @@ class RunResult:
 
         Non-finite numbers become None, so the output is strict JSON.
         """
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(self.timezone)
         return {
             "source": self.source,
             "parameters": _plain(self.parameters),
@@ -124,6 +130,7 @@ class RunResult:
             "signals": self.signal_rows(),
             "metrics": _plain(self.metrics),
             "analysis_errors": self.analysis_errors,
+            "analysis_error_kinds": [kind.to_dict(zone) for kind in self.analysis_error_kinds],
             "warnings": list(self.warnings),
             "wall_seconds": self.wall_seconds,
             "threads": [thread.to_dict() for thread in self.threads],

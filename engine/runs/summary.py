@@ -59,6 +59,18 @@ def summary_renderables(data: dict[str, Any]) -> list[Any]:
             f"analysis errors: {data['analysis_errors']}"
         )
     )
+    kinds = data.get("analysis_error_kinds", [])
+    for kind in kinds:
+        where = f" ({kind['where']})" if kind["where"] else ""
+        first = (
+            f", first at {kind['first_time'][:16].replace('T', ' ')}" if kind["first_time"] else ""
+        )
+        out.append(
+            Text(f"  {kind['count']:,} x in on_{kind['hook']}: {kind['error']}{where}{first}")
+        )
+    shown = sum(kind["count"] for kind in kinds)
+    if kinds and shown < data["analysis_errors"]:
+        out.append(Text(f"  {data['analysis_errors'] - shown:,} more, of other kinds"))
     if data["metrics"]:
         out.append(
             Text("metrics: " + ", ".join(f"{k} {number(v)}" for k, v in data["metrics"].items()))

@@ -269,6 +269,58 @@ def test_an_analysis_next_to_its_configuration_is_found_from_any_folder(tmp_path
     assert "analysis.entry: cannot import module 'notthere'" in result.stderr
 
 
+def test_the_summary_says_what_the_analysis_raised_not_only_how_often(tmp_path: Path) -> None:
+    """Before, the summary said "analysis errors: 392" and nothing else: the messages were
+    only in the TUI's event log."""
+    path = tmp_path / "misuse.toml"
+    path.write_text(
+        'mode = "backtest"\n[backtest]\nstart_date = 2024-12-02\nend_date = 2024-12-02\n'
+        '[streams]\nsymbols = ["ACME"]\n[analysis]\nentry = "pipeline_analyses:Misuser"\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    human, as_json = (
+        subprocess.run(
+            [*COMMAND, str(path), "--speed", "max", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**env, "COLUMNS": "200"},
+        )
+        for extra in ([], ["--json"])
+    )
+    assert human.returncode == 0 and as_json.returncode == 0, human.stderr + as_json.stderr
+    lines = human.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "analysis errors: 392" in line)
+    assert lines[at + 1 : at + 5] == [
+        "  130 x in on_step: KeyError: \"no indicator 'no_such_indicator' (indicators: none configured)\""
+        + f" ({_analyses_line('# Misuser: indicator')}), first at 2024-12-02 09:31",
+        "  130 x in on_step: TypeError: ctx.emit: price must be a number or None, not '12.5'"
+        + f" ({_analyses_line('# Misuser: price')}), first at 2024-12-02 09:32",
+        "  130 x in on_step: TypeError: ctx.emit: kind must be a non-empty string, not ''"
+        + f" ({_analyses_line('# Misuser: kind')}), first at 2024-12-02 09:33",
+        lines[at + 4],
+    ]
+    assert lines[at + 4].startswith("  2 x in on_metrics: ValueError: could not convert")
+    data = json.loads(as_json.stdout)
+    assert data["analysis_errors"] == 392 and data["signal_count"] == 0
+    kinds = data["analysis_error_kinds"]
+    assert [(k["hook"], k["count"]) for k in kinds] == [("step", 130)] * 3 + [("metrics", 2)]
+    assert kinds[1] == {
+        "hook": "step",
+        "error": "TypeError: ctx.emit: price must be a number or None, not '12.5'",
+        "where": _analyses_line("# Misuser: price"),
+        "count": 130,
+        "first_time": "2024-12-02T09:32:00-05:00",
+    }
+
+
+def _analyses_line(marker: str) -> str:
+    lines = (Path(__file__).parents[1] / "pipeline_analyses.py").read_text().splitlines()
+    return f"pipeline_analyses.py:{next(i for i, t in enumerate(lines, 1) if marker in t)}"
+
+
 # -- the run as a library result: --set, metrics, signals, honest endings ------------------
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -723,6 +724,57 @@ def test_analysis_errors_are_counted_when_continuing(sessions) -> None:
     errors = [e for e in snap.events if e.level == "error"]
     assert errors and "analysis Raiser raised in step: RuntimeError" in errors[0].message
     assert session.processor.totals["SPY", "1m"] == 390
+
+
+def _line_of(marker: str) -> str:
+    """``pipeline_analyses.py:N``: the line of the analyses' file holding ``marker``."""
+    import pipeline_analyses
+
+    lines = Path(pipeline_analyses.__file__).read_text(encoding="utf-8").splitlines()
+    return f"pipeline_analyses.py:{next(i for i, t in enumerate(lines, 1) if marker in t)}"
+
+
+def test_analysis_errors_are_grouped_by_kind_with_the_users_line(sessions) -> None:
+    """Every error is counted, and each kind (hook, exception, line of the user's code,
+    not the engine's line where a wrong call failed) is kept with its count and first
+    message; a signal with a bad price or kind is refused, never published."""
+    analysis = {"entry": "pipeline_analyses:Misuser", "on_error": "continue"}
+    session = make(spy(clock="data-driven", days=1, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert session.wait(20)
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    assert snap.metrics.analysis_errors == 390 + 2  # every step; metrics() twice
+    assert snap.signals == () and session.analysis.signal_count == 0
+    kinds = [
+        (kind.hook, kind.error, kind.where, kind.count)
+        for kind in snap.metrics.analysis_error_kinds
+    ]
+    assert kinds == [
+        (
+            "step",
+            "KeyError: \"no indicator 'no_such_indicator' (indicators: sma)\"",
+            _line_of("# Misuser: indicator"),
+            130,
+        ),
+        (
+            "step",
+            "TypeError: ctx.emit: price must be a number or None, not '12.5'",
+            _line_of("# Misuser: price"),
+            130,
+        ),
+        (
+            "step",
+            "TypeError: ctx.emit: kind must be a non-empty string, not ''",
+            _line_of("# Misuser: kind"),
+            130,
+        ),
+        ("metrics", "ValueError: could not convert string to float: 'many'", kinds[3][2], 2),
+    ]
+    assert kinds[3][2].startswith("analysis.py:")  # no user frame: the engine's converting
+    first = snap.metrics.analysis_error_kinds[0].first_time
+    assert first == snap.market_open + timedelta(minutes=1)  # the first step
 
 
 @pytest.mark.parametrize("kind", ["KeyboardInterrupt", "SystemExit"])
