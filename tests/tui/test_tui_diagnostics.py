@@ -97,3 +97,27 @@ def test_diagnostics_screen(snap_compare, make_session, size):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=open_diagnostics)
+
+
+def test_the_kinds_of_analysis_errors_are_listed(make_session):
+    """Each kind the analysis raised, with its count and the user's line (pipeline tests'
+    ``Misuser``: three kinds on alternate steps); none listed without errors."""
+    session = make_session(
+        "demo",
+        paused=False,
+        backtest={"start_date": "2024-12-02", "end_date": "2024-12-02", "clock": "data-driven"},
+        analysis={"entry": "pipeline_analyses:Misuser"},
+    )
+    session.start()
+    assert session.wait(60)
+    snapshot = session.snapshot()
+    text = text_of(diagnostics_renderable(snapshot, fmt.Figures()))
+    assert "Analysis errors" in text
+    for kind in snapshot.metrics.analysis_error_kinds:
+        row = next(line for line in text.splitlines() if kind.where in line)
+        assert f"{kind.count:,}" in row and f"on_{kind.hook}" in row, row
+        assert kind.error[:30] in row, row
+    assert "12-02 09:31" in text  # the first one's instant, in the exchange's zone
+    quiet = make_session("demo")
+    drive(quiet, 5)
+    assert "Analysis errors" not in text_of(diagnostics_renderable(quiet.snapshot(), fmt.Figures()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 from rich.console import Group
 from rich.table import Table
@@ -138,8 +139,23 @@ def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
     engine.add_row("first load", figures.seconds(metrics.initial_load_seconds))
     engine.add_row("later loads (mean)", figures.seconds(metrics.subsequent_load_seconds))
     engine.add_row("calendar cache hits", fmt.percent(metrics.cache_hit_rate) + " %")
-    engine.add_row("analysis errors", str(metrics.analysis_errors))
+    engine.add_row("analysis errors", f"{metrics.analysis_errors:,}")
     parts += [Text(""), engine]
+    if metrics.analysis_error_kinds:
+        zone = ZoneInfo(snapshot.timezone)
+        kinds = Table(title="Analysis errors", title_justify="left", box=None, padding=(0, 1))
+        for title in ("Count", "Hook", "Error (the first)", "Where", "First at"):
+            kinds.add_column(title, justify="right" if title == "Count" else "left")
+        for kind in metrics.analysis_error_kinds:
+            first = kind.first_time
+            kinds.add_row(
+                f"{kind.count:,}",
+                f"on_{kind.hook}",
+                Text(kind.error),  # user text: never markup
+                Text(kind.where),
+                f"{first.astimezone(zone):%m-%d %H:%M}" if first else fmt.DASH,
+            )
+        parts += [Text(""), kinds]
     return Group(*parts)  # type: ignore[arg-type]
 
 
