@@ -35,6 +35,7 @@ from ..errors import DataImportError
 from .import_csv import check_text_file
 from .importing import (
     CHUNK,
+    EPOCH_UNITS,
     MAX_EPOCH,
     MIN_EPOCH,
     Batch,
@@ -54,6 +55,7 @@ _TS = (
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
+_EPOCH = r"^-?\d{1,19}$"  # a Unix epoch (importing.EPOCH_UNITS); above int64: row rules
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"
 _WHOLE = r"^\d{1,18}$"  # pyarrow casts "+10" to a float, not to an int
 _EXACT = 2**53  # floats below this are exact integers
@@ -184,10 +186,26 @@ def _local_epochs(
     return early, mask & (early == late)
 
 
+def _unix_epochs(raw: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unix epochs in any unit (told by their size, as :func:`epoch_unit` does) as seconds,
+    and the mask of the valid ones on a whole minute."""
+    size = np.abs(raw)
+    per_second = np.full(len(raw), 1_000_000_000, dtype=np.int64)
+    for bound, unit in reversed(EPOCH_UNITS):
+        per_second = np.where(size < bound, unit, per_second)
+    return raw // per_second, valid & (raw % (60 * per_second) == 0)
+
+
 def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
     """Bar starts as UTC epoch seconds and the mask of values that surely pass the rules."""
     n = len(values)
     kind = values.type
+    if pa.types.is_integer(kind):  # Unix epochs (a Parquet column of them)
+        raw = _numpy(pc.cast(values, pa.int64(), safe=False))
+        valid = _valid(values)
+        if pa.types.is_unsigned_integer(kind):
+            valid &= raw >= 0  # above 2^63-1, wrapped: the row rules reject them
+        return _unix_epochs(np.where(valid, raw, 0), valid)
     if pa.types.is_timestamp(kind):
         factor = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[kind.unit]
         raw = _numpy(pc.cast(values, pa.int64()))
@@ -203,8 +221,13 @@ def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
     length = _numpy(pc.utf8_length(values))
     naive = ok & (length == 19)
     aware = ok & ~naive
+    digits = _bool(pc.match_substring_regex(values, _EPOCH))
     try:
         epochs = _parse(values, aware, pa.timestamp("s", "UTC"), np.int64)
+        if digits.any():
+            seconds, whole = _unix_epochs(_parse(values, digits, pa.int64(), np.int64), digits)
+            epochs[digits] = seconds[digits]
+            ok |= whole
         if naive.any():
             local = pc.cast(values.filter(_mask(naive)), pa.timestamp("s"))
             local_epochs, local_ok = _local_epochs(local, np.ones(len(local), dtype=bool), rules)

@@ -23,6 +23,7 @@ import gzip
 import io
 import math
 import queue
+import re
 import threading
 import time as _time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -94,6 +95,29 @@ MAX_EPOCH = int(MAX_START.timestamp())
 """Bar starts must lie in ``[1900-01-01, 2200-01-01)`` UTC."""
 MAX_VOLUME = 2**63 - 1
 """The largest volume the database stores (a signed 64-bit integer)."""
+
+EPOCH_UNITS: tuple[tuple[int, int], ...] = (
+    (10**10, 1),
+    (10**13, 1_000),
+    (10**16, 1_000_000),
+)
+"""A Unix epoch timestamp's unit, told by its size (``(bound, units per second)``): below
+1e10 seconds (1e10 s is the year 2286), below 1e13 milliseconds, below 1e16 microseconds,
+else nanoseconds. Bars between 1900 and 2199 are never mistaken (a millisecond epoch below
+1e10 is within 116 days of 1970)."""
+
+_EPOCH_TEXT = re.compile(r"-?\d{1,19}")
+"""A timestamp written as a whole number: a Unix epoch (see :data:`EPOCH_UNITS`)."""
+
+
+def epoch_unit(value: int) -> int:
+    """Units per second of the Unix epoch ``value`` (1, 1e3, 1e6 or 1e9), by its size."""
+    size = abs(value)
+    for bound, per_second in EPOCH_UNITS:
+        if size < bound:
+            return per_second
+    return 1_000_000_000
+
 
 # Rejection reasons, in the order a row is checked.
 MISSING = "missing value"
@@ -567,6 +591,7 @@ class RowRules:
             If the timestamp is naive and there is no zone (the whole file needs ``--tz``).
         """
         reject = self.report.reject
+        texts = (o_text, h_text, l_text, c_text, v_text)
         # numbers
         try:
             o = float(o_text)
@@ -580,7 +605,6 @@ class RowRules:
                 vol_f = float(v_text)
                 volume = None
         except ValueError:
-            texts = (o_text, h_text, l_text, c_text, v_text)
             names = FIELDS[1:]
             empty = [n for n, t in zip(names, texts, strict=True) if not t.strip()]
             if empty:
@@ -608,6 +632,17 @@ class RowRules:
             return None
         # timestamp
         ts = ts_text.strip()
+        if _EPOCH_TEXT.fullmatch(ts):  # a Unix epoch in s, ms, us or ns
+            raw = int(ts)
+            per_second = epoch_unit(raw)
+            epoch = raw // per_second
+            if not MIN_EPOCH <= epoch < MAX_EPOCH:
+                reject(line, TIME_OUT_OF_RANGE, ts[:40])
+                return None
+            if raw % (60 * per_second):
+                reject(line, NOT_WHOLE_MINUTE, ts)
+                return None
+            return self._consistent(line, epoch, o, h, lo, c, volume, texts)
         try:
             start = datetime.fromisoformat(ts)
         except ValueError:
@@ -649,7 +684,23 @@ class RowRules:
         if start.second or start.microsecond:
             reject(line, NOT_WHOLE_MINUTE, ts)
             return None
-        # bar consistency
+        return self._consistent(line, epoch, o, h, lo, c, volume, texts)
+
+    def _consistent(
+        self,
+        line: int,
+        epoch: int,
+        o: float,
+        h: float,
+        lo: float,
+        c: float,
+        volume: int,
+        texts: tuple[str, str, str, str, str],
+    ) -> Valid | None:
+        """The bar consistency rules, the last ones (``texts``: the prices and volume as
+        read, for the details)."""
+        reject = self.report.reject
+        o_text, h_text, l_text, c_text, v_text = texts
         if h < lo:
             reject(line, HIGH_BELOW_LOW, f"high {h_text} < low {l_text}")
             return None

@@ -201,6 +201,68 @@ def test_parquet_columns_of_other_types(db, tmp_path: Path) -> None:  # noqa: F8
     assert [r[-1] for r in _rows(engine)] == [7, 0, 4]
 
 
+START = 1709683200
+"""2024-03-06 00:00 UTC as a Unix epoch in seconds."""
+
+EPOCHS = [
+    (str(START), START),  # seconds
+    (str(START * 1000), START),  # milliseconds (Binance, Polygon)
+    (str(START * 10**6), START),  # microseconds
+    (str(START * 10**9), START),  # nanoseconds (Databento's ts_event as a number)
+    (f" {START}", START),  # padded, as the csv module reads it
+    (f"00{START}", START),
+    (str(START * 1000 + 30_000), importing.NOT_WHOLE_MINUTE),
+    (str(START + 7), importing.NOT_WHOLE_MINUTE),
+    ("-60", -60),  # 1969-12-31 23:59
+    (str(-3 * 10**9), importing.TIME_OUT_OF_RANGE),  # 1874
+    ("9" * 19, importing.TIME_OUT_OF_RANGE),  # above 2^63-1: the row rules read it
+    ("9" * 20, importing.BAD_TIMESTAMP),
+    (f"+{START}", importing.BAD_TIMESTAMP),
+    (f"{START}.0", importing.BAD_TIMESTAMP),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EPOCHS, ids=[text for text, _ in EPOCHS])
+def test_unix_epoch_timestamps_in_any_unit(db, tmp_path: Path, text, expected) -> None:  # noqa: F811
+    """A whole-number timestamp is a Unix epoch, its unit told by its size; both readers
+    read it alike (it was "unparseable timestamp")."""
+    path = tmp_path / "epochs.csv"
+    good = [str((START + 600 + 60 * i) * 1000) for i in range(3)]  # ms, like Binance
+    path.write_text(
+        HEADER + "".join(f"{ts},1.5,2,1,1.5,10\n" for ts in [*good, text]), encoding="utf-8"
+    )
+    report, rows = _both(db, path, "SPY", "1m")
+    starts = [int(row[2].timestamp()) for row in rows]
+    if isinstance(expected, int):
+        assert report.rejected == {} and report.imported == 4
+        assert sorted(starts) == sorted([expected, START + 600, START + 660, START + 720])
+    else:
+        assert report.rejected == {expected: 1}, report.rejected
+        assert starts == [START + 600, START + 660, START + 720]
+
+
+def test_parquet_epoch_columns(db, tmp_path: Path) -> None:  # noqa: F811
+    """A Parquet column of whole numbers is read as Unix epochs (signed or not), and
+    checked like their text."""
+    values = [START * 1000, (START + 60) * 1000, START * 1000 + 1, (START + 120) * 10**9]
+    for kind in (pa.int64(), pa.uint64()):
+        table = pa.table(
+            {
+                "timestamp": pa.array(values, kind),
+                "open": [1.0] * 4,
+                "high": [2.0] * 4,
+                "low": [0.5] * 4,
+                "close": [1.5] * 4,
+                "volume": [10] * 4,
+            }
+        )
+        path = tmp_path / f"epochs-{kind}.parquet"
+        pq.write_table(table, path)
+        report = import_bars(engine := db(), path, "SPY", "1m")
+        assert report.rejected == {importing.NOT_WHOLE_MINUTE: 1}
+        assert [int(r[2].timestamp()) for r in _rows(engine)] == [START, START + 60, START + 120]
+
+
 _NO_PANDAS = """
 import sys
 from sessionkit.engine.store.db import init_db
