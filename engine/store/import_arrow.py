@@ -41,6 +41,7 @@ from .importing import (
     Batch,
     ImportReport,
     RowRules,
+    delimiter_of,
     open_binary,
     read_head,
     resolve_columns,
@@ -55,6 +56,7 @@ _TS = (
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
+_DOTTED = r"^(\d{4})\.(\d{2})\.(\d{2})($|[ T])"
 _EPOCH = r"^-?\d{1,19}$"  # a Unix epoch (importing.EPOCH_UNITS); above int64: row rules
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"
 _WHOLE = r"^\d{1,18}$"  # pyarrow casts "+10" to a float, not to an int
@@ -217,6 +219,10 @@ def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
         return _local_epochs(naive, ok, rules)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    if n and _bool(pc.match_substring_regex(values.slice(0, 1), _DOTTED))[0]:
+        # 2024.03.05 (MetaTrader) as 2024-03-05, as the row rules read it (a file that
+        # starts otherwise and has such dates: the row rules read those rows)
+        values = pc.replace_substring_regex(values, _DOTTED, r"\1-\2-\3\4")
     ok = _bool(pc.match_substring_regex(values, _TS))
     length = _numpy(pc.utf8_length(values))
     naive = ok & (length == 19)
@@ -341,8 +347,9 @@ def read_csv_arrow(
     check_text_file(path)
     head = read_head(path, 1 << 20)
     first = head.split(b"\n", 1)[0]
+    delimiter = delimiter_of(head)
     try:
-        header = next(csv.reader(io.StringIO(first.decode("utf-8-sig"))), None)
+        header = next(csv.reader(io.StringIO(first.decode("utf-8-sig")), delimiter=delimiter), None)
     except (UnicodeDecodeError, csv.Error):
         raise NeedsReference from None
     if header is None or ("\n" not in head.decode("utf-8", "replace") and len(head) >= 1 << 20):
@@ -360,7 +367,9 @@ def read_csv_arrow(
         return "error"
 
     read_options = pa_csv.ReadOptions(column_names=names, use_threads=False)
-    parse_options = pa_csv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=refuse)
+    parse_options = pa_csv.ParseOptions(
+        delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=refuse
+    )
     convert_options = pa_csv.ConvertOptions(
         column_types=dict.fromkeys(names, pa.string()),
         include_columns=wanted,

@@ -46,6 +46,7 @@ from .importing import (
     ImportReport,
     RejectedRow,
     RowRules,
+    delimiter_of,
     read_head,
     resolve_columns,
     run_import,
@@ -101,6 +102,7 @@ def read_csv_module(
         If the file is empty, binary, not UTF-8, not CSV, or its header lacks a field.
     """
     check_text_file(path)
+    delimiter = delimiter_of(read_head(path))
     report.reader = "csv module"
     check = rules.check
     lines: list[int] = []
@@ -108,7 +110,7 @@ def read_csv_module(
     reader = None
     try:
         with text_stream(path) as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
                 raise DataImportError(

@@ -106,6 +106,9 @@ EPOCH_UNITS: tuple[tuple[int, int], ...] = (
 else nanoseconds. Bars between 1900 and 2199 are never mistaken (a millisecond epoch below
 1e10 is within 116 days of 1970)."""
 
+_DOTTED_DATE = re.compile(r"\d{4}\.\d{2}\.\d{2}(?=$|[ T])")
+"""A date written ``2024.03.05`` (MetaTrader), read as ``2024-03-05``."""
+
 _EPOCH_TEXT = re.compile(r"-?\d{1,19}")
 """A timestamp written as a whole number: a Unix epoch (see :data:`EPOCH_UNITS`)."""
 
@@ -643,8 +646,9 @@ class RowRules:
                 reject(line, NOT_WHOLE_MINUTE, ts)
                 return None
             return self._consistent(line, epoch, o, h, lo, c, volume, texts)
+        iso = f"{ts[:4]}-{ts[5:7]}-{ts[8:]}" if _DOTTED_DATE.match(ts) else ts
         try:
-            start = datetime.fromisoformat(ts)
+            start = datetime.fromisoformat(iso)
         except ValueError:
             if ts:
                 reject(line, BAD_TIMESTAMP, repr(ts[:40]))
@@ -1130,6 +1134,18 @@ def open_binary(path: Path) -> IO[bytes]:
         return path.open("rb")
     except OSError as exc:
         raise DataImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def delimiter_of(head: bytes) -> str:
+    """The field delimiter of a CSV file whose first bytes are ``head``: a comma, unless
+    its header line has none and has tabs (MetaTrader's exports) or semicolons."""
+    first = head.split(b"\n", 1)[0]
+    if b"," in first:
+        return ","
+    for delimiter in ("\t", ";"):
+        if delimiter.encode() in first:
+            return delimiter
+    return ","
 
 
 def read_head(path: Path, size: int = 8192) -> bytes:

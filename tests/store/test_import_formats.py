@@ -205,6 +205,54 @@ def test_parquet_imports_the_rows_of_the_csv_it_came_from(db, tmp_path: Path) ->
     assert (again.imported, again.already_present) == (0, 3)
 
 
+MT5 = (
+    "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n"
+    "2024.03.05\t00:00:00\t1.08512\t1.08530\t1.08500\t1.08520\t120\t0\t2\n"
+    "2024.03.05\t00:01:00\t1.08520\t1.08540\t1.08510\t1.08530\t80\t0\t2\n"
+    "2024.13.05\t00:02:00\t1.08520\t1.08540\t1.08510\t1.08530\t80\t0\t2\n"
+    "2024.03.05\t00:03:30\t1.08520\t1.08540\t1.08510\t1.08530\t80\t0\t2\n"
+    "2024.03.05\t00:05:00\t1.08530\t1.08550\t1.08520\t1.08540\t95\t0\t2\n"
+)
+"""MetaTrader 5's "Export bars": tab-separated, dates as 2024.03.05, tick volume apart
+(with a bad month and a time off the minute)."""
+
+
+def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
+    """A tab-separated file (MetaTrader's exports) or a semicolon-separated one is read
+    as its header says, and ``2024.03.05`` is a date, by both readers alike: the header
+    was refused ("missing timestamp, open, ...")."""
+    path = tmp_path / "EURUSD_M1.csv"
+    path.write_text(MT5, encoding="utf-8")
+    report, rows = _both(db, path, "EURUSD", "1m", "UTC")
+    assert report.reader == "pyarrow csv"
+    assert report.columns["timestamp"] == "<DATE>+<TIME>"
+    assert report.columns["volume"] == "<VOL>"
+    assert report.ignored_columns == ["<TICKVOL>", "<SPREAD>"]
+    assert report.imported == 3
+    assert report.rejected == {importing.BAD_TIMESTAMP: 1, importing.NOT_WHOLE_MINUTE: 1}
+    assert [ex.detail for ex in report.examples[importing.BAD_TIMESTAMP]] == [
+        "'2024.13.05 00:02:00'"
+    ]
+    assert [(r[2], r[6], r[7]) for r in rows] == [
+        (datetime(2024, 3, 5, 0, 0, tzinfo=UTC), 1.0852, 0),
+        (datetime(2024, 3, 5, 0, 1, tzinfo=UTC), 1.0853, 0),
+        (datetime(2024, 3, 5, 0, 5, tzinfo=UTC), 1.0854, 0),
+    ]
+    # The tick volume, mapped by its name without the brackets.
+    mapping = parse_column_mapping("volume=TICKVOL")
+    _, ticks = _both(db, path, "EURUSD", "1m", "UTC", columns=mapping)
+    assert [r[7] for r in ticks] == [120, 80, 95]
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(
+        "timestamp;open;high;low;close;volume\n"
+        "2024-03-05T00:00:00Z;1.5;2;1;1.5;10\n"
+        "2024-03-05T00:01:00Z;1,5;2;1;1.5;10\n",
+        encoding="utf-8",
+    )
+    report, rows = _both(db, semicolons, "EURUSD", "1m")
+    assert report.imported == 1 and report.rejected == {importing.NON_NUMERIC: 1}
+
+
 def test_vendor_headers_and_a_column_mapping(db, tmp_path: Path) -> None:
     text = (
         "<TICKER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>\n"
