@@ -27,7 +27,7 @@ import contextlib
 import os
 import queue
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from time import monotonic
 from typing import Any, Literal
 
@@ -88,10 +88,13 @@ class DatabentoFeed(BarFeed):
         gateway: str | None = None,
         port: int = 13000,
         grace: float = GRACE,
+        zone: tzinfo = UTC,
     ) -> None:
         import databento
 
         self.session_date = session_date
+        self._zone = zone
+        """The exchange's zone: times in notices are in it, like the rest of the UI."""
         self._open = open_
         self._close = close
         self._symbols = list(symbols)
@@ -162,7 +165,7 @@ class DatabentoFeed(BarFeed):
                 (
                     "warning",
                     f"databento: dropped a record of instrument {record.instrument_id} "
-                    f"({symbol or 'unmapped'}) at {start:%H:%M} UTC: "
+                    f"({symbol or 'unmapped'}) at {self._local(start)}: "
                     + ("undefined price" if symbol in self._symbols else "not a streamed symbol"),
                 )
             )
@@ -171,7 +174,7 @@ class DatabentoFeed(BarFeed):
         if record.ts_event % (60 * 1_000_000_000) or not (lo <= min(o, c) and max(o, c) <= h):
             self.dropped_records += 1
             self._notices.put(
-                ("warning", f"databento: dropped an invalid {symbol} bar at {start:%H:%M} UTC")
+                ("warning", f"databento: dropped an invalid {symbol} bar at {self._local(start)}")
             )
             return
         if not (self._open <= start < self._close):
@@ -233,6 +236,11 @@ class DatabentoFeed(BarFeed):
                 continue
             self._take(*item)
 
+    def _local(self, instant: datetime) -> str:
+        """``15:44 EST``: an instant in the exchange's zone, for notices."""
+        local = instant.astimezone(self._zone)
+        return f"{local:%H:%M} {local.tzname()}"
+
     def _take(self, symbol: str, bar: Bar) -> None:
         start = bar.start
         if self._last_emitted is not None and start <= self._last_emitted:
@@ -240,7 +248,7 @@ class DatabentoFeed(BarFeed):
             self._notices.put(
                 (
                     "warning",
-                    f"databento: {symbol} bar {start:%H:%M} UTC came after that instant was "
+                    f"databento: {symbol} bar {self._local(start)} came after that instant was "
                     "handed on; dropped (the gap filler may restore it)",
                 )
             )
@@ -353,4 +361,5 @@ def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager)
         dm,
         gateway=live.gateway,
         port=live.port,
+        zone=tm.timezone,
     )

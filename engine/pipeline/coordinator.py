@@ -1100,9 +1100,10 @@ class SessionCoordinator(threading.Thread):
                     merged.append((symbol, bar))
                     last = last_of[symbol] = bar.start
                 else:
+                    local = bar.start.astimezone(self.runtime.tz)
                     self.runtime.log(
-                        f"backfilled {symbol} bar {bar.start:%H:%M} UTC arrived after newer "
-                        "bars: dropped",
+                        f"backfilled {symbol} bar {local:%H:%M} {local.tzname()} arrived after "
+                        "newer bars: dropped",
                         "warning",
                     )
         # Each symbol's bars in time order: a fill must precede this instant's bar.

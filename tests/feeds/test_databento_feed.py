@@ -32,10 +32,14 @@ NS = 1_000_000_000
 
 
 def session_file(
-    path: Path, minutes: int = 390, skip: frozenset[tuple[str, int]] = frozenset()
+    path: Path,
+    minutes: int = 390,
+    skip: frozenset[tuple[str, int]] = frozenset(),
+    extra: tuple[tuple[int, ...], ...] = (),
 ) -> Path:
     """A DBN file of the session's first ``minutes`` minutes (AAPL is instrument 1, BRK.B
-    2), plus a pre-market and a post-market bar, which are not part of the session."""
+    2), plus a pre-market and a post-market bar, which are not part of the session, and
+    the ``extra`` records ((instrument, ts_event, open, high, low, close, volume))."""
     bars = []
     for m in range(minutes):
         ts = int((OPEN + timedelta(minutes=m)).timestamp()) * NS
@@ -56,6 +60,7 @@ def session_file(
     early = int((OPEN - timedelta(minutes=5)).timestamp()) * NS
     late = int((OPEN + timedelta(minutes=400)).timestamp()) * NS
     bars = [(1, early, NS, NS, NS, NS, 1), *bars, (1, late, NS, NS, NS, NS, 1)]
+    bars = sorted([*bars, *extra], key=lambda bar: bar[1])
     return write_dbn(
         path, bars, symbols={"AAPL": 1, "BRK.B": 2}, first=DAY, last=DAY + timedelta(days=1)
     )
@@ -172,6 +177,30 @@ def test_bars_the_gateway_skips_are_gaps(tmp_path, db_url, key, gateways) -> Non
     gaps = [e.message for e in snap.events if e.message.startswith("gap in ")]
     assert any("AAPL" in m and "5 bar(s)" in m for m in gaps), gaps
     assert any("BRK.B" in m and "1 bar(s)" in m for m in gaps), gaps
+
+
+def test_dropped_records_are_reported_in_the_exchanges_time(
+    tmp_path, db_url, key, gateways
+) -> None:
+    """A record off the minute and one of an instrument not subscribed are dropped with a
+    warning that gives the time as the rest of the UI does (it said "14:31 UTC" beside
+    events stamped 09:31)."""
+    off_minute = int((OPEN + timedelta(minutes=1, seconds=30)).timestamp()) * NS
+    unmapped = int((OPEN + timedelta(minutes=2)).timestamp()) * NS
+    extra = (
+        (1, off_minute, 100 * NS, 100 * NS, 100 * NS, 100 * NS, 5),
+        (7, unmapped, NS, NS, NS, NS, 1),
+    )
+    gateway = MockGateway(key, session_file(tmp_path / "s.dbn", extra=extra))
+    gateways.append(gateway)
+    session = run_session(config(db_url, gateway.port))
+    warnings = [e.message for e in session.snapshot().events if e.level == "warning"]
+    assert "databento: dropped an invalid AAPL bar at 09:31 EST" in warnings, warnings
+    assert any(
+        m.startswith("databento: dropped a record of instrument 7 (unmapped) at 09:32 EST:")
+        for m in warnings
+    ), warnings
+    assert not any("UTC" in m for m in warnings), warnings
 
 
 def test_a_lost_connection_is_reported_and_the_session_ends(

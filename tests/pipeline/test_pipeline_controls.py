@@ -1080,3 +1080,33 @@ def test_summary_of_a_run_stopped_mid_session_has_quality() -> None:
     assert data["bars"] == {"ACME": {"1m": 200}, "DYNA": {"1m": 150}}
     assert data["quality"]["ACME"]["1m"] == 100.0
     assert data["quality"]["DYNA"]["1m"] == pytest.approx(100.0 * 150 / 200, abs=0.01)
+
+
+def test_a_backfilled_bar_too_late_is_reported_in_the_exchanges_time() -> None:
+    """A fill older than the symbol's last streamed bar is dropped with a warning that
+    gives its time in the exchange's zone, like every other event (it said "20:44 UTC"
+    beside events stamped 15:46)."""
+    from types import SimpleNamespace
+
+    from sessionkit.engine.core.bar import Bar
+    from sessionkit.engine.pipeline.coordinator import PendingFills, SessionCoordinator
+
+    logged: list[tuple[str, str]] = []
+    fills = PendingFills()
+    late = Bar(datetime(2024, 12, 10, 20, 44, tzinfo=UTC), 1.0, 1.0, 1.0, 1.0, 1)
+    fresh = Bar(datetime(2024, 12, 10, 20, 47, tzinfo=UTC), 1.0, 1.0, 1.0, 1.0, 1)
+    fills.put("CRUX", [late, fresh])
+    now = Bar(datetime(2024, 12, 10, 20, 48, tzinfo=UTC), 1.0, 1.0, 1.0, 1.0, 1)
+    coordinator = SimpleNamespace(
+        _fills=fills,
+        _last_start={"CRUX": datetime(2024, 12, 10, 20, 46, tzinfo=UTC)},
+        runtime=SimpleNamespace(
+            tz=ZoneInfo("America/New_York"),
+            log=lambda message, level="info": logged.append((level, message)),
+        ),
+    )
+    merged = SessionCoordinator._merge_fills(coordinator, (("CRUX", now),))
+    assert merged == (("CRUX", fresh), ("CRUX", now))
+    assert logged == [
+        ("warning", "backfilled CRUX bar 15:44 EST arrived after newer bars: dropped")
+    ]
