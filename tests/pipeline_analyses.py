@@ -101,6 +101,13 @@ class Raiser:
             raise self.kind(f"{self.message} at step {self.steps}")
 
 
+def line_of(marker: str) -> str:
+    """``pipeline_analyses.py:N``: the line of this file holding ``marker`` (where an
+    analysis here raises, as the engine reports it)."""
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    return f"pipeline_analyses.py:{next(i for i, t in enumerate(lines, 1) if marker in t)}"
+
+
 class Misuser:
     """Misuses the context, one way per step in turn: an unknown indicator, a price that is
     not a number, an empty kind; and its ``metrics`` returns a value that is not a number."""

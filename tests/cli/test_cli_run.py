@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pipeline_analyses import line_of
 
 DEMO = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
 COMMAND = [sys.executable, "-m", "sessionkit.engine.cli", "run"]
@@ -295,11 +296,11 @@ def test_the_summary_says_what_the_analysis_raised_not_only_how_often(tmp_path: 
     at = next(i for i, line in enumerate(lines) if "analysis errors: 392" in line)
     assert lines[at + 1 : at + 5] == [
         "  130 x in on_step: KeyError: \"no indicator 'no_such_indicator' (indicators: none configured)\""
-        + f" ({_analyses_line('# Misuser: indicator')}), first at 2024-12-02 09:31",
+        + f" ({line_of('# Misuser: indicator')}), first at 2024-12-02 09:31",
         "  130 x in on_step: TypeError: ctx.emit: price must be a number or None, not '12.5'"
-        + f" ({_analyses_line('# Misuser: price')}), first at 2024-12-02 09:32",
+        + f" ({line_of('# Misuser: price')}), first at 2024-12-02 09:32",
         "  130 x in on_step: TypeError: ctx.emit: kind must be a non-empty string, not ''"
-        + f" ({_analyses_line('# Misuser: kind')}), first at 2024-12-02 09:33",
+        + f" ({line_of('# Misuser: kind')}), first at 2024-12-02 09:33",
         lines[at + 4],
     ]
     assert lines[at + 4].startswith("  2 x in on_metrics: ValueError: could not convert")
@@ -310,15 +311,10 @@ def test_the_summary_says_what_the_analysis_raised_not_only_how_often(tmp_path: 
     assert kinds[1] == {
         "hook": "step",
         "error": "TypeError: ctx.emit: price must be a number or None, not '12.5'",
-        "where": _analyses_line("# Misuser: price"),
+        "where": line_of("# Misuser: price"),
         "count": 130,
         "first_time": "2024-12-02T09:32:00-05:00",
     }
-
-
-def _analyses_line(marker: str) -> str:
-    lines = (Path(__file__).parents[1] / "pipeline_analyses.py").read_text().splitlines()
-    return f"pipeline_analyses.py:{next(i for i, t in enumerate(lines, 1) if marker in t)}"
 
 
 # -- the run as a library result: --set, metrics, signals, honest endings ------------------

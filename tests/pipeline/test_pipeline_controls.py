@@ -13,15 +13,16 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pipeline_analyses import line_of
 from sessionkit.engine.config import config_from_dict, load_config
 from sessionkit.engine.pipeline.coordinator import SessionCoordinator
 from sessionkit.engine.pipeline.processor import DataProcessor
 from sessionkit.engine.pipeline.quality import DataQualityManager
 from sessionkit.engine.pipeline.session import Session
+from sessionkit.engine.pipeline.snapshot import Snapshot
 from sessionkit.engine.store.data_manager import DataManager
 
 NY = ZoneInfo("America/New_York")
@@ -706,18 +707,24 @@ def test_a_failing_thread_ends_the_session_with_an_error(
     assert session.snapshot().error == expected  # stop() does not overwrite the error
 
 
+def _run_one_day(analysis: dict, sessions: list) -> tuple[Session, Snapshot]:
+    """A data-driven SPY day with ``analysis``, run to its end: the session, its snapshot."""
+    session = make(spy(clock="data-driven", days=1, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert session.wait(20)
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    return session, snap
+
+
 def test_analysis_errors_are_counted_when_continuing(sessions) -> None:
     analysis = {
         "entry": "pipeline_analyses:Raiser",
         "on_error": "continue",
         "options": {"every": 10, "after": 1},
     }
-    session = make(spy(clock="data-driven", days=1, analysis=analysis))
-    sessions.append(session)
-    session.start()
-    assert session.wait_idle(20)
-    snap = session.snapshot()
-    assert snap.state == "completed", snap.error
+    session, snap = _run_one_day(analysis, sessions)
     assert snap.error is None
     assert snap.metrics.analysis_errors == 39  # steps 1, 11, ..., 381 of 390
     assert session.analysis.analysis.steps == 390
@@ -726,25 +733,12 @@ def test_analysis_errors_are_counted_when_continuing(sessions) -> None:
     assert session.processor.totals["SPY", "1m"] == 390
 
 
-def _line_of(marker: str) -> str:
-    """``pipeline_analyses.py:N``: the line of the analyses' file holding ``marker``."""
-    import pipeline_analyses
-
-    lines = Path(pipeline_analyses.__file__).read_text(encoding="utf-8").splitlines()
-    return f"pipeline_analyses.py:{next(i for i, t in enumerate(lines, 1) if marker in t)}"
-
-
 def test_analysis_errors_are_grouped_by_kind_with_the_users_line(sessions) -> None:
     """Every error is counted, and each kind (hook, exception, line of the user's code,
     not the engine's line where a wrong call failed) is kept with its count and first
     message; a signal with a bad price or kind is refused, never published."""
     analysis = {"entry": "pipeline_analyses:Misuser", "on_error": "continue"}
-    session = make(spy(clock="data-driven", days=1, analysis=analysis))
-    sessions.append(session)
-    session.start()
-    assert session.wait(20)
-    snap = session.snapshot()
-    assert snap.state == "completed", snap.error
+    session, snap = _run_one_day(analysis, sessions)
     assert snap.metrics.analysis_errors == 390 + 2  # every step; metrics() twice
     assert snap.signals == () and session.analysis.signal_count == 0
     kinds = [
@@ -755,19 +749,19 @@ def test_analysis_errors_are_grouped_by_kind_with_the_users_line(sessions) -> No
         (
             "step",
             "KeyError: \"no indicator 'no_such_indicator' (indicators: sma)\"",
-            _line_of("# Misuser: indicator"),
+            line_of("# Misuser: indicator"),
             130,
         ),
         (
             "step",
             "TypeError: ctx.emit: price must be a number or None, not '12.5'",
-            _line_of("# Misuser: price"),
+            line_of("# Misuser: price"),
             130,
         ),
         (
             "step",
             "TypeError: ctx.emit: kind must be a non-empty string, not ''",
-            _line_of("# Misuser: kind"),
+            line_of("# Misuser: kind"),
             130,
         ),
         ("metrics", "ValueError: could not convert string to float: 'many'", kinds[3][2], 2),
