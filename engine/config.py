@@ -83,6 +83,12 @@ def parse_speed(text: str, source: str = "--speed") -> float | None:
     return speed
 
 
+def exchange_group_name(name: str) -> str:
+    """The one spelling of an exchange group, as ``sessionkit db calendar`` stores it and
+    everything looks it up: ``us_futures`` and ``US_FUTURES`` name the same calendar."""
+    return name.strip().upper()
+
+
 def parse_date(value: str | date, source: str) -> date:
     """Parse a date written ``YYYY-MM-DD`` (the one date parser of options and ``--set``).
 
@@ -332,7 +338,8 @@ class SessionConfig(_Model):
     mode: Literal["backtest", "live"] = "backtest"
     """``backtest`` replays stored sessions; ``live`` follows a feed in wall-clock time."""
     exchange_group: str = "NYSE"
-    """Exchange whose calendar (in the database) defines sessions."""
+    """Exchange whose calendar (in the database) defines sessions (any case: it is
+    upper-cased, as ``sessionkit db calendar`` stores it)."""
     database_url: str | None = None
     """SQLAlchemy URL; default: the bundled sample database."""
     backtest: BacktestConfig | None = None
@@ -345,6 +352,13 @@ class SessionConfig(_Model):
     _source: str = PrivateAttr(default="<config>")
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
     _folder: Path | None = PrivateAttr(default=None)
+
+    @field_validator("exchange_group")
+    @classmethod
+    def _one_spelling(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an exchange group is needed (e.g. NYSE or XNYS)")
+        return exchange_group_name(value)
 
     @property
     def folder(self) -> Path | None:

@@ -441,3 +441,12 @@ def test_set_with_a_table_replaces_it_and_errors_name_the_option(tmp_path: Path)
     with pytest.raises(ConfigError) as info:
         load_config(path, {"historical": [{"trailing_days": -1}]}, origins={"historical": "mine"})
     assert "invalid configuration in mine:" in str(info.value), str(info.value)
+
+
+def test_the_exchange_group_has_one_spelling(tmp_path: Path) -> None:
+    """``sessionkit db calendar --exchange us_futures`` stores ``US_FUTURES``; the same
+    name in a configuration was "no trading calendar for exchange 'us_futures'"."""
+    config = load_config(write(tmp_path, GOOD.replace('"NYSE"', '" us_futures "')))
+    assert config.exchange_group == "US_FUTURES"
+    message = error_of(tmp_path, GOOD.replace('exchange_group = "NYSE"', 'exchange_group = " "'))
+    assert "exchange_group" in message and "an exchange group is needed" in message

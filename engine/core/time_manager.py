@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import parse_date
+from ..config import exchange_group_name, parse_date
 from ..errors import CalendarCoverageError, DatabaseError
 from ..store.db import CalendarDay, Exchange, safe_url
 from . import windows
@@ -228,7 +228,7 @@ class TimeManager:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be a non-negative integer, not {cache_size!r}")
         self._engine = engine
-        self._exchange = exchange
+        self._exchange = exchange_group_name(exchange)
         self._maxsize = cache_size
         self._lock = threading.RLock()
         self._calendars: dict[str, _Calendar] = {}
@@ -251,7 +251,7 @@ class TimeManager:
     # -- loading ----------------------------------------------------------------------------
 
     def _calendar(self, exchange: str | None) -> _Calendar:
-        name = self._exchange if exchange is None else exchange
+        name = self._exchange if exchange is None else exchange_group_name(exchange)
         calendar = self._calendars.get(name)
         if calendar is None:
             with self._lock:

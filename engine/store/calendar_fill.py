@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import parse_date
+from ..config import exchange_group_name, parse_date
 from ..errors import CalendarFillError, ConfigError, DatabaseError
 from .db import CalendarDay, Exchange, safe_url
 
@@ -72,7 +72,7 @@ def resolve_exchange(exchange: str) -> str:
     """
     import exchange_calendars as xcals
 
-    name = exchange.strip().upper()
+    name = exchange_group_name(exchange)
     if name in EXCHANGE_CODES:
         return EXCHANGE_CODES[name]
     known = set(xcals.get_calendar_names(include_aliases=True))
@@ -156,8 +156,16 @@ def _open_calendar(exchange: str, first: date, last: date):
             return xcals.get_calendar(code, start=first.isoformat(), end=last.isoformat())
     except ValueError as exc:
         raise CalendarFillError(
-            f"cannot build the {exchange.strip().upper()} ({code}) calendar for {first} to "
+            f"cannot build the {exchange_group_name(exchange)} ({code}) calendar for {first} to "
             f"{last}: {exc}"
+        ) from None
+    except Exception as exc:  # a failure inside exchange_calendars (or pandas): no traceback
+        from importlib.metadata import version
+
+        raise CalendarFillError(
+            f"exchange_calendars {version('exchange_calendars')} (with pandas "
+            f"{version('pandas')}) failed to build the {exchange_group_name(exchange)} ({code}) "
+            f"calendar for {first} to {last}: {exc.__class__.__name__}: {exc}"
         ) from None
 
 
@@ -269,7 +277,7 @@ def fill_calendar(
     last = _as_date(end, "end date")
     if last < first:
         raise CalendarFillError(f"end date {last} is before start date {first}")
-    group = exchange.strip().upper()
+    group = exchange_group_name(exchange)
     calendar = _open_calendar(exchange, first, last)
 
     zone = ZoneInfo(str(calendar.tz))

@@ -163,6 +163,28 @@ def test_unknown_exchange_is_a_clear_error(empty_engine: Engine) -> None:
     assert "NYSE" in str(info.value)
 
 
+def test_a_failure_inside_exchange_calendars_is_a_clear_error(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pandas 3, exchange_calendars 4.13 raised NotImplementedError deep in pandas for
+    the Orthodox Easter calendars (ASEX ...): ``sessionkit db calendar`` printed a
+    traceback and exited 1. Any failure of the library is one message naming it."""
+    import exchange_calendars as xcals
+
+    def broken(*_args, **_kwargs):
+        raise NotImplementedError("implemented by subclasses")
+
+    monkeypatch.setattr(xcals, "get_calendar", broken)
+    with pytest.raises(CalendarFillError) as info:
+        fill_calendar(empty_engine, "ASEX", date(2024, 1, 1), date(2024, 3, 31))
+    message = str(info.value)
+    assert message.startswith("exchange_calendars ") and " (with pandas " in message
+    assert message.endswith(
+        "failed to build the ASEX (ASEX) calendar for 2024-01-01 to 2024-03-31: "
+        "NotImplementedError: implemented by subclasses"
+    ), message
+
+
 def test_reversed_range_is_an_error(empty_engine: Engine) -> None:
     with pytest.raises(CalendarFillError, match="before start date"):
         fill_calendar(empty_engine, "NYSE", date(2024, 2, 1), date(2024, 1, 1))
