@@ -70,3 +70,30 @@ def test_detail_screen(snap_compare, make_session, size):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=open_detail)
+
+
+def test_a_gap_over_midnight_shows_the_date_of_its_end() -> None:
+    """A 24-hour market's gap from 23:58 to 00:03: its end was shown as "00:03" alone,
+    which reads as before its start."""
+    from datetime import UTC, datetime
+
+    from sessionkit.engine.pipeline.snapshot import GapSpan, Snapshot
+
+    snapshot = Snapshot(timezone="UTC", session_date=date(2024, 3, 4), symbols=("BTC-USD",))
+    gaps = (
+        GapSpan(
+            datetime(2024, 3, 4, 12, 0, tzinfo=UTC), datetime(2024, 3, 4, 12, 2, tzinfo=UTC), 2
+        ),
+        GapSpan(
+            datetime(2024, 3, 4, 23, 58, tzinfo=UTC),
+            datetime(2024, 3, 5, 0, 3, tzinfo=UTC),
+            5,
+            True,
+        ),
+    )
+    lines = text_of(detail_renderable("BTC-USD", snapshot, gaps)).splitlines()
+    rows = [line.split() for line in lines if line.strip().startswith("2024-03-04")]
+    assert rows == [
+        ["2024-03-04", "12:00", "12:02", "2", "2"],
+        ["2024-03-04", "23:58", "2024-03-05", "00:03", "(open)", "5", "5"],
+    ], lines

@@ -48,9 +48,14 @@ def detail_renderable(symbol: str, snapshot: Snapshot, gaps: tuple[GapSpan, ...]
     for title in ("Start", "End", "Minutes", "Bars"):
         gap_table.add_column(title, justify="left" if title in ("Start", "End") else "right")
     for gap in gaps:
-        end = f"{gap.end.astimezone(zone):%H:%M}" + (" (open)" if gap.open else "")
+        start, end = gap.start.astimezone(zone), gap.end.astimezone(zone)
+        # The end's date too when it is another day (a gap over midnight, 24-hour markets).
+        until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
         gap_table.add_row(
-            f"{gap.start.astimezone(zone):%Y-%m-%d %H:%M}", end, f"{gap.minutes:g}", str(gap.bars)
+            f"{start:%Y-%m-%d %H:%M}",
+            until + (" (open)" if gap.open else ""),
+            f"{gap.minutes:g}",
+            str(gap.bars),
         )
     parts: list[Any] = [quality, Text("")]
     if gaps:
