@@ -273,6 +273,15 @@ def init_or_upgrade_db(url: str) -> tuple[Engine, list[tuple[str, str]]]:
     return engine, added
 
 
+def _cannot_open(url: str, exc: SQLAlchemyError) -> DatabaseError:
+    """The error of a database that cannot be opened: the driver's reason, and what to do
+    when another program holds it ("database is locked": a write in progress)."""
+    reason = str(getattr(exc, "orig", exc))
+    if "database is locked" in reason:
+        reason += " (another program is writing to it, e.g. an import: try again when it is done)"
+    return DatabaseError(f"cannot open database {safe_url(url)}: {reason}")
+
+
 def open_db(url: str) -> Engine:
     """Open an existing sessionkit database and check its schema.
 
@@ -294,9 +303,7 @@ def open_db(url: str) -> Engine:
             tables = set(inspect(connection).get_table_names())
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise DatabaseError(
-            f"cannot open database {safe_url(url)}: {getattr(exc, 'orig', exc)}"
-        ) from None
+        raise _cannot_open(url, exc) from None
     missing = [name for name in EXPECTED_TABLES if name not in tables]
     if missing:
         engine.dispose()
@@ -308,9 +315,7 @@ def open_db(url: str) -> Engine:
         old = missing_columns(engine)
     except SQLAlchemyError as exc:  # pragma: no cover - the tables were just listed
         engine.dispose()
-        raise DatabaseError(
-            f"cannot open database {safe_url(url)}: {getattr(exc, 'orig', exc)}"
-        ) from None
+        raise _cannot_open(url, exc) from None
     if old:
         engine.dispose()
         raise DatabaseError(

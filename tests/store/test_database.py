@@ -81,6 +81,25 @@ def test_missing_file_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> No
     assert not path.exists()
 
 
+def test_a_database_another_program_is_writing_says_so(tmp_path: Path) -> None:
+    """A write lock held longer than the 5 s busy timeout (an import in progress): the
+    message says why the database cannot be opened, and what to do."""
+    url = f"sqlite:///{tmp_path / 'locked.sqlite'}"
+    init_db(url).dispose()
+    holder = sqlite3.connect(tmp_path / "locked.sqlite", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(DatabaseError) as info:
+            open_db(url)
+    finally:
+        holder.close()
+    assert str(info.value) == (
+        f"cannot open database {url}: database is locked (another program is writing to "
+        "it, e.g. an import: try again when it is done)"
+    )
+    open_db(url).dispose()  # the lock gone, it opens
+
+
 def test_database_without_schema(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
     sqlite3.connect(path).execute("create table t (x)").connection.commit()
