@@ -16,8 +16,8 @@ standard library, so it answers its first request 45-75 ms after it is spawned, 
 re-imports the caller's ``__main__`` as :mod:`multiprocessing` would); it talks over a
 socket pair with :class:`multiprocessing.connection.Connection` frames. It never outlives
 its session: :meth:`ColumnReader.close` kills it (the coordinator calls it when the run
-ends, fails or is stopped), and if the engine's process dies first, its next read or write
-of the socket fails and it exits. Every wait for a result checks for a stop. A reader that
+ends, fails or is stopped), and if the engine's process dies first, a thread of the reader
+waiting for the socket's hang-up exits it at once, even in the middle of a query. Every wait for a result checks for a stop. A reader that
 fails (it died, or the query raised) makes the caller read in its own process instead
 (:class:`ReaderFailed`).
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import select
 import socket
 import sqlite3
 import subprocess
@@ -215,6 +216,18 @@ def _send_all(connection: Connection, outbox: queue.SimpleQueue) -> None:  # pra
             return
 
 
+def _watch_engine(fd: int) -> None:  # pragma: no cover - runs in the reader process
+    """The reader process's watchdog thread: exits the process as soon as the engine's end
+    of the socket is closed (the engine died, or closed it), even while a query runs; a
+    wait on the socket's hang-up, never a poll loop."""
+    hang_up = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
+    watcher = select.poll()
+    watcher.register(fd, hang_up)
+    while True:
+        if any(events & hang_up for _fd, events in watcher.poll()):
+            os._exit(0)
+
+
 def _serve(path: str, fd: int) -> None:  # pragma: no cover - runs in the reader process
     """Answer requests in order. Answers are sent by a thread of their own: an answer is
     larger than the socket's buffer, and sending it blocks until the engine takes it, so
@@ -224,6 +237,7 @@ def _serve(path: str, fd: int) -> None:  # pragma: no cover - runs in the reader
     database = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     outbox: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_send_all, args=(connection, outbox), daemon=True).start()
+    threading.Thread(target=_watch_engine, args=(fd,), daemon=True).start()
     while True:
         try:
             sql, params = connection.recv()

@@ -77,10 +77,7 @@ def test_an_empty_result_and_a_failing_query(manager, reader) -> None:
 
 def test_a_stop_ends_a_wait_and_the_process(reader) -> None:
     # A query that runs for minutes: the wait must still end at once on a stop.
-    reader.submit(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
-        "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0"
-    )
+    reader.submit(ENDLESS)
     asked = time.monotonic()
     with pytest.raises(StopWaiting):
         reader.result(lambda: time.monotonic() - asked > 0.2)
@@ -97,13 +94,30 @@ def test_a_dead_reader_is_reported(reader) -> None:
         reader.result(_never)
 
 
-def test_the_reader_does_not_outlive_the_engine_process(tmp_path: Path) -> None:
-    """The engine's process dies without closing it: the reader exits on its own."""
+ENDLESS = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+    "SELECT 'A', i, 1.0, 1.0, 1.0, 1.0, 1 FROM n WHERE i < 0"
+)
+"""A query that never ends (and never returns a row)."""
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "inside-a-query"])
+def test_the_reader_does_not_outlive_the_engine_process(tmp_path: Path, busy: bool) -> None:
+    """The engine's process dies without closing it: the reader exits on its own, even in
+    the middle of a query that never ends (it ran on until the query's end, and its next
+    use of the socket)."""
     script = (
-        "import os, sys\n"
+        "import os, sys, time\n"
         "from sessionkit.engine.store.column_reader import ColumnReader\n"
         f"reader = ColumnReader({str(SAMPLE)!r})\n"
-        "print(reader.process.pid, flush=True)\n"
+        + (
+            f"reader.submit({ENDLESS!r})\n"
+            # the reader is inside the query once it has been at it for a while
+            "time.sleep(0.5)\n"
+            if busy
+            else ""
+        )
+        + "print(reader.process.pid, flush=True)\n"
         "os._exit(0)\n"
     )
     out = subprocess.run(
