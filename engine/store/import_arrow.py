@@ -262,6 +262,13 @@ def _vectorised(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Starts, OHLC, volumes of a block of rows, and the mask of rows that surely pass."""
     ts, o, h, lo, c, v = fields
+    if rules.decimal_comma:  # 1,0850 as 1.0850, as the row rules read it
+        o, h, lo, c, v = (
+            pc.replace_substring(x, ",", ".")
+            if pa.types.is_string(x.type) or pa.types.is_large_string(x.type)
+            else x
+            for x in (o, h, lo, c, v)
+        )
     epochs, good = _epochs(ts, rules)
     opens, ok_o = _floats(o)
     highs, ok_h = _floats(h)
@@ -348,6 +355,7 @@ def read_csv_arrow(
     head = read_head(path, 1 << 20)
     first = head.split(b"\n", 1)[0]
     delimiter = delimiter_of(head)
+    rules.decimal_comma = delimiter == ";"
     try:
         header = next(csv.reader(io.StringIO(first.decode("utf-8-sig")), delimiter=delimiter), None)
     except (UnicodeDecodeError, csv.Error):
@@ -377,6 +385,7 @@ def read_csv_arrow(
         quoted_strings_can_be_null=False,
     )
     typed_options = pa_csv.ConvertOptions(
+        decimal_point="," if rules.decimal_comma else ".",
         column_types={
             **convert_options.column_types,
             **{names[i]: pa.float64() for i in columns.positions[-5:-1]},

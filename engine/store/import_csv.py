@@ -103,6 +103,7 @@ def read_csv_module(
     """
     check_text_file(path)
     delimiter = delimiter_of(read_head(path))
+    rules.decimal_comma = delimiter == ";"
     report.reader = "csv module"
     check = rules.check
     lines: list[int] = []

@@ -575,6 +575,9 @@ class RowRules:
         self.path = path
         self.zone = zone
         self.ambiguous = ambiguous
+        self.decimal_comma = False
+        """Numbers may have a decimal comma (``1,0850``: a semicolon-separated file), set
+        by the reader."""
 
     def check(
         self,
@@ -595,17 +598,18 @@ class RowRules:
         """
         reject = self.report.reject
         texts = (o_text, h_text, l_text, c_text, v_text)
-        # numbers
+        # numbers (read with a decimal point; the details show them as written)
+        numbers = tuple(t.replace(",", ".") for t in texts) if self.decimal_comma else texts
         try:
-            o = float(o_text)
-            h = float(h_text)
-            lo = float(l_text)
-            c = float(c_text)
+            o = float(numbers[0])
+            h = float(numbers[1])
+            lo = float(numbers[2])
+            c = float(numbers[3])
             try:
-                volume: int | None = int(v_text)
+                volume: int | None = int(numbers[4])
                 vol_f = 0.0
             except ValueError:
-                vol_f = float(v_text)
+                vol_f = float(numbers[4])
                 volume = None
         except ValueError:
             names = FIELDS[1:]
@@ -614,9 +618,9 @@ class RowRules:
                 reject(line, MISSING, f"empty {', '.join(empty)}")
             else:
                 bad = []
-                for n, t in zip(names, texts, strict=True):
+                for n, t, number in zip(names, texts, numbers, strict=True):
                     try:
-                        float(t)
+                        float(number)
                     except ValueError:
                         bad.append(f"{n}={t.strip()[:20]!r}")
                 reject(line, NON_NUMERIC, ", ".join(bad))

@@ -218,9 +218,9 @@ MT5 = (
 
 
 def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
-    """A tab-separated file (MetaTrader's exports) or a semicolon-separated one is read
-    as its header says, and ``2024.03.05`` is a date, by both readers alike: the header
-    was refused ("missing timestamp, open, ...")."""
+    """A tab-separated file (MetaTrader's exports) or a semicolon-separated one (with
+    decimal commas) is read as its header says, and ``2024.03.05`` is a date, by both
+    readers alike: the header was refused ("missing timestamp, open, ...")."""
     path = tmp_path / "EURUSD_M1.csv"
     path.write_text(MT5, encoding="utf-8")
     report, rows = _both(db, path, "EURUSD", "1m", "UTC")
@@ -242,15 +242,25 @@ def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
     mapping = parse_column_mapping("volume=TICKVOL")
     _, ticks = _both(db, path, "EURUSD", "1m", "UTC", columns=mapping)
     assert [r[7] for r in ticks] == [120, 80, 95]
+    # Semicolons (European exports): decimal commas or points; the details as written.
     semicolons = tmp_path / "semicolons.csv"
     semicolons.write_text(
-        "timestamp;open;high;low;close;volume\n"
-        "2024-03-05T00:00:00Z;1.5;2;1;1.5;10\n"
-        "2024-03-05T00:01:00Z;1,5;2;1;1.5;10\n",
+        "\ufeffDate;Time;Open;High;Low;Close;Volume\n"
+        "2024-03-05;00:00;1,0850;1,0860;1,0840;1,0855;10\n"
+        "2024-03-05;00:01;1.0850;1.0860;1.0840;1.0855;12\n"
+        "2024-03-05;00:02;1,0850;1,0830;1,0840;1,0855;12\n"
+        "2024-03-05;00:03;1.234,5;1,0860;1,0840;1,0855;12\n",
         encoding="utf-8",
     )
-    report, rows = _both(db, semicolons, "EURUSD", "1m")
-    assert report.imported == 1 and report.rejected == {importing.NON_NUMERIC: 1}
+    report, rows = _both(db, semicolons, "EURUSD", "1m", "UTC")
+    assert report.imported == 2
+    assert [(r[3], r[4], r[5], r[6], r[7]) for r in rows] == [
+        (1.085, 1.086, 1.084, 1.0855, 10),
+        (1.085, 1.086, 1.084, 1.0855, 12),
+    ]
+    assert report.rejected == {importing.NON_NUMERIC: 1, importing.HIGH_BELOW_LOW: 1}
+    assert report.examples[importing.NON_NUMERIC][0].detail == "open='1.234,5'"
+    assert report.examples[importing.HIGH_BELOW_LOW][0].detail == "high 1,0830 < low 1,0840"
 
 
 def test_vendor_headers_and_a_column_mapping(db, tmp_path: Path) -> None:
