@@ -94,8 +94,9 @@ ERROR_TEXT_KEPT = 300
 """The longest error message kept for a kind (cut with an ellipsis)."""
 
 
-_ENGINE_FOLDER = str(Path(__file__).resolve().parents[1])
-"""``sessionkit/engine``: frames in it are the engine's, not the user's."""
+_ENGINE_FOLDER = str(Path(__file__).resolve().parents[1] / "_")[:-1]
+"""``.../sessionkit/engine/`` (with its separator): frames in it are the engine's, not the
+user's (a user's ``engine_tools/`` folder beside it is not)."""
 
 
 def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
