@@ -396,9 +396,9 @@ def read_csv_arrow(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    line = 2
+    line = 2 if columns.header else 1
     try:
-        for block in _blocks(path):
+        for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
             clean = _clean(buffer, read_options, parse_options, typed_options, wanted, split, rules)
             if clean is not None:
@@ -474,11 +474,12 @@ BLOCK = 8 << 20
 of the file (pyarrow's own streaming reader reads ahead without limit)."""
 
 
-def _blocks(path: Path) -> Iterator[bytes]:
-    """The file's data lines (the header skipped), decompressed, in blocks of whole lines."""
+def _blocks(path: Path, header: bool = True) -> Iterator[bytes]:
+    """The file's data lines (the header skipped, if it has one), decompressed, in blocks
+    of whole lines."""
     with open_binary(path) as stream:
         rest = b""
-        header_done = False
+        header_done = not header
         while True:
             data = stream.read(BLOCK)
             if not data:

@@ -18,6 +18,7 @@ number; the good rows are imported (see :mod:`.importing` for the rules and the 
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator, Mapping
 from datetime import tzinfo
 from pathlib import Path
@@ -124,8 +125,10 @@ def read_csv_module(
             split = columns.timestamp is None
             positions = columns.positions
             identity = positions == list(range(6)) and width == 6
-            for row in reader:
-                line = reader.line_num
+            numbered: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
+            if not columns.header:  # its first line is data
+                numbered = itertools.chain([(1, header)], numbered)
+            for line, row in numbered:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line
                 report.rows_read += 1

@@ -382,6 +382,8 @@ class Columns:
     low: str
     close: str
     volume: str
+    header: bool = True
+    """False: the file has no header line; its first line is data (see :func:`headerless`)."""
 
     @property
     def sources(self) -> list[str]:
@@ -439,6 +441,26 @@ def parse_column_mapping(text: str | None) -> dict[str, str]:
     return mapping
 
 
+def headerless(first: Sequence[str]) -> bool:
+    """Whether a file's first line is data, not a header: a timestamp (a Unix epoch or an
+    ISO 8601 time) and five numbers, then anything (Binance's kline files: open time in ms
+    or us, open, high, low, close, volume, close time ...). No header names are numbers."""
+    if len(first) < 6:
+        return False
+    stamp = first[0].strip().lstrip("\ufeff")
+    if not _EPOCH_TEXT.fullmatch(stamp):
+        try:
+            datetime.fromisoformat(stamp)
+        except ValueError:
+            return False
+    try:
+        for text in first[1:6]:
+            float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def resolve_columns(
     path: Path, names: Sequence[str], mapping: Mapping[str, str] | None = None
 ) -> Columns:
@@ -446,7 +468,9 @@ def resolve_columns(
 
     An explicit ``mapping`` (field -> column name, case-insensitive) wins; other fields are
     found by :data:`ALIASES`; a file with ``date`` and ``time`` columns and no timestamp
-    column has them joined. Columns that are not used are ignored (and reported).
+    column has them joined. Columns that are not used are ignored (and reported). A file
+    without a header (its first line is data, :func:`headerless`) has the fields in its
+    first six columns, in order; its columns are called ``column 1`` ...
 
     Raises
     ------
@@ -455,6 +479,15 @@ def resolve_columns(
     """
     mapping = dict(mapping or {})
     names = tuple(str(n) for n in names)
+    if headerless(names):
+        if mapping:
+            raise DataImportError(
+                f"{path} has no header line (its first line is data), so --columns cannot "
+                "name its columns; add a header line, or drop --columns to read the first "
+                "six columns as timestamp, open, high, low, close, volume"
+            )
+        numbered = tuple(f"column {i}" for i in range(1, len(names) + 1))
+        return Columns(numbered, *numbered[:1], None, None, *numbered[1:6], header=False)
     normal = [_normal(n) for n in names]
     if len(set(normal)) != len(normal):
         repeated = sorted({n for n in normal if normal.count(n) > 1})

@@ -263,6 +263,44 @@ def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
     assert report.examples[importing.HIGH_BELOW_LOW][0].detail == "high 1,0830 < low 1,0840"
 
 
+def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
+    """A first line that is data (a timestamp and five numbers: Binance's klines have no
+    header) is read as data, the first six columns as timestamp, open, high, low, close,
+    volume, the rest ignored; it was taken for a header and refused."""
+    path = tmp_path / "klines.csv"
+    path.write_text(
+        "1704067200000,42283.58,42554.57,42261.02,42475.23,1271,1704067259999,47134\n"
+        "1704067260000,42475.23,42500.00,42400.00,42450.00,100,1704067319999,9\n"
+        "1704067320000,42450.00,42400.00,42500.00,42450.00,100,1704067379999,9\n"
+        "1704067380000,42450.00,42460.00,42440.00,42455.00,100.5,1704067439999,9\n",
+        encoding="utf-8",
+    )
+    report, rows = _both(db, path, "BTCUSDT", "1m")
+    assert report.reader == "pyarrow csv"
+    assert report.columns == {
+        "timestamp": "column 1",
+        "open": "column 2",
+        "high": "column 3",
+        "low": "column 4",
+        "close": "column 5",
+        "volume": "column 6",
+    }
+    assert report.ignored_columns == ["column 7", "column 8"]
+    assert [(r[2], r[3], r[7]) for r in rows] == [
+        (datetime(2024, 1, 1, 0, 0, tzinfo=UTC), 42283.58, 1271),
+        (datetime(2024, 1, 1, 0, 1, tzinfo=UTC), 42475.23, 100),
+    ]
+    # The first line is data: its faults are reported with line 1 like any other's.
+    assert report.rejected == {importing.HIGH_BELOW_LOW: 1, importing.FRACTIONAL_VOLUME: 1}
+    assert [ex.line for ex in report.examples[importing.HIGH_BELOW_LOW]] == [3]
+    with pytest.raises(DataImportError, match="has no header line .* --columns cannot name"):
+        import_bars(db(), path, "BTCUSDT", "1m", columns=parse_column_mapping("volume=v"))
+    # A header of names, even after a line of data's shape elsewhere, is a header.
+    named = tmp_path / "named.csv"
+    named.write_text("time,open,high,low,close,volume\n1704067200,1,2,0.5,1.5,10\n")
+    assert import_bars(db(), named, "BTCUSDT", "1m").imported == 1
+
+
 def test_vendor_headers_and_a_column_mapping(db, tmp_path: Path) -> None:
     text = (
         "<TICKER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>\n"
