@@ -28,6 +28,7 @@ import os
 import queue
 import signal
 import threading
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,7 +37,7 @@ from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
-from ..config import SessionConfig, parse_setting
+from ..config import SessionConfig, WholeTable, parse_setting
 from ..errors import ConfigError, SessionkitError, UsageError
 from ..pipeline.snapshot import Snapshot
 from .backtest import BacktestRun, ConfigLike, resolve_config, run_backtest
@@ -100,7 +101,9 @@ class SweepOutcome:
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
-    """Parse ``--param KEY=V1,V2,...``: a dotted key and its values (each a TOML value).
+    """Parse ``--param KEY=V1,V2,...``: a dotted key and its values (each a TOML value, as
+    ``--set`` takes it; a value may be a table or a list with commas of its own:
+    ``analysis.options={fast=5,slow=20},{fast=10,slow=30}``).
 
     Raises
     ------
@@ -108,10 +111,15 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
         If there is no ``=``, no value, or a value repeats.
     """
     key, _, raw = text.partition("=")
-    values = []
-    for piece in raw.split(","):
-        _key, value = parse_setting(f"{key}={piece}")
-        values.append(value)
+    try:  # the values as one TOML array: commas inside tables and lists stay theirs
+        whole = tomllib.loads(f"value = [{raw}]")["value"] if raw.strip() else None
+    except (tomllib.TOMLDecodeError, RecursionError):
+        whole = None  # bare words (a bare word is a string): split at every comma
+    if whole is not None and not raw.strip().endswith(","):
+        parse_setting(f"{key}=0")  # the key's checks
+        values = [WholeTable(v) if isinstance(v, dict) else v for v in whole]
+    else:
+        values = [parse_setting(f"{key}={piece}")[1] for piece in raw.split(",")]
     if not raw.strip() or any(v == "" for v in values):
         raise ConfigError(f"--param {text}", None, "expected KEY=V1,V2,... with no empty value")
     if len({repr(v) for v in values}) != len(values):

@@ -295,3 +295,30 @@ def test_sigterm_without_json_prints_the_table_of_what_finished() -> None:
     assert "Traceback" not in err
     assert "1 of 2 runs" in out and "data-driven" in out
     assert "terminated: the pending runs were cancelled" in err
+
+
+def test_param_values_may_be_tables_and_lists_with_commas_of_their_own() -> None:
+    """``--param analysis.options={fast=5,slow=20},{fast=10,slow=30}`` split at every
+    comma ("Input should be a valid dictionary (got '{fast=5')"); now each value is a TOML
+    value as ``--set`` takes it (a table replaces the whole table), bare words still
+    split at commas."""
+    from sessionkit.engine.config import WholeTable
+    from sessionkit.engine.errors import ConfigError
+    from sessionkit.engine.runs.sweep import parse_param
+
+    key, values = parse_param("analysis.options={fast=5,slow=20},{fast=10,slow=30}")
+    assert key == "analysis.options"
+    assert values == [{"fast": 5, "slow": 20}, {"fast": 10, "slow": 30}]
+    assert all(isinstance(value, WholeTable) for value in values)
+    assert parse_param('streams.symbols=["ACME","BOLT"],["CRUX"]')[1] == [
+        ["ACME", "BOLT"],
+        ["CRUX"],
+    ]
+    assert parse_param("analysis.options.fast=5,10,20")[1] == [5, 10, 20]
+    assert parse_param("streams.interval=1m,5m")[1] == ["1m", "5m"]  # bare words
+    assert parse_param("x.y=abc,5")[1] == ["abc", 5]
+    for bad in ("analysis.options.fast=5,10,", "analysis.options.fast=5,,10", "k="):
+        with pytest.raises(ConfigError, match="no empty value"):
+            parse_param(bad)
+    with pytest.raises(ConfigError, match="a value repeats"):
+        parse_param("analysis.options={fast=5},{fast=5}")
