@@ -33,7 +33,15 @@ from ..core.bar import Bar
 from ..core.session_data import BarSeries
 from ..core.subscription import StreamSubscription
 from ..errors import ConfigError
-from .runtime import Runtime, SessionEnded, SessionPlan, SessionStarted, Stage, StepReady
+from .runtime import (
+    Runtime,
+    SessionEnded,
+    SessionPlan,
+    SessionStarted,
+    Stage,
+    StepReady,
+    engine_code,
+)
 from .snapshot import AnalysisErrorKind, AnalysisSignal, ThreadStats
 
 
@@ -94,17 +102,12 @@ ERROR_TEXT_KEPT = 300
 """The longest error message kept for a kind (cut with an ellipsis)."""
 
 
-_ENGINE_FOLDER = str(Path(__file__).resolve().parents[1] / "_")[:-1]
-"""``.../sessionkit/engine/`` (with its separator): frames in it are the engine's, not the
-user's (a user's ``engine_tools/`` folder beside it is not)."""
-
-
 def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame of ``exc``'s traceback in the user's code (not in the engine, so
     a wrong call of a view names the user's line), else the innermost one."""
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):
-        if not str(Path(frame.filename).resolve()).startswith(_ENGINE_FOLDER):
+        if not engine_code(frame.filename):
             return frame
     return frames[-1] if frames else None
 

@@ -9,6 +9,7 @@ event log are protected by small locks; everything else is owned by one thread.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -16,6 +17,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
 from typing import Literal
 
 from ..config import RunClock, SessionConfig
@@ -24,6 +26,17 @@ from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import SimClock, TradingSession
 from .snapshot import EngineEvent, ThreadStats
+
+_ENGINE_FOLDER = str(Path(__file__).resolve().parents[1]) + os.sep
+"""``.../sessionkit/engine/``, with its separator (a user's ``engine_tools/`` beside it
+is not in it)."""
+
+
+def engine_code(filename: str) -> bool:
+    """Whether ``filename`` (a frame's) is the engine's own code: what the reports of
+    where user code raised (:class:`~.analysis.AnalysisEngine`) or is stuck
+    (:meth:`~.session.Session.stop`) look past."""
+    return str(Path(filename).resolve()).startswith(_ENGINE_FOLDER)
 
 
 class StopRequested(Exception):

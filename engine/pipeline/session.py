@@ -31,7 +31,7 @@ from .analysis import AnalysisEngine, load_analysis_class
 from .coordinator import PendingFills, Reader, SessionCoordinator
 from .processor import DataProcessor
 from .quality import DataQualityManager
-from .runtime import Recording, Runtime, Stop
+from .runtime import Recording, Runtime, Stop, engine_code
 from .snapshot import (
     FINAL_STATES,
     AnalysisSignal,
@@ -657,10 +657,6 @@ class Session:
         return self.analysis.signals() if self.analysis else ()
 
 
-_ENGINE = str(Path(__file__).resolve().parents[1])
-"""The ``sessionkit.engine`` package's folder."""
-
-
 def _where(frame: FrameType | None) -> str:
     """Where a thread is, as ``file:line (function)``: its innermost frame outside the
     engine and the standard library's threading and queue (the user's code, when the user's
@@ -670,7 +666,7 @@ def _where(frame: FrameType | None) -> str:
     innermost = frame
     while frame is not None:
         path = frame.f_code.co_filename
-        if not path.startswith(_ENGINE) and Path(path).name not in ("threading.py", "queue.py"):
+        if not engine_code(path) and Path(path).name not in ("threading.py", "queue.py"):
             break
         frame = frame.f_back
     chosen = frame or innermost
