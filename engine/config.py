@@ -111,6 +111,30 @@ class WholeTable(dict):
     (``{"analysis": {"options": {"fast": 5}}}``) changes only the keys it names."""
 
 
+def _setting_parts(text: str, option: str, form: str) -> tuple[str, str]:
+    """The checked key and the raw value text of ``KEY=...`` given to ``option``.
+
+    Raises
+    ------
+    ConfigError
+        If there is no ``=`` or the key is empty or malformed.
+    """
+    key, equals, raw = text.partition("=")
+    key = key.strip()
+    if not equals or not key:
+        raise ConfigError(f"{option} {text}", None, f"expected {form}")
+    try:
+        _key_parts(key)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {text}", None, str(exc)) from None
+    return key, raw.strip()
+
+
+def _setting_value(value: Any) -> Any:
+    """A parsed TOML value as a setting: a table is a :class:`WholeTable`."""
+    return WholeTable(value) if isinstance(value, dict) else value
+
+
 def parse_setting(text: str) -> tuple[str, Any]:
     """Parse ``--set KEY=VALUE``: a dotted key and a TOML value (a bare word is a string).
 
@@ -123,20 +147,33 @@ def parse_setting(text: str) -> tuple[str, Any]:
     ConfigError
         If there is no ``=`` or the key is empty or malformed.
     """
-    key, equals, raw = text.partition("=")
-    key = key.strip()
-    if not equals or not key:
-        raise ConfigError(f"--set {text}", None, "expected KEY=VALUE, e.g. backtest.speed=600")
-    try:
-        _key_parts(key)
-    except ValueError as exc:
-        raise ConfigError(f"--set {text}", None, str(exc)) from None
-    raw = raw.strip()
+    key, raw = _setting_parts(text, "--set", "KEY=VALUE, e.g. backtest.speed=600")
     try:
         value = tomllib.loads(f"value = {raw}")["value"]
     except (tomllib.TOMLDecodeError, RecursionError):
         value = raw
-    return key, WholeTable(value) if isinstance(value, dict) else value
+    return key, _setting_value(value)
+
+
+def parse_setting_values(text: str) -> tuple[str, list[Any]]:
+    """Parse ``--param KEY=V1,V2,...``: a dotted key and its values, each read as
+    :func:`parse_setting` reads a value. A value may be a table or a list with commas of its
+    own (``analysis.options={fast=5,slow=20},{fast=10,slow=30}``): the values are read as
+    one TOML array, unless they are bare words (then split at every comma).
+
+    Raises
+    ------
+    ConfigError
+        If there is no ``=`` or the key is empty or malformed.
+    """
+    key, raw = _setting_parts(text, "--param", "KEY=V1,V2,..., e.g. analysis.options.fast=5,10")
+    try:  # commas inside tables and lists stay theirs
+        values = tomllib.loads(f"value = [{raw}]")["value"] if raw else None
+    except (tomllib.TOMLDecodeError, RecursionError):
+        values = None
+    if values is not None and not raw.endswith(","):  # (TOML allows a trailing comma)
+        return key, [_setting_value(value) for value in values]
+    return key, [parse_setting(f"{key}={piece}")[1] for piece in raw.split(",")]
 
 
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")

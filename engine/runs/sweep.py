@@ -28,7 +28,6 @@ import os
 import queue
 import signal
 import threading
-import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -37,7 +36,7 @@ from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
-from ..config import SessionConfig, WholeTable, parse_setting
+from ..config import SessionConfig, parse_setting_values
 from ..errors import ConfigError, SessionkitError, UsageError
 from ..pipeline.snapshot import Snapshot
 from .backtest import BacktestRun, ConfigLike, resolve_config, run_backtest
@@ -102,29 +101,19 @@ class SweepOutcome:
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
     """Parse ``--param KEY=V1,V2,...``: a dotted key and its values (each a TOML value, as
-    ``--set`` takes it; a value may be a table or a list with commas of its own:
-    ``analysis.options={fast=5,slow=20},{fast=10,slow=30}``).
+    ``--set`` takes it; see :func:`~sessionkit.engine.config.parse_setting_values`).
 
     Raises
     ------
     ConfigError
         If there is no ``=``, no value, or a value repeats.
     """
-    key, _, raw = text.partition("=")
-    try:  # the values as one TOML array: commas inside tables and lists stay theirs
-        whole = tomllib.loads(f"value = [{raw}]")["value"] if raw.strip() else None
-    except (tomllib.TOMLDecodeError, RecursionError):
-        whole = None  # bare words (a bare word is a string): split at every comma
-    if whole is not None and not raw.strip().endswith(","):
-        parse_setting(f"{key}=0")  # the key's checks
-        values = [WholeTable(v) if isinstance(v, dict) else v for v in whole]
-    else:
-        values = [parse_setting(f"{key}={piece}")[1] for piece in raw.split(",")]
-    if not raw.strip() or any(v == "" for v in values):
+    key, values = parse_setting_values(text)
+    if any(v == "" for v in values):
         raise ConfigError(f"--param {text}", None, "expected KEY=V1,V2,... with no empty value")
     if len({repr(v) for v in values}) != len(values):
         raise ConfigError(f"--param {text}", None, "a value repeats")
-    return key.strip(), values
+    return key, values
 
 
 def plan_sweep(
