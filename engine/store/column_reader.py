@@ -17,9 +17,9 @@ re-imports the caller's ``__main__`` as :mod:`multiprocessing` would); it talks 
 socket pair with :class:`multiprocessing.connection.Connection` frames. It never outlives
 its session: :meth:`ColumnReader.close` kills it (the coordinator calls it when the run
 ends, fails or is stopped), and if the engine's process dies first, a thread of the reader
-waiting for the socket's hang-up exits it at once, even in the middle of a query. Every wait for a result checks for a stop. A reader that
-fails (it died, or the query raised) makes the caller read in its own process instead
-(:class:`ReaderFailed`).
+waiting for the socket's hang-up exits it at once, even in the middle of a query. Every
+wait for a result checks for a stop. A reader that fails (it died, or the query raised)
+makes the caller read in its own process instead (:class:`ReaderFailed`).
 
 This module is run as a script in the reader process: keep its imports to the standard
 library.
