@@ -86,12 +86,17 @@ def init_command(db: DbOption = None) -> None:
     url = writable_url(db, "init")
     engine, added = init_or_upgrade_db(url)
     try:
-        notes = _fill_upgraded_breaks(engine) if added else []
+        notes = (
+            _fill_upgraded_breaks(engine) if any(t == "trading_calendar" for t, _c in added) else []
+        )
     finally:
         engine.dispose()
     if added:
-        columns = ", ".join(f"{table}.{column}" for table, column in added)
-        typer.echo(f"upgraded {safe_url(url)}: added {columns}; every row kept")
+        columns = [f"{t}.{c}" for t, c in added if (t, c) != ("bars", "volume")]
+        changes = [f"added {', '.join(columns)}"] if columns else []
+        if ("bars", "volume") in added:
+            changes.append("bars.volume now takes fractional volumes")
+        typer.echo(f"upgraded {safe_url(url)}: {', '.join(changes)}; every row kept")
         for note in notes:
             typer.echo(note)
     typer.echo(f"schema ready in {safe_url(url)}")

@@ -101,7 +101,8 @@ class Bar(NamedTuple):
     high: float
     low: float
     close: float
-    volume: int
+    volume: float
+    """An ``int`` when whole (shares, contracts), a ``float`` when fractional (crypto, FX)."""
 
 
 Step = tuple[datetime, tuple[tuple[str, Bar], ...]]

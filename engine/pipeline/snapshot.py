@@ -304,7 +304,7 @@ class Series:
     high: tuple[float, ...]
     low: tuple[float, ...]
     close: tuple[float, ...]
-    volume: tuple[int, ...]
+    volume: tuple[float, ...]
     indicators: Mapping[str, tuple[float | None, ...]]
     """Indicator values on this interval, aligned with ``starts`` (None while warming up)."""
     history: int

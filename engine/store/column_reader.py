@@ -45,9 +45,10 @@ from pathlib import Path
 
 __all__ = ["ColumnReader", "RawColumns", "ReaderFailed", "StopWaiting"]
 
-RawColumns = tuple[list[str], array, array, array, array, array, array, array]
+RawColumns = tuple[list[str], array, array, array, array, array, array, array | list]
 """What a read returns: the distinct symbols, then the columns: each row's symbol (an
-index into the symbols), start (epoch seconds), open, high, low, close and volume."""
+index into the symbols), start (epoch seconds), open, high, low, close and volume (a
+list of ``int`` and ``float`` when some volume is fractional)."""
 
 POLL_SECONDS = 0.05
 """How often a wait for a result checks for a stop."""
@@ -151,9 +152,14 @@ class ColumnReader:
         _ok, seconds, symbols, *raw = answer
         self.reads += 1
         self.read_seconds += seconds
-        columns = [array(code) for code in _CODES]
-        for column, data in zip(columns, raw, strict=True):
-            column.frombytes(data)
+        columns: list = []
+        for code, data in zip(_CODES, raw, strict=True):
+            if isinstance(data, list):  # volumes, some fractional
+                columns.append(data)
+            else:
+                column = array(code)
+                column.frombytes(data)
+                columns.append(column)
         return (symbols, *columns)  # type: ignore[return-value]
 
     def _fail(self, why: str) -> None:
@@ -189,7 +195,8 @@ class ColumnReader:
 
 _CODES = ("H", "q", "d", "d", "d", "d", "q")
 """array type codes of the columns after the symbols: symbol index, start, open, high,
-low, close, volume."""
+low, close, volume. A volume column with a fractional volume (SQLite gives those as
+floats, whole ones as ints) is sent as the list it is, so that both stay exact."""
 
 
 def _answer(database: sqlite3.Connection, sql: str, params: tuple) -> tuple:
@@ -202,8 +209,11 @@ def _answer(database: sqlite3.Connection, sql: str, params: tuple) -> tuple:
     index = {name: i for i, name in enumerate(symbols)}
     columns = [array("H", map(index.__getitem__, names)), array("q", starts)]
     columns += [array("d", values) for values in prices]
-    columns.append(array("q", volumes))
-    data = [column.tobytes() for column in columns]
+    data: list = [column.tobytes() for column in columns]
+    try:
+        data.append(array("q", volumes).tobytes())
+    except TypeError:  # a fractional volume (a float)
+        data.append(list(volumes))
     return ("ok", time.perf_counter() - started, symbols, *data)
 
 

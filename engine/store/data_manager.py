@@ -45,7 +45,7 @@ StepColumns = tuple[
     Sequence[float],
     Sequence[float],
     Sequence[float],
-    Sequence[int],
+    Sequence[float],
 ]
 """Bars as columns, ordered by start then symbol: symbol, start (epoch seconds), open,
 high, low, close, volume."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Double,
     Engine,
     Float,
     Integer,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -64,6 +65,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return datetime.fromtimestamp(value, UTC)
 
 
+VOLUME_TYPE = Double().with_variant(BigInteger(), "sqlite")
+"""The volume column's type: ``DOUBLE PRECISION`` (fractional volumes: crypto, FX), and on
+SQLite ``BIGINT``, whose integer affinity stores a whole volume as an exact 64-bit integer
+and a fractional one as a double. A database created before fractional volumes has an
+integer column on every backend: :func:`upgrade_schema` widens it where that matters."""
+
+
 class Base(DeclarativeBase):
     """Declarative base of sessionkit's schema."""
 
@@ -84,7 +92,9 @@ class BarRecord(Base):
     high: Mapped[float] = mapped_column(Float)
     low: Mapped[float] = mapped_column(Float)
     close: Mapped[float] = mapped_column(Float)
-    volume: Mapped[int] = mapped_column(BigInteger)
+    volume: Mapped[float] = mapped_column(VOLUME_TYPE)
+    """An ``int`` when whole, else a ``float`` (crypto and FX volumes); see
+    :data:`VOLUME_TYPE`."""
 
 
 class Exchange(Base):
@@ -212,28 +222,52 @@ def missing_columns(engine: Engine) -> list[tuple[str, str]]:
     return missing
 
 
-def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
-    """Add the columns of :data:`UPGRADE_COLUMNS` that an older database lacks.
+def whole_volumes_only(connection: Connection) -> bool:
+    """Whether the database's ``bars.volume`` column cannot hold a fractional volume: an
+    integer column (created before fractional volumes) outside SQLite (whose integer
+    affinity keeps a fractional value as a double)."""
+    if connection.dialect.name == "sqlite":
+        return False
+    inspector = inspect(connection)
+    if "bars" not in inspector.get_table_names():
+        return False
+    kinds = {column["name"]: column["type"] for column in inspector.get_columns("bars")}
+    return isinstance(kinds.get("volume"), Integer)
 
-    Every row is kept; the new columns are empty (NULL) in existing rows.
+
+def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
+    """Upgrade an older database in place, keeping every row: add the columns of
+    :data:`UPGRADE_COLUMNS` it lacks (empty, NULL, in existing rows), and widen an integer
+    ``bars.volume`` to :data:`VOLUME_TYPE` (see :func:`whole_volumes_only`).
 
     Returns
     -------
     list of (str, str)
-        The (table, column) pairs added.
+        The (table, column) pairs added or widened.
     """
     added = missing_columns(engine)
-    if not added:
+    with engine.connect() as connection:
+        widen = whole_volumes_only(connection)
+    if not added and not widen:
         return []
+    quote = engine.dialect.identifier_preparer.quote
     with engine.begin() as connection:
         for table, name in added:
             column = Base.metadata.tables[table].c[name]
             kind = column.type.compile(dialect=engine.dialect)
-            quote = engine.dialect.identifier_preparer.quote
             connection.exec_driver_sql(
                 f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {kind}"
             )
-    return added
+        if widen:
+            kind = VOLUME_TYPE.compile(dialect=engine.dialect)
+            change = "MODIFY" if engine.dialect.name in ("mysql", "mariadb") else "ALTER COLUMN"
+            rule = (
+                f"{quote('volume')} {kind}"
+                if change == "MODIFY"
+                else f"{quote('volume')} TYPE {kind}"
+            )
+            connection.exec_driver_sql(f"ALTER TABLE {quote('bars')} {change} {rule}")
+    return [*added, *([("bars", "volume")] if widen else [])]
 
 
 def init_db(url: str) -> Engine:

@@ -34,6 +34,14 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else repr(round(value, 10))
 
 
+def _volume(value: float) -> int | str:
+    """A volume as written: a whole one as an integer (also when the database gave it as a
+    float, as PostgreSQL's double column does), a fractional one as a price is."""
+    if type(value) is int:
+        return value
+    return int(value) if value.is_integer() else _fmt(value)
+
+
 COLUMNS = ("start", "end", "open", "high", "low", "close", "volume", "quality")
 """The first columns of every bars file; the indicator outputs follow."""
 
@@ -181,7 +189,7 @@ def _row(bar: Bar, end: datetime, q: float | None, values: tuple, local: _LocalT
         _fmt(bar.high),
         _fmt(bar.low),
         _fmt(bar.close),
-        bar.volume,
+        _volume(bar.volume),
         _fmt(q),
     ]
     row.extend(map(_fmt, values))

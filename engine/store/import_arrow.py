@@ -5,7 +5,7 @@ Used by ``sessionkit db import`` on the caller's (main) thread; no engine thread
 pyarrow reads the file in blocks (CSV: ``pyarrow.csv.open_csv``, every column as text;
 Parquet: ``ParquetFile.iter_batches``), and vectorised checks pass the rows that are
 plainly good: ISO-8601 times on a whole minute, plain decimal numbers, ``low <= open,
-close <= high``, a whole non-negative volume. Every other row is handed, as text, to the
+close <= high``, a non-negative volume. Every other row is handed, as text, to the
 same :class:`~.importing.RowRules` the ``csv``-module reader uses, which accepts or rejects
 it with the same reason and detail: the rules live in one place, and both readers give the
 same rows and the same report. A CSV file pyarrow cannot split into rows exactly as the
@@ -143,29 +143,44 @@ def _floats(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _volumes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The volume column as int64 and the mask of values that surely pass the rules."""
+    """The volume column and the mask of values that surely pass the rules: ``int64``, or,
+    when the block holds fractional volumes, an object array of ``int`` (whole) and
+    ``float`` (fractional) volumes, as :func:`~.importing.volume_array` makes them."""
     n = len(values)
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         whole = _bool(pc.match_substring_regex(values, _WHOLE))
         out = _parse(values, whole, pa.int64(), np.int64)
         rest = ~whole & _bool(pc.match_substring_regex(values, _NUMBER))
-        if rest.any():
-            f = _parse(values, rest, pa.float64())
-            exact = rest & (f >= 0) & (f < _EXACT) & (np.floor(f) == f)
-            out = np.where(exact, np.where(exact, f, 0).astype(np.int64), out)
-            whole = whole | exact
-        return out, whole
+        if not rest.any():
+            return out, whole
+        f = _parse(values, rest, pa.float64())
+        usable = rest & (f >= 0) & (f < _EXACT)
+        exact = usable & (np.floor(f) == f)
+        out = np.where(exact, np.where(exact, f, 0).astype(np.int64), out)
+        return _with_fractions(out, f, usable & ~exact), whole | usable
     if pa.types.is_integer(values.type):
         # Unsigned values above 2^63-1 wrap to negative ones: not ok, like negative ones.
         out = _numpy(pc.cast(values, pa.int64(), safe=False))
         ok = _valid(values) & (out >= 0)
         return np.where(ok, out, 0), ok
-    if pa.types.is_floating(values.type):
-        numbers = pc.cast(values, pa.float64())
+    if pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
+        numbers = pc.cast(values, pa.float64(), safe=False)
         f = np.where(_valid(numbers), _numpy(numbers), -1.0)
-        ok = (f >= 0) & (f < _EXACT) & (np.floor(f) == f)
-        return np.where(ok, f, 0).astype(np.int64), ok
+        usable = (f >= 0) & (f < _EXACT)  # NaN and infinities fail both
+        exact = usable & (np.floor(f) == f)
+        out = np.where(exact, f, 0).astype(np.int64)
+        return _with_fractions(out, f, usable & ~exact), usable
     return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+
+
+def _with_fractions(whole: np.ndarray, numbers: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    """``whole`` (int64) with the fractional ``numbers[odd]`` in their rows (an object
+    array then), or ``whole`` itself when no row is fractional."""
+    if not odd.any():
+        return whole
+    out = whole.astype(object)
+    out[odd] = numbers[odd].tolist()
+    return out
 
 
 def _zone_name(rules: RowRules) -> str | None:
@@ -396,11 +411,29 @@ def read_csv_arrow(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
+    # Fractional volumes (crypto, FX) fail the int64 parse: such a block is parsed again
+    # with float64 volumes, and so is every later block of the file.
+    volume_column = names[columns.positions[-1]]
+    fractional_options = pa_csv.ConvertOptions(
+        decimal_point=typed_options.decimal_point,
+        column_types={**typed_options.column_types, volume_column: pa.float64()},
+        include_columns=wanted,
+        null_values=[],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    numbers = typed_options
     line = 2 if columns.header else 1
     try:
         for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
-            clean = _clean(buffer, read_options, parse_options, typed_options, wanted, split, rules)
+            clean = _clean(buffer, read_options, parse_options, numbers, wanted, split, rules)
+            if clean is None and numbers is typed_options:
+                clean = _clean(
+                    buffer, read_options, parse_options, fractional_options, wanted, split, rules
+                )
+                if clean is not None:
+                    numbers = fractional_options
             if clean is not None:
                 rows = len(clean)
                 report.rows_read += rows
@@ -443,7 +476,7 @@ def _clean(
     rules: RowRules,
 ) -> Batch | None:
     """A block of CSV text whose every row passes the vectorised checks, with pyarrow
-    parsing the numbers (prices as float64, volumes as int64), or None.
+    parsing the numbers (prices as float64, volumes as :func:`_volumes` gives them), or None.
 
     The fast path for clean files: no number is matched against a pattern. pyarrow's number
     parser accepts a subset of what Python's ``float`` and ``int`` accept, with the same

@@ -30,7 +30,6 @@ from .importing import (
     BAD_TIMESTAMP,
     CHUNK,
     DUPLICATE,
-    FRACTIONAL_VOLUME,
     HEADER,
     HIGH_BELOW_LOW,
     MAX_EXAMPLES,
@@ -57,7 +56,6 @@ from .importing import (
 __all__ = [
     "BAD_TIMESTAMP",
     "DUPLICATE",
-    "FRACTIONAL_VOLUME",
     "HEADER",
     "HIGH_BELOW_LOW",
     "MAX_EXAMPLES",

@@ -51,7 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.bar import INTERVALS, check_symbol
 from ..errors import DatabaseError, DataImportError
-from .db import SymbolInfo, safe_url
+from .db import SymbolInfo, safe_url, whole_volumes_only
 
 Ambiguous = Literal["reject", "earliest", "latest"]
 """What to do with a naive local time that a DST change makes ambiguous (01:30 on the
@@ -126,7 +126,6 @@ def epoch_unit(value: int) -> int:
 MISSING = "missing value"
 NON_NUMERIC = "non-numeric value"
 NOT_FINITE = "NaN or infinite value"
-FRACTIONAL_VOLUME = "volume is not a whole number"
 VOLUME_TOO_LARGE = "volume too large (at most 2^63-1)"
 BAD_TIMESTAMP = "unparseable timestamp"
 TIME_OUT_OF_RANGE = "timestamp outside 1900-2199"
@@ -144,7 +143,6 @@ REASONS = (
     MISSING,
     NON_NUMERIC,
     NOT_FINITE,
-    FRACTIONAL_VOLUME,
     VOLUME_TOO_LARGE,
     BAD_TIMESTAMP,
     NONEXISTENT_TIME,
@@ -169,7 +167,7 @@ BARS = table(
     column("high", Float),
     column("low", Float),
     column("close", Float),
-    column("volume", BigInteger),
+    column("volume", Float),
 )
 
 
@@ -578,8 +576,9 @@ def zone_of(tz: str | tzinfo | None) -> tzinfo | None:
         ) from None
 
 
-Valid = tuple[int, float, float, float, float, int]
-"""A checked row: start (UTC epoch seconds), open, high, low, close, volume."""
+Valid = tuple[int, float, float, float, float, float]
+"""A checked row: start (UTC epoch seconds), open, high, low, close, volume (an ``int``
+when it is a whole number, else a ``float``)."""
 
 
 class RowRules:
@@ -639,7 +638,7 @@ class RowRules:
             lo = float(numbers[2])
             c = float(numbers[3])
             try:
-                volume: int | None = int(numbers[4])
+                volume: float | None = int(numbers[4])
                 vol_f = 0.0
             except ValueError:
                 vol_f = float(numbers[4])
@@ -663,10 +662,9 @@ class RowRules:
             reject(line, NOT_FINITE, f"{o_text},{h_text},{l_text},{c_text},{v_text}")
             return None
         if volume is None:
-            if not vol_f.is_integer():
-                reject(line, FRACTIONAL_VOLUME, f"volume={v_text.strip()}")
-                return None
-            volume = int(vol_f)
+            # a whole number is stored as an integer, any other (crypto and FX volumes,
+            # Binance's 0.00123) as a double
+            volume = int(vol_f) if vol_f.is_integer() else vol_f
         if volume > MAX_VOLUME:
             reject(line, VOLUME_TOO_LARGE, f"volume={v_text.strip()[:30]}")
             return None
@@ -735,7 +733,7 @@ class RowRules:
         h: float,
         lo: float,
         c: float,
-        volume: int,
+        volume: float,
         texts: tuple[str, str, str, str, str],
     ) -> Valid | None:
         """The bar consistency rules, the last ones (``texts``: the prices and volume as
@@ -791,7 +789,7 @@ class Batch:
             np.asarray(h, dtype=np.float64),
             np.asarray(lo, dtype=np.float64),
             np.asarray(c, dtype=np.float64),
-            np.asarray(v, dtype=np.int64),
+            volume_array(v),
         )
 
     def __len__(self) -> int:
@@ -815,6 +813,22 @@ class Batch:
             *(np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts), strict=True))
         )
         return batch.take(np.argsort(batch.lines, kind="stable"))
+
+
+def volume_array(volumes: Sequence[float]) -> np.ndarray:
+    """Checked volumes (an ``int`` each when whole, else a ``float``) as an array:
+    ``int64`` when every one is whole, else an object array of both (so that a whole
+    volume beside fractional ones stays an exact integer, as a float64 would not keep it
+    above 2^53)."""
+    whole = all(type(v) is int for v in volumes)
+    return np.asarray(volumes, dtype=np.int64 if whole else object)
+
+
+def fractional(volumes: np.ndarray) -> np.ndarray:
+    """Which of ``volumes`` (as :func:`volume_array` makes them) are not whole numbers."""
+    if volumes.dtype != object:
+        return np.zeros(len(volumes), dtype=bool)
+    return np.fromiter((type(v) is float for v in volumes), dtype=bool, count=len(volumes))
 
 
 def _arrays(batch: Batch) -> tuple[np.ndarray, ...]:
@@ -928,6 +942,8 @@ class BarSink:
         self._first: int | None = None
         self._last: int | None = None
         self._staged = False
+        self._whole_only: bool | None = None
+        """Whether the database rounds fractional volumes (None: not asked yet)."""
         dialect = connection.dialect
         quote = dialect.identifier_preparer.quote
         names = ", ".join(quote(c) for c in _COLUMNS)
@@ -1042,6 +1058,8 @@ class BarSink:
                 batch = batch.take(np.flatnonzero(~known))
         if not len(batch):
             return
+        if self._whole_only is None or self._whole_only:
+            self._check_volumes(batch)
         if self._many is not None:
             inserted = self._insert_many(batch)
         else:
@@ -1057,6 +1075,31 @@ class BarSink:
                 inserted = len(fresh)
         report.imported += inserted
         report.already_present += len(batch) - inserted
+
+    def _check_volumes(self, batch: Batch) -> None:
+        """Refuse fractional volumes that the database would round (an integer
+        ``bars.volume`` column of an older database, outside SQLite).
+
+        Raises
+        ------
+        DataImportError
+            Naming the first such row and how to upgrade the database.
+        """
+        odd = fractional(batch.volumes)
+        if not odd.any():
+            return
+        if self._whole_only is None:
+            self._whole_only = whole_volumes_only(self.connection)
+        if self._whole_only:
+            first = int(np.flatnonzero(odd)[0])
+            url = safe_url(self.connection.engine.url.render_as_string(hide_password=False))
+            raise DataImportError(
+                f"{self.report.path}, {self.label} {int(batch.lines[first])}: volume "
+                f"{float(batch.volumes[first])!r} is fractional, and {url} stores whole "
+                "volumes only (its bars.volume column is an integer, from before sessionkit "
+                "took fractional volumes); upgrade it, keeping its data, with: sessionkit "
+                "db init --db URL"
+            )
 
     def _insert_many(self, batch: Batch) -> int:
         """SQLite: insert the rows, :data:`ROWS_PER_STATEMENT` per statement (one multi-row
@@ -1090,7 +1133,7 @@ class BarSink:
             self.connection.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (symbol varchar(32), "
                 '"interval" varchar(8), start bigint, open double precision, high double '
-                "precision, low double precision, close double precision, volume bigint) "
+                "precision, low double precision, close double precision, volume double precision) "
                 "ON COMMIT DROP"
             )
             self._staged = True

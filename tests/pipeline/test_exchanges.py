@@ -88,10 +88,13 @@ class World:
     url: str
 
 
-def _bar(i: int) -> tuple[float, float, float, float, int]:
+def _bar(i: int, fractional: bool = False) -> tuple[float, float, float, float, float]:
+    """A bar; ``fractional``: a crypto volume (in eighths, so that any sum is exact), else
+    whole shares."""
     close = 100.0 + (i % 97) * 0.25 + i * 0.001
     open_ = close - 0.125
-    return (open_, close + 0.5, open_ - 0.5, close, 100 + i % 13)
+    volume = (100 + i % 13) / 8 if fractional else 100 + i % 13
+    return (open_, close + 0.5, open_ - 0.5, close, volume)
 
 
 def build_world(case: Case, folder: Path) -> World:
@@ -126,7 +129,7 @@ def build_world(case: Case, folder: Path) -> World:
         for symbol in bars:
             if symbol == "BBB" and m in missing:
                 continue
-            values = _bar(i + (7 if symbol == "BBB" else 0))
+            values = _bar(i + (7 if symbol == "BBB" else 0), fractional=case.code == "24/7")
             bars[symbol][m] = values
             rows.append((symbol, m, values))
     # Noise that must never be streamed or loaded: AAA bars in every break and before
@@ -334,6 +337,23 @@ def test_export_times_are_in_the_exchanges_zone(run: Run) -> None:
         # Local opening time stays 08:00 across the change, so the UTC open moves by an hour.
         opens = {r["start"][11:16] for r in rows if r["start"][11:16] == "08:00"}
         assert opens == {"08:00"}
+
+
+def test_export_volumes_are_as_stored(run: Run) -> None:
+    """Whole volumes are written as integers, fractional ones (the 24-hour case's crypto
+    volumes) as they are, in the base interval and summed in the derived ones."""
+    world = run.world
+    rows = _export_rows(run, "AAA", "1m")
+    minutes = [m for label in world.labels for m in world.minutes[label]]
+    want = [world.bars["AAA"][m][4] for m in minutes]
+    assert [r["volume"] for r in rows] == [
+        str(int(v)) if float(v).is_integer() else repr(v) for v in want
+    ]
+    fractional = world.case.code == "24/7"
+    assert any("." in r["volume"] for r in rows) == fractional
+    hourly = _export_rows(run, "AAA", "1h")
+    assert any("." in r["volume"] for r in hourly) == fractional
+    assert sum(float(r["volume"]) for r in hourly) == sum(want)
 
 
 def test_history_is_regular_minutes_only(run: Run) -> None:

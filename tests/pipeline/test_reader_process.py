@@ -258,3 +258,49 @@ def test_reader_choices() -> None:
     # ... and in-process for a short run (two days)
     short = {"backtest": {**DAYS["backtest"], "end_date": "2024-11-26"}}
     assert run_to_end(Session(load_config("demo", short))).coordinator._reader is None
+
+
+def test_fractional_volumes_come_through_the_reader_as_read_in_process(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Crypto volumes are fractional (SQLite stores them as doubles beside whole ones as
+    integers): the reader gives them as reading in-process does, values and types, for
+    the sessions and for the history it reads."""
+    import sqlite3
+
+    from sessionkit.engine.config import config_from_dict
+    from test_exchanges import CASES, build_world
+    from test_exchanges import config as exchange_config
+
+    path = tmp_path / "mixed.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE bars (symbol, start, o, h, l, c, volume BIGINT)")
+        db.executemany(
+            "INSERT INTO bars VALUES ('BTC', ?, 1.0, 2.0, 0.5, 1.5, ?)",
+            [(60, 10), (120, 7.5), (180, 2**62 + 1), (240, 0.00123)],
+        )
+    reader = ColumnReader(path)
+    try:
+        reader.submit("SELECT * FROM bars ORDER BY start")
+        *_, volumes = reader.result(lambda: False)
+    finally:
+        reader.close()
+    assert volumes == [10, 7.5, 2**62 + 1, 0.00123]  # exact beside fractional ones
+    assert [type(v) for v in volumes] == [int, float, int, float]
+
+    world = build_world(next(c for c in CASES if c.code == "24/7"), tmp_path)
+    monkeypatch.setattr(coordinator_module, "READER_HEAD_START_BARS", 0)  # history too
+    monkeypatch.setattr(history_module.HistoryReads, "here", staticmethod(lambda h, s: 0))
+    runs = {}
+    for mode in ("process", "inline"):
+        config = config_from_dict(exchange_config(world))
+        session = run_to_end(Session(config, record=True, reader=mode))
+        runs[mode] = {key: list(rows) for key, rows in session.processor.record.items()}
+        if mode == "process":
+            assert session.coordinator._reader.reads >= 2  # the history, the next sessions
+    assert runs["process"] == runs["inline"]
+    bars = [bar for bar, _row in runs["process"]["AAA", "1m"]]
+    assert [type(b.volume) for b in bars] == [
+        type(b.volume) for b, _ in runs["inline"]["AAA", "1m"]
+    ]
+    assert {type(b.volume) for b in bars} == {int, float}  # 13 (104 / 8) and 12.5

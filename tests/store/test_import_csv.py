@@ -60,7 +60,7 @@ MIXED = (
     + "2011-01-03T09:30:00-05:00,126.60,126.90,126.50,126.70,5\n"  # 11 duplicate of 2
     + "2011-01-03T09:38:00-05:00,126.60,126.90,126.50,126.70,7\n"  # 12 good
     + "2011-01-03T09:39:00-05:00,126.60,126.90\n"  # 13 too few fields
-    + "2011-01-03T09:40:00-05:00,126.60,126.90,126.50,126.70,7.5\n"  # 14 fractional volume
+    + "2011-01-03T09:40:00-05:00,126.60,126.90,126.50,126.70,7.5\n"  # 14 good (a fractional volume)
     + "2011-01-03T09:41:30-05:00,126.60,126.90,126.50,126.70,7\n"  # 15 not whole minute
     + "2011-01-03T09:42:00-05:00,126.60,126.90,126.50,126.70,7,9\n"  # 16 extra field
     + "\n"  # 17 blank: ignored
@@ -97,7 +97,7 @@ def test_each_rejection_reason_is_reported_with_line_numbers(
     path = _write(tmp_path / "mixed.csv", MIXED)
     report = import_csv(engine, path, "SPY", "1m")
     assert report.rows_read == 16
-    assert report.imported == 3  # lines 2, 12, 18
+    assert report.imported == 4  # lines 2, 12, 14, 18
     assert report.rejected == {
         importer.MISSING: 2,
         importer.NON_NUMERIC: 1,
@@ -107,11 +107,10 @@ def test_each_rejection_reason_is_reported_with_line_numbers(
         importer.NEGATIVE_VOLUME: 1,
         importer.BAD_TIMESTAMP: 1,
         importer.DUPLICATE: 1,
-        importer.FRACTIONAL_VOLUME: 1,
         importer.NOT_WHOLE_MINUTE: 1,
         importer.WRONG_FIELD_COUNT: 1,
     }
-    assert report.rejected_total == 13
+    assert report.rejected_total == 12
 
     def lines(reason: str) -> list[int]:
         return [ex.line for ex in report.examples[reason]]
@@ -124,7 +123,6 @@ def test_each_rejection_reason_is_reported_with_line_numbers(
     assert lines(importer.NEGATIVE_VOLUME) == [9]
     assert lines(importer.BAD_TIMESTAMP) == [10]
     assert lines(importer.DUPLICATE) == [11]
-    assert lines(importer.FRACTIONAL_VOLUME) == [14]
     assert lines(importer.NOT_WHOLE_MINUTE) == [15]
     assert lines(importer.WRONG_FIELD_COUNT) == [16]
     assert "high" in report.examples[importer.MISSING][0].detail
@@ -136,7 +134,13 @@ def test_each_rejection_reason_is_reported_with_line_numbers(
         rows = connection.execute(
             select(BarRecord.start, BarRecord.volume).order_by(BarRecord.start)
         ).all()
-    assert [(r.start.minute, r.volume) for r in rows] == [(30, 1000), (38, 7), (43, 1000)]
+    assert [(r.start.minute, r.volume) for r in rows] == [
+        (30, 1000),
+        (38, 7),
+        (40, 7.5),
+        (43, 1000),
+    ]
+    assert [type(r.volume) for r in rows] == [int, int, float, int]
 
 
 def test_examples_are_capped_but_counts_are_not(engine: Engine, tmp_path: Path) -> None:
@@ -151,12 +155,12 @@ def test_importing_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None
     path = _write(tmp_path / "mixed.csv", MIXED)
     first = import_csv(engine, path, "SPY", "1m")
     second = import_csv(engine, path, "SPY", "1m")
-    assert first.imported == 3
+    assert first.imported == 4
     assert second.imported == 0
-    assert second.already_present == 3
-    assert second.conflicting == 0
+    assert second.already_present == 4
+    assert second.conflicting == 0  # 7.5 read back equals 7.5
     assert second.rejected == first.rejected  # rejections are still reported, not errors
-    assert _bar_count(engine) == 3
+    assert _bar_count(engine) == 4
 
 
 def test_already_present_rows_that_differ_are_counted_and_kept(
@@ -299,8 +303,8 @@ def test_an_existing_description_is_kept(engine: Engine, tmp_path: Path) -> None
 def test_report_renders_as_json_and_tables(engine: Engine, tmp_path: Path) -> None:
     report = import_csv(engine, _write(tmp_path / "mixed.csv", MIXED), "SPY", "1m")
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["imported"] == 3
-    assert data["rejected_total"] == 13
+    assert data["imported"] == 4
+    assert data["rejected_total"] == 12
     reasons = {item["reason"]: item for item in data["rejected"]}
     assert reasons[importer.DUPLICATE]["examples"][0]["line"] == 11
     console = Console(width=120, record=True, file=io.StringIO())
@@ -309,4 +313,4 @@ def test_report_renders_as_json_and_tables(engine: Engine, tmp_path: Path) -> No
     assert "Rejected rows" in text
     assert "high < low" in text
     assert "11:" in text
-    assert "13 rejected" in report.summary()
+    assert "12 rejected" in report.summary()

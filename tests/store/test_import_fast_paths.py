@@ -70,6 +70,14 @@ VOLUMES = [
     "9223372036854775808",
     "-1",
     "\u0661",
+    # fractional (crypto, FX): stored as doubles, the whole ones above as integers
+    "7.5",
+    "0.00000001",
+    "1271.03400000",
+    "1.5e-3",
+    ".5",
+    "-0.5",
+    "1e300",
 ]
 
 
@@ -112,10 +120,19 @@ def test_clean_blocks_take_the_fast_path_and_doubtful_ones_the_text(
     monkeypatch.setattr(import_arrow, "_clean", spy)
     report = import_bars(db(), _file(tmp_path / "a.csv", "1.5", "10", 250), "SPY", "1m")
     assert (outcomes, report.imported) == ([True], 250)
+    outcomes.clear()
     bad = tmp_path / "b.csv"
     bad.write_text(_file(tmp_path / "c.csv", "1.5", "10", 250).read_text() + "x,1,1,1,1,1\n")
     report = import_bars(db(), bad, "SPY", "1m")
-    assert (outcomes, report.imported, report.rejected_total) == ([True, False], 250, 1)
+    # (parsed as int64 volumes, then as float64 ones, then read as text)
+    assert (outcomes, report.imported, report.rejected_total) == ([False, False], 250, 1)
+    # Fractional volumes (crypto, FX): the int64 parse fails, the float64 one passes.
+    outcomes.clear()
+    report = import_bars(
+        engine := db(), _file(tmp_path / "f.csv", "1.5", "0.125", 250), "SPY", "1m"
+    )
+    assert (outcomes, report.imported) == ([False, True], 250)
+    assert {r[-1] for r in _rows(engine)} == {0.125}
 
 
 @settings(max_examples=60, deadline=None)
@@ -193,12 +210,13 @@ def test_parquet_columns_of_other_types(db, tmp_path: Path) -> None:  # noqa: F8
     assert report.imported == 5
     report = import_bars(engine := db(), float_path, "SPY", "1m", "America/New_York")
     assert report.rejected == {
-        importing.FRACTIONAL_VOLUME: 1,
         importing.MISSING: 1,
         importing.VOLUME_TOO_LARGE: 1,
         importing.NEGATIVE_VOLUME: 1,
     }
-    assert [r[-1] for r in _rows(engine)] == [7, 0, 4]
+    stored = [r[-1] for r in _rows(engine)]
+    assert stored == [7, 7.5, 0, 4]
+    assert [type(v) for v in stored] == [int, float, int, int]
 
 
 START = 1709683200

@@ -100,6 +100,8 @@ def _both(db, path: Path, *args, **kwargs) -> tuple:
     assert reports[0].reader == "csv module"
     _same(*reports)
     assert rows[0] == rows[1]
+    # and the same types: a whole volume an integer, a fractional one a double
+    assert [type(r[7]) for r in rows[0]] == [type(r[7]) for r in rows[1]]
     return reports[1], rows[1]
 
 
@@ -266,11 +268,12 @@ def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
 def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
     """A first line that is data (a timestamp and five numbers: Binance's klines have no
     header) is read as data, the first six columns as timestamp, open, high, low, close,
-    volume, the rest ignored; it was taken for a header and refused."""
+    volume, the rest ignored; it was taken for a header and refused. Their volumes are
+    fractional (in the base asset, eight decimals): they were rejected as such."""
     path = tmp_path / "klines.csv"
     path.write_text(
-        "1704067200000,42283.58,42554.57,42261.02,42475.23,1271,1704067259999,47134\n"
-        "1704067260000,42475.23,42500.00,42400.00,42450.00,100,1704067319999,9\n"
+        "1704067200000,42283.58,42554.57,42261.02,42475.23,1271.03400000,1704067259999,47134\n"
+        "1704067260000,42475.23,42500.00,42400.00,42450.00,100.00000000,1704067319999,9\n"
         "1704067320000,42450.00,42400.00,42500.00,42450.00,100,1704067379999,9\n"
         "1704067380000,42450.00,42460.00,42440.00,42455.00,100.5,1704067439999,9\n",
         encoding="utf-8",
@@ -287,11 +290,13 @@ def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path)
     }
     assert report.ignored_columns == ["column 7", "column 8"]
     assert [(r[2], r[3], r[7]) for r in rows] == [
-        (datetime(2024, 1, 1, 0, 0, tzinfo=UTC), 42283.58, 1271),
+        (datetime(2024, 1, 1, 0, 0, tzinfo=UTC), 42283.58, 1271.034),
         (datetime(2024, 1, 1, 0, 1, tzinfo=UTC), 42475.23, 100),
+        (datetime(2024, 1, 1, 0, 3, tzinfo=UTC), 42450.0, 100.5),
     ]
+    assert [type(r[7]) for r in rows] == [float, int, float]  # whole volumes stay integers
     # The first line is data: its faults are reported with line 1 like any other's.
-    assert report.rejected == {importing.HIGH_BELOW_LOW: 1, importing.FRACTIONAL_VOLUME: 1}
+    assert report.rejected == {importing.HIGH_BELOW_LOW: 1}
     assert [ex.line for ex in report.examples[importing.HIGH_BELOW_LOW]] == [3]
     with pytest.raises(DataImportError, match="has no header line .* --columns cannot name"):
         import_bars(db(), path, "BTCUSDT", "1m", columns=parse_column_mapping("volume=v"))
@@ -355,8 +360,8 @@ def test_unsplittable_csv_falls_back_to_the_csv_module(db, tmp_path: Path) -> No
     path.write_text(MIXED)
     report = import_bars(engine := db(), path, "SPY", "1m")
     assert report.reader == "csv module"
-    assert report.rejected_total == 13 and report.imported == 3
-    assert len(_rows(engine)) == 3  # the aborted pyarrow attempt was rolled back
+    assert report.rejected_total == 12 and report.imported == 4
+    assert len(_rows(engine)) == 4  # the aborted pyarrow attempt was rolled back
 
 
 def test_many_chunks_and_duplicates_across_chunks(

@@ -80,3 +80,58 @@ def test_dbn_into_postgres(pg, tmp_path: Path) -> None:
     (report,) = import_dbn(pg, path)
     assert (report.symbol, report.imported) == ("ES=F", 30)
     assert [r.already_present for r in import_dbn(pg, path)] == [30]
+
+
+def test_fractional_volumes_on_postgres(pg, tmp_path: Path) -> None:
+    """Crypto and FX volumes are fractional: PostgreSQL stores them in a double column,
+    as SQLite does, whichever reader read the file."""
+    lines = [HEADER.strip()] + [
+        f"2024-03-05T00:{m:02d}:00+00:00,1,2,0.5,1.5,{v}"
+        for m, v in enumerate(["0.00123", "1271.034", "12", "7.5"])
+    ]
+    path = tmp_path / "btc.csv"
+    path.write_text("\n".join(lines) + "\n")
+    for reader in ("csv", "arrow"):
+        report = import_bars(pg, path, f"BTC-{reader}", "1m", reader=reader)
+        assert (report.imported, report.rejected_total) == (4, 0)
+    volumes = {}
+    for row in _rows(pg):
+        volumes.setdefault(row[0], []).append(row[-1])
+    assert volumes == {
+        "BTC-csv": [0.00123, 1271.034, 12, 7.5],
+        "BTC-arrow": [0.00123, 1271.034, 12, 7.5],
+    }
+
+
+def test_an_older_postgres_database_is_widened_by_db_init(pg, postgres_url, tmp_path: Path) -> None:
+    """A database created before fractional volumes has an integer volume column, which
+    PostgreSQL would round 7.5 into: the import refuses, naming the row and the upgrade,
+    and keeps nothing; ``db init`` widens the column, keeping every row."""
+    from sessionkit.engine.errors import DataImportError
+    from sessionkit.engine.store.db import init_or_upgrade_db
+
+    with pg.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE bars ALTER COLUMN volume TYPE bigint")
+    whole = tmp_path / "whole.csv"
+    whole.write_text(HEADER + "2024-03-04T00:00:00+00:00,1,2,0.5,1.5,10\n")
+    assert import_bars(pg, whole, "BTC", "1m").imported == 1
+    path = tmp_path / "btc.csv"
+    path.write_text(
+        HEADER
+        + "2024-03-05T00:00:00+00:00,1,2,0.5,1.5,10\n"
+        + "2024-03-05T00:01:00+00:00,1,2,0.5,1.5,7.5\n"
+    )
+    for reader in ("csv", "arrow"):
+        with pytest.raises(DataImportError) as failure:
+            import_bars(pg, path, "BTC", "1m", reader=reader)
+        message = str(failure.value)
+        assert "btc.csv, line 3: volume 7.5 is fractional" in message
+        assert "sessionkit db init --db URL" in message
+        assert [r[-1] for r in _rows(pg)] == [10]  # nothing of the file was kept
+    engine, changed = init_or_upgrade_db(postgres_url)
+    assert changed == [("bars", "volume")]
+    assert init_or_upgrade_db(postgres_url)[1] == []  # once
+    report = import_bars(engine, path, "BTC", "1m")
+    assert report.imported == 2
+    assert [r[-1] for r in _rows(engine)] == [10, 10, 7.5]
+    engine.dispose()
