@@ -10,6 +10,7 @@ the file, the key and what is wrong. Unknown keys are errors: a typo must not pa
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import tomllib
@@ -174,6 +175,31 @@ def parse_setting_values(text: str) -> tuple[str, list[Any]]:
     if values is not None and not raw.endswith(","):  # (TOML allows a trailing comma)
         return key, [_setting_value(value) for value in values]
     return key, [parse_setting(f"{key}={piece}")[1] for piece in raw.split(",")]
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def setting_text(value: Any, *, nested: bool = False) -> str:
+    """``value`` as it is written after ``--set KEY=`` (and read back by
+    :func:`parse_setting`): ``{fast = 5, slow = 20}``, ``["ACME", "BOLT"]``, ``true``,
+    ``2024-12-06``, a string bare (quoted inside a table or a list)."""
+    if isinstance(value, Mapping):
+        items = (
+            f"{k if _BARE_KEY.fullmatch(str(k)) else json.dumps(str(k))} = "
+            f"{setting_text(v, nested=True)}"
+            for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(setting_text(v, nested=True) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return json.dumps(value) if nested else value
+    return str(value)
 
 
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")

@@ -100,7 +100,9 @@ def _progress(total: int) -> Any:
 
 def _label(outcome: Any) -> str:
     """``run 2 completed (analysis.options.fast=10, 2024-12-02..2024-12-06)``."""
-    parts = [f"{k}={v}" for k, v in outcome.run.parameters.items()]
+    from ..config import setting_text
+
+    parts = [f"{k}={setting_text(v)}" for k, v in outcome.run.parameters.items()]
     if outcome.run.window is not None:
         parts.append(f"{outcome.run.window[0]}..{outcome.run.window[1]}")
     return f"run {outcome.run.index + 1} {outcome.state}" + (
@@ -121,7 +123,8 @@ def _rows(ranked: list[Any], metric_names: list[str]) -> tuple[list[str], list[l
     for position, outcome in enumerate(ranked, start=1):
         result = outcome.result
         window = outcome.run.window
-        row: list[Any] = [position, *(outcome.run.parameters.get(k, "") for k in keys)]
+        parameters = outcome.run.parameters
+        row: list[Any] = [position, *(_parameter(parameters.get(k, "")) for k in keys)]
         if sharded:
             row.append("" if window is None else f"{window[0]}..{window[1]}")
         if result is None:
@@ -163,6 +166,16 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
     return str(value)
+
+
+def _parameter(value: Any) -> Any:
+    """A parameter's cell: a number or a word as it is, a table, list, boolean or date as
+    it is written after ``--param KEY=`` (``{fast = 5, slow = 20}``)."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return value
+    from ..config import setting_text
+
+    return setting_text(value)
 
 
 def sweep_command(

@@ -36,7 +36,7 @@ from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
-from ..config import SessionConfig, parse_setting_values
+from ..config import SessionConfig, parse_setting_values, setting_text
 from ..errors import ConfigError, SessionkitError, UsageError
 from ..pipeline.snapshot import Snapshot
 from .backtest import BacktestRun, ConfigLike, resolve_config, run_backtest
@@ -155,17 +155,13 @@ def plan_sweep(
     for values, window in itertools.product(combos, windows):
         parameters = dict(zip(keys, values, strict=True))
         extra: dict[str, Any] = dict(parameters)
-        labels = {k: f"--param {k}={_text(v)}" for k, v in parameters.items()}
+        labels = {k: f"--param {k}={setting_text(v)}" for k, v in parameters.items()}
         if window is not None:
             extra["backtest.start_date"], extra["backtest.end_date"] = window
             labels["backtest.start_date"] = labels["backtest.end_date"] = f"--shard-by {shard_by}"
         configured = resolve_config(base, extra, labels) if extra else base
         runs.append(SweepRun(len(runs), parameters, window, configured))
     return runs
-
-
-def _text(value: Any) -> str:
-    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def _shards(config: SessionConfig, shard_by: ShardBy) -> Iterator[tuple[date, date]]:

@@ -3,6 +3,7 @@ and on a real Dask ``LocalCluster``; failures and Ctrl-C."""
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -322,3 +323,34 @@ def test_param_values_may_be_tables_and_lists_with_commas_of_their_own() -> None
             parse_param(bad)
     with pytest.raises(ConfigError, match="a value repeats"):
         parse_param("analysis.options={fast=5},{fast=5}")
+
+
+def test_table_and_list_parameters_are_shown_as_they_are_written(tmp_path) -> None:
+    """The table, the progress lines and ``--out`` showed a table parameter as a Python
+    dict (``{'fast': 5, 'slow': 20}``); they show it as ``--param`` takes it, which reads
+    back to the same value."""
+    from datetime import date
+
+    from sessionkit.engine.config import parse_setting, setting_text
+
+    for value in (
+        {"fast": 5, "slow": 20},
+        {"entry": "mod:Cls", "weird key": [1, 2.5, True], "when": date(2024, 12, 6)},
+        ["ACME", "BOLT"],
+        False,
+        "1m",
+        2.5,
+    ):
+        assert parse_setting(f"k={setting_text(value)}")[1] == value
+    assert setting_text({"fast": 5, "slow": 20}) == "{fast = 5, slow = 20}"
+    out = tmp_path / "runs.csv"
+    result = sweep(
+        "demo", *DAY, "--param", "analysis.options={fast=5,slow=20},{fast=10,slow=30}",
+        "--param", "streams.symbols=[\"ACME\"]", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "{fast = 5, slow = 20}" in result.stdout and "{fast = 10, slow = 30}" in result.stdout
+    assert '["ACME"]' in result.stdout and "'fast'" not in result.stdout + result.stderr
+    assert '(analysis.options={fast = 5, slow = 20}, streams.symbols=["ACME"])' in result.stderr
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert sorted(row[1] for row in rows[1:]) == ["{fast = 10, slow = 30}", "{fast = 5, slow = 20}"]
