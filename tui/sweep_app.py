@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
+from sessionkit.engine.config import setting_text
 from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun, run_sweep
 from textual import work
 from textual.app import App, ComposeResult
@@ -276,7 +277,7 @@ class SweepMonitorApp(App[None]):
                 severity="warning",
             )
             return
-        settings = [f"{k}={v}" for k, v in entry.run.parameters.items()]
+        settings = [f"{k}={setting_text(v)}" for k, v in entry.run.parameters.items()]
         if entry.run.window is not None:
             settings.append(f"{entry.run.window[0]}..{entry.run.window[1]}")
         title = f"{number}" + (f": {', '.join(settings)}" if settings else "")

@@ -11,10 +11,12 @@ arriving after it is ignored).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
+from sessionkit.engine.config import setting_text
 from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun
 
 from . import format as fmt
@@ -115,9 +117,29 @@ def _window(run: SweepRun) -> str:
 
 
 def _value_text(value: Any) -> str:
+    """A parameter's cell: a table, list, boolean or date as ``--param`` takes it."""
     if isinstance(value, float):
         return fmt.price(value) if not value.is_integer() else f"{value:g}"
-    return str(value)
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    return setting_text(value)
+
+
+def _orderable(value: Any) -> tuple[str, Any]:
+    """A parameter's sort key, which any two values have: numbers by their value (ints
+    and floats together), then words, dates, booleans each by theirs; tables and lists
+    (which have no order of their own) item by item."""
+    if isinstance(value, Mapping):
+        return ("table", tuple((str(k), _orderable(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_orderable(v) for v in value))
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str | date):
+        return (type(value).__name__, value)
+    return (type(value).__name__, str(value))
 
 
 class SweepBoard:
@@ -286,7 +308,7 @@ class SweepBoard:
             return index
         if key.startswith("param:"):
             value = entry.run.parameters.get(key.removeprefix("param:"))
-            return None if value is None else (str(type(value)), value)
+            return None if value is None else _orderable(value)
         if key == "window":
             return entry.run.window
         if key == "state":

@@ -454,3 +454,40 @@ def test_the_progress_bar(fraction, text) -> None:
     from sessionkit.tui.sweep_board import progress_bar
 
     assert progress_bar(fraction) == text
+
+
+def test_table_and_list_parameters_show_as_written_and_sort() -> None:
+    """Sorting by a table parameter (``--param analysis.options={fast=5,slow=20},...``)
+    raised TypeError (tables have no order), so ``s`` or a header click ended the monitor;
+    and the cells showed Python dicts. Tables and lists now sort item by item and show as
+    ``--param`` takes them."""
+    from sessionkit.engine.runs.sweep import parse_param
+    from sessionkit.tui.format import Figures
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    grid = dict(
+        [
+            parse_param("analysis.options={fast=10,slow=30},{fast=5,slow=20},{fast=5,slow=7.5}"),
+            parse_param('streams.symbols=["BOLT"],["ACME","CRUX"]'),
+        ]
+    )
+    board = SweepBoard(plan_sweep("demo", grid=grid))
+    options = {i: board.cells(i, Figures())[1][0] for i in board.entries}
+    assert set(options.values()) == {
+        "{fast = 10, slow = 30}",
+        "{fast = 5, slow = 20}",
+        "{fast = 5, slow = 7.5}",
+    }
+    order = board.order("param:analysis.options", False)
+    assert [options[i] for i in order][::2] == [
+        "{fast = 5, slow = 7.5}",
+        "{fast = 5, slow = 20}",
+        "{fast = 10, slow = 30}",
+    ]
+    descending = board.order("param:analysis.options", True)
+    assert [options[i] for i in descending] == [options[i] for i in order][::-1]
+    symbols = {i: board.cells(i, Figures())[2][0] for i in board.entries}
+    assert [symbols[i] for i in board.order("param:streams.symbols", False)][::3] == [
+        '["ACME", "CRUX"]',
+        '["BOLT"]',
+    ]
