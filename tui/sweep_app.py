@@ -21,8 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
-from sessionkit.engine.config import setting_text
-from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun, run_sweep
+from sessionkit.engine.runs.sweep import (
+    RunProgress,
+    SweepOutcome,
+    SweepRun,
+    run_sweep,
+    setting_text,
+)
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType

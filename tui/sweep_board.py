@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sessionkit.engine.config import setting_text
-from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun
+from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun, setting_text
 
 from . import format as fmt
 

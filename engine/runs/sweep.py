@@ -36,7 +36,7 @@ from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
-from ..config import SessionConfig, parse_setting_values, setting_text
+from ..config import SessionConfig, parse_setting_values, setting_text  # (the monitor's too)
 from ..errors import ConfigError, SessionkitError, UsageError
 from ..pipeline.snapshot import Snapshot
 from .backtest import BacktestRun, ConfigLike, resolve_config, run_backtest
