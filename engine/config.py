@@ -784,6 +784,10 @@ def default_database_url() -> str:
     return f"sqlite:///{bundled_database_path()}"
 
 
+_SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.DOTALL)
+"""A SQLite URL: its scheme and slashes, its database file, its query."""
+
+
 def database_url_of(value: str | None, base: Path | None = None) -> str:
     """A SQLAlchemy URL from a ``database_url`` value or a ``--db`` option.
 
@@ -793,13 +797,24 @@ def database_url_of(value: str | None, base: Path | None = None) -> str:
         A SQLAlchemy URL (``sqlite:///x.sqlite``, ``postgresql+psycopg://...``), a path to a
         SQLite file, or None (or blank) for the bundled sample database.
     base
-        The folder a relative file path is relative to (default: the working folder).
+        The folder a relative file path (also in a ``sqlite:///`` URL) is relative to
+        (default: the working folder): the result names the file absolutely, so that it
+        means the same file in a sweep's or Dask's workers.
     """
     if value is None or not value.strip():
         return default_database_url()
     value = value.strip()
     if "://" in value:
-        return value
+        # A SQLite URL's relative file (sqlite:///my.sqlite) follows the same rule as a
+        # path; an absolute one (four slashes), :memory:, a URI filename and any other
+        # database's URL are kept as written.
+        match = _SQLITE_URL.fullmatch(value)
+        if match is None:
+            return value
+        prefix, database, query = match.groups()
+        if not database or database.startswith(("/", ":memory:", "file:")):
+            return value
+        return f"{prefix}{((base or Path.cwd()) / database).resolve()}{query or ''}"
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = (base or Path.cwd()) / path

@@ -233,11 +233,44 @@ def test_a_relative_database_path_is_relative_to_the_configuration_file(tmp_path
     config = load_config(path)
     assert config.database_url == f"sqlite:///{(folder / 'data' / 'bars.sqlite').resolve()}"
     assert config.source == str(path)
-    # A URL is kept as written; an override's path is relative to the working folder.
-    assert load_config(path, {"database_url": "sqlite:///x.db"}).database_url == "sqlite:///x.db"
+    # An override's path, bare or in a URL, is relative to the working folder.
+    assert load_config(path, {"database_url": "sqlite:///x.db"}).database_url == (
+        f"sqlite:///{(tmp_path / 'x.db').resolve()}"
+    )
     assert load_config(path, {"database_url": "y.db"}).database_url == (
         f"sqlite:///{(tmp_path / 'y.db').resolve()}"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        # relative files in a URL: as a bare path is (the README's own example)
+        ("sqlite:///my.sqlite", "sqlite:///{folder}/my.sqlite"),
+        ("sqlite:///data/../my.sqlite?timeout=5", "sqlite:///{folder}/my.sqlite?timeout=5"),
+        ("sqlite+pysqlite:///my.sqlite", "sqlite+pysqlite:///{folder}/my.sqlite"),
+        # kept as written
+        ("sqlite:////abs/my.sqlite", "sqlite:////abs/my.sqlite"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///file:my.sqlite?mode=ro&uri=true", "sqlite:///file:my.sqlite?mode=ro&uri=true"),
+        ("postgresql+psycopg://me@db:5432/bars", "postgresql+psycopg://me@db:5432/bars"),
+    ],
+)
+def test_a_relative_sqlite_url_in_a_file_is_relative_to_its_folder(
+    tmp_path, monkeypatch, written: str, expected: str
+) -> None:
+    """``database_url = "sqlite:///my.sqlite"`` (the README's example) opened my.sqlite in
+    the working folder: a run from another folder said the database did not exist. A
+    relative file in a SQLite URL now follows the rule of a relative path."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    path = folder / "run.toml"
+    demo = load_config("demo")
+    path.write_text(f"database_url = {written!r}\n" + _demo_without_database_url(demo))
+    monkeypatch.chdir(tmp_path)
+    got = load_config(path).database_url
+    assert got == expected.format(folder=folder.resolve())
 
 
 def _demo_without_database_url(config) -> str:
