@@ -57,6 +57,8 @@ _TS = (
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
 _DOTTED = r"^(\d{4})\.(\d{2})\.(\d{2})($|[ T])"
+_DAY_FIRST = r"^(\d{2})\.(\d{2})\.(\d{4})($|[ T])"
+_ZERO_FRACTION = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})\.0+($|Z$|[+-]\d{2}:\d{2}$)"
 _EPOCH = r"^-?\d{1,19}$"  # a Unix epoch (importing.EPOCH_UNITS); above int64: row rules
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"
 _WHOLE = r"^\d{1,18}$"  # pyarrow casts "+10" to a float, not to an int
@@ -234,10 +236,17 @@ def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
         return _local_epochs(naive, ok, rules)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-    if n and _bool(pc.match_substring_regex(values.slice(0, 1), _DOTTED))[0]:
-        # 2024.03.05 (MetaTrader) as 2024-03-05, as the row rules read it (a file that
-        # starts otherwise and has such dates: the row rules read those rows)
+    # Other spellings, as the row rules read them, when the file's first value has one (a
+    # file that starts otherwise and has them: the row rules read those rows):
+    # 2024.03.05 (MetaTrader) and 05.03.2024 (day first: Dukascopy) as 2024-03-05, and
+    # 00:01:00.000 as 00:01:00.
+    first = values.slice(0, 1)
+    if n and _bool(pc.match_substring_regex(first, _DOTTED))[0]:
         values = pc.replace_substring_regex(values, _DOTTED, r"\1-\2-\3\4")
+    elif n and _bool(pc.match_substring_regex(first, _DAY_FIRST))[0]:
+        values = pc.replace_substring_regex(values, _DAY_FIRST, r"\3-\2-\1\4")
+    if n and _bool(pc.match_substring_regex(values.slice(0, 1), _ZERO_FRACTION))[0]:
+        values = pc.replace_substring_regex(values, _ZERO_FRACTION, r"\1\2")
     ok = _bool(pc.match_substring_regex(values, _TS))
     length = _numpy(pc.utf8_length(values))
     naive = ok & (length == 19)
@@ -379,8 +388,7 @@ def read_csv_arrow(
         raise NeedsReference
     columns = resolve_columns(path, header, mapping)
     report.reader = "pyarrow csv"
-    report.columns = columns.used
-    report.ignored_columns = columns.ignored
+    columns.apply(report, rules)
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     wanted = [names[i] for i in columns.positions]
@@ -558,8 +566,7 @@ def read_parquet(
     names = parquet.schema_arrow.names
     columns = resolve_columns(path, names, mapping)
     report.reader = "pyarrow parquet"
-    report.columns = columns.used
-    report.ignored_columns = columns.ignored
+    columns.apply(report, rules)
     sources = columns.sources
     split = columns.timestamp is None
     row = 1

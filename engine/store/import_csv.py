@@ -117,8 +117,7 @@ def read_csv_module(
                     f"{path} is empty (expected a CSV header: {','.join(HEADER)})"
                 )
             columns = resolve_columns(path, header, mapping)
-            report.columns = columns.used
-            report.ignored_columns = columns.ignored
+            columns.apply(report, rules)
             width = len(header)
             split = columns.timestamp is None
             positions = columns.positions

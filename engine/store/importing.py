@@ -65,7 +65,16 @@ HEADER = FIELDS
 """The canonical CSV header (any order; names are case-insensitive; aliases accepted)."""
 
 ALIASES: dict[str, tuple[str, ...]] = {
-    "timestamp": ("timestamp", "datetime", "date_time", "date time", "ts_event", "ts", "time"),
+    "timestamp": (
+        "timestamp",
+        "datetime",
+        "date_time",
+        "date time",
+        "ts_event",
+        "ts",
+        "time",
+        "gmt time",  # Dukascopy (UTC: naive times need no --tz)
+    ),
     "open": ("open", "o", "open_price"),
     "high": ("high", "h", "high_price"),
     "low": ("low", "l", "low_price"),
@@ -107,6 +116,10 @@ else nanoseconds. Bars between 1900 and 2199 are never mistaken (a millisecond e
 1e10 is within 116 days of 1970)."""
 
 _DOTTED_DATE = re.compile(r"\d{4}\.\d{2}\.\d{2}(?=$|[ T])")
+"""``2024.03.05`` (MetaTrader)."""
+_DAY_FIRST_DATE = re.compile(r"\d{2}\.\d{2}\.\d{4}(?=$|[ T])")
+"""``05.03.2024``: day first, as dotted dates with the year last always are (Dukascopy,
+European exports)."""
 """A date written ``2024.03.05`` (MetaTrader), read as ``2024-03-05``."""
 
 _EPOCH_TEXT = re.compile(r"-?\d{1,19}")
@@ -411,6 +424,19 @@ class Columns:
         read = set(self.sources)
         return [name for name in self.names if name not in read]
 
+    @property
+    def utc(self) -> bool:
+        """Whether the timestamp column's name says its times are UTC (``Gmt time``)."""
+        return self.timestamp is not None and _normal(self.timestamp) == "gmt time"
+
+    def apply(self, report: ImportReport, rules: RowRules) -> None:
+        """Note the columns in ``report``; a ``Gmt time`` column's naive times are UTC
+        unless a zone was given."""
+        report.columns = self.used
+        report.ignored_columns = self.ignored
+        if self.utc and rules.zone is None:
+            rules.zone = ZoneInfo("UTC")  # (an IANA zone, as --tz gives: pyarrow needs its name)
+
 
 def _normal(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().strip("<>").strip().lower()
@@ -681,7 +707,12 @@ class RowRules:
                 reject(line, NOT_WHOLE_MINUTE, ts)
                 return None
             return self._consistent(line, epoch, o, h, lo, c, volume, texts)
-        iso = f"{ts[:4]}-{ts[5:7]}-{ts[8:]}" if _DOTTED_DATE.match(ts) else ts
+        if _DOTTED_DATE.match(ts):
+            iso = f"{ts[:4]}-{ts[5:7]}-{ts[8:]}"
+        elif _DAY_FIRST_DATE.match(ts):
+            iso = f"{ts[6:10]}-{ts[3:5]}-{ts[:2]}{ts[10:]}"
+        else:
+            iso = ts
         try:
             start = datetime.fromisoformat(iso)
         except ValueError:

@@ -265,6 +265,44 @@ def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
     assert report.examples[importing.HIGH_BELOW_LOW][0].detail == "high 1,0830 < low 1,0840"
 
 
+DUKASCOPY = (
+    "Gmt time,Open,High,Low,Close,Volume\n"
+    "04.03.2024 00:00:00.000,1.08372,1.08378,1.08369,1.08376,187.41\n"
+    "04.03.2024 00:01:00.000,1.08376,1.08381,1.08374,1.08379,103.5\n"
+    "04.03.2024 00:02:30.000,1.08376,1.08381,1.08374,1.08379,103.5\n"
+    "04.03.2024 00:03:00.500,1.08376,1.08381,1.08374,1.08379,103.5\n"
+    "31.02.2024 00:03:00.000,1.08376,1.08381,1.08374,1.08379,103.5\n"
+    "04.03.2024 00:04:00.000,1.08376,1.08381,1.08374,1.08379,0\n"
+)
+
+
+def test_dukascopy_exports_day_first_dates_in_gmt(db, tmp_path: Path, monkeypatch) -> None:
+    """Dukascopy's FX exports: a ``Gmt time`` column (refused: "missing timestamp") of
+    day-first dotted dates with milliseconds (``04.03.2024 00:01:00.000``: "unparseable
+    timestamp"). The times are UTC without --tz; a zone given explicitly wins."""
+    path = tmp_path / "EURUSD_Candlestick_1_M_BID.csv"
+    path.write_text(DUKASCOPY, encoding="utf-8")
+    report, rows = _both(db, path, "EURUSD", "1m")
+    assert report.columns["timestamp"] == "Gmt time"
+    assert [(r[2], r[7]) for r in rows] == [
+        (datetime(2024, 3, 4, 0, 0, tzinfo=UTC), 187.41),
+        (datetime(2024, 3, 4, 0, 1, tzinfo=UTC), 103.5),
+        (datetime(2024, 3, 4, 0, 4, tzinfo=UTC), 0),
+    ]
+    assert report.rejected == {importing.BAD_TIMESTAMP: 1, importing.NOT_WHOLE_MINUTE: 2}
+    assert [ex.line for ex in report.examples[importing.NOT_WHOLE_MINUTE]] == [4, 5]
+    _report, zurich = _both(db, path, "EURUSD", "1m", "Europe/Zurich")
+    assert zurich[0][2] == datetime(2024, 3, 3, 23, 0, tzinfo=UTC)
+    # A clean file takes pyarrow's fast path (no row is read as text).
+    from sessionkit.engine.store import import_arrow
+
+    texts = []
+    monkeypatch.setattr(import_arrow.RowRules, "check", lambda self, *a: texts.append(a))
+    clean = tmp_path / "clean.csv"
+    clean.write_text("".join(DUKASCOPY.splitlines(keepends=True)[i] for i in (0, 1, 2, 6)))
+    assert import_bars(db(), clean, "EURUSD", "1m").imported == 3 and texts == []
+
+
 def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
     """A first line that is data (a timestamp and five numbers: Binance's klines have no
     header) is read as data, the first six columns as timestamp, open, high, low, close,
