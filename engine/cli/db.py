@@ -163,7 +163,8 @@ def import_command(
         typer.Option(
             "--columns",
             help="Map fields to the file's columns: timestamp=Time,volume=Qty (fields: "
-            "timestamp, date, time, open, high, low, close, volume).",
+            "timestamp, date, time, open, high, low, close, volume, and symbol: a column "
+            "of symbols, whose --symbol rows are imported).",
             show_default=False,
         ),
     ] = None,

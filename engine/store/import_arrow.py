@@ -392,6 +392,8 @@ def read_csv_arrow(
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     wanted = [names[i] for i in columns.positions]
+    if columns.symbol is not None:  # read last, and split off: see _mine
+        wanted.append(names[columns.names.index(columns.symbol)])
     split = columns.timestamp is None
 
     def refuse(_row: Any) -> str:
@@ -435,21 +437,32 @@ def read_csv_arrow(
     try:
         for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
-            clean = _clean(buffer, read_options, parse_options, numbers, wanted, split, rules)
-            if clean is None and numbers is typed_options:
-                clean = _clean(
-                    buffer, read_options, parse_options, fractional_options, wanted, split, rules
+            mine = (report, columns.symbol is not None)
+            parsed = _clean(
+                buffer, read_options, parse_options, numbers, wanted, split, rules, mine
+            )
+            if parsed is None and numbers is typed_options:
+                parsed = _clean(
+                    buffer,
+                    read_options,
+                    parse_options,
+                    fractional_options,
+                    wanted,
+                    split,
+                    rules,
+                    mine,
                 )
-                if clean is not None:
+                if parsed is not None:
                     numbers = fractional_options
-            if clean is not None:
+            if parsed is not None:
+                clean, total = parsed
                 rows = len(clean)
                 report.rows_read += rows
                 for offset in range(0, rows, CHUNK):
                     part = clean.take(np.arange(offset, min(offset + CHUNK, rows)))
                     part.lines += line
                     yield part
-                line += rows
+                line += total
                 continue
             table = pa_csv.read_csv(
                 buffer,
@@ -463,15 +476,41 @@ def read_csv_arrow(
                 blank &= _numpy(pc.utf8_length(col)) == 0
             if blank.any():
                 raise NeedsReference  # a blank line or a row of empty fields
+            raw, kept = _mine(raw, report, columns.symbol is not None)
             fields = _join(raw, split)
-            for offset in range(0, table.num_rows, CHUNK):
+            lines = line + (np.arange(table.num_rows) if kept is None else kept)
+            for offset in range(0, len(lines), CHUNK):
                 part = [col.slice(offset, CHUNK) for col in fields]
-                yield check_batch(part, line + offset, report, rules)
+                yield check_batch(part, lines[offset : offset + CHUNK], report, rules)
             line += table.num_rows
     except (pa.ArrowInvalid, UnicodeDecodeError):
         raise NeedsReference from None
     except (OSError, EOFError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None
+
+
+def _mine(
+    raw: list[pa.Array], report: ImportReport, symbols: bool
+) -> tuple[list[pa.Array], np.ndarray | None]:
+    """Split off the symbol column (the last of ``raw``, if ``symbols``) and keep the rows
+    of the imported symbol: the columns of those rows and their indices (None: every row
+    is kept). The other symbols' rows are counted in ``report`` as skipped."""
+    if not symbols:
+        return raw, None
+    *fields, names = raw
+    names = pc.utf8_trim_whitespace(pc.cast(names, pa.string()))
+    ours = _bool(pc.equal(names, report.symbol))
+    if ours.all():
+        return fields, np.arange(len(ours))
+    others = pc.value_counts(names.filter(_mask(~ours)))
+    report.skip_others(
+        dict(
+            zip(others.field("values").to_pylist(), others.field("counts").to_pylist(), strict=True)
+        )
+    )
+    kept = np.flatnonzero(ours)
+    take = _indices(kept)
+    return [col.take(take) for col in fields], kept
 
 
 def _clean(
@@ -482,9 +521,12 @@ def _clean(
     wanted: Sequence[str],
     split: bool,
     rules: RowRules,
-) -> Batch | None:
-    """A block of CSV text whose every row passes the vectorised checks, with pyarrow
-    parsing the numbers (prices as float64, volumes as :func:`_volumes` gives them), or None.
+    mine: tuple[ImportReport, bool],
+) -> tuple[Batch, int] | None:
+    """A block of CSV text whose every row (of the imported symbol: ``mine``, see
+    :func:`_mine`) passes the vectorised checks, with pyarrow parsing the numbers (prices
+    as float64, volumes as :func:`_volumes` gives them), and the block's number of rows; or
+    None.
 
     The fast path for clean files: no number is matched against a pattern. pyarrow's number
     parser accepts a subset of what Python's ``float`` and ``int`` accept, with the same
@@ -503,11 +545,21 @@ def _clean(
     except pa.ArrowInvalid:
         return None
     raw = [table.column(name).combine_chunks() for name in wanted]
+    report, symbols = mine
+    if symbols:  # (counted once the block is known to pass: a block read again is not)
+        names = pc.utf8_trim_whitespace(raw[-1])
+        ours = _bool(pc.equal(names, report.symbol))
+        take = _indices(np.flatnonzero(ours))
+        raw = [col.take(take) for col in raw[:-1]]
     epochs, opens, highs, lows, closes, volumes, good = _vectorised(_join(raw, split), rules)
     if not good.all():
         return None
-    lines = np.arange(table.num_rows, dtype=np.int64)
-    return Batch(lines, epochs, opens, highs, lows, closes, volumes)
+    if symbols:
+        _mine([names], report, True)  # count the others
+        lines = np.flatnonzero(ours).astype(np.int64)
+    else:
+        lines = np.arange(table.num_rows, dtype=np.int64)
+    return Batch(lines, epochs, opens, highs, lows, closes, volumes), table.num_rows
 
 
 BLOCK = 8 << 20
@@ -568,6 +620,9 @@ def read_parquet(
     report.reader = "pyarrow parquet"
     columns.apply(report, rules)
     sources = columns.sources
+    symbols = columns.symbol is not None
+    if symbols:
+        sources = [*sources, columns.symbol]
     split = columns.timestamp is None
     row = 1
     try:
@@ -578,7 +633,9 @@ def read_parquet(
                 raw = [record_batch.column(name) for name in sources]
                 if split:
                     raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
-                yield check_batch(_join(raw, split), row, report, rules)
+                raw, kept = _mine(raw, report, symbols)
+                lines = row if kept is None else row + kept
+                yield check_batch(_join(raw, split), lines, report, rules)
                 row += record_batch.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None

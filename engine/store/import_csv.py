@@ -122,12 +122,19 @@ def read_csv_module(
             split = columns.timestamp is None
             positions = columns.positions
             identity = positions == list(range(6)) and width == 6
+            at = columns.names.index(columns.symbol) if columns.symbol is not None else None
+            symbol = report.symbol
+            others: dict[str, int] = {}
             numbered: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
             if not columns.header:  # its first line is data
                 numbered = itertools.chain([(1, header)], numbered)
             for line, row in numbered:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line
+                if at is not None and len(row) == width and row[at].strip() != symbol:
+                    other = row[at].strip()
+                    others[other] = others.get(other, 0) + 1
+                    continue  # another symbol's row (counted below)
                 report.rows_read += 1
                 if len(row) != width:
                     if len(row) < width:
@@ -153,6 +160,7 @@ def read_csv_module(
                     if len(rows) >= CHUNK:
                         yield Batch.from_rows(lines, rows)
                         lines, rows = [], []
+        report.skip_others(others)
     except UnicodeDecodeError:
         raise DataImportError(f"{path} is not a UTF-8 text CSV file of bars") from None
     except csv.Error as exc:

@@ -68,12 +68,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": (
         "timestamp",
         "datetime",
-        "date_time",
-        "date time",
-        "ts_event",
+        "ts_event",  # Databento
         "ts",
         "time",
-        "gmt time",  # Dukascopy (UTC: naive times need no --tz)
+        "start",  # sessionkit's own exports
+        "start_time",  # Bybit (startTime)
+        "open_time",  # Binance klines with a header
+        "window_start",  # Polygon flat files
+        "gmt_time",  # Dukascopy (UTC: naive times need no --tz)
     ),
     "open": ("open", "o", "open_price"),
     "high": ("high", "h", "high_price"),
@@ -81,14 +83,22 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "close": ("close", "c", "close_price", "last"),
     "volume": ("volume", "vol", "v"),
 }
-"""Header names accepted for each field (compared case-insensitively, ``<DATE>`` style
-brackets removed). A file with separate ``date`` and ``time`` columns has them joined."""
+"""Header names accepted for each field, compared as :func:`_normal` makes them: case,
+``<DATE>`` style brackets and the separators ``_``, ``-`` and spaces do not count
+(``startTime``, ``Start Time`` and ``start_time`` are one name). A file with separate
+``date`` and ``time`` columns has them joined."""
 
-MAPPABLE = (*FIELDS, "date", "time")
+SYMBOL_ALIASES = ("symbol", "ticker", "sym")
+"""Names of a column holding each row's symbol (compared as :data:`ALIASES` are)."""
+
+MAPPABLE = (*FIELDS, "date", "time", "symbol")
 """Keys of a ``--columns`` mapping."""
 
 MAX_EXAMPLES = 5
-"""How many example rows are kept per rejection reason."""
+"""How many example rows are kept per rejection reason (and other symbols named in a
+summary)."""
+MAX_OTHER_SYMBOLS = 100
+"""How many of the other symbols skipped the JSON report lists (the most rows first)."""
 
 CHUNK = 100_000
 """Most rows a reader hands the database at a time."""
@@ -233,6 +243,9 @@ class ImportReport:
         Wall time the import took.
     display_zone
         Zone the rendered report shows times in (the exchange's, like ``db info``).
+    other_symbols
+        Rows of other symbols (a file with a symbol column, many tickers in one file),
+        per symbol: skipped, not rejected.
     """
 
     path: Path
@@ -252,6 +265,31 @@ class ImportReport:
     seconds: float = 0.0
     display_zone: tzinfo = UTC
     line_label: str = "line"
+    other_symbols: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def other_symbol_rows(self) -> int:
+        """Rows of other symbols, skipped."""
+        return sum(self.other_symbols.values())
+
+    def skip_others(self, symbols: Mapping[str, int]) -> None:
+        """Count rows of other symbols (symbol -> rows), read and skipped."""
+        other = self.other_symbols
+        for symbol, rows in symbols.items():
+            other[symbol] = other.get(symbol, 0) + rows
+        self.rows_read += sum(symbols.values())
+
+    def _others_text(self) -> str:
+        """``1,170 rows of 3 other symbols skipped (AAPL 390, MSFT 390, +1 more)``."""
+        shown = sorted(self.other_symbols.items(), key=lambda item: (-item[1], item[0]))
+        listed = ", ".join(f"{symbol} {rows:,}" for symbol, rows in shown[:MAX_EXAMPLES])
+        more = len(shown) - MAX_EXAMPLES
+        return (
+            f"{self.other_symbol_rows:,} rows of {len(shown):,} other "
+            f"{'symbol' if len(shown) == 1 else 'symbols'} skipped ({listed}"
+            + (f", +{more:,} more" if more > 0 else "")
+            + ")"
+        )
 
     @property
     def rejected_total(self) -> int:
@@ -303,6 +341,15 @@ class ImportReport:
                 }
                 for reason, count in self.reasons()
             ],
+            "other_symbols": {
+                "rows": self.other_symbol_rows,
+                "symbols": len(self.other_symbols),
+                "rows_per_symbol": dict(
+                    sorted(self.other_symbols.items(), key=lambda item: (-item[1], item[0]))[
+                        :MAX_OTHER_SYMBOLS
+                    ]
+                ),
+            },
             "first_start": self._stamp(self.first_start),
             "last_start": self._stamp(self.last_start),
             "timezone": str(self.display_zone),
@@ -318,6 +365,8 @@ class ImportReport:
         )
         if self.conflicting:
             text += f"; {self.conflicting:,} already-present rows differ from the stored values"
+        if self.other_symbols:
+            text += f"; {self._others_text()}"
         return text
 
     def __rich__(self) -> Any:
@@ -345,6 +394,8 @@ class ImportReport:
         totals.add_row(
             "rejected", f"{self.rejected_total:,}", style="red" if self.rejected_total else ""
         )
+        if self.other_symbols:
+            totals.add_row("other symbols, skipped", f"{self.other_symbol_rows:,}")
         span = "-"
         if self.first_start and self.last_start:
             zone = self.display_zone
@@ -395,6 +446,9 @@ class Columns:
     volume: str
     header: bool = True
     """False: the file has no header line; its first line is data (see :func:`headerless`)."""
+    symbol: str | None = None
+    """The column naming each row's symbol (``ticker``: many symbols in one file), if any:
+    only the rows of the imported symbol are read, the others counted and skipped."""
 
     @property
     def sources(self) -> list[str]:
@@ -410,7 +464,7 @@ class Columns:
     def used(self) -> dict[str, str]:
         """Field -> column, for the report."""
         stamp = self.timestamp if self.timestamp is not None else f"{self.date}+{self.time}"
-        return {
+        used = {
             "timestamp": stamp,
             "open": self.open,
             "high": self.high,
@@ -418,16 +472,19 @@ class Columns:
             "close": self.close,
             "volume": self.volume,
         }
+        if self.symbol is not None:
+            used["symbol"] = self.symbol
+        return used
 
     @property
     def ignored(self) -> list[str]:
-        read = set(self.sources)
+        read = {*self.sources, self.symbol}
         return [name for name in self.names if name not in read]
 
     @property
     def utc(self) -> bool:
         """Whether the timestamp column's name says its times are UTC (``Gmt time``)."""
-        return self.timestamp is not None and _normal(self.timestamp) == "gmt time"
+        return self.timestamp is not None and _normal(self.timestamp) == "gmttime"
 
     def apply(self, report: ImportReport, rules: RowRules) -> None:
         """Note the columns in ``report``; a ``Gmt time`` column's naive times are UTC
@@ -439,7 +496,13 @@ class Columns:
 
 
 def _normal(name: str) -> str:
-    return name.strip().lstrip("\ufeff").strip().strip("<>").strip().lower()
+    """A column name as names are compared: no BOM, brackets, case or separators."""
+    bare = name.strip().lstrip("\ufeff").strip().strip("<>").strip().lower()
+    return _SEPARATORS.sub("", bare)
+
+
+_SEPARATORS = re.compile(r"[\s_-]+")
+_ALIASES = {key: {_normal(name) for name in names} for key, names in ALIASES.items()}
 
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:
@@ -527,7 +590,7 @@ def resolve_columns(
         if key in found or (key == "timestamp" and ("date" in found or "time" in found)):
             continue
         hits = [
-            names[i] for i, n in enumerate(normal) if n in ALIASES[key] and names[i] not in taken
+            names[i] for i, n in enumerate(normal) if n in _ALIASES[key] and names[i] not in taken
         ]
         if key == "timestamp" and "date" in normal and "time" in [_normal(h) for h in hits]:
             hits = [h for h in hits if _normal(h) != "time"]  # date + time: joined below
@@ -566,6 +629,15 @@ def resolve_columns(
         low=found["low"],
         close=found["close"],
         volume=found["volume"],
+        symbol=found.get("symbol")
+        or next(
+            (
+                names[i]
+                for i, n in enumerate(normal)
+                if n in SYMBOL_ALIASES and names[i] not in found.values()
+            ),
+            None,
+        ),
     )
 
 

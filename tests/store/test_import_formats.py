@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import zstandard
@@ -199,7 +200,8 @@ def test_parquet_imports_the_rows_of_the_csv_it_came_from(db, tmp_path: Path) ->
     assert _rows(csv_engine) == _rows(pq_engine)
     assert from_parquet.reader == "pyarrow parquet"
     assert from_parquet.columns["timestamp"] == "ts_event"
-    assert from_parquet.ignored_columns == ["symbol"]
+    assert from_parquet.columns["symbol"] == "symbol"  # (every row's is SPY)
+    assert from_parquet.ignored_columns == [] and from_parquet.other_symbols == {}
     assert from_parquet.rejected == from_csv.rejected
     assert [ex.line for ex in from_parquet.examples[importing.HIGH_BELOW_LOW]] == [4]
     assert "first at row 2" in from_parquet.examples[importing.DUPLICATE][0].detail
@@ -303,6 +305,57 @@ def test_dukascopy_exports_day_first_dates_in_gmt(db, tmp_path: Path, monkeypatc
     assert import_bars(db(), clean, "EURUSD", "1m").imported == 3 and texts == []
 
 
+def _polygon(path: Path, bad_line: bool = False) -> Path:
+    """A Polygon flat file: every ticker's minutes in one file, ``window_start`` in ns."""
+    t0 = 1709562600 * 10**9  # 2024-03-04 14:30 UTC
+    lines = ["ticker,volume,open,close,high,low,window_start,transactions"]
+    for m in range(5):
+        for ticker, price in (("AAPL", 175.0), ("MSFT", 410.0), ("A", 150.0)):
+            if ticker == "AAPL" and m == 2:
+                continue  # AAPL has no bar at 14:32; MSFT and A have
+            high = price - 1 if bad_line and ticker == "AAPL" and m == 3 else price + 0.2
+            lines.append(f"{ticker},{1000 + m},{price},{price + 0.1},{high},{price - 0.1},"
+                         f"{t0 + m * 60 * 10**9},12")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_file_of_many_symbols_imports_only_the_symbols_rows(db, tmp_path: Path) -> None:
+    """Polygon's flat files (and Kaggle's, Databento's CSV) hold many tickers, in a
+    ``ticker`` or ``symbol`` column. It was ignored: every row was taken as the imported
+    symbol's, so another ticker's bar filled a minute the symbol lacks (here AAPL's 14:32
+    became A's) and the rest were "duplicates". Now only the symbol's rows are read; the
+    others are counted and skipped, not rejected; line numbers stay the file's."""
+    path = _polygon(tmp_path / "2024-03-04.csv")
+    report, rows = _both(db, path, "AAPL", "1m")
+    assert report.columns["symbol"] == "ticker" and report.ignored_columns == ["transactions"]
+    assert [(r[2].minute, r[3]) for r in rows] == [
+        (30, 175.0),
+        (31, 175.0),
+        (33, 175.0),
+        (34, 175.0),
+    ]
+    assert (report.rows_read, report.imported, report.rejected_total) == (14, 4, 0)
+    assert report.other_symbols == {"MSFT": 5, "A": 5}
+    assert "10 rows of 2 other symbols skipped (A 5, MSFT 5)" in report.summary()
+    data = report.to_dict()["other_symbols"]
+    assert data == {"rows": 10, "symbols": 2, "rows_per_symbol": {"A": 5, "MSFT": 5}}
+    # A rejected row is named by its line in the file.
+    bad, _rows_bad = _both(db, _polygon(tmp_path / "bad.csv", bad_line=True), "AAPL", "1m")
+    assert [ex.line for ex in bad.examples[importing.HIGH_BELOW_LOW]] == [10]
+    # --columns symbol=NAME names the column; Parquet files are read the same way.
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(path.read_text().replace("ticker,", "Instrument,", 1))
+    mapped, _ = _both(db, renamed, "AAPL", "1m", columns=parse_column_mapping("symbol=Instrument"))
+    assert mapped.imported == 4 and mapped.other_symbols == {"MSFT": 5, "A": 5}
+    table = pa_csv.read_csv(path)
+    table = table.set_column(0, "ticker", table.column("ticker").dictionary_encode())
+    pq.write_table(table, tmp_path / "day.parquet", row_group_size=7)
+    parquet = import_bars(engine := db(), tmp_path / "day.parquet", "AAPL", "1m")
+    assert (parquet.imported, parquet.other_symbols) == (4, {"MSFT": 5, "A": 5})
+    assert _rows(engine) == rows
+
+
 def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
     """A first line that is data (a timestamp and five numbers: Binance's klines have no
     header) is read as data, the first six columns as timestamp, open, high, low, close,
@@ -357,7 +410,7 @@ def test_vendor_headers_and_a_column_mapping(db, tmp_path: Path) -> None:
     assert report.imported == 3
     assert report.columns["timestamp"] == "<DATE>+<TIME>"
     assert report.columns["volume"] == "<VOL>"
-    assert report.ignored_columns == ["<TICKER>"]
+    assert report.columns["symbol"] == "<TICKER>" and report.ignored_columns == []
     assert rows[0][2] == datetime(2011, 1, 3, 14, 30, tzinfo=UTC)
 
     odd = tmp_path / "odd.csv"
