@@ -202,7 +202,8 @@ def test_options_are_applied_over_the_file():
     parse = cli.build_parser().parse_args
     args = parse(["demo", "--db", "sqlite:///x.db", "--start", "2024-12-02", "--speed", "max"])
     config = load_config("demo", options=cli.options_of(args))
-    assert config.database_url == "sqlite:///x.db"
+    # (a relative file, also in a URL, is relative to the working folder)
+    assert config.database_url == f"sqlite:///{Path.cwd().resolve() / 'x.db'}"
     assert config.backtest.start_date == date(2024, 12, 2)
     assert config.backtest.clock == "data-driven"
     args = parse(["--end", "2024-12-31", "--speed", "600x", "--set", "analysis.options.fast=5"])
