@@ -507,6 +507,7 @@ _ALIASES = {key: {_normal(name) for name in names} for key, names in ALIASES.ite
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:
     """Parse ``--columns`` (``timestamp=Date Time,volume=Qty``) into field -> column.
+    ``symbol=`` (no column) reads no symbol column: every row is the imported symbol's.
 
     Raises
     ------
@@ -519,6 +520,9 @@ def parse_column_mapping(text: str | None) -> dict[str, str]:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         key = key.strip().lower()
+        if key == "symbol" and sep and not value.strip():
+            mapping[key] = ""
+            continue
         if not sep or not value.strip() or key not in MAPPABLE:
             raise DataImportError(
                 f"--columns: {item.strip()!r} is not FIELD=COLUMN with FIELD one of "
@@ -580,6 +584,9 @@ def resolve_columns(
         repeated = sorted({n for n in normal if normal.count(n) > 1})
         raise _header_error(path, names, f"repeated columns {', '.join(repeated)}")
     found: dict[str, str] = {}
+    no_symbol = mapping.get("symbol") == ""  # symbol= : no column of symbols
+    if no_symbol:
+        del mapping["symbol"]
     for key, wanted in mapping.items():
         if _normal(wanted) not in normal:
             raise _header_error(path, names, f"--columns {key}={wanted}: no such column")
@@ -629,15 +636,16 @@ def resolve_columns(
         low=found["low"],
         close=found["close"],
         volume=found["volume"],
-        symbol=found.get("symbol")
-        or next(
-            (
-                names[i]
-                for i, n in enumerate(normal)
-                if n in SYMBOL_ALIASES and names[i] not in found.values()
-            ),
-            None,
-        ),
+        symbol=None if no_symbol else found.get("symbol") or _symbol_column(names, found),
+    )
+
+
+def _symbol_column(names: Sequence[str], found: Mapping[str, str]) -> str | None:
+    """The column of symbols (:data:`SYMBOL_ALIASES`) among ``names``, if one is not taken."""
+    taken = set(found.values())
+    return next(
+        (n for n in names if _normal(n) in SYMBOL_ALIASES and n not in taken),
+        None,
     )
 
 
@@ -1415,6 +1423,8 @@ def run_import(
             sink = BarSink(connection, report, line_label)
             for batch in prefetched(reader(path, report, rules, columns or {})):
                 sink.add(batch)
+            if report.other_symbols and report.rows_read == report.other_symbol_rows:
+                raise _no_row_of(report)  # (rolled back: nothing was written anyway)
             sink.finish()
             upsert_symbol(connection, symbol, path, description, source, synthetic)
     except SQLAlchemyError as exc:
@@ -1423,6 +1433,20 @@ def run_import(
         ) from None
     report.seconds = _time.perf_counter() - started
     return report
+
+
+def _no_row_of(report: ImportReport) -> DataImportError:
+    """The error of an import whose ``--symbol`` is in none of the file's rows."""
+    found = sorted(report.other_symbols.items(), key=lambda item: (-item[1], item[0]))
+    listed = ", ".join(f"{symbol} ({rows:,} rows)" for symbol, rows in found[:MAX_EXAMPLES])
+    if len(found) > MAX_EXAMPLES:
+        listed += f", +{len(found) - MAX_EXAMPLES:,} more"
+    column = report.columns.get("symbol", "symbol")
+    return DataImportError(
+        f"{report.path}: --symbol {report.symbol} names none of its rows: its {column!r} "
+        f"column holds {listed}; give one of those, or --columns symbol= to read every row "
+        f"as {report.symbol}'s"
+    )
 
 
 def prefetched(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:

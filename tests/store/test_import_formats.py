@@ -354,6 +354,22 @@ def test_a_file_of_many_symbols_imports_only_the_symbols_rows(db, tmp_path: Path
     parquet = import_bars(engine := db(), tmp_path / "day.parquet", "AAPL", "1m")
     assert (parquet.imported, parquet.other_symbols) == (4, {"MSFT": 5, "A": 5})
     assert _rows(engine) == rows
+    # A --symbol in none of the rows (a file of ESH4 imported as ES=F) is an error that
+    # says what the file holds; --columns symbol= reads every row as the symbol's.
+    for reader in ("csv", "arrow"):
+        with pytest.raises(DataImportError) as failure:
+            import_bars(engine := db(), path, "ES=F", "1m", reader=reader)
+        assert str(failure.value).endswith(
+            "--symbol ES=F names none of its rows: its 'ticker' column holds A (5 rows), "
+            "MSFT (5 rows), AAPL (4 rows); give one of those, or --columns symbol= to read "
+            "every row as ES=F's"
+        )
+        assert _rows(engine) == []
+    single = tmp_path / "esh4.csv"
+    single.write_text(path.read_text().replace("MSFT,", "AAPL,").replace("\nA,", "\nAAPL,"))
+    every, _ = _both(db, single, "ES=F", "1m", columns=parse_column_mapping("symbol="))
+    assert (every.imported, every.other_symbols) == (5, {})  # the first of each minute
+    assert every.rejected == {importing.DUPLICATE: 9} and "symbol" not in every.columns
 
 
 def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
