@@ -121,12 +121,14 @@ def _fill_upgraded_breaks(engine: Engine) -> list[str]:
 
 @db_app.command("import")
 def import_command(
-    file: Annotated[
-        Path,
+    files: Annotated[
+        list[Path],
         typer.Argument(
-            help="Bars file: CSV (.csv, .csv.gz, .zst), Parquet (.parquet) or Databento DBN "
-            "(.dbn, .dbn.zst).",
+            help="Bars files: CSV (.csv, .csv.gz, .zst), Parquet (.parquet) or Databento DBN "
+            "(.dbn, .dbn.zst); several (a month per file...) are imported one after the "
+            "other, each in its own transaction.",
             show_default=False,
+            metavar="FILE...",
         ),
     ],
     symbol: Annotated[
@@ -186,7 +188,7 @@ def import_command(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Import bars from a CSV, Parquet or DBN file; rejected rows are reported, valid rows imported.
+    """Import bars from CSV, Parquet or DBN files; rejected rows are reported, valid rows imported.
 
     Rows already in the database are counted as already present and left as stored, so
     importing a file twice changes nothing.
@@ -198,49 +200,63 @@ def import_command(
     if reader not in ("auto", "arrow", "csv"):
         raise UsageError(f"--reader: {reader!r} is not auto, arrow or csv")
     mapping = parse_column_mapping(columns)
-    kind = file_format(file)
-    if kind != "dbn" and symbol is None:
-        raise UsageError(f"--symbol is required to import {file} (a {kind.upper()} file)")
+    kinds = {file: file_format(file) for file in files}
+    for file, kind in kinds.items():
+        if kind != "dbn" and symbol is None:
+            raise UsageError(f"--symbol is required to import {file} (a {kind.upper()} file)")
     url = writable_url(db, "import")
     engine = open_db(url)
+    console = None if as_json else _console()
+    reports = []
     try:
-        if kind == "dbn":
-            from ..store.import_dbn import import_dbn
-
-            reports = import_dbn(
-                engine, file, symbol=symbol, interval=interval, description=description
-            )
-        else:
-            reports = [
-                import_bars(
-                    engine,
-                    file,
-                    symbol,  # type: ignore[arg-type]
-                    interval or "1m",
-                    tz,
-                    ambiguous=ambiguous,  # type: ignore[arg-type]
-                    columns=mapping,
-                    description=description,
-                    reader=reader,  # type: ignore[arg-type]
-                )
-            ]
         zone = _display_zone(_calendar_coverage(engine))
+        for file, kind in kinds.items():
+            if kind == "dbn":
+                from ..store.import_dbn import import_dbn
+
+                done = import_dbn(
+                    engine, file, symbol=symbol, interval=interval, description=description
+                )
+            else:
+                done = [
+                    import_bars(
+                        engine,
+                        file,
+                        symbol,  # type: ignore[arg-type]
+                        interval or "1m",
+                        tz,
+                        ambiguous=ambiguous,  # type: ignore[arg-type]
+                        columns=mapping,
+                        description=description,
+                        reader=reader,  # type: ignore[arg-type]
+                    )
+                ]
+            for report in done:
+                report.display_zone = zone
+                if console is not None:  # as each file is done
+                    console.print(report)
+                    console.print(report.summary(), soft_wrap=True, markup=False)
+            reports += done
     finally:
         engine.dispose()
-    for report in reports:
-        report.display_zone = zone
     if as_json:
-        if kind == "dbn":
+        if len(files) > 1 or "dbn" in kinds.values():
             _echo_json({"database": safe_url(url), "imports": [r.to_dict() for r in reports]})
             return
         data = reports[0].to_dict()
         data["database"] = safe_url(url)
         _echo_json(data)
         return
-    console = _console()
-    for report in reports:
-        console.print(report)
-        console.print(report.summary(), soft_wrap=True, markup=False)
+    assert console is not None
+    if len(reports) > 1:
+        imported = sum(r.imported for r in reports)
+        rejected = sum(r.rejected_total for r in reports)
+        console.print(
+            f"{len(files)} file(s): {sum(r.rows_read for r in reports):,} rows read, "
+            f"{imported:,} imported, {sum(r.already_present for r in reports):,} already "
+            f"present, {rejected:,} rejected",
+            markup=False,
+        )
     console.print(f"database: {safe_url(url)}", markup=False)
 
 

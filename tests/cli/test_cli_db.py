@@ -106,6 +106,40 @@ def test_import_reports_and_is_idempotent(
     assert data["rejected"][0]["examples"][0]["line"] == 4
 
 
+def test_import_several_files_one_after_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """A month per file (Binance's monthly klines, a vendor's yearly files): one command
+    imports them all, each in its own transaction, with a report each and a total; a bad
+    file stops there, the ones before it kept."""
+    header = "timestamp,open,high,low,close,volume\n"
+    files = []
+    for day in (3, 4, 5):
+        path = tmp_path / f"spy-2011-01-{day:02d}.csv"
+        path.write_text(header + f"2011-01-{day:02d}T09:30:00-05:00,1,2,0.5,1.5,{day}\n")
+        files.append(str(path))
+    code, out, err = run(capsys, "db", "import", *files, "--symbol", "SPY", "--db", db_url)
+    assert code == 0, err
+    assert out.count("1 imported") == 3
+    assert "3 file(s): 3 rows read, 3 imported, 0 already present, 0 rejected" in out
+    code, out, err = run(
+        capsys, "db", "import", *files[:2], "--symbol", "SPY", "--db", db_url, "--json"
+    )
+    assert code == 0, err
+    imports = json.loads(out)["imports"]
+    assert [(i["path"], i["already_present"]) for i in imports] == [(f, 1) for f in files[:2]]
+    naive = tmp_path / "naive.csv"
+    naive.write_text(header + "2011-01-06 09:30:00,1,2,0.5,1.5,10\n")
+    later = tmp_path / "later.csv"
+    later.write_text(header + "2011-01-07T09:30:00-05:00,1,2,0.5,1.5,10\n")
+    code, out, err = run(
+        capsys, "db", "import", files[0], str(naive), str(later), "--symbol", "SPY",
+        "--db", db_url,
+    )  # fmt: skip
+    assert code == 2 and "naive.csv, line 2" in err and "Traceback" not in err
+    assert "1 already present" in out and "later.csv" not in out
+
+
 def test_import_naive_timestamps_with_tz(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
