@@ -193,7 +193,12 @@ def import_command(
     Rows already in the database are counted as already present and left as stored, so
     importing a file twice changes nothing.
     """
-    from ..store.importing import file_format, import_bars, parse_column_mapping
+    from ..store.importing import (
+        file_format,
+        import_bars,
+        parse_column_mapping,
+        symbols_in_head,
+    )
 
     if ambiguous not in ("reject", "earliest", "latest"):
         raise UsageError(f"--ambiguous: {ambiguous!r} is not reject, earliest or latest")
@@ -203,7 +208,16 @@ def import_command(
     kinds = {file: file_format(file) for file in files}
     for file, kind in kinds.items():
         if kind != "dbn" and symbol is None:
-            raise UsageError(f"--symbol is required to import {file} (a {kind.upper()} file)")
+            found = symbols_in_head(file) if kind == "csv" else None
+            hint = ""
+            if found is not None:
+                column, names = found
+                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                hint = (
+                    f"; its {column!r} column names the rows' symbols ({shown}): --symbol "
+                    "picks the rows to import"
+                )
+            raise UsageError(f"--symbol is required to import {file} (a {kind.upper()} file){hint}")
     url = writable_url(db, "import")
     engine = open_db(url)
     console = None if as_json else _console()

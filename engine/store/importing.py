@@ -19,8 +19,10 @@ counted as already present.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
+import itertools
 import math
 import queue
 import re
@@ -1538,6 +1540,24 @@ def upsert_symbol(
 
 
 Engine_ = Literal["auto", "arrow", "csv"]
+
+
+def symbols_in_head(path: Path, rows: int = 1000) -> tuple[str, list[str]] | None:
+    """A CSV file's column of symbols (:data:`SYMBOL_ALIASES`) and the symbols of its first
+    ``rows`` rows, in order of appearance, or None (no such column, or unreadable): what a
+    message about ``--symbol`` can name."""
+    try:
+        raw = read_head(path, 1 << 20)
+        text = raw.rsplit(b"\n", 1)[0].decode("utf-8-sig", "replace")  # whole lines
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter_of(raw))
+        header = next(reader)
+        at = next(i for i, name in enumerate(header) if _normal(name) in SYMBOL_ALIASES)
+        seen = dict.fromkeys(
+            row[at].strip() for row in itertools.islice(reader, rows) if len(row) > at
+        )
+    except (DataImportError, StopIteration, csv.Error):
+        return None
+    return header[at], [symbol for symbol in seen if symbol]
 
 
 def file_format(path: Path) -> Literal["csv", "parquet", "dbn"]:

@@ -140,6 +140,30 @@ def test_import_several_files_one_after_the_other(
     assert "1 already present" in out and "later.csv" not in out
 
 
+def test_without_symbol_a_file_of_many_symbols_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    path = tmp_path / "day.csv"
+    path.write_text(
+        "ticker,window_start,open,high,low,close,volume\n"
+        + "".join(
+            f"{t},1709562600,1,2,0.5,1.5,10\n" for t in ["AAPL", "MSFT", "AAPL"] + list("BCDEF")
+        )
+    )
+    code, _out, err = run(capsys, "db", "import", str(path), "--db", db_url)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().endswith(
+        "--symbol is required to import " + str(path) + " (a CSV file); its 'ticker' column "
+        "names the rows' symbols (AAPL, MSFT, B, C, D, ...): --symbol picks the rows to import"
+    )
+    plain = tmp_path / "plain.csv"
+    plain.write_text("timestamp,open,high,low,close,volume\n1709562600,1,2,0.5,1.5,10\n")
+    code, _out, err = run(capsys, "db", "import", str(plain), "--db", db_url)
+    assert code == 2 and err.strip().endswith(
+        f"--symbol is required to import {plain} (a CSV file)"
+    )
+
+
 def test_import_naive_timestamps_with_tz(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
