@@ -166,6 +166,26 @@ class Hang:
                 pass
 
 
+class Rendezvous:
+    """Every ``every`` steps, waits (at most 10 s) until a poller in this process has
+    finished a read of the engine (it sets :attr:`polled`), so that the poller's reads
+    interleave with the run's writes however fast the machine streams."""
+
+    polled = threading.Event()
+
+    def __init__(self, every: int = 50) -> None:
+        self.every = every
+        self.steps = 0
+        self.met = 0
+
+    def on_step(self, ctx) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            Rendezvous.polled.clear()
+            if Rendezvous.polled.wait(10):
+                self.met += 1
+
+
 class ViewRecorder:
     """Records, at every step and for every symbol, what the views show: the last bar of
     each interval and the value of each named indicator; sleeps ``seconds`` per step

@@ -967,7 +967,14 @@ def test_live_replay_without_drops_fills_nothing(sessions) -> None:
 
 def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
     """A poller (like the UI) reads snapshots and series at full speed: no error, and every
-    copy is consistent (indicator columns aligned with the bars, versions never go back)."""
+    copy is consistent (indicator columns aligned with the bars, versions never go back).
+
+    Every 50 steps the run waits for the poller to finish a read (``Rendezvous``), so that
+    reads overlap the run on any machine (on a fast one the two days streamed in fewer
+    than 10 of the poller's reads)."""
+    from pipeline_analyses import Rendezvous
+
+    Rendezvous.polled.clear()
     config = {
         "backtest": {"start_date": "2024-12-02", "end_date": "2024-12-03", "clock": "data-driven"},
         "streams": {"symbols": DEMO, "derived": ["5m", "15m"]},
@@ -977,6 +984,7 @@ def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
             {"name": "bb", "kind": "bollinger", "period": 20},
             {"name": "sma_5m", "kind": "sma", "period": 5, "interval": "5m"},
         ],
+        "analysis": {"entry": "pipeline_analyses:Rendezvous", "options": {"every": 50}},
     }
     session = make(config)
     sessions.append(session)
@@ -997,6 +1005,7 @@ def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
                         for values in series.indicators.values():
                             assert len(values) == len(series.starts)
                 polls[0] += 1
+                Rendezvous.polled.set()
                 time.sleep(0.001)
         except BaseException as exc:  # reported by the test thread
             errors.append(exc)
@@ -1007,7 +1016,8 @@ def test_snapshot_and_series_are_safe_while_streaming(sessions) -> None:
     assert session.wait(60)
     poller.join(10)
     assert errors == []
-    assert polls[0] > 10, polls
+    met = session.analysis.analysis.met  # reads finished while the run waited mid-way
+    assert met == 780 // 50 and polls[0] >= met, (met, polls)
     assert session.snapshot().state == "completed"
 
 
