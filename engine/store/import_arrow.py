@@ -392,7 +392,7 @@ def read_csv_arrow(
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     wanted = [names[i] for i in columns.positions]
-    if columns.symbol is not None:  # read last, and split off: see _mine
+    if columns.symbol is not None:  # read last, and split off: see _ours
         wanted.append(names[columns.names.index(columns.symbol)])
     split = columns.timestamp is None
 
@@ -433,11 +433,11 @@ def read_csv_arrow(
         quoted_strings_can_be_null=False,
     )
     numbers = typed_options
+    mine = report.symbol if columns.symbol is not None else None
     line = 2 if columns.header else 1
     try:
         for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
-            mine = (report, columns.symbol is not None)
             parsed = _clean(
                 buffer, read_options, parse_options, numbers, wanted, split, rules, mine
             )
@@ -455,7 +455,8 @@ def read_csv_arrow(
                 if parsed is not None:
                     numbers = fractional_options
             if parsed is not None:
-                clean, total = parsed
+                clean, total, others = parsed
+                report.skip_others(others)
                 rows = len(clean)
                 report.rows_read += rows
                 for offset in range(0, rows, CHUNK):
@@ -476,7 +477,8 @@ def read_csv_arrow(
                 blank &= _numpy(pc.utf8_length(col)) == 0
             if blank.any():
                 raise NeedsReference  # a blank line or a row of empty fields
-            raw, kept = _mine(raw, report, columns.symbol is not None)
+            raw, kept, others = _ours(raw, mine)
+            report.skip_others(others)
             fields = _join(raw, split)
             lines = line + (np.arange(table.num_rows) if kept is None else kept)
             for offset in range(0, len(lines), CHUNK):
@@ -489,28 +491,26 @@ def read_csv_arrow(
         raise DataImportError(f"cannot read {path}: {exc}") from None
 
 
-def _mine(
-    raw: list[pa.Array], report: ImportReport, symbols: bool
-) -> tuple[list[pa.Array], np.ndarray | None]:
-    """Split off the symbol column (the last of ``raw``, if ``symbols``) and keep the rows
-    of the imported symbol: the columns of those rows and their indices (None: every row
-    is kept). The other symbols' rows are counted in ``report`` as skipped."""
-    if not symbols:
-        return raw, None
+def _ours(
+    raw: list[pa.Array], symbol: str | None
+) -> tuple[list[pa.Array], np.ndarray | None, dict[str, int]]:
+    """Split off the symbol column (the last of ``raw``; None: the file has none) and keep
+    the rows of ``symbol``: the columns of those rows, their indices (None: every row is
+    kept) and the rows of each other symbol (to count as skipped)."""
+    if symbol is None:
+        return raw, None, {}
     *fields, names = raw
     names = pc.utf8_trim_whitespace(pc.cast(names, pa.string()))
-    ours = _bool(pc.equal(names, report.symbol))
-    if ours.all():
-        return fields, np.arange(len(ours))
-    others = pc.value_counts(names.filter(_mask(~ours)))
-    report.skip_others(
-        dict(
-            zip(others.field("values").to_pylist(), others.field("counts").to_pylist(), strict=True)
-        )
-    )
+    ours = _bool(pc.equal(names, symbol))
     kept = np.flatnonzero(ours)
+    if len(kept) == len(ours):
+        return fields, kept, {}
+    others = pc.value_counts(names.filter(_mask(~ours)))
+    counts = zip(
+        others.field("values").to_pylist(), others.field("counts").to_pylist(), strict=True
+    )
     take = _indices(kept)
-    return [col.take(take) for col in fields], kept
+    return [col.take(take) for col in fields], kept, dict(counts)
 
 
 def _clean(
@@ -521,12 +521,13 @@ def _clean(
     wanted: Sequence[str],
     split: bool,
     rules: RowRules,
-    mine: tuple[ImportReport, bool],
-) -> tuple[Batch, int] | None:
-    """A block of CSV text whose every row (of the imported symbol: ``mine``, see
-    :func:`_mine`) passes the vectorised checks, with pyarrow parsing the numbers (prices
-    as float64, volumes as :func:`_volumes` gives them), and the block's number of rows; or
-    None.
+    symbol: str | None,
+) -> tuple[Batch, int, dict[str, int]] | None:
+    """A block of CSV text whose every row (of ``symbol``, if the file has a column of
+    symbols: see :func:`_ours`) passes the vectorised checks, with pyarrow parsing the
+    numbers (prices as float64, volumes as :func:`_volumes` gives them), the block's number
+    of rows and the other symbols' rows (for the caller to count: a block that fails here
+    is read again); or None.
 
     The fast path for clean files: no number is matched against a pattern. pyarrow's number
     parser accepts a subset of what Python's ``float`` and ``int`` accept, with the same
@@ -545,21 +546,13 @@ def _clean(
     except pa.ArrowInvalid:
         return None
     raw = [table.column(name).combine_chunks() for name in wanted]
-    report, symbols = mine
-    if symbols:  # (counted once the block is known to pass: a block read again is not)
-        names = pc.utf8_trim_whitespace(raw[-1])
-        ours = _bool(pc.equal(names, report.symbol))
-        take = _indices(np.flatnonzero(ours))
-        raw = [col.take(take) for col in raw[:-1]]
+    raw, kept, others = _ours(raw, symbol)
     epochs, opens, highs, lows, closes, volumes, good = _vectorised(_join(raw, split), rules)
     if not good.all():
         return None
-    if symbols:
-        _mine([names], report, True)  # count the others
-        lines = np.flatnonzero(ours).astype(np.int64)
-    else:
-        lines = np.arange(table.num_rows, dtype=np.int64)
-    return Batch(lines, epochs, opens, highs, lows, closes, volumes), table.num_rows
+    lines = np.arange(table.num_rows) if kept is None else kept
+    batch = Batch(lines.astype(np.int64), epochs, opens, highs, lows, closes, volumes)
+    return batch, table.num_rows, others
 
 
 BLOCK = 8 << 20
@@ -620,8 +613,8 @@ def read_parquet(
     report.reader = "pyarrow parquet"
     columns.apply(report, rules)
     sources = columns.sources
-    symbols = columns.symbol is not None
-    if symbols:
+    mine = report.symbol if columns.symbol is not None else None
+    if columns.symbol is not None:
         sources = [*sources, columns.symbol]
     split = columns.timestamp is None
     row = 1
@@ -633,7 +626,8 @@ def read_parquet(
                 raw = [record_batch.column(name) for name in sources]
                 if split:
                     raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
-                raw, kept = _mine(raw, report, symbols)
+                raw, kept, others = _ours(raw, mine)
+                report.skip_others(others)
                 lines = row if kept is None else row + kept
                 yield check_batch(_join(raw, split), lines, report, rules)
                 row += record_batch.num_rows

@@ -132,7 +132,6 @@ _DOTTED_DATE = re.compile(r"\d{4}\.\d{2}\.\d{2}(?=$|[ T])")
 _DAY_FIRST_DATE = re.compile(r"\d{2}\.\d{2}\.\d{4}(?=$|[ T])")
 """``05.03.2024``: day first, as dotted dates with the year last always are (Dukascopy,
 European exports)."""
-"""A date written ``2024.03.05`` (MetaTrader), read as ``2024-03-05``."""
 
 _EPOCH_TEXT = re.compile(r"-?\d{1,19}")
 """A timestamp written as a whole number: a Unix epoch (see :data:`EPOCH_UNITS`)."""
@@ -281,16 +280,24 @@ class ImportReport:
             other[symbol] = other.get(symbol, 0) + rows
         self.rows_read += sum(symbols.values())
 
+    def others_ranked(self) -> list[tuple[str, int]]:
+        """The other symbols skipped and their rows, the most rows first."""
+        return sorted(self.other_symbols.items(), key=lambda item: (-item[1], item[0]))
+
+    def others_listed(self, form: str = "{symbol} {rows:,}") -> str:
+        """The first :data:`MAX_EXAMPLES` other symbols in ``form``, and how many more:
+        ``AAPL 390, MSFT 390, +1 more``."""
+        ranked = self.others_ranked()
+        listed = ", ".join(form.format(symbol=s, rows=r) for s, r in ranked[:MAX_EXAMPLES])
+        more = len(ranked) - MAX_EXAMPLES
+        return listed + (f", +{more:,} more" if more > 0 else "")
+
     def _others_text(self) -> str:
         """``1,170 rows of 3 other symbols skipped (AAPL 390, MSFT 390, +1 more)``."""
-        shown = sorted(self.other_symbols.items(), key=lambda item: (-item[1], item[0]))
-        listed = ", ".join(f"{symbol} {rows:,}" for symbol, rows in shown[:MAX_EXAMPLES])
-        more = len(shown) - MAX_EXAMPLES
+        count = len(self.other_symbols)
         return (
-            f"{self.other_symbol_rows:,} rows of {len(shown):,} other "
-            f"{'symbol' if len(shown) == 1 else 'symbols'} skipped ({listed}"
-            + (f", +{more:,} more" if more > 0 else "")
-            + ")"
+            f"{self.other_symbol_rows:,} rows of {count:,} other "
+            f"{'symbol' if count == 1 else 'symbols'} skipped ({self.others_listed()})"
         )
 
     @property
@@ -346,11 +353,7 @@ class ImportReport:
             "other_symbols": {
                 "rows": self.other_symbol_rows,
                 "symbols": len(self.other_symbols),
-                "rows_per_symbol": dict(
-                    sorted(self.other_symbols.items(), key=lambda item: (-item[1], item[0]))[
-                        :MAX_OTHER_SYMBOLS
-                    ]
-                ),
+                "rows_per_symbol": dict(self.others_ranked()[:MAX_OTHER_SYMBOLS]),
             },
             "first_start": self._stamp(self.first_start),
             "last_start": self._stamp(self.last_start),
@@ -1439,10 +1442,7 @@ def run_import(
 
 def _no_row_of(report: ImportReport) -> DataImportError:
     """The error of an import whose ``--symbol`` is in none of the file's rows."""
-    found = sorted(report.other_symbols.items(), key=lambda item: (-item[1], item[0]))
-    listed = ", ".join(f"{symbol} ({rows:,} rows)" for symbol, rows in found[:MAX_EXAMPLES])
-    if len(found) > MAX_EXAMPLES:
-        listed += f", +{len(found) - MAX_EXAMPLES:,} more"
+    listed = report.others_listed("{symbol} ({rows:,} rows)")
     column = report.columns.get("symbol", "symbol")
     return DataImportError(
         f"{report.path}: --symbol {report.symbol} names none of its rows: its {column!r} "
