@@ -260,13 +260,11 @@ def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
             )
         if widen:
             kind = VOLUME_TYPE.compile(dialect=engine.dialect)
-            change = "MODIFY" if engine.dialect.name in ("mysql", "mariadb") else "ALTER COLUMN"
-            rule = (
-                f"{quote('volume')} {kind}"
-                if change == "MODIFY"
-                else f"{quote('volume')} TYPE {kind}"
-            )
-            connection.exec_driver_sql(f"ALTER TABLE {quote('bars')} {change} {rule}")
+            bars, volume = quote("bars"), quote("volume")
+            if engine.dialect.name in ("mysql", "mariadb"):
+                connection.exec_driver_sql(f"ALTER TABLE {bars} MODIFY {volume} {kind}")
+            else:  # PostgreSQL and the standard's other followers
+                connection.exec_driver_sql(f"ALTER TABLE {bars} ALTER COLUMN {volume} TYPE {kind}")
     return [*added, *([("bars", "volume")] if widen else [])]
 
 
