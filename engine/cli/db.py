@@ -135,8 +135,10 @@ def import_command(
         str | None,
         typer.Option(
             "--symbol",
-            help="Symbol of the bars (required for CSV and Parquet; for DBN, import only "
-            "this one of the file's symbols).",
+            help="Symbol of the bars (required for a CSV or Parquet file of one symbol's "
+            "bars). A file of many symbols (a DBN file, or a column of symbols: symbol, "
+            "ticker, sym): only this symbol's rows; without --symbol, every symbol's, in one "
+            "pass.",
             show_default=False,
         ),
     ] = None,
@@ -166,7 +168,7 @@ def import_command(
             "--columns",
             help="Map fields to the file's columns: timestamp=Time,volume=Qty (fields: "
             "timestamp, date, time, open, high, low, close, volume, and symbol: a column "
-            "of symbols, whose --symbol rows are imported).",
+            "of symbols; symbol= reads every row as --symbol's).",
             show_default=False,
         ),
     ] = None,
@@ -193,12 +195,7 @@ def import_command(
     Rows already in the database are counted as already present and left as stored, so
     importing a file twice changes nothing.
     """
-    from ..store.importing import (
-        file_format,
-        import_bars,
-        parse_column_mapping,
-        symbols_in_head,
-    )
+    from ..store.importing import file_format, import_bars, parse_column_mapping
 
     if ambiguous not in ("reject", "earliest", "latest"):
         raise UsageError(f"--ambiguous: {ambiguous!r} is not reject, earliest or latest")
@@ -206,18 +203,6 @@ def import_command(
         raise UsageError(f"--reader: {reader!r} is not auto, arrow or csv")
     mapping = parse_column_mapping(columns)
     kinds = {file: file_format(file) for file in files}
-    for file, kind in kinds.items():
-        if kind != "dbn" and symbol is None:
-            found = symbols_in_head(file) if kind == "csv" else None
-            hint = ""
-            if found is not None:
-                column, names = found
-                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-                hint = (
-                    f"; its {column!r} column names the rows' symbols ({shown}): --symbol "
-                    "picks the rows to import"
-                )
-            raise UsageError(f"--symbol is required to import {file} (a {kind.upper()} file){hint}")
     url = writable_url(db, "import")
     engine = open_db(url)
     console = None if as_json else _console()
@@ -236,7 +221,7 @@ def import_command(
                     import_bars(
                         engine,
                         file,
-                        symbol,  # type: ignore[arg-type]
+                        symbol,
                         interval or "1m",
                         tz,
                         ambiguous=ambiguous,  # type: ignore[arg-type]

@@ -434,12 +434,13 @@ def read_csv_arrow(
     )
     numbers = typed_options
     mine = report.symbol if columns.symbol is not None else None
+    every = report.every_symbol
     line = 2 if columns.header else 1
     try:
         for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
             parsed = _clean(
-                buffer, read_options, parse_options, numbers, wanted, split, rules, mine
+                buffer, read_options, parse_options, numbers, wanted, split, rules, mine, every
             )
             if parsed is None and numbers is typed_options:
                 parsed = _clean(
@@ -451,6 +452,7 @@ def read_csv_arrow(
                     split,
                     rules,
                     mine,
+                    every,
                 )
                 if parsed is not None:
                     numbers = fractional_options
@@ -477,13 +479,15 @@ def read_csv_arrow(
                 blank &= _numpy(pc.utf8_length(col)) == 0
             if blank.any():
                 raise NeedsReference  # a blank line or a row of empty fields
-            raw, kept, others = _ours(raw, mine)
+            raw, kept, others, named = _ours(raw, mine, every)
             report.skip_others(others)
             fields = _join(raw, split)
             lines = line + (np.arange(table.num_rows) if kept is None else kept)
             for offset in range(0, len(lines), CHUNK):
                 part = [col.slice(offset, CHUNK) for col in fields]
-                yield check_batch(part, lines[offset : offset + CHUNK], report, rules)
+                yield _named(
+                    check_batch(part, lines[offset : offset + CHUNK], report, rules), named, line
+                )
             line += table.num_rows
     except (pa.ArrowInvalid, UnicodeDecodeError):
         raise NeedsReference from None
@@ -492,25 +496,36 @@ def read_csv_arrow(
 
 
 def _ours(
-    raw: list[pa.Array], symbol: str | None
-) -> tuple[list[pa.Array], np.ndarray | None, dict[str, int]]:
+    raw: list[pa.Array], symbol: str | None, every: bool = False
+) -> tuple[list[pa.Array], np.ndarray | None, dict[str, int], np.ndarray | None]:
     """Split off the symbol column (the last of ``raw``; None: the file has none) and keep
     the rows of ``symbol``: the columns of those rows, their indices (None: every row is
-    kept) and the rows of each other symbol (to count as skipped)."""
-    if symbol is None:
-        return raw, None, {}
+    kept), the rows of each other symbol (to count as skipped) and None. Importing
+    ``every`` symbol: every row, None, nothing skipped and each row's symbol."""
+    if symbol is None and not every:
+        return raw, None, {}, None
     *fields, names = raw
-    names = pc.utf8_trim_whitespace(pc.cast(names, pa.string()))
+    names = pc.utf8_trim_whitespace(pc.fill_null(pc.cast(names, pa.string()), ""))
+    if every:
+        return fields, None, {}, names.to_numpy(zero_copy_only=False)
     ours = _bool(pc.equal(names, symbol))
     kept = np.flatnonzero(ours)
     if len(kept) == len(ours):
-        return fields, kept, {}
+        return fields, kept, {}, None
     others = pc.value_counts(names.filter(_mask(~ours)))
     counts = zip(
         others.field("values").to_pylist(), others.field("counts").to_pylist(), strict=True
     )
     take = _indices(kept)
-    return [col.take(take) for col in fields], kept, dict(counts)
+    return [col.take(take) for col in fields], kept, dict(counts), None
+
+
+def _named(batch: Batch, names: np.ndarray | None, first: int) -> Batch:
+    """``batch`` with each row's symbol from ``names`` (those of a block whose first row is
+    numbered ``first``), importing every symbol; as it is otherwise."""
+    if names is not None:
+        batch.symbols = names[batch.lines - first]
+    return batch
 
 
 def _clean(
@@ -522,6 +537,7 @@ def _clean(
     split: bool,
     rules: RowRules,
     symbol: str | None,
+    every: bool = False,
 ) -> tuple[Batch, int, dict[str, int]] | None:
     """A block of CSV text whose every row (of ``symbol``, if the file has a column of
     symbols: see :func:`_ours`) passes the vectorised checks, with pyarrow parsing the
@@ -546,12 +562,12 @@ def _clean(
     except pa.ArrowInvalid:
         return None
     raw = [table.column(name).combine_chunks() for name in wanted]
-    raw, kept, others = _ours(raw, symbol)
+    raw, kept, others, named = _ours(raw, symbol, every)
     epochs, opens, highs, lows, closes, volumes, good = _vectorised(_join(raw, split), rules)
     if not good.all():
         return None
     lines = np.arange(table.num_rows) if kept is None else kept
-    batch = Batch(lines.astype(np.int64), epochs, opens, highs, lows, closes, volumes)
+    batch = Batch(lines.astype(np.int64), epochs, opens, highs, lows, closes, volumes, named)
     return batch, table.num_rows, others
 
 
@@ -614,6 +630,7 @@ def read_parquet(
     columns.apply(report, rules)
     sources = columns.sources
     mine = report.symbol if columns.symbol is not None else None
+    every = report.every_symbol
     if columns.symbol is not None:
         sources = [*sources, columns.symbol]
     split = columns.timestamp is None
@@ -626,10 +643,10 @@ def read_parquet(
                 raw = [record_batch.column(name) for name in sources]
                 if split:
                     raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
-                raw, kept, others = _ours(raw, mine)
+                raw, kept, others, named = _ours(raw, mine, every)
                 report.skip_others(others)
                 lines = row if kept is None else row + kept
-                yield check_batch(_join(raw, split), lines, report, rules)
+                yield _named(check_batch(_join(raw, split), lines, report, rules), named, row)
                 row += record_batch.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None

@@ -107,6 +107,8 @@ def read_csv_module(
     check = rules.check
     lines: list[int] = []
     rows: list[tuple[int, float, float, float, float, int]] = []
+    # Importing every symbol: each valid row's symbol (else None).
+    names: list[str] | None = [] if report.every_symbol else None
     reader = None
     try:
         with text_stream(path) as handle:
@@ -124,6 +126,7 @@ def read_csv_module(
             identity = positions == list(range(6)) and width == 6
             at = columns.names.index(columns.symbol) if columns.symbol is not None else None
             symbol = report.symbol
+            pick = at if names is None else None  # only --symbol's rows, or every row
             others: dict[str, int] = {}
             numbered: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
             if not columns.header:  # its first line is data
@@ -131,8 +134,8 @@ def read_csv_module(
             for line, row in numbered:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line
-                if at is not None and len(row) == width and row[at].strip() != symbol:
-                    other = row[at].strip()
+                if pick is not None and len(row) == width and row[pick].strip() != symbol:
+                    other = row[pick].strip()
                     others[other] = others.get(other, 0) + 1
                     continue  # another symbol's row (counted below)
                 report.rows_read += 1
@@ -157,9 +160,12 @@ def read_csv_module(
                 if valid is not None:
                     lines.append(line)
                     rows.append(valid)
+                    if names is not None:
+                        names.append(row[at].strip())  # type: ignore[index]
                     if len(rows) >= CHUNK:
-                        yield Batch.from_rows(lines, rows)
+                        yield Batch.from_rows(lines, rows, names)
                         lines, rows = [], []
+                        names = None if names is None else []
         report.skip_others(others)
     except UnicodeDecodeError:
         raise DataImportError(f"{path} is not a UTF-8 text CSV file of bars") from None
@@ -169,13 +175,13 @@ def read_csv_module(
     except (OSError, EOFError) as exc:
         raise DataImportError(f"cannot read {path}: {exc}") from None
     if rows:
-        yield Batch.from_rows(lines, rows)
+        yield Batch.from_rows(lines, rows, names)
 
 
 def import_csv(
     engine: Engine,
     path: str | Path,
-    symbol: str,
+    symbol: str | None,
     interval: str,
     tz: str | tzinfo | None = None,
     *,
@@ -185,7 +191,7 @@ def import_csv(
     source: str | None = None,
     synthetic: bool | None = None,
 ) -> ImportReport:
-    """Import the bars of a CSV file for one symbol and interval, with the ``csv`` module.
+    """Import the bars of a CSV file (one symbol's, or every symbol's), with the ``csv`` module.
 
     Parameters
     ----------
@@ -195,7 +201,9 @@ def import_csv(
         The CSV file (``.csv``, ``.csv.gz`` or ``.zst``) with a header row.
     symbol, interval
         The symbol the bars belong to (it must obey the symbol rule) and their interval
-        (``1m``, ``5m``, ...).
+        (``1m``, ``5m``, ...). A file with a column of symbols (``symbol``, ``ticker``,
+        ``sym``): only that symbol's rows are imported; with ``symbol`` None, every
+        symbol's, each row to its own (:attr:`ImportReport.symbols`).
     tz
         IANA zone of naive timestamps; timestamps with an offset keep theirs.
     ambiguous

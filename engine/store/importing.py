@@ -19,10 +19,8 @@ counted as already present.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
-import itertools
 import math
 import queue
 import re
@@ -43,6 +41,7 @@ from sqlalchemy import (
     Engine,
     Float,
     String,
+    bindparam,
     column,
     insert,
     select,
@@ -52,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.bar import INTERVALS, check_symbol
-from ..errors import DatabaseError, DataImportError
+from ..errors import DatabaseError, DataImportError, InvalidSymbolError
 from .db import SymbolInfo, safe_url, whole_volumes_only
 
 Ambiguous = Literal["reject", "earliest", "latest"]
@@ -159,6 +158,7 @@ AMBIGUOUS_TIME = "local time is ambiguous (DST change; see --ambiguous)"
 HIGH_BELOW_LOW = "high < low"
 OUTSIDE_RANGE = "open or close outside [low, high]"
 NEGATIVE_VOLUME = "negative volume"
+BAD_SYMBOL = "invalid symbol"
 DUPLICATE = "duplicate timestamp"
 WRONG_FIELD_COUNT = "wrong number of fields"
 
@@ -176,6 +176,7 @@ REASONS = (
     HIGH_BELOW_LOW,
     OUTSIDE_RANGE,
     NEGATIVE_VOLUME,
+    BAD_SYMBOL,
     DUPLICATE,
 )
 """Every rejection reason, in the order reports list them."""
@@ -196,6 +197,16 @@ BARS = table(
 
 
 _COLUMNS = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
+
+_STORED = (
+    select(BARS.c.start, BARS.c.open, BARS.c.high, BARS.c.low, BARS.c.close, BARS.c.volume)
+    .where(BARS.c.symbol == bindparam("symbol"))
+    .where(BARS.c.interval == bindparam("interval"))
+    .where(BARS.c.start >= bindparam("lo"))
+    .where(BARS.c.start <= bindparam("hi"))
+)
+"""The stored bars of a symbol and interval starting in ``[lo, hi]``: built once (an
+import of every symbol of a file asks it once per symbol and chunk)."""
 _STAGE = "sessionkit_import_stage"
 """The temporary table PostgreSQL imports COPY into (dropped at commit)."""
 
@@ -247,6 +258,11 @@ class ImportReport:
     other_symbols
         Rows of other symbols (a file with a symbol column, many tickers in one file),
         per symbol: skipped, not rejected.
+    symbols
+        None for an import of one symbol. An import of every symbol of a file with a
+        column of symbols (no ``--symbol``): the report of each symbol, by name (its valid
+        rows, what became of them, its duplicates); this report then holds the file's
+        totals, and :attr:`symbol` is empty.
     """
 
     path: Path
@@ -267,6 +283,31 @@ class ImportReport:
     display_zone: tzinfo = UTC
     line_label: str = "line"
     other_symbols: dict[str, int] = field(default_factory=dict)
+    symbols: dict[str, ImportReport] | None = None
+
+    @property
+    def every_symbol(self) -> bool:
+        """Whether this import took every symbol of the file (see :attr:`symbols`)."""
+        return self.symbols is not None
+
+    def _what(self) -> str:
+        """``SPY 1m``, or ``3 symbols 1m`` for an import of every symbol."""
+        if self.symbols is None:
+            return f"{self.symbol} {self.interval}"
+        count = len(self.symbols)
+        return f"{count:,} {'symbol' if count == 1 else 'symbols'} {self.interval}"
+
+    def symbols_ranked(self) -> list[ImportReport]:
+        """The symbols' reports (an import of every symbol), the most valid rows first."""
+        return sorted((self.symbols or {}).values(), key=lambda r: (-r.valid, r.symbol))
+
+    def symbols_listed(self) -> str:
+        """The first :data:`MAX_EXAMPLES` symbols imported with their valid rows, and how
+        many more: ``AAPL 390, MSFT 390, +1 more``."""
+        ranked = self.symbols_ranked()
+        listed = ", ".join(f"{r.symbol} {r.valid:,}" for r in ranked[:MAX_EXAMPLES])
+        more = len(ranked) - MAX_EXAMPLES
+        return listed + (f", +{more:,} more" if more > 0 else "")
 
     @property
     def other_symbol_rows(self) -> int:
@@ -326,10 +367,11 @@ class ImportReport:
         return None if moment is None else moment.astimezone(self.display_zone).isoformat()
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (times in :attr:`display_zone`)."""
-        return {
+        """The report as JSON-ready data (times in :attr:`display_zone`). An import of
+        every symbol has ``symbol`` null and ``symbols``: each symbol's counts and span."""
+        data = {
             "path": str(self.path),
-            "symbol": self.symbol,
+            "symbol": self.symbol if self.symbols is None else None,
             "interval": self.interval,
             "reader": self.reader,
             "columns": dict(self.columns),
@@ -360,14 +402,31 @@ class ImportReport:
             "timezone": str(self.display_zone),
             "seconds": round(self.seconds, 3),
         }
+        if self.symbols is not None:
+            data["symbols"] = [
+                {
+                    "symbol": name,
+                    "valid": each.valid,
+                    "imported": each.imported,
+                    "already_present": each.already_present,
+                    "conflicting": each.conflicting,
+                    "duplicates": each.rejected.get(DUPLICATE, 0),
+                    "first_start": self._stamp(each.first_start),
+                    "last_start": self._stamp(each.last_start),
+                }
+                for name, each in sorted(self.symbols.items())
+            ]
+        return data
 
     def summary(self) -> str:
         """A one-line plain-text summary."""
         text = (
             f"{self.path}: {self.rows_read:,} rows read, {self.imported:,} imported, "
             f"{self.already_present:,} already present, {self.rejected_total:,} rejected "
-            f"({self.symbol} {self.interval})"
+            f"({self._what()})"
         )
+        if self.symbols:
+            text += f"; rows per symbol: {self.symbols_listed()}"
         if self.conflicting:
             text += f"; {self.conflicting:,} already-present rows differ from the stored values"
         if self.other_symbols:
@@ -384,7 +443,7 @@ class ImportReport:
         from rich.text import Text
 
         totals = Table(
-            title=Text(f"Import of {self.path.name} as {self.symbol} {self.interval}"),
+            title=Text(f"Import of {self.path.name} as {self._what()}"),
             min_width=60,
         )
         totals.add_column("", style="bold")
@@ -414,6 +473,8 @@ class ImportReport:
             caption += f"\ncolumns: {used}"
         if self.ignored_columns:
             caption += f"; ignored: {', '.join(self.ignored_columns)}"
+        if self.symbols:
+            caption += f"\nvalid rows per symbol: {self.symbols_listed()}"
         totals.caption = Text(caption)
         if not self.rejected:
             return totals
@@ -453,7 +514,8 @@ class Columns:
     """False: the file has no header line; its first line is data (see :func:`headerless`)."""
     symbol: str | None = None
     """The column naming each row's symbol (``ticker``: many symbols in one file), if any:
-    only the rows of the imported symbol are read, the others counted and skipped."""
+    only the rows of the imported symbol are read, the others counted and skipped (or,
+    importing every symbol, each row goes to its own symbol)."""
 
     @property
     def sources(self) -> list[str]:
@@ -493,7 +555,18 @@ class Columns:
 
     def apply(self, report: ImportReport, rules: RowRules) -> None:
         """Note the columns in ``report``; a ``Gmt time`` column's naive times are UTC
-        unless a zone was given."""
+        unless a zone was given.
+
+        Raises
+        ------
+        DataImportError
+            If every symbol is to be imported and the file has no column of symbols.
+        """
+        if report.every_symbol and self.symbol is None:
+            raise DataImportError(
+                f"{report.path} has no column of symbols ({', '.join(SYMBOL_ALIASES)}): give "
+                "the symbol of its bars with --symbol"
+            )
         report.columns = self.used
         report.ignored_columns = self.ignored
         if self.utc and rules.zone is None:
@@ -890,13 +963,19 @@ class Batch:
     lows: np.ndarray
     closes: np.ndarray
     volumes: np.ndarray
+    symbols: np.ndarray | None = None
+    """Each row's symbol (an import of every symbol of a file), else None."""
 
     @classmethod
-    def from_rows(cls, lines: list[int], rows: list[Valid]) -> Batch:
-        """A batch from checked rows (``RowRules.check`` results) and their line numbers."""
+    def from_rows(
+        cls, lines: list[int], rows: list[Valid], symbols: list[str] | None = None
+    ) -> Batch:
+        """A batch from checked rows (``RowRules.check`` results), their line numbers and
+        (importing every symbol) their symbols."""
+        named = None if symbols is None else np.array(symbols, dtype=object)
         if not rows:
             empty = np.empty(0, dtype=np.int64)
-            return cls(empty, empty, *(np.empty(0) for _ in range(4)), empty)
+            return cls(empty, empty, *(np.empty(0) for _ in range(4)), empty, named)
         starts, o, h, lo, c, v = zip(*rows, strict=True)
         return cls(
             np.asarray(lines, dtype=np.int64),
@@ -906,6 +985,7 @@ class Batch:
             np.asarray(lo, dtype=np.float64),
             np.asarray(c, dtype=np.float64),
             volume_array(v),
+            named,
         )
 
     def __len__(self) -> int:
@@ -920,14 +1000,17 @@ class Batch:
             self.lows[index],
             self.closes[index],
             self.volumes[index],
+            None if self.symbols is None else self.symbols[index],
         )
 
     @staticmethod
     def concat(parts: Sequence[Batch]) -> Batch:
-        """One batch of several, ordered by line."""
+        """One batch of several, ordered by line (symbols kept if every part has them)."""
         batch = Batch(
             *(np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts), strict=True))
         )
+        if all(p.symbols is not None for p in parts):
+            batch.symbols = np.concatenate([p.symbols for p in parts])  # type: ignore[misc]
         return batch.take(np.argsort(batch.lines, kind="stable"))
 
 
@@ -1154,11 +1237,7 @@ class BarSink:
         report = self.report
         symbol, interval = report.symbol, report.interval
         stored = self.connection.execute(
-            select(BARS.c.start, BARS.c.open, BARS.c.high, BARS.c.low, BARS.c.close, BARS.c.volume)
-            .where(BARS.c.symbol == symbol)
-            .where(BARS.c.interval == interval)
-            .where(BARS.c.start >= lo)
-            .where(BARS.c.start <= hi)
+            _STORED, {"symbol": symbol, "interval": interval, "lo": lo, "hi": hi}
         ).all()
         if stored:
             present = {start: tuple(values) for start, *values in stored}
@@ -1253,8 +1332,8 @@ class BarSink:
                 "ON COMMIT DROP"
             )
             self._staged = True
-        else:
-            self.connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+        # (every symbol of a file: the sinks of one connection share the table)
+        self.connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
         raw = self.connection.connection.driver_connection
         statement = f"COPY {_STAGE} ({self._copy}) FROM STDIN"
         with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
@@ -1267,6 +1346,133 @@ class BarSink:
         if self._first is not None and self._last is not None:
             self.report.first_start = datetime.fromtimestamp(self._first, UTC)
             self.report.last_start = datetime.fromtimestamp(self._last, UTC)
+
+
+class SymbolRouter:
+    """Writes the checked rows of a file of many symbols, each to its own symbol: an import
+    of every symbol (no ``--symbol``), in one pass over the file.
+
+    Each symbol has its own :class:`BarSink` (duplicates, rows already present) and its
+    own report (:attr:`ImportReport.symbols`); a row whose symbol breaks the symbol rule
+    (empty, a space, too long...) is rejected as :data:`BAD_SYMBOL`. A file in time order
+    holds every symbol in every chunk: rows are held per symbol until
+    :data:`ROUTED_ROWS` rows wait, then each symbol's are written at once (a statement
+    per symbol and chunk would cost more than the rows themselves).
+    """
+
+    def __init__(self, connection: Connection, report: ImportReport, label: str = "line"):
+        self.connection = connection
+        self.report = report
+        self.label = label
+        self.sinks: dict[str, BarSink | None] = {}
+        """Each symbol's sink (None: the symbol is invalid, its rows rejected)."""
+        self._held: dict[str, list[Batch]] = {}
+        self._waiting = 0
+
+    def add(self, batch: Batch) -> None:
+        """Route one chunk of checked rows (with their symbols) to their symbols."""
+        if not len(batch):
+            return
+        assert batch.symbols is not None  # the readers name each row's symbol
+        names, inverse = np.unique(batch.symbols.astype(str), return_inverse=True)
+        if len(names) == 1:
+            parts = [(str(names[0]), batch)]
+        else:
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.cumsum(np.bincount(inverse, minlength=len(names)))
+            parts = []
+            low = 0
+            for name, high in zip(names.tolist(), bounds.tolist(), strict=True):
+                parts.append((name, batch.take(order[low:high])))
+                low = high
+        held = self._held
+        bad: list[tuple[int, str]] = []
+        for name, part in parts:
+            sink = self.sinks[name] if name in self.sinks else self._open(name)
+            if sink is None:
+                why = self._why(name)
+                bad += ((line, why) for line in part.lines.tolist())
+                continue
+            held.setdefault(name, []).append(part)
+            self._waiting += len(part)
+        for line, why in sorted(bad):
+            self.report.reject(line, BAD_SYMBOL, why)
+        if self._waiting >= ROUTED_ROWS:
+            self._write()
+
+    def _open(self, name: str) -> BarSink | None:
+        try:
+            check_symbol(name)
+        except InvalidSymbolError:
+            self.sinks[name] = None
+            return None
+        parent = self.report
+        report = ImportReport(
+            path=parent.path,
+            symbol=name,
+            interval=parent.interval,
+            reader=parent.reader,
+            line_label=parent.line_label,
+        )
+        assert parent.symbols is not None
+        parent.symbols[name] = report
+        sink = self.sinks[name] = BarSink(self.connection, report, self.label)
+        return sink
+
+    @staticmethod
+    def _why(name: str) -> str:
+        try:
+            check_symbol(name)
+        except InvalidSymbolError as exc:
+            return f"{name!r}: {exc.problem}"
+        return repr(name)  # pragma: no cover - only asked of invalid names
+
+    def _write(self) -> None:
+        for name, parts in self._held.items():
+            sink = self.sinks[name]
+            assert sink is not None
+            batch = parts[0] if len(parts) == 1 else Batch.concat(parts)
+            sink.report.rows_read += len(batch)
+            sink.add(batch)
+        self._held = {}
+        self._waiting = 0
+
+    def finish(self) -> list[str]:
+        """Write what is held, total the symbols' reports into the file's; returns the
+        symbols imported (valid rows), in name order."""
+        self._write()
+        report = self.report
+        assert report.symbols is not None
+        examples: list[RejectedRow] = list(report.examples.get(DUPLICATE, []))
+        for name, each in sorted(report.symbols.items()):
+            sink = self.sinks[name]
+            assert sink is not None
+            sink.finish()
+            report.imported += each.imported
+            report.already_present += each.already_present
+            report.conflicting += each.conflicting
+            for reason, count in each.rejected.items():  # duplicates
+                report.rejected[reason] = report.rejected.get(reason, 0) + count
+                examples += (
+                    RejectedRow(ex.line, ex.reason, f"{name} {ex.detail}")
+                    for ex in each.examples[reason]
+                )
+            if each.first_start is not None and (
+                report.first_start is None or each.first_start < report.first_start
+            ):
+                report.first_start = each.first_start
+            if each.last_start is not None and (
+                report.last_start is None or each.last_start > report.last_start
+            ):
+                report.last_start = each.last_start
+        if examples:
+            report.examples[DUPLICATE] = sorted(examples, key=lambda ex: ex.line)[:MAX_EXAMPLES]
+        report.symbols = dict(sorted(report.symbols.items()))
+        return [name for name, each in report.symbols.items() if each.valid]
+
+
+ROUTED_ROWS = 500_000
+"""Rows an import of every symbol holds before writing them, symbol by symbol."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -1393,7 +1599,7 @@ def prepare(symbol: str, interval: str) -> str:
 def run_import(
     engine: Engine,
     path: Path,
-    symbol: str,
+    symbol: str | None,
     interval: str,
     reader: Reader,
     *,
@@ -1405,33 +1611,52 @@ def run_import(
     synthetic: bool | None = None,
     line_label: str = "line",
 ) -> ImportReport:
-    """Import one file of one symbol with ``reader``, in one transaction.
+    """Import one file with ``reader``, in one transaction: the rows of ``symbol``, or
+    (``symbol`` None) every symbol of a file with a column of symbols, each row to its own.
 
     Raises
     ------
     DataImportError, InvalidSymbolError
-        For a bad file, symbol, interval, zone or column mapping.
+        For a bad file, symbol, interval, zone or column mapping; with ``symbol`` None, for
+        a file without a column of symbols.
     DatabaseError
         If the rows cannot be written.
     """
     started = _time.perf_counter()
-    symbol = prepare(symbol, interval)
+    if symbol is not None:
+        prepare(symbol, interval)
+    elif interval not in INTERVALS:
+        raise DataImportError(f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})")
     if ambiguous not in ("reject", "earliest", "latest"):
         raise DataImportError(f"ambiguous={ambiguous!r}: use reject, earliest or latest")
     zone = zone_of(tz)
     check_file(path)
-    report = ImportReport(path=path, symbol=symbol, interval=interval, line_label=line_label)
+    report = ImportReport(
+        path=path,
+        symbol=symbol or "",
+        interval=interval,
+        line_label=line_label,
+        symbols=None if symbol is not None else {},
+    )
     rules = RowRules(report, path, zone, ambiguous)
     url = safe_url(engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as connection:
-            sink = BarSink(connection, report, line_label)
+            sink: BarSink | SymbolRouter = (
+                BarSink(connection, report, line_label)
+                if symbol is not None
+                else SymbolRouter(connection, report, line_label)
+            )
             for batch in prefetched(reader(path, report, rules, columns or {})):
                 sink.add(batch)
             if report.other_symbols and report.rows_read == report.other_symbol_rows:
                 raise _no_row_of(report)  # (rolled back: nothing was written anyway)
-            sink.finish()
-            upsert_symbol(connection, symbol, path, description, source, synthetic)
+            if isinstance(sink, SymbolRouter):
+                for name in sink.finish():
+                    upsert_symbol(connection, name, path, description, source, synthetic)
+            else:
+                sink.finish()
+                upsert_symbol(connection, report.symbol, path, description, source, synthetic)
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"cannot import {path} into {url}: {getattr(exc, 'orig', exc)}"
@@ -1542,24 +1767,6 @@ def upsert_symbol(
 Engine_ = Literal["auto", "arrow", "csv"]
 
 
-def symbols_in_head(path: Path, rows: int = 1000) -> tuple[str, list[str]] | None:
-    """A CSV file's column of symbols (:data:`SYMBOL_ALIASES`) and the symbols of its first
-    ``rows`` rows, in order of appearance, or None (no such column, or unreadable): what a
-    message about ``--symbol`` can name."""
-    try:
-        raw = read_head(path, 1 << 20)
-        text = raw.rsplit(b"\n", 1)[0].decode("utf-8-sig", "replace")  # whole lines
-        reader = csv.reader(io.StringIO(text), delimiter=delimiter_of(raw))
-        header = next(reader)
-        at = next(i for i, name in enumerate(header) if _normal(name) in SYMBOL_ALIASES)
-        seen = dict.fromkeys(
-            row[at].strip() for row in itertools.islice(reader, rows) if len(row) > at
-        )
-    except (DataImportError, StopIteration, csv.Error):
-        return None
-    return header[at], [symbol for symbol in seen if symbol]
-
-
 def file_format(path: Path) -> Literal["csv", "parquet", "dbn"]:
     """The format of a bars file, from its name (``.csv[.gz|.zst]``, ``.parquet``, ``.dbn[.zst]``)."""
     name = path.name.lower()
@@ -1585,7 +1792,7 @@ def arrow_available() -> bool:
 def import_bars(
     engine: Engine,
     path: str | Path,
-    symbol: str,
+    symbol: str | None,
     interval: str,
     tz: str | tzinfo | None = None,
     *,
@@ -1596,7 +1803,8 @@ def import_bars(
     synthetic: bool | None = None,
     reader: Engine_ = "auto",
 ) -> ImportReport:
-    """Import a CSV (``.csv``, ``.csv.gz``, ``.zst``) or Parquet file of one symbol's bars.
+    """Import a CSV (``.csv``, ``.csv.gz``, ``.zst``) or Parquet file of bars: one
+    symbol's, or (``symbol`` None) every symbol of a file with a column of symbols.
 
     CSV files are read with pyarrow when it is installed (``reader="auto"``), else (or with
     ``reader="csv"``) with the ``csv`` module; both give the same rows and report. Parquet

@@ -140,9 +140,12 @@ def test_import_several_files_one_after_the_other(
     assert "1 already present" in out and "later.csv" not in out
 
 
-def test_without_symbol_a_file_of_many_symbols_names_them(
+def test_without_symbol_every_symbol_of_a_file_is_imported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
+    """A file of many symbols without --symbol imports every symbol, as a DBN file does
+    (it was refused: one import per symbol read the file once per symbol); a file without
+    a column of symbols still needs --symbol."""
     path = tmp_path / "day.csv"
     path.write_text(
         "ticker,window_start,open,high,low,close,volume\n"
@@ -150,17 +153,25 @@ def test_without_symbol_a_file_of_many_symbols_names_them(
             f"{t},1709562600,1,2,0.5,1.5,10\n" for t in ["AAPL", "MSFT", "AAPL"] + list("BCDEF")
         )
     )
-    code, _out, err = run(capsys, "db", "import", str(path), "--db", db_url)
-    assert code == 2 and "Traceback" not in err
-    assert err.strip().endswith(
-        "--symbol is required to import " + str(path) + " (a CSV file); its 'ticker' column "
-        "names the rows' symbols (AAPL, MSFT, B, C, D, ...): --symbol picks the rows to import"
-    )
+    code, out, err = run(capsys, "db", "import", str(path), "--db", db_url)
+    assert code == 0, err
+    assert (
+        f"{path}: 8 rows read, 7 imported, 0 already present, 1 rejected (7 symbols 1m); rows "
+        "per symbol: AAPL 1, B 1, C 1, D 1, E 1, +2 more"
+    ) in out
+    code, out, err = run(capsys, "db", "import", str(path), "--db", db_url, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["symbol"] is None and data["already_present"] == 7
+    assert [s["symbol"] for s in data["symbols"]] == ["AAPL", "B", "C", "D", "E", "F", "MSFT"]
+    code, out, _err = run(capsys, "db", "info", "--db", db_url, "--json")
+    assert {s["symbol"] for s in json.loads(out)["symbols"]} >= {"AAPL", "MSFT", "F"}
     plain = tmp_path / "plain.csv"
     plain.write_text("timestamp,open,high,low,close,volume\n1709562600,1,2,0.5,1.5,10\n")
     code, _out, err = run(capsys, "db", "import", str(plain), "--db", db_url)
-    assert code == 2 and err.strip().endswith(
-        f"--symbol is required to import {plain} (a CSV file)"
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().endswith(
+        f"{plain} has no column of symbols (symbol, ticker, sym): give the symbol of its "
+        "bars with --symbol"
     )
 
 

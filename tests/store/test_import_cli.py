@@ -75,7 +75,7 @@ def test_dbn_import_and_usage_errors(
     csv = tmp_path / "y.csv"
     csv.write_text("timestamp,open,high,low,close,volume\n")
     for extra, message in (
-        ((), "--symbol is required"),
+        ((), "has no column of symbols (symbol, ticker, sym): give the symbol of its bars"),
         (("--symbol", "X", "--ambiguous", "first"), "--ambiguous: 'first'"),
         (("--symbol", "X", "--reader", "polars"), "--reader: 'polars'"),
         (("--symbol", "X", "--columns", "ts"), "--columns: 'ts'"),

@@ -372,6 +372,78 @@ def test_a_file_of_many_symbols_imports_only_the_symbols_rows(db, tmp_path: Path
     assert every.rejected == {importing.DUPLICATE: 9} and "symbol" not in every.columns
 
 
+def test_without_a_symbol_every_symbol_of_the_file_is_imported_in_one_pass(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day file of Polygon's holds about 11,000 tickers: importing them one ``--symbol``
+    at a time read the whole file once per symbol. Without a symbol, every row goes to its
+    own symbol in one pass: the same rows as one import per symbol, with both CSV readers
+    and Parquet; a row whose symbol breaks the symbol rule is rejected (named by its
+    line), the others kept; duplicates are found within each symbol."""
+    path = _polygon(tmp_path / "2024-03-04.csv", bad_line=True)
+    lines = path.read_text().splitlines()
+    lines[4:4] = ["BAD SYM,1,1,1,1,1,1709562600000000000,1", ",1,1,1,1,1,1709562600000000000,1"]
+    lines.append(lines[2])  # MSFT 14:30 again: a duplicate of line 3
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(importing, "ROUTED_ROWS", 10)  # rows held per symbol, then written
+    report, rows = _both(db, path, None, "1m")
+    assert report.symbol == "" and sorted(report.symbols) == ["A", "AAPL", "MSFT"]
+    assert (report.rows_read, report.imported, report.rejected_total) == (17, 13, 4)
+    assert report.rejected == {
+        importing.HIGH_BELOW_LOW: 1,
+        importing.BAD_SYMBOL: 2,
+        importing.DUPLICATE: 1,
+    }
+    assert [(ex.line, ex.detail) for ex in report.examples[importing.BAD_SYMBOL]] == [
+        (5, "'BAD SYM': characters not allowed: ' '"),
+        (6, "'': empty"),
+    ]
+    assert [(ex.line, ex.detail) for ex in report.examples[importing.DUPLICATE]] == [
+        (18, "MSFT 2024-03-04T14:30:00+00:00 (first at line 3; that one is kept)")
+    ]
+    counts = {name: (r.imported, r.rejected) for name, r in report.symbols.items()}
+    assert counts == {"A": (5, {}), "AAPL": (3, {}), "MSFT": (5, {importing.DUPLICATE: 1})}
+    # The same rows as one import per symbol.
+    one_by_one = db("one")
+    for symbol in ("A", "AAPL", "MSFT"):
+        import_bars(one_by_one, path, symbol, "1m")
+    assert _rows(one_by_one) == rows and len(rows) == 13
+    # The summary, JSON and symbols' rows; a second import finds every row present.
+    assert report.summary().endswith(
+        "4 rejected (3 symbols 1m); rows per symbol: A 5, MSFT 5, AAPL 3"
+    )
+    data = report.to_dict()
+    assert data["symbol"] is None
+    assert [(s["symbol"], s["imported"], s["duplicates"]) for s in data["symbols"]] == [
+        ("A", 5, 0),
+        ("AAPL", 3, 0),
+        ("MSFT", 5, 1),
+    ]
+    engine = db("again")
+    import_bars(engine, path, None, "1m")
+    again = import_bars(engine, path, None, "1m", reader="csv")
+    assert (again.imported, again.already_present) == (0, 13)
+    # Parquet, its tickers dictionary-encoded, in row groups smaller than a ticker's rows.
+    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+        column_types={"ticker": pa.string()}, strings_can_be_null=False))  # fmt: skip
+    table = table.set_column(0, "ticker", table.column("ticker").dictionary_encode())
+    pq.write_table(table, tmp_path / "day.parquet", row_group_size=4)
+    parquet = import_bars(engine := db("pq"), tmp_path / "day.parquet", None, "1m")
+    assert _rows(engine) == rows
+    assert (parquet.imported, parquet.rejected) == (13, report.rejected)
+    assert [ex.line for ex in parquet.examples[importing.BAD_SYMBOL]] == [4, 5]  # rows
+    # A file without a column of symbols needs the symbol.
+    plain = tmp_path / "plain.csv"
+    plain.write_text("timestamp,open,high,low,close,volume\n1709562600,1,2,0.5,1.5,10\n")
+    for reader in ("csv", "arrow"):
+        with pytest.raises(DataImportError) as failure:
+            import_bars(db(), plain, None, "1m", reader=reader)
+        assert str(failure.value) == (
+            f"{plain} has no column of symbols (symbol, ticker, sym): give the symbol of "
+            "its bars with --symbol"
+        )
+
+
 def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
     """A first line that is data (a timestamp and five numbers: Binance's klines have no
     header) is read as data, the first six columns as timestamp, open, high, low, close,

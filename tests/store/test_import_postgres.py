@@ -12,7 +12,7 @@ from sessionkit.engine.store.import_dbn import import_dbn
 from sessionkit.engine.store.importing import import_bars
 from test_import_csv import HEADER, MIXED
 from test_import_dbn import session_bars, write_dbn
-from test_import_formats import MIXED_SPLITTABLE, _rows, _same
+from test_import_formats import MIXED_SPLITTABLE, _polygon, _rows, _same
 
 
 @pytest.fixture
@@ -34,6 +34,20 @@ def test_postgres_imports_what_sqlite_imports(pg, tmp_path: Path, text: str) -> 
     assert _rows(pg) == _rows(lite)
     again = import_bars(pg, path, "BRK.B", "1m")
     assert (again.imported, again.already_present) == (0, expected.imported)
+    lite.dispose()
+
+
+def test_every_symbol_of_a_file_into_postgres(pg, tmp_path: Path) -> None:
+    """Each symbol's sink stages its rows in the one temporary table of the connection:
+    every symbol of a file gives the rows and counts SQLite gives."""
+    path = _polygon(tmp_path / "day.csv", bad_line=True)
+    lite = init_db(f"sqlite:///{tmp_path / 'lite.sqlite'}")
+    expected = import_bars(lite, path, None, "1m")
+    report = import_bars(pg, path, None, "1m")
+    _same(report, expected)
+    assert _rows(pg) == _rows(lite) and report.imported == 13
+    again = import_bars(pg, path, None, "1m", reader="csv")
+    assert (again.imported, again.already_present) == (0, 13)
     lite.dispose()
 
 
