@@ -18,6 +18,9 @@ benchmark's ``extra_info``.
 - Peak memory (the ``VmHWM`` of a child process doing only the import) for 1M, 2M and 5M
   rows, CSV and Parquet: it must not grow with the rows (the old importer took 730 MB for
   1M rows and 3.47 GB for 5M).
+- Every symbol of a Polygon-style day file (2,000 tickers x 390 minutes, no ``--symbol``)
+  in one pass, in ticker order and in time order; rows/s, and the time one symbol's import
+  of the same file takes (what importing them one at a time would cost per symbol).
 """
 
 from __future__ import annotations
@@ -285,3 +288,70 @@ def test_bench_import_peak_memory(benchmark, tmp_path_factory: pytest.TempPathFa
         assert high <= MAX_PEAK_GROWTH * low, (
             f"{kind}: {low / 2**20:.0f} MB -> {high / 2**20:.0f} MB"
         )
+
+
+MANY_TICKERS = 2_000
+"""Tickers of the many-symbol day file (a Polygon day file holds about 11,000)."""
+
+
+def write_day_file(path: Path, tickers: int, order: str) -> Path:
+    """A Polygon-style day file: ``tickers`` tickers x 390 minutes, ``window_start`` in ns,
+    in ticker order (as Polygon ships them) or in time order."""
+    minutes = 390
+    rng = np.random.default_rng(3)
+    names = np.array([f"T{i:05d}" for i in range(tickers)], dtype=object)
+    ticker = np.repeat(names, minutes)
+    start = np.tile(1709562600 + 60 * np.arange(minutes), tickers).astype(np.int64) * 10**9
+    opens = np.round(100 + rng.random(tickers * minutes), 2)
+    closes = np.round(100 + rng.random(tickers * minutes), 2)
+    table = pa.table(
+        {
+            "ticker": ticker,
+            "volume": rng.integers(1, 10_000, tickers * minutes),
+            "open": opens,
+            "close": closes,
+            "high": np.maximum(opens, closes) + 0.01,
+            "low": np.minimum(opens, closes) - 0.01,
+            "window_start": start,
+        }
+    )
+    if order == "time":
+        table = table.take(np.lexsort((ticker.astype(str), start)))
+    pa_csv.write_csv(table, path)
+    return path
+
+
+@pytest.mark.parametrize("order", ["ticker", "time"])
+def test_bench_import_every_symbol(benchmark, tmp_path: Path, order: str) -> None:
+    """Every symbol of a many-symbol day file (no ``--symbol``) in one pass, in ticker
+    and in time order (every chunk then holds every ticker): rows/s, against importing
+    one symbol of the same file (which reads it all)."""
+    path = write_day_file(tmp_path / f"day-{order}.csv", MANY_TICKERS, order)
+    rows = MANY_TICKERS * 390
+    engines = []
+
+    def setup():
+        engine = init_db(f"sqlite:///{tmp_path / f'every-{len(engines)}.sqlite'}")
+        engines.append(engine)
+        return (engine,), {}
+
+    def run(engine) -> None:
+        report = import_bars(engine, path, None, "1m")
+        assert (report.imported, len(report.symbols)) == (rows, MANY_TICKERS)
+
+    benchmark.pedantic(run, setup=setup, rounds=3, iterations=1)
+    one = init_db(f"sqlite:///{tmp_path / 'one.sqlite'}")
+    started = time.perf_counter()
+    assert import_bars(one, path, "T00007", "1m").imported == 390
+    single = time.perf_counter() - started
+    for engine in (*engines, one):
+        engine.dispose()
+    best = benchmark.stats.stats.min
+    benchmark.extra_info.update(
+        {"rows": rows, "rows_per_second": round(rows / best), "one_symbol_seconds": single}
+    )
+    print(
+        f"\nevery symbol ({MANY_TICKERS:,} tickers, {order} order): {rows:,} rows in "
+        f"{best:.2f}s = {rows / best:,.0f} rows/s; one symbol of the file: {single:.2f}s "
+        f"({MANY_TICKERS:,} one at a time: about {single * MANY_TICKERS / 60:,.0f} min)"
+    )
