@@ -7,7 +7,8 @@ The public API is what ``__all__`` lists, nothing else is promised:
   and ``series()`` a :class:`~sessionkit.engine.pipeline.snapshot.Series` (the snapshot types
   live in :mod:`sessionkit.engine.pipeline.snapshot`, the one module a client reads types from);
 - :func:`run_backtest`, one whole run as a call, returning a :class:`RunResult` (frozen,
-  picklable, JSON-able with ``to_dict()``);
+  picklable, JSON-able with ``to_dict()``); :func:`window_coverage`, the check of a
+  backtest's window against its database that a run makes before it starts;
 - :class:`SessionConfig` and :func:`load_config` (a TOML path or a bundled name, with
   overrides validated like the file);
 - :class:`Bar`, the immutable bar record;
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .pipeline.session import Session
-    from .runs.backtest import run_backtest
+    from .runs.backtest import run_backtest, window_coverage
     from .runs.result import RunResult
 
 # Where each public name lives. Loaded on first use, so ``import sessionkit.engine`` (and the
@@ -58,6 +59,7 @@ _HOMES = {
     "UsageError": ".errors",
     "load_config": ".config",
     "run_backtest": ".runs.backtest",
+    "window_coverage": ".runs.backtest",
 }
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "UsageError",
     "load_config",
     "run_backtest",
+    "window_coverage",
 ]
 
 

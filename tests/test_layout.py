@@ -176,6 +176,7 @@ def test_public_api_is_exactly_the_documented_one() -> None:
             "UsageError",
             "load_config",
             "run_backtest",
+            "window_coverage",
         ]
     )
     for name in engine.__all__:

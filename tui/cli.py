@@ -159,12 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sessionkit.engine import SessionkitError, UsageError
 
         args = build_parser().parse_args(argv)
-        from sessionkit.engine import Session, load_config
+        from sessionkit.engine import Session, load_config, window_coverage
 
         # The options first: a mistake is reported before the UI's modules load.
         config = load_config(args.config, options=options_of(args))
         session = Session(config, start_paused=args.paused)
-        session.start()  # it loads while the themes and the UI's modules load
+        session.start()  # it loads while the window is checked and the UI's modules load
+        # A window without a bar of a symbol is refused, as `sessionkit run` refuses it.
+        for warning in window_coverage(session)[1]:
+            session.log(warning, "warning")
         folders, theme = _theme_sources(args.theme)
         from textual.theme import BUILTIN_THEMES
 

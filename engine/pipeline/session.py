@@ -17,14 +17,14 @@ from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType, MappingProxyType
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from ..config import ClockMode, SessionConfig
 from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import TimeManager
 from ..core.windows import bar_end
-from ..errors import ConfigError
+from ..errors import ConfigError, DatabaseError
 from ..store.data_manager import DataManager
 from ..store.db import open_db, sqlite_file
 from .analysis import AnalysisEngine, load_analysis_class
@@ -92,7 +92,11 @@ class Session:
         self.config = config
         source = source or config.source
         self.source = source
-        self.database = open_db(config.resolved_database_url())
+        try:
+            self.database = open_db(config.resolved_database_url())
+        except DatabaseError as exc:  # the configured database: say where it came from
+            origin = config.origin_of("database_url") if source == config.source else source
+            raise ConfigError(origin, "database_url", str(exc)) from None
         check_against_database(config, self.database, source=source)
         self.time_manager = TimeManager(self.database, config.exchange_group)
         tz = self.time_manager.timezone
@@ -425,6 +429,10 @@ class Session:
             self.runtime.log(f"speed set to {label}")  # in the order of the changes
 
     # -- observation (any thread) --------------------------------------------------------
+
+    def log(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        """Add a line to the run's event log (the snapshot's ``events``). Any thread."""
+        self.runtime.log(message, level)
 
     def snapshot(self, *, symbols: Collection[str] | None = None) -> Snapshot:
         """An immutable picture of the session now; cheap enough for 10 Hz polling.

@@ -26,6 +26,7 @@ from .result import RunResult
 
 if TYPE_CHECKING:
     from ..pipeline.runtime import Recording
+    from ..pipeline.session import Session
 
 ConfigLike = SessionConfig | str | os.PathLike[str]
 """A validated configuration, a TOML file's path or a bundled configuration's name."""
@@ -120,61 +121,9 @@ class BacktestRun:
         # An export alone is written as the run goes; kept bars stay in memory anyway.
         record: Recording = keep_bars or ("drain" if self.export is not None else False)
         self.session = Session(config, record=record)
-        self.expected_bars, self.warnings = self._coverage()
+        self.expected_bars, self.warnings = window_coverage(self.session)
         self._ended: float | None = None
         self._writer: ExportWriter | None = None
-
-    def _coverage(self) -> tuple[int | None, tuple[str, ...]]:
-        """The base bars the window holds, and warnings for partly covered symbols.
-
-        Raises
-        ------
-        ConfigError
-            If a configured symbol has no bar in the window.
-        """
-        config = self.config
-        session = self.session
-        if config.mode != "backtest" or not session.sessions:
-            return None, ()
-        from sqlalchemy import func, select
-
-        from ..store.db import BarRecord
-
-        tm = session.time_manager
-        first, last = session.sessions[0], session.sessions[-1]
-        _check_history(config, tm, first)
-        opens = tm.get_trading_session(first).open
-        closes = tm.get_trading_session(last).close
-        base = config.streams.interval
-        stamp = func.min(BarRecord.start), func.max(BarRecord.start)
-        with session.database.connect() as connection:
-            rows = connection.execute(
-                select(BarRecord.symbol, func.count(), *stamp)
-                .where(BarRecord.interval == base)
-                .where(BarRecord.symbol.in_(config.streams.symbols))
-                .where(BarRecord.start >= opens, BarRecord.start < closes)
-                .group_by(BarRecord.symbol)
-            ).all()
-        found = {symbol: (count, lo, hi) for symbol, count, lo, hi in rows}
-        missing = [s for s in config.streams.symbols if s not in found]
-        if missing:
-            raise ConfigError(
-                config.origin_of("backtest"),
-                "backtest",
-                f"no {base} bar of {', '.join(missing)} in the window {first} to {last} "
-                f"(database {safe_url(config.resolved_database_url())})",
-            )
-        tz = session.runtime.tz
-        warnings = []
-        for symbol in config.streams.symbols:
-            _count, lo, hi = found[symbol]
-            lo_day, hi_day = _day(lo, tz), _day(hi, tz)
-            if lo_day > first or hi_day < last:
-                warnings.append(
-                    f"{symbol}: {base} bars cover only {lo_day} to {hi_day} of the window "
-                    f"{first} to {last}"
-                )
-        return sum(count for count, _lo, _hi in found.values()), tuple(warnings)
 
     def start(self) -> BacktestRun:
         """Start the engine threads; returns at once."""
@@ -363,6 +312,63 @@ def run_backtest(
     finally:
         run.stop()
     return run.result()
+
+
+def window_coverage(session: Session) -> tuple[int | None, tuple[str, ...]]:
+    """Check a backtest's window against its database before it starts: the base bars the
+    window holds, and warnings for symbols whose bars cover only part of it.
+
+    ``sessionkit run``, :func:`run_backtest` and ``sessionkit-tui`` call it (the caller's
+    thread; one query). A live session, or a window without sessions, gives ``(None, ())``.
+
+    Raises
+    ------
+    ConfigError
+        If a configured symbol has no bar in the window, or the first session's trailing
+        history reaches before the calendar.
+    """
+    config = session.config
+    if config.mode != "backtest" or not session.sessions:
+        return None, ()
+    from sqlalchemy import func, select
+
+    from ..store.db import BarRecord
+
+    tm = session.time_manager
+    first, last = session.sessions[0], session.sessions[-1]
+    _check_history(config, tm, first)
+    opens = tm.get_trading_session(first).open
+    closes = tm.get_trading_session(last).close
+    base = config.streams.interval
+    stamp = func.min(BarRecord.start), func.max(BarRecord.start)
+    with session.database.connect() as connection:
+        rows = connection.execute(
+            select(BarRecord.symbol, func.count(), *stamp)
+            .where(BarRecord.interval == base)
+            .where(BarRecord.symbol.in_(config.streams.symbols))
+            .where(BarRecord.start >= opens, BarRecord.start < closes)
+            .group_by(BarRecord.symbol)
+        ).all()
+    found = {symbol: (count, lo, hi) for symbol, count, lo, hi in rows}
+    missing = [s for s in config.streams.symbols if s not in found]
+    if missing:
+        raise ConfigError(
+            config.origin_of("backtest"),
+            "backtest",
+            f"no {base} bar of {', '.join(missing)} in the window {first} to {last} "
+            f"(database {safe_url(config.resolved_database_url())})",
+        )
+    tz = session.runtime.tz
+    warnings = []
+    for symbol in config.streams.symbols:
+        _count, lo, hi = found[symbol]
+        lo_day, hi_day = _day(lo, tz), _day(hi, tz)
+        if lo_day > first or hi_day < last:
+            warnings.append(
+                f"{symbol}: {base} bars cover only {lo_day} to {hi_day} of the window "
+                f"{first} to {last}"
+            )
+    return sum(count for count, _lo, _hi in found.values()), tuple(warnings)
 
 
 def _check_history(config: SessionConfig, tm: Any, first: date) -> None:

@@ -324,6 +324,8 @@ def open_db(url: str) -> Engine:
         reached, or the database lacks sessionkit's tables.
     """
     path = _sqlite_path(url)
+    if path is not None and path.is_dir():
+        raise DatabaseError(f"{path} is a folder, not a database file (give the .sqlite file)")
     if path is not None and not path.is_file():
         raise DatabaseError(
             f"database file {path} does not exist (create one with: sessionkit db init "

@@ -151,6 +151,28 @@ def test_missing_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert_usage_error(run(str(missing), "--json"), str(missing), "does not exist")
 
 
+def test_a_missing_database_names_the_configuration_and_key(tmp_path: Path) -> None:
+    """A configuration's database that does not exist is named with the file and key that
+    gave it, like every other configuration mistake; a folder given as the database is
+    said to be one (it was "does not exist", and `db init` on it cannot work)."""
+    from sessionkit.sample_db import __file__ as sample
+
+    config = tmp_path / "mine.toml"
+    demo = (Path(sample).parent / "demo.toml").read_text()
+    config.write_text(demo.replace("[backtest]", 'database_url = "nope.sqlite"\n\n[backtest]', 1))
+    result = run(str(config))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"sessionkit: error: invalid configuration in {config}:",
+        f"  database_url: database file {tmp_path / 'nope.sqlite'} does not exist (create one "
+        f"with: sessionkit db init --db sqlite:///{tmp_path / 'nope.sqlite'})",
+    ]
+    result = run("demo", "--db", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.splitlines()[1:] == [
+        f"  database_url: {tmp_path} is a folder, not a database file (give the .sqlite file)"
+    ]
+
+
 @pytest.mark.parametrize("speed", ["fast", "0", "-5"])
 def test_bad_speed_is_exit_2(speed: str) -> None:
     assert_usage_error(run("demo", f"--speed={speed}"), "--speed", repr(speed))
