@@ -312,11 +312,26 @@ class HistoricalConfig(_Model):
     """Number of trading days before the session to load."""
 
 
+RESERVED_INDICATOR_NAMES = frozenset(
+    # an export's bar columns
+    {"start", "end", "open", "high", "low", "close", "volume", "quality"}
+    # what an import reads as a bar's field or a row's symbol (store.importing's aliases,
+    # compared as it compares them: tests/test_config.py keeps the two lists in step)
+    | {"timestamp", "datetime", "tsevent", "ts", "time", "date", "starttime", "opentime"}
+    | {"windowstart", "gmttime", "o", "openprice", "h", "highprice", "l", "lowprice", "c"}
+    | {"closeprice", "last", "vol", "v", "symbol", "ticker", "sym"}
+)
+"""Names an indicator may not have, compared without case, ``_``, ``-`` and spaces: an
+export's column of that name would be read as the bar's own (by ``csv``, pandas, or an
+import of the export), not as the indicator."""
+
+
 class IndicatorConfig(_Model):
     """One indicator, computed for every streamed symbol on ``interval``."""
 
     name: str = Field(min_length=1)
-    """Name shown in the UI and used as the export column."""
+    """Name shown in the UI and used as the export column (not one of
+    :data:`RESERVED_INDICATOR_NAMES`)."""
     kind: IndicatorKind
     """Which indicator."""
     period: int = Field(default=14, ge=1)
@@ -331,6 +346,17 @@ class IndicatorConfig(_Model):
     """MACD slow EMA period."""
     signal: int = Field(default=9, ge=1)
     """MACD signal EMA period."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_bar_column(cls, name: str) -> str:
+        if re.sub(r"[\s_-]+", "", name.strip().lower()) in RESERVED_INDICATOR_NAMES:
+            raise ValueError(
+                "the name of a bar's column in exports and imports (an export's column of "
+                "that name would be read as the bar's own): name the indicator after what "
+                "it is (sma_20, rsi_14)"
+            )
+        return name
 
 
 class QualityConfig(_Model):

@@ -171,6 +171,27 @@ def test_analysis_entry_form(tmp_path: Path) -> None:
     assert "analysis.entry" in message and "package.module:ClassName" in message
 
 
+@pytest.mark.parametrize("name", ["close", "Close", "VOLUME", "quality", "start", "v", "ticker"])
+def test_an_indicator_may_not_take_a_bar_columns_name(tmp_path: Path, name: str) -> None:
+    """An indicator named ``close`` made the export's header ``...,close,...,close``: csv and
+    pandas then read the indicator as the close, and the export did not import back."""
+    message = error_of(tmp_path, GOOD.replace('name = "sma_20"', f'name = "{name}"', 1))
+    assert message.endswith(
+        "indicators[0].name: the name of a bar's column in exports and imports (an "
+        "export's column of that name would be read as the bar's own): name the indicator "
+        f"after what it is (sma_20, rsi_14) (got {name!r})"
+    )
+
+
+def test_the_reserved_names_are_every_export_column_and_import_alias() -> None:
+    from sessionkit.engine.config import RESERVED_INDICATOR_NAMES
+    from sessionkit.engine.store import export, importing
+
+    names = {*export.COLUMNS, *importing.SYMBOL_ALIASES, "date", "time"}
+    names |= {alias for aliases in importing.ALIASES.values() for alias in aliases}
+    assert RESERVED_INDICATOR_NAMES == {importing._normal(n) for n in names}
+
+
 def test_symbol_not_in_database_and_unknown_exchange() -> None:
     engine = open_db(default_database_url())
     good = config_from_dict(
