@@ -42,6 +42,11 @@ SubscriptionMode = RunClock
 
 MODES: tuple[str, ...] = get_args(RunClock)
 
+LONGEST_WAIT = 3600.0
+"""The longest single wait on a condition, in seconds; a longer one waits again. A clock
+speed of 1e-9 puts the next instant 60 billion seconds away: one wait that long overflows
+the platform's timeout (``OverflowError``, the run ended in an error)."""
+
 _OVERRUN_LOG_EVERY = 100
 """Overruns after the first are logged at WARNING only every this many (others at DEBUG)."""
 
@@ -186,7 +191,7 @@ class StreamSubscription:
                 if remaining <= 0:
                     timed_out = True
                     break
-                cond.wait(remaining)
+                cond.wait(min(remaining, LONGEST_WAIT))
             ok = self._ready and not self._cancelled
             if ok and consume:
                 self._ready = False

@@ -45,6 +45,7 @@ from operator import itemgetter
 from typing import Literal
 
 from ..core.bar import Bar, Step, interval_delta
+from ..core.subscription import LONGEST_WAIT
 from ..core.time_manager import TimeManager, TradingSession
 from ..core.windows import SessionTimes, bar_end, regular_minutes
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
@@ -1078,7 +1079,7 @@ class SessionCoordinator(threading.Thread):
             with controls.cond:
                 if controls.generation == self._generation and not runtime.stopping:
                     waited = monotonic()
-                    controls.cond.wait(remaining)
+                    controls.cond.wait(min(remaining, LONGEST_WAIT))
                     self.metrics.waiting += monotonic() - waited
 
     # -- live gap filling -----------------------------------------------------------------
