@@ -7,6 +7,7 @@ command is printed as one line on stderr, with exit status 2 and no traceback.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -20,6 +21,16 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def plain_console(**options: Any) -> Any:
+    """A ``rich`` console that prints what it is given as it is: no highlighting, and no
+    ``:name:`` emoji codes (``:`` may be in a symbol, a file name or a parameter: the
+    symbol ``:fire:`` printed as an emoji). Markup is escaped or off where user text is
+    printed."""
+    from rich.console import Console
+
+    return Console(highlight=False, emoji=False, **options)
 
 
 def _show_version(value: bool) -> None:

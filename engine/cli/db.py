@@ -71,9 +71,9 @@ def writable_url(db: str | None, command: str) -> str:
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from . import plain_console
 
-    return Console(highlight=False)
+    return plain_console()
 
 
 def _echo_json(data: Any) -> None:

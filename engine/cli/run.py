@@ -75,11 +75,10 @@ def sigterm_stops() -> Any:
 def print_summary(data: dict[str, Any]) -> None:
     """The human summary of a ``RunResult.to_dict()`` (see
     :func:`~sessionkit.engine.runs.summary.summary_renderables`)."""
-    from rich.console import Console
-
     from ..runs.summary import summary_renderables
+    from . import plain_console
 
-    console = Console(highlight=False)
+    console = plain_console()
     for renderable in summary_renderables(data):
         console.print(renderable)
 

@@ -883,7 +883,7 @@ class RowRules:
             zone = self.zone
             if zone is None:
                 raise DataImportError(
-                    f"{self.path}, line {line}: timestamp {ts!r} has no UTC "
+                    f"{self.path}, {self.report.line_label} {line}: timestamp {ts!r} has no UTC "
                     "offset; give the file's time zone (--tz ZONE, e.g. "
                     "--tz America/New_York)"
                 )

@@ -318,3 +318,31 @@ def test_writing_commands_need_db(
     assert code == 2
     assert "pass --db" in err and "Traceback" not in err
     assert bundled_database_path().stat().st_mtime_ns == before
+
+
+def test_emoji_codes_in_symbols_and_file_names_print_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """``:`` is a symbol character: ``--symbol :fire:`` was printed as 🔥 (rich's emoji
+    codes), in the import's summary and in a run's summary table."""
+    import shutil
+    import sqlite3
+
+    from sessionkit.sample_db import __file__ as sample
+
+    path = tmp_path / ":fire:.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n2024-03-04T14:30:00Z,1,2,0.5,1.5,10\n")
+    code, out, _err = run(capsys, "db", "import", str(path), "--symbol", ":fire:", "--db", db_url)
+    assert code == 0 and "🔥" not in out
+    assert f"{path}: 1 rows read, 1 imported, 0 already present, 0 rejected (:fire: 1m)" in out
+    copy = tmp_path / "sample.sqlite"
+    shutil.copy(Path(sample).parent / "sample.sqlite", copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("UPDATE bars SET symbol = ':fire:' WHERE symbol = 'SPY'")
+        db.execute("UPDATE symbols SET symbol = ':fire:' WHERE symbol = 'SPY'")
+    code, out, err = run(
+        capsys, "run", "spy-2011", "--db", str(copy), "--start", "2011-01-03", "--end",
+        "2011-01-03", "--set", 'streams.symbols=[":fire:"]',
+    )  # fmt: skip
+    assert code == 0, err
+    assert ":fire:" in out and "🔥" not in out

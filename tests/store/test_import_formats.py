@@ -673,3 +673,24 @@ def test_property_the_readers_agree(rows, zone, ambiguous) -> None:
         return
     _same(first, second)
     assert rows_a == rows_b
+
+
+def test_a_naive_parquet_timestamp_names_its_row(db, tmp_path: Path) -> None:
+    """Parquet rows are numbered as rows (as every other Parquet message numbers them):
+    the naive-timestamp error said "line 1"."""
+    table = pa.table(
+        {
+            "timestamp": pa.array([datetime(2024, 3, 4, 9, 30)], pa.timestamp("s")),
+            "open": [1.0],
+            "high": [2.0],
+            "low": [0.5],
+            "close": [1.5],
+            "volume": [10],
+        }
+    )
+    pq.write_table(table, path := tmp_path / "naive.parquet")
+    with pytest.raises(DataImportError) as failure:
+        import_bars(db(), path, "X", "1m")
+    assert str(failure.value).startswith(
+        f"{path}, row 1: timestamp '2024-03-04T09:30:00' has no UTC offset"
+    )
