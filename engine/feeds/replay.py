@@ -97,16 +97,19 @@ class ReplayFeed(BarFeed):
         self._position = 0
         self._wake = threading.Event()
         rng = random.Random(seed)
+        self.lost: list[tuple[str, Bar]] = []
+        """The (symbol, bar) pairs lost in transit on purpose (``drop_rate``), in time
+        order; ``backfill`` still supplies them (they are in the database)."""
         if drop_rate > 0:
-            kept = [
-                (t, tuple(item for item in items if rng.random() >= drop_rate))
-                for t, items in steps
-            ]
-            self.dropped = sum(len(a[1]) - len(b[1]) for a, b in zip(steps, kept, strict=True))
-            """Bars lost in transit on purpose (``drop_rate``)."""
+            kept = []
+            for t, items in steps:
+                arrive = []
+                for item in items:
+                    (arrive if rng.random() >= drop_rate else self.lost).append(item)
+                kept.append((t, tuple(arrive)))
             steps = kept
-        else:
-            self.dropped = 0
+        self.dropped = len(self.lost)
+        """Bars lost in transit on purpose (``drop_rate``)."""
         self._steps = steps
 
     def now(self) -> datetime:

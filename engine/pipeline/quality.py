@@ -13,7 +13,15 @@ Quality of (symbol, interval) = bars present / bars the calendar expects so far 
 session, in percent; derived intervals carry their base's quality. Historical quality
 (key ``"<interval>:history"``) is assigned at session start over the trailing window.
 With ``enable_session_quality = false`` every stream gets 100%. Gap filling happens in
-live mode only, through the feed's backfill; never in a backtest.
+live mode only, through the feed's backfill; never in a backtest. After handling an instant
+at which a symbol's bars were due and did not come, the manager asks the feed's backfill
+for them and hands what it gets to the coordinator, which merges it into its next instant
+(so a filled bar is known from that instant, never earlier); the live coordinator waits for
+the manager before it publishes that instant (``pipeline/live.py``), so the fill comes
+before any newer bar of its symbol. A fill counts, and the event log says "filled", only
+when it arrived in a step: the coordinator drops (and logs) a fill that comes after newer
+bars, and a run still missing is a gap. No fill is asked for at the close (no instant
+follows it).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from datetime import datetime
 from operator import itemgetter
 
 from ..core.bar import Bar, interval_delta
-from ..core.windows import bars_between, expected_bars, gap_end, next_bar_start
+from ..core.windows import bar_end, bars_between, expected_bars, gap_end, next_bar_start
 from .runtime import (
     Message,
     Recording,
@@ -51,7 +59,9 @@ class _Track:
 
     def __init__(self) -> None:
         self.tried: datetime | None = None
-        self.requested: set[datetime] = set()
+        self.requested: dict[datetime, Bar] = {}
+        """Backfilled bars handed to the coordinator whose start has not come in a step yet,
+        by start (the very objects: a bar the feed delivered itself is not a fill)."""
         self.present = 0
         self.next_start: datetime | None = None
         self.gaps: list[Gap] = []
@@ -68,7 +78,8 @@ class DataQualityManager(Stage):
     backfill
         Live mode only: ``backfill(symbol, start, end) -> list[Bar]`` fetches missing bars
         (from the database or the feed); ``fill(symbol, bars)`` hands them to the
-        coordinator, which hands them to the processor with its next instant.
+        coordinator, which hands them to the processor with its next instant (or drops
+        them if newer bars of the symbol went first).
     record
         Keep the quality of every symbol at every step in :attr:`record` (for the export):
         ``True`` in lists, ``"drain"`` in deques the export empties as the run goes.
@@ -96,7 +107,11 @@ class DataQualityManager(Stage):
         self.totals: dict[str, list[int]] = {s: [0, 0] for s in self.symbols}
         """[present, expected] bars over the sessions that ended, per symbol."""
         self.filled = 0
-        """Backfilled bars that arrived in the session (live mode)."""
+        """Backfilled bars that arrived in a step, in the run (live mode)."""
+        self.fills_lost = 0
+        """Backfilled bars handed to the coordinator that never arrived in a step, nor the
+        feed's own copy (dropped after newer bars, or still on their way at the close), in
+        the run (live mode)."""
         self._backfill = backfill if self.live else None
         self._fill = fill
         self._plan: SessionPlan | None = None
@@ -200,6 +215,9 @@ class DataQualityManager(Stage):
         self._aligned = None
         expected = expected_bars(plan, self.delta)
         for symbol, track in self.tracks.items():
+            if track.requested:  # still pending: the session ended before they came
+                self.fills_lost += len(track.requested)
+                track.requested.clear()
             self.totals[symbol][0] += track.present
             self.totals[symbol][1] += expected
             if track.missing:
@@ -234,20 +252,47 @@ class DataQualityManager(Stage):
             self._aligned = following
             return
         plain = plan.break_start is None  # no break: the next bar starts one interval on
+        filled: dict[str, int] | None = None
         for symbol, bar in items:
             track = tracks[symbol]
             start = bar[0]
             expected_start = track.next_start or plan.open
-            if track.requested and start in track.requested:
-                track.requested.discard(start)
-                self.filled += 1  # a backfilled bar the coordinator accepted
+            # A bar asked for arrived: the very bar handed on (a fill the coordinator
+            # accepted), or the feed's own copy after all (not a fill).
+            if track.requested and track.requested.pop(start, None) is bar:
+                if filled is None:
+                    filled = {}
+                filled[symbol] = filled.get(symbol, 0) + 1
             if start < expected_start:
                 continue  # already counted (cannot happen: fills arrive in time order)
             if start > expected_start:
                 self._gap(symbol, track, expected_start, gap_end(plan, start), t)
             track.present += 1
             track.next_start = start + delta if plain else next_bar_start(plan, delta, start)
+        if self.live:
+            self._settle_fills(t, items, filled)
         self._realign(plan)
+
+    def _settle_fills(
+        self, t: datetime, items: tuple[tuple[str, Bar], ...], filled: dict[str, int] | None
+    ) -> None:
+        """Live mode: log the fills that arrived at ``t``; forget (and count as lost) those
+        a newer bar has passed, which the coordinator dropped."""
+        if filled:
+            self.filled += sum(filled.values())
+            for symbol, count in filled.items():
+                self.runtime.log(
+                    f"filled {count} missing {symbol} {self.base} bar(s) from the feed's backfill",
+                    sim_time=t,
+                )
+        tracks = self.tracks
+        for symbol in {symbol for symbol, _bar in items}:
+            track = tracks[symbol]
+            if track.requested and track.next_start is not None:
+                passed = [s for s in track.requested if s < track.next_start]
+                for start in passed:
+                    del track.requested[start]
+                self.fills_lost += len(passed)
 
     def _realign(self, plan: SessionPlan) -> None:
         """Set :attr:`_aligned` to the start every track expects next, if they all agree
@@ -271,8 +316,9 @@ class DataQualityManager(Stage):
         self.account(t, items)
         tracks = self.tracks
         delta = self.delta
-        if self._backfill is not None:
-            self._fill_missing(t, items)
+        if self._backfill is not None and t < plan.close:
+            # (No instant follows the close: a fill would have nothing to arrive with.)
+            self._fill_missing(t)
         data = self.runtime.data
         now = min(t, plan.close)
         expected = expected_bars(plan, delta, now)
@@ -304,28 +350,32 @@ class DataQualityManager(Stage):
             f"{start.astimezone(self.runtime.tz):%Y-%m-%d %H:%M}",
         )
 
-    def _fill_missing(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
-        """Live mode: fetch the bars due by ``t`` that did not arrive, and hand them on."""
+    def _fill_missing(self, t: datetime) -> None:
+        """Live mode: fetch the bars due by ``t`` that did not arrive, and hand them on.
+
+        Due: the symbol's next expected bar ended by ``t`` (its bars up to ``t`` are
+        accounted). Whatever else of the symbol came at ``t`` (a fill of an older bar)
+        says nothing about the bars after it."""
         plan = self._plan
         assert plan is not None and self._backfill is not None and self._fill is not None
         delta = self.delta
-        arrived = {symbol for symbol, _bar in items}
         for symbol, track in self.tracks.items():
             start = track.next_start or plan.open
-            if symbol in arrived or start + delta > t or (track.tried and track.tried >= t):
+            if bar_end(plan, delta, start) > t or (track.tried and track.tried >= t):
                 continue
             track.tried = t
-            bars = [bar for bar in self._backfill(symbol, start, t) if bar.start >= start]
+            bars = [
+                bar
+                for bar in self._backfill(symbol, start, t)
+                if bar.start >= start and bar.start not in track.requested
+            ]
             if not bars:
                 continue
-            # Counted (present, filled) only when they arrive with the coordinator's next
-            # instant: it drops a fill that comes after newer bars.
-            track.requested.update(bar.start for bar in bars)
+            # Counted (present, filled) and logged only when they arrive with the
+            # coordinator's next instant (:meth:`account`): it drops a fill that comes after
+            # newer bars.
+            track.requested.update((bar.start, bar) for bar in bars)
             self._fill(symbol, bars)
-            self.runtime.log(
-                f"filled {len(bars)} missing {symbol} {self.base} bar(s) from the feed's backfill",
-                sim_time=t,
-            )
 
     def overall_quality(self, symbol: str) -> float | None:
         """Quality over the run so far: the ended sessions plus the current one up to now.
