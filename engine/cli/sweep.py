@@ -4,9 +4,11 @@ Runs on the main thread: plans and validates every run
 (:func:`~sessionkit.engine.runs.sweep.plan_sweep`), runs them
 (:func:`~sessionkit.engine.runs.sweep.run_sweep`) with a progress bar (runs done and the
 bars of the running ones, from the workers' progress records, with an ETA), then prints a
-table ranked by a metric, or one JSON object. Ctrl-C (SIGINT) and SIGTERM cancel the
-pending runs, end the running ones and still report those that finished (exit status 130
-and 143, like ``sessionkit run``).
+table ranked by a metric, or one JSON object. A ``--rank-by`` that no run has (metrics are
+known once the runs report them) is a user's mistake: exit status 2, naming what the runs
+can be ranked by. Ctrl-C (SIGINT) and SIGTERM cancel the pending runs, end the running
+ones and still report those that finished (exit status 130 and 143, like ``sessionkit
+run``).
 """
 
 from __future__ import annotations
@@ -234,7 +236,15 @@ def sweep_command(
     """Run a grid of overrides and/or date shards as independent sessions in parallel."""
     from ..config import option_overrides
     from ..errors import UsageError
-    from ..runs.sweep import default_metric, parse_param, plan_sweep, rank, run_sweep
+    from ..runs.sweep import (
+        NUMERIC_FIELDS,
+        default_metric,
+        parse_param,
+        plan_sweep,
+        rank,
+        rank_keys,
+        run_sweep,
+    )
 
     if shard_by is not None and shard_by not in ("session", "week", "month"):
         raise UsageError(f"--shard-by must be session, week or month, not {shard_by!r}")
@@ -251,6 +261,15 @@ def sweep_command(
         overrides=overrides,
         origins=origins,  # type: ignore[arg-type]
     )
+    if (
+        rank_by is not None
+        and rank_by not in NUMERIC_FIELDS
+        and all(run.config.analysis.entry is None for run in runs)
+    ):  # no analysis, no metric: only the fixed fields are there to rank by
+        raise UsageError(
+            f"--rank-by {rank_by}: the runs have no analysis, hence no metric; rank by one "
+            f"of: {', '.join(NUMERIC_FIELDS)}"
+        )
     bar = _SweepBar(len(runs)) if not as_json and sys.stderr.isatty() else None
     finished: list[Any] = []
 
@@ -288,6 +307,16 @@ def sweep_command(
         outcomes = sorted(finished, key=lambda o: o.run.index)
     wall = round(time.perf_counter() - began, 3)
     metric = rank_by or default_metric(outcomes)
+    if rank_by is not None and any(o.state == "completed" for o in outcomes):
+        # Metrics are known once runs report them (a run may lack one: SmaCross has no
+        # win_rate_pct without trades), so a name is wrong only if no run has it.
+        keys = rank_keys(outcomes)
+        if rank_by not in keys:
+            unknown = f"--rank-by {rank_by}: no run has that metric or field; rank by one of: "
+            unknown += ", ".join(keys)
+            if not interrupted:
+                raise UsageError(unknown)
+            typer.echo(f"sessionkit: {unknown}", err=True)  # still show what finished
     ranked = rank(outcomes, metric, ascending=ascending)
     metric_names: list[str] = []
     for outcome in ranked:

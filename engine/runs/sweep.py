@@ -1,9 +1,14 @@
 """Sweeps: many independent runs (a grid of overrides and/or date shards) in parallel.
 
-Runs on the caller's thread. Every run is planned and validated here first (a mistake in
-any parameter is reported before anything starts); each run then happens in a worker
-process, through :class:`concurrent.futures.ProcessPoolExecutor` (the default) or a Dask
-cluster (``dask.distributed``, the ``sessionkit[dask]`` extra). A worker receives the run's
+Runs on the caller's thread. Every run is planned and validated here first, in the
+caller's process (a mistake in any parameter is reported before anything starts): its
+configuration, then the checks its session makes as it is built (the database opens, the
+exchange's calendar and the symbols are in it, the window has trading days, the analysis
+is built with its options), each database opened once and each distinct check made once;
+whether each symbol has bars in a run's window is that run's own check, in its worker.
+Each run then happens in a worker process, through
+:class:`concurrent.futures.ProcessPoolExecutor` (the default) or a Dask cluster
+(``dask.distributed``, the ``sessionkit[dask]`` extra). A worker receives the run's
 validated :class:`~sessionkit.engine.config.SessionConfig`, whose database is a URL (the
 workers share the database; use PostgreSQL across machines), and sends back a
 :class:`~sessionkit.engine.runs.result.RunResult`. Threads stay inside a run: the
@@ -31,13 +36,19 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
 from ..config import SessionConfig, parse_setting_values, setting_text  # (the monitor's too)
-from ..errors import ConfigError, SessionkitError, UsageError
+from ..errors import (
+    CalendarCoverageError,
+    ConfigError,
+    DatabaseError,
+    SessionkitError,
+    UsageError,
+)
 from ..pipeline.snapshot import Snapshot
 from .backtest import BacktestRun, ConfigLike, resolve_config, run_backtest
 from .result import RunResult
@@ -141,42 +152,173 @@ def plan_sweep(
 
     Raises
     ------
-    ConfigError
-        If any run's configuration is invalid (naming the parameter that made it so).
+    SessionkitError
+        If any run's configuration is invalid, or its session would refuse it (see
+        :class:`_Checks`): a :class:`ConfigError` naming the parameter that made it so,
+        or, for a mistake common to every run (``--db``), the error ``sessionkit run``
+        gives.
     """
     base = resolve_config(config, overrides, origins)
     grid = dict(grid or {})
     keys = list(grid)
     combos = list(itertools.product(*(grid[k] for k in keys))) if keys else [()]
     windows: list[tuple[date, date] | None] = [None]
-    if shard_by is not None:
-        windows = list(_shards(base, shard_by))
-    runs = []
-    for values, window in itertools.product(combos, windows):
-        parameters = dict(zip(keys, values, strict=True))
-        extra: dict[str, Any] = dict(parameters)
-        labels = {k: f"--param {k}={setting_text(v)}" for k, v in parameters.items()}
-        if window is not None:
-            extra["backtest.start_date"], extra["backtest.end_date"] = window
-            labels["backtest.start_date"] = labels["backtest.end_date"] = f"--shard-by {shard_by}"
-        configured = resolve_config(base, extra, labels) if extra else base
-        runs.append(SweepRun(len(runs), parameters, window, configured))
+    checks = _Checks()
+    try:
+        if shard_by is not None:
+            windows = list(_shards(base, shard_by, checks))
+        runs = []
+        for values, window in itertools.product(combos, windows):
+            parameters = dict(zip(keys, values, strict=True))
+            extra: dict[str, Any] = dict(parameters)
+            labels = {k: f"--param {k}={setting_text(v)}" for k, v in parameters.items()}
+            if window is not None:
+                extra["backtest.start_date"], extra["backtest.end_date"] = window
+                labels["backtest.start_date"] = labels["backtest.end_date"] = (
+                    f"--shard-by {shard_by}"
+                )
+            configured = resolve_config(base, extra, labels) if extra else base
+            checks.check(configured, set(labels.values()))
+            runs.append(SweepRun(len(runs), parameters, window, configured))
+    finally:
+        checks.close()
     return runs
 
 
-def _shards(config: SessionConfig, shard_by: ShardBy) -> Iterator[tuple[date, date]]:
+@dataclass
+class _SessionParts:
+    """What :class:`~sessionkit.engine.pipeline.session.Session`'s construction helpers read
+    of their session: :class:`_Checks` runs them without building one."""
+
+    config: SessionConfig
+    source: str
+    time_manager: Any = None
+
+
+class _Checks:
+    """The checks a run's :class:`~sessionkit.engine.pipeline.session.Session` makes as it
+    is built, made in the caller's process for every planned run before any starts: the
+    database opens (:func:`~sessionkit.engine.store.db.open_db`), it holds the exchange's
+    calendar and the symbols
+    (:func:`~sessionkit.engine.store.data_manager.check_against_database`), the window has
+    trading days and the analysis class is built with its options (the session's own
+    helpers). The same functions as the session's, so the same messages.
+
+    Cheap for a large grid: each database is opened once (and disposed by :meth:`close`),
+    each calendar read once, and a check is made once per distinct set of the values it
+    depends on (a grid of analysis options builds one analysis per run, nothing else).
+    Used on the caller's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Any] = {}
+        self._calendars: dict[tuple[str, str], Any] = {}
+        self._passed: set[tuple[Any, ...]] = set()
+
+    def engine(self, url: str) -> Any:
+        """The database at ``url``, opened once.
+
+        Raises
+        ------
+        DatabaseError
+            If it cannot be opened or lacks sessionkit's schema.
+        """
+        engine = self._engines.get(url)
+        if engine is None:
+            from ..store.db import open_db
+
+            engine = self._engines[url] = open_db(url)
+        return engine
+
+    def time_manager(self, url: str, exchange_group: str) -> Any:
+        """The trading calendar of ``exchange_group`` in the database at ``url``."""
+        manager = self._calendars.get((url, exchange_group))
+        if manager is None:
+            from ..core.time_manager import TimeManager
+
+            manager = TimeManager(self.engine(url), exchange_group)
+            self._calendars[url, exchange_group] = manager
+        return manager
+
+    def check(self, config: SessionConfig, labels: set[str]) -> None:
+        """Check one run as its session will, before it starts.
+
+        ``labels`` are the options that made this run differ from the others (``--param
+        KEY=VALUE``, ``--shard-by``): an error that does not name where its value came from
+        is blamed on one of them when it set the key at fault.
+
+        Raises
+        ------
+        SessionkitError
+            What building the run's session would raise.
+        """
+        from ..pipeline.session import Session
+        from ..store.data_manager import check_against_database
+
+        url = config.resolved_database_url()
+        try:
+            engine = self.engine(url)
+        except DatabaseError as exc:
+            raise _blamed(exc, config, "database_url", labels) from None
+        streams = config.streams
+        key: tuple[Any, ...] = (
+            "database",
+            url,
+            config.exchange_group,
+            streams.interval,
+            tuple(streams.symbols),
+        )
+        if key not in self._passed:
+            check_against_database(config, engine, source=config.source)
+            self._passed.add(key)
+        if config.mode == "backtest" and config.backtest is not None:
+            window = config.backtest.start_date, config.backtest.end_date
+            key = ("window", url, config.exchange_group, *window)
+            if key not in self._passed:
+                parts = _SessionParts(
+                    config, config.source, self.time_manager(url, config.exchange_group)
+                )
+                try:
+                    Session._plan_sessions(parts)  # type: ignore[arg-type]
+                except CalendarCoverageError as exc:
+                    raise _blamed(exc, config, "backtest", labels) from None
+                self._passed.add(key)
+        analysis = config.analysis
+        if analysis.entry is not None:
+            key = ("analysis", analysis.entry, config.folder, repr(analysis.options))
+            if key not in self._passed:
+                Session._load_analysis(_SessionParts(config, config.source))  # type: ignore[arg-type]
+                self._passed.add(key)
+
+    def close(self) -> None:
+        """Dispose of the databases opened."""
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+        self._calendars.clear()
+
+
+def _blamed(
+    exc: SessionkitError, config: SessionConfig, key: str, labels: set[str]
+) -> SessionkitError:
+    """``exc`` as a :class:`ConfigError` from the option in ``labels`` that set ``key`` (or
+    a key inside it: ``backtest.end_date`` for ``backtest``), or ``exc`` itself when the
+    value came from elsewhere (the file, ``--db``, ``--start``)."""
+    for overridden, origin in config.overrides.items():
+        inside = overridden.startswith((f"{key}.", f"{key}[")) or key.startswith(f"{overridden}.")
+        if origin in labels and (overridden == key or inside):
+            return ConfigError(origin, key, str(exc))
+    return exc
+
+
+def _shards(
+    config: SessionConfig, shard_by: ShardBy, checks: _Checks
+) -> Iterator[tuple[date, date]]:
     if config.mode != "backtest" or config.backtest is None:
         raise ConfigError("--shard-by", None, "only a backtest can be split into date shards")
-    from ..core.time_manager import TimeManager
-    from ..store.db import open_db
-
-    engine = open_db(config.resolved_database_url())
-    try:
-        days = TimeManager(engine, config.exchange_group).sessions_between(
-            config.backtest.start_date, config.backtest.end_date
-        )
-    finally:
-        engine.dispose()
+    days = checks.time_manager(
+        config.resolved_database_url(), config.exchange_group
+    ).sessions_between(config.backtest.start_date, config.backtest.end_date)
     if not days:
         raise ConfigError(
             config.origin_of("backtest"),
@@ -685,6 +827,27 @@ def rank(
     unknown = [o for o in outcomes if value(o) is None]
     known.sort(key=lambda o: value(o), reverse=not ascending)  # type: ignore[arg-type, return-value]
     return known + unknown
+
+
+def _numeric_fields() -> tuple[str, ...]:
+    numbers = {"int", "float", "int | None", "float | None"}
+    return (*(f.name for f in fields(RunResult) if f.type in numbers), "signal_count")
+
+
+NUMERIC_FIELDS = _numeric_fields()
+"""The numeric fields of a :class:`RunResult` a sweep can rank by, besides the analysis's
+metrics (``bars_per_second``, ``steps``, ``signal_count`` ...)."""
+
+
+def rank_keys(outcomes: Sequence[SweepOutcome]) -> list[str]:
+    """What ``outcomes`` can be ranked by: every metric a run reported (first seen first),
+    then :data:`NUMERIC_FIELDS`."""
+    names: list[str] = []
+    for outcome in outcomes:
+        for name in outcome.result.metrics if outcome.result is not None else ():
+            if name not in names:
+                names.append(name)
+    return names + [name for name in NUMERIC_FIELDS if name not in names]
 
 
 def metric_of(outcome: SweepOutcome, metric: str) -> float | None:

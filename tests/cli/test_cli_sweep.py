@@ -47,12 +47,139 @@ def test_a_grid_gives_ranked_runs_with_different_metrics(tmp_path) -> None:
 
 
 def test_the_human_table_and_a_failing_run_that_does_not_stop_the_others() -> None:
-    result = sweep("demo", *DAY, "--param", "analysis.options.fast=5,40", "--workers", "2")
+    # SPY is in the database (2011) but has no bar in the window: found once the run
+    # starts (the window's data is each run's own check), so that run fails alone.
+    result = sweep("demo", *DAY, "--param", 'streams.symbols=["ACME"],["SPY"]', "--workers", "2")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "2 of 2 runs" in result.stdout and "ranked by total_return_pct" in result.stdout
     assert "completed" in result.stdout and "failed" in result.stdout
-    assert "SmaCross needs 0 < fast < slow" in result.stdout
+    assert "no 1m bar of SPY in the window 2024-12-09 to 2024-12-09" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (
+            ["--param", "analysis.options.fast=5,abc"],
+            [
+                "invalid configuration from --param analysis.options.fast=abc:",
+                "SmaCross needs a whole number of bars for fast, got 'abc'",
+            ],
+        ),
+        (
+            ["--param", "analysis.options.fast=5,40"],
+            ["from --param analysis.options.fast=40:", "SmaCross needs 0 < fast < slow"],
+        ),
+        (
+            ["--param", 'streams.symbols=["ACME"],["ZZZ"]'],
+            ['from --param streams.symbols=["ZZZ"]:', "'ZZZ' not in the database"],
+        ),
+        (
+            ["--param", "analysis.entry=nosuch:X,sessionkit.engine.examples:SmaCross"],
+            ["from --param analysis.entry=nosuch:X:", "cannot import module 'nosuch'"],
+        ),
+        (
+            [
+                "--param",
+                "analysis.entry=sessionkit.engine.examples:SmaCross,"
+                "sessionkit.engine.examples:Nope",
+            ],
+            ["module 'sessionkit.engine.examples' has no class 'Nope'"],
+        ),
+        (
+            ["--param", "exchange_group=NYSE,XXX"],
+            ["from --param exchange_group=XXX:", "unknown exchange group 'XXX'"],
+        ),
+        (
+            [
+                "--start",
+                "2024-12-13",
+                "--end",
+                "2024-12-15",
+                "--param",
+                "backtest.start_date=2024-12-13,2024-12-14",
+            ],
+            ["from --param backtest.start_date=2024-12-14:", "no NYSE trading day"],
+        ),
+        (
+            ["--param", "backtest.end_date=2024-12-09,2035-01-05"],
+            ["from --param backtest.end_date=2035-01-05:", "outside the NYSE calendar"],
+        ),
+        (
+            ["--param", "analysis.options.fast=5", "--db", "nowhere.sqlite"],
+            ["nowhere.sqlite does not exist"],
+        ),
+        (
+            ["--param", "database_url=sample.sqlite,nowhere.sqlite"],
+            ["from --param database_url=nowhere.sqlite:", "nowhere.sqlite does not exist"],
+        ),
+    ],
+)
+def test_every_run_is_validated_before_any_starts(tmp_path, args, fragments) -> None:
+    """A mistake in one run of the grid (one its session would refuse) was found only
+    when that run started in its worker, after the others had run: exit 1 and a table.
+    Now every run is checked first: exit 2, one message naming the --param value."""
+    sample = Path(__file__).parents[2] / "sample_db" / "sample.sqlite"
+    (tmp_path / "sample.sqlite").symlink_to(sample)
+    result = subprocess.run(
+        [*COMMAND, "demo", *([] if "--start" in args else DAY), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert "finished" not in result.stderr  # no run started
+    assert result.stderr.startswith("sessionkit: error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_the_checks_open_each_database_once_and_check_each_thing_once(monkeypatch) -> None:
+    """A grid checks its runs cheaply: one database opened per URL, the symbols checked
+    once per distinct list, the analysis built once per distinct options."""
+    import sessionkit.engine.examples as examples
+    import sessionkit.engine.store.data_manager as data_manager
+    import sessionkit.engine.store.db as db
+
+    calls: Counter = Counter()
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(db, "open_db", counted("open_db", db.open_db))
+    monkeypatch.setattr(
+        data_manager,
+        "check_against_database",
+        counted("check_against_database", data_manager.check_against_database),
+    )
+    built = []
+    original = examples.SmaCross.__init__
+
+    def init(self, **options):
+        built.append(options)
+        original(self, **options)
+
+    monkeypatch.setattr(examples.SmaCross, "__init__", init)
+    runs = plan_sweep(
+        "demo",
+        grid={
+            "analysis.options.fast": [2, 3, 4, 5, 6],
+            "streams.symbols": [["ACME"], ["BOLT"]],
+            "backtest.clock": ["data-driven", "clock-driven"],
+        },
+        overrides={"backtest.start_date": "2024-12-09", "backtest.end_date": "2024-12-09"},
+    )
+    assert len(runs) == 20
+    assert calls == {"open_db": 1, "check_against_database": 2}
+    assert sorted(options["fast"] for options in built) == [2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +196,60 @@ def test_bad_sweep_arguments_are_exit_2_before_any_run(args, fragment) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert fragment in result.stderr
+
+
+def test_rank_by_a_name_no_run_has_is_exit_2_listing_what_they_have(tmp_path) -> None:
+    """``--rank-by nosuch`` printed a table "ranked by nosuch" in plan order, exit 0.
+    Metrics are known once the runs report them: a name no run has is refused then."""
+    out = tmp_path / "runs.csv"
+    result = sweep(
+        "demo", *DAY, "--param", "analysis.options.fast=5,10", "--rank-by", "total_retrun_pct",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr and not out.exists()
+    message = result.stderr.splitlines()[-1]
+    assert message.startswith(
+        "sessionkit: error: --rank-by total_retrun_pct: no run has that metric or field; "
+        "rank by one of: total_return_pct, max_drawdown_pct, trades, win_rate_pct, "
+    )
+    assert "bars_per_second" in message and "signal_count" in message
+
+
+def test_rank_by_a_result_field_or_a_metric_some_run_lacks() -> None:
+    result = sweep("demo", *DAY, "--param", "analysis.options.fast=5,10", "--rank-by", "steps")
+    assert result.returncode == 0, result.stderr
+    assert "ranked by steps" in result.stdout
+    # A metric only some runs report (SmaCross has no win_rate_pct without trades) is one
+    # to rank by all the same: the runs without it come last.
+    from dataclasses import replace
+
+    from sessionkit.engine.runs.sweep import SweepOutcome, rank_keys
+
+    window = {"backtest.start_date": "2024-12-09", "backtest.end_date": "2024-12-09"}
+    runs = plan_sweep("demo", grid={"analysis.options.fast": [5, 10]}, overrides=window)
+    result = run_backtest(runs[0].config)
+    lacking, having = {"trades": 0.0}, {"trades": 3.0, "win_rate_pct": 50.0}
+    outcomes = [
+        SweepOutcome(run, replace(result, metrics=metrics))
+        for run, metrics in zip(runs, (lacking, having), strict=True)
+    ]
+    assert rank_keys(outcomes)[:2] == ["trades", "win_rate_pct"]
+    assert "bars_per_second" in rank_keys(outcomes)
+    assert [o.run.index for o in rank(outcomes, "win_rate_pct")] == [1, 0]
+
+
+def test_rank_by_without_an_analysis_is_checked_before_any_run() -> None:
+    result = sweep(
+        "demo", *DAY, "--set", "analysis={}", "--param", "backtest.clock=data-driven,clock-driven",
+        "--rank-by", "total_return_pct",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "finished" not in result.stderr
+    assert "--rank-by total_return_pct: the runs have no analysis, hence no metric" in (
+        result.stderr
+    )
+    assert "bars_per_second" in result.stderr
 
 
 def _signals(result) -> list[tuple]:
@@ -270,7 +451,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_sigterm_without_json_prints_the_table_of_what_finished() -> None:
+@pytest.mark.parametrize("rank_by", [[], ["--rank-by", "total_retrun_pct"]])
+def test_sigterm_without_json_prints_the_table_of_what_finished(rank_by) -> None:
     process = subprocess.Popen(
         [
             *COMMAND,
@@ -282,6 +464,7 @@ def test_sigterm_without_json_prints_the_table_of_what_finished() -> None:
             "backtest.clock=data-driven,clock-driven",
             "--workers",
             "2",
+            *rank_by,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -296,6 +479,9 @@ def test_sigterm_without_json_prints_the_table_of_what_finished() -> None:
     assert "Traceback" not in err
     assert "1 of 2 runs" in out and "data-driven" in out
     assert "terminated: the pending runs were cancelled" in err
+    # An unknown --rank-by does not hide what finished: the table, and a word about it.
+    unknown = "--rank-by total_retrun_pct: no run has that metric or field; rank by one of: "
+    assert (unknown in err) == bool(rank_by)
 
 
 def test_param_values_may_be_tables_and_lists_with_commas_of_their_own() -> None:

@@ -1,8 +1,8 @@
 """The sweep monitor (``sessionkit-tui sweep``): snapshots at a fixed point, every key, and
 quitting a real sweep of worker processes.
 
-The snapshot and key tests feed the monitor a fake source: the runs of a real plan, and a
-fixed script of progress records and outcomes (the outcomes' results come from real runs
+The snapshot and key tests feed the monitor a fake source: runs configured as a plan's (not
+checked: the fake decides what becomes of them), and a fixed script of progress records and outcomes (the outcomes' results come from real runs
 of the demo, their wall-clock figures fixed), delivered from the monitor's own worker
 thread as the real sweep delivers them. Accept changed snapshots with
 ``pytest tests/tui/test_tui_sweep.py --snapshot-update`` only after looking at them.
@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import pytest
 from sessionkit.engine import run_backtest
-from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, plan_sweep
+from sessionkit.engine.runs.backtest import resolve_config
+from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun, plan_sweep
 from sessionkit.tui.screens.sweep_summary import RunSummaryScreen
 from sessionkit.tui.sweep_app import LiveSweep, SweepMonitorApp, create_sweep_app
 from sessionkit.tui.sweep_cli import main as sweep_main
@@ -64,9 +65,25 @@ def _fixed(result):
     )
 
 
+def _unchecked_runs() -> list[SweepRun]:
+    """The runs of ``--param analysis.options.fast=5,10,20,30,40``, configured as
+    :func:`plan_sweep` configures them but not checked: it refuses fast 30 and 40 (the
+    demo's slow is 30), and here no run starts (the fake source tells their story)."""
+    base = resolve_config("demo", DAY)
+    return [
+        SweepRun(
+            index,
+            {"analysis.options.fast": fast},
+            None,
+            resolve_config(base, {"analysis.options.fast": fast}),
+        )
+        for index, fast in enumerate(FAST)
+    ]
+
+
 @pytest.fixture(scope="module")
 def script_parts():
-    runs = plan_sweep("demo", grid={"analysis.options.fast": FAST}, overrides=DAY)
+    runs = _unchecked_runs()
     done = _fixed(run_backtest(runs[0].config))
     third = _fixed(run_backtest(runs[2].config))
     return runs, done, third
@@ -390,6 +407,44 @@ def test_mistakes_are_one_line_and_exit_2(capsys, args, fragment) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--param", "analysis.options.fast=5,abc"],
+            "from --param analysis.options.fast=abc:\n  analysis.options: "
+            "sessionkit.engine.examples:SmaCross refused them",
+        ),
+        (
+            ["--param", 'streams.symbols=["ACME"],["ZZZ"]'],
+            "from --param streams.symbols=[\"ZZZ\"]:\n  streams.symbols: 'ZZZ' not in the database",
+        ),
+        (
+            ["--param", "analysis.entry=nosuch:X,sessionkit.engine.examples:SmaCross"],
+            "from --param analysis.entry=nosuch:X:\n  analysis.entry: cannot import module",
+        ),
+        (["--param", "analysis.options.fast=5", "--db", "nowhere.sqlite"], "does not exist"),
+    ],
+)
+def test_a_mistake_in_any_run_is_reported_before_the_screen_opens(
+    capsys, monkeypatch, tmp_path, args, fragment
+) -> None:
+    """The monitor opened and showed the bad run as failed once its worker tried it; every
+    run is now checked as its session will check it, before the screen opens."""
+    import sessionkit.tui.sweep_app as sweep_app
+
+    def screen(*_args, **_kwargs):
+        raise AssertionError("the screen opened")
+
+    monkeypatch.setattr(sweep_app, "create_sweep_app", screen)
+    monkeypatch.chdir(tmp_path)  # --db nowhere.sqlite is relative to the working folder
+    assert sweep_main(["demo", "--start", "2024-12-09", "--end", "2024-12-09", *args]) == 2
+    err = capsys.readouterr().err
+    opening = "database file" if "--db" in args else "invalid configuration"
+    assert err.startswith(f"sessionkit-tui sweep: error: {opening}")
+    assert fragment in err and "Traceback" not in err
+
+
 def test_the_main_command_hands_sweep_to_the_monitor(capsys) -> None:
     from sessionkit.tui.cli import main
 
@@ -467,22 +522,25 @@ def test_table_and_list_parameters_show_as_written_and_sort() -> None:
 
     grid = dict(
         [
-            parse_param("analysis.options={fast=10,slow=30},{fast=5,slow=20},{fast=5,slow=7.5}"),
+            parse_param(
+                "analysis.options={fast=10,slow=30,fee_bps=0},{fast=5,slow=20,fee_bps=10},"
+                "{fast=5,slow=20,fee_bps=7.5}"
+            ),
             parse_param('streams.symbols=["BOLT"],["ACME","CRUX"]'),
         ]
     )
     board = SweepBoard(plan_sweep("demo", grid=grid))
     options = {i: board.cells(i, Figures())[1][0] for i in board.entries}
     assert set(options.values()) == {
-        "{fast = 10, slow = 30}",
-        "{fast = 5, slow = 20}",
-        "{fast = 5, slow = 7.5}",
+        "{fast = 10, slow = 30, fee_bps = 0}",
+        "{fast = 5, slow = 20, fee_bps = 10}",
+        "{fast = 5, slow = 20, fee_bps = 7.5}",
     }
     order = board.order("param:analysis.options", False)
     assert [options[i] for i in order][::2] == [
-        "{fast = 5, slow = 7.5}",
-        "{fast = 5, slow = 20}",
-        "{fast = 10, slow = 30}",
+        "{fast = 5, slow = 20, fee_bps = 7.5}",
+        "{fast = 5, slow = 20, fee_bps = 10}",
+        "{fast = 10, slow = 30, fee_bps = 0}",
     ]
     descending = board.order("param:analysis.options", True)
     assert [options[i] for i in descending] == [options[i] for i in order][::-1]
