@@ -74,6 +74,36 @@ NARROW_WIDTH = 100
 TINY_WIDTH = 70
 """Below this many columns the signals pane is hidden too (the events list them then)."""
 
+SIGNALS_MIN_WIDTH = 20
+"""Columns the signals pane needs (borders included) for its compact rows: in a narrow
+layout that leaves it less, beside a wide symbols table, it is hidden as in a tiny one."""
+
+FOOTER_SPARE = ("toggle_clock", "next_interval", "filter", "next_theme")
+"""Actions the footer leaves out below :data:`NARROW_WIDTH` columns, so that ``? Help`` and
+``q Quit`` stay in view. Their keys still work (see ``SessionkitApp.BINDINGS``); the help
+screen and the palette list them."""
+
+
+FINISHED_STATES = {
+    "completed": "The run is completed",
+    "stopped": "The run was stopped",
+    "error": "The run ended with an error",
+}
+"""How a control on a finished run words its final state."""
+
+
+def replayed(snapshot: Snapshot, started_at: date | None) -> str:
+    """What a completed run replayed: every session, or those from where a go-to
+    restarted the engine (``started_at``) to the end."""
+    count = snapshot.session_count
+    first = 1
+    if started_at is not None and started_at in snapshot.sessions:
+        first = snapshot.sessions.index(started_at) + 1
+    if first == 1:
+        return f"{count} session(s) replayed"
+    which = f"session {count}" if first == count else f"sessions {first}-{count}"
+    return f"{count - first + 1} session(s) replayed: {which}, from {started_at}"
+
 
 class SessionLike(Protocol):
     """What the app needs of :class:`sessionkit.engine.pipeline.session.Session`."""
@@ -243,6 +273,13 @@ class SessionkitApp(App[None]):
     | q | Stop the engine and quit. |
     | up, down | Chart the previous / next symbol. |
     """
+    # The spare actions' keys once more, never in the footer: below NARROW_WIDTH columns
+    # check_action turns the listed bindings off (out of the footer) and these on.
+    BINDINGS += [
+        replace(binding, action=f"unlisted('{binding.action}')", show=False)
+        for binding in BINDINGS
+        if isinstance(binding, Binding) and binding.action in FOOTER_SPARE
+    ]
 
     symbol: reactive[str | None] = reactive(None, init=False)
     """The charted symbol (the symbols table's cursor row)."""
@@ -289,8 +326,12 @@ class SessionkitApp(App[None]):
         self._snapshot_failed = False
         self._quitting = False
         self._seeking = False
+        self._started_at: date | None = None
+        """The session a go-to restarted the engine at (None: the run's first)."""
         self._shown_paused = False
         """The pause state the footer shows (it starts with ``space Pause``)."""
+        self._narrow = False
+        """The terminal is narrower than :data:`NARROW_WIDTH` (the footer's spare keys go)."""
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
@@ -333,6 +374,13 @@ class SessionkitApp(App[None]):
         # interval lets the engine keep its pace under the UI (restored on unmount).
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
+        # The symbols table's width (its columns) decides whether the signals fit beside it.
+        self.watch(
+            self.query_one(SymbolsTable),
+            "virtual_size",
+            lambda _size: self.call_after_refresh(self._fit_signals),
+            init=False,
+        )
         if self.start_engine:
             # Once the first frame is drawn: the engine's load and the app's start-up
             # would otherwise share the GIL, delaying both (the command line starts the
@@ -349,16 +397,36 @@ class SessionkitApp(App[None]):
         sys.setswitchinterval(self._switch_interval)
 
     def on_resize(self, event: events.Resize) -> None:
-        """A narrow terminal gets the compact footer, without the palette hint; a tiny one
-        lists the signals in the events (its signals pane is hidden)."""
+        """A narrow terminal gets the compact footer, without the palette hint and the
+        spare keys; where the signals pane is hidden, the events list the signals."""
         footer = self.query_one(Footer)
         narrow = event.size.width < NARROW_WIDTH
         footer.compact = narrow
         footer.show_command_palette = not narrow
+        if narrow != self._narrow:
+            self._narrow = narrow
+            self.refresh_bindings()
+        self._fit_signals()
+        self.call_after_refresh(self._fit_signals)  # once laid out at the new size
+
+    def _fit_signals(self) -> None:
+        """Hide the signals pane where it gets fewer than :data:`SIGNALS_MIN_WIDTH` columns
+        (a narrow layout beside a wide symbols table), as in a tiny terminal; the events
+        list the signals wherever the pane is hidden."""
+        if not self.is_running:
+            return
+        width = self.size.width
+        signals = self.query_one(SignalsLog)
+        symbols = self.query_one(SymbolsTable)
+        cramped = (
+            TINY_WIDTH <= width < NARROW_WIDTH
+            and width - symbols.outer_size.width < SIGNALS_MIN_WIDTH
+        )
+        signals.set_class(cramped, "-cramped")
         log = self.query_one(EventLog)
-        tiny = event.size.width < TINY_WIDTH
-        if log.hide_signals == tiny:
-            log.hide_signals = not tiny
+        listed = width < TINY_WIDTH or cramped
+        if log.hide_signals == listed:
+            log.hide_signals = not listed
             log.restyle()
             self.schedule.expedite("logs")
 
@@ -495,11 +563,7 @@ class SessionkitApp(App[None]):
             self.notify(message, title="Engine error", severity="error", timeout=30)
         elif snapshot.state == "completed" and self._reported_final != "completed":
             self._reported_final = "completed"
-            self.notify(
-                f"{snapshot.session_count} session(s) replayed",
-                title="Backtest complete",
-                timeout=10,
-            )
+            self.notify(replayed(snapshot, self._started_at), title="Backtest complete", timeout=10)
 
     # -- reactions ----------------------------------------------------------------------
 
@@ -597,7 +661,8 @@ class SessionkitApp(App[None]):
         snapshot = self.latest
         if snapshot is not None and snapshot.finished:
             self.notify(
-                f"The run is {snapshot.state}: nothing to control (g goes to a date).",
+                f"{FINISHED_STATES.get(snapshot.state, f'The run ended ({snapshot.state})')}: "
+                "nothing to control (g goes to a date).",
                 title="Not possible",
                 severity="warning",
                 timeout=3,
@@ -606,11 +671,22 @@ class SessionkitApp(App[None]):
         return False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The footer shows ``space Pause`` while running and ``space Resume`` while paused."""
+        """The footer shows ``space Pause`` while running and ``space Resume`` while paused;
+        below :data:`NARROW_WIDTH` columns it leaves out the :data:`FOOTER_SPARE` keys
+        (their unlisted twins take the keys)."""
         if action == "toggle_pause" and parameters:
             paused = self.controls_view().paused if self.latest is not None else False
             return (parameters[0] == "resume") == paused
+        if action in FOOTER_SPARE:
+            return not self._narrow
+        if action == "unlisted":
+            return self._narrow
         return True
+
+    def action_unlisted(self, action: str) -> None:
+        """Run a :data:`FOOTER_SPARE` action whose key the footer does not show."""
+        if action in FOOTER_SPARE:
+            getattr(self, f"action_{action}")()
 
     def action_toggle_pause(self, _label: str = "") -> None:
         """Pause a running engine, resume a paused one."""
@@ -736,6 +812,15 @@ class SessionkitApp(App[None]):
 
         self.push_screen(SeekScreen(snapshot.sessions, snapshot.session_date), chosen)
 
+    def on_key(self, event: events.Key) -> None:
+        """Printable keys typed in the same burst as ``g`` go through the monitor's screen
+        (its focused widget had them before the prompt was up) and would be lost: they go
+        into the prompt. Once its input has the focus, no printable key gets here."""
+        if isinstance(self.screen, SeekScreen) and event.is_printable and event.character:
+            event.prevent_default()
+            event.stop()
+            self.screen.type_early(event.character)
+
     def seek(self, day: date) -> None:
         """Restart the engine at session ``day`` (off the event loop), keeping the config,
         the speed and the pause state."""
@@ -771,6 +856,7 @@ class SessionkitApp(App[None]):
             message.session.stop(self.stop_timeout)
             return
         self.session = message.session
+        self._started_at = message.day
         self._version = -1
         self._chart_key = None
         self._reported_error = False
@@ -900,8 +986,19 @@ class SessionkitApp(App[None]):
     # -- command palette ----------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Textual's own commands, then every monitor control (see :meth:`palette_commands`)."""
-        yield from super().get_system_commands(screen)
+        """Textual's own commands, then every monitor control (see :meth:`palette_commands`).
+
+        Textual's Screenshot saves in the user's downloads folder and fails without one:
+        it is replaced by :meth:`action_screenshot` (``~/Downloads``, else the current
+        folder; says where), run a moment later so that the palette is gone from the picture.
+        """
+        for command in super().get_system_commands(screen):
+            if command.title == "Screenshot":
+                command = command._replace(
+                    help="Save an SVG of the screen (in ~/Downloads, else the current folder)",
+                    callback=lambda: self.set_timer(0.1, self.action_screenshot),
+                )
+            yield command
         for title, help_text, callback in self.palette_commands():
             yield SystemCommand(title, help_text, callback)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sessionkit.tui.app import SessionkitApp, create_app, next_speed
+from sessionkit.tui.screens.detail import DetailScreen
+from sessionkit.tui.screens.diagnostics import DiagnosticsScreen
 from sessionkit.tui.screens.help import HelpScreen
 from sessionkit.tui.widgets.event_log import EventLog
 from sessionkit.tui.widgets.oscillator_chart import OscillatorChart
@@ -204,9 +207,53 @@ async def test_question_mark_opens_help_and_escape_closes_it(make_session):
             assert f"'{key}'" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
-        await pilot.press("question_mark", "q")  # q closes help, does not quit
+        await pilot.press("question_mark", "question_mark")  # ? closes it too
         assert not isinstance(app.screen, HelpScreen)
         assert app.is_running
+
+
+@pytest.mark.parametrize(
+    ("key", "panel"),
+    [("enter", DetailScreen), ("d", DiagnosticsScreen), ("question_mark", HelpScreen)],
+)
+async def test_q_quits_from_every_panel(make_session, key, panel):
+    session = make_session("demo")
+    drive(session)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: app.latest is not None)
+        await pilot.press(key)
+        assert isinstance(app.screen, panel)
+        await _quit_and_measure(app, session, pilot)
+        assert session.finished
+
+
+async def test_palette_screenshot_without_downloads_saves_in_the_current_folder(
+    make_session, tmp_path, monkeypatch
+):
+    """The palette's Screenshot is the monitor's own (Textual's fails without ~/Downloads)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    session = make_session("demo")
+    drive(session)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(lambda: app.latest is not None)
+        commands = [c for c in app.get_system_commands(app.screen) if c.title == "Screenshot"]
+        assert len(commands) == 1
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"screenshot")
+        assert await wait_for(lambda: palette_has_options(app), 3)
+        await pilot.press("enter")
+        assert await wait_for(lambda: bool(list(work.glob("*.svg"))), 3)
+        (saved,) = work.glob("*.svg")
+        assert "</svg>" in saved.read_text()
+        assert await wait_for(lambda: any(str(saved) in str(n.message) for n in app._notifications))
+        assert not any(n.severity == "error" for n in app._notifications)
 
 
 async def test_command_palette_runs_session_commands(make_session):
@@ -323,9 +370,15 @@ async def test_engine_error_is_shown_and_ui_stays_responsive(make_session):
         # Still responsive: keys work, controls on a finished session are refused kindly.
         await pilot.press("i")
         assert app.interval == "5m"
+        app.clear_notifications()
         await pilot.press("space", "n", "t")
         assert app.theme == "light"
         assert session.snapshot().state == "error"
+        refused = [str(n.message) for n in app._notifications if n.title == "Not possible"]
+        assert refused and all(
+            m == "The run ended with an error: nothing to control (g goes to a date)."
+            for m in refused
+        )
         elapsed = await _quit_and_measure(app, session, pilot)
     assert elapsed < QUIT_HANG_BOUND
 

@@ -2,7 +2,8 @@
 
 Used on the UI's event loop only. A :class:`~.panel.LivePanel`: it reads the app's session
 (``snapshot`` and ``gaps``) when shown and twice a second after, so it follows a running
-engine. Times are in the exchange's zone. Dismissed with ``escape``, ``enter`` or ``q``.
+engine. Times are in the exchange's zone. Dismissed with ``escape`` or ``enter``; ``q``
+quits the monitor, as everywhere.
 """
 
 from __future__ import annotations
@@ -79,12 +80,15 @@ class DetailScreen(LivePanel):
     """Gaps, quality per interval and latest indicator values of one symbol."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter,q", "dismiss", "Close"),
+        Binding("escape,enter", "dismiss", "Close"),
+        # A modal screen hides the app's bindings: q must quit from here too.
+        Binding("q", "app.quit", "Quit"),
     ]
     """
     | Key(s) | Description |
     | :- | :- |
-    | escape, enter, q | Close the detail screen. |
+    | escape, enter | Close the detail screen. |
+    | q | Stop the engine and quit. |
     """
 
     BODY_ID = "detail-body"

@@ -4,7 +4,7 @@ Used on the UI's event loop only. A :class:`~.panel.LivePanel`: it reads the app
 session's snapshot (``metrics.threads``: busy and waiting wall seconds per component) when
 shown and twice a second after. Every figure here is measured in wall-clock time, so it
 goes through the app's :class:`~sessionkit.tui.format.Figures` (frozen placeholders in
-snapshot tests). Dismissed with ``escape``, ``d`` or ``q``.
+snapshot tests). Dismissed with ``escape`` or ``d``; ``q`` quits the monitor, as everywhere.
 """
 
 from __future__ import annotations
@@ -163,12 +163,15 @@ class DiagnosticsScreen(LivePanel):
     """Busy and waiting time per engine thread, and the engine's timings."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,d,q", "dismiss", "Close"),
+        Binding("escape,d", "dismiss", "Close"),
+        # A modal screen hides the app's bindings: q must quit from here too.
+        Binding("q", "app.quit", "Quit"),
     ]
     """
     | Key(s) | Description |
     | :- | :- |
-    | escape, d, q | Close the diagnostics. |
+    | escape, d | Close the diagnostics. |
+    | q | Stop the engine and quit. |
     """
 
     DEFAULT_CSS = """

@@ -1,7 +1,7 @@
 """The help screen: every key of the monitor and what the panes show.
 
 Used on the UI's event loop only; pushed by the app's ``?`` key and dismissed with
-``escape``, ``?`` or ``q``. The key table is built from the app's own bindings, so it can
+``escape`` or ``?`` (``q`` quits the monitor, as everywhere). The key table is built from the app's own bindings, so it can
 never disagree with the footer.
 """
 
@@ -56,12 +56,15 @@ class HelpScreen(ModalScreen[None]):
     """Keys and panes of the monitor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "Close help"),
+        Binding("escape,question_mark", "dismiss", "Close help"),
+        # A modal screen hides the app's bindings: q must quit from here too.
+        Binding("q", "app.quit", "Quit"),
     ]
     """
     | Key(s) | Description |
     | :- | :- |
-    | escape, ?, q | Close the help screen. |
+    | escape, ? | Close the help screen. |
+    | q | Stop the engine and quit. |
     """
 
     DEFAULT_CSS = """
@@ -108,7 +111,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(panes, id="help-panes")
             yield Static(
                 Text(
-                    "\nAlso: ctrl+p opens the command palette. Press escape to close.",
+                    "\nAlso: ctrl+p opens the command palette; escape closes this, q quits.",
                     style="italic",
                 )
             )

@@ -1,8 +1,10 @@
 """The go-to-date prompt (``g``): a date, checked against the run's calendar as it is typed.
 
 Used on the UI's event loop only. Dismissed with the session date to go to (``enter`` on a
-valid or adjusted date), or None (``escape``). A non-trading day offers the next session:
-the input is filled with it, and ``enter`` goes there.
+valid or adjusted date), or None (``escape``). The hint under the input follows every
+change of it (:func:`~sessionkit.tui.seek.resolve` is a parse and a bisection). A
+non-trading day offers the next session: the input is filled with it, and ``enter`` goes
+there. Keys typed before the input has the focus (in the same burst as ``g``) go into it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -51,11 +54,17 @@ class SeekScreen(ModalScreen[date | None]):
     }
     """
 
+    HINT = "The engine restarts at that session with its warm-up, at the same speed."
+    """The hint while the input is empty."""
+
     def __init__(self, sessions: Sequence[date], current: date | None) -> None:
         super().__init__()
         self.sessions = tuple(sessions)
         self.current = current
-        self._offered: str | None = None
+        self._offered: tuple[str, str] | None = None
+        """(the session offered, the day typed) after ``enter`` on a non-trading day."""
+        self._early: str | None = None
+        """What was typed before the input had the focus (None: nothing)."""
 
     def compose(self) -> ComposeResult:
         first, last = (self.sessions[0], self.sessions[-1]) if self.sessions else ("-", "-")
@@ -66,30 +75,58 @@ class SeekScreen(ModalScreen[date | None]):
                 placeholder="YYYY-MM-DD",
                 id="seek-date",
             )
-            yield Static(
-                "The engine restarts at that session with its warm-up, at the same speed.",
-                id="seek-message",
-            )
+            yield Static(self.HINT, id="seek-message")
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        field = self.query_one(Input)
+        if self._early is not None:
+            self._show_early(field)
+        field.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key the input did not get (it has no focus yet): type it there."""
+        if event.is_printable and event.character is not None:
+            event.stop()
+            self.type_early(event.character)
+
+    def type_early(self, character: str) -> None:
+        """Type ``character`` into the input before it has the focus (a key sent in the
+        same burst as ``g``: the app hands over those that reached the monitor's screen)."""
+        self._early = (self._early or "") + character
+        for field in self.query(Input):
+            self._show_early(field)
+
+    def _show_early(self, field: Input) -> None:
+        """What was typed early replaces the date shown, as typing over the selection the
+        focus brings would; the focus then keeps it (no selection to type over)."""
+        field.select_on_focus = False
+        field.value = self._early or ""
+        field.cursor_position = len(field.value)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if len(event.value.strip()) == 10 and event.value != self._offered:
-            self._say(resolve(event.value, self.sessions).message, error=False)
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self._say(self.HINT, error=False)
+            return
+        answer = resolve(text, self.sessions)
+        message = answer.message
+        if self._offered is not None and text == self._offered[0] and answer.exact:
+            message += f", the next trading day after {self._offered[1]}: enter to go there"
+        self._say(message, error=answer.day is None and not answer.partial)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        answer = resolve(event.value, self.sessions)
+        typed = event.value.strip()
+        answer = resolve(typed, self.sessions)
         if answer.day is None:
             self._say(answer.message, error=True)
         elif answer.exact:
             self.dismiss(answer.day)
         else:
-            # Offer the next trading day: filled in, enter again to go.
-            self._offered = str(answer.day)
-            self.query_one(Input).value = self._offered
-            self._say(answer.message, error=False)
+            # Offer the next trading day: filled in (the hint follows), enter again to go.
+            self._offered = (str(answer.day), typed)
+            self.query_one(Input).value = self._offered[0]
 
     def _say(self, message: str, *, error: bool) -> None:
         widget = self.query_one("#seek-message", Static)

@@ -68,12 +68,17 @@ class TailLog(RichLog, can_focus=True):
         width = self.scrollable_content_region.width if self.wrap else 0
         self.write(text, width=width or None)
 
+    def rewrite_at(self, old: int, new: int) -> bool:
+        """True if a pane resized from ``old`` to ``new`` cells must write its lines again
+        (wrapped lines: at any new width)."""
+        return self.wrap
+
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
         if width == self._width:
             return
-        self._width = width
-        if self.wrap and self._shown is not None:
+        old, self._width = self._width, width
+        if self._shown is not None and self.rewrite_at(old, width):
             items, timezone, options = self._shown
             self.restyle()
             self.show(items, timezone, **{**options, "limit": None})  # type: ignore[attr-defined]
