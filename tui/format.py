@@ -10,6 +10,7 @@ snapshot tests produce the same frame on every run.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, tzinfo
 
@@ -27,9 +28,14 @@ class Figures:
     frozen = False
 
     def rate(self, bars_per_second: float | None) -> str:
-        """Engine throughput, e.g. ``12.3k bars/s``."""
-        if not bars_per_second:
+        """Engine throughput: ``12.3k bars/s``, ``6.0 bars/s`` (a decimal below 10, for the
+        slow speeds: ``0.1 bars/s`` at 1x), ``0 bars/s`` (paused), ``- bars/s`` unknown."""
+        if bars_per_second is None or not math.isfinite(bars_per_second):
             return f"{DASH} bars/s"
+        if bars_per_second <= 0:
+            return "0 bars/s"
+        if bars_per_second < 9.95:
+            return f"{bars_per_second:.1f} bars/s"
         return f"{compact_number(bars_per_second)} bars/s"
 
     def eta(self, seconds: float | None) -> str:

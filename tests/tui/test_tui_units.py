@@ -177,6 +177,13 @@ def test_wall_clock_figures_are_frozen_for_snapshots():
     message = "session 1/25 2024-11-25 09:30-16:00: 390 bars, loaded in 0.035s (12 ms)"
     assert live.message(message) == message
     assert frozen.rate(12_345.0) == frozen.rate(3.0)
+    # Paused is 0, unknown is a dash; slow speeds get a decimal (1x: 6 bars a minute).
+    assert (live.rate(0.0), live.rate(None)) == ("0 bars/s", "- bars/s")
+    assert (live.rate(0.1), live.rate(6.0), live.rate(359.8)) == (
+        "0.1 bars/s",
+        "6.0 bars/s",
+        "360 bars/s",
+    )
     assert frozen.wait_ms(0.0042) == frozen.wait_ms(None)
     assert frozen.message(message) == (
         "session 1/25 2024-11-25 09:30-16:00: 390 bars, loaded in #s (#s)"

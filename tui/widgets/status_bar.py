@@ -4,7 +4,8 @@ it is in one), speed, session i of n, the run's progress with its ETA, and the r
 Used on the UI's event loop only: the app hands it each new snapshot and the run's
 :class:`~sessionkit.tui.progress.ProgressTracker` through :meth:`StatusBar.show`; it
 re-renders only when one of its texts changed. The progress bar takes the width the other
-fields leave.
+fields leave. A narrow terminal gets a shorter line (:data:`FIT`): the less needed fields go
+first, so that the state, simulated time, speed, progress percentage and ETA stay.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ STATE_LABELS: dict[str, tuple[str, str]] = {
     "error": ("✖ error", "error"),
 }
 """Engine state -> (label, component class suffix)."""
+
+_DROPS = ("rate", "sessions", "clock", "mode", "pause", "date")
+FIT: tuple[frozenset[str], ...] = (
+    frozenset(),
+    *(frozenset(("compact", *_DROPS[:n])) for n in range(len(_DROPS) + 1)),
+)
+"""How the line fits a narrow terminal: the first of these that fits is shown. Each drops
+more (``compact``: narrow separators and short words; then, least needed first: bars/s,
+``session i/n``, the clock's name after the speed, the mode, the break, the date), so the
+state, simulated time, speed, progress percentage and ETA stay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,25 +191,29 @@ class StatusBar(Widget):
         self.line = status_line(snapshot, figures, tracker, wall)
 
     def render(self) -> RenderResult:
-        text = self._text(compact=False)
-        if text.cell_len > self.size.width > 0:
-            text = self._text(compact=True)
+        width = self.size.width
+        text = self._text(FIT[0])
+        for drop in FIT[1:]:
+            if width <= 0 or text.cell_len <= width:
+                break
+            text = self._text(drop)
         return text
 
-    def _text(self, *, compact: bool) -> Text:
-        """The line; ``compact`` drops the words a narrow terminal cannot afford."""
+    def _text(self, drop: frozenset[str]) -> Text:
+        """The line without the parts in ``drop`` (see :data:`FIT`); ``compact`` also
+        narrows the separators and shortens the words a narrow terminal cannot afford."""
         line = self.line
         style = self._style
+        compact = "compact" in drop
         label, suffix = STATE_LABELS.get(line.state, (line.state, "busy"))
         separator = ("│" if compact else " │ ", style("status-bar--separator"))
-        parts: list[tuple[str, object] | str] = [
-            (f" {line.mode} ", style("status-bar--mode")),
-            " ",
-            (label, style(f"status-bar--{suffix}")),
-            separator,
-            line.date,
-        ]
-        if line.sessions:
+        parts: list[tuple[str, object] | str] = []
+        if "mode" not in drop:
+            parts += [(f" {line.mode} ", style("status-bar--mode"))]
+        parts += [" ", (label, style(f"status-bar--{suffix}"))]
+        if "date" not in drop:
+            parts += [separator, line.date]
+        if line.sessions and "sessions" not in drop:
             sessions = line.sessions
             if compact:
                 sessions = sessions.removeprefix("session ").replace(" early close", " early")
@@ -206,11 +221,12 @@ class StatusBar(Widget):
             else:
                 parts += [" ", (f"({sessions})", style("status-bar--label"))]
         parts += [separator, line.time]
-        if line.pause:
+        if line.pause and "pause" not in drop:
             pause = line.pause.removeprefix("lunch ") if compact else line.pause
             parts += [" ", (pause, style("status-bar--paused"))]
-        parts += [separator, line.speed]
-        if line.rate:
+        speed = line.speed.partition(" ")[0] if "clock" in drop else line.speed
+        parts += [separator, speed]
+        if line.rate and "rate" not in drop:
             parts += [separator, (line.rate, style("status-bar--label"))]
         text = Text(no_wrap=True, overflow="ellipsis")
         for part in parts:
@@ -219,11 +235,16 @@ class StatusBar(Widget):
             else:
                 text.append(part[0], part[1])  # type: ignore[arg-type]
         if line.fraction is not None:
-            self._append_progress(text, separator, compact=compact)
+            # The bar only where nothing had to go: it takes the room left, if any.
+            drawn = drop <= FIT[1]
+            self._append_progress(text, separator, compact=compact, bar_ok=drawn)
         return text
 
-    def _append_progress(self, text: Text, separator: tuple[str, object], *, compact: bool) -> None:
-        """The run's progress: a bar in the width left (if any), percent, done, ETA."""
+    def _append_progress(
+        self, text: Text, separator: tuple[str, object], *, compact: bool, bar_ok: bool
+    ) -> None:
+        """The run's progress: a bar in the width left (if any and ``bar_ok``), percent,
+        ETA."""
         line = self.line
         style = self._style
         assert line.fraction is not None
@@ -233,6 +254,6 @@ class StatusBar(Widget):
             tail += f" {line.eta}"
         room = self.size.width - text.cell_len - len(separator[0]) - len(tail) - 1
         text.append(*separator)  # type: ignore[arg-type]
-        if room >= 4:
+        if bar_ok and room >= 4:
             text.append(bar(line.fraction, min(room, 30)), style("status-bar--progress"))
         text.append(tail, style("status-bar--label"))
