@@ -145,23 +145,26 @@ def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
     """The ranked table; errors (the last column) are listed below it, whole."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title)
+    from . import plain_console
+
+    table = Table(title=Text(title))
     for name in header[:-1]:
         table.add_column(
             name, justify="left" if name in ("state", "window") else "right", no_wrap=True
         )
     cells = [[_cell(v) for v in row[:-1]] for row in rows]
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))  # parameters and errors are the user's text
     needed = 1 + sum(
         3 + max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(header[:-1])
     )
-    console = Console(highlight=False, width=max(Console().width, needed))
+    console = plain_console(width=max(Console().width, needed))
     console.print(table)
     for row in rows:
         if row[-1]:
-            console.print(f"rank {row[0]}: {row[-1]}", soft_wrap=True)
+            console.print(f"rank {row[0]}: {row[-1]}", soft_wrap=True, markup=False)
 
 
 def _cell(value: Any) -> str:

@@ -105,7 +105,7 @@ class Session:
             raise ValueError(f"reader must be one of {get_args(Reader)}, not {reader!r}")
         if reader == "process" and sqlite_file(self.database) is None:
             raise ValueError("reader='process' needs a SQLite database file")
-        self.sessions = self._plan_sessions()
+        self.sessions = plan_sessions(config, self.time_manager)
         first = 1
         if first_session is not None:
             if first_session not in self.sessions:
@@ -116,7 +116,7 @@ class Session:
                     else f"{first_session} is not a session of this run"
                 )
             first = self.sessions.index(first_session) + 1
-        analysis = self._load_analysis()
+        analysis = load_analysis(config, source)
 
         self.data = SessionData()
         runtime = self.runtime = Runtime(
@@ -177,23 +177,6 @@ class Session:
 
     # -- construction helpers ------------------------------------------------------------
 
-    def _plan_sessions(self) -> list[date]:
-        config = self.config
-        tm = self.time_manager
-        if config.mode == "live":
-            return []
-        backtest = config.backtest
-        assert backtest is not None
-        sessions = tm.sessions_between(backtest.start_date, backtest.end_date)
-        if not sessions:
-            raise ConfigError(
-                config.origin_of("backtest"),
-                "backtest",
-                f"no {config.exchange_group} trading day from {backtest.start_date} to "
-                f"{backtest.end_date}",
-            )
-        return sessions
-
     def _session_bounds(self) -> tuple[tuple[Any, Any], ...]:
         bounds = []
         for day in self.sessions:
@@ -201,23 +184,6 @@ class Session:
             if session is not None:
                 bounds.append((session.open, session.close))
         return tuple(bounds) if len(bounds) == len(self.sessions) else ()
-
-    def _load_analysis(self) -> Any:
-        entry = self.config.analysis.entry
-        if entry is None:
-            return None
-        config = self.config
-        # Blame the option that set the entry (``--set analysis.entry=...``), not the file.
-        source = config.origin_of("analysis.entry") if self.source == config.source else self.source
-        cls = load_analysis_class(entry, source=source, folder=config.folder)
-        try:
-            return cls(**self.config.analysis.options)
-        except Exception as exc:
-            raise ConfigError(
-                self.config.origin_of("analysis.options"),
-                "analysis.options",
-                f"{entry} refused them: {exc.__class__.__name__}: {exc}",
-            ) from None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -663,6 +629,59 @@ class Session:
     def signals(self) -> tuple[AnalysisSignal, ...]:
         """Recent analysis signals."""
         return self.analysis.signals() if self.analysis else ()
+
+
+def plan_sessions(config: SessionConfig, tm: TimeManager) -> list[date]:
+    """The trading days a backtest's window holds (none for a live session). Used by
+    :class:`Session` as it is built, and by a sweep to check its runs before any starts.
+
+    Raises
+    ------
+    ConfigError
+        If the window holds no trading day.
+    CalendarCoverageError
+        If the window lies outside the calendar in the database.
+    """
+    if config.mode == "live":
+        return []
+    backtest = config.backtest
+    assert backtest is not None
+    sessions = tm.sessions_between(backtest.start_date, backtest.end_date)
+    if not sessions:
+        raise ConfigError(
+            config.origin_of("backtest"),
+            "backtest",
+            f"no {config.exchange_group} trading day from {backtest.start_date} to "
+            f"{backtest.end_date}",
+        )
+    return sessions
+
+
+def load_analysis(config: SessionConfig, source: str | None = None) -> Any:
+    """The configured analysis, built with its options (None without one). Used by
+    :class:`Session` as it is built, and by a sweep to check its runs before any starts.
+    ``source`` names where the configuration came from, when not its own file.
+
+    Raises
+    ------
+    ConfigError
+        If the class cannot be loaded, or refuses its options.
+    """
+    entry = config.analysis.entry
+    if entry is None:
+        return None
+    # Blame the option that set the entry (``--set analysis.entry=...``), not the file.
+    source = source or config.source
+    origin = config.origin_of("analysis.entry") if source == config.source else source
+    cls = load_analysis_class(entry, source=origin, folder=config.folder)
+    try:
+        return cls(**config.analysis.options)
+    except Exception as exc:
+        raise ConfigError(
+            config.origin_of("analysis.options"),
+            "analysis.options",
+            f"{entry} refused them: {exc.__class__.__name__}: {exc}",
+        ) from None
 
 
 def _where(frame: FrameType | None) -> str:

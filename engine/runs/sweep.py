@@ -34,7 +34,7 @@ import queue
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -185,24 +185,16 @@ def plan_sweep(
     return runs
 
 
-@dataclass
-class _SessionParts:
-    """What :class:`~sessionkit.engine.pipeline.session.Session`'s construction helpers read
-    of their session: :class:`_Checks` runs them without building one."""
-
-    config: SessionConfig
-    source: str
-    time_manager: Any = None
-
-
 class _Checks:
     """The checks a run's :class:`~sessionkit.engine.pipeline.session.Session` makes as it
     is built, made in the caller's process for every planned run before any starts: the
     database opens (:func:`~sessionkit.engine.store.db.open_db`), it holds the exchange's
     calendar and the symbols
     (:func:`~sessionkit.engine.store.data_manager.check_against_database`), the window has
-    trading days and the analysis class is built with its options (the session's own
-    helpers). The same functions as the session's, so the same messages.
+    trading days and the analysis class is built with its options
+    (:func:`~sessionkit.engine.pipeline.session.plan_sessions` and
+    :func:`~sessionkit.engine.pipeline.session.load_analysis`). The same functions as the
+    session's, so the same messages.
 
     Cheap for a large grid: each database is opened once (and disposed by :meth:`close`),
     each calendar read once, and a check is made once per distinct set of the values it
@@ -230,6 +222,25 @@ class _Checks:
             engine = self._engines[url] = open_db(url)
         return engine
 
+    def database(self, config: SessionConfig, labels: Collection[str] = ()) -> Any:
+        """The database of ``config``, opened once.
+
+        Raises
+        ------
+        ConfigError
+            If it cannot be opened, from the option that set ``database_url`` (as a
+            session reports it).
+        """
+        try:
+            return self.engine(config.resolved_database_url())
+        except DatabaseError as exc:
+            blamed = _blamed(exc, config, "database_url", labels)
+            if blamed is exc:
+                raise ConfigError(
+                    config.origin_of("database_url"), "database_url", str(exc)
+                ) from None
+            raise blamed from None
+
     def time_manager(self, url: str, exchange_group: str) -> Any:
         """The trading calendar of ``exchange_group`` in the database at ``url``."""
         manager = self._calendars.get((url, exchange_group))
@@ -252,14 +263,11 @@ class _Checks:
         SessionkitError
             What building the run's session would raise.
         """
-        from ..pipeline.session import Session
+        from ..pipeline.session import load_analysis, plan_sessions
         from ..store.data_manager import check_against_database
 
         url = config.resolved_database_url()
-        try:
-            engine = self.engine(url)
-        except DatabaseError as exc:
-            raise _blamed(exc, config, "database_url", labels) from None
+        engine = self.database(config, labels)
         streams = config.streams
         key: tuple[Any, ...] = (
             "database",
@@ -275,11 +283,8 @@ class _Checks:
             window = config.backtest.start_date, config.backtest.end_date
             key = ("window", url, config.exchange_group, *window)
             if key not in self._passed:
-                parts = _SessionParts(
-                    config, config.source, self.time_manager(url, config.exchange_group)
-                )
                 try:
-                    Session._plan_sessions(parts)  # type: ignore[arg-type]
+                    plan_sessions(config, self.time_manager(url, config.exchange_group))
                 except CalendarCoverageError as exc:
                     raise _blamed(exc, config, "backtest", labels) from None
                 self._passed.add(key)
@@ -287,7 +292,7 @@ class _Checks:
         if analysis.entry is not None:
             key = ("analysis", analysis.entry, config.folder, repr(analysis.options))
             if key not in self._passed:
-                Session._load_analysis(_SessionParts(config, config.source))  # type: ignore[arg-type]
+                load_analysis(config)
                 self._passed.add(key)
 
     def close(self) -> None:
@@ -299,7 +304,7 @@ class _Checks:
 
 
 def _blamed(
-    exc: SessionkitError, config: SessionConfig, key: str, labels: set[str]
+    exc: SessionkitError, config: SessionConfig, key: str, labels: Collection[str]
 ) -> SessionkitError:
     """``exc`` as a :class:`ConfigError` from the option in ``labels`` that set ``key`` (or
     a key inside it: ``backtest.end_date`` for ``backtest``), or ``exc`` itself when the
@@ -316,16 +321,12 @@ def _shards(
 ) -> Iterator[tuple[date, date]]:
     if config.mode != "backtest" or config.backtest is None:
         raise ConfigError("--shard-by", None, "only a backtest can be split into date shards")
-    days = checks.time_manager(
-        config.resolved_database_url(), config.exchange_group
-    ).sessions_between(config.backtest.start_date, config.backtest.end_date)
-    if not days:
-        raise ConfigError(
-            config.origin_of("backtest"),
-            "backtest",
-            f"no {config.exchange_group} trading day from {config.backtest.start_date} to "
-            f"{config.backtest.end_date}",
-        )
+    from ..pipeline.session import plan_sessions
+
+    checks.database(config)
+    days = plan_sessions(
+        config, checks.time_manager(config.resolved_database_url(), config.exchange_group)
+    )
 
     def group(day: date) -> tuple[int, ...]:
         if shard_by == "session":

@@ -108,7 +108,7 @@ def test_the_human_table_and_a_failing_run_that_does_not_stop_the_others() -> No
         ),
         (
             ["--param", "analysis.options.fast=5", "--db", "nowhere.sqlite"],
-            ["nowhere.sqlite does not exist"],
+            ["from --db nowhere.sqlite:", "database_url: database file", "does not exist"],
         ),
         (
             ["--param", "database_url=sample.sqlite,nowhere.sqlite"],
