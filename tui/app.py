@@ -85,7 +85,7 @@ screen and the palette list them."""
 
 
 FINISHED_STATES = {
-    "completed": "The run is completed",
+    "completed": "The run is complete",
     "stopped": "The run was stopped",
     "error": "The run ended with an error",
 }

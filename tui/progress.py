@@ -191,7 +191,8 @@ class ProgressTracker:
         if self.progress is not None and snapshot.session_index > 0:
             # Before its first session a run (or a restarted one) has no position yet.
             self._trading.add(wall, self.progress.seconds_done)
-        self._bars.add(wall, float(snapshot.metrics.bars_processed))
+        # Base bars, as the engine's bars/s counts them (`sessionkit run --json` too).
+        self._bars.add(wall, float(snapshot.metrics.bars_streamed))
 
     def pace(self, wall: float) -> float | None:
         """Trading seconds replayed per wall second now; None if it cannot be told (paused,

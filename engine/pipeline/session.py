@@ -491,6 +491,7 @@ class Session:
                 steps=coord.steps,
                 bars_processed=coord.bars
                 + sum(n for (_sym, iv), n in processor.totals.items() if iv != base),
+                bars_streamed=coord.bars,
                 bars_per_second=coord.bars / streaming if streaming > 0 else 0.0,
                 initial_load_seconds=coord.initial_load_seconds,
                 subsequent_load_seconds=sum(loads) / len(loads) if loads else None,

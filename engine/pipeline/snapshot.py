@@ -204,6 +204,8 @@ class EngineMetrics:
     steps: int = 0
     bars_processed: int = 0
     """Base bars streamed plus derived bars built, in the streamed sessions."""
+    bars_streamed: int = 0
+    """Base bars streamed, in the streamed sessions (what :attr:`bars_per_second` counts)."""
     bars_per_second: float = 0.0
     """Streamed base bars per wall second of streaming (pauses excluded)."""
     initial_load_seconds: float | None = None

@@ -111,7 +111,7 @@ def test_each_kind_against_its_definition() -> None:
 
 
 def test_vwap_restarts_at_each_session() -> None:
-    kernel = compile_kernel([make_indicator(IndicatorConfig(name="v", kind="vwap"))])
+    kernel = compile_kernel([make_indicator(IndicatorConfig(name="vwap", kind="vwap"))])
     bars = _bars([(1.0, 100), (1.0, 300), (-2.0, 50)])
     kernel.update(bars[0])
     kernel.update(bars[1])

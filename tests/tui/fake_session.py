@@ -377,7 +377,10 @@ class FakeSession:
                 indicators=MappingProxyType(indicators),
                 indicator_names=("sma_10", "rsi_14"),
                 metrics=EngineMetrics(
-                    steps=self._steps, bars_processed=self._steps * 3, bars_per_second=1234.5
+                    steps=self._steps,
+                    bars_processed=self._steps * 4,
+                    bars_streamed=self._steps * 3,
+                    bars_per_second=1234.5,
                 ),
                 events=tuple(self._events),
                 signals=tuple(self._signals),

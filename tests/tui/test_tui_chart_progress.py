@@ -57,7 +57,7 @@ def _snap(index, state="streaming", minutes=0.0, bars=0):
         sessions=(date(2024, 11, 25), date(2024, 11, 26), date(2024, 11, 27)),
         session_bounds=bounds,
         sim_time=opens[index - 1] + timedelta(minutes=minutes) if index else None,
-        metrics=EngineMetrics(bars_processed=bars),
+        metrics=EngineMetrics(bars_streamed=bars),
     )
 
 
@@ -134,7 +134,7 @@ async def test_controls_after_the_run_completed_say_so(make_session):
             await pilot.press(key)
             await pilot.pause()
             messages = [str(n.message) for n in app._notifications]
-            assert any("The run is completed: nothing to control" in m for m in messages), key
+            assert any("The run is complete: nothing to control" in m for m in messages), key
         assert session.snapshot().clock == "data-driven"
 
 

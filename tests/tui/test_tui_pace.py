@@ -6,6 +6,7 @@ steps when the simulated clock would take them); nothing here sleeps or measures
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -42,7 +43,7 @@ def snap(
         sessions=(date(2024, 11, 25), date(2024, 11, 26), date(2024, 11, 27)),
         session_bounds=tuple((o, o + timedelta(hours=6.5)) for o in OPENS),
         sim_time=OPENS[index] + timedelta(minutes=minutes - 390 * index),
-        metrics=EngineMetrics(bars_processed=SYMBOLS * int(minutes) if bars is None else bars),
+        metrics=EngineMetrics(bars_streamed=SYMBOLS * int(minutes) if bars is None else bars),
     )
 
 
@@ -236,3 +237,35 @@ async def test_a_status_bar_with_room_keeps_the_bar_and_drops_nothing():
         text = app.query_one(StatusBar).render().plain
     assert text.startswith(" BACKTEST  ▶ running │ - │ 09:47:00 EST │ 60x clock │ 6.0 bars/s │ █")
     assert text.endswith(" 50.0% ETA 1h 05m")
+
+
+# -- defect: the monitor's bars/s counted derived bars too --------------------------------
+
+
+def test_bars_per_second_counts_base_bars_as_the_engine_does():
+    """At 3600x the monitor said 455 bars/s where `sessionkit run --json` said 360: it
+    counted the derived 5m and 15m bars (``bars_processed``); it counts the streamed base
+    bars (``bars_streamed``), as the engine's own bars/s does."""
+    tracker = ProgressTracker()
+    for k in range(101):  # data-driven, 6 base bars a poll and 2 derived ones
+        minute = k
+        snapshot = snap(minute, clock="data-driven", speed=None)
+        metrics = replace(snapshot.metrics, bars_processed=8 * minute)
+        tracker.update(replace(snapshot, metrics=metrics), 0.1 * k)
+    assert tracker.bars_per_second(10.0) == pytest.approx(SYMBOLS * 10.0)
+
+
+def test_a_sessions_snapshot_counts_its_streamed_base_bars():
+    from sessionkit.engine import Session, load_config
+
+    config = load_config("demo", options={"start": "2024-12-09", "end": "2024-12-09"})
+    session = Session(config, start_paused=True).start()
+    try:
+        session.step(30)
+        assert session.wait_idle(30)
+        metrics = session.snapshot().metrics
+        base = sum(n for (_s, iv), n in session.processor.totals.items() if iv == "1m")
+        assert metrics.bars_streamed == base > 0
+        assert metrics.bars_processed > metrics.bars_streamed  # 5m and 15m bars too
+    finally:
+        assert session.stop()
