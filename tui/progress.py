@@ -5,7 +5,8 @@ Used on the UI's event loop only (by the app, which feeds each snapshot to a
 here touches Textual, so it is tested directly: the wall clock is an argument.
 
 Progress counts *trading* time only: the run's total is the sum of its sessions' open
-hours, so a night or a weekend takes no share of the bar. The ETA divides what is left by
+hours, so a night, a weekend or a session's break (a lunch break in Tokyo or Hong Kong:
+the engine moves on to its end at once) takes no share of the bar. The ETA divides what is left by
 the pace: the trading seconds replayed per wall second, measured between the steps seen
 over the last ten seconds (and at least the last few steps, however slow), so it is right
 in data-driven mode too. A pause, a speed or clock change and a restart start the
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sessionkit.engine.pipeline.snapshot import Snapshot
 
@@ -67,18 +70,25 @@ def run_progress(snapshot: Snapshot) -> RunProgress | None:
     bounds = snapshot.session_bounds
     if not bounds or len(bounds) != len(snapshot.sessions):
         return None
-    total = sum((close - open_).total_seconds() for open_, close in bounds)
+    breaks = snapshot.session_breaks
+    if len(breaks) != len(bounds):
+        breaks = (None,) * len(bounds)
+    lengths = [
+        _trading(open_, close, pause, open_, close)
+        for (open_, close), pause in zip(bounds, breaks, strict=True)
+    ]
+    total = sum(lengths)
     if snapshot.state == "completed":
         return RunProgress(len(bounds), len(bounds), total, total)
     index = snapshot.session_index  # 1-based; 0 before the first session
     if index <= 0:
         return RunProgress(0, len(bounds), 0.0, total)
-    done = sum((close - open_).total_seconds() for open_, close in bounds[: index - 1])
+    done = sum(lengths[: index - 1])
     open_, close = bounds[index - 1]
     now = snapshot.sim_time
     current = (
-        _clip((now - open_).total_seconds(), 0.0, (close - open_).total_seconds())
-        if (now is not None)
+        _trading(open_, close, breaks[index - 1], open_, _clip(now, open_, close))
+        if now is not None
         else 0.0
     )
     ended = index - 1
@@ -87,8 +97,26 @@ def run_progress(snapshot: Snapshot) -> RunProgress | None:
     return RunProgress(ended, len(bounds), done + current, total)
 
 
-def _clip(value: float, low: float, high: float) -> float:
+def _clip(value: Any, low: Any, high: Any) -> Any:
     return min(high, max(low, value))
+
+
+def _trading(
+    open_: datetime,
+    close: datetime,
+    pause: tuple[datetime, datetime] | None,
+    start: datetime,
+    end: datetime,
+) -> float:
+    """Seconds of trading time from ``start`` to ``end`` (both within the session from
+    ``open_`` to ``close``), its break (``pause``) left out: time does not run through a
+    break (the engine moves on to its end at once), nor does the clock-driven pace."""
+    seconds = (end - start).total_seconds()
+    if pause is not None:
+        low, high = max(start, pause[0]), min(end, pause[1])
+        if high > low:
+            seconds -= (high - low).total_seconds()
+    return max(0.0, seconds)
 
 
 class RateMeter:

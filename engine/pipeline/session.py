@@ -164,8 +164,9 @@ class Session:
                 first=first,
                 reader=reader,
             )
-        self.session_bounds = self._session_bounds()
-        """(open, close) of each planned session (for the run's progress)."""
+        self.session_bounds, self.session_breaks = self._session_bounds()
+        """(open, close) of each planned session, and its break or None (for the run's
+        progress)."""
         self._threads = [
             t
             for t in (self.processor, self.quality, self.analysis, self.coordinator)
@@ -177,13 +178,18 @@ class Session:
 
     # -- construction helpers ------------------------------------------------------------
 
-    def _session_bounds(self) -> tuple[tuple[Any, Any], ...]:
+    def _session_bounds(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         bounds = []
+        breaks = []
         for day in self.sessions:
             session = self.time_manager.get_trading_session(day)
             if session is not None:
                 bounds.append((session.open, session.close))
-        return tuple(bounds) if len(bounds) == len(self.sessions) else ()
+                has = session.break_start is not None and session.break_end is not None
+                breaks.append((session.break_start, session.break_end) if has else None)
+        if len(bounds) != len(self.sessions):
+            return (), ()
+        return tuple(bounds), tuple(breaks)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -475,6 +481,7 @@ class Session:
             session_count=len(self.sessions),
             sessions=tuple(self.sessions),
             session_bounds=self.session_bounds,
+            session_breaks=self.session_breaks,
             sim_time=runtime.sim_time,
             market_open=plan.open if plan else None,
             market_close=plan.close if plan else None,

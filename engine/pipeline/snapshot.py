@@ -252,6 +252,9 @@ class Snapshot:
     sessions: tuple[date, ...] = ()
     session_bounds: tuple[tuple[datetime, datetime], ...] = ()
     """(open, close) of each planned session, aligned with ``sessions`` (run progress)."""
+    session_breaks: tuple[tuple[datetime, datetime] | None, ...] = ()
+    """(start, end) of each planned session's break (None: it has none), aligned with
+    ``session_bounds``: time does not run through a break, so progress leaves it out."""
     sim_time: datetime | None = None
     """Simulated time (aware, UTC)."""
     market_open: datetime | None = None

@@ -209,6 +209,24 @@ def test_sessions_are_the_calendars(run: Run) -> None:
     assert snap.timezone == run.world.case.zone
 
 
+def test_each_sessions_bounds_and_break_are_the_calendars(run: Run) -> None:
+    """What the monitor's progress counts as trading time: each session's open, close and
+    break (none on a half day), as exchange_calendars has them."""
+    snap = run.session.snapshot()
+    schedule = run.world.calendar.schedule
+    labels = run.world.labels
+    assert snap.session_bounds == tuple(
+        (_utc(schedule.at[label, "open"]), _utc(schedule.at[label, "close"])) for label in labels
+    )
+    breaks = [
+        (_utc(schedule.at[label, "break_start"]), _utc(schedule.at[label, "break_end"]))
+        for label in labels
+    ]
+    assert snap.session_breaks == tuple(
+        None if start is None else (start, end) for start, end in breaks
+    )
+
+
 def test_steps_are_the_trading_minutes_never_in_a_break(run: Run) -> None:
     world = run.world
     recorder = run.session.analysis.analysis

@@ -66,3 +66,48 @@ def test_session_axis_without_a_break_is_unchanged():
     assert axis == SessionAxis(OPEN, CLOSE, "5m")
     assert axis.slots == 78
     assert SessionAxis.of(Snapshot(), "1m") is None
+
+
+def test_progress_leaves_the_break_out():
+    """The progress and the ETA counted a Tokyo session's lunch hour as trading time: the
+    bar jumped at the break's end (the engine moves on to it at once) and a clock-driven
+    ETA was too long by the breaks left divided by the speed."""
+    from dataclasses import replace
+
+    from sessionkit.tui.progress import run_progress
+
+    two = (OPEN, OPEN.replace(day=6))
+    snapshot = replace(
+        tokyo_snapshot(OPEN),
+        state="streaming",
+        session_count=2,
+        sessions=(date(2024, 11, 5), date(2024, 11, 6)),
+        session_bounds=tuple((o, o + (CLOSE - OPEN)) for o in two),
+        session_breaks=tuple((o + (BREAK_START - OPEN), o + (BREAK_END - OPEN)) for o in two),
+    )
+    hours = 3600.0
+    assert run_progress(snapshot).seconds_total == 2 * 5.5 * hours  # 6.5 h less the hour
+    for at, done in (
+        (BREAK_START, 2.5),  # 11:30: the morning
+        (BREAK_END, 2.5),  # 12:30: the break took no time
+        (datetime(2024, 11, 5, 4, 30, tzinfo=UTC), 3.5),  # 13:30
+        (CLOSE, 5.5),
+    ):
+        progress = run_progress(replace(snapshot, sim_time=at))
+        assert progress.seconds_done == done * hours, at
+    # A session without a break (or a snapshot that does not say) counts its whole day.
+    plain = replace(snapshot, session_breaks=(), sim_time=BREAK_END)
+    assert run_progress(plain).seconds_done == 3.5 * hours
+
+
+def test_a_sessions_snapshot_has_each_sessions_break() -> None:
+    from sessionkit.engine import Session, load_config
+
+    config = load_config("demo", options={"start": "2024-12-09", "end": "2024-12-10"})
+    session = Session(config, start_paused=True)
+    try:
+        snapshot = session.snapshot()
+        assert snapshot.session_breaks == (None, None)  # NYSE has no break
+        assert len(snapshot.session_bounds) == 2
+    finally:
+        assert session.stop()
