@@ -137,8 +137,8 @@ def import_command(
             "--symbol",
             help="Symbol of the bars (required for a CSV or Parquet file of one symbol's "
             "bars). A file of many symbols (a DBN file, or a column of symbols: symbol, "
-            "ticker, sym): only this symbol's rows; without --symbol, every symbol's, in one "
-            "pass.",
+            "ticker, sym): only this symbol's rows, or these symbols' (AAPL,MSFT); without "
+            "--symbol, every symbol's, in one pass.",
             show_default=False,
         ),
     ] = None,
@@ -202,6 +202,10 @@ def import_command(
     if reader not in ("auto", "arrow", "csv"):
         raise UsageError(f"--reader: {reader!r} is not auto, arrow or csv")
     mapping = parse_column_mapping(columns)
+    # A comma is no symbol character: AAPL,MSFT names two.
+    picked: str | list[str] | None = symbol
+    if symbol is not None and "," in symbol:
+        picked = [s.strip() for s in symbol.split(",") if s.strip()]
     kinds = {file: file_format(file) for file in files}
     url = writable_url(db, "import")
     engine = open_db(url)
@@ -214,14 +218,14 @@ def import_command(
                 from ..store.import_dbn import import_dbn
 
                 done = import_dbn(
-                    engine, file, symbol=symbol, interval=interval, description=description
+                    engine, file, symbol=picked, interval=interval, description=description
                 )
             else:
                 done = [
                     import_bars(
                         engine,
                         file,
-                        symbol,
+                        picked,
                         interval or "1m",
                         tz,
                         ambiguous=ambiguous,  # type: ignore[arg-type]

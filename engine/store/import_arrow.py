@@ -440,7 +440,16 @@ def read_csv_arrow(
         for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
             parsed = _clean(
-                buffer, read_options, parse_options, numbers, wanted, split, rules, mine, every
+                buffer,
+                read_options,
+                parse_options,
+                numbers,
+                wanted,
+                split,
+                rules,
+                mine,
+                every,
+                report.wanted,
             )
             if parsed is None and numbers is typed_options:
                 parsed = _clean(
@@ -453,6 +462,7 @@ def read_csv_arrow(
                     rules,
                     mine,
                     every,
+                    report.wanted,
                 )
                 if parsed is not None:
                     numbers = fractional_options
@@ -479,7 +489,7 @@ def read_csv_arrow(
                 blank &= _numpy(pc.utf8_length(col)) == 0
             if blank.any():
                 raise NeedsReference  # a blank line or a row of empty fields
-            raw, kept, others, named = _ours(raw, mine, every)
+            raw, kept, others, named = _ours(raw, mine, every, report.wanted)
             report.skip_others(others)
             fields = _join(raw, split)
             lines = line + (np.arange(table.num_rows) if kept is None else kept)
@@ -496,28 +506,36 @@ def read_csv_arrow(
 
 
 def _ours(
-    raw: list[pa.Array], symbol: str | None, every: bool = False
+    raw: list[pa.Array],
+    symbol: str | None,
+    every: bool = False,
+    wanted: frozenset[str] | None = None,
 ) -> tuple[list[pa.Array], np.ndarray | None, dict[str, int], np.ndarray | None]:
     """Split off the symbol column (the last of ``raw``; None: the file has none) and keep
     the rows of ``symbol``: the columns of those rows, their indices (None: every row is
-    kept), the rows of each other symbol (to count as skipped) and None. Importing
-    ``every`` symbol: every row, None, nothing skipped and each row's symbol."""
+    kept), the rows of each other symbol (to count as skipped) and None. Routing ``every``
+    row to its own symbol: the rows of the ``wanted`` symbols (None: every row), and last
+    the symbol of each row of the block (kept or not: numbered as the block's rows)."""
     if symbol is None and not every:
         return raw, None, {}, None
     *fields, names = raw
     names = pc.utf8_trim_whitespace(pc.fill_null(pc.cast(names, pa.string()), ""))
-    if every:
+    if every and wanted is None:
         return fields, None, {}, names.to_numpy(zero_copy_only=False)
-    ours = _bool(pc.equal(names, symbol))
+    if every:
+        ours = _bool(pc.is_in(names, value_set=pa.array(sorted(wanted or ()), pa.string())))
+    else:
+        ours = _bool(pc.equal(names, symbol))
+    named = names.to_numpy(zero_copy_only=False) if every else None
     kept = np.flatnonzero(ours)
     if len(kept) == len(ours):
-        return fields, kept, {}, None
+        return fields, kept, {}, named
     others = pc.value_counts(names.filter(_mask(~ours)))
     counts = zip(
         others.field("values").to_pylist(), others.field("counts").to_pylist(), strict=True
     )
     take = _indices(kept)
-    return [col.take(take) for col in fields], kept, dict(counts), None
+    return [col.take(take) for col in fields], kept, dict(counts), named
 
 
 def _named(batch: Batch, names: np.ndarray | None, first: int) -> Batch:
@@ -538,6 +556,7 @@ def _clean(
     rules: RowRules,
     symbol: str | None,
     every: bool = False,
+    picked: frozenset[str] | None = None,
 ) -> tuple[Batch, int, dict[str, int]] | None:
     """A block of CSV text whose every row (of ``symbol``, if the file has a column of
     symbols: see :func:`_ours`) passes the vectorised checks, with pyarrow parsing the
@@ -562,12 +581,21 @@ def _clean(
     except pa.ArrowInvalid:
         return None
     raw = [table.column(name).combine_chunks() for name in wanted]
-    raw, kept, others, named = _ours(raw, symbol, every)
+    raw, kept, others, named = _ours(raw, symbol, every, picked)
     epochs, opens, highs, lows, closes, volumes, good = _vectorised(_join(raw, split), rules)
     if not good.all():
         return None
     lines = np.arange(table.num_rows) if kept is None else kept
-    batch = Batch(lines.astype(np.int64), epochs, opens, highs, lows, closes, volumes, named)
+    batch = Batch(
+        lines.astype(np.int64),
+        epochs,
+        opens,
+        highs,
+        lows,
+        closes,
+        volumes,
+        None if named is None else named[lines],
+    )
     return batch, table.num_rows, others
 
 
@@ -643,7 +671,7 @@ def read_parquet(
                 raw = [record_batch.column(name) for name in sources]
                 if split:
                     raw = [pc.cast(col, pa.string()) for col in raw[:2]] + raw[2:]
-                raw, kept, others, named = _ours(raw, mine, every)
+                raw, kept, others, named = _ours(raw, mine, every, report.wanted)
                 report.skip_others(others)
                 lines = row if kept is None else row + kept
                 yield _named(check_batch(_join(raw, split), lines, report, rules), named, row)

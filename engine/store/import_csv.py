@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import tzinfo
 from pathlib import Path
 
@@ -126,7 +126,7 @@ def read_csv_module(
             identity = positions == list(range(6)) and width == 6
             at = columns.names.index(columns.symbol) if columns.symbol is not None else None
             symbol = report.symbol
-            pick = at if names is None else None  # only --symbol's rows, or every row
+            wanted = report.wanted  # several symbols' rows (None: one's, or every row)
             others: dict[str, int] = {}
             numbered: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
             if not columns.header:  # its first line is data
@@ -134,10 +134,13 @@ def read_csv_module(
             for line, row in numbered:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line
-                if pick is not None and len(row) == width and row[pick].strip() != symbol:
-                    other = row[pick].strip()
-                    others[other] = others.get(other, 0) + 1
-                    continue  # another symbol's row (counted below)
+                if at is not None and len(row) == width:
+                    name = row[at].strip()
+                    if (names is None and name != symbol) or (
+                        wanted is not None and name not in wanted
+                    ):
+                        others[name] = others.get(name, 0) + 1
+                        continue  # another symbol's row (counted below)
                 report.rows_read += 1
                 if len(row) != width:
                     if len(row) < width:
@@ -181,7 +184,7 @@ def read_csv_module(
 def import_csv(
     engine: Engine,
     path: str | Path,
-    symbol: str | None,
+    symbol: str | Sequence[str] | None,
     interval: str,
     tz: str | tzinfo | None = None,
     *,
@@ -203,7 +206,8 @@ def import_csv(
         The symbol the bars belong to (it must obey the symbol rule) and their interval
         (``1m``, ``5m``, ...). A file with a column of symbols (``symbol``, ``ticker``,
         ``sym``): only that symbol's rows are imported; with ``symbol`` None, every
-        symbol's, each row to its own (:attr:`ImportReport.symbols`).
+        symbol's, each row to its own (:attr:`ImportReport.symbols`); with a list of
+        symbols, those symbols' rows, each to its own.
     tz
         IANA zone of naive timestamps; timestamps with an offset keep theirs.
     ambiguous

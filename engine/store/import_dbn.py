@@ -18,6 +18,7 @@ calls it. The file is read with Databento's own client (:class:`databento.DBNSto
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def import_dbn(
     engine: Engine,
     path: str | Path,
     *,
-    symbol: str | None = None,
+    symbol: str | Sequence[str] | None = None,
     interval: str | None = None,
     description: str | None = None,
 ) -> list[ImportReport]:
@@ -103,7 +104,7 @@ def import_dbn(
     path
         The ``.dbn`` or ``.dbn.zst`` file.
     symbol
-        Import only this symbol of the file (default: all of them).
+        Import only this symbol of the file, or these symbols (default: all of them).
     interval
         The interval the bars must have (default: the schema's).
     description
@@ -143,12 +144,16 @@ def import_dbn(
     mapping = _symbol_intervals(path, store.mappings)
     symbols = sorted({m[3] for m in mapping})
     if symbol is not None:
-        prepare(symbol, bar_interval)
-        if symbol not in symbols:
+        asked = [symbol] if isinstance(symbol, str) else list(dict.fromkeys(symbol))
+        for name in asked:
+            prepare(name, bar_interval)
+        absent = [name for name in asked if name not in symbols]
+        if absent:
             raise DataImportError(
-                f"{path}: symbol {symbol!r} is not in the file (it has: {', '.join(symbols)})"
+                f"{path}: symbol {', '.join(map(repr, absent))} is not in the file (it has: "
+                f"{', '.join(symbols)})"
             )
-        symbols = [symbol]
+        symbols = sorted(asked)
     if not symbols:
         raise DataImportError(f"{path}: the file has no symbol mappings (nothing to import)")
     reports = {

@@ -260,9 +260,13 @@ class ImportReport:
         per symbol: skipped, not rejected.
     symbols
         None for an import of one symbol. An import of every symbol of a file with a
-        column of symbols (no ``--symbol``): the report of each symbol, by name (its valid
-        rows, what became of them, its duplicates); this report then holds the file's
-        totals, and :attr:`symbol` is empty.
+        column of symbols (no ``--symbol``), or of several (``--symbol A,B``): the report
+        of each symbol, by name (its valid rows, what became of them, its duplicates); this
+        report then holds the file's totals, and :attr:`symbol` is empty (or lists the
+        symbols asked for).
+    wanted
+        The symbols asked for, importing several (the file's other symbols are skipped);
+        None: one symbol, or every symbol of the file.
     """
 
     path: Path
@@ -284,11 +288,20 @@ class ImportReport:
     line_label: str = "line"
     other_symbols: dict[str, int] = field(default_factory=dict)
     symbols: dict[str, ImportReport] | None = None
+    wanted: frozenset[str] | None = None
 
     @property
     def every_symbol(self) -> bool:
-        """Whether this import took every symbol of the file (see :attr:`symbols`)."""
+        """Whether this import routes each row to its own symbol (every symbol of the
+        file, or those :attr:`wanted`; see :attr:`symbols`)."""
         return self.symbols is not None
+
+    @property
+    def missing_symbols(self) -> list[str]:
+        """Symbols asked for (:attr:`wanted`) that no valid row of the file has."""
+        if self.wanted is None:
+            return []
+        return sorted(self.wanted - {s for s, r in (self.symbols or {}).items() if r.valid})
 
     def _what(self) -> str:
         """``SPY 1m``, or ``3 symbols 1m`` for an import of every symbol."""
@@ -329,7 +342,9 @@ class ImportReport:
         """The first :data:`MAX_EXAMPLES` other symbols in ``form``, and how many more:
         ``AAPL 390, MSFT 390, +1 more``."""
         ranked = self.others_ranked()
-        listed = ", ".join(form.format(symbol=s, rows=r) for s, r in ranked[:MAX_EXAMPLES])
+        listed = ", ".join(
+            form.format(symbol=s or "(empty)", rows=r) for s, r in ranked[:MAX_EXAMPLES]
+        )
         more = len(ranked) - MAX_EXAMPLES
         return listed + (f", +{more:,} more" if more > 0 else "")
 
@@ -416,6 +431,8 @@ class ImportReport:
                 }
                 for name, each in sorted(self.symbols.items())
             ]
+        if self.wanted is not None:
+            data["missing_symbols"] = self.missing_symbols
         return data
 
     def summary(self) -> str:
@@ -427,6 +444,8 @@ class ImportReport:
         )
         if self.symbols:
             text += f"; rows per symbol: {self.symbols_listed()}"
+        if self.missing_symbols:
+            text += f"; no row of {', '.join(self.missing_symbols)}"
         if self.conflicting:
             text += f"; {self.conflicting:,} already-present rows differ from the stored values"
         if self.other_symbols:
@@ -563,6 +582,12 @@ class Columns:
             If every symbol is to be imported and the file has no column of symbols.
         """
         if report.every_symbol and self.symbol is None:
+            if report.wanted is not None:
+                raise DataImportError(
+                    f"{report.path} has no column of symbols ({', '.join(SYMBOL_ALIASES)}): "
+                    f"--symbol {report.symbol} names several, and a file of one symbol's "
+                    "bars takes one"
+                )
             raise DataImportError(
                 f"{report.path} has no column of symbols ({', '.join(SYMBOL_ALIASES)}): give "
                 "the symbol of its bars with --symbol"
@@ -1599,7 +1624,7 @@ def prepare(symbol: str, interval: str) -> str:
 def run_import(
     engine: Engine,
     path: Path,
-    symbol: str | None,
+    symbol: str | Sequence[str] | None,
     interval: str,
     reader: Reader,
     *,
@@ -1612,7 +1637,8 @@ def run_import(
     line_label: str = "line",
 ) -> ImportReport:
     """Import one file with ``reader``, in one transaction: the rows of ``symbol``, or
-    (``symbol`` None) every symbol of a file with a column of symbols, each row to its own.
+    (``symbol`` None) every symbol of a file with a column of symbols, each row to its own
+    (a list of symbols: those symbols' rows, each to its own).
 
     Raises
     ------
@@ -1623,6 +1649,12 @@ def run_import(
         If the rows cannot be written.
     """
     started = _time.perf_counter()
+    wanted: frozenset[str] | None = None
+    if symbol is not None and not isinstance(symbol, str):
+        wanted = frozenset(prepare(s, interval) for s in symbol)
+        if not wanted:
+            raise DataImportError("no symbol given (an empty list)")
+        symbol = None
     if symbol is not None:
         prepare(symbol, interval)
     elif interval not in INTERVALS:
@@ -1633,10 +1665,11 @@ def run_import(
     check_file(path)
     report = ImportReport(
         path=path,
-        symbol=symbol or "",
+        symbol=symbol or ",".join(sorted(wanted or ())),
         interval=interval,
         line_label=line_label,
         symbols=None if symbol is not None else {},
+        wanted=wanted,
     )
     rules = RowRules(report, path, zone, ambiguous)
     url = safe_url(engine.url.render_as_string(hide_password=False))
@@ -1669,6 +1702,11 @@ def _no_row_of(report: ImportReport) -> DataImportError:
     """The error of an import whose ``--symbol`` is in none of the file's rows."""
     listed = report.others_listed("{symbol} ({rows:,} rows)")
     column = report.columns.get("symbol", "symbol")
+    if report.wanted is not None:
+        return DataImportError(
+            f"{report.path}: --symbol {report.symbol} names none of its rows: its "
+            f"{column!r} column holds {listed}"
+        )
     return DataImportError(
         f"{report.path}: --symbol {report.symbol} names none of its rows: its {column!r} "
         f"column holds {listed}; give one of those, or --columns symbol= to read every row "
@@ -1792,7 +1830,7 @@ def arrow_available() -> bool:
 def import_bars(
     engine: Engine,
     path: str | Path,
-    symbol: str | None,
+    symbol: str | Sequence[str] | None,
     interval: str,
     tz: str | tzinfo | None = None,
     *,
@@ -1804,7 +1842,8 @@ def import_bars(
     reader: Engine_ = "auto",
 ) -> ImportReport:
     """Import a CSV (``.csv``, ``.csv.gz``, ``.zst``) or Parquet file of bars: one
-    symbol's, or (``symbol`` None) every symbol of a file with a column of symbols.
+    symbol's, or (``symbol`` None) every symbol of a file with a column of symbols, or (a
+    list) those symbols of it.
 
     CSV files are read with pyarrow when it is installed (``reader="auto"``), else (or with
     ``reader="csv"``) with the ``csv`` module; both give the same rows and report. Parquet

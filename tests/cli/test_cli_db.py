@@ -165,6 +165,13 @@ def test_without_symbol_every_symbol_of_a_file_is_imported(
     assert [s["symbol"] for s in data["symbols"]] == ["AAPL", "B", "C", "D", "E", "F", "MSFT"]
     code, out, _err = run(capsys, "db", "info", "--db", db_url, "--json")
     assert {s["symbol"] for s in json.loads(out)["symbols"]} >= {"AAPL", "MSFT", "F"}
+    # --symbol with a comma names several (a comma is no symbol character).
+    code, out, err = run(capsys, "db", "import", str(path), "--symbol", "MSFT, B,Q", "--db", db_url)
+    assert code == 0, err
+    assert (
+        f"{path}: 8 rows read, 0 imported, 2 already present, 0 rejected (2 symbols 1m); rows "
+        "per symbol: B 1, MSFT 1; no row of Q; 6 rows of 5 other symbols skipped"
+    ) in out
     plain = tmp_path / "plain.csv"
     plain.write_text("timestamp,open,high,low,close,volume\n1709562600,1,2,0.5,1.5,10\n")
     code, _out, err = run(capsys, "db", "import", str(plain), "--db", db_url)

@@ -168,6 +168,14 @@ def test_hourly_bars_and_a_symbol_filter(engine: Engine, tmp_path: Path) -> None
         import_dbn(engine, path, interval="1m")
     with pytest.raises(DataImportError, match="'TSLA' is not in the file"):
         import_dbn(engine, path, symbol="TSLA")
+    # Several symbols (--symbol AAPL,MSFT): those, each its own report.
+    reports = import_dbn(engine, path, symbol=["MSFT", "AAPL"])
+    assert [(r.symbol, r.imported, r.already_present) for r in reports] == [
+        ("AAPL", 3, 0),
+        ("MSFT", 0, 2),
+    ]
+    with pytest.raises(DataImportError, match="'TSLA', 'NFLX' is not in the file"):
+        import_dbn(engine, path, symbol=["AAPL", "TSLA", "NFLX"])
 
 
 def test_files_sessionkit_cannot_import(engine: Engine, tmp_path: Path) -> None:

@@ -444,6 +444,38 @@ def test_without_a_symbol_every_symbol_of_the_file_is_imported_in_one_pass(
         )
 
 
+def test_several_symbols_of_a_file_in_one_pass(db, tmp_path: Path) -> None:
+    """``--symbol AAPL,MSFT``: those symbols' rows, each to its own, in one pass (the
+    others counted and skipped, as with one symbol); a symbol asked for that the file does
+    not hold is said; none of them is an error."""
+    path = _polygon(tmp_path / "2024-03-04.csv", bad_line=True)
+    report, rows = _both(db, path, ["MSFT", "AAPL", "NOPE"], "1m")
+    assert sorted(report.symbols) == ["AAPL", "MSFT"] and report.wanted == {"AAPL", "MSFT", "NOPE"}
+    assert (report.rows_read, report.imported, report.rejected_total) == (14, 8, 1)
+    assert report.other_symbols == {"A": 5} and report.missing_symbols == ["NOPE"]
+    assert report.summary().endswith(
+        "1 rejected (2 symbols 1m); rows per symbol: MSFT 5, AAPL 3; no row of NOPE; 5 rows "
+        "of 1 other symbol skipped (A 5)"
+    )
+    assert report.to_dict()["missing_symbols"] == ["NOPE"]
+    one_by_one = db("one")
+    for symbol in ("AAPL", "MSFT"):
+        import_bars(one_by_one, path, symbol, "1m")
+    assert _rows(one_by_one) == rows
+    table = pa_csv.read_csv(path)
+    table = table.set_column(0, "ticker", table.column("ticker").dictionary_encode())
+    pq.write_table(table, tmp_path / "day.parquet", row_group_size=4)
+    parquet = import_bars(engine := db("pq"), tmp_path / "day.parquet", ["AAPL", "MSFT"], "1m")
+    assert _rows(engine) == rows and parquet.other_symbols == {"A": 5}
+    for reader in ("csv", "arrow"):
+        with pytest.raises(DataImportError) as failure:
+            import_bars(db(), path, ["NOPE", "ZZZ"], "1m", reader=reader)
+        assert str(failure.value).endswith(
+            "--symbol NOPE,ZZZ names none of its rows: its 'ticker' column holds A (5 rows), "
+            "MSFT (5 rows), AAPL (4 rows)"
+        )
+
+
 def test_a_file_without_a_header_reads_its_first_six_columns(db, tmp_path: Path) -> None:
     """A first line that is data (a timestamp and five numbers: Binance's klines have no
     header) is read as data, the first six columns as timestamp, open, high, low, close,
