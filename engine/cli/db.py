@@ -10,7 +10,7 @@ line with exit status 2. Database URLs are only ever shown through
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -288,6 +288,8 @@ def calendar_command(
         coverage = [
             c for c in _calendar_coverage(engine) if c["exchange"] == exchange.strip().upper()
         ]
+        for c in coverage:
+            c["holes"] = _holes(engine, c["exchange"])
     finally:
         engine.dispose()
     group = exchange.strip().upper()
@@ -312,6 +314,15 @@ def calendar_command(
             f"({c['sessions']:,} sessions, {c['early_closes']} early closes, "
             f"{c['sessions_with_break']:,} with a break, zone {c['timezone']})"
         )
+        holes = c["holes"]
+        if holes:
+            spans = ", ".join(f"{h['from']} to {h['to']}" for h in holes[:3])
+            more = f" and {len(holes) - 3} more" if len(holes) > 3 else ""
+            first = holes[0]
+            text += (
+                f"\nbut not between: no session from {spans}{more} (fill it: sessionkit db "
+                f"calendar --exchange {group} --from {first['from']} --to {first['to']})"
+            )
     typer.echo(text)
 
 
@@ -370,6 +381,31 @@ def _calendar_coverage(engine: Engine) -> list[dict[str, Any]]:
     return [coverage[name] for name in sorted(coverage)]
 
 
+HOLE_DAYS = 14
+"""Calendar days without a session after which a calendar has a hole (no exchange closes
+that long; two fills far apart leave one)."""
+
+
+def _holes(engine: Engine, exchange: str) -> list[dict[str, str]]:
+    """The spans of more than :data:`HOLE_DAYS` days without a session inside the stored
+    calendar of ``exchange`` (``from`` and ``to``, the first and last day of each): what
+    two fills with a gap between them leave, which "covers A to B" alone would hide."""
+    with engine.connect() as connection:
+        days = [
+            d if isinstance(d, date) else date.fromisoformat(str(d))
+            for d in connection.execute(
+                select(CalendarDay.session_date)
+                .where(CalendarDay.exchange == exchange)
+                .order_by(CalendarDay.session_date)
+            ).scalars()
+        ]
+    return [
+        {"from": (a + timedelta(days=1)).isoformat(), "to": (b - timedelta(days=1)).isoformat()}
+        for a, b in zip(days, days[1:], strict=False)
+        if (b - a).days > HOLE_DAYS
+    ]
+
+
 def _iso_date(value: Any) -> str | None:
     if value is None:
         return None
@@ -405,11 +441,14 @@ def database_info(engine: Engine, url: str) -> dict[str, Any]:
         JSON-ready: ``database``, ``timezone`` (of the bar times shown), ``symbols`` (each
         with its description, ``synthetic`` flag, source and per-interval ``bars``,
         ``first``, ``last``), ``calendars`` (per exchange: zone, session count, first and
-        last session, early closes) and ``total_bars``.
+        last session, early closes, ``holes``: spans without a session inside it) and
+        ``total_bars``.
     """
     start = type_coerce(BarRecord.start, BigInteger)
     try:
         calendars = _calendar_coverage(engine)
+        for c in calendars:
+            c["holes"] = _holes(engine, c["exchange"])
         with engine.connect() as connection:
             infos = connection.execute(
                 select(
@@ -532,6 +571,13 @@ def _render_info(info: dict[str, Any]) -> Any:
             c["last_session"] or "-",
             str(c["early_closes"]),
         )
+    holes = [
+        f"{c['exchange']}: no session from {h['from']} to {h['to']}"
+        for c in info["calendars"]
+        for h in c.get("holes", ())
+    ]
+    if holes:
+        calendars.caption = Text("; ".join(holes))
     if info["calendars"]:
         parts.append(calendars)
     else:

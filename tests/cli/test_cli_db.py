@@ -353,3 +353,32 @@ def test_emoji_codes_in_symbols_and_file_names_print_as_written(
     )  # fmt: skip
     assert code == 0, err
     assert ":fire:" in out and "🔥" not in out
+
+
+def test_a_calendar_filled_in_parts_says_where_it_has_no_session(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """Fills far apart said "calendar now covers 1990-01-02 to 2024-12-31": the years
+    between have no session (and no backtest can run there). The fixture holds January
+    2011."""
+    for year in ("2024", "1990"):
+        code, out, err = run(
+            capsys, "db", "calendar", "--exchange", "NYSE", "--from", f"{year}-01-01",
+            "--to", f"{year}-12-31", "--db", db_url,
+        )  # fmt: skip
+        assert code == 0, err
+    assert out.splitlines()[1:] == [
+        "calendar now covers 1990-01-02 to 2024-12-31 (525 sessions, 4 early closes, 0 with "
+        "a break, zone America/New_York)",
+        "but not between: no session from 1991-01-01 to 2011-01-02, 2011-02-01 to "
+        "2024-01-01 (fill it: sessionkit db calendar --exchange NYSE --from 1991-01-01 --to "
+        "2011-01-02)",
+    ]
+    code, out, _err = run(capsys, "db", "info", "--db", db_url, "--json")
+    (nyse,) = [c for c in json.loads(out)["calendars"] if c["exchange"] == "NYSE"]
+    assert nyse["holes"] == [
+        {"from": "1991-01-01", "to": "2011-01-02"},
+        {"from": "2011-02-01", "to": "2024-01-01"},
+    ]
+    code, out, _err = run(capsys, "db", "info", "--db", db_url)
+    assert "NYSE: no session from 1991-01-01 to 2011-01-02" in out
