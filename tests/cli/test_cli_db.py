@@ -283,6 +283,7 @@ def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:
             "last_session": "2030-12-31",
             "early_closes": 69,
             "sessions_with_break": 0,
+            "holes": [],  # 9/11 closed the NYSE for 4 trading days, a hole is 15 days
         }
     ]
     assert info["total_bars"] == 31757 + 67740
