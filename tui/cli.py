@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         session = Session(config, start_paused=args.paused)
         session.start()  # it loads while the window is checked and the UI's modules load
         # A window without a bar of a symbol is refused, as `sessionkit run` refuses it.
-        for warning in window_coverage(session)[1]:
+        for warning in window_coverage(session, count=False)[1]:
             session.log(warning, "warning")
         folders, theme = _theme_sources(args.theme)
         from textual.theme import BUILTIN_THEMES

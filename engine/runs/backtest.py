@@ -314,12 +314,18 @@ def run_backtest(
     return run.result()
 
 
-def window_coverage(session: Session) -> tuple[int | None, tuple[str, ...]]:
+def window_coverage(
+    session: Session, *, count: bool = True
+) -> tuple[int | None, tuple[str, ...]]:
     """Check a backtest's window against its database before it starts: the base bars the
-    window holds, and warnings for symbols whose bars cover only part of it.
+    window holds (None with ``count`` false), and warnings for symbols whose bars cover
+    only part of it.
 
     ``sessionkit run``, :func:`run_backtest` and ``sessionkit-tui`` call it (the caller's
-    thread; one query). A live session, or a window without sessions, gives ``(None, ())``.
+    thread). Counting reads every bar of the window's index (0.25 s for 1.7 million bars);
+    without it, each symbol's first and last bar in the window are two index look-ups (the
+    monitor, which needs no count, opens as soon). A live session, or a window without
+    sessions, gives ``(None, ())``.
 
     Raises
     ------
@@ -340,16 +346,36 @@ def window_coverage(session: Session) -> tuple[int | None, tuple[str, ...]]:
     opens = tm.get_trading_session(first).open
     closes = tm.get_trading_session(last).close
     base = config.streams.interval
-    stamp = func.min(BarRecord.start), func.max(BarRecord.start)
+    window = (
+        BarRecord.interval == base,
+        BarRecord.start >= opens,
+        BarRecord.start < closes,
+    )
     with session.database.connect() as connection:
-        rows = connection.execute(
-            select(BarRecord.symbol, func.count(), *stamp)
-            .where(BarRecord.interval == base)
-            .where(BarRecord.symbol.in_(config.streams.symbols))
-            .where(BarRecord.start >= opens, BarRecord.start < closes)
-            .group_by(BarRecord.symbol)
-        ).all()
-    found = {symbol: (count, lo, hi) for symbol, count, lo, hi in rows}
+        if count:
+            rows = connection.execute(
+                select(
+                    BarRecord.symbol,
+                    func.count(),
+                    func.min(BarRecord.start),
+                    func.max(BarRecord.start),
+                )
+                .where(BarRecord.symbol.in_(config.streams.symbols), *window)
+                .group_by(BarRecord.symbol)
+            ).all()
+        else:
+            rows = []
+            for symbol in config.streams.symbols:
+                where = (BarRecord.symbol == symbol, *window)
+                first_bar = connection.execute(
+                    select(func.min(BarRecord.start)).where(*where)
+                ).scalar()
+                if first_bar is not None:
+                    last_bar = connection.execute(
+                        select(func.max(BarRecord.start)).where(*where)
+                    ).scalar()
+                    rows.append((symbol, 0, first_bar, last_bar))
+    found = {symbol: (bars, lo, hi) for symbol, bars, lo, hi in rows}
     missing = [s for s in config.streams.symbols if s not in found]
     if missing:
         raise ConfigError(
@@ -368,7 +394,8 @@ def window_coverage(session: Session) -> tuple[int | None, tuple[str, ...]]:
                 f"{symbol}: {base} bars cover only {lo_day} to {hi_day} of the window "
                 f"{first} to {last}"
             )
-    return sum(count for count, _lo, _hi in found.values()), tuple(warnings)
+    total = sum(bars for bars, _lo, _hi in found.values()) if count else None
+    return total, tuple(warnings)
 
 
 def _check_history(config: SessionConfig, tm: Any, first: date) -> None:
