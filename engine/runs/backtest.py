@@ -314,9 +314,7 @@ def run_backtest(
     return run.result()
 
 
-def window_coverage(
-    session: Session, *, count: bool = True
-) -> tuple[int | None, tuple[str, ...]]:
+def window_coverage(session: Session, *, count: bool = True) -> tuple[int | None, tuple[str, ...]]:
     """Check a backtest's window against its database before it starts: the base bars the
     window holds (None with ``count`` false), and warnings for symbols whose bars cover
     only part of it.
