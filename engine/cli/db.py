@@ -415,10 +415,11 @@ def _iso_date(value: Any) -> str | None:
 
 
 def _display_zone(calendars: list[dict[str, Any]]) -> ZoneInfo:
-    zones = {c["exchange"]: c["timezone"] for c in calendars if c["timezone"]}
-    name = zones.get("NYSE")
-    if name is None and len(set(zones.values())) == 1:
-        name = next(iter(zones.values()))
+    """The zone bar times are shown in: the exchanges' zone when the database's calendars
+    share one, else UTC (a database of Hong Kong and New York bars: no exchange's zone is
+    right for every symbol's; the headings name the zone)."""
+    zones = {c["timezone"] for c in calendars if c["timezone"]}
+    name = next(iter(zones)) if len(zones) == 1 else None
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (KeyError, ValueError):

@@ -398,6 +398,13 @@ class DataQualityManager(Stage):
             return 0
         return len(track.gaps) + (1 if track.missing else 0)
 
+    def run_gap_count(self, symbol: str) -> int:
+        """Runs of missing bars in the run so far: every closed one, and the one still open
+        (a run stopped inside a gap). Any thread."""
+        track = self.tracks.get(symbol)
+        open_run = 1 if track is not None and track.missing else 0
+        return len(self.all_gaps.get(symbol, ())) + open_run
+
     def gaps(self, symbol: str) -> list[Gap]:
         """A copy of the closed gaps of ``symbol`` in this session. Any thread."""
         track = self.tracks.get(symbol)

@@ -245,7 +245,7 @@ def result_of(
         sessions=tuple(d.isoformat() for d in snap.sessions[: snap.session_index]),
         bars=bars,
         quality=qual,
-        gaps={s: len(quality.all_gaps[s]) for s in snap.symbols},
+        gaps={s: quality.run_gap_count(s) for s in snap.symbols},
         overruns={s.stream: s.overruns for s in snap.subscriptions},
         steps=metrics.steps,
         bars_per_second=round(metrics.bars_per_second, 1),

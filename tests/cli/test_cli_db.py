@@ -383,3 +383,20 @@ def test_a_calendar_filled_in_parts_says_where_it_has_no_session(
     ]
     code, out, _err = run(capsys, "db", "info", "--db", db_url)
     assert "NYSE: no session from 1991-01-01 to 2011-01-02" in out
+
+
+def test_bar_times_of_several_exchanges_are_shown_in_utc(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """With New York's and Hong Kong's calendars, db info showed every bar in New York
+    time (a Hong Kong 09:00 open as 20:00 the day before); the exchanges' zone is used only
+    when the calendars share one, else UTC."""
+    code, out, _err = run(capsys, "db", "info", "--db", db_url, "--json")
+    assert json.loads(out)["timezone"] == "America/New_York"  # NYSE alone
+    code, _out, err = run(
+        capsys, "db", "calendar", "--exchange", "XHKG", "--from", "2011-01-01", "--to",
+        "2011-01-31", "--db", db_url,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _err = run(capsys, "db", "info", "--db", db_url, "--json")
+    assert json.loads(out)["timezone"] == "UTC"

@@ -206,3 +206,34 @@ def test_metrics_are_readable_in_the_snapshot_while_running() -> None:
         }
     finally:
         assert session.stop()
+
+
+def test_a_run_stopped_inside_a_gap_counts_it() -> None:
+    """DYNA has no bar from 12:00 to 14:32 on 2024-12-10. A run stopped at 13:00 said
+    ``gaps: 0`` (only closed gaps were counted) while its quality counted the missing
+    minutes and the monitor's Gap column showed 1."""
+    from sessionkit.engine.runs.backtest import BacktestRun, resolve_config
+
+    config = resolve_config(
+        "demo",
+        {
+            "backtest.start_date": "2024-12-10",
+            "backtest.end_date": "2024-12-10",
+            "streams.symbols": ["DYNA", "ACME"],
+        },
+    )
+    run = BacktestRun(config)
+    session = run.session
+    session.pause()
+    run.start()
+    try:
+        assert session.wait_idle(30)
+        session.step(210)  # 09:31 .. 13:00
+        assert session.wait_idle(30)
+        stats = session.snapshot().series[("DYNA", "1m")]
+        assert stats.gaps == 1 and stats.quality < 100  # the monitor's Gap and Q%
+    finally:
+        assert run.stop()
+    result = run.result()
+    assert result.state == "stopped"
+    assert result.gaps == {"DYNA": 1, "ACME": 0}
