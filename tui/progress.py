@@ -74,8 +74,7 @@ def run_progress(snapshot: Snapshot) -> RunProgress | None:
     if len(breaks) != len(bounds):
         breaks = (None,) * len(bounds)
     lengths = [
-        _trading(open_, close, pause, open_, close)
-        for (open_, close), pause in zip(bounds, breaks, strict=True)
+        _trading(open_, close, pause) for (open_, close), pause in zip(bounds, breaks, strict=True)
     ]
     total = sum(lengths)
     if snapshot.state == "completed":
@@ -87,9 +86,7 @@ def run_progress(snapshot: Snapshot) -> RunProgress | None:
     open_, close = bounds[index - 1]
     now = snapshot.sim_time
     current = (
-        _trading(open_, close, breaks[index - 1], open_, _clip(now, open_, close))
-        if now is not None
-        else 0.0
+        _trading(open_, _clip(now, open_, close), breaks[index - 1]) if now is not None else 0.0
     )
     ended = index - 1
     if snapshot.state == "session-ended" or (now is not None and now >= close):
@@ -101,16 +98,10 @@ def _clip(value: Any, low: Any, high: Any) -> Any:
     return min(high, max(low, value))
 
 
-def _trading(
-    open_: datetime,
-    close: datetime,
-    pause: tuple[datetime, datetime] | None,
-    start: datetime,
-    end: datetime,
-) -> float:
-    """Seconds of trading time from ``start`` to ``end`` (both within the session from
-    ``open_`` to ``close``), its break (``pause``) left out: time does not run through a
-    break (the engine moves on to its end at once), nor does the clock-driven pace."""
+def _trading(start: datetime, end: datetime, pause: tuple[datetime, datetime] | None) -> float:
+    """Seconds of trading time from ``start`` to ``end`` (within one session), its break
+    (``pause``) left out: time does not run through a break (the engine moves on to its end
+    at once), nor does the clock-driven pace."""
     seconds = (end - start).total_seconds()
     if pause is not None:
         low, high = max(start, pause[0]), min(end, pause[1])

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import Any, Literal, get_args
 
+from sqlalchemy import Engine
+
 from ..config import ClockMode, SessionConfig
 from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
@@ -92,11 +94,7 @@ class Session:
         self.config = config
         source = source or config.source
         self.source = source
-        try:
-            self.database = open_db(config.resolved_database_url())
-        except DatabaseError as exc:  # the configured database: say where it came from
-            origin = config.origin_of("database_url") if source == config.source else source
-            raise ConfigError(origin, "database_url", str(exc)) from None
+        self.database = open_database(config, source)
         check_against_database(config, self.database, source=source)
         self.time_manager = TimeManager(self.database, config.exchange_group)
         tz = self.time_manager.timezone
@@ -637,6 +635,24 @@ class Session:
     def signals(self) -> tuple[AnalysisSignal, ...]:
         """Recent analysis signals."""
         return self.analysis.signals() if self.analysis else ()
+
+
+def open_database(config: SessionConfig, source: str | None = None) -> Engine:
+    """The configuration's database (:func:`~sessionkit.engine.store.db.open_db`). Used by
+    :class:`Session` as it is built, and by a sweep to check its runs before any starts.
+    ``source`` names where the configuration came from, when not its own file.
+
+    Raises
+    ------
+    ConfigError
+        If it cannot be opened, naming the file or option that set ``database_url``.
+    """
+    try:
+        return open_db(config.resolved_database_url())
+    except DatabaseError as exc:
+        source = source or config.source
+        origin = config.origin_of("database_url") if source == config.source else source
+        raise ConfigError(origin, "database_url", str(exc)) from None
 
 
 def plan_sessions(config: SessionConfig, tm: TimeManager) -> list[date]:

@@ -45,7 +45,6 @@ from ..config import SessionConfig, parse_setting_values, setting_text  # (the m
 from ..errors import (
     CalendarCoverageError,
     ConfigError,
-    DatabaseError,
     SessionkitError,
     UsageError,
 )
@@ -207,48 +206,32 @@ class _Checks:
         self._calendars: dict[tuple[str, str], Any] = {}
         self._passed: set[tuple[Any, ...]] = set()
 
-    def engine(self, url: str) -> Any:
-        """The database at ``url``, opened once.
-
-        Raises
-        ------
-        DatabaseError
-            If it cannot be opened or lacks sessionkit's schema.
-        """
-        engine = self._engines.get(url)
-        if engine is None:
-            from ..store.db import open_db
-
-            engine = self._engines[url] = open_db(url)
-        return engine
-
-    def database(self, config: SessionConfig, labels: Collection[str] = ()) -> Any:
-        """The database of ``config``, opened once.
+    def database(self, config: SessionConfig) -> Any:
+        """The database of ``config``, opened once per URL (as its session opens it).
 
         Raises
         ------
         ConfigError
-            If it cannot be opened, from the option that set ``database_url`` (as a
-            session reports it).
+            If it cannot be opened, naming the option or file that set ``database_url``.
         """
-        try:
-            return self.engine(config.resolved_database_url())
-        except DatabaseError as exc:
-            blamed = _blamed(exc, config, "database_url", labels)
-            if blamed is exc:
-                raise ConfigError(
-                    config.origin_of("database_url"), "database_url", str(exc)
-                ) from None
-            raise blamed from None
+        from ..pipeline.session import open_database
 
-    def time_manager(self, url: str, exchange_group: str) -> Any:
-        """The trading calendar of ``exchange_group`` in the database at ``url``."""
-        manager = self._calendars.get((url, exchange_group))
+        url = config.resolved_database_url()
+        engine = self._engines.get(url)
+        if engine is None:
+            engine = self._engines[url] = open_database(config)
+        return engine
+
+    def time_manager(self, config: SessionConfig) -> Any:
+        """The trading calendar of ``config``'s exchange group in its database."""
+        key = (config.resolved_database_url(), config.exchange_group)
+        manager = self._calendars.get(key)
         if manager is None:
             from ..core.time_manager import TimeManager
 
-            manager = TimeManager(self.engine(url), exchange_group)
-            self._calendars[url, exchange_group] = manager
+            manager = self._calendars[key] = TimeManager(
+                self.database(config), config.exchange_group
+            )
         return manager
 
     def check(self, config: SessionConfig, labels: set[str]) -> None:
@@ -267,7 +250,7 @@ class _Checks:
         from ..store.data_manager import check_against_database
 
         url = config.resolved_database_url()
-        engine = self.database(config, labels)
+        engine = self.database(config)
         streams = config.streams
         key: tuple[Any, ...] = (
             "database",
@@ -284,7 +267,7 @@ class _Checks:
             key = ("window", url, config.exchange_group, *window)
             if key not in self._passed:
                 try:
-                    plan_sessions(config, self.time_manager(url, config.exchange_group))
+                    plan_sessions(config, self.time_manager(config))
                 except CalendarCoverageError as exc:
                     raise _blamed(exc, config, "backtest", labels) from None
                 self._passed.add(key)
@@ -323,10 +306,7 @@ def _shards(
         raise ConfigError("--shard-by", None, "only a backtest can be split into date shards")
     from ..pipeline.session import plan_sessions
 
-    checks.database(config)
-    days = plan_sessions(
-        config, checks.time_manager(config.resolved_database_url(), config.exchange_group)
-    )
+    days = plan_sessions(config, checks.time_manager(config))
 
     def group(day: date) -> tuple[int, ...]:
         if shard_by == "session":

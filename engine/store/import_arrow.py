@@ -436,34 +436,30 @@ def read_csv_arrow(
     mine = report.symbol if columns.symbol is not None else None
     every = report.every_symbol
     line = 2 if columns.header else 1
+
+    def parse(
+        buffer: pa.Buffer, options: pa_csv.ConvertOptions
+    ) -> tuple[Batch, int, dict[str, int]] | None:
+        """The block's clean rows with these number types, or None (see :func:`_clean`)."""
+        return _clean(
+            buffer,
+            read_options,
+            parse_options,
+            options,
+            wanted,
+            split,
+            rules,
+            mine,
+            every,
+            report.wanted,
+        )
+
     try:
         for block in _blocks(path, columns.header):
             buffer = pa.py_buffer(block)
-            parsed = _clean(
-                buffer,
-                read_options,
-                parse_options,
-                numbers,
-                wanted,
-                split,
-                rules,
-                mine,
-                every,
-                report.wanted,
-            )
+            parsed = parse(buffer, numbers)
             if parsed is None and numbers is typed_options:
-                parsed = _clean(
-                    buffer,
-                    read_options,
-                    parse_options,
-                    fractional_options,
-                    wanted,
-                    split,
-                    rules,
-                    mine,
-                    every,
-                    report.wanted,
-                )
+                parsed = parse(buffer, fractional_options)
                 if parsed is not None:
                     numbers = fractional_options
             if parsed is not None:

@@ -1389,8 +1389,10 @@ class SymbolRouter:
         self.connection = connection
         self.report = report
         self.label = label
-        self.sinks: dict[str, BarSink | None] = {}
-        """Each symbol's sink (None: the symbol is invalid, its rows rejected)."""
+        self.sinks: dict[str, BarSink] = {}
+        """Each symbol's sink."""
+        self.invalid: dict[str, str] = {}
+        """Symbols that break the symbol rule, and why (their rows are rejected)."""
         self._held: dict[str, list[Batch]] = {}
         self._waiting = 0
 
@@ -1413,9 +1415,8 @@ class SymbolRouter:
         held = self._held
         bad: list[tuple[int, str]] = []
         for name, part in parts:
-            sink = self.sinks[name] if name in self.sinks else self._open(name)
-            if sink is None:
-                why = self._why(name)
+            if name not in self.sinks and not self._open(name):
+                why = self.invalid[name]
                 bad += ((line, why) for line in part.lines.tolist())
                 continue
             held.setdefault(name, []).append(part)
@@ -1425,12 +1426,15 @@ class SymbolRouter:
         if self._waiting >= ROUTED_ROWS:
             self._write()
 
-    def _open(self, name: str) -> BarSink | None:
+    def _open(self, name: str) -> bool:
+        """Give ``name`` a sink and a report, if it is a valid symbol (else note why not)."""
+        if name in self.invalid:
+            return False
         try:
             check_symbol(name)
-        except InvalidSymbolError:
-            self.sinks[name] = None
-            return None
+        except InvalidSymbolError as exc:
+            self.invalid[name] = f"{name!r}: {exc.problem}"
+            return False
         parent = self.report
         report = ImportReport(
             path=parent.path,
@@ -1441,21 +1445,12 @@ class SymbolRouter:
         )
         assert parent.symbols is not None
         parent.symbols[name] = report
-        sink = self.sinks[name] = BarSink(self.connection, report, self.label)
-        return sink
-
-    @staticmethod
-    def _why(name: str) -> str:
-        try:
-            check_symbol(name)
-        except InvalidSymbolError as exc:
-            return f"{name!r}: {exc.problem}"
-        return repr(name)  # pragma: no cover - only asked of invalid names
+        self.sinks[name] = BarSink(self.connection, report, self.label)
+        return True
 
     def _write(self) -> None:
         for name, parts in self._held.items():
             sink = self.sinks[name]
-            assert sink is not None
             batch = parts[0] if len(parts) == 1 else Batch.concat(parts)
             sink.report.rows_read += len(batch)
             sink.add(batch)
@@ -1471,7 +1466,6 @@ class SymbolRouter:
         examples: list[RejectedRow] = list(report.examples.get(DUPLICATE, []))
         for name, each in sorted(report.symbols.items()):
             sink = self.sinks[name]
-            assert sink is not None
             sink.finish()
             report.imported += each.imported
             report.already_present += each.already_present

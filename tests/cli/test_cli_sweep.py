@@ -154,7 +154,10 @@ def test_the_checks_open_each_database_once_and_check_each_thing_once(monkeypatc
 
         return wrapper
 
-    monkeypatch.setattr(db, "open_db", counted("open_db", db.open_db))
+    import sessionkit.engine.pipeline.session as session
+
+    # (the sweep opens each database as a session does: session.open_database -> open_db)
+    monkeypatch.setattr(session, "open_db", counted("open_db", db.open_db))
     monkeypatch.setattr(
         data_manager,
         "check_against_database",
