@@ -466,9 +466,12 @@ class SessionConfig(_Model):
         (``{"backtest.start_date": "--start 2024-12-02"}``)."""
         return dict(self._origins)
 
-    def origin_of(self, key: str) -> str:
+    def origin_of(self, key: str, source: str | None = None) -> str:
         """Where the value of dotted ``key`` came from: the option that set it (or one of its
-        keys), else the configuration's file. For messages."""
+        keys), else the configuration's file. For messages. A ``source`` other than the
+        configuration's own (the whole configuration came from elsewhere) is the origin."""
+        if source is not None and source != self.source:
+            return source
         return _origin(key, self._origins, self._source)
 
     @model_validator(mode="after")

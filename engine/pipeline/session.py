@@ -650,9 +650,9 @@ def open_database(config: SessionConfig, source: str | None = None) -> Engine:
     try:
         return open_db(config.resolved_database_url())
     except DatabaseError as exc:
-        source = source or config.source
-        origin = config.origin_of("database_url") if source == config.source else source
-        raise ConfigError(origin, "database_url", str(exc)) from None
+        raise ConfigError(
+            config.origin_of("database_url", source), "database_url", str(exc)
+        ) from None
 
 
 def plan_sessions(config: SessionConfig, tm: TimeManager) -> list[date]:
@@ -695,8 +695,7 @@ def load_analysis(config: SessionConfig, source: str | None = None) -> Any:
     if entry is None:
         return None
     # Blame the option that set the entry (``--set analysis.entry=...``), not the file.
-    source = source or config.source
-    origin = config.origin_of("analysis.entry") if source == config.source else source
+    origin = config.origin_of("analysis.entry", source)
     cls = load_analysis_class(entry, source=origin, folder=config.folder)
     try:
         return cls(**config.analysis.options)

@@ -246,7 +246,7 @@ def check_against_database(
         if config.exchange_group not in exchanges:
             known = ", ".join(sorted(exchanges)) or "none"
             raise ConfigError(
-                config.origin_of("exchange_group") if source == config.source else source,
+                config.origin_of("exchange_group", source),
                 "exchange_group",
                 f"unknown exchange group {config.exchange_group!r} (calendars in {url}: {known})",
             )
@@ -257,7 +257,7 @@ def check_against_database(
         ).scalar_one()
         if not has_days:
             raise ConfigError(
-                config.origin_of("exchange_group") if source == config.source else source,
+                config.origin_of("exchange_group", source),
                 "exchange_group",
                 f"the calendar of {config.exchange_group!r} in {url} is empty",
             )
@@ -285,7 +285,7 @@ def check_against_database(
         if len(known) > KNOWN_SYMBOLS_SHOWN:
             listed += ", ... (sessionkit db info lists them all)"
         raise ConfigError(
-            config.origin_of("streams.symbols") if source == config.source else source,
+            config.origin_of("streams.symbols", source),
             "streams.symbols",
             ", ".join(repr(s) for s in missing)
             + f" not in the database {url} at interval {config.streams.interval!r}"
