@@ -29,11 +29,12 @@ import queue
 import threading
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from time import monotonic
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..config import SessionConfig
 from ..core.bar import Bar, Step, check_symbol, interval_delta
 from ..core.time_manager import TimeManager
+from ..core.windows import SessionTimes, bar_end, in_break, next_bar_start
 from ..errors import ConfigError, FeedError
 from ..store.data_manager import DataManager
 from .replay import BarFeed
@@ -51,6 +52,24 @@ Level = Literal["info", "warning", "error"]
 
 
 _CLOSED = object()
+
+
+def _replay_completed(record: Any, dbn: Any) -> bool:
+    """Whether a gateway's system message says an intraday replay caught up with real time
+    (code ``REPLAY_COMPLETED``; older gateways only say ``Finished ... replay``)."""
+    if getattr(record, "code", None) == dbn.SystemCode.REPLAY_COMPLETED:
+        return True
+    text = str(getattr(record, "msg", ""))
+    return text.startswith("Finished ") and text.endswith(" replay")
+
+
+class _Times(NamedTuple):
+    """A session without a break (what the feed reads of one: :class:`SessionTimes`)."""
+
+    open: datetime
+    close: datetime
+    break_start: datetime | None = None
+    break_end: datetime | None = None
 
 
 class DatabentoFeed(BarFeed):
@@ -72,6 +91,13 @@ class DatabentoFeed(BarFeed):
         The live gateway (default: Databento's for the dataset).
     grace
         Seconds a step waits for missing symbols.
+    zone
+        The exchange's zone (times in notices).
+    session
+        The session's times with its break, if it has one (default: ``open_`` to
+        ``close`` without a break). Each bar is handed on at its end
+        (:func:`~sessionkit.engine.core.windows.bar_end`); a bar that no symbol sent is
+        handed on as an empty instant, so that the gap filler sees it missing.
     """
 
     def __init__(
@@ -89,6 +115,7 @@ class DatabentoFeed(BarFeed):
         port: int = 13000,
         grace: float = GRACE,
         zone: tzinfo = UTC,
+        session: SessionTimes | None = None,
     ) -> None:
         import databento
 
@@ -97,6 +124,8 @@ class DatabentoFeed(BarFeed):
         """The exchange's zone: times in notices are in it, like the rest of the UI."""
         self._open = open_
         self._close = close
+        self._session: SessionTimes = session or _Times(open_, close)
+        """The session's times (its break, if it has one, holds no instant)."""
         self._symbols = list(symbols)
         self._interval = interval
         self._delta = interval_delta(interval)
@@ -111,6 +140,8 @@ class DatabentoFeed(BarFeed):
         self._ready: list[Step] = []
         self._last_emitted: datetime | None = None
         self._ended = False
+        self._past_close = False
+        """A record from after the close came (client's thread)."""
         self._closing = threading.Event()
         self.bars_received = 0
         """Session bars received (written by the client's thread; any thread may read it)."""
@@ -154,6 +185,11 @@ class DatabentoFeed(BarFeed):
         if isinstance(record, databento_dbn.ErrorMsg):
             self._notices.put(("error", f"databento gateway error: {record.err}"))
             return
+        if isinstance(record, databento_dbn.SystemMsg):
+            if self._deadline is None and _replay_completed(record, databento_dbn):
+                # A past session's replay is complete: every bar it has has come.
+                self._inbox.put(_CLOSED)
+            return
         if not isinstance(record, databento_dbn.OHLCVMsg):
             return
         symbol = self._client.symbology_map.get(record.instrument_id)
@@ -178,6 +214,11 @@ class DatabentoFeed(BarFeed):
             )
             return
         if not (self._open <= start < self._close):
+            if start >= self._close and not self._past_close:
+                # Records come in time order: every bar of the session has come (the
+                # session ends now, also when nobody traded in its last minutes).
+                self._past_close = True
+                self._inbox.put(_CLOSED)
             return  # outside the regular session
         self.bars_received += 1
         self._inbox.put((symbol, Bar(start, o, h, lo, c, int(record.volume))))
@@ -263,11 +304,32 @@ class DatabentoFeed(BarFeed):
 
     def _release(self, start: datetime) -> None:
         for earlier in sorted(s for s in self._pending if s <= start):
+            self._silent_until(earlier)
             bars = self._pending.pop(earlier)
             self._first_seen.pop(earlier, None)
             items = tuple((s, bars[s]) for s in self._symbols if s in bars)
-            self._ready.append((min(earlier + self._delta, self._close), items))
+            self._ready.append((bar_end(self._session, self._delta, earlier), items))
             self._last_emitted = earlier
+
+    def _silent_until(self, start: datetime) -> None:
+        """Empty instants for the bars before ``start`` that no symbol sent (a gateway
+        sends no bar of a minute without trades), so that the quality manager sees each
+        of them missing once its instant has passed and fills it from the database, as
+        when only some symbols' bars are missing. The bars are on the grid of the last
+        bar handed on (of the open before the first); none falls in the session's break."""
+        session, step = self._session, self._delta
+        t = (
+            session.open
+            if self._last_emitted is None
+            else next_bar_start(session, step, self._last_emitted)
+        )
+        if (start - t) % step:
+            return  # off the grid (an hourly gateway bar not anchored at the open)
+        while t < start:
+            if not in_break(session, t):
+                self._ready.append((bar_end(session, step, t), ()))
+                self._last_emitted = t
+            t = next_bar_start(session, step, t)
 
     def _emit(self) -> Step:
         step = self._ready.pop(0)
@@ -278,6 +340,7 @@ class DatabentoFeed(BarFeed):
     def _end(self) -> None:
         if self._pending:
             self._release(max(self._pending))
+        self._silent_until(self._close)  # the session's last bars nobody sent
         self._ended = True
 
     @property
@@ -362,4 +425,5 @@ def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager)
         gateway=live.gateway,
         port=live.port,
         zone=tm.timezone,
+        session=session,
     )

@@ -83,6 +83,13 @@ class LiveCoordinator(SessionCoordinator):
             if self._fill_due(()):
                 self._await_fills()
             self._publish(plan.close, ())
+        if self._fill_due(()):
+            # The session's last bars went missing at the close: their fills come with one
+            # more instant at the close (there is no later one).
+            self._await_fills()
+            if self._fills:
+                self._gate()
+                self._publish(plan.close, ())
 
     def _fill_due(self, items: tuple[tuple[str, Bar], ...]) -> bool:
         """True if the quality manager may have a backfill to hand on before ``items``: a

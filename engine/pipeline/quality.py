@@ -20,8 +20,8 @@ for them and hands what it gets to the coordinator, which merges it into its nex
 the manager before it publishes that instant (``pipeline/live.py``), so the fill comes
 before any newer bar of its symbol. A fill counts, and the event log says "filled", only
 when it arrived in a step: the coordinator drops (and logs) a fill that comes after newer
-bars, and a run still missing is a gap. No fill is asked for at the close (no instant
-follows it).
+bars, and a run still missing is a gap. The bars missing at the close are asked for too:
+their fills come with one more instant at the close.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class DataQualityManager(Stage):
         plan = self._plan
         if plan is None:
             return
-        self.refresh(close, ())
+        self.refresh(close, (), fills=False)  # nothing could arrive with a fill now
         self._session_open = False
         self._aligned = None
         expected = expected_bars(plan, self.delta)
@@ -308,16 +308,20 @@ class DataQualityManager(Stage):
                     break
         self._aligned = common
 
-    def refresh(self, t: datetime, items: tuple[tuple[str, Bar], ...]) -> None:
-        """Account the bars visible at ``t`` and refresh every symbol's quality."""
+    def refresh(
+        self, t: datetime, items: tuple[tuple[str, Bar], ...], *, fills: bool = True
+    ) -> None:
+        """Account the bars visible at ``t`` and refresh every symbol's quality; in live
+        mode, ask for the bars missing by ``t`` (unless not ``fills``: the session ended)."""
         plan = self._plan
         if plan is None:
             return
         self.account(t, items)
         tracks = self.tracks
         delta = self.delta
-        if self._backfill is not None and t < plan.close:
-            # (No instant follows the close: a fill would have nothing to arrive with.)
+        if fills and self._backfill is not None and t <= plan.close:
+            # (Fills of the bars missing at the close come with one more instant at the
+            # close: see ``LiveCoordinator``.)
             self._fill_missing(t)
         data = self.runtime.data
         now = min(t, plan.close)

@@ -6,8 +6,10 @@ It speaks the real protocol to the real ``databento.Live`` client: greeting
 computes it), answers ``success=1|session_id=...``, reads the subscription requests until
 ``start_session``, then plays a DBN file (written with ``databento_dbn``, read with
 ``databento.DBNStore``): the metadata, one symbol mapping per subscribed symbol (from the
-file's symbology), and the file's records. Then it keeps the connection open until the
-client closes it, or drops it after ``drop_after`` records to test a lost connection.
+file's symbology), and the file's records (then, with ``replay_completed``, the system
+message a real gateway sends once an intraday replay caught up with real time). Then it
+keeps the connection open until the client closes it, or drops it after ``drop_after``
+records to test a lost connection.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class MockGateway:
     key: str
     path: Path
     drop_after: int | None = None
+    replay_completed: bool = False
     auth: dict[str, str] = field(default_factory=dict)
     subscriptions: list[dict[str, str]] = field(default_factory=list)
     sent: int = 0
@@ -108,6 +111,10 @@ class MockGateway:
         for record in records:
             data += bytes(record)
             self.sent += 1
+        if self.replay_completed:
+            last = records[-1].ts_event if records else start
+            message = f"Finished {subscription['schema']} replay"
+            data += bytes(dbn.SystemMsg(last, message, code=dbn.SystemCode.REPLAY_COMPLETED))
         return data
 
     def close(self) -> None:

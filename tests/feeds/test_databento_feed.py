@@ -36,10 +36,12 @@ def session_file(
     minutes: int = 390,
     skip: frozenset[tuple[str, int]] = frozenset(),
     extra: tuple[tuple[int, ...], ...] = (),
+    after_close: bool = True,
 ) -> Path:
     """A DBN file of the session's first ``minutes`` minutes (AAPL is instrument 1, BRK.B
-    2), plus a pre-market and a post-market bar, which are not part of the session, and
-    the ``extra`` records ((instrument, ts_event, open, high, low, close, volume))."""
+    2), plus a pre-market and (if ``after_close``) a post-market bar, which are not part of
+    the session, and the ``extra`` records ((instrument, ts_event, open, high, low, close,
+    volume))."""
     bars = []
     for m in range(minutes):
         ts = int((OPEN + timedelta(minutes=m)).timestamp()) * NS
@@ -59,7 +61,9 @@ def session_file(
                 )
     early = int((OPEN - timedelta(minutes=5)).timestamp()) * NS
     late = int((OPEN + timedelta(minutes=400)).timestamp()) * NS
-    bars = [(1, early, NS, NS, NS, NS, 1), *bars, (1, late, NS, NS, NS, NS, 1)]
+    bars = [(1, early, NS, NS, NS, NS, 1), *bars]
+    if after_close:
+        bars.append((1, late, NS, NS, NS, NS, 1))
     bars = sorted([*bars, *extra], key=lambda bar: bar[1])
     return write_dbn(
         path, bars, symbols={"AAPL": 1, "BRK.B": 2}, first=DAY, last=DAY + timedelta(days=1)
@@ -177,6 +181,62 @@ def test_bars_the_gateway_skips_are_gaps(tmp_path, db_url, key, gateways) -> Non
     gaps = [e.message for e in snap.events if e.message.startswith("gap in ")]
     assert any("AAPL" in m and "5 bar(s)" in m for m in gaps), gaps
     assert any("BRK.B" in m and "1 bar(s)" in m for m in gaps), gaps
+
+
+def test_minutes_no_symbol_sent_are_filled_from_the_database(
+    tmp_path, db_url, key, gateways
+) -> None:
+    """A gateway sends no bar of a minute without trades; when no symbol has one (always,
+    with one symbol), the minute is still an instant that passed without its bars, so the
+    gap filler restores them from the database: the first minute, a run in the middle and
+    the last minute (each symbol alone, then both)."""
+    silent = (0, 50, 51, 52, 389)
+    engine = open_db(db_url)
+    full = session_file(tmp_path / "full.dbn")  # the session as the database holds it
+    assert [r.imported for r in import_dbn(engine, full)] == [392, 390]  # AAPL: pre, post
+    engine.dispose()
+    skip = frozenset((symbol, m) for symbol in SYMBOLS for m in silent)
+    played = session_file(tmp_path / "s.dbn", skip=skip)
+    for symbols in (["AAPL"], SYMBOLS):
+        gateway = MockGateway(key, played)
+        gateways.append(gateway)
+        cfg = config(db_url, gateway.port)
+        cfg["streams"]["symbols"] = symbols
+        session = run_session(cfg)
+        snap = session.snapshot()
+        assert snap.state == "completed", snap.error
+        for symbol in symbols:
+            assert session.processor.totals[symbol, "1m"] == 390, symbol
+            assert session.processor.totals[symbol, "5m"] == 78, symbol
+            assert snap.series[symbol, "1m"].quality == 100.0
+            bars, _rows, history = session.data.series(symbol, "1m").window()
+            starts = [bar.start for bar in bars[history:]]
+            assert starts == [OPEN + timedelta(minutes=m) for m in range(390)]
+        filled = [e for e in snap.events if e.message.startswith("filled ")]
+        assert len(filled) == len(silent) * len(symbols), filled
+        assert not [e for e in snap.events if e.message.startswith("gap in ")]
+        # The gateway's first record after the close ended the session (no bar of its last
+        # minute came to end it), not the gateway's timeout.
+        assert not [e for e in snap.events if "lost after" in e.message], snap.events
+
+
+def test_a_past_session_ends_when_the_gateways_replay_is_complete(
+    tmp_path, db_url, key, gateways
+) -> None:
+    """No record after the close, and nobody traded in the last minute: the gateway's
+    "replay completed" message ends a past session (it waited for the connection's end)."""
+    skip = frozenset((symbol, 389) for symbol in SYMBOLS)
+    played = session_file(tmp_path / "s.dbn", skip=skip, after_close=False)
+    gateway = MockGateway(key, played, replay_completed=True)
+    gateways.append(gateway)
+    session = run_session(config(db_url, gateway.port))
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    assert snap.sim_time == OPEN + timedelta(minutes=390)
+    assert not [e for e in snap.events if e.level != "info"], snap.events
+    for symbol in SYMBOLS:
+        assert session.processor.totals[symbol, "1m"] == 389  # not in the database: a gap
+    assert gateway.closed_by_client.wait(5)
 
 
 def test_dropped_records_are_reported_in_the_exchanges_time(

@@ -124,6 +124,24 @@ def test_every_lost_bar_is_filled_in_order(lossless, replay_start, speed) -> Non
     assert lossless_bars == bars and lossless_rows == rows
 
 
+def test_the_sessions_last_bar_lost_is_filled_at_the_close() -> None:
+    """The last bar is due at the close, after which no instant of the feed follows: its
+    fill comes with one more instant at the close (it stayed missing, a gap)."""
+    session = live(drop_rate=0.0)
+    feed = session.coordinator.feed
+    t, items = feed._steps[-1]
+    assert t == CLOSE and [bar.start for _symbol, bar in items] == [CLOSE - MINUTE]
+    feed._steps[-1] = (t, ())
+    run(session)
+    bars, _rows = today(session, "1m")
+    assert bars == session.data_manager.get_bars_between("SPY", "1m", OPEN, CLOSE)
+    assert session.processor.totals["SPY", "5m"] == 78
+    assert session.snapshot().series["SPY", "1m"].quality == 100.0
+    assert session.quality.all_gaps["SPY"] == [] and session.quality.filled == 1
+    assert filled_in_log(session) == 1
+    assert session.data.series("SPY", "1m").last().start == CLOSE - MINUTE
+
+
 def test_a_filled_bar_is_known_from_the_instant_after_it_went_missing() -> None:
     """No look-ahead: a lost bar is not known at its end (it did not come); it is known
     from the next instant, when the fill arrived, and the derived bars hold exactly the
