@@ -158,7 +158,7 @@ def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
     for row in cells:
         table.add_row(*map(Text, row))  # parameters and errors are the user's text
     needed = 1 + sum(
-        3 + max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(header[:-1])
+        3 + max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(header[:-1])
     )
     console = plain_console(width=max(Console().width, needed))
     console.print(table)
@@ -349,10 +349,13 @@ def sweep_command(
         }
         typer.echo(json.dumps(data, indent=2))
     else:
-        title = f"{len(outcomes)} of {len(runs)} runs in {wall:.1f}s" + (
-            f", ranked by {metric}" + (" (lowest first)" if ascending else "") if metric else ""
-        )
-        _print_table(header, rows, title)
+        if outcomes:
+            title = f"{len(outcomes)} of {len(runs)} runs in {wall:.1f}s" + (
+                f", ranked by {metric}" + (" (lowest first)" if ascending else "") if metric else ""
+            )
+            _print_table(header, rows, title)
+        else:  # interrupted before any run finished: nothing to rank, nothing to show
+            typer.echo(f"0 of {len(runs)} runs in {wall:.1f}s: no run finished")
         if interrupted:
             typer.echo(
                 f"{'interrupted' if status == 130 else 'terminated'}: the pending runs were "

@@ -543,3 +543,26 @@ def test_table_and_list_parameters_are_shown_as_they_are_written(tmp_path) -> No
     assert '(analysis.options={fast = 5, slow = 20}, streams.symbols=["ACME"])' in result.stderr
     rows = list(csv.reader(out.read_text().splitlines()))
     assert sorted(row[1] for row in rows[1:]) == ["{fast = 10, slow = 30}", "{fast = 5, slow = 20}"]
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_before_any_run_finished_says_so_without_a_table(signum, status) -> None:
+    """Ctrl-C (or SIGTERM) before any run had finished, without --json, crashed in the
+    table's width ("'int' object is not iterable", exit 1): no rows, no column widths.
+    Now it says that no run finished, with the exit status of the signal."""
+    process = subprocess.Popen(
+        [*COMMAND, "demo", "--speed", "60", "--param", "analysis.options.fast=5,10",
+         "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )  # fmt: skip
+    assert _workers_started(process.pid, 2), "the sweep never started its workers"
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == status, err
+    assert "Traceback" not in err
+    assert "0 of 2 runs in " in out and "no run finished" in out
+    stopped = "interrupted" if status == 130 else "terminated"
+    assert f"{stopped}: the pending runs were cancelled" in err
