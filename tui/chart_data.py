@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any, Protocol
 
 from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
@@ -44,19 +43,16 @@ def chart_key(snapshot: Snapshot, symbol: str | None, interval: str | None) -> t
 
 
 def missing_positions(gaps: tuple[GapSpan, ...], axis: SessionAxis | None) -> tuple[float, ...]:
-    """X of each slot of the charted interval holding a missing base bar."""
+    """X of each slot of the charted interval holding a missing base bar (a gap over a
+    session's break marks the bars missing before and after it, none in it)."""
     if axis is None:
         return ()
-    step = axis.step
     out: list[float] = []
     for gap in gaps:
-        t = gap.start
-        base = (gap.end - gap.start) / max(1, gap.bars)
-        while t < gap.end:
+        for t in gap.bar_starts():
             x = float(math.floor(axis.x(t)))  # the break left out
             if not out or out[-1] != x:
                 out.append(x)
-            t += base if base > timedelta(0) else step
     return tuple(out)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "SessionTimes",
     "bar_end",
     "bars_between",
+    "bars_end",
     "expected_bars",
     "gap_end",
     "in_break",
@@ -207,6 +208,29 @@ def bars_between(session: SessionTimes, delta: timedelta, start: datetime, end: 
     ended = sum(_ended(a, b, delta, end) for a, b in parts)
     before = sum(_started(a, b, delta, start) for a, b in parts)
     return max(0, ended - before)
+
+
+def bars_end(session: SessionTimes, delta: timedelta, start: datetime, count: int) -> datetime:
+    """Return where ``count`` consecutive ``delta`` bars of the session from ``start`` end.
+
+    The inverse of :func:`bars_between`: the bars run from ``start`` (a window's start)
+    through the session's windows, the break skipped, so ``bars_between(session, delta,
+    start, bars_end(session, delta, start, n)) == n``. ``count`` 0 gives ``start``; more
+    bars than the session has left give its close.
+    """
+    end = start
+    for part_start, part_end in session_parts(session):
+        if count <= 0:
+            break
+        if part_end <= start:
+            continue
+        first = max(start, part_start)
+        held = -((first - part_end) // delta)  # windows of the part from ``first`` (ceil)
+        if count <= held:
+            return min(first + count * delta, part_end)
+        count -= held
+        end = part_end
+    return end
 
 
 def session_windows(session: SessionTimes, delta: timedelta) -> list[tuple[datetime, datetime]]:

@@ -25,7 +25,7 @@ from ..config import ClockMode, SessionConfig
 from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import TimeManager
-from ..core.windows import bar_end
+from ..core.windows import SessionTimes, bar_end, bars_between, bars_end
 from ..errors import ConfigError, DatabaseError
 from ..store.data_manager import DataManager
 from ..store.db import open_db, sqlite_file
@@ -162,6 +162,11 @@ class Session:
                 first=first,
                 reader=reader,
             )
+        tm = self.time_manager
+        self._trading = [
+            session for session in map(tm.get_trading_session, self.sessions) if session is not None
+        ]
+        """The planned sessions, in order (where :meth:`gaps` counts a gap's bars)."""
         self.session_bounds, self.session_breaks = self._session_bounds()
         """(open, close) of each planned session, and its break or None (for the run's
         progress)."""
@@ -179,12 +184,10 @@ class Session:
     def _session_bounds(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         bounds = []
         breaks = []
-        for day in self.sessions:
-            session = self.time_manager.get_trading_session(day)
-            if session is not None:
-                bounds.append((session.open, session.close))
-                has = session.break_start is not None and session.break_end is not None
-                breaks.append((session.break_start, session.break_end) if has else None)
+        for session in self._trading:
+            bounds.append((session.open, session.close))
+            has = session.break_start is not None and session.break_end is not None
+            breaks.append((session.break_start, session.break_end) if has else None)
         if len(bounds) != len(self.sessions):
             return (), ()
         return tuple(bounds), tuple(breaks)
@@ -624,13 +627,50 @@ class Session:
         quality = self.quality
         track = quality.tracks[symbol]
         delta = quality.delta
-        spans = [GapSpan(start, end, int((end - start) / delta)) for start, end in list(track.gaps)]
+        # Counted and placed in the gap's own session, as the quality manager does: a run
+        # from the morning into the afternoon skips the break (its bars are not missing).
+        spans = []
+        for start, end in list(track.gaps):
+            session = self._session_of(start)
+            spans.append(
+                GapSpan(
+                    start,
+                    end,
+                    bars_between(session, delta, start, end) if session else (end - start) // delta,
+                    interval=delta,
+                    break_start=session.break_start if session else None,
+                    break_end=session.break_end if session else None,
+                )
+            )
         missing, start = track.missing, track.next_start
         plan = self.coordinator.plan
         if missing and plan is not None:
             start = start or plan.open
-            spans.append(GapSpan(start, start + missing * delta, missing, open=True))
+            session = self._session_of(start) or plan
+            spans.append(
+                GapSpan(
+                    start,
+                    bars_end(session, delta, start, missing),
+                    missing,
+                    open=True,
+                    interval=delta,
+                    break_start=session.break_start,
+                    break_end=session.break_end,
+                )
+            )
         return tuple(spans)
+
+    def _session_of(self, t: datetime) -> SessionTimes | None:
+        """The planned session holding the instant ``t`` (between its open and close), or
+        the current session's plan (a live session); None if neither does."""
+        trading = self._trading
+        index = bisect_right(trading, t, key=_open_of) - 1
+        if index >= 0 and t <= trading[index].close:
+            return trading[index]
+        plan = self.coordinator.plan
+        if plan is not None and plan.open <= t <= plan.close:
+            return plan
+        return None
 
     def signals(self) -> tuple[AnalysisSignal, ...]:
         """Recent analysis signals."""
@@ -722,6 +762,10 @@ def _where(frame: FrameType | None) -> str:
     chosen = frame or innermost
     code = chosen.f_code
     return f"{code.co_filename}:{chosen.f_lineno} ({code.co_qualname})"
+
+
+def _open_of(session: SessionTimes) -> datetime:
+    return session.open
 
 
 def _now() -> float:

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..config import RunClock
 from ..core.bar import Bar, interval_delta
+from ..core.windows import next_bar_start, trading_time
 
 State = Literal[
     "initializing", "streaming", "paused", "session-ended", "completed", "stopped", "error"
@@ -190,11 +191,47 @@ class GapSpan:
     """How many base bars are missing."""
     open: bool = False
     """True while the run is still open (no bar has arrived since it began)."""
+    interval: timedelta | None = None
+    """The base interval (None: the span's trading time divided by its bars)."""
+    break_start: datetime | None = None
+    """Start of the session's break (aware, UTC); None when the session has none. A span
+    may run over it (from the morning into the afternoon): its minutes are not missing."""
+    break_end: datetime | None = None
+    """End of the session's break (aware, UTC); None when the session has none."""
 
     @property
     def minutes(self) -> float:
-        """Minutes of missing data."""
-        return (self.end - self.start).total_seconds() / 60.0
+        """Minutes of missing data: the span's trading time, the break left out."""
+        return trading_time(self._times(), self.start, self.end).total_seconds() / 60.0
+
+    def bar_starts(self) -> tuple[datetime, ...]:
+        """The start of each missing bar, in order (none in the break): where a chart
+        marks them."""
+        if self.bars <= 0:
+            return ()
+        times = self._times()
+        step = self.interval or trading_time(times, self.start, self.end) / self.bars
+        if step <= timedelta(0):
+            return ()
+        starts: list[datetime] = []
+        t = self.start
+        while t < self.end and len(starts) < self.bars:
+            starts.append(t)
+            t = next_bar_start(times, step, t)
+        return tuple(starts)
+
+    def _times(self) -> _SpanTimes:
+        return _SpanTimes(self.start, self.end, self.break_start, self.break_end)
+
+
+class _SpanTimes(NamedTuple):
+    """A span's times as the functions of :mod:`~sessionkit.engine.core.windows` read a
+    session (only its break matters to them here)."""
+
+    open: datetime
+    close: datetime
+    break_start: datetime | None
+    break_end: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
