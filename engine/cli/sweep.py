@@ -4,11 +4,14 @@ Runs on the main thread: plans and validates every run
 (:func:`~sessionkit.engine.runs.sweep.plan_sweep`), runs them
 (:func:`~sessionkit.engine.runs.sweep.run_sweep`) with a progress bar (runs done and the
 bars of the running ones, from the workers' progress records, with an ETA), then prints a
-table ranked by a metric, or one JSON object. A ``--rank-by`` that no run has (metrics are
-known once the runs report them) is a user's mistake: exit status 2, naming what the runs
-can be ranked by. Ctrl-C (SIGINT) and SIGTERM cancel the pending runs, end the running
-ones and still report those that finished (exit status 130 and 143, like ``sessionkit
-run``).
+table ranked by a metric, or one JSON object. A ``--rank-by`` that no run can have is a
+user's mistake (exit status 2, naming what the runs can be ranked by): refused before any
+run starts when that can be known (it is no numeric result field, and no run's analysis
+reports metrics: :func:`~sessionkit.engine.runs.sweep.check_rank_by`); an analysis's metric
+names are known only once the runs report them, so a name none of them reported is refused
+after the runs, once their table (unranked) and ``--out`` are written. Ctrl-C (SIGINT)
+and SIGTERM cancel the pending runs, end the running ones and still report those that
+finished (exit status 130 and 143, like ``sessionkit run``).
 """
 
 from __future__ import annotations
@@ -240,7 +243,7 @@ def sweep_command(
     from ..config import option_overrides
     from ..errors import UsageError
     from ..runs.sweep import (
-        NUMERIC_FIELDS,
+        check_rank_by,
         default_metric,
         parse_param,
         plan_sweep,
@@ -264,15 +267,8 @@ def sweep_command(
         overrides=overrides,
         origins=origins,  # type: ignore[arg-type]
     )
-    if (
-        rank_by is not None
-        and rank_by not in NUMERIC_FIELDS
-        and all(run.config.analysis.entry is None for run in runs)
-    ):  # no analysis, no metric: only the fixed fields are there to rank by
-        raise UsageError(
-            f"--rank-by {rank_by}: the runs have no analysis, hence no metric; rank by one "
-            f"of: {', '.join(NUMERIC_FIELDS)}"
-        )
+    if rank_by is not None:  # what can be known before any run: refused now
+        check_rank_by(runs, rank_by)
     bar = _SweepBar(len(runs)) if not as_json and sys.stderr.isatty() else None
     finished: list[Any] = []
 
@@ -310,16 +306,16 @@ def sweep_command(
         outcomes = sorted(finished, key=lambda o: o.run.index)
     wall = round(time.perf_counter() - began, 3)
     metric = rank_by or default_metric(outcomes)
+    unknown = None
     if rank_by is not None and any(o.state == "completed" for o in outcomes):
         # Metrics are known once runs report them (a run may lack one: SmaCross has no
-        # win_rate_pct without trades), so a name is wrong only if no run has it.
+        # win_rate_pct without trades), so a name is wrong only if no run has it. What
+        # ran is still shown and written, unranked; then exit status 2.
         keys = rank_keys(outcomes)
         if rank_by not in keys:
             unknown = f"--rank-by {rank_by}: no run has that metric or field; rank by one of: "
             unknown += ", ".join(keys)
-            if not interrupted:
-                raise UsageError(unknown)
-            typer.echo(f"sessionkit: {unknown}", err=True)  # still show what finished
+            metric = None
     ranked = rank(outcomes, metric, ascending=ascending)
     metric_names: list[str] = []
     for outcome in ranked:
@@ -353,6 +349,8 @@ def sweep_command(
             title = f"{len(outcomes)} of {len(runs)} runs in {wall:.1f}s" + (
                 f", ranked by {metric}" + (" (lowest first)" if ascending else "") if metric else ""
             )
+            if unknown is not None:
+                title += f", not ranked (no run has {rank_by})"
             _print_table(header, rows, title)
         else:  # interrupted before any run finished: nothing to rank, nothing to show
             typer.echo(f"0 of {len(runs)} runs in {wall:.1f}s: no run finished")
@@ -362,7 +360,11 @@ def sweep_command(
                 "cancelled",
                 err=True,
             )
+    if unknown is not None:  # after the table (or the JSON): what was wrong with it
+        typer.echo(f"sessionkit: error: {unknown}", err=True)
     if interrupted:
         raise typer.Exit(status)
+    if unknown is not None:
+        raise typer.Exit(2)
     if any(o.state != "completed" for o in outcomes):
         raise typer.Exit(1)

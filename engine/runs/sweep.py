@@ -831,6 +831,48 @@ def rank_keys(outcomes: Sequence[SweepOutcome]) -> list[str]:
     return names + [name for name in NUMERIC_FIELDS if name not in names]
 
 
+def check_rank_by(runs: Sequence[SweepRun], name: str) -> None:
+    """Refuse, before any run starts, a metric ``name`` that no run of ``runs`` can report.
+
+    A name is resolved as :func:`metric_of` does: an analysis metric first, then a numeric
+    field of the result (:data:`NUMERIC_FIELDS`, always there). An analysis's metric names
+    are known only once a run reports them (``metrics()`` returns what it has: SmaCross has
+    no ``win_rate_pct`` without trades), so a name is refused here only when no run's
+    analysis can report any metric: no run has an analysis, or no run's analysis class has
+    a ``metrics`` method. Otherwise the name is checked against what the runs reported, once
+    they ran (:func:`rank_keys`).
+
+    Raises
+    ------
+    UsageError
+        Naming what the runs can be ranked by.
+    """
+    if name in NUMERIC_FIELDS:
+        return
+    from ..pipeline.analysis import load_analysis_class
+
+    entries: dict[str, Any] = {}
+    for run in runs:
+        analysis = run.config.analysis
+        if analysis.entry is not None:
+            entries.setdefault(analysis.entry, run.config.folder)
+    fields_ = ", ".join(NUMERIC_FIELDS)
+    if not entries:
+        raise UsageError(
+            f"--rank-by {name}: the runs have no analysis, hence no metric; rank by one of: "
+            f"{fields_}"
+        )
+    for entry, folder in entries.items():
+        # (each was imported when the run was planned: this finds it in sys.modules)
+        if callable(getattr(load_analysis_class(entry, folder=folder), "metrics", None)):
+            return  # its metrics are known once the runs report them
+    which = ", ".join(entries)
+    raise UsageError(
+        f"--rank-by {name}: the analysis ({which}) reports no metric (it has no metrics() "
+        f"method); rank by one of: {fields_}"
+    )
+
+
 def metric_of(outcome: SweepOutcome, metric: str) -> float | None:
     """The value of ``metric`` in one outcome (None when the run has none)."""
     result = outcome.result

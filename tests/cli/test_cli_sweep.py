@@ -203,20 +203,59 @@ def test_bad_sweep_arguments_are_exit_2_before_any_run(args, fragment) -> None:
 
 def test_rank_by_a_name_no_run_has_is_exit_2_listing_what_they_have(tmp_path) -> None:
     """``--rank-by nosuch`` printed a table "ranked by nosuch" in plan order, exit 0.
-    Metrics are known once the runs report them: a name no run has is refused then."""
+    Metrics are known once the runs report them: a name no run has is refused then. It
+    was refused with nothing to show for the runs (no table, no ``--out``); now the table
+    (unranked, saying why) and ``--out`` come first, then the error, exit 2."""
     out = tmp_path / "runs.csv"
     result = sweep(
         "demo", *DAY, "--param", "analysis.options.fast=5,10", "--rank-by", "total_retrun_pct",
         "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stdout == "" and "Traceback" not in result.stderr and not out.exists()
+    assert "Traceback" not in result.stderr
+    assert "2 of 2 runs in " in result.stdout
+    assert "not ranked (no run has total_retrun_pct)" in result.stdout
+    assert "ranked by" not in result.stdout.replace("not ranked", "")
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0][:2] == ["rank", "analysis.options.fast"]
+    assert [row[1] for row in rows[1:]] == ["5", "10"]  # plan order
     message = result.stderr.splitlines()[-1]
     assert message.startswith(
         "sessionkit: error: --rank-by total_retrun_pct: no run has that metric or field; "
         "rank by one of: total_return_pct, max_drawdown_pct, trades, win_rate_pct, "
     )
     assert "bars_per_second" in message and "signal_count" in message
+    data = json.loads(
+        sweep(
+            "demo", *DAY, "--param", "analysis.options.fast=5,10", "--rank-by", "nosuch",
+            "--json",
+        ).stdout
+    )  # fmt: skip
+    assert data["rank_by"] is None and len(data["runs"]) == 2
+
+
+def test_rank_by_an_analysis_without_metrics_is_refused_before_any_run(tmp_path) -> None:
+    """An analysis class without a ``metrics`` method never reports one: a --rank-by that
+    is no numeric field of the result was refused only after the whole sweep had run."""
+    import os
+
+    out = tmp_path / "runs.csv"
+    # (its clock-driven run at 60x would last minutes: refused first, it never starts)
+    result = subprocess.run(
+        [*COMMAND, "demo", *DAY, "--set", "analysis.entry=sweep_analyses:Mute",
+         "--param", "backtest.clock=data-driven,clock-driven", "--rank-by", "nosuch",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "runs")},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "finished" not in result.stderr and not out.exists()
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        "sessionkit: error: --rank-by nosuch: the analysis (sweep_analyses:Mute) reports no "
+        "metric (it has no metrics() method); rank by one of: "
+    )
+    assert "bars_per_second" in result.stderr and "signal_count" in result.stderr
 
 
 def test_rank_by_a_result_field_or_a_metric_some_run_lacks() -> None:

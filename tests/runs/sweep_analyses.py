@@ -14,3 +14,12 @@ class Noisy(SmaCross):
         print(f"noisy stdout fast={self.fast}", flush=True)
         print(f"noisy stderr fast={self.fast}", file=sys.stderr, flush=True)
         super().on_session_start(ctx)
+
+
+class Mute:
+    """An analysis without metrics (no ``metrics`` method): it only emits."""
+
+    def on_step(self, ctx) -> None:
+        for symbol, bar in ctx.items:
+            if bar[4] > bar[1] * 1.01:
+                ctx.emit(symbol, "jump", bar[4], "up 1% in a bar")
