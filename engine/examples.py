@@ -51,8 +51,8 @@ class SmaCross:
         self._above = dict.fromkeys(ctx.symbols)
         if self._book is None:
             self._book = _Book(ctx.symbols, self.fee)
-        # The last closes known now (the trailing history, or the previous session carried
-        # on), then each step's own bars: at every step these are exactly
+        # The last closes known now (the trailing window's; without one, the carried-on
+        # previous session's last), then each step's own bars: at every step these are exactly
         # ``ctx.closes(symbol, slow)`` and its last ``fast``, without a view per bar.
         self._closes = {}
         for symbol in ctx.symbols:

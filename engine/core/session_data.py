@@ -163,8 +163,9 @@ class BarSeries:
         bars = list(bars)
         self._cols = (bars, list(rows), list(known), 0, [bar[4] for bar in bars], 0)
 
-    def drop_before(self, start) -> int:
-        """Drop the bars that start before ``start`` (a datetime). Writer only.
+    def drop_before(self, start, keep: int = 0) -> int:
+        """Drop the bars that start before ``start`` (a datetime), but the last ``keep`` of
+        them. Writer only.
 
         No reader sees them afterwards. They are only moved out of view while they are
         fewer than the bars kept, and removed (the lists copied) once they are as many:
@@ -179,7 +180,7 @@ class BarSeries:
             How many were dropped.
         """
         bars, rows, knowns, history, closes, first = self._cols
-        cut = bisect_left(bars, start, first, key=_START)
+        cut = max(first, bisect_left(bars, start, first, key=_START) - keep)
         dropped = cut - first
         if dropped <= 0:
             return 0

@@ -527,8 +527,11 @@ class DataProcessor(Stage):
             self._begin(symbol, plan)
         for key, stream in self.streams.items():
             # Bars before the trailing window kept for this interval go (the indicators
-            # keep what they learnt from them).
-            stream.series.drop_before(plan.cutoffs.get(key, plan.open))
+            # keep what they learnt from them). Without a trailing window, the previous
+            # session's last bar stays when the session carries on: it and its indicator
+            # values are what is known at the open (views never say "nothing" then).
+            cutoff = plan.cutoffs.get(key, plan.open)
+            stream.series.drop_before(cutoff, 1 if plan.carry and cutoff >= plan.open else 0)
             stream.series.mark_history()
             stream.bind()
             stream.start_counting()

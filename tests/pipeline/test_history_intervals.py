@@ -1,8 +1,9 @@
 """``[[historical]]``: which intervals keep their trailing history, and for which symbols.
 
 ``intervals`` chooses the streamed intervals whose bars from before the session are kept
-(default: all); an interval left out keeps none, but its indicators are warmed up all the
-same. Each symbol's window is the longest of the entries that apply to it, and its history
+(default: all); an interval left out keeps none (only, when the session carries on from
+the one before, that session's last bar: what is known at the open), but its indicators are
+warmed up all the same. Each symbol's window is the longest of the entries that apply to it, and its history
 quality is measured over its own window.
 """
 
@@ -69,7 +70,7 @@ def test_left_out_intervals_keep_no_history(runs) -> None:
         for interval, minutes in (("5m", 5), ("15m", 15)):
             windows = {s.replace(minute=s.minute - s.minute % minutes) for s in starts}
             assert history(everything, symbol, interval) == len(windows)
-            assert history(base_only, symbol, interval) == 0
+            assert history(base_only, symbol, interval) == 1  # the carried-on last one
 
 
 def test_left_out_intervals_still_warm_their_indicators_up(runs) -> None:
@@ -84,10 +85,10 @@ def test_each_symbol_keeps_the_longest_window_that_applies(runs) -> None:
     mixed, everything, one_day = runs["mixed"], runs["all"], runs["one day"]
     assert history(mixed, "ACME", "1m") == history(everything, "ACME", "1m")
     assert history(mixed, "ACME", "5m") == history(everything, "ACME", "5m")
-    assert history(mixed, "ACME", "15m") == 0
+    assert history(mixed, "ACME", "15m") == 1  # the previous session's last
     assert history(mixed, "BOLT", "1m") == history(one_day, "BOLT", "1m")
     assert history(mixed, "BOLT", "1m") < history(everything, "BOLT", "1m")
-    assert history(mixed, "BOLT", "5m") == 0
+    assert history(mixed, "BOLT", "5m") == 1
     # History quality over each symbol's own window (not the longest one).
     assert history_quality(mixed, "ACME") == history_quality(everything, "ACME")
     assert history_quality(mixed, "BOLT") == history_quality(one_day, "BOLT")

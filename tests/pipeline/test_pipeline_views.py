@@ -183,5 +183,46 @@ def test_indicators_carry_on_across_sessions_without_history() -> None:
             i for i, (bar, _r) in enumerate(rows) if bar.start.day == 3 and bar.start.hour >= 14
         )
         assert got[first_of_day_two] is not None
-    # The previous session's bars are not kept as history (trailing_days = 0).
-    assert session.snapshot().series["ACME", "1m"].history_count == 0
+    # Of the previous session's bars only the last is kept (trailing_days = 0): it and
+    # its indicator values are what is known at the open.
+    assert session.snapshot().series["ACME", "1m"].history_count == 1
+
+
+@pytest.mark.parametrize(
+    "historical",
+    [{"trailing_days": 0}, {"trailing_days": 1, "intervals": ["1m"]}],
+    ids=["no-trailing-days", "5m-not-kept"],
+)
+def test_views_at_a_carried_on_sessions_open_show_what_was_known(historical) -> None:
+    """QA: with no trailing window for an interval, its views said None from the open until
+    the session's first bar of it, although the previous session's last bar and its
+    indicator values were known (and the indicators carried on from them)."""
+    config = demo_day("data-driven", 60.0, 0.0)
+    config["backtest"]["start_date"] = "2024-11-29"  # an early close, then 2024-12-02
+    config["historical"] = [historical]
+    session = run(config)
+    recorder = session.analysis.analysis
+    assert recorder.violations == []
+    tm = session.time_manager
+    known = {}
+    for (symbol, interval), rows in session.processor.record.items():
+        delta = interval_delta(interval)
+        ends = [
+            bar_end(
+                tm.get_trading_session(bar.start.astimezone(tm.timezone).date()), delta, bar.start
+            )
+            for bar, _row in rows
+        ]
+        known[symbol, interval] = (ends, rows, session.data.series(symbol, interval).names)
+    second = tm.get_trading_session(session.sessions[-1])
+    checked = 0
+    for t, symbol, what, got in recorder.seen:
+        if t <= second.open or what == "bb_20.upper":
+            continue
+        interval = INDICATORS.get(what, what)
+        ends, rows, names = known[symbol, interval]
+        i = bisect_right(ends, t)
+        bar, row = rows[i - 1]  # the run streamed the first session whole: never i == 0
+        assert got == (bar if what == interval else row[names.index(what)]), (t, symbol, what)
+        checked += 1
+    assert checked == 390 * len(DEMO) * 4  # 1m, 5m, sma_20, sma_5m
