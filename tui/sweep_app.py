@@ -141,9 +141,12 @@ class SweepMonitorApp(App[None]):
         theme: str = "dark",
         figures: fmt.Figures | None = None,
         title: str = "",
+        warnings: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.source = source
+        self.warnings = tuple(warnings)
+        """What the sweep warns of (shown as notifications when the monitor opens)."""
         self.theme_set = themes
         self.figures = figures or fmt.Figures()
         self.board = SweepBoard(source.runs)
@@ -176,6 +179,8 @@ class SweepMonitorApp(App[None]):
         table.show(self.board)
         table.focus()
         self._show_status()
+        for warning in self.warnings:
+            self.notify(warning, title="warning", severity="warning", timeout=30)
         self.set_interval(1.0, self._show_status)  # the elapsed time and ETA move on
         self.started = True
         self._drive()
@@ -311,6 +316,7 @@ def create_sweep_app(
     themes: ThemeSet | None = None,
     frozen_metrics: bool = False,
     title: str = "",
+    warnings: Sequence[str] = (),
 ) -> SweepMonitorApp:
     """Build the sweep monitor for ``source`` (the command line and the tests both use this).
 
@@ -324,6 +330,9 @@ def create_sweep_app(
         Render wall-clock figures (bars/s, ETA) as fixed placeholders (snapshot tests).
     title
         What the sweep is of (the configuration), for the status line.
+    warnings
+        What the sweep warns of (:func:`~sessionkit.engine.runs.sweep.shard_warnings`),
+        shown as notifications when the monitor opens.
 
     Raises
     ------
@@ -337,6 +346,7 @@ def create_sweep_app(
         theme=theme,
         figures=fmt.FrozenFigures() if frozen_metrics else fmt.Figures(),
         title=title,
+        warnings=warnings,
     )
     if theme not in app.available_themes:
         known = ", ".join(sorted(app.available_themes))

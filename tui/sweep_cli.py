@@ -2,7 +2,9 @@
 
 Runs on the main thread. Every mistake a user can make in the arguments or any run's
 configuration is reported before the screen opens (``sessionkit-tui sweep: error:
-<message>``, exit status 2, no traceback): each run is planned and validated first. After
+<message>``, exit status 2, no traceback): each run is planned and validated first. What
+the sweep warns of (date shards whose indicators start cold) is shown in the monitor and
+printed once its screen is gone. After
 the app returns (whatever ended it) the sweep is cancelled and its worker processes are
 gone before the command returns.
 """
@@ -130,9 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if theme not in themes.names and theme not in BUILTIN_THEMES:
             known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
             raise UsageError(f"unknown theme {theme!r} (available: {known})")
+        from sessionkit.engine.runs.sweep import shard_warnings
+
+        warnings = shard_warnings(runs, f"--shard-by {args.shard_by}")
         source = LiveSweep(runs, workers=args.workers, dask=args.dask)
         app = create_sweep_app(
-            source, theme=theme, themes=themes, title=Path(runs[0].config.source).name
+            source,
+            theme=theme,
+            themes=themes,
+            title=Path(runs[0].config.source).name,
+            warnings=warnings,
         )
     except (SessionkitError, ValueError) as exc:
         print(f"{SWEEP_PROG}: error: {exc}", file=sys.stderr)
@@ -145,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if app.started:
             app.ended.wait(WORKERS_GONE)
     _report_output(output)
+    for warning in warnings:  # (shown in the monitor too, gone with its screen)
+        print(f"{SWEEP_PROG}: warning: {warning}", file=sys.stderr)
     if app.failure is not None:
         print(f"{SWEEP_PROG}: error: {app.failure}", file=sys.stderr)
         return 2

@@ -250,6 +250,7 @@ def sweep_command(
         rank,
         rank_keys,
         run_sweep,
+        shard_warnings,
     )
 
     if shard_by is not None and shard_by not in ("session", "week", "month"):
@@ -269,6 +270,9 @@ def sweep_command(
     )
     if rank_by is not None:  # what can be known before any run: refused now
         check_rank_by(runs, rank_by)
+    warnings = shard_warnings(runs, f"--shard-by {shard_by}")
+    for warning in warnings:
+        typer.echo(f"sessionkit: warning: {warning}", err=True)
     bar = _SweepBar(len(runs)) if not as_json and sys.stderr.isatty() else None
     finished: list[Any] = []
 
@@ -341,6 +345,7 @@ def sweep_command(
             "ascending": ascending,
             "wall_seconds": wall,
             "interrupted": interrupted,
+            "warnings": warnings,
             "runs": [o.to_dict() for o in ranked],
         }
         typer.echo(json.dumps(data, indent=2))

@@ -145,7 +145,8 @@ def plan_sweep(
         Values to try per dotted key (``{"analysis.options.fast": [5, 10, 20]}``).
     shard_by
         Split the backtest window into one run per session, ISO week or month; each shard
-        warms up from its own trailing history.
+        warms up from its own trailing history (:func:`shard_warnings` says when that
+        history cannot stand in for the sessions before the shard).
     overrides, origins
         Overrides common to every run (``--set``), and the options that set them.
 
@@ -318,6 +319,57 @@ def _shards(
     for _key, members in itertools.groupby(days, key=group):
         chunk = list(members)
         yield chunk[0], chunk[-1]
+
+
+def shard_warnings(runs: Sequence[SweepRun], shard_by: str = "--shard-by") -> list[str]:
+    """What a sharded sweep cannot give as one unsharded run would: one line per cause.
+
+    One unsharded run carries its indicators on from each session to the next; a shard's
+    first session warms them up from its trailing history instead. Without trailing history
+    (every ``[[historical]]`` entry that applies to a symbol has ``trailing_days = 0``, or
+    none applies), that session starts its indicators cold: their values, and the signals
+    that use them, differ from the unsharded run's there. (With history, indicators of a
+    finite window are the same once it covers their period; recursive ones, EMA, RSI, MACD,
+    converge and may differ slightly.) Nothing when the sweep is not split.
+
+    Parameters
+    ----------
+    runs
+        From :func:`plan_sweep`.
+    shard_by
+        How the command line names the split (``--shard-by week``), for the message.
+    """
+    if len({run.window for run in runs}) < 2:
+        return []
+    out: list[str] = []
+    for run in runs:
+        config = run.config
+        if not config.indicators:
+            continue
+        kept = config.trailing_days()
+        cold = [s for s in config.streams.symbols if not any(kept[s, i] for i in config.intervals)]
+        if not cold:
+            continue
+        keys = []
+        for index, hist in enumerate(config.historical):
+            if hist.apply_to == "all" or set(hist.apply_to) & set(cold):
+                key = f"historical[{index}].trailing_days"
+                origin = config.origin_of(key)
+                keys.append(f"{key} = 0" + (f" (from {origin})" if origin.startswith("-") else ""))
+        if not keys:
+            every = len(cold) == len(config.streams.symbols)
+            keys = ["no [[historical]] entry" + ("" if every else " for " + ", ".join(cold))]
+        names = [indicator.name for indicator in config.indicators]
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        line = (
+            f"{shard_by} with {' and '.join(keys)}: each shard's first session starts its "
+            f"indicators ({shown}) cold, where one unsharded run carries them on, so their "
+            "values and the signals that use them can differ from that run's; give each "
+            "shard trailing history that covers the indicators' periods"
+        )
+        if line not in out:
+            out.append(line)
+    return out
 
 
 PROGRESS_PERIOD = 0.25
