@@ -1,0 +1,58 @@
+"""A derived bar becomes visible at its window's end, whatever else the run streams.
+
+When a window's last base bars are missing, no base bar ends at the window's end; the
+coordinator makes that end an instant of its own (an empty step), so the derived bar is
+known from its end, as when another symbol's bar ends then. Without it the bar waited
+for the next step: a symbol's 5m bars, their quality in the export and what the analysis
+saw depended on which other symbols were in the run (QA).
+
+The sample database's BOLT misses 2024-11-25 09:44 (the last minute of 09:40-09:45).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from running import run_to_end
+from sessionkit.engine.config import config_from_dict
+from sessionkit.engine.pipeline.session import Session
+
+NY = ZoneInfo("America/New_York")
+
+
+def run(symbols: list[str], export: Path) -> Session:
+    config = {
+        "backtest": {"start_date": "2024-11-25", "end_date": "2024-11-26", "clock": "data-driven"},
+        "streams": {"symbols": symbols, "derived": ["5m", "15m"]},
+        "historical": [{"trailing_days": 1}],
+        "indicators": [
+            {"name": "sma_20", "kind": "sma", "period": 20},
+            {"name": "sma_5m", "kind": "sma", "period": 3, "interval": "5m"},
+        ],
+    }
+    session = run_to_end(Session(config_from_dict(config), record="drain"))
+    session.export_csv(export)
+    return session
+
+
+def test_a_symbols_results_do_not_depend_on_the_other_symbols(tmp_path) -> None:
+    alone = run(["BOLT"], tmp_path / "alone")
+    run(["BOLT", "ACME", "CRUX"], tmp_path / "with-others")
+    for interval in ("1m", "5m", "15m"):
+        mine = (tmp_path / "alone" / "BOLT" / f"{interval}.csv").read_text()
+        theirs = (tmp_path / "with-others" / "BOLT" / f"{interval}.csv").read_text()
+        assert mine == theirs, interval
+    # The 09:40 bar (09:44 missing) is known from 09:45, its end, not from 09:46.
+    series = alone.data.series("BOLT", "5m")
+    end = datetime(2024, 11, 25, 9, 45, tzinfo=NY).timestamp()
+    bar = series.last(end)
+    assert bar is not None and bar.start == datetime(2024, 11, 25, 9, 40, tzinfo=NY)
+    assert series.last(end - 1).start == datetime(2024, 11, 25, 9, 35, tzinfo=NY)
+    line = next(
+        row
+        for row in (tmp_path / "alone" / "BOLT" / "5m.csv").read_text().splitlines()
+        if row.startswith("2024-11-25T09:40")
+    )
+    assert line.split(",")[7] == f"{100 * 14 / 15:.10f}".rstrip("0")  # quality at 09:45
