@@ -736,7 +736,12 @@ def load_analysis(config: SessionConfig, source: str | None = None) -> Any:
         return None
     # Blame the option that set the entry (``--set analysis.entry=...``), not the file.
     origin = config.origin_of("analysis.entry", source)
-    cls = load_analysis_class(entry, source=origin, folder=config.folder)
+    # An entry set by an option (``--set``, an override) is looked for where the command
+    # was typed, as one in a file is next to the file (a bundled configuration's folder is
+    # the package's).
+    set_by_option = config.origin_of("analysis.entry") != config.source
+    folder = Path.cwd() if set_by_option else config.folder
+    cls = load_analysis_class(entry, source=origin, folder=folder)
     try:
         return cls(**config.analysis.options)
     except Exception as exc:

@@ -292,6 +292,37 @@ def test_an_analysis_next_to_its_configuration_is_found_from_any_folder(tmp_path
     assert "analysis.entry: cannot import module 'notthere'" in result.stderr
 
 
+def test_an_analysis_set_by_an_option_is_found_where_the_command_runs(tmp_path: Path) -> None:
+    """``sessionkit run demo --set analysis.entry=peek:Peek`` from the folder holding
+    ``peek.py``: the bundled configuration's folder is the package's, so it failed with
+    "No module named 'peek'"."""
+    (tmp_path / "peek.py").write_text(
+        "class Peek:\n"
+        "    seen = 0\n"
+        "    def on_step(self, ctx):\n"
+        "        self.seen += len(ctx.items)\n"
+        "    def metrics(self):\n"
+        "        return {'seen': self.seen}\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = Path(sys.executable).with_name("sessionkit")  # as installed (``-m`` adds the cwd)
+    assert script.is_file(), script
+    command = [str(script), "run", "demo", "--start", "2024-12-02", "--end", "2024-12-02"]
+    command.append("--json")
+    result = subprocess.run(
+        [*command, "--speed", "max", "--set", "analysis.entry=peek:Peek"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"] == {"seen": 6 * 390}
+
+
 def test_the_summary_says_what_the_analysis_raised_not_only_how_often(tmp_path: Path) -> None:
     """Before, the summary said "analysis errors: 392" and nothing else: the messages were
     only in the TUI's event log."""
