@@ -52,6 +52,8 @@ class SweepSource(Protocol):
     runs: Sequence[SweepRun]
     executor: str
     """Where the runs happen, for the status line (``2 worker processes``)."""
+    # Optionally ``parallel: int | None``: how many runs run at once (for the ETA; without
+    # it, the most runs seen running at once).
 
     def run(
         self,
@@ -85,10 +87,10 @@ class LiveSweep:
         from multiprocessing import resource_tracker
 
         resource_tracker.ensure_running()
+        self.parallel = parallel_runs(len(runs), workers, dask)
+        """How many runs run at once (None: a remote Dask cluster's, unknown here)."""
         if dask is None:
-            import os
-
-            count = min(workers or os.cpu_count() or 1, len(runs)) or 1
+            count = self.parallel
             self.executor = f"{count} worker process{'es' if count != 1 else ''}"
         else:
             self.executor = f"Dask {dask}"
@@ -109,6 +111,21 @@ class LiveSweep:
             cancel=cancel,
             worker_output=self.worker_output,
         )
+
+
+def parallel_runs(runs: int, workers: int | None, dask: str | None) -> int | None:
+    """How many of ``runs`` run at once: ``workers`` (default: the CPU count) worker
+    processes, or a local Dask cluster's (``local:N``: N) workers; None on a remote Dask
+    cluster (its workers are its own)."""
+    import os
+
+    if dask is None or dask == "local":
+        count = workers or os.cpu_count() or 1
+    elif dask.startswith("local:") and dask.partition(":")[2].isdigit():
+        count = int(dask.partition(":")[2])
+    else:
+        return None
+    return max(1, min(count, runs))
 
 
 class SweepMonitorApp(App[None]):
@@ -162,7 +179,6 @@ class SweepMonitorApp(App[None]):
         self._initial_theme = theme
         self._began = time.monotonic()
         self._ended_at: float | None = None
-        self._first_report: float | None = None
         self._quitting = False
         for entry in themes.themes:
             self.register_theme(entry)
@@ -209,14 +225,12 @@ class SweepMonitorApp(App[None]):
             self.ended.set()
 
     def on_run_progressed(self, message: RunProgressed) -> None:
-        if self._first_report is None:
-            self._first_report = time.monotonic()
-        if self.board.progress(message.record):
+        if self.board.progress(message.record, time.monotonic()):
             self.query_one(SweepTable).show(self.board, changed=(message.record.index,))
             self._show_status()
 
     def on_run_finished(self, message: RunFinished) -> None:
-        self.board.finish(message.outcome)
+        self.board.finish(message.outcome, time.monotonic())
         self.query_one(SweepTable).show(self.board, changed=(message.outcome.run.index,))
         self._show_status()
 
@@ -265,12 +279,11 @@ class SweepMonitorApp(App[None]):
             ended = "cancelled" if self.cancel.is_set() else "finished"
             parts.append(ended if self.figures.frozen else f"{ended} in {duration(elapsed)}")
         else:
-            # The pace since the first run reported (starting the workers or a cluster is
-            # not part of it).
-            work_done = board.work_done()
-            since = None if self._first_report is None else time.monotonic() - self._first_report
-            eta = since * (total - work_done) / work_done if since and work_done > 0 else None
-            parts.append(self.figures.eta(eta))
+            # The runs left at the runs' own pace, the pending ones queued behind the
+            # running ones on the workers (starting the workers or a cluster is not part
+            # of it: a run's time starts with its first record).
+            workers = getattr(self.source, "parallel", None)
+            parts.append(self.figures.eta(board.eta(time.monotonic(), workers)))
         return " · ".join(parts)
 
     def _show_status(self) -> None:

@@ -10,7 +10,9 @@ arriving after it is ignored).
 
 from __future__ import annotations
 
+import heapq
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -42,6 +44,10 @@ BAR_CELLS = 8
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
+PACE_FRACTION = 0.02
+"""The done fraction from which a running run's pace is trusted (before it, a run still
+loading its first session says little of how long it will take)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -62,6 +68,10 @@ class RunEntry:
     record: RunProgress | None = None
     outcome: SweepOutcome | None = None
     cancelled: bool = False
+    began: float | None = None
+    """When its first record arrived (monotonic seconds): the run had started."""
+    ended: float | None = None
+    """When its outcome arrived (monotonic seconds)."""
 
     @property
     def state(self) -> str:
@@ -155,21 +165,29 @@ class SweepBoard:
         self.metric_names: list[str] = []
         """Metric names in the order the analysis reports them (learnt from the records)."""
         self._plan_columns: list[Column] | None = None
+        self.most_running = 0
+        """The most runs seen running at once by :meth:`eta` (the workers, when their
+        count is unknown)."""
 
     # -- updates ------------------------------------------------------------------------
 
-    def progress(self, record: RunProgress) -> bool:
-        """Take a worker's record; False if it changes nothing (the run has ended)."""
+    def progress(self, record: RunProgress, now: float | None = None) -> bool:
+        """Take a worker's record (arrived at ``now``, monotonic seconds; default: now);
+        False if it changes nothing (the run has ended)."""
         entry = self.entries.get(record.index)
         if entry is None or entry.outcome is not None or entry.cancelled:
             return False
+        if entry.began is None:
+            entry.began = time.monotonic() if now is None else now
         entry.record = record
         self._learn(record.metrics)
         return True
 
-    def finish(self, outcome: SweepOutcome) -> None:
+    def finish(self, outcome: SweepOutcome, now: float | None = None) -> None:
+        """Take a run's outcome (arrived at ``now``, monotonic seconds; default: now)."""
         entry = self.entries[outcome.run.index]
         entry.outcome = outcome
+        entry.ended = time.monotonic() if now is None else now
         result = outcome.result
         if result is not None:
             self._learn(result.metrics)
@@ -236,6 +254,49 @@ class SweepBoard:
         return sum(
             1.0 if entry.finished else (entry.fraction or 0.0) for entry in self.entries.values()
         )
+
+    def eta(self, now: float, workers: int | None = None) -> float | None:
+        """Wall seconds until the last run ends, at ``now`` (monotonic seconds); None until
+        a run's length can be told.
+
+        A run is taken to last as long as the runs seen so far: those completed (from their
+        first record to their outcome) and the running ones at their own pace (once
+        :data:`PACE_FRACTION` done). Each running run ends at its own pace; the pending
+        ones queue behind them, each starting when one of the ``workers`` is free
+        (:func:`eta_seconds`). ``workers`` None: the most runs seen running at once.
+        """
+        lengths: list[float] = []
+        running: list[RunEntry] = []
+        pending = 0
+        for entry in self.entries.values():
+            if entry.state == "pending":
+                pending += 1
+            elif not entry.finished:
+                running.append(entry)
+            elif entry.outcome is not None and entry.outcome.state == "completed":
+                if entry.began is not None and entry.ended is not None:
+                    lengths.append(entry.ended - entry.began)
+                elif entry.outcome.result is not None:
+                    lengths.append(entry.outcome.result.wall_seconds)
+        paced: dict[int, float] = {}  # a running run's fraction done, when its pace is known
+        for entry in running:
+            fraction = entry.fraction
+            if entry.began is not None and fraction is not None and fraction >= PACE_FRACTION:
+                paced[entry.run.index] = fraction
+                lengths.append((now - entry.began) / fraction)
+        self.most_running = max(self.most_running, len(running))
+        if not lengths:
+            return None
+        length = sum(lengths) / len(lengths)
+        left = []
+        for entry in running:
+            elapsed = 0.0 if entry.began is None else now - entry.began
+            fraction = paced.get(entry.run.index)
+            if fraction is not None:
+                left.append(elapsed * (1.0 - fraction) / fraction)
+            else:
+                left.append(max(0.0, length - elapsed))
+        return eta_seconds(left, pending, workers or self.most_running or 1, length)
 
     # -- the table ------------------------------------------------------------------------
 
@@ -338,6 +399,29 @@ class SweepBoard:
             key=lambda i: (self.sort_value(i, key), -i if descending else i), reverse=descending
         )
         return known + unknown
+
+
+def eta_seconds(left: Sequence[float], pending: int, workers: int, run_seconds: float) -> float:
+    """Wall seconds until the last run of a sweep ends.
+
+    Parameters
+    ----------
+    left
+        The seconds each running run still needs (each holds a worker).
+    pending
+        Runs not started yet: each takes ``run_seconds`` once a worker is free, the first
+        free first (they queue behind the running ones when every worker is busy).
+    workers
+        How many runs run at once (at least the running ones).
+    run_seconds
+        How long a run takes.
+    """
+    free = sorted(max(0.0, seconds) for seconds in left)
+    free += [0.0] * max(0, max(1, workers) - len(free))
+    heapq.heapify(free)
+    for _ in range(pending):
+        heapq.heapreplace(free, free[0] + run_seconds)
+    return max(free)
 
 
 def _rate(value: float) -> str:

@@ -68,3 +68,56 @@ def test_the_command_passes_the_shard_warning_and_prints_it_once_the_screen_is_g
     given.clear()
     assert sweep_main(["demo", *TWO_DAYS, "--shard-by", "session"]) == 0
     assert given["warnings"] == []  # the demo's 5 trailing days
+
+
+# -- the ETA ------------------------------------------------------------------------------
+
+
+def test_the_eta_queues_the_pending_runs_behind_the_running_ones() -> None:
+    from sessionkit.tui.sweep_board import eta_seconds
+
+    # QA's case: 3 runs of 250 s on 2 workers, 125 s in: the two running need 125 s more,
+    # then the third runs alone for 250 s (the pace of the runs done said 125 s more).
+    assert eta_seconds([125.0, 125.0], 1, 2, 250.0) == 375.0
+    assert eta_seconds([125.0, 125.0], 0, 2, 250.0) == 125.0
+    assert eta_seconds([125.0, 25.0], 1, 2, 250.0) == 275.0  # the third starts at 25 s
+    assert eta_seconds([10.0, 20.0], 4, 2, 100.0) == 220.0  # 10+100+100, 20+100+100
+    assert eta_seconds([], 3, 4, 100.0) == 100.0  # more workers than runs
+    assert eta_seconds([], 5, 2, 100.0) == 300.0
+    assert eta_seconds([50.0], 0, 0, 100.0) == 50.0  # (no worker count: the running one)
+
+
+def _three_runs():
+    return plan_sweep(
+        "demo",
+        grid={"analysis.options.fast": [5, 10, 20]},
+        overrides={"backtest.start_date": "2024-12-09", "backtest.end_date": "2024-12-09"},
+    )
+
+
+def test_the_boards_eta_comes_from_the_runs_pace_and_the_workers() -> None:
+    from sessionkit.engine.runs.sweep import RunProgress
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    board = SweepBoard(_three_runs())
+    assert board.eta(0.0, 2) is None  # nothing known yet
+    for index in (0, 1):
+        assert board.progress(RunProgress(index, "initializing", expected_bars=1000), now=10.0)
+    assert board.eta(11.0, 2) is None  # no pace yet
+    for index in (0, 1):
+        board.progress(RunProgress(index, "streaming", bars=500, expected_bars=1000), now=135.0)
+    # 125 s for half of each: 125 s left for both, then the third alone for 250 s. (The
+    # monitor said about 2 minutes: the work left at the pace of two runs at once.)
+    assert board.eta(135.0, 2) == 375.0
+    assert board.eta(135.0, 3) == 250.0  # a third worker starts it now
+    assert board.eta(135.0) == 375.0  # workers unknown: the most seen running at once
+
+
+def test_the_workers_the_eta_counts_on() -> None:
+    from sessionkit.tui.sweep_app import parallel_runs
+
+    assert parallel_runs(3, 2, None) == 2
+    assert parallel_runs(1, 8, None) == 1
+    assert parallel_runs(3, 2, "local") == 2
+    assert parallel_runs(10, None, "local:4") == 4
+    assert parallel_runs(10, 2, "tcp://127.0.0.1:8786") is None
