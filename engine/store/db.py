@@ -72,6 +72,13 @@ and a fractional one as a double. A database created before fractional volumes h
 integer column on every backend: :func:`upgrade_schema` widens it where that matters."""
 
 
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+"""The bars' key: ``BIGINT`` (``BIGSERIAL`` on PostgreSQL: a shared store holds billions
+of bars, and every import's conflicting rows use up numbers of its sequence too); on
+SQLite ``INTEGER``, the rowid (64-bit already). A database created with a 32-bit key is
+widened by :func:`upgrade_schema`."""
+
+
 class Base(DeclarativeBase):
     """Declarative base of sessionkit's schema."""
 
@@ -84,7 +91,7 @@ class BarRecord(Base):
         UniqueConstraint("symbol", "interval", "start", name="uq_bars_symbol_interval_start"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
     symbol: Mapped[str] = mapped_column(String(32))
     interval: Mapped[str] = mapped_column(String(8))
     start: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -235,10 +242,25 @@ def whole_volumes_only(connection: Connection) -> bool:
     return isinstance(kinds.get("volume"), Integer)
 
 
+def narrow_bar_ids(connection: Connection) -> bool:
+    """Whether the database's ``bars.id`` is a 32-bit integer (PostgreSQL databases made
+    before :data:`ID_TYPE`: about 2.1 billion bars, sequence numbers included)."""
+    if connection.dialect.name != "postgresql":
+        return False
+    inspector = inspect(connection)
+    if "bars" not in inspector.get_table_names():
+        return False
+    kinds = {column["name"]: column["type"] for column in inspector.get_columns("bars")}
+    kind = kinds.get("id")
+    return isinstance(kind, Integer) and not isinstance(kind, BigInteger)
+
+
 def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
     """Upgrade an older database in place, keeping every row: add the columns of
-    :data:`UPGRADE_COLUMNS` it lacks (empty, NULL, in existing rows), and widen an integer
-    ``bars.volume`` to :data:`VOLUME_TYPE` (see :func:`whole_volumes_only`).
+    :data:`UPGRADE_COLUMNS` it lacks (empty, NULL, in existing rows), widen an integer
+    ``bars.volume`` to :data:`VOLUME_TYPE` (see :func:`whole_volumes_only`) and a 32-bit
+    ``bars.id`` (and its sequence) to :data:`ID_TYPE` (PostgreSQL, see
+    :func:`narrow_bar_ids`).
 
     Returns
     -------
@@ -248,7 +270,8 @@ def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
     added = missing_columns(engine)
     with engine.connect() as connection:
         widen = whole_volumes_only(connection)
-    if not added and not widen:
+        wide_ids = narrow_bar_ids(connection)
+    if not added and not widen and not wide_ids:
         return []
     quote = engine.dialect.identifier_preparer.quote
     with engine.begin() as connection:
@@ -265,7 +288,18 @@ def upgrade_schema(engine: Engine) -> list[tuple[str, str]]:
                 connection.exec_driver_sql(f"ALTER TABLE {bars} MODIFY {volume} {kind}")
             else:  # PostgreSQL and the standard's other followers
                 connection.exec_driver_sql(f"ALTER TABLE {bars} ALTER COLUMN {volume} TYPE {kind}")
-    return [*added, *([("bars", "volume")] if widen else [])]
+        if wide_ids:
+            connection.exec_driver_sql("ALTER TABLE bars ALTER COLUMN id TYPE BIGINT")
+            sequence = connection.exec_driver_sql(
+                "SELECT pg_get_serial_sequence('bars', 'id')"
+            ).scalar()
+            if sequence:  # a serial column's sequence is 32-bit too (PostgreSQL 10+)
+                connection.exec_driver_sql(f"ALTER SEQUENCE {sequence} AS BIGINT")
+    return [
+        *added,
+        *([("bars", "volume")] if widen else []),
+        *([("bars", "id")] if wide_ids else []),
+    ]
 
 
 def init_db(url: str) -> Engine:

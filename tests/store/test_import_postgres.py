@@ -149,3 +149,46 @@ def test_an_older_postgres_database_is_widened_by_db_init(pg, postgres_url, tmp_
     assert report.imported == 2
     assert [r[-1] for r in _rows(engine)] == [10, 10, 7.5]
     engine.dispose()
+
+
+def test_bar_ids_are_64_bit_and_an_older_database_is_widened(
+    pg, postgres_url, tmp_path: Path
+) -> None:
+    """QA: ``bars.id`` was a 32-bit SERIAL: about 2.1 billion bars, and every import's
+    conflicting rows use up sequence numbers too (a second import of a million rows used
+    a million). New databases have a 64-bit key; ``db init`` widens an older one."""
+    from sessionkit.engine.store.db import init_or_upgrade_db
+
+    def kinds(engine) -> tuple[str, str]:
+        with engine.connect() as connection:
+            column = connection.exec_driver_sql(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'bars' AND column_name = 'id'"
+            ).scalar()
+            sequence = connection.exec_driver_sql(
+                "SELECT data_type FROM information_schema.sequences "
+                "WHERE sequence_name = 'bars_id_seq'"
+            ).scalar()
+        return column, sequence
+
+    assert kinds(pg) == ("bigint", "bigint")
+    with pg.begin() as connection:  # as an older sessionkit made it
+        connection.exec_driver_sql("ALTER TABLE bars ALTER COLUMN id TYPE integer")
+        connection.exec_driver_sql("ALTER SEQUENCE bars_id_seq AS integer")
+        connection.exec_driver_sql("SELECT setval('bars_id_seq', 2147483000)")
+    assert kinds(pg) == ("integer", "integer")
+    engine, changed = init_or_upgrade_db(postgres_url)
+    assert changed == [("bars", "id")]
+    assert kinds(engine) == ("bigint", "bigint")
+    assert init_or_upgrade_db(postgres_url)[1] == []  # once
+    with engine.begin() as connection:  # past the 32-bit limit
+        connection.exec_driver_sql("SELECT setval('bars_id_seq', 3000000000)")
+    path = tmp_path / "late.csv"
+    path.write_text(
+        HEADER + "".join(f"2024-03-05T00:0{m}:00+00:00,1,2,0.5,1.5,10\n" for m in range(3))
+    )
+    assert import_bars(engine, path, "BTC", "1m").imported == 3
+    with engine.connect() as connection:
+        ids = [r[0] for r in connection.exec_driver_sql("SELECT id FROM bars ORDER BY id")]
+    assert len(ids) == 3 and min(ids) > 2**31
+    engine.dispose()
