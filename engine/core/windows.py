@@ -16,6 +16,8 @@ force=True)`` builds them for one session (the tests use that function as the or
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -247,3 +249,34 @@ def session_windows(session: SessionTimes, delta: timedelta) -> list[tuple[datet
             windows.append((t, min(t + delta, end)))
             t += delta
     return windows
+
+
+def window_end_instants(
+    session: SessionTimes,
+    base: timedelta,
+    deltas: Sequence[timedelta],
+    starts: Sequence[datetime],
+) -> list[datetime]:
+    """The ends of the ``deltas`` windows of the session that hold a bar of ``starts``
+    (the ``base`` bars' starts, sorted) and at which none of those bars ends, before the close and
+    other than the break's start: the instants at which only a derived bar becomes visible
+    (its window's last base bars are missing). Sorted.
+
+    A derived bar is visible at its window's end whatever else is streamed; without these
+    instants it waited for the next bar of any symbol, so a symbol's results depended on
+    the others in the run.
+    """
+    if not starts or not deltas:
+        return []
+    extra: set[datetime] = set()
+    for delta in deltas:
+        for start, end in session_windows(session, delta):
+            if end >= session.close or end == session.break_start:
+                continue  # instants of their own already
+            i = bisect_left(starts, start)
+            if i < len(starts) and starts[i] < end:  # the window holds bars
+                # Does one of them end at the window's end? Only its last can.
+                last = bisect_left(starts, end, i) - 1
+                if bar_end(session, base, starts[last]) != end:
+                    extra.add(end)
+    return sorted(extra)

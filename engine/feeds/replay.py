@@ -19,7 +19,7 @@ from typing import Literal
 from ..config import SessionConfig
 from ..core.bar import Bar, Step, interval_delta
 from ..core.time_manager import TimeManager
-from ..core.windows import SessionTimes, bar_end, in_break, trading_time
+from ..core.windows import SessionTimes, bar_end, in_break, trading_time, window_end_instants
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
 
@@ -190,6 +190,12 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFee
         (bar_end(session, delta, start), tuple(group))
         for start, group in groupby(pairs, key=lambda pair: pair[1].start)
     ]
+    # A derived window whose last bars are missing still ends on time (as in a backtest).
+    derived = [interval_delta(i) for i in config.streams.derived]
+    starts = [items[0][1].start for _t, items in steps]
+    ends = window_end_instants(session, delta, derived, starts)
+    if ends:
+        steps = sorted([*steps, *((t, ()) for t in ends)], key=lambda step: step[0])
     start = session.open
     if live.replay_start:
         try:

@@ -47,7 +47,7 @@ from typing import Literal
 from ..core.bar import Bar, Step, interval_delta
 from ..core.subscription import LONGEST_WAIT
 from ..core.time_manager import TimeManager, TradingSession
-from ..core.windows import SessionTimes, bar_end, regular_minutes, session_windows
+from ..core.windows import SessionTimes, bar_end, regular_minutes, window_end_instants
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
 from ..store.data_manager import DataManager, StepColumns, StepStatement, columns_from_reader
 from ..store.db import sqlite_file
@@ -829,23 +829,11 @@ class SessionCoordinator(threading.Thread):
         return self._with_window_ends(steps, session) if self.derived and steps else steps
 
     def _with_window_ends(self, steps: list[Step], session: SessionTimes) -> list[Step]:
-        """``steps`` and, as empty instants, the ends of the derived windows holding bars
-        at which no base bar ends (the window's last base bars are missing): its derived bar
-        becomes visible then, at its end, whatever else the run streams (without them it
-        waited for the next step, which depends on the other symbols' bars). The break's
-        start and the close are instants already (:meth:`_reach_break`, the close)."""
-        times = [t for t, _items in steps]
+        """``steps`` and, as empty instants, the ends of the derived windows at which only
+        their derived bar becomes visible (:func:`~sessionkit.engine.core.windows.window_end_instants`).
+        """
         starts = [items[0][1].start for _t, items in steps]
-        extra: set[datetime] = set()
-        for delta in self.derived:
-            for start, end in session_windows(session, delta):
-                if end >= session.close or end == session.break_start:
-                    continue
-                i = bisect_left(starts, start)
-                if i < len(starts) and starts[i] < end:  # the window holds bars
-                    j = bisect_left(times, end)
-                    if j == len(times) or times[j] != end:
-                        extra.add(end)
+        extra = window_end_instants(session, self.delta, self.derived, starts)
         if not extra:
             return steps
         steps.extend((t, ()) for t in extra)

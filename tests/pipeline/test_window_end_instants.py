@@ -56,3 +56,18 @@ def test_a_symbols_results_do_not_depend_on_the_other_symbols(tmp_path) -> None:
         if row.startswith("2024-11-25T09:40")
     )
     assert line.split(",")[7] == f"{100 * 14 / 15:.10f}".rstrip("0")  # quality at 09:45
+
+
+def test_the_live_replay_makes_window_ends_instants_too() -> None:
+    config = {
+        "mode": "live",
+        "streams": {"symbols": ["BOLT"], "derived": ["5m"]},
+        "live": {"replay_date": "2024-11-25", "replay_start": "09:30", "speed": 1e6},
+    }
+    session = Session(config_from_dict(config))
+    session.coordinator.fill_wait = 60.0  # never the limit, however busy the machine
+    run_to_end(session)
+    series = session.data.series("BOLT", "5m")
+    end = datetime(2024, 11, 25, 9, 45, tzinfo=NY).timestamp()
+    assert series.last(end).start == datetime(2024, 11, 25, 9, 40, tzinfo=NY)
+    assert series.last(end - 1).start == datetime(2024, 11, 25, 9, 35, tzinfo=NY)
