@@ -239,6 +239,10 @@ def import_command(
                 if console is not None:  # as each file is done
                     console.print(report)
                     console.print(report.summary(), soft_wrap=True, markup=False)
+                    for warning in report.warnings():
+                        console.print(
+                            f"warning: {warning}", soft_wrap=True, markup=False, style="yellow"
+                        )
             reports += done
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ same :class:`~.importing.RowRules` the ``csv``-module reader uses, which accepts
 it with the same reason and detail: the rules live in one place, and both readers give the
 same rows and the same report. A CSV file pyarrow cannot split into rows exactly as the
 ``csv`` module does (blank lines, rows with a wrong number of fields, text that is not
-UTF-8) raises :class:`NeedsReference`, and :func:`~.importing.import_bars` imports it with
+UTF-8 in a column read: the ``csv`` module rejects those rows) raises :class:`NeedsReference`, and :func:`~.importing.import_bars` imports it with
 the ``csv`` module instead (the transaction is rolled back first).
 
 Row numbers: CSV rows are numbered by their line (the header is line 1); Parquet rows by
@@ -41,6 +41,7 @@ from .importing import (
     Batch,
     ImportReport,
     RowRules,
+    decimal_comma_of,
     delimiter_of,
     open_binary,
     read_head,
@@ -286,9 +287,11 @@ def _vectorised(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Starts, OHLC, volumes of a block of rows, and the mask of rows that surely pass."""
     ts, o, h, lo, c, v = fields
-    if rules.decimal_comma:  # 1,0850 as 1.0850, as the row rules read it
+    if rules.decimal_comma:
+        # 1,0850 as 1.0850, as the row rules read it; a dot (1.000: thousands, or an
+        # ambiguous decimal point) makes the row doubtful: the row rules decide.
         o, h, lo, c, v = (
-            pc.replace_substring(x, ",", ".")
+            pc.replace_substring(pc.replace_substring(x, ".", "_"), ",", ".")
             if pa.types.is_string(x.type) or pa.types.is_large_string(x.type)
             else x
             for x in (o, h, lo, c, v)
@@ -379,16 +382,17 @@ def read_csv_arrow(
     head = read_head(path, 1 << 20)
     first = head.split(b"\n", 1)[0]
     delimiter = delimiter_of(head)
-    rules.decimal_comma = delimiter == ";"
     try:
-        header = next(csv.reader(io.StringIO(first.decode("utf-8-sig")), delimiter=delimiter), None)
-    except (UnicodeDecodeError, csv.Error):
+        text = first.decode("utf-8-sig", "surrogateescape")
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), None)
+    except csv.Error:
         raise NeedsReference from None
     if header is None or ("\n" not in head.decode("utf-8", "replace") and len(head) >= 1 << 20):
         raise NeedsReference
     columns = resolve_columns(path, header, mapping)
     report.reader = "pyarrow csv"
     columns.apply(report, rules)
+    rules.decimal_comma = decimal_comma_of(path, delimiter, columns)
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     wanted = [names[i] for i in columns.positions]

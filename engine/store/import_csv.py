@@ -13,10 +13,15 @@ offset (``2011-01-03T09:30:00-05:00``) or naive together with an IANA zone
 (``tz="America/New_York"``). ``.csv.gz`` and ``.zst`` files are decompressed on the fly.
 A bad row is rejected, counted under its reason and kept as an example with its line
 number; the good rows are imported (see :mod:`.importing` for the rules and the writer).
+The text is UTF-8: a byte that is not rejects its row when it is in a column read (the
+file's other rows are read), and does not matter in another column. A semicolon-separated
+file may have decimal commas (:func:`~.importing.decimal_comma_of`), whose dots then only
+group thousands.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +35,7 @@ from .importing import (
     BAD_TIMESTAMP,
     CHUNK,
     DUPLICATE,
+    FIELDS,
     HEADER,
     HIGH_BELOW_LOW,
     MAX_EXAMPLES,
@@ -38,6 +44,7 @@ from .importing import (
     NON_NUMERIC,
     NONEXISTENT_TIME,
     NOT_FINITE,
+    NOT_UTF8,
     NOT_WHOLE_MINUTE,
     OUTSIDE_RANGE,
     WRONG_FIELD_COUNT,
@@ -46,11 +53,14 @@ from .importing import (
     ImportReport,
     RejectedRow,
     RowRules,
+    decimal_comma_of,
     delimiter_of,
+    printable,
     read_head,
     resolve_columns,
     run_import,
     text_stream,
+    undecodable,
 )
 
 __all__ = [
@@ -86,6 +96,10 @@ def check_text_file(path: Path) -> None:
     head = read_head(path)
     if not head.strip():
         raise DataImportError(f"{path} is empty (expected a CSV header: {','.join(HEADER)})")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataImportError(
+            f"{path} is UTF-16 text, not UTF-8: convert it (iconv -f utf-16 -t utf-8)"
+        )
     if b"\x00" in head:
         raise DataImportError(f"{path} is a binary file, not a CSV file of bars")
 
@@ -98,11 +112,11 @@ def read_csv_module(
     Raises
     ------
     DataImportError
-        If the file is empty, binary, not UTF-8, not CSV, or its header lacks a field.
+        If the file is empty, binary, not CSV, or its header lacks a field. (A row with
+        bytes that are not UTF-8 in a column read is rejected; in another column, read.)
     """
     check_text_file(path)
     delimiter = delimiter_of(read_head(path))
-    rules.decimal_comma = delimiter == ";"
     report.reader = "csv module"
     check = rules.check
     lines: list[int] = []
@@ -120,7 +134,10 @@ def read_csv_module(
                 )
             columns = resolve_columns(path, header, mapping)
             columns.apply(report, rules)
+            rules.decimal_comma = decimal_comma_of(path, delimiter, columns)
             width = len(header)
+            # The fields' names, for rows with bytes that are not UTF-8.
+            fields = ("date", "time", *FIELDS[1:]) if columns.timestamp is None else FIELDS
             split = columns.timestamp is None
             positions = columns.positions
             identity = positions == list(range(6)) and width == 6
@@ -136,7 +153,9 @@ def read_csv_module(
                     continue  # blank line
                 if at is not None and len(row) == width:
                     name = row[at].strip()
-                    if (names is None and name != symbol) or (
+                    if undecodable(name):  # whose row is it? (counted below)
+                        pass
+                    elif (names is None and name != symbol) or (
                         wanted is not None and name not in wanted
                     ):
                         others[name] = others.get(name, 0) + 1
@@ -145,20 +164,35 @@ def read_csv_module(
                 if len(row) != width:
                     if len(row) < width:
                         report.reject(
-                            line, MISSING, f"{len(row)} of {width} fields: {','.join(row)[:60]}"
+                            line,
+                            MISSING,
+                            f"{len(row)} of {width} fields: {printable(','.join(row)[:60])}",
                         )
                     else:
                         report.reject(
                             line, WRONG_FIELD_COUNT, f"{len(row)} fields, expected {width}"
                         )
                     continue
-                if identity:
-                    values = row
-                elif split:
-                    d, t, *rest = (row[i] for i in positions)
+                cells = row if identity else [row[i] for i in positions]
+                if not all(map(str.isascii, cells)) or (at is not None and not row[at].isascii()):
+                    read = zip(
+                        (*fields, "symbol"),
+                        (*cells, row[at] if at is not None else ""),
+                        strict=True,
+                    )
+                    bad = [
+                        f"{name}='{printable(cell.strip()[:30])}'"
+                        for name, cell in read
+                        if undecodable(cell)
+                    ]
+                    if bad:  # (other text than ASCII is fine)
+                        report.reject(line, NOT_UTF8, ", ".join(bad))
+                        continue
+                if split:
+                    d, t, *rest = cells
                     values = [f"{d.strip()} {t.strip()}".strip(), *rest]
                 else:
-                    values = [row[i] for i in positions]
+                    values = cells
                 valid = check(line, *values)
                 if valid is not None:
                     lines.append(line)
@@ -170,8 +204,6 @@ def read_csv_module(
                         lines, rows = [], []
                         names = None if names is None else []
         report.skip_others(others)
-    except UnicodeDecodeError:
-        raise DataImportError(f"{path} is not a UTF-8 text CSV file of bars") from None
     except csv.Error as exc:
         where = f" (line {reader.line_num})" if reader is not None else ""
         raise DataImportError(f"{path} is not a readable CSV file{where}: {exc}") from None

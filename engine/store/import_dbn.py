@@ -6,8 +6,13 @@ calls it. The file is read with Databento's own client (:class:`databento.DBNSto
 
 - Schemas ``ohlcv-1m`` and ``ohlcv-1h`` (sessionkit's ``1m`` and ``1h``); ``ohlcv-1s`` and
   ``ohlcv-1d`` have no sessionkit interval and are refused with a clear message.
-- Symbols come from the file's symbology mappings (raw symbol -> instrument id, per date);
-  each must obey the symbol rule. Each symbol gets its own report.
+- Symbols come from the file's symbology mappings (raw symbol -> instrument id, per date).
+  Each symbol gets its own report. Records no mapping covers (an instrument id without
+  one, or outside its dates) are rejected as :data:`~.importing.NO_MAPPING`; records of a
+  symbol that breaks the symbol rule (OPRA's ``SPY   240119C00470000``) as
+  :data:`~.importing.BAD_SYMBOL`, or, importing only some symbols, skipped like the other
+  symbols' records; they are counted in one more report, for the records of no imported
+  symbol (its ``symbol`` is empty). A file none of whose records is valid is refused.
 - Prices are fixed point (units of 1e-9), converted exactly as a decimal text would be;
   an undefined price is a missing value. ``ts_event`` is the bar's start.
 - Rows go through the same rules, writer and report as CSV and Parquet files
@@ -18,7 +23,7 @@ calls it. The file is read with Databento's own client (:class:`databento.DBNSto
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,14 +34,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.bar import check_symbol
-from ..errors import DatabaseError, DataImportError
+from ..errors import DatabaseError, DataImportError, InvalidSymbolError
 from .import_arrow import check_batch
 from .importing import (
+    BAD_SYMBOL,
     CHUNK,
+    MAX_EXAMPLES,
+    NO_MAPPING,
     BarSink,
     ImportReport,
     RowRules,
+    SessionGrid,
     check_file,
+    nothing_imported,
     prepare,
     safe_url,
     upsert_symbol,
@@ -70,7 +80,6 @@ def _symbol_intervals(path: Path, mappings: dict[str, list[dict[str, Any]]]) -> 
     """(instrument id, first date, end date (excluded), symbol) from the file's mappings."""
     out = []
     for raw_symbol, intervals in mappings.items():
-        check_symbol(raw_symbol)
         for item in intervals:
             try:
                 instrument = int(item["symbol"])
@@ -113,15 +122,18 @@ def import_dbn(
     Returns
     -------
     list of ImportReport
-        One per imported symbol, in name order.
+        One per imported symbol, in name order; then, if the file has records of no
+        symbol imported (no mapping covers them, their symbol breaks the symbol rule, or
+        another symbol's when ``symbol`` is given), one for those (``symbol`` empty).
 
     Raises
     ------
     DataImportError
-        If the file is not DBN, its schema is not an OHLCV schema sessionkit has an
-        interval for, the symbol is not in the file, or the interval does not match.
+        If the file is not DBN (or cannot be read), its schema is not an OHLCV schema
+        sessionkit has an interval for, the symbol is not in the file, the interval does
+        not match, or no record is valid (nothing is written then).
     InvalidSymbolError
-        If a symbol of the file breaks the symbol rule.
+        If ``symbol`` breaks the symbol rule.
     DatabaseError
         If the rows cannot be written.
     """
@@ -142,58 +154,84 @@ def import_dbn(
             f"({bar_interval} bars)"
         )
     mapping = _symbol_intervals(path, store.mappings)
-    symbols = sorted({m[3] for m in mapping})
+    names = sorted({m[3] for m in mapping})
+    if not names:
+        raise DataImportError(f"{path}: the file has no symbol mappings (nothing to import)")
+    invalid: dict[str, str] = {}
+    """The file's symbols that break the symbol rule, and why."""
+    for name in names:
+        try:
+            check_symbol(name)
+        except InvalidSymbolError as exc:
+            invalid[name] = f"{name!r}: {exc.problem}"
+    every = symbol is None
     if symbol is not None:
         asked = [symbol] if isinstance(symbol, str) else list(dict.fromkeys(symbol))
         for name in asked:
             prepare(name, bar_interval)
-        absent = [name for name in asked if name not in symbols]
+        absent = [name for name in asked if name not in names]
         if absent:
             raise DataImportError(
                 f"{path}: symbol {', '.join(map(repr, absent))} is not in the file (it has: "
-                f"{', '.join(symbols)})"
+                f"{', '.join(names)})"
             )
         symbols = sorted(asked)
-    if not symbols:
-        raise DataImportError(f"{path}: the file has no symbol mappings (nothing to import)")
-    reports = {
-        s: ImportReport(
-            path=path, symbol=s, interval=bar_interval, reader="databento dbn", line_label="record"
-        )
-        for s in symbols
+    else:
+        symbols = [name for name in names if name not in invalid]
+    columns = {
+        "timestamp": "ts_event",
+        "open": "open",
+        "high": "high",
+        "low": "low",
+        "close": "close",
+        "volume": "volume",
     }
-    for report in reports.values():
-        report.columns = {
-            "timestamp": "ts_event",
-            "open": "open",
-            "high": "high",
-            "low": "low",
-            "close": "close",
-            "volume": "volume",
-        }
+
+    def new_report(name: str) -> ImportReport:
+        report = ImportReport(
+            path=path,
+            symbol=name,
+            interval=bar_interval,
+            reader="databento dbn",
+            line_label="record",
+        )
+        report.columns = dict(columns)
+        return report
+
+    reports = {s: new_report(s) for s in symbols}
+    rest = new_report("")  # the records of no symbol imported
+    rest.columns = {}
     url = safe_url(engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as connection:
-            sinks = {s: BarSink(connection, r, "record") for s, r in reports.items()}
+            grid = SessionGrid.of(connection, bar_interval)
+            sinks = {s: BarSink(connection, r, "record", grid) for s, r in reports.items()}
             rules = {s: RowRules(r, path, UTC, "reject") for s, r in reports.items()}
             record = 1
-            for chunk in store.to_ndarray(count=CHUNK):
+            for chunk in _records(store, path):
                 n = len(chunk)
                 numbers = np.arange(record, record + n, dtype=np.int64)
                 record += n
                 owner = np.full(n, "", dtype=object)
+                mapped = np.zeros(n, dtype=bool)
                 days = _days(chunk["ts_event"])
+                ids = chunk["instrument_id"]
                 for instrument, first, end, name in mapping:
-                    if name not in reports:
-                        continue
-                    hit = (chunk["instrument_id"] == instrument) & (
-                        days >= np.datetime64(_iso(first))
-                    )
+                    hit = (ids == instrument) & (days >= np.datetime64(_iso(first)))
                     hit &= days < np.datetime64(_iso(end))
                     owner[hit] = name
-                for name in reports:
+                    mapped |= hit
+                for name in names:
                     index = np.flatnonzero(owner == name)
                     if not len(index):
+                        continue
+                    if name not in reports:  # another symbol's, or an invalid one
+                        if every:
+                            rest.rows_read += len(index)
+                            why = [invalid[name]] * min(len(index), MAX_EXAMPLES)
+                            rest.reject_rows(numbers[index], BAD_SYMBOL, why)
+                        else:
+                            rest.skip_others({name: len(index)})
                         continue
                     part = chunk[index]
                     fields = [
@@ -202,17 +240,52 @@ def import_dbn(
                         pa.array(part["volume"], pa.uint64()),
                     ]
                     sinks[name].add(check_batch(fields, numbers[index], reports[name], rules[name]))
-            for name, sink in sinks.items():
+                lost = np.flatnonzero(~mapped)
+                if len(lost):
+                    rest.rows_read += len(lost)
+                    rest.reject_rows(
+                        numbers[lost],
+                        NO_MAPPING,
+                        [f"instrument {ids[i]} on {days[i]}" for i in lost[:MAX_EXAMPLES]],
+                    )
+            for sink in sinks.values():
                 sink.finish()
-                upsert_symbol(connection, name, path, description, None, None)
+            if not any(r.valid for r in reports.values()):
+                raise nothing_imported([*reports.values(), rest])  # (rolled back)
+            for name, report in reports.items():
+                if report.valid:
+                    upsert_symbol(connection, name, path, description, None, None)
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"cannot import {path} into {url}: {getattr(exc, 'orig', exc)}"
         ) from None
     seconds = _time.perf_counter() - started
-    for report in reports.values():
+    done = [reports[s] for s in symbols] + ([rest] if rest.rows_read else [])
+    for report in done:
         report.seconds = seconds
-    return [reports[s] for s in symbols]
+    return done
+
+
+def _records(store: Any, path: Path) -> Iterator[np.ndarray]:
+    """The file's records, :data:`~.importing.CHUNK` at a time.
+
+    Raises
+    ------
+    DataImportError
+        Naming the file, if it cannot be read (a truncated or corrupt file).
+    """
+    try:
+        chunks = iter(store.to_ndarray(count=CHUNK))
+    except Exception as exc:  # the client raises ValueError/BentoError/DBNError
+        raise DataImportError(f"cannot read {path}: {exc}") from None
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise DataImportError(f"cannot read {path}: {exc}") from None
+        yield chunk
 
 
 def _iso(day: date | str) -> str:

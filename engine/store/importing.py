@@ -15,10 +15,20 @@ PostgreSQL), so memory stays bounded (the starts written, kept to find duplicate
 kept as runs: a few bytes per run of regular bars, whatever the number of rows) and two
 imports of the same bars at once both succeed: rows the other import wrote first are
 counted as already present.
+
+Nothing read is dropped without a word: a row is imported, or rejected (counted under its
+reason, the first ones kept as examples with their line), or skipped as another symbol's
+(counted). A file none of whose rows is valid is refused (:func:`nothing_imported`: its
+commonest reason, with an example), and its symbol is not created: a symbol is registered
+by the import that stores its first row. Valid rows whose start is off the session grid
+of the calendars stored (:class:`SessionGrid`) are imported with a warning
+(:meth:`ImportReport.warnings`): the database does not say which exchange a symbol
+trades on, so the grid of every stored calendar is tried.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import math
@@ -50,7 +60,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.bar import INTERVALS, check_symbol
+from ..core.bar import INTERVAL_SECONDS, INTERVALS, check_symbol
 from ..errors import DatabaseError, DataImportError, InvalidSymbolError
 from .db import SymbolInfo, safe_url, whole_volumes_only
 
@@ -159,13 +169,18 @@ HIGH_BELOW_LOW = "high < low"
 OUTSIDE_RANGE = "open or close outside [low, high]"
 NEGATIVE_VOLUME = "negative volume"
 BAD_SYMBOL = "invalid symbol"
+NO_MAPPING = "no symbol mapping"
 DUPLICATE = "duplicate timestamp"
 WRONG_FIELD_COUNT = "wrong number of fields"
+NOT_UTF8 = "not UTF-8 text"
+DECIMAL_DOT = "dot in a decimal-comma number"
 
 REASONS = (
     WRONG_FIELD_COUNT,
+    NOT_UTF8,
     MISSING,
     NON_NUMERIC,
+    DECIMAL_DOT,
     NOT_FINITE,
     VOLUME_TOO_LARGE,
     BAD_TIMESTAMP,
@@ -176,10 +191,50 @@ REASONS = (
     HIGH_BELOW_LOW,
     OUTSIDE_RANGE,
     NEGATIVE_VOLUME,
+    NO_MAPPING,
     BAD_SYMBOL,
     DUPLICATE,
 )
 """Every rejection reason, in the order reports list them."""
+
+TIMESTAMP_FORMATS = (
+    "accepted timestamps: ISO 8601 (2011-01-03T09:30:00-05:00, or naive 2011-01-03 09:30 "
+    "with --tz), 2011.01.03 09:30, day first 03.01.2011 09:30, a Unix epoch (1294065000, in "
+    "s, ms, us or ns), or date and time columns of those"
+)
+"""The timestamps the row rules read, for messages about the ones they cannot."""
+
+_GROUPED = re.compile(r"\s*[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?\s*")
+"""A number of a decimal-comma file whose dots group thousands: ``1.000``, ``12.345,5``."""
+
+
+def comma_number(text: str) -> str | None:
+    """A number of a decimal-comma file (``1,0850``) as Python reads numbers (``1.0850``):
+    dots may only group thousands, by three digits (``1.000`` is 1000, ``1.234,5``
+    1234.5); None for any other dot (``1.5``: a decimal point, which such a file does not
+    use, so the number is ambiguous)."""
+    if "." in text:
+        if not _GROUPED.fullmatch(text):
+            return None
+        text = text.replace(".", "")
+    return text.replace(",", ".")
+
+
+def printable(text: str) -> str:
+    """Text read with ``surrogateescape`` with its undecodable bytes as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def undecodable(text: str) -> bool:
+    """Whether text read with ``surrogateescape`` held bytes that are not UTF-8."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 
 # The bars table as plain Core columns: ``start`` is raw UTC epoch seconds, so inserting
 # needs no per-row type conversion. Same table and column names as db.BarRecord.
@@ -195,6 +250,16 @@ BARS = table(
     column("volume", Float),
 )
 
+
+CALENDAR = table(
+    "trading_calendar",
+    column("exchange", String),
+    column("open", BigInteger),
+    column("close", BigInteger),
+    column("break_start", BigInteger),
+    column("break_end", BigInteger),
+)
+"""The sessions of the trading calendar, as raw UTC epoch seconds (db.CalendarDay's table)."""
 
 _COLUMNS = ("symbol", "interval", "start", "open", "high", "low", "close", "volume")
 
@@ -218,6 +283,19 @@ class RejectedRow:
     line: int
     reason: str
     detail: str
+
+
+@dataclass(frozen=True)
+class OffGrid:
+    """The first valid row (of a file) whose start is off the session grid: its line (or
+    row, record), start and the start of the session part it is in (UTC epoch seconds),
+    the exchange of that session, and its symbol."""
+
+    line: int
+    start: int
+    anchor: int
+    exchange: str
+    symbol: str
 
 
 @dataclass
@@ -267,6 +345,16 @@ class ImportReport:
     wanted
         The symbols asked for, importing several (the file's other symbols are skipped);
         None: one symbol, or every symbol of the file.
+    grid_exchanges
+        The exchanges whose stored calendar the valid rows' starts were checked against
+        (:class:`SessionGrid`); empty: not checked (``1m`` bars, or no calendar stored).
+    off_grid
+        Valid rows that start inside a session of those calendars but not on its grid of
+        :attr:`interval` windows (anchored at the open and at a break's end, as
+        ``exchange_calendars``' ``trading_index``), on no calendar's grid: imported, with a
+        warning (:meth:`warnings`).
+    off_grid_example
+        The first of them.
     """
 
     path: Path
@@ -289,6 +377,9 @@ class ImportReport:
     other_symbols: dict[str, int] = field(default_factory=dict)
     symbols: dict[str, ImportReport] | None = None
     wanted: frozenset[str] | None = None
+    grid_exchanges: tuple[str, ...] = ()
+    off_grid: int = 0
+    off_grid_example: OffGrid | None = None
 
     @property
     def every_symbol(self) -> bool:
@@ -304,8 +395,11 @@ class ImportReport:
         return sorted(self.wanted - {s for s, r in (self.symbols or {}).items() if r.valid})
 
     def _what(self) -> str:
-        """``SPY 1m``, or ``3 symbols 1m`` for an import of every symbol."""
+        """``SPY 1m``, or ``3 symbols 1m`` for an import of every symbol (the records of no
+        symbol imported, of a DBN file: ``records of no imported symbol, 1m``)."""
         if self.symbols is None:
+            if not self.symbol:
+                return f"records of no imported symbol, {self.interval}"
             return f"{self.symbol} {self.interval}"
         count = len(self.symbols)
         return f"{count:,} {'symbol' if count == 1 else 'symbols'} {self.interval}"
@@ -373,10 +467,66 @@ class ImportReport:
         if len(examples) < MAX_EXAMPLES:
             examples.append(RejectedRow(line, reason, detail))
 
+    def reject_rows(self, lines: Sequence[int], reason: str, details: Sequence[str]) -> None:
+        """Count rejected rows of one reason at once: ``lines`` theirs, in order, and
+        ``details`` the details of the first (at least :data:`MAX_EXAMPLES` of them, or all)."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + len(lines)
+        examples = self.examples.setdefault(reason, [])
+        for line, detail in zip(lines[: MAX_EXAMPLES - len(examples)], details, strict=False):
+            examples.append(RejectedRow(int(line), reason, detail))
+
     def reasons(self) -> list[tuple[str, int]]:
         """(reason, count) of the rejections, in :data:`REASONS` order."""
         rank = {reason: i for i, reason in enumerate(REASONS)}
         return sorted(self.rejected.items(), key=lambda item: rank.get(item[0], len(rank)))
+
+    def note_off_grid(self, count: int, example: OffGrid) -> None:
+        """Count valid rows off the session grid, keeping the first (smallest line)."""
+        self.off_grid += count
+        first = self.off_grid_example
+        if first is None or example.line < first.line:
+            self.off_grid_example = example
+
+    def _off_grid_symbols(self) -> list[tuple[str, int]]:
+        """(symbol, rows off the grid), the most first: an import of every symbol."""
+        counts = [(s, r.off_grid) for s, r in (self.symbols or {}).items() if r.off_grid]
+        return sorted(counts, key=lambda item: (-item[1], item[0]))
+
+    def warnings(self) -> list[str]:
+        """What was imported but may not be what was meant: bars off the session grid."""
+        example = self.off_grid_example
+        if not self.off_grid or example is None:
+            return []
+        zone = self.display_zone
+        start = datetime.fromtimestamp(example.start, UTC).astimezone(zone)
+        anchor = datetime.fromtimestamp(example.anchor, UTC).astimezone(zone)
+        exchanges = self.grid_exchanges
+        grid = (
+            f"on {exchanges[0]}'s {self.interval} session grid"
+            if len(exchanges) == 1
+            else f"on the {self.interval} session grid of any stored calendar "
+            f"({', '.join(exchanges)})"
+        )
+        session = "a session" if len(exchanges) == 1 else f"a {example.exchange} session"
+        if self.symbols is None:
+            bars = f"{self.off_grid:,} of the {self.valid:,} bars of {self._what()}"
+            where = f"{self.line_label} {example.line}"
+        else:
+            counts = self._off_grid_symbols()
+            listed = ", ".join(f"{s} {n:,}" for s, n in counts[:MAX_EXAMPLES])
+            more = len(counts) - MAX_EXAMPLES
+            listed += f", +{more:,} more" if more > 0 else ""
+            bars = f"{self.off_grid:,} {self.interval} bars of {len(counts):,} " + (
+                f"{'symbol' if len(counts) == 1 else 'symbols'} ({listed})"
+            )
+            where = f"{example.symbol} {self.line_label} {example.line}"
+        return [
+            f"{bars} do not start {grid} (windows from each session's open, as "
+            f"exchange_calendars' trading_index), e.g. {where}: {start:%Y-%m-%d %H:%M}, in "
+            f"{session} whose windows start at {anchor:%H:%M} ({zone}); they are imported, "
+            "but the engine will treat them as off-grid (they may count as missing, and its "
+            "derived windows are the exchange's)"
+        ]
 
     def _stamp(self, moment: datetime | None) -> str | None:
         return None if moment is None else moment.astimezone(self.display_zone).isoformat()
@@ -386,7 +536,7 @@ class ImportReport:
         every symbol has ``symbol`` null and ``symbols``: each symbol's counts and span."""
         data = {
             "path": str(self.path),
-            "symbol": self.symbol if self.symbols is None else None,
+            "symbol": (self.symbol or None) if self.symbols is None else None,
             "interval": self.interval,
             "reader": self.reader,
             "columns": dict(self.columns),
@@ -416,6 +566,8 @@ class ImportReport:
             "last_start": self._stamp(self.last_start),
             "timezone": str(self.display_zone),
             "seconds": round(self.seconds, 3),
+            "off_grid": self._off_grid_dict(),
+            "warnings": self.warnings(),
         }
         if self.symbols is not None:
             data["symbols"] = [
@@ -426,6 +578,7 @@ class ImportReport:
                     "already_present": each.already_present,
                     "conflicting": each.conflicting,
                     "duplicates": each.rejected.get(DUPLICATE, 0),
+                    "off_grid": each.off_grid,
                     "first_start": self._stamp(each.first_start),
                     "last_start": self._stamp(each.last_start),
                 }
@@ -433,6 +586,26 @@ class ImportReport:
             ]
         if self.wanted is not None:
             data["missing_symbols"] = self.missing_symbols
+        return data
+
+    def _off_grid_dict(self) -> dict[str, Any] | None:
+        """The rows off the session grid, for JSON (None: not checked)."""
+        if not self.grid_exchanges:
+            return None
+        example = self.off_grid_example
+        data: dict[str, Any] = {
+            "bars": self.off_grid,
+            "exchanges": list(self.grid_exchanges),
+            "example": None,
+        }
+        if example is not None:
+            data["example"] = {
+                self.line_label: example.line,
+                "symbol": example.symbol,
+                "start": self._stamp(datetime.fromtimestamp(example.start, UTC)),
+                "session_part_start": self._stamp(datetime.fromtimestamp(example.anchor, UTC)),
+                "exchange": example.exchange,
+            }
         return data
 
     def summary(self) -> str:
@@ -450,10 +623,13 @@ class ImportReport:
             text += f"; {self.conflicting:,} already-present rows differ from the stored values"
         if self.other_symbols:
             text += f"; {self._others_text()}"
+        if self.off_grid:
+            text += f"; {self.off_grid:,} bars off the session grid (see the warning)"
         return text
 
     def __rich__(self) -> Any:
-        """Readable tables for ``rich``: the totals, then the rejections with examples.
+        """Readable tables for ``rich``: the totals, then the rejections with examples
+        (:meth:`summary` and :meth:`warnings` follow them, as lines of their own).
 
         Every text from the file or the user is a :class:`rich.text.Text`, never markup.
         """
@@ -504,6 +680,8 @@ class ImportReport:
         for reason, count in self.reasons():
             examples = "\n".join(f"{ex.line}: {ex.detail}" for ex in self.examples[reason])
             rejected.add_row(reason, f"{count:,}", Text(examples))
+        if BAD_TIMESTAMP in self.rejected:
+            rejected.caption = TIMESTAMP_FORMATS
         return Group(totals, rejected)
 
 
@@ -548,7 +726,7 @@ class Columns:
 
     @property
     def used(self) -> dict[str, str]:
-        """Field -> column, for the report."""
+        """Field -> column, for the report (bytes of a name that are not UTF-8 as ``\\xNN``)."""
         stamp = self.timestamp if self.timestamp is not None else f"{self.date}+{self.time}"
         used = {
             "timestamp": stamp,
@@ -560,12 +738,13 @@ class Columns:
         }
         if self.symbol is not None:
             used["symbol"] = self.symbol
-        return used
+        return {key: printable(name) for key, name in used.items()}
 
     @property
     def ignored(self) -> list[str]:
+        """The columns not read, for the report (as :attr:`used` shows them)."""
         read = {*self.sources, self.symbol}
-        return [name for name in self.names if name not in read]
+        return [printable(name) for name in self.names if name not in read]
 
     @property
     def utc(self) -> bool:
@@ -756,8 +935,12 @@ def _header_error(path: Path, names: Sequence[str], problem: str) -> DataImportE
     shown = ",".join(names)
     if len(shown) > 80:
         shown = shown[:77] + "..."
+    quoted = repr(shown)
+    if undecodable(shown):
+        quoted = f"'{printable(shown)}'"
+        problem += "; the header is not UTF-8 text"
     return DataImportError(
-        f"{path} is not a file of bars: its header {shown!r} does not match "
+        f"{path} is not a file of bars: its header {quoted} does not match "
         f"{','.join(FIELDS)!r} ({problem}; other names are accepted case-insensitively, "
         "e.g. datetime, date+time, ts_event, Vol; or map them with --columns FIELD=NAME)"
     )
@@ -840,7 +1023,10 @@ class RowRules:
         reject = self.report.reject
         texts = (o_text, h_text, l_text, c_text, v_text)
         # numbers (read with a decimal point; the details show them as written)
-        numbers = tuple(t.replace(",", ".") for t in texts) if self.decimal_comma else texts
+        if self.decimal_comma:
+            numbers = tuple("?" if (n := comma_number(t)) is None else n for t in texts)
+        else:
+            numbers = texts
         try:
             o = float(numbers[0])
             h = float(numbers[1])
@@ -858,13 +1044,22 @@ class RowRules:
             if empty:
                 reject(line, MISSING, f"empty {', '.join(empty)}")
             else:
-                bad = []
+                bad, dotted = [], []
                 for n, t, number in zip(names, texts, numbers, strict=True):
                     try:
                         float(number)
                     except ValueError:
-                        bad.append(f"{n}={t.strip()[:20]!r}")
-                reject(line, NON_NUMERIC, ", ".join(bad))
+                        shown = f"{n}={t.strip()[:20]!r}"
+                        (dotted if _dot_decimal(t) else bad).append(shown)
+                if bad:
+                    reject(line, NON_NUMERIC, ", ".join(bad))
+                else:
+                    reject(
+                        line,
+                        DECIMAL_DOT,
+                        f"{', '.join(dotted)} (the file's numbers have decimal commas; a dot "
+                        "may only group thousands: 1.000 or 1.234,5)",
+                    )
             return None
         isfinite = math.isfinite
         if not (isfinite(o) and isfinite(h) and isfinite(lo) and isfinite(c) and isfinite(vol_f)):
@@ -966,6 +1161,17 @@ class RowRules:
             reject(line, NEGATIVE_VOLUME, f"volume={v_text.strip()}")
             return None
         return epoch, o, h, lo, c, volume
+
+
+def _dot_decimal(text: str) -> bool:
+    """Whether ``text`` is a number with a decimal point (``1.5``)."""
+    if "." not in text:
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _round_trips(aware: datetime, local: datetime) -> bool:
@@ -1141,6 +1347,103 @@ class _Runs:
         return hit, self.lines[run].astype(np.int64) + k
 
 
+class SessionGrid:
+    """Where the bars of an interval start in the sessions of the calendars a database
+    holds, to tell which of an import's rows do not (:attr:`ImportReport.off_grid`).
+
+    A symbol's exchange is not stored (a configuration names it, at run time), so a start
+    is checked against every calendar stored: it is on the grid when it is a whole number
+    of intervals from the start of its session part (the open, or a break's end: the
+    windows of :func:`~sessionkit.engine.core.windows.session_windows`) in some calendar
+    whose session holds it; off the grid when a session of a stored calendar holds it and
+    none puts it on its grid. Starts outside every session (extended hours, another
+    exchange's bars) are not counted. Sessions are read from the database for the span of
+    the rows checked, in the import's transaction.
+    """
+
+    MARGIN = 7 * 86_400
+    """Seconds of sessions read beyond the span of the rows checked."""
+
+    def __init__(self, connection: Connection, interval: str, exchanges: Sequence[str]):
+        self.connection = connection
+        self.step = INTERVAL_SECONDS[interval]
+        self.exchanges = tuple(exchanges)
+        self._span: tuple[int, int] | None = None
+        self._sessions: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    @classmethod
+    def of(cls, connection: Connection, interval: str) -> SessionGrid | None:
+        """The grid of ``interval`` bars in the calendars stored, or None: ``1m`` bars (a
+        whole minute is always on it) or no calendar stored (nothing to check against)."""
+        if INTERVAL_SECONDS.get(interval, 60) <= 60:
+            return None
+        exchanges = sorted(connection.execute(select(CALENDAR.c.exchange).distinct()).scalars())
+        return cls(connection, interval, exchanges) if exchanges else None
+
+    def _load(self, low: int, high: int) -> None:
+        low, high = low - self.MARGIN, high + self.MARGIN
+        cal = CALENDAR.c
+        rows = self.connection.execute(
+            select(cal.exchange, cal.open, cal.close, cal.break_start, cal.break_end)
+            .where(cal.open <= high)
+            .where(cal.close > low)
+            .order_by(cal.exchange, cal.open)
+        ).all()
+        by_exchange: dict[str, list[tuple[int, int, int, int]]] = {}
+        for exchange, opens, close, break_start, break_end in rows:
+            if break_start is None or break_end is None:
+                break_start = break_end = close  # no break: an empty one at the close
+            by_exchange.setdefault(exchange, []).append(
+                (int(opens), int(close), int(break_start), int(break_end))
+            )
+        self._sessions = [
+            (name, *(np.asarray(col, dtype=np.int64) for col in zip(*days, strict=True)))
+            for name, days in sorted(by_exchange.items())
+        ]
+        self._span = (low, high)
+
+    def check(self, report: ImportReport, batch: Batch) -> None:
+        """Count the rows of ``batch`` (valid, for ``report``'s symbol) off the grid."""
+        if not len(batch):
+            return
+        starts = batch.starts
+        low, high = int(starts.min()), int(starts.max())
+        span = self._span
+        if span is None or low < span[0] or high > span[1]:
+            self._load(low, high)
+        inside_any = np.zeros(len(starts), dtype=bool)
+        on_any = np.zeros(len(starts), dtype=bool)
+        anchors = np.zeros(len(starts), dtype=np.int64)
+        owner = np.full(len(starts), -1, dtype=np.int64)
+        for k, (_name, opens, closes, break_starts, break_ends) in enumerate(self._sessions):
+            i = np.searchsorted(opens, starts, side="right") - 1
+            held = i >= 0
+            i = np.maximum(i, 0)
+            held &= (starts < closes[i]) & ~((starts >= break_starts[i]) & (starts < break_ends[i]))
+            anchor = np.where(starts >= break_ends[i], break_ends[i], opens[i])
+            on = held & ((starts - anchor) % self.step == 0)
+            first = held & (owner < 0)
+            anchors[first] = anchor[first]
+            owner[first] = k
+            inside_any |= held
+            on_any |= on
+        off = inside_any & ~on_any
+        if not off.any():
+            return
+        index = np.flatnonzero(off)
+        j = int(index[np.argmin(batch.lines[index])])
+        report.note_off_grid(
+            len(index),
+            OffGrid(
+                int(batch.lines[j]),
+                int(starts[j]),
+                int(anchors[j]),
+                self._sessions[int(owner[j])][0],
+                report.symbol,
+            ),
+        )
+
+
 class BarSink:
     """Writes checked rows of one (symbol, interval), chunk by chunk, inside a transaction.
 
@@ -1156,10 +1459,20 @@ class BarSink:
     nothing behind, a finished one is as durable as any other write.
     """
 
-    def __init__(self, connection: Connection, report: ImportReport, label: str = "line"):
+    def __init__(
+        self,
+        connection: Connection,
+        report: ImportReport,
+        label: str = "line",
+        grid: SessionGrid | None = None,
+    ):
         self.connection = connection
         self.report = report
         self.label = label
+        self.grid = grid
+        """The session grid the valid rows are checked against (None: no check)."""
+        if grid is not None:
+            report.grid_exchanges = grid.exchanges
         # Starts written so far and their lines, one part per chunk, as runs: a few bytes
         # per run of regular bars, whatever the number of rows.
         self._seen: list[_Runs] = []
@@ -1243,6 +1556,8 @@ class BarSink:
             batch = batch.take(order)
             minutes = minutes[order]
         lo, hi = int(batch.starts[0]), int(batch.starts[-1])
+        if self.grid is not None:
+            self.grid.check(self.report, batch)
         self._seen.append(_Runs.of(minutes, batch.lines))
         self._first = lo if self._first is None else min(self._first, lo)
         self._last = hi if self._last is None else max(self._last, hi)
@@ -1385,10 +1700,19 @@ class SymbolRouter:
     per symbol and chunk would cost more than the rows themselves).
     """
 
-    def __init__(self, connection: Connection, report: ImportReport, label: str = "line"):
+    def __init__(
+        self,
+        connection: Connection,
+        report: ImportReport,
+        label: str = "line",
+        grid: SessionGrid | None = None,
+    ):
         self.connection = connection
         self.report = report
         self.label = label
+        self.grid = grid
+        if grid is not None:
+            report.grid_exchanges = grid.exchanges
         self.sinks: dict[str, BarSink] = {}
         """Each symbol's sink."""
         self.invalid: dict[str, str] = {}
@@ -1445,7 +1769,7 @@ class SymbolRouter:
         )
         assert parent.symbols is not None
         parent.symbols[name] = report
-        self.sinks[name] = BarSink(self.connection, report, self.label)
+        self.sinks[name] = BarSink(self.connection, report, self.label, self.grid)
         return True
 
     def _write(self) -> None:
@@ -1470,6 +1794,8 @@ class SymbolRouter:
             report.imported += each.imported
             report.already_present += each.already_present
             report.conflicting += each.conflicting
+            if each.off_grid_example is not None:
+                report.note_off_grid(each.off_grid, each.off_grid_example)
             for reason, count in each.rejected.items():  # duplicates
                 report.rejected[reason] = report.rejected.get(reason, 0) + count
                 examples += (
@@ -1569,6 +1895,54 @@ def delimiter_of(head: bytes) -> str:
     return ","
 
 
+NUMBER_STYLE_BYTES = 1 << 16
+"""Bytes at the start of a semicolon-separated file that tell whether its numbers have
+decimal commas (both readers look at the same ones)."""
+
+
+_COMMA_DECIMAL = re.compile(r"\s*[+-]?(?:\d*,(?:\d{0,2}|\d{4,})|\d{1,3}(?:\.\d{3})+,\d*)\s*")
+"""A number that has a decimal comma, not a thousands one: ``1,5``, ``1,0850``, ``1.234,5``."""
+_POINT_DECIMAL = re.compile(
+    r"\s*[+-]?(?:\d*\.(?:\d{0,2}|\d{4,})|\d{1,3}(?:,\d{3})+\.\d*)(?:[eE][+-]?\d+)?\s*"
+)
+"""A number that has a decimal point, not a thousands one: ``1.5``, ``1.0850``."""
+
+
+def decimal_comma_of(path: Path, delimiter: str, columns: Columns) -> bool:
+    """Whether a CSV file's numbers have decimal commas (``1,0850``): a semicolon-separated
+    file whose first rows (its first :data:`NUMBER_STYLE_BYTES`) have more prices and
+    volumes with a decimal comma than with a decimal point (``1,000`` and ``1.000`` tell
+    neither: with as many of each, any comma says decimal commas). Its dots then only group
+    thousands (see :func:`comma_number`); in any other file a comma is no part of a number.
+
+    Raises
+    ------
+    DataImportError
+        If the file cannot be read.
+    """
+    if delimiter != ";":
+        return False
+    head = read_head(path, NUMBER_STYLE_BYTES)
+    lines = head.decode("utf-8", "replace").splitlines()
+    if len(head) >= NUMBER_STYLE_BYTES:
+        lines = lines[:-1]  # (perhaps cut)
+    width = len(columns.names)
+    numbers = columns.positions[-5:]
+    comma = point = 0
+    commas = False
+    for row in csv.reader(lines[1 if columns.header else 0 :], delimiter=delimiter):
+        if len(row) != width:
+            continue
+        for i in numbers:
+            text = row[i]
+            if "," in text:
+                commas = True
+                comma += _COMMA_DECIMAL.fullmatch(text) is not None
+            if "." in text:
+                point += _POINT_DECIMAL.fullmatch(text) is not None
+    return comma > point or (comma == point and commas)
+
+
 def read_head(path: Path, size: int = 8192) -> bytes:
     """The first ``size`` bytes of a file, decompressed.
 
@@ -1589,8 +1963,12 @@ def read_head(path: Path, size: int = 8192) -> bytes:
 
 
 def text_stream(path: Path) -> io.TextIOWrapper:
-    """The file as UTF-8 text (BOM removed), decompressed, for the ``csv`` module."""
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")
+    """The file as UTF-8 text (BOM removed), decompressed, for the ``csv`` module: a byte
+    that is not UTF-8 is read as a lone surrogate (``surrogateescape``), so that the row
+    holding it can be rejected (:func:`undecodable`) and the others read."""
+    return io.TextIOWrapper(
+        open_binary(path), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -1669,27 +2047,71 @@ def run_import(
     url = safe_url(engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as connection:
+            grid = SessionGrid.of(connection, interval)
             sink: BarSink | SymbolRouter = (
-                BarSink(connection, report, line_label)
+                BarSink(connection, report, line_label, grid)
                 if symbol is not None
-                else SymbolRouter(connection, report, line_label)
+                else SymbolRouter(connection, report, line_label, grid)
             )
             for batch in prefetched(reader(path, report, rules, columns or {})):
                 sink.add(batch)
             if report.other_symbols and report.rows_read == report.other_symbol_rows:
                 raise _no_row_of(report)  # (rolled back: nothing was written anyway)
-            if isinstance(sink, SymbolRouter):
-                for name in sink.finish():
-                    upsert_symbol(connection, name, path, description, source, synthetic)
-            else:
+            names = sink.finish() if isinstance(sink, SymbolRouter) else [report.symbol]
+            if isinstance(sink, BarSink):
                 sink.finish()
-                upsert_symbol(connection, report.symbol, path, description, source, synthetic)
+            if not report.valid:  # (rolled back: nothing was written, no symbol made)
+                raise nothing_imported([report])
+            for name in names:
+                upsert_symbol(connection, name, path, description, source, synthetic)
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"cannot import {path} into {url}: {getattr(exc, 'orig', exc)}"
         ) from None
     report.seconds = _time.perf_counter() - started
     return report
+
+
+def nothing_imported(reports: Sequence[ImportReport]) -> DataImportError:
+    """The error of an import of a file none of whose rows is valid (``reports``: the
+    file's, one per symbol for a DBN file): its commonest rejection with an example, or
+    that it has no rows at all."""
+    first = reports[0]
+    path, label = first.path, first.line_label
+    rows = sum(r.rows_read - r.other_symbol_rows for r in reports)
+    skipped = sum(r.other_symbol_rows for r in reports)
+    noun = {"line": "rows of bars", "row": "rows", "record": "records"}.get(label, "rows")
+    if not rows:
+        if skipped:
+            return DataImportError(
+                f"{path}: nothing imported: its {skipped:,} {noun} are of other symbols"
+            )
+        only = " (only a header line)" if label == "line" else ""
+        return DataImportError(f"{path} has no {noun}{only}: nothing imported")
+    counts: dict[str, int] = {}
+    examples: dict[str, RejectedRow] = {}
+    for each in reports:
+        for reason, count in each.rejected.items():
+            counts[reason] = counts.get(reason, 0) + count
+            ex = each.examples.get(reason)
+            if ex and (reason not in examples or ex[0].line < examples[reason].line):
+                examples[reason] = ex[0]
+    rank = {reason: i for i, reason in enumerate(REASONS)}
+    reason = min(counts, key=lambda r: (-counts[r], rank.get(r, len(rank))))
+    example = examples[reason]
+    rest = sum(counts.values()) - counts[reason]
+    text = (
+        f"{path}: nothing imported: all {rows:,} {noun} rejected, "
+        f"{'all' if not rest else f'{counts[reason]:,}'} as {reason!r} (e.g. {label} "
+        f"{example.line}: {example.detail})"
+    )
+    if rest:
+        text += f", {rest:,} for other reasons"
+    if reason == BAD_TIMESTAMP:
+        text += f"; {TIMESTAMP_FORMATS}"
+    elif reason == NOT_UTF8:
+        text += "; convert the file to UTF-8 (iconv -f latin1 -t utf-8 if it is Latin-1)"
+    return DataImportError(text)
 
 
 def _no_row_of(report: ImportReport) -> DataImportError:

@@ -400,3 +400,56 @@ def test_bar_times_of_several_exchanges_are_shown_in_utc(
     assert code == 0, err
     code, out, _err = run(capsys, "db", "info", "--db", db_url, "--json")
     assert json.loads(out)["timezone"] == "UTC"
+
+
+def test_import_of_no_valid_row_exits_2_and_makes_no_symbol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """A file whose every row is rejected (day-first dates with slashes) or that has a
+    header only: one line naming the file, the commonest reason and an example line, exit
+    status 2, and no symbol of 0 bars left behind (it was registered, exit 0)."""
+    eu = tmp_path / "eu.csv"
+    eu.write_text(
+        "Date;Time;Open;High;Low;Close;Volume\n"
+        "03/01/2011;09:30:00;126,71;126,74;126,66;126,72;2259046\n"
+        "03/01/2011;09:31:00;126,72;126,79;126,69;126,79;815728\n"
+    )
+    header = tmp_path / "header.csv"
+    header.write_text("timestamp,open,high,low,close,volume\n")
+    for path, message in (
+        (eu, "nothing imported: all 2 rows of bars rejected, all as 'unparseable timestamp' "
+         "(e.g. line 2: '03/01/2011 09:30:00')"),
+        (header, "has no rows of bars (only a header line): nothing imported"),
+    ):  # fmt: skip
+        code, out, err = run(
+            capsys, "db", "import", str(path), "--symbol", "EUR", "--tz", "America/New_York",
+            "--db", db_url,
+        )  # fmt: skip
+        assert (code, out) == (2, "")
+        assert err.startswith(f"sessionkit: error: {path}") and message in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    code, out, _ = run(capsys, "db", "info", "--db", db_url, "--json")
+    assert json.loads(out)["symbols"] == []
+
+
+def test_import_warns_of_bars_off_the_session_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """Clock-aligned hourly bars (10:00, 11:00 for NYSE, whose hours start at 09:30): a
+    warning, not an error (they were imported without a word)."""
+    path = tmp_path / "hours.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(f"2011-01-03T{h:02d}:00:00-05:00,1,2,0.5,1.5,10\n" for h in (9, 10, 11))
+    )
+    args = ("db", "import", str(path), "--symbol", "CLK", "--interval", "1h", "--db", db_url)
+    code, out, err = run(capsys, *args)
+    assert (code, err) == (0, "")
+    assert "warning: 2 of the 3 bars of CLK 1h do not start on NYSE's 1h session grid" in out
+    assert "e.g. line 3: 2011-01-03 10:00, in a session whose windows start at 09:30" in out
+    assert "engine will treat them as off-grid" in out
+    code, out, err = run(capsys, *args, "--json")
+    data = json.loads(out)
+    assert data["off_grid"]["bars"] == 2 and data["off_grid"]["example"]["line"] == 3
+    assert data["off_grid"]["example"]["start"] == "2011-01-03T10:00:00-05:00"
+    assert len(data["warnings"]) == 1

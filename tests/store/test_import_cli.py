@@ -83,3 +83,31 @@ def test_dbn_import_and_usage_errors(
         code, out, err = run(capsys, "db", "import", str(csv), *extra, "--db", str(db))
         assert code == 2, extra
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_dbn_records_of_no_importable_symbol_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db: Path
+) -> None:
+    """An OPRA symbol with spaces aborted the import (naming no file) even with --symbol
+    SPY; a record no mapping covers vanished."""
+    option = "SPY   240119C00470000"
+    bars = session_bars(101, 5) + session_bars(77, 2, base=5.0) + session_bars(4242, 1)
+    path = write_dbn(tmp_path / "opt.dbn", bars, symbols={"SPY": 101, option: 77})
+    code, out, err = run(capsys, "db", "import", str(path), "--symbol", "SPY", "--db", str(db))
+    assert (code, err) == (0, "")
+    assert f"{path}: 5 rows read, 5 imported" in out
+    assert (
+        f"{path}: 3 rows read, 0 imported, 0 already present, 1 rejected (records of no "
+        f"imported symbol, 1m); 2 rows of 1 other symbol skipped ({option} 2)"
+    ) in out
+    assert "no symbol mapping" in out and "8: instrument 4242 on 2024-01-02" in out
+    assert "1 file(s): 8 rows read, 5 imported, 0 already present, 1 rejected" in out
+    code, out, err = run(capsys, "db", "import", str(path), "--db", str(db), "--json")
+    assert (code, err) == (0, "")
+    spy, rest = json.loads(out)["imports"]
+    assert (spy["symbol"], spy["already_present"]) == ("SPY", 5)
+    assert rest["symbol"] is None
+    assert {r["reason"]: r["count"] for r in rest["rejected"]} == {
+        "no symbol mapping": 1,
+        "invalid symbol": 2,
+    }

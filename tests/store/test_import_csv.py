@@ -145,10 +145,11 @@ def test_each_rejection_reason_is_reported_with_line_numbers(
 
 def test_examples_are_capped_but_counts_are_not(engine: Engine, tmp_path: Path) -> None:
     rows = "".join(f"2011-01-03T10:{m:02d}:00-05:00,1,1,1,1,-{m + 1}\n" for m in range(20))
+    rows += "2011-01-03T10:30:00-05:00,1,1,1,1,1\n"
     report = import_csv(engine, _write(tmp_path / "neg.csv", HEADER + rows), "X", "1m")
     assert report.rejected == {importer.NEGATIVE_VOLUME: 20}
     assert [ex.line for ex in report.examples[importer.NEGATIVE_VOLUME]] == [2, 3, 4, 5, 6]
-    assert report.imported == 0
+    assert report.imported == 1
 
 
 def test_importing_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -247,13 +248,24 @@ def test_unknown_zone_interval_or_symbol(engine: Engine, tmp_path: Path) -> None
         (b"", "is empty"),
         (b"\n\n", "is empty"),
         (b"PK\x03\x04\x00\x00binary\x00zip", "binary"),
-        (b"\xff\xfe\xfa not utf-8 at all\n", "UTF-8"),
+        (b"\xff\xfa not utf-8 at all\n", "UTF-8"),
+        ("timestamp,open\n".encode("utf-16"), "is UTF-16 text, not UTF-8"),
         (b"date,price\n2011-01-03,1\n", "does not match"),
         (b"timestamp,open,high,low,close\n2011-01-03T09:30:00Z,1,1,1,1\n", "missing volume"),
         # no header, and not six fields to read as the bar's (test_import_formats: six)
         (b"2011-01-03T09:30:00Z,1,1,1,1\n", "does not match"),
     ],
-    ids=["missing", "empty", "blank", "binary", "latin", "wrong-header", "no-volume", "no-header"],
+    ids=[
+        "missing",
+        "empty",
+        "blank",
+        "binary",
+        "latin",
+        "utf16",
+        "wrong-header",
+        "no-volume",
+        "no-header",
+    ],
 )
 def test_not_a_bars_csv_is_a_clear_error(
     engine: Engine, tmp_path: Path, content: bytes | None, expected: str

@@ -161,8 +161,10 @@ def test_hourly_bars_and_a_symbol_filter(engine: Engine, tmp_path: Path) -> None
     path = write_dbn(
         tmp_path / "h.dbn", bars, symbols={"AAPL": 101, "MSFT": 202}, schema=dbn.Schema.OHLCV_1H
     )
-    (report,) = import_dbn(engine, path, symbol="MSFT")
+    report, rest = import_dbn(engine, path, symbol="MSFT")
     assert (report.symbol, report.interval, report.imported) == ("MSFT", "1h", 2)
+    # The other symbol's records are counted, skipped, in the report of the rest.
+    assert (rest.symbol, rest.rows_read, rest.other_symbols) == ("", 3, {"AAPL": 3})
     assert _stored(engine, "AAPL") == []
     with pytest.raises(DataImportError, match="does not match the file's schema ohlcv-1h"):
         import_dbn(engine, path, interval="1m")
@@ -185,8 +187,12 @@ def test_files_sessionkit_cannot_import(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(DataImportError, match="schema 'ohlcv-1d' is not one sessionkit imports"):
         import_dbn(engine, daily)
     evil = write_dbn(tmp_path / "e.dbn", session_bars(101, 2), symbols={"../evil": 101})
-    with pytest.raises(InvalidSymbolError, match="'..'"):
+    with pytest.raises(
+        DataImportError, match=r"e\.dbn: nothing imported: .*invalid symbol.*'\.\.'"
+    ):
         import_dbn(engine, evil)
+    with pytest.raises(InvalidSymbolError, match="'..'"):  # asked for
+        import_dbn(engine, evil, symbol="../evil")
     text = tmp_path / "not.dbn"
     text.write_text("timestamp,open\n")
     with pytest.raises(DataImportError, match="not a readable DBN file"):

@@ -81,26 +81,30 @@ VOLUMES = [
 ]
 
 
-def _file(path: Path, price: str, volume: str, rows: int = 3) -> Path:
+def _file(path: Path, price: str, volume: str, rows: int = 3, good: bool = False) -> Path:
+    """``rows`` bars of these prices and volume, and with ``good`` one more of a plain
+    price and volume (a file whose every row is rejected is refused)."""
     first = datetime.fromisoformat("2011-01-03T09:30:00-05:00")
     lines = [
         f"{(first + timedelta(minutes=i)).isoformat()},{price},{price},{price},{price},{volume}"
         for i in range(rows)
     ]
+    if good:
+        lines.append(f"{(first + timedelta(minutes=rows)).isoformat()},1.5,1.5,1.5,1.5,10")
     path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 @pytest.mark.parametrize("price", PRICES)
 def test_every_price_text_reads_as_the_csv_module_reads_it(db, tmp_path: Path, price) -> None:  # noqa: F811
-    report, rows = _both(db, _file(tmp_path / "p.csv", price, "10"), "SPY", "1m")
+    report, rows = _both(db, _file(tmp_path / "p.csv", price, "10", good=True), "SPY", "1m")
     assert report.reader == "pyarrow csv"
-    assert report.rows_read == 3
+    assert report.rows_read == 4
 
 
 @pytest.mark.parametrize("volume", VOLUMES)
 def test_every_volume_text_reads_as_the_csv_module_reads_it(db, tmp_path: Path, volume) -> None:  # noqa: F811
-    report, rows = _both(db, _file(tmp_path / "v.csv", "1.5", volume), "SPY", "1m")
+    report, rows = _both(db, _file(tmp_path / "v.csv", "1.5", volume, good=True), "SPY", "1m")
     assert report.reader == "pyarrow csv"
 
 

@@ -158,6 +158,7 @@ def test_naive_times_dst_nonexistent_and_ambiguous(db, tmp_path: Path) -> None:
 
 def test_the_real_est_bar_is_not_a_duplicate_of_the_edt_one(db, tmp_path: Path) -> None:
     text = HEADER + "2011-11-06 01:30:00,1,2,0.5,1.5,10\n2011-11-06 01:30:00,1,2,0.5,1.5,11\n"
+    text += "2011-11-06 02:30:00,1,2,0.5,1.5,12\n"
     path = tmp_path / "twice.csv"
     path.write_text(text)
     report, _ = _both(db, path, "SPY", "1m", "America/New_York")
@@ -246,7 +247,9 @@ def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
     mapping = parse_column_mapping("volume=TICKVOL")
     _, ticks = _both(db, path, "EURUSD", "1m", "UTC", columns=mapping)
     assert [r[7] for r in ticks] == [120, 80, 95]
-    # Semicolons (European exports): decimal commas or points; the details as written.
+    # Semicolons (European exports): decimal commas, whose dots group thousands only
+    # (test_decimal_comma_files_read_dots_as_thousands_or_reject_them); the details as
+    # written.
     semicolons = tmp_path / "semicolons.csv"
     semicolons.write_text(
         "\ufeffDate;Time;Open;High;Low;Close;Volume\n"
@@ -257,14 +260,23 @@ def test_metatrader_exports_tabs_and_dotted_dates(db, tmp_path: Path) -> None:
         encoding="utf-8",
     )
     report, rows = _both(db, semicolons, "EURUSD", "1m", "UTC")
-    assert report.imported == 2
-    assert [(r[3], r[4], r[5], r[6], r[7]) for r in rows] == [
-        (1.085, 1.086, 1.084, 1.0855, 10),
-        (1.085, 1.086, 1.084, 1.0855, 12),
-    ]
-    assert report.rejected == {importing.NON_NUMERIC: 1, importing.HIGH_BELOW_LOW: 1}
-    assert report.examples[importing.NON_NUMERIC][0].detail == "open='1.234,5'"
+    assert report.imported == 1
+    assert [(r[3], r[4], r[5], r[6], r[7]) for r in rows] == [(1.085, 1.086, 1.084, 1.0855, 10)]
+    assert report.rejected == {
+        importing.DECIMAL_DOT: 1,
+        importing.HIGH_BELOW_LOW: 1,
+        importing.OUTSIDE_RANGE: 1,  # open 1234.5
+    }
+    assert report.examples[importing.DECIMAL_DOT][0].detail.startswith(
+        "open='1.0850', high='1.0860', low='1.0840', close='1.0855' (the file's numbers"
+    )
     assert report.examples[importing.HIGH_BELOW_LOW][0].detail == "high 1,0830 < low 1,0840"
+    # or decimal points, when the numbers have no comma
+    points = tmp_path / "points.csv"
+    points.write_text(semicolons.read_text().replace(",", "."), encoding="utf-8")
+    report, rows = _both(db, points, "EURUSD", "1m", "UTC")
+    assert [(r[3], r[7]) for r in rows] == [(1.085, 10), (1.085, 12)]
+    assert report.rejected == {importing.HIGH_BELOW_LOW: 1, importing.NON_NUMERIC: 1}
 
 
 DUKASCOPY = (

@@ -192,3 +192,26 @@ def test_bar_ids_are_64_bit_and_an_older_database_is_widened(
         ids = [r[0] for r in connection.exec_driver_sql("SELECT id FROM bars ORDER BY id")]
     assert len(ids) == 3 and min(ids) > 2**31
     engine.dispose()
+
+
+def test_postgres_checks_the_session_grid_and_refuses_a_file_of_no_valid_row(
+    pg, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from sessionkit.engine.errors import DataImportError
+    from sessionkit.engine.store.calendar_fill import fill_calendar
+
+    fill_calendar(pg, "NYSE", date(2011, 1, 1), date(2011, 1, 31))
+    path = tmp_path / "hours.csv"
+    path.write_text(
+        HEADER + "".join(f"2011-01-03T{h:02d}:00:00-05:00,1,2,0.5,1.5,10\n" for h in (9, 10, 11))
+    )
+    report = import_bars(pg, path, "CLK", "1h")
+    assert (report.imported, report.grid_exchanges, report.off_grid) == (3, ("NYSE",), 2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "2011-01-03T09:30:00-05:00,1,0.2,0.5,1,10\n")
+    with pytest.raises(DataImportError, match="nothing imported"):
+        import_bars(pg, bad, "BAD", "1m")
+    with pg.connect() as connection:
+        assert connection.exec_driver_sql("SELECT symbol FROM symbols").scalars().all() == ["CLK"]
