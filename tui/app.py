@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from rich.cells import cell_len
 from sessionkit.engine.pipeline.snapshot import GapSpan, Series, Snapshot
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -42,7 +43,7 @@ from .screens.detail import DetailScreen
 from .screens.diagnostics import DiagnosticsScreen
 from .screens.help import HelpScreen
 from .screens.seek import SeekScreen
-from .themes import ThemeSet, load_themes
+from .themes import ThemeSet, load_themes, with_chart_colours
 from .widgets.event_log import EventLog
 from .widgets.metrics_pane import MetricsPane
 from .widgets.oscillator_chart import OscillatorChart
@@ -78,10 +79,38 @@ SIGNALS_MIN_WIDTH = 20
 """Columns the signals pane needs (borders included) for its compact rows: in a narrow
 layout that leaves it less, beside a wide symbols table, it is hidden as in a tiny one."""
 
-FOOTER_SPARE = ("toggle_clock", "next_interval", "filter", "next_theme")
-"""Actions the footer leaves out below :data:`NARROW_WIDTH` columns, so that ``? Help`` and
-``q Quit`` stay in view. Their keys still work (see ``SessionkitApp.BINDINGS``); the help
-screen and the palette list them."""
+FOOTER_DROP_ORDER = (
+    "next_theme",
+    "filter",
+    "next_interval",
+    "toggle_clock",
+    "seek",
+    "slower",
+    "faster",
+    "step",
+)
+"""The footer's keys that give way on a terminal too narrow for all of them, least needed
+first: the footer leaves out the fewest it can, from the start of this list, so that the
+others fit (``space``, ``? Help`` and ``q Quit`` always stay). Their keys still work (see
+``SessionkitApp.BINDINGS``); the help screen and the palette list them."""
+
+NOT_LIVE = ("faster", "slower", "toggle_clock", "seek")
+"""Actions a live session cannot do (it follows the wall clock): the footer and the palette
+leave them out in live mode; their keys only say why."""
+
+PALETTE_KEY_CELLS = 12
+"""Cells of the footer's ``^p palette`` key (docked right, in a wide footer only): its
+border, ``^p palette`` and a cell of padding."""
+
+
+def footer_cells(keys: Iterable[tuple[str, str]], *, compact: bool) -> int:
+    """Cells the footer's keys take, given as (key as shown, description), as Textual's
+    footer lays them out: `` key description `` each, or ``key description`` one cell apart
+    when ``compact``."""
+    widths = [cell_len(key) + cell_len(description) for key, description in keys]
+    if compact:
+        return sum(width + 2 for width in widths) - 1 if widths else 0
+    return sum(width + 3 for width in widths)
 
 
 FINISHED_STATES = {
@@ -273,12 +302,13 @@ class SessionkitApp(App[None]):
     | q | Stop the engine and quit. |
     | up, down | Chart the previous / next symbol. |
     """
-    # The spare actions' keys once more, never in the footer: below NARROW_WIDTH columns
-    # check_action turns the listed bindings off (out of the footer) and these on.
+    # The droppable actions' keys once more, never in the footer: where the footer leaves
+    # one out (a narrow terminal, live mode), check_action turns its listed binding off and
+    # this one on.
     BINDINGS += [
         replace(binding, action=f"unlisted('{binding.action}')", show=False)
         for binding in BINDINGS
-        if isinstance(binding, Binding) and binding.action in FOOTER_SPARE
+        if isinstance(binding, Binding) and binding.action in FOOTER_DROP_ORDER
     ]
 
     symbol: reactive[str | None] = reactive(None, init=False)
@@ -331,13 +361,20 @@ class SessionkitApp(App[None]):
         self._shown_paused = False
         """The pause state the footer shows (it starts with ``space Pause``)."""
         self._narrow = False
-        """The terminal is narrower than :data:`NARROW_WIDTH` (the footer's spare keys go)."""
+        """The terminal is narrower than :data:`NARROW_WIDTH` (compact signals)."""
+        self._live = False
+        """The session is live (its snapshot says so): the :data:`NOT_LIVE` keys go."""
+        self._footer_hidden: frozenset[str] = frozenset()
+        """Actions whose keys the footer leaves out now (see :meth:`_fit_footer`)."""
         self._requested: ControlsView | None = None
         self._requested_at = 0.0
         self._clock_speed: float | None = None
         self._kinds = indicator_kinds(getattr(session, "config", None))
         for entry in themes.themes:
             self.register_theme(entry)
+        # Textual's built-in themes have no chart colours: theirs follow their own colours.
+        for entry in list(self.available_themes.values()):
+            self.register_theme(with_chart_colours(entry))
 
     # -- layout -------------------------------------------------------------------------
 
@@ -397,17 +434,45 @@ class SessionkitApp(App[None]):
         sys.setswitchinterval(self._switch_interval)
 
     def on_resize(self, event: events.Resize) -> None:
-        """A narrow terminal gets the compact footer, without the palette hint and the
-        spare keys; where the signals pane is hidden, the events list the signals."""
-        footer = self.query_one(Footer)
-        narrow = event.size.width < NARROW_WIDTH
-        footer.compact = narrow
-        footer.show_command_palette = not narrow
-        if narrow != self._narrow:
-            self._narrow = narrow
-            self.refresh_bindings()
+        """The footer keeps the keys that fit (:meth:`_fit_footer`); under
+        :data:`NARROW_WIDTH` columns the signals are in compact rows; where the signals
+        pane is hidden, the events list the signals."""
+        self._narrow = event.size.width < NARROW_WIDTH
+        self.query_one(SignalsLog).narrow = self._narrow
+        self._fit_footer(event.size.width)
         self._fit_signals()
         self.call_after_refresh(self._fit_signals)  # once laid out at the new size
+
+    def _fit_footer(self, width: int | None = None) -> None:
+        """Leave out of the footer the keys a live session cannot use, and as few of
+        :data:`FOOTER_DROP_ORDER` as it takes for the rest to fit ``width`` columns: in the
+        wide footer with the palette's key if they fit, else in the compact one."""
+        width = self.size.width if width is None else width
+        hidden = set(NOT_LIVE) if self._live else set()
+        keys: dict[str, tuple[str, str]] = {}
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if not binding.show or binding.action in hidden:
+                continue
+            key = (self.get_key_display(binding), binding.description)
+            action = binding.action.partition("(")[0]  # Pause / Resume: the wider
+            if action not in keys or cell_len("".join(key)) > cell_len("".join(keys[action])):
+                keys[action] = key
+        compact = True  # if nothing fits: the least that does not
+        for action in (*FOOTER_DROP_ORDER, None):
+            if footer_cells(keys.values(), compact=False) + PALETTE_KEY_CELLS <= width:
+                compact = False
+                break
+            if footer_cells(keys.values(), compact=True) <= width:
+                break
+            if action is not None and keys.pop(action, None) is not None:
+                hidden.add(action)
+        footer = self.query_one(Footer)
+        if hidden != self._footer_hidden or compact != footer.compact:
+            footer.compact = compact
+            footer.show_command_palette = not compact
+            self._footer_hidden = frozenset(hidden)
+            self.refresh_bindings()  # the footer composes its keys again
 
     def _fit_signals(self) -> None:
         """Hide the signals pane where it gets fewer than :data:`SIGNALS_MIN_WIDTH` columns
@@ -519,6 +584,9 @@ class SessionkitApp(App[None]):
             self.interval = wanted if wanted in snapshot.intervals else snapshot.intervals[0]
         self._settle_requests(snapshot)
         self._follow_pause()
+        if (snapshot.mode == "live") != self._live:
+            self._live = snapshot.mode == "live"
+            self._fit_footer()
         if snapshot.clock == "clock-driven" and snapshot.speed is not None:
             self._clock_speed = snapshot.speed
         self._report_state(snapshot, self.query_one(EventLog))
@@ -533,7 +601,11 @@ class SessionkitApp(App[None]):
             limit = None if force or not is_busy(snapshot) else BUSY_LOG_LINES
             dated = snapshot.session_count > 1
             self.query_one(SignalsLog).show(
-                snapshot.signals, snapshot.timezone, limit=limit, dated=dated
+                snapshot.signals,
+                snapshot.timezone,
+                limit=limit,
+                dated=dated,
+                symbols=snapshot.symbols,
             )
             self.query_one(EventLog).show(
                 snapshot.events, snapshot.timezone, limit=limit, dated=dated
@@ -672,20 +744,20 @@ class SessionkitApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer shows ``space Pause`` while running and ``space Resume`` while paused;
-        below :data:`NARROW_WIDTH` columns it leaves out the :data:`FOOTER_SPARE` keys
-        (their unlisted twins take the keys)."""
+        it leaves out the keys :meth:`_fit_footer` chose (their unlisted twins take the
+        keys)."""
         if action == "toggle_pause" and parameters:
             paused = self.controls_view().paused if self.latest is not None else False
             return (parameters[0] == "resume") == paused
-        if action in FOOTER_SPARE:
-            return not self._narrow
+        if action in FOOTER_DROP_ORDER:
+            return action not in self._footer_hidden
         if action == "unlisted":
-            return self._narrow
+            return parameters[0] in self._footer_hidden
         return True
 
     def action_unlisted(self, action: str) -> None:
-        """Run a :data:`FOOTER_SPARE` action whose key the footer does not show."""
-        if action in FOOTER_SPARE:
+        """Run a :data:`FOOTER_DROP_ORDER` action whose key the footer does not show."""
+        if action in FOOTER_DROP_ORDER:
             getattr(self, f"action_{action}")()
 
     def action_toggle_pause(self, _label: str = "") -> None:
@@ -703,8 +775,20 @@ class SessionkitApp(App[None]):
         if not self._finished() and self._control(self.session.step):
             self._request(paused=True)
 
+    def _live_refused(self) -> bool:
+        """In live mode: say that the speed and the clock cannot change (True)."""
+        if not self._live:
+            return False
+        self.notify(
+            "A live session follows the wall clock: its speed and clock cannot change.",
+            title="Not possible",
+            severity="warning",
+            timeout=3,
+        )
+        return True
+
     def _set_speed(self, direction: int) -> None:
-        if self._finished():
+        if self._finished() or self._live_refused():
             return
         view = self.controls_view()
         target = next_speed(view.clock, view.speed, direction)
@@ -724,7 +808,7 @@ class SessionkitApp(App[None]):
 
     def action_set_speed(self, speed: float | None) -> None:
         """Set a speed directly: a number is clock-driven, ``None`` is max (data-driven)."""
-        if self._finished():
+        if self._finished() or self._live_refused():
             return
         if self._control(self.session.set_speed, speed):
             clock = "data-driven" if speed is None else "clock-driven"
@@ -733,7 +817,7 @@ class SessionkitApp(App[None]):
 
     def action_toggle_clock(self) -> None:
         """Switch between data-driven and clock-driven (keeping the last speed)."""
-        if self._finished():
+        if self._finished() or self._live_refused():
             return
         view = self.controls_view()
         target = "clock-driven" if view.clock == "data-driven" else "data-driven"
@@ -1003,12 +1087,18 @@ class SessionkitApp(App[None]):
             yield SystemCommand(title, help_text, callback)
 
     def palette_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
-        """(title, help, callback) of every command the palette offers."""
+        """(title, help, callback) of every command the palette offers (in live mode, not
+        the :data:`NOT_LIVE` ones).
+
+        The palette lists its commands sorted by title before anything is typed: the speed
+        presets' numbers are right-aligned (``Speed    1x`` ... ``Speed 3600x``, then
+        ``Speed max``), so that they sort as numbers."""
         yield ("Pause / resume", "Pause or resume the engine (space)", self.action_toggle_pause)
         yield ("Step one instant", "Advance one simulated instant (n)", self.action_step)
-        yield ("Faster", "Next speed preset (+)", self.action_faster)
-        yield ("Slower", "Previous speed preset (-)", self.action_slower)
-        yield ("Toggle clock mode", "Data-driven / clock-driven (m)", self.action_toggle_clock)
+        if not self._live:
+            yield ("Faster", "Next speed preset (+)", self.action_faster)
+            yield ("Slower", "Previous speed preset (-)", self.action_slower)
+            yield ("Toggle clock mode", "Data-driven / clock-driven (m)", self.action_toggle_clock)
         yield ("Next interval", "Chart the next bar interval (i)", self.action_next_interval)
         yield ("Next theme", "Switch to the next theme (t)", self.action_next_theme)
         yield ("Help", "Keys and panes (?)", self.action_help)
@@ -1017,18 +1107,23 @@ class SessionkitApp(App[None]):
             "Where each engine thread spends its time (d)",
             self.action_diagnostics,
         )
-        yield ("Go to date", "Restart the engine at a session of the run (g)", self.action_seek)
-        for preset in SPEED_PRESETS:
-            label = fmt.speed("clock-driven" if preset else "data-driven", preset)
-            yield (
-                f"Speed {label}",
-                "Run as fast as the data allows"
-                if preset is None
-                else f"{preset:g} simulated seconds per wall second",
-                lambda preset=preset: self.action_set_speed(preset),
-            )
+        if not self._live:
+            yield ("Go to date", "Restart the engine at a session of the run (g)", self.action_seek)
+            yield from self._speed_commands()
         for name in self.theme_set.names:
             yield (f"Theme {name}", "Switch theme", lambda name=name: self.action_use_theme(name))
+
+    def _speed_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
+        """A palette command per speed preset, the numbers right-aligned (they sort as
+        numbers), then max."""
+        width = max(len(fmt.speed("clock-driven", p)) for p in SPEED_PRESETS if p is not None)
+        for preset in SPEED_PRESETS:
+            if preset is None:
+                title, help_text = "Speed max", "Run as fast as the data allows"
+            else:
+                title = f"Speed {fmt.speed('clock-driven', preset):>{width}}"
+                help_text = f"{fmt.plural(preset, 'simulated second')} per wall second"
+            yield (title, help_text, lambda preset=preset: self.action_set_speed(preset))
         for symbol in self.latest.symbols if self.latest else ():
             yield (
                 f"Chart {symbol}",

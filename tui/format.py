@@ -125,6 +125,12 @@ def speed(clock: str, value: float | None) -> str:
     return f"{value:g}x"
 
 
+def plural(count: float, noun: str) -> str:
+    """``1 simulated second``, ``60 simulated seconds``, ``0.5 simulated seconds``: the
+    count (as ``:g``) and the noun, with an ``s`` unless the count is exactly one."""
+    return f"{count:g} {noun}" if count == 1 else f"{count:g} {noun}s"
+
+
 def sim_clock(instant: datetime | None, zone: tzinfo, day: date | None = None) -> str:
     """Simulated time in the exchange's zone: ``10:31:00 EST``; with its date, ``03-05
     00:00:00 UTC``, when that is not ``day`` (the session's: a 24-hour session ends at the

@@ -14,13 +14,20 @@ A theme file holds Textual's theme colours plus a ``[chart]`` table, which becom
     [chart]
     price = "#E6EDF3"
     overlays = ["#4C9BE8", "#F0A640"]
+
+A chart colour the theme does not give (all of them for Textual's built-in themes, which
+the app gives theirs with :func:`with_chart_colours`) is derived from the theme's own
+colours (:func:`chart_colours`): the price is the foreground, the overlays the primary,
+warning, secondary and success colours ..., each moved towards black or white until it
+stands out from the charts' background (``surface``) by a contrast ratio of at least
+:data:`LINE_CONTRAST`.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +36,131 @@ from sessionkit.themes import theme_folder
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-CHART_DEFAULTS: dict[str, str] = {
-    "chart-price": "#E6EDF3",
-    "chart-overlay-1": "#4C9BE8",
-    "chart-overlay-2": "#F0A640",
-    "chart-overlay-3": "#B48EDA",
-    "chart-overlay-4": "#5CC486",
-    "chart-oscillator": "#D98AE0",
-    "chart-volume": "#4C6A8A",
-    "chart-session": "#E8B341",
-    "chart-guide": "#5A6675",
-    "chart-buy": "#3FD07A",
-    "chart-sell": "#FF5C7A",
-    "chart-missing": "#E8B341",
-}
-"""Chart colours for themes that do not define them (Textual's built-in themes)."""
-
 OVERLAY_COLOURS = 4
 """How many ``chart-overlay-N`` variables there are."""
+
+CHART_SOURCES: dict[str, tuple[str, float]] = {
+    "chart-price": ("foreground", 4.5),
+    "chart-overlay-1": ("primary", 3.0),
+    "chart-overlay-2": ("warning", 3.0),
+    "chart-overlay-3": ("secondary", 3.0),
+    "chart-overlay-4": ("success", 3.0),
+    "chart-oscillator": ("accent", 3.0),
+    "chart-volume": ("primary", 1.8),
+    "chart-session": ("warning", 3.0),
+    "chart-guide": ("foreground", 1.8),
+    "chart-buy": ("success", 3.0),
+    "chart-sell": ("error", 3.0),
+    "chart-missing": ("warning", 3.0),
+}
+"""Each chart variable: the theme colour it is derived from where the theme gives none, and
+the contrast ratio it gets at least against the charts' background (WCAG's 3 for lines,
+4.5 for the price; the volume's filled area and the guides are meant to be faint)."""
+
+CHART_VARIABLES = tuple(CHART_SOURCES)
+"""The ``chart-*`` theme variables the charts draw with."""
+
+MUTED = {"chart-volume": 0.45, "chart-guide": 0.55}
+"""Faint chart colours: their theme colour blended this far into the background first."""
+
+LINE_CONTRAST = 3.0
+"""The contrast ratio a derived line colour has at least against the charts' background."""
+
+ANSI_CHART: dict[bool, dict[str, str]] = {
+    True: {
+        "chart-price": "#E6EDF3",
+        "chart-overlay-1": "#4C9BE8",
+        "chart-overlay-2": "#F0A640",
+        "chart-overlay-3": "#B48EDA",
+        "chart-overlay-4": "#5CC486",
+        "chart-oscillator": "#D98AE0",
+        "chart-volume": "#4C6A8A",
+        "chart-session": "#E8B341",
+        "chart-guide": "#5A6675",
+        "chart-buy": "#3FD07A",
+        "chart-sell": "#FF5C7A",
+        "chart-missing": "#E8B341",
+    },
+    False: {
+        "chart-price": "#1E2630",
+        "chart-overlay-1": "#1F6FB8",
+        "chart-overlay-2": "#B65F00",
+        "chart-overlay-3": "#7B3FB0",
+        "chart-overlay-4": "#1E8A4C",
+        "chart-oscillator": "#8E2C9E",
+        "chart-volume": "#9FB4CC",
+        "chart-session": "#A86A00",
+        "chart-guide": "#A0AAB6",
+        "chart-buy": "#128A3E",
+        "chart-sell": "#C8102E",
+        "chart-missing": "#A86A00",
+    },
+}
+"""Chart colours of a theme in the terminal's own ANSI colours (Textual's ``ansi-dark`` and
+``ansi-light``), whose background is unknown: by the theme's ``dark`` flag (the bundled
+dark and light themes' charts)."""
+
+
+def luminance(colour: Color) -> float:
+    """WCAG relative luminance of an opaque colour, 0 (black) to 1 (white)."""
+
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = colour.rgb
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a: Color, b: Color) -> float:
+    """WCAG contrast ratio of two opaque colours, 1 to 21."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def standing_out(colour: Color, background: Color, ratio: float) -> Color:
+    """``colour``, or the least blend of it towards black or white (whichever contrasts
+    more with ``background``) that has a contrast ratio of ``ratio`` with it."""
+    if contrast(colour, background) >= ratio:
+        return colour
+    white, black = Color(255, 255, 255), Color(0, 0, 0)
+    target = white if contrast(white, background) >= contrast(black, background) else black
+    for step in range(1, 21):
+        blended = colour.blend(target, step / 20)
+        if contrast(blended, background) >= ratio:
+            return blended
+    return target
+
+
+def chart_colours(colours: Mapping[str, str], *, dark: bool) -> dict[str, str]:
+    """The ``chart-*`` variables derived from a theme's generated colours (its
+    ``ColorSystem.generate()``, or an app's ``theme_variables``): see :data:`CHART_SOURCES`.
+    A theme in ANSI colours gets :data:`ANSI_CHART` by its ``dark`` flag."""
+    try:
+        parsed = {name: Color.parse(colours[name]) for name, _ in CHART_SOURCES.values()}
+        surface = Color.parse(colours["surface"])
+        background = Color.parse(colours["background"])
+    except (KeyError, ColorParseError):
+        return dict(ANSI_CHART[dark])
+    if any(c.ansi is not None for c in (*parsed.values(), surface, background)):
+        return dict(ANSI_CHART[dark])
+    surface = background + surface  # a translucent surface over the background
+    out: dict[str, str] = {}
+    for variable, (name, ratio) in CHART_SOURCES.items():
+        colour = surface + parsed[name]
+        if variable in MUTED:
+            colour = colour.blend(surface, MUTED[variable])
+        out[variable] = standing_out(colour, surface, ratio).hex
+    return out
+
+
+def with_chart_colours(theme: Theme) -> Theme:
+    """``theme`` with every ``chart-*`` variable: those it lacks derived from its own
+    colours (:func:`chart_colours`)."""
+    if all(variable in theme.variables for variable in CHART_VARIABLES):
+        return theme
+    derived = chart_colours(theme.to_color_system().generate(), dark=theme.dark)
+    return replace(theme, variables={**derived, **theme.variables})
 
 
 def _check_colour(value: str) -> str:
@@ -135,7 +249,8 @@ class ThemeFile(BaseModel):
     luminosity_spread: float = Field(default=0.15, ge=0, le=1)
     text_alpha: float = Field(default=0.95, ge=0, le=1)
     chart: ChartColours = Field(default_factory=ChartColours)
-    """Chart colours; missing ones fall back to :data:`CHART_DEFAULTS`."""
+    """Chart colours; missing ones are derived from the theme's colours
+    (:func:`with_chart_colours`)."""
     variables: dict[str, str] = Field(default_factory=dict)
     """Extra Textual theme variables."""
 
@@ -148,8 +263,8 @@ class ThemeFile(BaseModel):
         return None if value is None else _check_colour(value)
 
     def to_theme(self) -> Theme:
-        """The Textual theme."""
-        return Theme(
+        """The Textual theme, with every chart colour."""
+        theme = Theme(
             name=self.name,
             primary=self.primary,
             secondary=self.secondary,
@@ -165,8 +280,9 @@ class ThemeFile(BaseModel):
             dark=self.dark,
             luminosity_spread=self.luminosity_spread,
             text_alpha=self.text_alpha,
-            variables={**CHART_DEFAULTS, **self.chart.variables(), **self.variables},
+            variables={**self.chart.variables(), **self.variables},
         )
+        return with_chart_colours(theme)
 
 
 class ThemeError(ValueError):

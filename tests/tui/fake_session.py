@@ -69,8 +69,8 @@ class FakeConfig:
         def __init__(self, name, kind, interval):
             self.name, self.kind, self.interval = name, kind, interval
 
-    def __init__(self, symbols, intervals):
-        self.mode = "backtest"
+    def __init__(self, symbols, intervals, mode="backtest"):
+        self.mode = mode
         self.streams = self._Streams(symbols, intervals[0], intervals[1:])
         self.indicators = [
             self._Indicator("sma_10", "sma", intervals[0]),
@@ -94,6 +94,9 @@ class FakeSession:
         Initial clock mode and clock-driven speed (simulated seconds per wall second).
     fail_at_step
         Enter state ``error`` when this (1-based) step is reached.
+    mode
+        ``live``: the clock is the wall clock (``live``); the speed and the clock cannot
+        change (``set_speed`` and ``set_clock`` raise ``ValueError``, as the real session's).
     """
 
     def __init__(
@@ -107,8 +110,12 @@ class FakeSession:
         speed: float = 60.0,
         fail_at_step: int | None = None,
         history: int = 30,
+        mode: str = "backtest",
     ) -> None:
-        self.config = FakeConfig(symbols, intervals)
+        self.config = FakeConfig(symbols, intervals, mode)
+        self.mode = mode
+        if mode == "live":
+            clock = "live"
         self.symbols = symbols
         self.intervals = intervals
         self.days = days
@@ -168,6 +175,8 @@ class FakeSession:
 
     def set_speed(self, speed: float | None) -> None:
         self.calls.append(f"set_speed {speed}")
+        if self.mode == "live":
+            raise ValueError("a live session runs in wall-clock time: its speed is fixed")
         with self._cond:
             if speed is None:
                 self._clock = "data-driven"
@@ -178,6 +187,8 @@ class FakeSession:
 
     def set_clock(self, clock: str) -> None:
         self.calls.append(f"set_clock {clock}")
+        if self.mode == "live":
+            raise ValueError("a live session runs in wall-clock time")
         with self._cond:
             self._clock = clock
             self._bump()
@@ -353,8 +364,9 @@ class FakeSession:
             return Snapshot(
                 state=self._state,  # type: ignore[arg-type]
                 error=self._error,
+                mode=self.mode,  # type: ignore[arg-type]
                 clock=self._clock,  # type: ignore[arg-type]
-                speed=None if self._clock == "data-driven" else self._speed,
+                speed=None if self._clock in ("data-driven", "live") else self._speed,
                 session_date=day.day,
                 session_index=self._day_index + 1,
                 session_count=len(self.days),

@@ -9,17 +9,21 @@ from __future__ import annotations
 import time
 
 import pytest
-from sessionkit.tui.app import SessionkitApp, create_app, next_speed
+from fake_session import FakeSession
+from sessionkit.tui.app import NOT_LIVE, SessionkitApp, create_app, next_speed
 from sessionkit.tui.screens.detail import DetailScreen
 from sessionkit.tui.screens.diagnostics import DiagnosticsScreen
 from sessionkit.tui.screens.help import HelpScreen
+from sessionkit.tui.screens.seek import SeekScreen
 from sessionkit.tui.widgets.event_log import EventLog
 from sessionkit.tui.widgets.oscillator_chart import OscillatorChart
 from sessionkit.tui.widgets.price_chart import PriceChart
 from sessionkit.tui.widgets.status_bar import StatusBar
 from sessionkit.tui.widgets.symbols_table import SymbolsTable
 from textual.command import CommandList
+from textual.containers import VerticalScroll
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 from tui_helpers import drive, wait_for
 
 SIZE = (120, 40)
@@ -228,6 +232,70 @@ async def test_q_quits_from_every_panel(make_session, key, panel):
         assert session.finished
 
 
+@pytest.mark.parametrize(
+    ("key", "panel"),
+    [("question_mark", HelpScreen), ("d", DiagnosticsScreen), ("enter", DetailScreen)],
+)
+async def test_panels_scroll_with_the_keyboard(make_session, key, panel):
+    """The panels are taller than a small screen (the help at 80x24 already): their box
+    has the focus, so the arrows, page keys, home and end scroll it (and not the symbols
+    table behind)."""
+    session = make_session("demo")
+    drive(session, 5)
+    app = make_app(session)
+    async with app.run_test(size=(80, 16)) as pilot:
+        assert await wait_for(lambda: app.symbol is not None)
+        symbol = app.symbol
+        await pilot.press(key)
+        await pilot.pause()
+        assert isinstance(app.screen, panel)
+        box = app.screen.query_one(VerticalScroll)
+        assert app.focused is box
+        assert await wait_for(lambda: box.max_scroll_y > 2)
+        await pilot.press("down")
+        assert await wait_for(lambda: box.scroll_y == 1)
+        await pilot.press("pagedown")
+        assert await wait_for(lambda: box.scroll_y > 1)
+        await pilot.press("end")
+        assert await wait_for(lambda: box.scroll_y == box.max_scroll_y)
+        await pilot.press("home")
+        assert await wait_for(lambda: box.scroll_y == 0)
+        assert app.symbol == symbol  # the keys scrolled the panel, not the table
+        await pilot.press("escape")
+        assert not isinstance(app.screen, panel)
+        assert app.focused is app.query_one(SymbolsTable)  # back where it was
+
+
+async def test_live_mode_offers_only_what_a_live_session_can_do():
+    """A live session follows the wall clock: no speed, clock or go-to keys in the footer or
+    commands in the palette (QA: they all answered "Not possible"); pause and step stay."""
+    session = FakeSession(start_paused=True, mode="live")
+    app = make_app(session)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            assert await wait_for(lambda: app.latest is not None)
+            await pilot.pause()
+            actions = {key.action for key in app.screen.query(FooterKey)}
+            assert not set(NOT_LIVE) & actions
+            assert {"step", "toggle_pause('resume')", "quit", "help"} <= actions
+            titles = [title for title, _, _ in app.palette_commands()]
+            assert "Step one instant" in titles and "Pause / resume" in titles
+            for gone in ("Faster", "Slower", "Toggle clock mode", "Go to date", "Speed"):
+                assert not any(title.startswith(gone) for title in titles), gone
+            # Their keys say why, without asking the engine.
+            for key in ("plus", "minus", "m", "g"):
+                await pilot.press(key)
+            assert not any(call.startswith("set_") for call in session.calls)
+            assert any("live session" in str(n.message) for n in app._notifications)
+            assert not isinstance(app.screen, SeekScreen)
+            await pilot.press("n")
+            assert await wait_for(lambda: "step" in session.calls)
+            await pilot.press("space")
+            assert await wait_for(lambda: "resume" in session.calls)
+    finally:
+        session.stop()
+
+
 async def test_palette_screenshot_without_downloads_saves_in_the_current_folder(
     make_session, tmp_path, monkeypatch
 ):
@@ -277,8 +345,46 @@ async def test_command_palette_runs_session_commands(make_session):
         titles = [title for title, _, _ in app.palette_commands()]
         for title in ("Pause / resume", "Step one instant", "Faster", "Slower",
                       "Toggle clock mode", "Next interval", "Next theme", "Help",
-                      "Speed 60x", "Speed max", "Theme light", "Chart BOLT"):  # fmt: skip
+                      "Speed   60x", "Speed max", "Theme light", "Chart BOLT"):  # fmt: skip
             assert title in titles
+
+
+def palette_prompts(app) -> list[str]:
+    command_list = app.screen.query_one(CommandList)
+    return [command_list.get_option_at_index(k).hit.text for k in range(command_list.option_count)]
+
+
+async def test_palette_lists_the_speeds_in_order():
+    """Before anything is typed the palette sorts its commands by title: the speed presets
+    still come slowest first, max last (QA: 10x, 1x, 300x, 3600x, 600x, 60x, max), and so
+    they do once ``speed`` is typed; 1x is one simulated second per wall second."""
+    session = FakeSession(start_paused=True)
+    app = make_app(session)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            assert await wait_for(lambda: app.latest is not None)
+            expected = ["1x", "10x", "60x", "300x", "600x", "3600x", "max"]
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            app.screen.query_one(Input).cursor_blink = False
+            assert await wait_for(lambda: palette_has_options(app), 3)
+            await pilot.pause(0.3)  # every provider has answered
+            speeds = [p.split()[-1] for p in palette_prompts(app) if p.startswith("Speed")]
+            assert speeds == expected
+            await pilot.press(*"speed")
+            assert await wait_for(
+                lambda: sum(p.startswith("Speed") for p in palette_prompts(app)) == 7, 3
+            )
+            speeds = [p.split()[-1] for p in palette_prompts(app) if p.startswith("Speed")]
+            assert speeds == expected
+            helps = {
+                t.split()[-1]: h for t, h, _ in app.palette_commands() if t.startswith("Speed")
+            }
+            assert helps["1x"] == "1 simulated second per wall second"
+            assert helps["60x"] == "60 simulated seconds per wall second"
+            await pilot.press("escape")
+    finally:
+        session.stop()
 
 
 QUIT_HANG_BOUND = 3.0

@@ -13,7 +13,7 @@ import pytest
 from sessionkit.engine.pipeline.snapshot import EngineMetrics, Snapshot
 from sessionkit.tui.format import Figures
 from sessionkit.tui.progress import ProgressTracker, RateMeter
-from sessionkit.tui.widgets.status_bar import StatusBar, StatusLine, status_line
+from sessionkit.tui.widgets.status_bar import BAR_MIN, StatusBar, StatusLine, status_line
 from textual.app import App, ComposeResult
 
 OPENS = [datetime(2024, 11, d, 14, 30, tzinfo=UTC) for d in (25, 26, 27)]
@@ -237,6 +237,47 @@ async def test_a_status_bar_with_room_keeps_the_bar_and_drops_nothing():
         text = app.query_one(StatusBar).render().plain
     assert text.startswith(" BACKTEST  ▶ running │ - │ 09:47:00 EST │ 60x clock │ 6.0 bars/s │ █")
     assert text.endswith(" 50.0% ETA 1h 05m")
+
+
+COMPLETED = StatusLine(
+    state="completed",
+    date="2024-11-26",
+    sessions="session 1/1",
+    time="16:00:00 EST",
+    speed="max data-driven",
+    rate="- bars/s",
+    fraction=1.0,
+)
+"""QA's line at 99 columns after completion: ``│ - bars/s │  100.0%``, no bar."""
+
+
+@pytest.mark.parametrize("width", range(80, 121))
+async def test_a_shown_percentage_keeps_a_bar_where_there_is_room(width):
+    app = BarApp(COMPLETED)
+    async with app.run_test(size=(width, 5)) as pilot:
+        await pilot.pause()
+        text = app.query_one(StatusBar).render().plain
+    assert len(text) <= width
+    assert "100%" in text or "100.0%" in text
+    assert "█" * BAR_MIN in text, (width, text)
+    assert "✔ completed" in text and "16:00:00 EST" in text and "max" in text
+
+
+@pytest.mark.parametrize("line", [LONG, COMPLETED], ids=["long", "completed"])
+async def test_a_wider_status_bar_never_loses_its_bar(line):
+    app = BarApp(line)
+    async with app.run_test(size=(140, 5)) as pilot:
+        status = app.query_one(StatusBar)
+        barred = False
+        for width in range(60, 141):
+            status.styles.width = width
+            await pilot.pause()
+            assert status.size.width == width
+            text = status.render().plain
+            has_bar = "█" in text or "░" in text
+            assert has_bar or not barred, (width, text)
+            barred = has_bar
+        assert barred
 
 
 # -- defect: the monitor's bars/s counted derived bars too --------------------------------

@@ -19,9 +19,20 @@ from sessionkit.tui import cli
 from sessionkit.tui.app import create_app
 from sessionkit.tui.charting import SessionAxis, base_name, classify, downsample
 from sessionkit.tui.format import Figures, FrozenFigures, sim_clock, speed
-from sessionkit.tui.themes import CHART_DEFAULTS, load_theme_file, load_themes, parse_theme
+from sessionkit.tui.themes import (
+    CHART_VARIABLES,
+    LINE_CONTRAST,
+    chart_colours,
+    contrast,
+    load_theme_file,
+    load_themes,
+    parse_theme,
+)
 from sessionkit.tui.widgets.event_log import EventLog, unseen
+from sessionkit.tui.widgets.price_chart import PriceChart
 from sessionkit.tui.widgets.status_bar import StatusBar
+from textual.color import Color
+from textual.theme import BUILTIN_THEMES
 from tui_helpers import wait_for
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -45,7 +56,7 @@ def test_bundled_themes_load_in_order_with_chart_colours():
     assert themes.failures == []
     assert themes.names[:3] == ["dark", "light", "high-contrast"]
     for theme in themes.themes:
-        for variable in CHART_DEFAULTS:
+        for variable in CHART_VARIABLES:
             assert variable in theme.variables
     assert themes.get("light").dark is False
     assert (
@@ -80,7 +91,9 @@ def test_broken_theme_files_are_reported_and_skipped(tmp_path):
     )
     ocean = themes.get("ocean")
     assert ocean.variables["chart-overlay-2"] == "#F26419"
-    assert ocean.variables["chart-oscillator"] == CHART_DEFAULTS["chart-oscillator"]
+    # What the file leaves out follows its own colours.
+    derived = chart_colours(ocean.to_color_system().generate(), dark=True)
+    assert ocean.variables["chart-oscillator"] == derived["chart-oscillator"]
 
 
 async def test_app_reports_broken_theme_files_and_runs(tmp_path):
@@ -110,6 +123,48 @@ def test_unknown_theme_is_refused():
         "light",
         "high-contrast",
     ]
+
+
+LINES = ("chart-price", "chart-overlay-1", "chart-overlay-2", "chart-overlay-3",
+         "chart-overlay-4", "chart-oscillator", "chart-session", "chart-buy", "chart-sell",
+         "chart-missing")  # fmt: skip
+"""The chart colours drawn as lines or marks (the volume's area and the guides are faint)."""
+
+
+async def test_chart_colours_stand_out_in_every_builtin_theme():
+    """Textual's built-in themes have no chart colours: they follow each theme's own (QA:
+    the dark themes' #E6EDF3 price line on textual-light, solarized-light ...). Every line
+    contrasts with the chart's background by at least WCAG's 3 for graphics. Themes in
+    the terminal's ANSI colours (whose background only the terminal knows) are left out."""
+    session = FakeSession(start_paused=True)
+    app = create_app(session, frozen_metrics=True)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            chart = app.query_one(PriceChart)
+            assert await wait_for(lambda: chart.data is not None)
+            names = sorted(name for name in BUILTIN_THEMES if not name.startswith("ansi"))
+            assert {"textual-light", "solarized-light", "catppuccin-latte"} <= set(names)
+            for name in names:
+                app.theme = name
+                await pilot.pause()
+                background = chart.background_colors[1]
+                for variable in LINES:
+                    colour = Color(*chart.colour(variable))
+                    ratio = contrast(colour, background)
+                    assert ratio >= LINE_CONTRAST, (name, variable, colour.hex, background.hex)
+                price = contrast(Color(*chart.colour("chart-price")), background)
+                assert price >= 4.5, name
+    finally:
+        session.stop()
+
+
+def test_a_theme_in_ansi_colours_gets_the_bundled_chart_colours():
+    themes = load_themes()
+    for name, bundled in (("ansi-dark", "dark"), ("ansi-light", "light")):
+        theme = BUILTIN_THEMES[name]
+        colours = chart_colours(theme.to_color_system().generate(), dark=theme.dark)
+        expected = themes.get(bundled).variables
+        assert colours == {variable: expected[variable] for variable in CHART_VARIABLES}
 
 
 # -- chart helpers --------------------------------------------------------------------------

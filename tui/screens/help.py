@@ -1,8 +1,9 @@
 """The help screen: every key of the monitor and what the panes show.
 
 Used on the UI's event loop only; pushed by the app's ``?`` key and dismissed with
-``escape`` or ``?`` (``q`` quits the monitor, as everywhere). The key table is built from the app's own bindings, so it can
-never disagree with the footer.
+``escape`` or ``?`` (``q`` quits the monitor, as everywhere). The key table is built from
+the app's own bindings, so it can never disagree with the footer. The box has the focus,
+so that the arrows, page up / down, home and end scroll it (a small terminal shows a part).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ PANES = (
 class HelpScreen(ModalScreen[None]):
     """Keys and panes of the monitor."""
 
+    AUTO_FOCUS = "#help-box"
+    """The scrolling box (the app's own ``#symbols`` is not on this screen)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark", "dismiss", "Close help"),
         # A modal screen hides the app's bindings: q must quit from here too.
@@ -65,6 +69,7 @@ class HelpScreen(ModalScreen[None]):
     | :- | :- |
     | escape, ? | Close the help screen. |
     | q | Stop the engine and quit. |
+    | up, down, pageup, pagedown, home, end | Scroll (the box's own keys). |
     """
 
     DEFAULT_CSS = """
@@ -104,14 +109,15 @@ class HelpScreen(ModalScreen[None]):
         panes.add_column()
         for pane, text in PANES:
             panes.add_row(pane, text)
-        with VerticalScroll():
+        with VerticalScroll(id="help-box"):
             yield Static(Text(f"{self._heading}: keys"), id="help-title")
             yield Static(keys, id="help-keys")
             yield Static(Text("\nPanes", style="bold"), id="help-panes-title")
             yield Static(panes, id="help-panes")
             yield Static(
                 Text(
-                    "\nAlso: ctrl+p opens the command palette; escape closes this, q quits.",
+                    "\nAlso: ctrl+p opens the command palette. The arrows, page up / down, "
+                    "home and end scroll this; escape closes it, q quits.",
                     style="italic",
                 )
             )

@@ -4,7 +4,8 @@ monitor showing one renderable, read again from the session twice a second.
 Used on the UI's event loop only. A subclass gives its title, its close keys (``BINDINGS``)
 and its reader, which builds the content from the session; reading must not
 block (the session's ``snapshot`` and ``gaps`` copy a little data and never wait for an
-engine thread).
+engine thread). The box has the focus, so that the arrows, page up / down, home and end
+scroll it (a small terminal shows a part).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ REFRESH_SECONDS = 0.5
 
 class LivePanel(ModalScreen[None]):
     """A modal box of one renderable that follows the running engine until dismissed."""
+
+    AUTO_FOCUS = "#panel-box"
+    """The scrolling box (the app's own ``#symbols`` is not on this screen)."""
 
     DEFAULT_CSS = """
     LivePanel {
@@ -56,7 +60,7 @@ class LivePanel(ModalScreen[None]):
         """What the panel shows now."""
 
     def compose(self) -> ComposeResult:
-        scroll = VerticalScroll()
+        scroll = VerticalScroll(id="panel-box")
         scroll.border_title = f"{self.title_text}  (escape to close)"
         with scroll:
             yield Static(id=self.BODY_ID)

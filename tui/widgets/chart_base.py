@@ -26,7 +26,7 @@ from textual.style import Style
 from textual_plotext import PlotextPlot
 
 from ..charting import SessionAxis, base_name
-from ..themes import CHART_DEFAULTS, OVERLAY_COLOURS
+from ..themes import OVERLAY_COLOURS, chart_colours
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +208,14 @@ class SessionChart(PlotextPlot):
         return max(10, (self.size.width or 80) - 10)
 
     def colour(self, variable: str) -> tuple[int, int, int]:
-        """An RGB colour from the app's theme variables (``chart-price`` ...)."""
-        value = self.app.theme_variables.get(variable) or CHART_DEFAULTS.get(variable, "white")
+        """An RGB colour from the app's theme variables (``chart-price`` ...); one the
+        theme lacks is derived from its colours (:func:`~sessionkit.tui.themes.chart_colours`:
+        the app gives every theme its chart colours, so this is a fallback)."""
+        variables = self.app.theme_variables
+        value = variables.get(variable)
+        if value is None:
+            derived = chart_colours(variables, dark=self.app.current_theme.dark)
+            value = derived.get(variable, variables.get("foreground", "white"))
         try:
             return Color.parse(value).rgb
         except Exception:

@@ -1,10 +1,14 @@
 """The analysis signals pane: what the user's analysis code emitted, newest at the bottom.
 
 Used on the UI's event loop only. The app hands it each snapshot's bounded signal tuple
-through :meth:`SignalsLog.show`; only new signals are appended. A pane narrower than a
-full row (a narrow terminal) writes compact rows: the time without the date, the symbol,
-``▲`` for buy and ``▼`` for sell (the chart's marks), the price, then what room is left of
-the message; crossing that width writes the window again.
+through :meth:`SignalsLog.show`; only new signals are appended. In a narrow layout (the
+app sets :attr:`SignalsLog.narrow` under 100 columns), or where the pane is narrower than
+a full row, it writes compact rows: the time without the date, the symbol, ``▲`` for buy
+and ``▼`` for sell (the chart's marks), the price, then what room is left of the message
+(none, when that is less than a few cells).
+The symbols are padded to the run's longest (at most :data:`SYMBOL_MAX`), so that the
+columns line up. A row longer than the pane ends with ``…``; the window is written again
+whenever the pane's width changes.
 """
 
 from __future__ import annotations
@@ -16,13 +20,25 @@ from zoneinfo import ZoneInfo
 from rich.style import Style
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import AnalysisSignal
+from textual.reactive import reactive
 
 from .. import format as fmt
 from ..styling import component_foreground
 from .event_log import TailLog
 
-FULL_ROW = 21
-"""Cells of a full row after its time: `` SYMBOL kind    price``."""
+FULL_ROW = 14
+"""Cells of a full row after its time and symbol column (a space and the padded symbol): a
+space, the kind (4 cells), a space and the price (8 cells)."""
+
+SYMBOL_MIN = (5, 6)
+"""Cells the symbol column takes at least (compact rows, full rows)."""
+
+SYMBOL_MAX = 10
+"""Cells the symbol column takes at most: a longer symbol is written whole, past it."""
+
+MESSAGE_MIN = 4
+"""Cells a row needs left for its message: two spaces, a character and ``…`` (with less, the
+message is left out rather than the price cut)."""
 
 MARKS = {"buy": "▲", "sell": "▼"}
 """How a compact row marks the kinds (as the price chart does); others keep their name."""
@@ -54,8 +70,14 @@ class SignalsLog(TailLog):
         & > .signals-log--buy { color: $success; text-style: bold; }
         & > .signals-log--sell { color: $error; text-style: bold; }
         & > .signals-log--other { color: $accent; text-style: bold; }
+        /* The rows end with an ellipsis at the pane's width: a scrollbar that comes must
+           not cover it. */
+        scrollbar-gutter: stable;
     }
     """
+
+    narrow: reactive[bool] = reactive(False, init=False)
+    """The layout is narrow (the app's, under 100 columns): compact rows at any width."""
 
     def __init__(
         self,
@@ -70,19 +92,35 @@ class SignalsLog(TailLog):
         )
         self.count = 0
         """How many signal lines were written (again after a theme change)."""
+        self._symbol_width = 0
+        """The run's longest symbol's length, at most :data:`SYMBOL_MAX`."""
 
     def _style(self, name: str) -> Style:
         return component_foreground(self, f"signals-log--{name}")
 
-    @staticmethod
-    def compact(width: int, *, dated: bool) -> bool:
-        """True if a pane ``width`` cells wide (0: not known yet) writes compact rows."""
-        return 0 < width < (11 if dated else 5) + FULL_ROW
+    def compact(self, width: int, *, dated: bool) -> bool:
+        """True if the pane writes compact rows: in a narrow layout, or ``width`` cells
+        (0: not known yet) are fewer than a full row's."""
+        return self.narrow or 0 < width < (11 if dated else 5) + 1 + self._pad(False) + FULL_ROW
+
+    def _pad(self, compact: bool) -> int:
+        """Cells of the symbol column (without its leading space)."""
+        return max(SYMBOL_MIN[not compact], self._symbol_width)
 
     def rewrite_at(self, old: int, new: int) -> bool:
-        """Write the window again when the pane crosses the compact width."""
-        dated = bool(self._shown and self._shown[2].get("dated"))
-        return self.compact(old, dated=dated) != self.compact(new, dated=dated)
+        """Write the window again at any new width (the rows are cut to it)."""
+        return old != new
+
+    def watch_narrow(self) -> None:
+        """Write the window again in the rows the layout calls for."""
+        self.rewrite()
+
+    def rewrite(self) -> None:
+        """Write the last window shown again (at the pane's width now)."""
+        if self._shown is not None:
+            items, timezone, options = self._shown
+            self.restyle()
+            self.show(items, timezone, **{**options, "limit": None})
 
     def show(
         self,
@@ -91,10 +129,18 @@ class SignalsLog(TailLog):
         *,
         limit: int | None = None,
         dated: bool = False,
+        symbols: Sequence[str] = (),
     ) -> None:
         """Append the signals not written yet (as one write), at most what the log holds
-        and ``limit`` now (see :meth:`TailLog.take_new`)."""
-        self.remember(signals, timezone, dated=dated)
+        and ``limit`` now (see :meth:`TailLog.take_new`). ``symbols``: the run's, whose
+        longest sets the symbol column's width (a new width writes the window again)."""
+        self.remember(signals, timezone, dated=dated, symbols=symbols)
+        longest = min(max((len(symbol) for symbol in symbols), default=0), SYMBOL_MAX)
+        if symbols and longest != self._symbol_width:
+            self._symbol_width = longest
+            if self._last is not None:
+                self.restyle()  # the rows written so far have the old column
+                limit = None
         new, count = self.take_new(signals, limit)
         if not new:
             return
@@ -102,23 +148,27 @@ class SignalsLog(TailLog):
         zone = ZoneInfo(timezone)
         time_style = self._style("time")
         kind_style = {name: self._style(name) for name in ("buy", "sell", "other")}
-        compact = self.compact(self.scrollable_content_region.width, dated=dated)
+        width = self.scrollable_content_region.width
+        compact = self.compact(width, dated=dated)
+        pad = self._pad(compact)
         lines = []
         for signal in new:
             kind = signal.kind.lower()
             style = kind_style.get(kind, kind_style["other"])
-            line = Text(no_wrap=True)
+            line = Text(no_wrap=True, overflow="ellipsis")
             if compact:
                 line.append(fmt.sim_minute(signal.sim_time, zone), time_style)
-                line.append(f" {signal.symbol:<5} ")
+                line.append(f" {signal.symbol:<{pad}} ")
                 line.append(MARKS.get(kind, signal.kind), style)
                 line.append(f" {fmt.price(signal.price)}")
             else:
                 line.append(fmt.sim_minute(signal.sim_time, zone, dated=dated), time_style)
-                line.append(f" {signal.symbol:<6} ")
+                line.append(f" {signal.symbol:<{pad}} ")
                 line.append(f"{signal.kind:<4}", style)
                 line.append(f" {fmt.price(signal.price):>8}")
-            if signal.message:
+            if signal.message and (not width or width - line.cell_len >= MESSAGE_MIN):
                 line.append(f"  {signal.message}")
+            if width:
+                line.truncate(width, overflow="ellipsis")
             lines.append(line)
         self.write(Text("\n", no_wrap=True).join(lines))

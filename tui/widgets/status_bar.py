@@ -4,8 +4,9 @@ it is in one), speed, session i of n, the run's progress with its ETA, and the r
 Used on the UI's event loop only: the app hands it each new snapshot and the run's
 :class:`~sessionkit.tui.progress.ProgressTracker` through :meth:`StatusBar.show`; it
 re-renders only when one of its texts changed. The progress bar takes the width the other
-fields leave. A narrow terminal gets a shorter line (:data:`FIT`): the less needed fields go
-first, so that the state, simulated time, speed, progress percentage and ETA stay.
+fields leave. A narrow terminal gets a shorter line (:data:`FIT`): narrower separators
+first, then bars/s, to keep room for at least a short bar; then the bar and the less needed
+fields go, so that the state, simulated time, speed, progress percentage and ETA stay.
 """
 
 from __future__ import annotations
@@ -40,10 +41,20 @@ FIT: tuple[frozenset[str], ...] = (
     frozenset(),
     *(frozenset(("compact", *_DROPS[:n])) for n in range(len(_DROPS) + 1)),
 )
-"""How the line fits a narrow terminal: the first of these that fits is shown. Each drops
-more (``compact``: narrow separators and short words; then, least needed first: bars/s,
+"""How the line fits a narrow terminal: the first of these that fits is shown (the first
+:data:`WITH_BAR` with a progress bar, when there is a progress; the others without). Each
+drops more
+(``compact``: narrow separators and short words; then, least needed first: bars/s,
 ``session i/n``, the clock's name after the speed, the mode, the break, the date), so the
 state, simulated time, speed, progress percentage and ETA stay."""
+
+WITH_BAR = 3
+"""The first levels of :data:`FIT` (nothing dropped, narrow separators, then bars/s gone)
+that are shown only with a progress bar: the bar goes after bars/s, before the others (and
+a wider terminal never shows less of it)."""
+
+BAR_MIN = 4
+"""The shortest progress bar drawn (cells); a longer one takes the room left, up to 30."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,16 +203,25 @@ class StatusBar(Widget):
 
     def render(self) -> RenderResult:
         width = self.size.width
-        text = self._text(FIT[0])
+        if width <= 0:
+            return self._text(FIT[0])[0]
+        # With a bar if narrower separators or no bars/s make room for one; else the first
+        # that fits without one.
+        wanted = self.line.fraction is not None
+        for drop in FIT[:WITH_BAR]:
+            text, has_bar = self._text(drop)
+            if text.cell_len <= width and (has_bar or not wanted):
+                return text
         for drop in FIT[1:]:
-            if width <= 0 or text.cell_len <= width:
+            text, _ = self._text(drop, bar_ok=False)
+            if text.cell_len <= width:
                 break
-            text = self._text(drop)
         return text
 
-    def _text(self, drop: frozenset[str]) -> Text:
-        """The line without the parts in ``drop`` (see :data:`FIT`); ``compact`` also
-        narrows the separators and shortens the words a narrow terminal cannot afford."""
+    def _text(self, drop: frozenset[str], *, bar_ok: bool = True) -> tuple[Text, bool]:
+        """The line without the parts in ``drop`` (see :data:`FIT`), and whether it has a
+        progress bar (if ``bar_ok`` and there is room); ``compact`` also narrows the
+        separators and shortens the words a narrow terminal cannot afford."""
         line = self.line
         style = self._style
         compact = "compact" in drop
@@ -234,17 +254,16 @@ class StatusBar(Widget):
                 text.append(part)
             else:
                 text.append(part[0], part[1])  # type: ignore[arg-type]
+        has_bar = False
         if line.fraction is not None:
-            # The bar only where nothing had to go: it takes the room left, if any.
-            drawn = drop <= FIT[1]
-            self._append_progress(text, separator, compact=compact, bar_ok=drawn)
-        return text
+            has_bar = self._append_progress(text, separator, compact=compact, bar_ok=bar_ok)
+        return text, has_bar
 
     def _append_progress(
         self, text: Text, separator: tuple[str, object], *, compact: bool, bar_ok: bool
-    ) -> None:
-        """The run's progress: a bar in the width left (if any and ``bar_ok``), percent,
-        ETA."""
+    ) -> bool:
+        """The run's progress: a bar in the width left (if ``bar_ok`` and at least
+        :data:`BAR_MIN`), percent, ETA. True if it drew the bar."""
         line = self.line
         style = self._style
         assert line.fraction is not None
@@ -254,6 +273,8 @@ class StatusBar(Widget):
             tail += f" {line.eta}"
         room = self.size.width - text.cell_len - len(separator[0]) - len(tail) - 1
         text.append(*separator)  # type: ignore[arg-type]
-        if bar_ok and room >= 4:
+        drawn = bar_ok and room >= BAR_MIN
+        if drawn:
             text.append(bar(line.fraction, min(room, 30)), style("status-bar--progress"))
         text.append(tail, style("status-bar--label"))
+        return drawn
