@@ -100,6 +100,11 @@ class DataImportError(SessionkitError, ValueError):
     """A file to import is not a usable bars file."""
 
 
+class NothingImportedError(DataImportError):
+    """A file to import has no valid row of bars (all rejected, or none): nothing of it was
+    imported. An import of several files reports it and goes on with the others."""
+
+
 class CalendarCoverageError(SessionkitError, ValueError):
     """A date lies outside the trading calendar's coverage in the database."""
 

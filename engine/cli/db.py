@@ -20,7 +20,7 @@ from sqlalchemy import BigInteger, Engine, case, func, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import database_url_of, parse_date
-from ..errors import DatabaseError, UsageError
+from ..errors import DatabaseError, NothingImportedError, UsageError
 from ..store.db import (
     BarRecord,
     CalendarDay,
@@ -92,10 +92,13 @@ def init_command(db: DbOption = None) -> None:
     finally:
         engine.dispose()
     if added:
-        columns = [f"{t}.{c}" for t, c in added if (t, c) != ("bars", "volume")]
+        widened = {("bars", "volume"), ("bars", "id")}
+        columns = [f"{t}.{c}" for t, c in added if (t, c) not in widened]
         changes = [f"added {', '.join(columns)}"] if columns else []
         if ("bars", "volume") in added:
             changes.append("bars.volume now takes fractional volumes")
+        if ("bars", "id") in added:
+            changes.append("bars.id is 64-bit")
         typer.echo(f"upgraded {safe_url(url)}: {', '.join(changes)}; every row kept")
         for note in notes:
             typer.echo(note)
@@ -211,29 +214,39 @@ def import_command(
     engine = open_db(url)
     console = None if as_json else _console()
     reports = []
+    refused: list[NothingImportedError] = []
     try:
         zone = _display_zone(_calendar_coverage(engine))
         for file, kind in kinds.items():
-            if kind == "dbn":
-                from ..store.import_dbn import import_dbn
+            try:
+                if kind == "dbn":
+                    from ..store.import_dbn import import_dbn
 
-                done = import_dbn(
-                    engine, file, symbol=picked, interval=interval, description=description
-                )
-            else:
-                done = [
-                    import_bars(
-                        engine,
-                        file,
-                        picked,
-                        interval or "1m",
-                        tz,
-                        ambiguous=ambiguous,  # type: ignore[arg-type]
-                        columns=mapping,
-                        description=description,
-                        reader=reader,  # type: ignore[arg-type]
+                    done = import_dbn(
+                        engine, file, symbol=picked, interval=interval, description=description
                     )
-                ]
+                else:
+                    done = [
+                        import_bars(
+                            engine,
+                            file,
+                            picked,
+                            interval or "1m",
+                            tz,
+                            ambiguous=ambiguous,  # type: ignore[arg-type]
+                            columns=mapping,
+                            description=description,
+                            reader=reader,  # type: ignore[arg-type]
+                        )
+                    ]
+            except NothingImportedError as exc:
+                if len(kinds) == 1:
+                    raise
+                # One of several files (a holiday's empty day file): said, and the others
+                # are imported all the same; the command then fails (exit 2).
+                refused.append(exc)
+                typer.echo(f"sessionkit: error: {exc}", err=True)
+                continue
             for report in done:
                 report.display_zone = zone
                 if console is not None:  # as each file is done
@@ -248,7 +261,14 @@ def import_command(
         engine.dispose()
     if as_json:
         if len(files) > 1 or "dbn" in kinds.values():
-            _echo_json({"database": safe_url(url), "imports": [r.to_dict() for r in reports]})
+            _echo_json(
+                {
+                    "database": safe_url(url),
+                    "imports": [r.to_dict() for r in reports],
+                    **({"refused": [str(e) for e in refused]} if refused else {}),
+                }
+            )
+            _fail_refused(refused, len(files))
             return
         data = reports[0].to_dict()
         data["database"] = safe_url(url)
@@ -265,6 +285,18 @@ def import_command(
             markup=False,
         )
     console.print(f"database: {safe_url(url)}", markup=False)
+    _fail_refused(refused, len(files))
+
+
+def _fail_refused(refused: list[NothingImportedError], files: int) -> None:
+    """Exit 2 if some of the files imported nothing (each was named as it came)."""
+    if refused:
+        typer.echo(
+            f"sessionkit: error: {len(refused)} of {files} files imported nothing (above); "
+            "the others were imported",
+            err=True,
+        )
+        raise SystemExit(2)
 
 
 @db_app.command("calendar")

@@ -61,7 +61,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.bar import INTERVAL_SECONDS, INTERVALS, check_symbol
-from ..errors import DatabaseError, DataImportError, InvalidSymbolError
+from ..errors import DatabaseError, DataImportError, InvalidSymbolError, NothingImportedError
 from .db import SymbolInfo, safe_url, whole_volumes_only
 
 Ambiguous = Literal["reject", "earliest", "latest"]
@@ -2072,7 +2072,7 @@ def run_import(
     return report
 
 
-def nothing_imported(reports: Sequence[ImportReport]) -> DataImportError:
+def nothing_imported(reports: Sequence[ImportReport]) -> NothingImportedError:
     """The error of an import of a file none of whose rows is valid (``reports``: the
     file's, one per symbol for a DBN file): its commonest rejection with an example, or
     that it has no rows at all."""
@@ -2083,11 +2083,11 @@ def nothing_imported(reports: Sequence[ImportReport]) -> DataImportError:
     noun = {"line": "rows of bars", "row": "rows", "record": "records"}.get(label, "rows")
     if not rows:
         if skipped:
-            return DataImportError(
+            return NothingImportedError(
                 f"{path}: nothing imported: its {skipped:,} {noun} are of other symbols"
             )
         only = " (only a header line)" if label == "line" else ""
-        return DataImportError(f"{path} has no {noun}{only}: nothing imported")
+        return NothingImportedError(f"{path} has no {noun}{only}: nothing imported")
     counts: dict[str, int] = {}
     examples: dict[str, RejectedRow] = {}
     for each in reports:
@@ -2111,7 +2111,7 @@ def nothing_imported(reports: Sequence[ImportReport]) -> DataImportError:
         text += f"; {TIMESTAMP_FORMATS}"
     elif reason == NOT_UTF8:
         text += "; convert the file to UTF-8 (iconv -f latin1 -t utf-8 if it is Latin-1)"
-    return DataImportError(text)
+    return NothingImportedError(text)
 
 
 def _no_row_of(report: ImportReport) -> DataImportError:

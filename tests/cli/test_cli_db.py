@@ -432,6 +432,31 @@ def test_import_of_no_valid_row_exits_2_and_makes_no_symbol(
     assert json.loads(out)["symbols"] == []
 
 
+def test_a_file_of_several_that_imports_nothing_does_not_stop_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """Day files of a month, one of them a holiday's with only its header: the others are
+    imported, the empty one is named, and the command fails (exit 2) at the end."""
+    header = "timestamp,open,high,low,close,volume\n"
+    files = []
+    for day in (3, 4, 5):
+        path = tmp_path / f"spy-2011-01-{day:02d}.csv"
+        rows = "" if day == 4 else f"2011-01-{day:02d}T09:30:00-05:00,1,2,0.5,1.5,{day}\n"
+        path.write_text(header + rows)
+        files.append(str(path))
+    for extra in ((), ("--json",)):
+        code, out, err = run(
+            capsys, "db", "import", *files, "--symbol", "SPY", "--db", db_url, *extra
+        )
+        assert code == 2 and "Traceback" not in err
+        assert f"{files[1]} has no rows of bars (only a header line)" in err
+        assert "1 of 3 files imported nothing (above); the others were imported" in err
+    assert "spy-2011-01-05.csv" in out  # imported after the empty one
+    code, out, _ = run(capsys, "db", "info", "--db", db_url, "--json")
+    (spy,) = json.loads(out)["symbols"]
+    assert [i["bars"] for i in spy["intervals"]] == [2]
+
+
 def test_import_warns_of_bars_off_the_session_grid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
