@@ -295,8 +295,9 @@ class Session:
     def restarted_at(self, day: date) -> Session:
         """A new, unstarted Session of the same run, starting at the planned session ``day``.
 
-        The new session has this one's configuration, clock, speed and pause state; it
-        loads ``day``'s warm-up like any first session. This session is left as it is (stop
+        The new session has this one's configuration, clock, speed and pause state (paused
+        if this one has ended: going back to look at a day of a finished run at ``max`` must
+        not race to the end again); it loads ``day``'s warm-up like any first session. This session is left as it is (stop
         it). Blocks while the new session checks the database: call it off the UI's loop.
 
         Raises
@@ -309,6 +310,7 @@ class Session:
         controls = self.runtime.controls
         with controls.cond:
             paused, clock, speed = controls.paused, controls.clock, controls.speed
+        paused = paused or self.runtime.state in ("completed", "stopped", "error")
         session = Session(
             self.config,
             start_paused=paused,

@@ -153,6 +153,39 @@ def test_restarted_at_keeps_config_clock_speed_and_pause_and_numbering() -> None
             assert restarted.stop()
 
 
+def test_going_back_into_a_finished_run_starts_paused() -> None:
+    """QA: after a run at max completed, a go-to kept its (unpaused) state and raced to the
+    end again before the day could be looked at."""
+    session = Session(
+        load_config(
+            "demo",
+            {
+                "backtest": {
+                    "start_date": "2024-12-02",
+                    "end_date": "2024-12-04",
+                    "clock": "data-driven",
+                }
+            },
+        ),
+        source="demo",
+    )
+    restarted = None
+    try:
+        session.start()
+        assert session.wait(60) and session.snapshot().state == "completed"
+        restarted = session.restarted_at(date(2024, 12, 3))
+        restarted.start()
+        assert restarted.wait_idle(20)
+        snapshot = restarted.snapshot()
+        assert snapshot.state == "paused" and snapshot.session_date == date(2024, 12, 3)
+        assert snapshot.clock == "data-driven"
+        assert snapshot.series["ACME", "1m"].bar_count == 0
+    finally:
+        session.stop()
+        if restarted is not None:
+            assert restarted.stop()
+
+
 def test_restarted_at_refuses_a_day_outside_the_run() -> None:
     session = demo(start_date=date(2024, 11, 25), end_date=date(2024, 12, 6))
     try:
