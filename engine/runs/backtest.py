@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ..store.export import ExportWriter, recorded_columns, write_csv_export
 from .result import RunResult
 
 if TYPE_CHECKING:
+    from ..core.time_manager import TradingSession
     from ..pipeline.runtime import Recording
     from ..pipeline.session import Session
 
@@ -316,84 +317,198 @@ def run_backtest(
 
 def window_coverage(session: Session, *, count: bool = True) -> tuple[int | None, tuple[str, ...]]:
     """Check a backtest's window against its database before it starts: the base bars the
-    window holds (None with ``count`` false), and warnings for symbols whose bars cover
-    only part of it.
+    run will stream (None with ``count`` false), and warnings for symbols whose bars cover
+    only part of the window or leave sessions of it without a bar.
 
-    ``sessionkit run``, :func:`run_backtest` and ``sessionkit-tui`` call it (the caller's
-    thread). Counting reads every bar of the window's index (0.25 s for 1.7 million bars);
-    without it, each symbol's first and last bar in the window are two index look-ups (the
-    monitor, which needs no count, opens as soon). A live session, or a window without
-    sessions, gives ``(None, ())``.
+    Only the bars a run streams count: those inside each session's regular hours, outside
+    its break (pre- and post-market, overnight and break bars are never streamed). One
+    query joins the calendar's sessions of the window with each symbol's bars, one index
+    range per (symbol, session part): it counts them (reading the index entries of the
+    streamed bars, about 0.1 s per million), or without ``count`` only asks whether each
+    range holds a bar (one index look-up each: the monitor, which needs no count, opens
+    as soon). The sessions of a symbol without a bar between its first and last are
+    listed as ranges (``2011-02-01 to 2011-02-28``). ``sessionkit run``, :func:`run_backtest` and ``sessionkit-tui`` call it (the
+    caller's thread). A live session, or a window without sessions, gives ``(None, ())``.
 
     Raises
     ------
     ConfigError
-        If a configured symbol has no bar in the window, or the first session's trailing
-        history reaches before the calendar.
+        If a configured symbol has no bar inside the trading hours of the window's
+        sessions (with a hint at a wrong time zone when it has bars on those days, all
+        outside trading hours), or the first session's trailing history reaches before the
+        calendar.
     """
     config = session.config
     if config.mode != "backtest" or not session.sessions:
         return None, ()
-    from sqlalchemy import func, select
-
-    from ..store.db import BarRecord
-
     tm = session.time_manager
     first, last = session.sessions[0], session.sessions[-1]
     _check_history(config, tm, first)
-    opens = tm.get_trading_session(first).open
-    closes = tm.get_trading_session(last).close
     base = config.streams.interval
-    window = (
-        BarRecord.interval == base,
-        BarRecord.start >= opens,
-        BarRecord.start < closes,
-    )
+    symbols = config.streams.symbols
     with session.database.connect() as connection:
-        if count:
-            rows = connection.execute(
-                select(
-                    BarRecord.symbol,
-                    func.count(),
-                    func.min(BarRecord.start),
-                    func.max(BarRecord.start),
-                )
-                .where(BarRecord.symbol.in_(config.streams.symbols), *window)
-                .group_by(BarRecord.symbol)
-            ).all()
-        else:
-            rows = []
-            for symbol in config.streams.symbols:
-                where = (BarRecord.symbol == symbol, *window)
-                first_bar = connection.execute(
-                    select(func.min(BarRecord.start)).where(*where)
-                ).scalar()
-                if first_bar is not None:
-                    last_bar = connection.execute(
-                        select(func.max(BarRecord.start)).where(*where)
-                    ).scalar()
-                    rows.append((symbol, 0, first_bar, last_bar))
-    found = {symbol: (bars, lo, hi) for symbol, bars, lo, hi in rows}
-    missing = [s for s in config.streams.symbols if s not in found]
-    if missing:
-        raise ConfigError(
-            config.origin_of("backtest"),
-            "backtest",
-            f"no {base} bar of {', '.join(missing)} in the window {first} to {last} "
-            f"(database {safe_url(config.resolved_database_url())})",
-        )
-    tz = session.runtime.tz
+        trading = [tm.get_trading_session(day) for day in session.sessions]
+        days = _bars_per_session(connection, tm.exchange, trading, base, symbols, count)
+        missing = [s for s in symbols if not days.get(s)]
+        if missing:
+            raise ConfigError(
+                config.origin_of("backtest"),
+                "backtest",
+                f"no {base} bar of {', '.join(missing)} in the window {first} to {last} "
+                f"(database {safe_url(config.resolved_database_url())})"
+                + _outside_hours_hint(connection, session, missing, base, first, last),
+            )
+    planned = session.sessions
+    position = {day: index for index, day in enumerate(planned)}
     warnings = []
-    for symbol in config.streams.symbols:
-        _count, lo, hi = found[symbol]
-        lo_day, hi_day = _day(lo, tz), _day(hi, tz)
+    for symbol in symbols:
+        held = sorted(days[symbol])  # sessions, in order
+        lo_day, hi_day = held[0], held[-1]
         if lo_day > first or hi_day < last:
             warnings.append(
                 f"{symbol}: {base} bars cover only {lo_day} to {hi_day} of the window "
                 f"{first} to {last}"
             )
-    total = sum(bars for bars, _lo, _hi in found.values()) if count else None
+        span = planned[position[lo_day] : position[hi_day] + 1]
+        if len(held) < len(span):
+            holes = [day for day in span if day not in days[symbol]]
+            warnings.append(
+                f"{symbol}: no {base} bar in {len(holes)} of the {len(span)} sessions from "
+                f"{lo_day} to {hi_day}: {_day_ranges(holes, position)}"
+            )
+    total = sum(n for per_day in days.values() for n in per_day.values()) if count else None
     return total, tuple(warnings)
+
+
+def _bars_per_session(
+    connection: Any,
+    exchange: str,
+    sessions: list[TradingSession],
+    base: str,
+    symbols: list[str],
+    count: bool,
+) -> dict[str, dict[date, int]]:
+    """The ``sessions`` (in order) in which each symbol has a ``base`` bar inside regular
+    hours (outside the break), with how many (1 each without ``count``).
+
+    One statement: the calendar's sessions of the window times the symbols, and for each
+    pair the bars of its session, an index range of ``bars`` (two when the window has
+    breaks: ``[open, break start)`` and ``[break end, close)``, the second empty on a day
+    without one). Rows give a session by its open (an integer on every backend: no date
+    to parse), and without ``count`` only the pairs that hold a bar.
+    """
+    from sqlalchemy import (
+        BigInteger,
+        String,
+        column,
+        exists,
+        func,
+        or_,
+        select,
+        true,
+        type_coerce,
+        values,
+    )
+
+    from ..store.db import BarRecord, CalendarDay
+
+    day_of = {int(s.open.timestamp()): s.date for s in sessions}
+    breaks = any(s.break_start is not None for s in sessions)
+    calendar = (
+        select(
+            CalendarDay.open,
+            CalendarDay.close,
+            func.coalesce(CalendarDay.break_start, CalendarDay.close).label("pause"),
+            func.coalesce(CalendarDay.break_end, CalendarDay.close).label("resume"),
+        )
+        .where(
+            CalendarDay.exchange == exchange,
+            CalendarDay.session_date >= sessions[0].date,
+            CalendarDay.session_date <= sessions[-1].date,
+        )
+        .subquery("sessions")
+    )
+    wanted = values(column("symbol", String), name="wanted").data([(s,) for s in symbols]).cte()
+
+    def within(lo: Any, hi: Any) -> tuple[Any, ...]:
+        return (
+            BarRecord.symbol == wanted.c.symbol,
+            BarRecord.interval == base,
+            BarRecord.start >= lo,
+            BarRecord.start < hi,
+        )
+
+    c = calendar.c
+    parts = ((c.open, c.pause), (c.resume, c.close)) if breaks else ((c.open, c.close),)
+    pairs = (wanted.c.symbol, type_coerce(c.open, BigInteger))
+    if count:
+        counts = [select(func.count()).where(*within(lo, hi)).scalar_subquery() for lo, hi in parts]
+        query = select(*pairs, sum(counts[1:], counts[0]))
+    else:
+        held = or_(*(exists().where(*within(lo, hi)) for lo, hi in parts))
+        query = select(*pairs, 1).where(held)
+    rows = connection.execute(query.select_from(wanted.join(calendar, true()))).all()
+    out: dict[str, dict[date, int]] = {}
+    for symbol, opens, n in rows:
+        day = day_of.get(opens)
+        if n and day is not None:
+            out.setdefault(symbol, {})[day] = n
+    return out
+
+
+def _outside_hours_hint(
+    connection: Any, session: Session, symbols: list[str], base: str, first: date, last: date
+) -> str:
+    """For symbols without a bar in the window's trading hours: a hint at a wrong time zone
+    for those that have bars on the window's days all the same (a look-up each)."""
+    from datetime import time as clock
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from ..store.db import BarRecord
+
+    tz = session.runtime.tz
+    lo = datetime.combine(first, clock(), tz)
+    hi = datetime.combine(last + timedelta(days=1), clock(), tz)
+    found = [
+        symbol
+        for symbol in symbols
+        if connection.execute(
+            select(func.min(BarRecord.start)).where(
+                BarRecord.symbol == symbol,
+                BarRecord.interval == base,
+                BarRecord.start >= lo,
+                BarRecord.start < hi,
+            )
+        ).scalar()
+        is not None
+    ]
+    if not found:
+        return ""
+    exchange = session.config.exchange_group
+    return (
+        f"; {', '.join(found)} {'has' if len(found) == 1 else 'have'} {base} bars on those "
+        f"days, but none inside {exchange}'s trading hours ({tz}): were they imported with "
+        "the wrong time zone (sessionkit db import --tz)?"
+    )
+
+
+def _day_ranges(days: list[date], position: dict[date, int], shown: int = 3) -> str:
+    """``days`` (sessions, in order) as ranges of consecutive sessions: ``2011-02-01 to
+    2011-02-28, 2011-03-04``; past ``shown`` ranges, the first ones, how many more, and
+    the last one."""
+    ranges: list[list[date]] = []
+    for day in days:
+        if ranges and position[day] == position[ranges[-1][1]] + 1:
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    text = [f"{a}" if a == b else f"{a} to {b}" for a, b in ranges]
+    if len(text) > shown:
+        more = len(text) - shown
+        text = [*text[: shown - 1], f"{more} more range{'s' if more > 1 else ''}", text[-1]]
+    return ", ".join(text)
 
 
 def _check_history(config: SessionConfig, tm: Any, first: date) -> None:
@@ -420,12 +535,6 @@ def _check_history(config: SessionConfig, tm: Any, first: date) -> None:
                 f"{first} reach before the {exc.exchange} calendar in the database (it "
                 f"starts on {exc.first}): start later or load less history",
             ) from None
-
-
-def _day(epoch_or_time: Any, tz: Any) -> date:
-    if isinstance(epoch_or_time, datetime):
-        return epoch_or_time.astimezone(tz).date()
-    return datetime.fromtimestamp(epoch_or_time, UTC).astimezone(tz).date()
 
 
 def _recorded(session: Any) -> tuple:
