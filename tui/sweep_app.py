@@ -4,7 +4,7 @@ Threads: the app runs on Textual's event loop (the main thread). The sweep runs 
 thread worker (``_drive``) through a :class:`SweepSource`; the production source,
 :class:`LiveSweep`, calls :func:`~sessionkit.engine.runs.sweep.run_sweep`, whose worker
 processes (or Dask workers) post :class:`~sessionkit.engine.runs.sweep.RunProgress` records
-on a queue that a reader thread gets from (with a timeout, never a busy loop). Both threads
+on a queue that a reader thread gets from (never a busy loop). Both threads
 only post typed messages (:class:`~sessionkit.tui.messages.RunProgressed`,
 :class:`~sessionkit.tui.messages.RunFinished`); the handlers update the
 :class:`~sessionkit.tui.sweep_board.SweepBoard` and the table on the event loop. ``q`` sets

@@ -20,11 +20,17 @@ a second on a channel the caller reads. With worker processes the channel is a
 ``multiprocessing.Manager().Queue()``; on Dask it is a ``distributed.Queue`` (it goes
 through the scheduler, so it also works on a remote cluster). In the worker a sender
 thread does the putting, so a slow channel never holds up a run; in the caller a reader
-thread gets from the channel (with a timeout, never a busy loop) and calls ``on_progress``.
+thread gets from the channel (a manager's queue with a timeout, a Dask queue polled for
+what it holds ten times a second: never a busy loop) and calls ``on_progress``.
+
+A cancelled sweep (``cancel``, Ctrl-C, SIGTERM) ends its worker processes: the pool's are
+terminated; a local Dask cluster's workers close, and a process still tearing its Python
+down a moment later is killed (:func:`_close_local_cluster`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -32,6 +38,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -375,6 +382,14 @@ def shard_warnings(runs: Sequence[SweepRun], shard_by: str = "--shard-by") -> li
 PROGRESS_PERIOD = 0.25
 """Wall seconds between two progress records of one run (at most)."""
 
+CANCEL_POLL = 0.1
+"""Wall seconds between two looks at the caller's ``cancel`` event while runs run."""
+
+WORKER_EXIT_PATIENCE = 0.25
+"""Wall seconds a cancelled sweep's local Dask cluster gives each worker process to exit
+once asked to close (it takes 10-30 ms to close, then about a second to tear its Python
+down), before its nanny kills it (see :func:`_close_local_cluster`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RunProgress:
@@ -564,12 +579,27 @@ def run_one(
 
 
 class _Reader:
-    """The caller's side of a progress channel: a thread that gets records (with a
-    timeout) and calls ``on_progress`` with each, until :meth:`close`."""
+    """The caller's side of a progress channel: a thread that gets records and calls
+    ``on_progress`` with each, until :meth:`close`.
 
-    def __init__(self, get: Callable[[float], Any], on_progress: Callable[[RunProgress], None]):
+    ``get(timeout)`` returns one record, or raises :class:`queue.Empty` (or
+    :class:`TimeoutError`) when none came within ``timeout`` (a manager's queue). With
+    ``batch``, ``get(0)`` returns every record there is now, maybe none, without waiting,
+    and the thread looks again every :data:`CANCEL_POLL` seconds (a ``distributed.Queue``:
+    its ``get`` with a timeout that expires logs an error with a traceback in the
+    scheduler's process, which a local cluster's is: on the caller's terminal).
+    """
+
+    def __init__(
+        self,
+        get: Callable[[float], Any],
+        on_progress: Callable[[RunProgress], None],
+        *,
+        batch: bool = False,
+    ):
         self._get = get
         self._on_progress = on_progress
+        self._batch = batch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="sweep-progress-reader")
         self._thread.daemon = True
@@ -578,20 +608,29 @@ class _Reader:
     def _read(self) -> None:
         while True:
             try:
-                record = self._get(PROGRESS_PERIOD)
+                records = self._get(0.0) if self._batch else [self._get(PROGRESS_PERIOD)]
             except (queue.Empty, TimeoutError):
-                if self._stop.is_set():
-                    return
-                continue
+                records = []
             except Exception:  # the channel is gone (its manager or the cluster ended)
                 return
-            if isinstance(record, RunProgress):
-                self._on_progress(record)
+            for record in records:
+                if isinstance(record, RunProgress):
+                    self._on_progress(record)
+            if not records:
+                if self._stop.is_set():
+                    return
+                if self._batch:
+                    self._stop.wait(CANCEL_POLL)
 
     def close(self, timeout: float = 2.0) -> None:
         """Deliver what is still on the channel, then end the thread within ``timeout``."""
         self._stop.set()
         self._thread.join(timeout)
+
+    def abandon(self) -> None:
+        """End at the next timeout or failure of the channel, without waiting: the caller
+        closes the channel next (which ends a get in progress), then :meth:`close`."""
+        self._stop.set()
 
 
 def _quiet_worker(output: str | None = None) -> None:
@@ -702,6 +741,7 @@ def _run_on_processes(
         initargs=(worker_output,),
     )
     pending: dict[Future, SweepRun] = {}
+    ending = False  # cancelled or interrupted
     try:
         for run in runs:
             args = (run.config,) if channel is None else (run.config, run.index, channel)
@@ -709,23 +749,28 @@ def _run_on_processes(
         while pending:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
-            timeout = None if cancel is None else PROGRESS_PERIOD
+            timeout = None if cancel is None else CANCEL_POLL
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 run = pending.pop(future)
                 error = future.exception()
                 finish(run, None if error else future.result(), error)
     except BaseException as exc:
+        ending = True
+        if reader is not None:
+            reader.abandon()  # (the manager's shutdown ends it: no wait for a get)
         _end_workers(executor, pending)
         if not isinstance(exc, _Cancelled):
             raise
     else:
         executor.shutdown(wait=True)
     finally:
-        if reader is not None:
-            reader.close()
+        if reader is not None and not ending:
+            reader.close()  # every record delivered, then the channel goes
         if manager is not None:
             manager.shutdown()
+        if reader is not None:
+            reader.close()
 
 
 def _end_workers(executor: ProcessPoolExecutor, pending: Mapping[Future, SweepRun]) -> None:
@@ -788,6 +833,7 @@ def _run_on_dask(
         raise UsageError(f"--dask {address}: cannot reach the cluster: {exc}") from None
     futures: list[Any] = []
     reader = None
+    ending = False  # cancelled or interrupted
     name = f"sessionkit-sweep-{uuid.uuid4().hex}"
     stop = _DaskStop(name)
     stop_event = Event(name, client=client)
@@ -796,7 +842,9 @@ def _run_on_dask(
         if on_progress is not None:
             channel = _DaskChannel(name)
             progress_queue = Queue(name, client=client)
-            reader = _Reader(lambda timeout: progress_queue.get(timeout=timeout), on_progress)
+            reader = _Reader(
+                lambda _timeout: progress_queue.get(batch=True), on_progress, batch=True
+            )
         futures = client.map(
             run_one,
             [run.config for run in runs],
@@ -813,7 +861,7 @@ def _run_on_dask(
             try:
                 done, not_done = dask_wait(
                     remaining,
-                    timeout=None if cancel is None else PROGRESS_PERIOD,
+                    timeout=None if cancel is None else CANCEL_POLL,
                     return_when="FIRST_COMPLETED",
                 )
             except TimeoutError:
@@ -831,18 +879,73 @@ def _run_on_dask(
         # Dask cannot end a running task: the runs end themselves once they see the event
         # (within PROGRESS_PERIOD), and the pending ones return at once when they start;
         # what has not ended within a bound is cancelled.
+        ending = True
         stop_event.set()
+        if reader is not None:
+            reader.abandon()  # (closing the client ends it: no wait for a get)
         with contextlib.suppress(Exception):
             dask_wait(futures, timeout=2 * PROGRESS_PERIOD + 1)
         client.cancel(futures)
+        if cluster is not None:  # its workers are killed if slow to exit: output first
+            with contextlib.suppress(Exception):
+                client.run(_flush_output)
         if not isinstance(exc, _Cancelled):
             raise
     finally:
-        if reader is not None:
-            reader.close()
+        if reader is not None and not ending:
+            reader.close()  # every record delivered, then the channel goes
         client.close()
         if cluster is not None:
-            cluster.close()
+            if ending:
+                _close_local_cluster(cluster)
+            else:
+                cluster.close()
+        if reader is not None:
+            reader.close()
+
+
+def _flush_output() -> None:
+    """Flush a worker's stdout and stderr (run on each worker of a local cluster before
+    its processes may be killed: an analysis's prints are in a file's buffer)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _close_local_cluster(cluster: Any, patience: float = WORKER_EXIT_PATIENCE) -> None:
+    """Close a cancelled sweep's local Dask cluster without waiting for its worker
+    processes' Python to tear itself down.
+
+    ``cluster.close()`` has each nanny ask its worker to close and then waits for the
+    worker process to exit: the worker closes within milliseconds (its runs have ended),
+    then the process spends about a second tearing its interpreter down (measured: 0.55 s
+    of module teardown in one worker, 0.9-1.5 s for ``cluster.close()`` with two). Here
+    each nanny is closed with ``patience``: its worker closes as before, and a process
+    still tearing down after ``0.8 * patience`` is killed (the caller has had the workers
+    flush their output: :func:`_flush_output`). Then the cluster closes (its scheduler),
+    with no worker process left.
+    """
+    nanny_log = logging.getLogger("distributed.nanny")
+    level = nanny_log.level
+    # ("Worker process still alive after 0.4 seconds, killing": meant here)
+    nanny_log.setLevel(max(level, logging.ERROR))
+
+    async def close_nannies() -> None:
+        await asyncio.gather(
+            *(
+                worker.close(timeout=patience, reason="sweep-cancelled")
+                for worker in list(cluster.workers.values())
+                if hasattr(worker, "close")
+            ),
+            return_exceptions=True,
+        )
+
+    try:
+        with contextlib.suppress(Exception):
+            cluster.sync(close_nannies)
+    finally:
+        nanny_log.setLevel(level)
+    cluster.close()
 
 
 def rank(

@@ -41,3 +41,12 @@ class RsiZones:
             if zone != self.zone.get(symbol) and zone != "mid":
                 ctx.emit(symbol, zone, bar[4], f"RSI {value:.2f}")
             self.zone[symbol] = zone
+
+
+class Chatty(SmaCross):
+    """SmaCross that prints at each session start without flushing (a worker's stdout to
+    a file is block-buffered: the print is in the buffer until the process flushes)."""
+
+    def on_session_start(self, ctx) -> None:
+        print(f"chatty fast={self.fast}")
+        super().on_session_start(ctx)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import time
@@ -182,3 +183,70 @@ def test_worker_output_goes_to_the_given_file_not_the_terminal(tmp_path, capfd) 
         assert f"noisy stdout fast={fast}" in text and f"noisy stderr fast={fast}" in text
     captured = capfd.readouterr()
     assert "noisy" not in captured.out and "noisy" not in captured.err
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_dask_sweep_reads_its_progress_without_errors_in_the_scheduler() -> None:
+    """The caller read the progress with ``distributed.Queue.get(timeout=0.25)``: each get
+    that timed out (no record for a quarter second: runs starting, ending) made the
+    scheduler log "Exception while handling op queue_get" with a traceback, on the
+    terminal of ``sessionkit sweep --dask local``. The queue is now polled for what it
+    holds, without a timeout."""
+    from dask.distributed import LocalCluster
+
+    errors = _Errors()
+    core = logging.getLogger("distributed.core")
+    runs = plan_sweep("demo", grid={"analysis.options.fast": [5, 10]}, overrides=DAY)
+    records: list[RunProgress] = []
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        core.addHandler(errors)
+        try:
+            time.sleep(1.0)  # (an idle second: a get with a timeout would time out)
+            outcomes = run_sweep(runs, dask=cluster.scheduler_address, on_progress=records.append)
+        finally:
+            core.removeHandler(errors)
+    assert [o.state for o in outcomes] == ["completed", "completed"]
+    assert {r.index for r in records if r.state == "completed"} == {0, 1}
+    assert [m for m in errors.messages if "queue_get" in m] == []
+
+
+def test_cancelling_a_sweep_on_a_local_dask_cluster_ends_within_a_second(capfd) -> None:
+    """Quitting ``sessionkit-tui sweep --dask local`` took 2.1-3.3 s: the caller noticed
+    the cancel within 0.25 s, waited 0.25 s for its progress reader's last get to time
+    out, then ``LocalCluster.close()`` waited 0.9-1.5 s for the worker processes to tear
+    their Python down after their workers had closed. Now the cluster's workers close,
+    their output is flushed, and a process still tearing down after a moment is killed:
+    no worker process is left, and what the analysis printed was written."""
+    runs = plan_sweep(
+        "demo",
+        grid={"analysis.options.fast": [5, 10, 20]},
+        overrides={**DAY, "backtest.speed": 600, "analysis.entry": "sweep_analyses:Chatty"},
+    )
+    seen: set[int] = set()
+    cancel = threading.Event()
+    cancelled_at: list[float] = []
+
+    def on_progress(record: RunProgress) -> None:
+        if record.state == "streaming" and record.bars > 0:
+            seen.add(record.index)
+            if len(seen) == 2 and not cancel.is_set():
+                cancelled_at.append(time.monotonic())
+                cancel.set()
+
+    outcomes = run_sweep(runs, dask="local", workers=2, on_progress=on_progress, cancel=cancel)
+    took = time.monotonic() - cancelled_at[0]
+    assert outcomes == []
+    assert multiprocessing.active_children() == []  # the worker processes are gone
+    assert took < 1.2, f"the cancelled sweep took {took:.2f} s to end"
+    out = capfd.readouterr().out  # (the workers write to this process's stdout)
+    assert "chatty fast=5" in out and "chatty fast=10" in out
