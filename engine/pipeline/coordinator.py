@@ -39,7 +39,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import islice
 from operator import itemgetter
 from typing import Literal
@@ -328,6 +328,11 @@ class SessionCoordinator(threading.Thread):
         self._generation = -1
         self._anchor_wall = 0.0
         self._anchor_sim: datetime | None = None
+        self._clock_from: tuple[float, datetime | None, int] = (0.0, None, -1)
+        """(wall, simulated time, controls' generation) of the last anchoring, swapped whole
+        (read by :meth:`clock_time` from other threads)."""
+        self._waiting_for: datetime | None = None
+        """The instant the clock is running towards (clock-driven waits), else None."""
         self._steps: list[Step] = []
         self._read_ahead: dict[int, list[Step]] = {}
         """Steps of coming sessions, read with an earlier one (by session index)."""
@@ -1065,6 +1070,28 @@ class SessionCoordinator(threading.Thread):
         self._anchor_wall = monotonic()
         self._anchor_sim = sim
         self._generation = self.runtime.controls.generation
+        self._clock_from = (self._anchor_wall, sim, self._generation)
+
+    def clock_time(self) -> datetime | None:
+        """The running clock's simulated time now, between two instants: from the instant
+        the clock was anchored at, at the speed, up to the instant it waits for (never
+        past it, nor before the last one published). None unless the clock is running
+        towards an instant (clock-driven, not paused; data-driven, paused, loading, ended:
+        the simulated time is the last instant's). Any thread (a monitor shows the clock
+        ticking at 1x, where instants are a minute apart)."""
+        target = self._waiting_for
+        wall, sim, generation = self._clock_from
+        controls = self.runtime.controls
+        if (
+            target is None
+            or sim is None
+            or controls.paused
+            or controls.clock != "clock-driven"
+            or controls.generation != generation
+        ):
+            return None
+        now = sim + timedelta(seconds=(monotonic() - wall) * controls.speed)
+        return max(self.runtime.sim_time, min(now, target))
 
     def _wait_until(self, t: datetime) -> None:
         """In clock-driven mode, wait until ``t`` is due; count overruns of late consumers."""
@@ -1086,15 +1113,19 @@ class SessionCoordinator(threading.Thread):
                 self._anchor(runtime.sim_time)
             due = self._anchor_wall + (t - self._anchor_sim).total_seconds() / controls.speed
             # Consumers first: they should finish the previous step before this one is due.
-            self._wait_consumers(self.seq, blocking=False, deadline=due)
-            remaining = due - monotonic()
-            if remaining <= 0:
-                return
-            with controls.cond:
-                if controls.generation == self._generation and not runtime.stopping:
-                    waited = monotonic()
-                    controls.cond.wait(min(remaining, LONGEST_WAIT))
-                    self.metrics.waiting += monotonic() - waited
+            self._waiting_for = t
+            try:
+                self._wait_consumers(self.seq, blocking=False, deadline=due)
+                remaining = due - monotonic()
+                if remaining <= 0:
+                    return
+                with controls.cond:
+                    if controls.generation == self._generation and not runtime.stopping:
+                        waited = monotonic()
+                        controls.cond.wait(min(remaining, LONGEST_WAIT))
+                        self.metrics.waiting += monotonic() - waited
+            finally:
+                self._waiting_for = None
 
     # -- live gap filling -----------------------------------------------------------------
 

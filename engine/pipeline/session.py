@@ -486,6 +486,7 @@ class Session:
             session_bounds=self.session_bounds,
             session_breaks=self.session_breaks,
             sim_time=runtime.sim_time,
+            clock_time=coordinator.clock_time(),
             market_open=plan.open if plan else None,
             market_close=plan.close if plan else None,
             early_close=plan.early_close if plan else False,

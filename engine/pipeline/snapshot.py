@@ -293,7 +293,11 @@ class Snapshot:
     """(start, end) of each planned session's break (None: it has none), aligned with
     ``session_bounds``: time does not run through a break, so progress leaves it out."""
     sim_time: datetime | None = None
-    """Simulated time (aware, UTC)."""
+    """Simulated time (aware, UTC): the last instant published."""
+    clock_time: datetime | None = None
+    """The running clock's simulated time between two instants (clock-driven, running:
+    at 1x the instants are a minute apart), never past the next instant; None when the
+    clock does not run towards one (``sim_time`` is then the time)."""
     market_open: datetime | None = None
     market_close: datetime | None = None
     early_close: bool = False

@@ -7,6 +7,7 @@ sample database to a fixed point (paused and idle, or finished) before asserting
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -238,5 +239,35 @@ def test_every_instant_is_timed_in_every_clock_mode(clock: str, analysis: bool) 
         assert stats.step_latency_count == snap.metrics.steps == 390  # the minutes of the day
         mean = snap.metrics.step_latency_ms
         assert mean is not None and 0 < mean <= snap.metrics.max_step_latency_ms
+    finally:
+        assert session.stop()
+
+
+def test_the_clock_runs_between_instants() -> None:
+    """QA: at 1x the status bar showed 09:30:00 for a whole minute (the last instant). The
+    snapshot's clock_time runs from the last instant towards the next, never past it, and
+    is None when the clock does not run (paused, data-driven)."""
+    session = demo(start_date=date(2024, 12, 2), end_date=date(2024, 12, 2))
+    try:
+        idle(session, 1)  # 09:31, paused
+        snapshot = session.snapshot()
+        assert snapshot.clock_time is None
+        session.set_speed(6)  # the next instant, 09:32, is ten wall seconds away
+        session.resume()
+        seen: list = []  # (the last instant, the clock) between the same two instants
+        while len(seen) < 3:
+            now = session.snapshot()
+            if now.clock_time is not None:
+                if seen and seen[0][0] != now.sim_time:
+                    seen = []  # an instant passed: start again between the next two
+                seen.append((now.sim_time, now.clock_time))
+            time.sleep(0.01)
+        session.pause()
+        last = seen[0][0]
+        clocks = [clock for _last, clock in seen]
+        assert clocks == sorted(clocks) and clocks[0] < clocks[-1]
+        assert all(last <= t <= last + timedelta(minutes=1) for t in clocks)
+        assert session.wait_idle(20)
+        assert session.snapshot().clock_time is None  # paused
     finally:
         assert session.stop()

@@ -111,3 +111,13 @@ def test_a_sessions_snapshot_has_each_sessions_break() -> None:
         assert len(snapshot.session_bounds) == 2
     finally:
         assert session.stop()
+
+
+def test_the_status_bar_shows_the_running_clock_between_instants() -> None:
+    """At 1x the instants are a minute apart: the time shown is the clock's, ticking."""
+    from dataclasses import replace
+
+    snapshot = replace(tokyo_snapshot(OPEN), state="running")
+    assert status_line(snapshot, Figures()).time.startswith("09:00:00")
+    ticking = replace(snapshot, clock_time=datetime(2024, 11, 5, 0, 0, 42, tzinfo=UTC))
+    assert status_line(ticking, Figures()).time.startswith("09:00:42")

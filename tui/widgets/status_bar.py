@@ -99,7 +99,7 @@ def status_line(
         state=snapshot.state,
         date=str(snapshot.session_date) if snapshot.session_date else fmt.DASH,
         sessions=sessions,
-        time=fmt.sim_clock(snapshot.sim_time, zone, snapshot.session_date),
+        time=fmt.sim_clock(snapshot.clock_time or snapshot.sim_time, zone, snapshot.session_date),
         speed=f"{fmt.speed(snapshot.clock, snapshot.speed)} {clock}",
         rate=figures.rate(
             tracker.bars_per_second(wall) if tracker else snapshot.metrics.bars_per_second
