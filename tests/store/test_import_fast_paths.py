@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from sessionkit.engine.store import import_arrow, importing
 from sessionkit.engine.store.importing import _Runs, import_bars
 from test_import_csv import HEADER
-from test_import_formats import _both, _rows, db  # noqa: F401 - db is a fixture
+from test_import_formats import _both, _rows
 
 PRICES = [
     "1.5",
@@ -96,20 +96,20 @@ def _file(path: Path, price: str, volume: str, rows: int = 3, good: bool = False
 
 
 @pytest.mark.parametrize("price", PRICES)
-def test_every_price_text_reads_as_the_csv_module_reads_it(db, tmp_path: Path, price) -> None:  # noqa: F811
+def test_every_price_text_reads_as_the_csv_module_reads_it(db, tmp_path: Path, price) -> None:
     report, rows = _both(db, _file(tmp_path / "p.csv", price, "10", good=True), "SPY", "1m")
     assert report.reader == "pyarrow csv"
     assert report.rows_read == 4
 
 
 @pytest.mark.parametrize("volume", VOLUMES)
-def test_every_volume_text_reads_as_the_csv_module_reads_it(db, tmp_path: Path, volume) -> None:  # noqa: F811
+def test_every_volume_text_reads_as_the_csv_module_reads_it(db, tmp_path: Path, volume) -> None:
     report, rows = _both(db, _file(tmp_path / "v.csv", "1.5", volume, good=True), "SPY", "1m")
     assert report.reader == "pyarrow csv"
 
 
 def test_clean_blocks_take_the_fast_path_and_doubtful_ones_the_text(
-    db,  # noqa: F811
+    db,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -167,7 +167,7 @@ def test_runs_of_regular_bars_are_few() -> None:
     assert len(runs.heads) == 100
 
 
-def test_counts_across_whole_statements_and_the_rest(db, tmp_path: Path) -> None:  # noqa: F811
+def test_counts_across_whole_statements_and_the_rest(db, tmp_path: Path) -> None:
     engine = db()
     rows = 1234
     lines = [
@@ -191,7 +191,7 @@ def test_counts_across_whole_statements_and_the_rest(db, tmp_path: Path) -> None
     assert len(_rows(engine)) == rows
 
 
-def test_parquet_columns_of_other_types(db, tmp_path: Path) -> None:  # noqa: F811
+def test_parquet_columns_of_other_types(db, tmp_path: Path) -> None:
     starts = [datetime(2011, 1, 3, 9, 30 + i) for i in range(7)]
     table = pa.table(
         {
@@ -245,7 +245,7 @@ EPOCHS = [
 
 
 @pytest.mark.parametrize(("text", "expected"), EPOCHS, ids=[text for text, _ in EPOCHS])
-def test_unix_epoch_timestamps_in_any_unit(db, tmp_path: Path, text, expected) -> None:  # noqa: F811
+def test_unix_epoch_timestamps_in_any_unit(db, tmp_path: Path, text, expected) -> None:
     """A whole-number timestamp is a Unix epoch, its unit told by its size; both readers
     read it alike (it was "unparseable timestamp")."""
     path = tmp_path / "epochs.csv"
@@ -263,7 +263,7 @@ def test_unix_epoch_timestamps_in_any_unit(db, tmp_path: Path, text, expected) -
         assert starts == [START + 600, START + 660, START + 720]
 
 
-def test_parquet_epoch_columns(db, tmp_path: Path) -> None:  # noqa: F811
+def test_parquet_epoch_columns(db, tmp_path: Path) -> None:
     """A Parquet column of whole numbers is read as Unix epochs (signed or not), and
     checked like their text."""
     values = [START * 1000, (START + 60) * 1000, START * 1000 + 1, (START + 120) * 10**9]

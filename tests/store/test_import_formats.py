@@ -48,20 +48,6 @@ FAULTS = (
 )
 
 
-@pytest.fixture
-def db(tmp_path: Path):
-    engines: list[Engine] = []
-
-    def make(name: str = "db") -> Engine:
-        engine = init_db(f"sqlite:///{tmp_path / f'{name}-{len(engines)}.sqlite'}")
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.dispose()
-
-
 def _rows(engine: Engine) -> list[tuple]:
     with engine.connect() as connection:
         return [

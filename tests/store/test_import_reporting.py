@@ -14,7 +14,7 @@ import pytest
 from sessionkit.engine.errors import DataImportError
 from sessionkit.engine.store import importing
 from sessionkit.engine.store.calendar_fill import fill_calendar
-from sessionkit.engine.store.db import BarRecord, SymbolInfo, init_db
+from sessionkit.engine.store.db import BarRecord, SymbolInfo
 from sessionkit.engine.store.import_dbn import import_dbn
 from sessionkit.engine.store.importing import import_bars
 from sqlalchemy import Engine, select
@@ -22,20 +22,6 @@ from test_import_dbn import NS, _ns, session_bars, write_dbn
 from test_import_formats import _both
 
 HEADER = "timestamp,open,high,low,close,volume\n"
-
-
-@pytest.fixture
-def db(tmp_path: Path):
-    engines: list[Engine] = []
-
-    def make(name: str = "db") -> Engine:
-        engine = init_db(f"sqlite:///{tmp_path / f'{name}-{len(engines)}.sqlite'}")
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.dispose()
 
 
 def _symbols(engine: Engine) -> list[str]:
