@@ -29,6 +29,7 @@ trades on, so the grid of every stored calendar is tried.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import math
@@ -138,6 +139,12 @@ else nanoseconds. Bars between 1900 and 2199 are never mistaken (a millisecond e
 
 _DOTTED_DATE = re.compile(r"\d{4}\.\d{2}\.\d{2}(?=$|[ T])")
 """``2024.03.05`` (MetaTrader)."""
+_COMPACT = re.compile(
+    r"(\d{4})(\d{2})(\d{2})[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s+([A-Za-z][\w+\-]*(?:/[\w+\-]+)*))?"
+)
+"""``20110103  09:30:00``, optionally followed by a zone name (Interactive Brokers'
+``20231106 09:30:00 US/Eastern``): date without separators, then the time."""
+
 _DAY_FIRST_DATE = re.compile(r"\d{2}\.\d{2}\.\d{4}(?=$|[ T])")
 """``05.03.2024``: day first, as dotted dates with the year last always are (Dukascopy,
 European exports)."""
@@ -199,10 +206,21 @@ REASONS = (
 
 TIMESTAMP_FORMATS = (
     "accepted timestamps: ISO 8601 (2011-01-03T09:30:00-05:00, or naive 2011-01-03 09:30 "
-    "with --tz), 2011.01.03 09:30, day first 03.01.2011 09:30, a Unix epoch (1294065000, in "
-    "s, ms, us or ns), or date and time columns of those"
+    "with --tz), 2011.01.03 09:30, day first 03.01.2011 09:30, 20110103 09:30:00 (with a "
+    "zone name after it, or --tz), a Unix epoch (1294065000, in s, ms, us or ns), or date "
+    "and time columns of those"
 )
 """The timestamps the row rules read, for messages about the ones they cannot."""
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_named(name: str) -> tzinfo | None:
+    """The IANA zone ``name`` (``US/Eastern``, ``America/New_York``, ``UTC``), or None."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
 
 _GROUPED = re.compile(r"\s*[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?\s*")
 """A number of a decimal-comma file whose dots group thousands: ``1.000``, ``12.345,5``."""
@@ -899,6 +917,11 @@ def resolve_columns(
         )
         if date_col and time_col:
             found["date"], found["time"] = date_col, time_col
+        elif date_col and not time_col:
+            # One date column with the time in it (Interactive Brokers' "date": 20110103
+            # 09:30:00; an Excel export's "Date"): it is the timestamp.
+            found["timestamp"] = date_col
+            found.pop("date", None)
     missing = [
         key
         for key in FIELDS
@@ -1085,10 +1108,19 @@ class RowRules:
                 reject(line, NOT_WHOLE_MINUTE, ts)
                 return None
             return self._consistent(line, epoch, o, h, lo, c, volume, texts)
+        zone = self.zone
         if _DOTTED_DATE.match(ts):
             iso = f"{ts[:4]}-{ts[5:7]}-{ts[8:]}"
         elif _DAY_FIRST_DATE.match(ts):
             iso = f"{ts[6:10]}-{ts[3:5]}-{ts[:2]}{ts[10:]}"
+        elif compact := _COMPACT.fullmatch(ts):
+            year, month, day, hour, minute, second, named = compact.groups()
+            iso = f"{year}-{month}-{day} {int(hour):02d}:{minute}:{second or '00'}"
+            if named:
+                zone = _zone_named(named)
+                if zone is None:
+                    reject(line, BAD_TIMESTAMP, f"{ts[:40]!r}: unknown time zone {named!r}")
+                    return None
         else:
             iso = ts
         try:
@@ -1100,7 +1132,6 @@ class RowRules:
                 reject(line, MISSING, "empty timestamp")
             return None
         if start.tzinfo is None:
-            zone = self.zone
             if zone is None:
                 raise DataImportError(
                     f"{self.path}, {self.report.line_label} {line}: timestamp {ts!r} has no UTC "

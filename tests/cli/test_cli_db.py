@@ -304,7 +304,7 @@ def test_subprocess_exit_status_and_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"sessionkit: error: {bad} is not a file of bars: its header 'date,price' does not "
-        "match 'timestamp,open,high,low,close,volume' (missing timestamp, open, high, low, "
+        "match 'timestamp,open,high,low,close,volume' (missing open, high, low, "
         "close, volume; other names are accepted case-insensitively, e.g. datetime, "
         "date+time, ts_event, Vol; or map them with --columns FIELD=NAME)"
     ]

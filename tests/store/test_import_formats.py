@@ -724,3 +724,38 @@ def test_a_naive_parquet_timestamp_names_its_row(db, tmp_path: Path) -> None:
     assert str(failure.value).startswith(
         f"{path}, row 1: timestamp '2024-03-04T09:30:00' has no UTC offset"
     )
+
+
+def test_interactive_brokers_dates_with_the_time_in_one_column(db, tmp_path: Path) -> None:
+    """TWS / ib_insync exports: one ``date`` column holding ``20110103  09:30:00`` (two
+    spaces), optionally with a zone name after it (``US/Eastern``); it was refused as
+    "missing timestamp" at the header."""
+    path = tmp_path / "ib.csv"
+    path.write_text(
+        "date,open,high,low,close,volume,barCount,average\n"
+        "20110103  09:30:00,126.7,126.8,126.6,126.75,1000,10,126.7\n"
+        "20110103  09:31:00,126.75,126.9,126.7,126.85,900,9,126.8\n"
+    )
+    report, rows = _both(db, path, "SPY", "1m", "America/New_York")
+    assert report.imported == 2 and report.columns["timestamp"] == "date"
+    assert [r[2] for r in rows] == [
+        datetime(2011, 1, 3, 14, 30, tzinfo=UTC),
+        datetime(2011, 1, 3, 14, 31, tzinfo=UTC),
+    ]
+    zoned = tmp_path / "zoned.csv"
+    zoned.write_text(
+        "date,open,high,low,close,volume\n"
+        "20231106 09:30:00 US/Eastern,1,2,0.5,1.5,10\n"  # no --tz needed: the zone is named
+        "20230707 9:31 America/New_York,1,2,0.5,1.5,10\n"  # summer time, no seconds
+        "20231106 09:32:00 Mars/Base,1,2,0.5,1.5,10\n"
+    )
+    report, rows = _both(db, zoned, "AAA", "1m")
+    assert [r[2] for r in rows] == [
+        datetime(2023, 7, 7, 13, 31, tzinfo=UTC),
+        datetime(2023, 11, 6, 14, 30, tzinfo=UTC),
+    ]
+    assert report.rejected == {importing.BAD_TIMESTAMP: 1}
+    assert "unknown time zone 'Mars/Base'" in report.examples[importing.BAD_TIMESTAMP][0].detail
+    # Without a zone, naive: the file needs --tz (one message, as for any naive time).
+    with pytest.raises(DataImportError, match=r"ib\.csv, line 2: timestamp '20110103  09:30:00'"):
+        import_bars(db("naive"), path, "SPY", "1m")
