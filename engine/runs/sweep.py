@@ -645,6 +645,18 @@ def _quiet_worker(output: str | None = None) -> None:
         os.close(fd)
 
 
+def _output_to(output: str) -> None:
+    """On a local Dask worker: its stdout and stderr go to ``output`` (appended), as
+    :func:`_quiet_worker` does for worker processes (the cluster's processes inherit the
+    caller's terminal, where a monitor draws)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SessionkitError):
         return str(exc)
@@ -825,6 +837,8 @@ def _run_on_dask(
                 silence_logs=logging.ERROR if worker_output else logging.WARNING,
             )
             client = Client(cluster)
+            if worker_output is not None:
+                client.run(_output_to, worker_output)  # (a remote cluster's are its own)
         else:
             client = Client(address, timeout=10)
     except (OSError, TimeoutError, ValueError) as exc:
