@@ -1076,20 +1076,19 @@ class SessionCoordinator(threading.Thread):
         """The running clock's simulated time now, between two instants: from the instant
         the clock was anchored at, at the speed, up to the instant it waits for (never
         past it, nor before the last one published). None unless the clock is running
-        towards an instant (clock-driven, not paused; data-driven, paused, loading, ended:
-        the simulated time is the last instant's). Any thread (a monitor shows the clock
+        towards an instant or stopped between two (clock-driven; data-driven, loading,
+        ended: the simulated time is the last instant's). Any thread (a monitor shows the clock
         ticking at 1x, where instants are a minute apart)."""
+        controls = self.runtime.controls
+        if controls.clock != "clock-driven":
+            return None
+        held = controls.clock_at  # where a change stopped it, until an instant passes it
+        if held is not None and held < self.runtime.sim_time:
+            held = None
         target = self._waiting_for
         wall, sim, generation = self._clock_from
-        controls = self.runtime.controls
-        if (
-            target is None
-            or sim is None
-            or controls.paused
-            or controls.clock != "clock-driven"
-            or controls.generation != generation
-        ):
-            return None
+        if controls.paused or target is None or sim is None or controls.generation != generation:
+            return held
         now = sim + timedelta(seconds=(monotonic() - wall) * controls.speed)
         return max(self.runtime.sim_time, min(now, target))
 
@@ -1110,7 +1109,12 @@ class SessionCoordinator(threading.Thread):
                     return
                 continue
             if controls.generation != self._generation:
-                self._anchor(runtime.sim_time)
+                # From where the clock stood when it was stopped or re-timed, if that is
+                # still between the last instant and this one.
+                at = controls.clock_at
+                self._anchor(
+                    at if at is not None and runtime.sim_time <= at <= t else runtime.sim_time
+                )
             due = self._anchor_wall + (t - self._anchor_sim).total_seconds() / controls.speed
             # Consumers first: they should finish the previous step before this one is due.
             self._waiting_for = t

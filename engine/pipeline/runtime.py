@@ -150,6 +150,10 @@ class Controls:
     stopping: bool = False
     generation: int = 0
     """Grows on every change, so the coordinator knows to re-anchor its clock."""
+    clock_at: datetime | None = None
+    """Where the running clock stood between two instants when a change stopped or re-timed
+    it (pause, speed): it goes on from there, not from the last instant, so the simulated
+    time never goes back."""
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     def change(self, **values: object) -> None:

@@ -326,12 +326,22 @@ class Session:
     # -- controls (any thread) -----------------------------------------------------------
 
     def pause(self) -> None:
-        """Pause before the next instant."""
-        self.runtime.controls.change(paused=True)
+        """Pause before the next instant (the clock stops where it is)."""
+        controls = self.runtime.controls
+        with controls.cond:
+            controls.change(paused=True, **self._clock_held())
 
     def resume(self) -> None:
         """Resume at the current speed, without a catch-up burst."""
-        self.runtime.controls.change(paused=False, step_budget=0)
+        controls = self.runtime.controls
+        with controls.cond:
+            controls.change(paused=False, step_budget=0, **self._clock_held())
+
+    def _clock_held(self) -> dict[str, datetime]:
+        """Where the running clock stands now, for a change that stops or re-times it:
+        the clock goes on from there (see ``Controls.clock_at``). Under the controls' lock."""
+        at = self.coordinator.clock_time()
+        return {"clock_at": at} if at is not None else {}
 
     def toggle_pause(self) -> None:
         """Pause if running, resume if paused."""
@@ -399,7 +409,7 @@ class Session:
             for subscription in (self.processor_ready, self.analysis_ready):
                 if subscription is not None:
                     subscription.set_mode(clock)
-            controls.change(clock=clock, speed=speed)
+            controls.change(clock=clock, speed=speed, **self._clock_held())
             label = "max (data-driven)" if clock == "data-driven" else f"{speed:g}x"
             self.runtime.log(f"speed set to {label}")  # in the order of the changes
 
