@@ -213,7 +213,7 @@ def sweep_command(
         typer.Option(
             "--dask",
             help="Run on a Dask cluster: its scheduler address, or 'local' for a local "
-            "cluster of --workers processes (pip install 'sessionkit[dask]').",
+            "cluster of --workers processes (the dask extra: pip install -e '.\\[dask]' in the sessionkit checkout).",
             metavar="ADDRESS",
         ),
     ] = None,

@@ -386,7 +386,7 @@ def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager)
         raise ConfigError(
             config.origin_of("live.feed"),
             "live.feed",
-            "\"databento\" needs the databento package: pip install 'sessionkit[databento]'",
+            "\"databento\" needs the databento extra: pip install -e '.[databento]' in the sessionkit checkout",
         ) from None
     interval = config.streams.interval
     if interval not in SCHEMAS:

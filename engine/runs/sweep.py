@@ -824,7 +824,9 @@ def _run_on_dask(
         from dask.distributed import Client, Event, LocalCluster, Queue
         from dask.distributed import wait as dask_wait
     except ImportError:
-        raise UsageError("--dask needs dask.distributed: pip install 'sessionkit[dask]'") from None
+        raise UsageError(
+            "--dask needs dask.distributed: pip install -e '.[dask]' in the sessionkit checkout"
+        ) from None
     cluster = None
     try:
         if address == "local" or address.startswith("local:"):

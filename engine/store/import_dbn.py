@@ -68,7 +68,7 @@ def _store(path: Path) -> Any:
     except ImportError:
         raise DataImportError(
             f"{path}: reading Databento DBN files needs the databento package: "
-            "pip install 'sessionkit[databento]'"
+            "pip install -e '.[databento]' in the sessionkit checkout"
         ) from None
     try:
         return databento.DBNStore.from_file(path)

@@ -1905,7 +1905,7 @@ def open_binary(path: Path) -> IO[bytes]:
                 except ImportError:
                     raise DataImportError(
                         f"{path}: reading .zst files needs pyarrow or zstandard "
-                        "(pip install 'sessionkit[arrow]')"
+                        "(the arrow extra: pip install -e '.[arrow]' in the sessionkit checkout)"
                     ) from None
                 return pa.input_stream(str(path), compression="zstd")
             return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
@@ -2319,7 +2319,7 @@ def import_bars(
     if (kind == "parquet" or reader == "arrow") and not arrow_available():
         raise DataImportError(
             f"{path}: reading {'Parquet' if kind == 'parquet' else 'CSV with pyarrow'} needs "
-            "pyarrow: pip install 'sessionkit[arrow]'"
+            "pyarrow: pip install -e '.[arrow]' in the sessionkit checkout"
         )
     if kind == "parquet":
         from .import_arrow import read_parquet

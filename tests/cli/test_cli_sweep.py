@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -605,3 +606,18 @@ def test_a_stop_before_any_run_finished_says_so_without_a_table(signum, status) 
     assert "0 of 2 runs in " in out and "no run finished" in out
     stopped = "interrupted" if status == 130 else "terminated"
     assert f"{stopped}: the pending runs were cancelled" in err
+
+
+def test_the_help_names_the_dask_extra() -> None:
+    """Rich took ``[dask]`` in the help for markup and dropped it: the hint read
+    "pip install 'sessionkit'" (and the PyPI package of that name is another project)."""
+    result = subprocess.run(
+        [*COMMAND, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install -e '.[dask]' in the sessionkit checkout" in result.stdout
