@@ -18,7 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun, setting_text
+from sessionkit.engine.runs.sweep import (
+    RunProgress,
+    SweepOutcome,
+    SweepRun,
+    run_quality,
+    setting_text,
+)
 
 from . import format as fmt
 
@@ -193,16 +199,24 @@ class SweepBoard:
             self._learn(result.metrics)
             # The outcome may arrive before the worker's last record: the bars come from
             # the result (per symbol, the base interval has the most bars).
+            # So do the whole run's quality, rate and overruns (the last record, with them,
+            # may never be read: on Dask it often comes after the outcome).
             streamed = sum(max(per.values(), default=0) for per in result.bars.values())
+            final = {
+                "bars": streamed,
+                "quality": run_quality(result, outcome.run.config.streams.interval),
+                "bars_per_second": round(result.bars_per_second, 1),
+                "overruns": sum(result.overruns.values()),
+                "metrics": dict(result.metrics),
+            }
             if entry.record is not None:
-                entry.record = replace(entry.record, bars=streamed)
+                entry.record = replace(entry.record, **final)
             else:  # no record arrived at all
                 entry.record = RunProgress(
                     index=outcome.run.index,
                     state=result.state,
-                    bars=streamed,
                     expected_bars=streamed if result.state == "completed" else None,
-                    metrics=dict(result.metrics),
+                    **final,
                 )
 
     def cancel_unfinished(self) -> None:

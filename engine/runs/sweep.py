@@ -436,25 +436,33 @@ def progress_of(
     ended, its result: quality over the run and the final metrics)."""
     base = snap.intervals[0] if snap.intervals else None
     if result is not None:
-        values = [per.get(base) for per in result.quality.values()] if base else []
+        quality = run_quality(result, base) if base else None
         metrics = dict(result.metrics)
     else:
         values = [stats.quality for (_s, i), stats in snap.series.items() if i == base]
+        known = [v for v in values if v is not None]
+        quality = round(sum(known) / len(known), 2) if known else None
         metrics = dict(snap.analysis_metrics)
-    known = [v for v in values if v is not None]
     return RunProgress(
         index=index,
         state=snap.state,
         bars=bars,
         expected_bars=expected,
         bars_per_second=round(snap.metrics.bars_per_second, 1),
-        quality=round(sum(known) / len(known), 2) if known else None,
+        quality=quality,
         overruns=sum(s.overruns for s in snap.subscriptions),
         session_index=snap.session_index,
         session_count=snap.session_count,
         metrics=metrics,
         error=snap.error,
     )
+
+
+def run_quality(result: RunResult, base: str) -> float | None:
+    """Mean quality of the ``base`` interval over the symbols, over the whole run, in
+    percent (rounded to 0.01), as a sweep shows it; None if no symbol has one."""
+    known = [q for per in result.quality.values() if (q := per.get(base)) is not None]
+    return round(sum(known) / len(known), 2) if known else None
 
 
 class _Sender:

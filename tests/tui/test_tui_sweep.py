@@ -490,9 +490,17 @@ def test_a_record_after_the_outcome_changes_nothing(script_parts) -> None:
     streamed = sum(per["1m"] for per in done.bars.values())
     assert streamed > 20
     assert board.entries[0].state == "completed" and board.entries[0].record.bars == streamed
+    # And the whole run's quality, rate and overruns (QA on Dask: '-' or the last
+    # session's quality, as the worker's last record came after the outcome).
+    record = board.entries[0].record
+    base = [q["1m"] for q in done.quality.values()]
+    assert record.quality == round(sum(base) / len(base), 2)
+    assert record.bars_per_second == round(done.bars_per_second, 1) > 0
+    assert record.overruns == sum(done.overruns.values())
     # A run whose outcome came before any record at all.
     board.finish(SweepOutcome(runs[2], done))
     assert board.entries[2].record.bars == board.entries[2].record.expected_bars == streamed
+    assert board.entries[2].record.quality == record.quality
     assert board.work_done() == 2.0
     board.cancel_unfinished()
     states = [e.state for e in board.entries.values()]
