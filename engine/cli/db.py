@@ -299,6 +299,11 @@ def _fail_refused(refused: list[NothingImportedError], files: int) -> None:
         raise SystemExit(2)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 session``, ``2 sessions``, ``1,234 early closes``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 @db_app.command("calendar")
 def calendar_command(
     exchange: Annotated[
@@ -347,7 +352,7 @@ def calendar_command(
         c = coverage[0]
         text += (
             f"\ncalendar now covers {c['first_session']} to {c['last_session']} "
-            f"({c['sessions']:,} sessions, {c['early_closes']} early closes, "
+            f"({_count(c['sessions'], 'session')}, {_count(c['early_closes'], 'early close')}, "
             f"{c['sessions_with_break']:,} with a break, zone {c['timezone']})"
         )
         holes = c["holes"]

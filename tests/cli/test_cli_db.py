@@ -432,6 +432,20 @@ def test_import_of_no_valid_row_exits_2_and_makes_no_symbol(
     assert json.loads(out)["symbols"] == []
 
 
+def test_calendar_counts_say_one_early_close(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: "1 early closes"."""
+    url = f"sqlite:///{tmp_path / 'one.sqlite'}"
+    assert run(capsys, "db", "init", "--db", url)[0] == 0
+    code, out, err = run(
+        capsys, "db", "calendar", "--exchange", "NYSE", "--from", "2024-11-25", "--to",
+        "2024-11-29", "--db", url,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "(4 sessions, 1 early close, 0 with a break" in out
+
+
 def test_a_file_of_several_that_imports_nothing_does_not_stop_the_others(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
