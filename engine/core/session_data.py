@@ -163,9 +163,9 @@ class BarSeries:
         bars = list(bars)
         self._cols = (bars, list(rows), list(known), 0, [bar[4] for bar in bars], 0)
 
-    def drop_before(self, start, keep: int = 0) -> int:
+    def drop_before(self, start, keep: int = 0, floor=None) -> int:
         """Drop the bars that start before ``start`` (a datetime), but the last ``keep`` of
-        them. Writer only.
+        them that start at or after ``floor`` (a datetime; None: any). Writer only.
 
         No reader sees them afterwards. They are only moved out of view while they are
         fewer than the bars kept, and removed (the lists copied) once they are as many:
@@ -180,7 +180,10 @@ class BarSeries:
             How many were dropped.
         """
         bars, rows, knowns, history, closes, first = self._cols
-        cut = max(first, bisect_left(bars, start, first, key=_START) - keep)
+        cut = bisect_left(bars, start, first, key=_START)
+        if keep:
+            lowest = first if floor is None else bisect_left(bars, floor, first, cut, key=_START)
+            cut = max(lowest, cut - keep)
         dropped = cut - first
         if dropped <= 0:
             return 0

@@ -256,11 +256,15 @@ def window_end_instants(
     base: timedelta,
     deltas: Sequence[timedelta],
     starts: Sequence[datetime],
+    *,
+    break_start: bool = False,
 ) -> list[datetime]:
     """The ends of the ``deltas`` windows of the session that hold a bar of ``starts``
-    (the ``base`` bars' starts, sorted) and at which none of those bars ends, before the close and
-    other than the break's start: the instants at which only a derived bar becomes visible
-    (its window's last base bars are missing). Sorted.
+    (the ``base`` bars' starts, sorted) whose last bar ends before the window does, before
+    the close (and the break's start, unless ``break_start``: a backtest makes it an
+    instant of its own): the instants at which only a derived bar becomes visible (its
+    window's last base bars are missing). A bar off the grid that ends after its window's
+    end adds nothing (its window is emitted with it, as without these instants). Sorted.
 
     A derived bar is visible at its window's end whatever else is streamed; without these
     instants it waited for the next bar of any symbol, so a symbol's results depended on
@@ -271,12 +275,12 @@ def window_end_instants(
     extra: set[datetime] = set()
     for delta in deltas:
         for start, end in session_windows(session, delta):
-            if end >= session.close or end == session.break_start:
+            if end >= session.close or (end == session.break_start and not break_start):
                 continue  # instants of their own already
             i = bisect_left(starts, start)
             if i < len(starts) and starts[i] < end:  # the window holds bars
                 # Does one of them end at the window's end? Only its last can.
                 last = bisect_left(starts, end, i) - 1
-                if bar_end(session, base, starts[last]) != end:
+                if bar_end(session, base, starts[last]) < end:
                     extra.add(end)
     return sorted(extra)

@@ -193,7 +193,8 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFee
     # A derived window whose last bars are missing still ends on time (as in a backtest).
     derived = [interval_delta(i) for i in config.streams.derived]
     starts = [items[0][1].start for _t, items in steps]
-    ends = window_end_instants(session, delta, derived, starts)
+    # (No instant comes at the break's start in live mode but from the feed.)
+    ends = window_end_instants(session, delta, derived, starts, break_start=True)
     if ends:
         steps = sorted([*steps, *((t, ()) for t in ends)], key=lambda step: step[0])
     start = session.open

@@ -48,6 +48,7 @@ from ..core.bar import Bar, Step, interval_delta
 from ..core.subscription import LONGEST_WAIT
 from ..core.time_manager import TimeManager, TradingSession
 from ..core.windows import SessionTimes, bar_end, regular_minutes, window_end_instants
+from ..errors import CalendarCoverageError
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
 from ..store.data_manager import DataManager, StepColumns, StepStatement, columns_from_reader
 from ..store.db import sqlite_file
@@ -577,6 +578,7 @@ class SessionCoordinator(threading.Thread):
             cutoffs=cutoffs,
             break_start=session.break_start,
             break_end=session.break_end,
+            previous_open=self._previous_open(day),
         )
         self.plan = plan
         runtime.sim_time = session.open
@@ -625,6 +627,15 @@ class SessionCoordinator(threading.Thread):
             + f"loaded in {elapsed:.3f}s"
         )
         self._anchor(session.open)
+
+    def _previous_open(self, day: date) -> datetime | None:
+        """The open of the trading session before ``day`` (None before the calendar)."""
+        tm = self.tm
+        try:
+            previous = tm.get_trading_session(tm.get_previous_trading_date(day, 1))
+        except CalendarCoverageError:  # the calendar table starts at ``day``
+            return None
+        return previous.open if previous is not None else None
 
     def _history_reads(
         self, trailing: dict[str, list[TradingSession]], session: TradingSession

@@ -527,11 +527,15 @@ class DataProcessor(Stage):
             self._begin(symbol, plan)
         for key, stream in self.streams.items():
             # Bars before the trailing window kept for this interval go (the indicators
-            # keep what they learnt from them). Without a trailing window, the previous
-            # session's last bar stays when the session carries on: it and its indicator
-            # values are what is known at the open (views never say "nothing" then).
+            # keep what they learnt from them). Without a trailing window, the last bar of
+            # the session before stays (streamed just before, or built from the history):
+            # it and its indicator values are what is known at the open (views never say
+            # "nothing" then); a bar of an older session does not.
             cutoff = plan.cutoffs.get(key, plan.open)
-            stream.series.drop_before(cutoff, 1 if plan.carry and cutoff >= plan.open else 0)
+            if cutoff >= plan.open and plan.previous_open is not None:
+                stream.series.drop_before(cutoff, keep=1, floor=plan.previous_open)
+            else:
+                stream.series.drop_before(cutoff)
             stream.series.mark_history()
             stream.bind()
             stream.start_counting()

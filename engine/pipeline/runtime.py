@@ -78,6 +78,9 @@ class SessionPlan:
     """Start of the session's break (UTC), None without one (see ``core.windows``)."""
     break_end: datetime | None = None
     """End of the session's break (UTC), None without one."""
+    previous_open: datetime | None = None
+    """The open of the trading session before this one (None: none in the calendar). An
+    interval without a trailing window keeps its last bar if it is of that session."""
 
 
 Recording = bool | Literal["drain"]

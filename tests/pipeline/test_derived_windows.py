@@ -43,6 +43,8 @@ def _plan(index: int, day: date, close: str, with_break: bool) -> SessionPlan:
         carry=index > 1,
         break_start=at("15:10") if with_break else None,
         break_end=at("15:32") if with_break else None,
+        # (the first session, 2024-11-25, opened at 14:30)
+        previous_open=datetime(2024, 11, 25, 14, 30, tzinfo=UTC) if index > 1 else None,
     )
 
 

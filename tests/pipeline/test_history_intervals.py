@@ -9,6 +9,9 @@ quality is measured over its own window.
 
 from __future__ import annotations
 
+from datetime import date
+from zoneinfo import ZoneInfo
+
 import pytest
 from running import run_to_end
 from sessionkit.engine.config import config_from_dict
@@ -16,6 +19,7 @@ from sessionkit.engine.errors import ConfigError
 from sessionkit.engine.pipeline.session import Session
 
 SYMBOLS = ["ACME", "BOLT"]
+NY = ZoneInfo("America/New_York")
 
 
 def config(historical: list[dict]) -> dict:
@@ -105,3 +109,41 @@ def test_each_symbol_keeps_the_longest_window_that_applies(runs) -> None:
 def test_intervals_must_be_streamed_and_include_the_base(intervals, problem) -> None:
     with pytest.raises(ConfigError, match=problem):
         config_from_dict(config([{"trailing_days": 1, "intervals": intervals}]))
+
+
+def test_the_kept_last_bar_is_the_session_befores_whether_carried_or_warmed_up() -> None:
+    """An interval left out of ``intervals`` keeps the previous session's last bar at the
+    open, also when the session is a run's first (built from the history): it said
+    nothing there and showed that bar when carried on, so a run's views depended on where
+    it started (QA)."""
+    cfg = config([{"trailing_days": 1, "intervals": ["1m"]}])
+    cfg["backtest"]["start_date"] = "2024-12-03"
+    session = run_to_end(Session(config_from_dict(cfg)))
+    for interval in ("5m", "15m"):
+        series = session.data.series("ACME", interval)
+        assert series.history == 1
+        kept = series.bars(len(series))[0]
+        assert kept.start.astimezone(NY).date() == date(2024, 12, 2), interval
+
+
+def test_without_history_no_bar_of_an_older_session_is_kept() -> None:
+    """trailing_days = 0 over a month without data (spy-2011: February): at 2011-03-01's
+    open the last bar was 2011-01-31's, a month old, while a longer window showed none."""
+    from sessionkit.engine.config import load_config
+
+    for days in (0, 5):
+        config = load_config(
+            "spy-2011",
+            {
+                "backtest.start_date": "2011-01-31",
+                "backtest.end_date": "2011-03-01",
+                "backtest.clock": "data-driven",
+                "historical[0].trailing_days": days,
+            },
+        )
+        session = run_to_end(Session(config))
+        series = session.data.series("SPY", "1m")
+        # The history held at 2011-03-01's open: none of it from before February.
+        history = series.bars(len(series))[: series.history]
+        assert all(bar.start.astimezone(NY).date() >= date(2011, 2, 28) for bar in history)
+        assert series.history == 0, days

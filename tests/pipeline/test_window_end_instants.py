@@ -71,3 +71,29 @@ def test_the_live_replay_makes_window_ends_instants_too() -> None:
     end = datetime(2024, 11, 25, 9, 45, tzinfo=NY).timestamp()
     assert series.last(end).start == datetime(2024, 11, 25, 9, 40, tzinfo=NY)
     assert series.last(end - 1).start == datetime(2024, 11, 25, 9, 35, tzinfo=NY)
+
+
+def test_window_end_instants_by_the_rules() -> None:
+    """Only where a window's last present bar ends before the window does: a bar off the
+    grid that ends after its window's end adds none (QA: 09:31/09:36/09:41 5m bars lost a
+    third of their 15m aggregates to an instant at 09:45 that came before the 09:41 bar)."""
+    from datetime import UTC, timedelta
+
+    from sessionkit.engine.core.windows import window_end_instants
+
+    class Day:
+        open = datetime(2024, 12, 2, 14, 30, tzinfo=UTC)
+        close = datetime(2024, 12, 2, 21, 0, tzinfo=UTC)
+        break_start = datetime(2024, 12, 2, 16, 0, tzinfo=UTC)
+        break_end = datetime(2024, 12, 2, 17, 0, tzinfo=UTC)
+
+    minute, m15 = timedelta(minutes=1), timedelta(minutes=15)
+    at = lambda m: Day.open + m * minute  # noqa: E731
+    # 5m bars off the grid: each window's last bar ends after the window's end.
+    off_grid = [at(m) for m in range(1, 90, 5)]
+    assert window_end_instants(Day, 5 * minute, [m15], off_grid) == []
+    # 1m bars with 09:44 and the morning's last minute (10:59, before the break) missing.
+    starts = [at(m) for m in range(0, 150) if m not in (14, 89)]
+    assert window_end_instants(Day, minute, [m15], starts) == [at(15)]
+    # A live feed has no instant of its own at the break's start.
+    assert window_end_instants(Day, minute, [m15], starts, break_start=True) == [at(15), at(90)]
