@@ -248,3 +248,15 @@ class ViewSmaCross:
             self._above[symbol] = above
             if before is not None and above != before:
                 self.signals.append((ctx.time, symbol, "buy" if above else "sell", closes[-1]))
+
+
+class SlowAt:
+    """Sleeps ``seconds`` in the step at ``utc`` (``HH:MM``, UTC): busy when the next
+    instant comes."""
+
+    def __init__(self, utc: str, seconds: float) -> None:
+        self.utc, self.seconds = utc, seconds
+
+    def on_step(self, ctx) -> None:
+        if f"{ctx.time:%H:%M}" == self.utc:
+            time.sleep(self.seconds)

@@ -881,7 +881,7 @@ class SessionCoordinator(threading.Thread):
             # Data exhausted before the close: time advances to the close at once (the
             # spec's rule; there is nothing left to pace), as one more instant.
             self._gate()
-            self._publish(plan.close, ())
+            self._publish_at_once(plan.close)
 
     def _stream_steps(self, steps: Iterable[Step]) -> None:
         runtime = self.runtime
@@ -910,7 +910,16 @@ class SessionCoordinator(threading.Thread):
         assert plan.break_start is not None
         if self.runtime.sim_time < plan.break_start:
             self._gate()
-            self._publish(plan.break_start, ())
+            self._publish_at_once(plan.break_start)
+
+    def _publish_at_once(self, t: datetime) -> None:
+        """Publish an empty instant that comes at once (the break's start, or the close once
+        the data ran out): it has no time of its own to be late for, so the consumers first
+        finish the instant before (without, a consumer still busy with it counted an
+        overrun, at any speed: QA). Interruptible."""
+        if self.runtime.controls.clock != "data-driven" and self._threaded_seq:
+            self._wait_consumers(self.seq, blocking=True)
+        self._publish(t, ())
 
     def _leave_break(self, plan: SessionPlan) -> None:
         """Move time from the break's start to its end at once, in every clock mode."""

@@ -281,3 +281,36 @@ def test_the_clock_runs_between_instants() -> None:
         assert session.snapshot().clock_time is None
     finally:
         assert session.stop()
+
+
+def test_an_instant_that_comes_at_once_counts_no_overrun() -> None:
+    """DYNA has no bar after 12:00 on 2024-12-10: the close comes at once after the 12:00
+    instant. A consumer still busy with that instant counted an overrun at the close, at
+    any speed (QA): an instant without a time of its own is not late. The run is stepped
+    to 11:59 (steps wait for the consumers: no overrun), then runs at 600x over its last
+    minute, where the analysis takes 0.3 s."""
+    config = load_config(
+        "demo",
+        {
+            "backtest": {"start_date": "2024-12-10", "end_date": "2024-12-10", "speed": 600},
+            "streams.symbols": ["DYNA"],
+            "analysis": {
+                "entry": "pipeline_analyses:SlowAt",
+                "options": {"utc": "17:00", "seconds": 0.3},
+            },
+        },
+    )
+    session = Session(config, source="demo", start_paused=True)
+    try:
+        idle(session, 149)  # 09:31 .. 11:59
+        assert f"{session.snapshot().sim_time:%H:%M}" == "16:59"
+        session.resume()
+        assert session.wait(60)
+        snapshot = session.snapshot()
+        assert snapshot.state == "completed"
+        assert {s.stream: s.overruns for s in snapshot.subscriptions} == {
+            "data_processor": 0,
+            "analysis_engine": 0,
+        }
+    finally:
+        assert session.stop()
