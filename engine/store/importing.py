@@ -642,7 +642,7 @@ class ImportReport:
         if self.other_symbols:
             text += f"; {self._others_text()}"
         if self.off_grid:
-            text += f"; {self.off_grid:,} bars off the session grid (see the warning)"
+            text += f"; {self.off_grid:,} bar{'' if self.off_grid == 1 else 's'} off the session grid (see the warning)"
         return text
 
     def __rich__(self) -> Any:

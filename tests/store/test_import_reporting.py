@@ -289,6 +289,7 @@ def test_the_grid_restarts_after_a_break_and_any_stored_calendar_will_do(
     path = _grid_file(tmp_path / "t.csv", [f"2024-01-04T{s}:00+09:00" for s in starts])
     report = import_bars(engine, path, "TKY", "1h")
     assert report.off_grid == 1 and report.off_grid_example.line == 8  # type: ignore[union-attr]
+    assert "; 1 bar off the session grid (see the warning)" in report.summary()
     # With New York's calendar too, a bar is off when no calendar whose session holds it
     # has it on its grid.
     fill_calendar(engine, "NYSE", date(2024, 1, 1), date(2024, 1, 31))
