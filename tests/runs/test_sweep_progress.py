@@ -169,25 +169,10 @@ def test_cancelling_a_dask_sweep_ends_the_runs_on_the_workers() -> None:
         assert all(not tasks for tasks in client.processing().values())  # none left
 
 
-def test_worker_output_goes_to_the_given_file_not_the_terminal(tmp_path, capfd) -> None:
-    runs = plan_sweep(
-        "demo",
-        grid={"analysis.options.fast": [5, 10]},
-        overrides={**DAY, "analysis.entry": "sweep_analyses:Noisy"},
-    )
-    output = tmp_path / "workers.log"
-    outcomes = run_sweep(runs, workers=2, on_progress=lambda _r: None, worker_output=str(output))
-    assert [o.state for o in outcomes] == ["completed", "completed"]
-    text = output.read_text()
-    for fast in (5, 10):
-        assert f"noisy stdout fast={fast}" in text and f"noisy stderr fast={fast}" in text
-    captured = capfd.readouterr()
-    assert "noisy" not in captured.out and "noisy" not in captured.err
-
-
-def test_local_dask_workers_output_goes_to_the_given_file_too(tmp_path, capfd) -> None:
-    """``sessionkit-tui sweep --dask local``: the cluster's worker processes printed on the
-    monitor's terminal (only their logs were silenced)."""
+@pytest.mark.parametrize("dask", [None, "local"], ids=["processes", "dask-local"])
+def test_worker_output_goes_to_the_given_file_not_the_terminal(tmp_path, capfd, dask) -> None:
+    """The workers' prints go to the monitor's file, not its terminal (a local Dask
+    cluster's worker processes printed on it: only their logs were silenced)."""
     runs = plan_sweep(
         "demo",
         grid={"analysis.options.fast": [5, 10]},
@@ -195,7 +180,7 @@ def test_local_dask_workers_output_goes_to_the_given_file_too(tmp_path, capfd) -
     )
     output = tmp_path / "workers.log"
     outcomes = run_sweep(
-        runs, dask="local", workers=2, on_progress=lambda _r: None, worker_output=str(output)
+        runs, workers=2, dask=dask, on_progress=lambda _r: None, worker_output=str(output)
     )
     assert [o.state for o in outcomes] == ["completed", "completed"]
     text = output.read_text()
