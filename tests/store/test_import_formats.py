@@ -637,7 +637,9 @@ def test_without_pyarrow_the_csv_module_reads_and_parquet_is_a_clear_error(
     assert (report.reader, report.imported) == ("csv module", 3)
     parquet = tmp_path / "bars.parquet"
     _parquet(parquet, GOOD)
-    with pytest.raises(DataImportError, match=r"needs pyarrow: pip install 'sessionkit\[arrow\]'"):
+    with pytest.raises(
+        DataImportError, match=r"needs pyarrow: pip install -e '\.\[arrow\]' in the sessionkit"
+    ):
         import_bars(db(), parquet, "SPY", "1m")
     with pytest.raises(DataImportError, match="needs pyarrow"):
         import_bars(db(), path, "SPY", "1m", reader="arrow")
