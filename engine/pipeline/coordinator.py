@@ -532,17 +532,22 @@ class SessionCoordinator(threading.Thread):
         session = tm.get_trading_session(day)
         if session is None:  # pragma: no cover - sessions come from the calendar
             raise RuntimeError(f"{day} is not a trading day")
+        try:
+            previous: date | None = tm.get_previous_trading_date(day, 1)
+        except CalendarCoverageError:  # the calendar table starts at ``day``
+            previous = None
         # History: the trailing sessions' regular hours only.
         longest = max(self.trailing.values(), default=0)
         history: list[TradingSession] = []
         if longest:
             first = tm.get_previous_trading_date(day, longest)
-            previous = tm.get_previous_trading_date(day, 1)
+            assert previous is not None  # (``first`` is in the calendar: so is it)
             history = [tm.get_trading_session(d) for d in tm.sessions_between(first, previous)]
         # The previous session streamed just before this one: its bars and the
         # indicators' state carry on (also without trailing history).
         before = self.plan
-        carry = before is not None and before.date == tm.get_previous_trading_date(day, 1)
+        carry = before is not None and before.date == previous
+        before_open = tm.get_trading_session(previous) if previous is not None else None
         loaded: Mapping[str, list[Bar]] | None = None
         reads: HistoryReads | None = None
         cutoffs: dict[tuple[str, str], datetime] = {}
@@ -578,7 +583,7 @@ class SessionCoordinator(threading.Thread):
             cutoffs=cutoffs,
             break_start=session.break_start,
             break_end=session.break_end,
-            previous_open=self._previous_open(day),
+            previous_open=before_open.open if before_open is not None else None,
         )
         self.plan = plan
         runtime.sim_time = session.open
@@ -627,15 +632,6 @@ class SessionCoordinator(threading.Thread):
             + f"loaded in {elapsed:.3f}s"
         )
         self._anchor(session.open)
-
-    def _previous_open(self, day: date) -> datetime | None:
-        """The open of the trading session before ``day`` (None before the calendar)."""
-        tm = self.tm
-        try:
-            previous = tm.get_trading_session(tm.get_previous_trading_date(day, 1))
-        except CalendarCoverageError:  # the calendar table starts at ``day``
-            return None
-        return previous.open if previous is not None else None
 
     def _history_reads(
         self, trailing: dict[str, list[TradingSession]], session: TradingSession
