@@ -646,6 +646,11 @@ def _quiet_worker(output: str | None = None) -> None:
     ``output``, the worker's stdout and stderr go to that file (appended): a monitor owns
     the terminal, and a worker's prints or warnings must not land on its screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_exit_with, args=(parent,), name="sweep-parent-watch", daemon=True
+        ).start()
     if output is not None:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, 1)
@@ -653,10 +658,38 @@ def _quiet_worker(output: str | None = None) -> None:
         os.close(fd)
 
 
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """A worker's watch thread: end the worker as soon as the sweep's process is gone.
+
+    A pool worker waits for its next run on a pipe whose write end it holds itself, so a
+    sweep killed outright (SIGKILL, the out-of-memory killer) left its workers waiting
+    forever, and a running run streaming on. The wait is on the parent's sentinel (a pipe
+    that only the parent holds open, until it ends), never a poll. (The pipe closes as the
+    parent dies, before its children are given to another parent: ``os.getppid()`` may
+    still name it then.)
+    """
+    parent.join()
+    os._exit(1)
+
+
+def _local_worker(output: str | None = None) -> None:
+    """Set up a local Dask cluster's worker (run on each as the cluster starts), as
+    :func:`_quiet_worker` does for worker processes: Ctrl-C is the caller's to handle
+    (the terminal sends it to the workers too: each printed a ``KeyboardInterrupt``
+    traceback, about 70 lines for two, while the sweep was cancelling them), the warnings
+    its cancelled runs log are not shown, and with ``output`` its stdout and stderr go to
+    that file (the cluster's processes inherit the caller's terminal, where a monitor
+    draws)."""
+    if threading.current_thread() is threading.main_thread():  # (the worker's event loop)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # "Async instruction for <Task cancelled ...> ended with CancelledError": a cancelled run.
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+    if output is not None:
+        _output_to(output)
+
+
 def _output_to(output: str) -> None:
-    """On a local Dask worker: its stdout and stderr go to ``output`` (appended), as
-    :func:`_quiet_worker` does for worker processes (the cluster's processes inherit the
-    caller's terminal, where a monitor draws)."""
+    """This process's stdout and stderr go to ``output`` (appended)."""
     sys.stdout.flush()
     sys.stderr.flush()
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -847,8 +880,7 @@ def _run_on_dask(
                 silence_logs=logging.ERROR if worker_output else logging.WARNING,
             )
             client = Client(cluster)
-            if worker_output is not None:
-                client.run(_output_to, worker_output)  # (a remote cluster's are its own)
+            client.run(_local_worker, worker_output)  # (a remote cluster's are its own)
         else:
             client = Client(address, timeout=10)
     except (OSError, TimeoutError, ValueError) as exc:

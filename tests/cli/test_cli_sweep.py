@@ -3,6 +3,7 @@ and on a real Dask ``LocalCluster``; failures and Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -383,11 +384,15 @@ def _default_sigint() -> None:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
+    """The child processes of ``pid``, whichever of its threads started them (a local
+    Dask cluster's worker processes are started by its event loop's thread)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
 
 
 def _workers_started(pid: int, count: int, bound: float = 120.0) -> bool:
@@ -441,6 +446,65 @@ def test_ctrl_c_cancels_the_sweep_and_exits_cleanly() -> None:
     assert "Traceback" not in err
     data = json.loads(out)
     assert data["interrupted"] is True and data["runs"] == []
+
+
+def test_ctrl_c_on_a_local_dask_cluster_prints_no_worker_tracebacks() -> None:
+    """A terminal sends Ctrl-C to every process of its foreground group: the local
+    cluster's worker processes each printed a ``KeyboardInterrupt`` traceback (about 70
+    lines for two) and two "Async instruction ... cancelled" warnings while the sweep
+    cancelled them. The sweep alone handles it now."""
+    process = subprocess.Popen(
+        [*COMMAND, "demo", "--speed", "60", "--param", "analysis.options.fast=5,10",
+         "--dask", "local", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    try:
+        assert _workers_started(process.pid, 2), "the sweep never started its runs"
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "no run finished" in out
+    assert err.strip() == "interrupted: the pending runs were cancelled", err
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_worker_processes_end_when_the_sweep_is_killed() -> None:
+    """A sweep killed outright (SIGKILL: no handler runs) left its pool's workers running
+    their runs, then waiting for more, forever. They end once their parent is gone."""
+    process = subprocess.Popen(
+        [*COMMAND, "demo", "--speed", "60", "--param", "analysis.options.fast=5,10",
+         "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert _workers_started(process.pid, 2), "the sweep never started its workers"
+        workers = _children(process.pid)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 60  # a bound for a loaded machine, not a target
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)], "workers outlived the sweep"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _default_signals() -> None:
