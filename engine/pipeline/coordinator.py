@@ -627,7 +627,11 @@ class SessionCoordinator(threading.Thread):
                 if session.has_break
                 else ""
             )
-            + f": {sum(len(s[1]) for s in self._steps)} bars in {len(self._steps)} steps, "
+            + (
+                ": bars from the live feed, "  # (none read ahead: "0 bars in 0 steps")
+                if self._live
+                else f": {sum(len(s[1]) for s in self._steps)} bars in {len(self._steps)} steps, "
+            )
             + (f"{history_bars} history bars, " if loaded is not None else "history carried on, ")
             + f"loaded in {elapsed:.3f}s"
         )

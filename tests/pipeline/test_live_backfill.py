@@ -338,3 +338,10 @@ def test_a_fill_passed_by_a_newer_bar_is_lost_and_a_gap() -> None:
     assert handed[-2:] == [[_bar(5)], [_bar(6)]]
     quality.end_session(_at(390))
     assert quality.fills_lost == 3  # bars 1, 5 and 6 never arrived
+
+
+def test_the_session_log_does_not_count_bars_read_ahead_in_live_mode(lossless) -> None:
+    """A live session reads no steps ahead: its load line said "0 bars in 0 steps"."""
+    loads = [e.message for e in lossless.snapshot().events if " history " in e.message]
+    assert len(loads) == 1, loads
+    assert ": bars from the live feed, " in loads[0] and "0 steps" not in loads[0], loads
