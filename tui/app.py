@@ -1186,8 +1186,6 @@ def create_app(
         start_engine=start_engine,
     )
     if theme not in app.available_themes:
-        known = ", ".join(
-            theme_set.names + sorted(set(app.available_themes) - set(theme_set.names))
-        )
-        raise ValueError(f"unknown theme {theme!r} (available: {known})")
+        known = theme_set.names + sorted(set(app.available_themes) - set(theme_set.names))
+        raise ValueError(theme_set.refusal(theme, known))
     return app

@@ -133,6 +133,23 @@ def _theme_sources(theme: str) -> tuple[list[str], str]:
     return folders, theme
 
 
+def check_theme(theme: str, themes: Any) -> None:
+    """Refuse a theme that is not among ``themes`` (a :class:`~.themes.ThemeSet`) nor
+    Textual's: a theme file of that name that failed to load is named with its error.
+
+    Raises
+    ------
+    UsageError
+        Saying why the theme cannot be used, or which themes there are.
+    """
+    from sessionkit.engine import UsageError
+    from textual.theme import BUILTIN_THEMES
+
+    if theme in themes.names or theme in BUILTIN_THEMES:
+        return
+    raise UsageError(themes.refusal(theme, themes.names + sorted(BUILTIN_THEMES)))
+
+
 def _interrupted(session: Any) -> int:
     """Ctrl-C before the screen opened: stop the engine (a second Ctrl-C cannot cut that
     short and leave its threads running), no traceback."""
@@ -156,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sweep_main(argv[1:])
     session = None
     try:
-        from sessionkit.engine import SessionkitError, UsageError
+        from sessionkit.engine import SessionkitError
 
         args = build_parser().parse_args(argv)
         from sessionkit.engine import Session, load_config, window_coverage
@@ -169,14 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in window_coverage(session, count=False)[1]:
             session.log(warning, "warning")
         folders, theme = _theme_sources(args.theme)
-        from textual.theme import BUILTIN_THEMES
-
         from .themes import load_themes
 
         themes = load_themes(folders)
-        if theme not in themes.names and theme not in BUILTIN_THEMES:
-            known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
-            raise UsageError(f"unknown theme {theme!r} (available: {known})")
+        check_theme(theme, themes)
         from .app import create_app
 
         app = create_app(session, theme=theme, themes=themes, start_engine=False)

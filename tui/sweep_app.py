@@ -362,6 +362,5 @@ def create_sweep_app(
         warnings=warnings,
     )
     if theme not in app.available_themes:
-        known = ", ".join(sorted(app.available_themes))
-        raise ValueError(f"unknown theme {theme!r} (available: {known})")
+        raise ValueError(theme_set.refusal(theme, sorted(app.available_themes)))
     return app

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import PROG, _Parser, _theme_sources, add_run_options, add_theme_option, options_of
+from .cli import (
+    PROG,
+    _Parser,
+    _theme_sources,
+    add_run_options,
+    add_theme_option,
+    check_theme,
+    options_of,
+)
 
 SWEEP_PROG = f"{PROG} sweep"
 
@@ -117,21 +125,17 @@ def _report_output(path: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep monitor; returns the exit status (2 for a user's mistake)."""
-    from sessionkit.engine import SessionkitError, UsageError
+    from sessionkit.engine import SessionkitError
 
     try:
         args = build_parser().parse_args(argv)
         runs = plan(args)
         folders, theme = _theme_sources(args.theme)
-        from textual.theme import BUILTIN_THEMES
-
         from .sweep_app import LiveSweep, create_sweep_app
         from .themes import load_themes
 
         themes = load_themes(folders)
-        if theme not in themes.names and theme not in BUILTIN_THEMES:
-            known = ", ".join(themes.names + sorted(BUILTIN_THEMES))
-            raise UsageError(f"unknown theme {theme!r} (available: {known})")
+        check_theme(theme, themes)
         from sessionkit.engine.runs.sweep import shard_warnings
 
         warnings = shard_warnings(runs, f"--shard-by {args.shard_by}")

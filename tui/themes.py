@@ -315,6 +315,18 @@ class ThemeSet:
         """The theme called ``name``, if it loaded."""
         return next((theme for theme in self.themes if theme.name == name), None)
 
+    def failure_of(self, name: str) -> ThemeFailure | None:
+        """The failed file that would have been the theme ``name`` (named after it)."""
+        return next((f for f in self.failures if Path(f.path).stem == name), None)
+
+    def refusal(self, name: str, available: Iterable[str]) -> str:
+        """Why the theme ``name`` cannot be used: its file's error, or that there is no such
+        theme and which are ``available``."""
+        failure = self.failure_of(name)
+        if failure is not None:
+            return f"theme {name!r} cannot be used: {failure}"
+        return f"unknown theme {name!r} (available: {', '.join(available)})"
+
     def add(self, theme: Theme) -> None:
         """Add a theme, replacing one of the same name (a user's file overrides)."""
         self.themes = [t for t in self.themes if t.name != theme.name] + [theme]

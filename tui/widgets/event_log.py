@@ -25,6 +25,10 @@ T = TypeVar("T")
 SIGNAL_PREFIX = "signal "
 """How the engine's log line of an analysis signal begins."""
 
+NOTE_LABEL = "monitor: "
+"""How a line from the monitor itself (not the engine, so without a simulated time)
+begins."""
+
 
 def unseen(items: Sequence[T], last: T | None) -> Sequence[T]:
     """The items after ``last`` (compared by identity) in a bounded, append-only tuple.
@@ -205,8 +209,8 @@ class EventLog(TailLog):
         self._write_note(message, level)
 
     def _write_note(self, message: str, level: str) -> None:
-        line = Text(no_wrap=True)
-        line.append("   ui ", self._style("time"))
+        line = Text()
+        line.append(NOTE_LABEL, self._style("time"))
         line.append(message, self._style(level))
         self.write_wrapped(line)
         self.lines_written += 1
