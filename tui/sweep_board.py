@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -63,7 +64,16 @@ class Column:
     title: str
     width: int
     numeric: bool = True
-    """Right-aligned; the first sort by it is descending (best first)."""
+    """Right-aligned; the first sort by it puts the best first."""
+    lower_is_better: bool = False
+    """Best first is lowest first (overruns, a drawdown, a loss, seconds); otherwise
+    highest first."""
+
+    @property
+    def best_first_descending(self) -> bool:
+        """Whether the first sort by this column is descending (the plan index and the
+        texts sort ascending)."""
+        return self.numeric and self.key != "index" and not self.lower_is_better
 
 
 @dataclass
@@ -102,6 +112,26 @@ class RunEntry:
         if result is not None:
             return result.metrics.get(name)
         return None if self.record is None else self.record.metrics.get(name)
+
+
+LOWER_IS_BETTER_WORDS = frozenset(
+    {
+        "drawdown", "drawdowns", "dd", "mdd", "loss", "losses", "losing", "error", "errors",
+        "fail", "failed", "failures", "cost", "costs", "fee", "fees", "commission",
+        "commissions", "slippage", "latency", "overrun", "overruns", "seconds", "secs", "sec",
+        "ms", "duration", "elapsed", "wait", "waits", "waiting",
+    }
+)  # fmt: skip
+"""Words of a metric's name that make its lowest value the best (``max_drawdown_pct``,
+``avg_loss``, ``errors``, ``wall_seconds``)."""
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether the metric ``name`` is best at its lowest (see :data:`LOWER_IS_BETTER_WORDS`:
+    the words of the name, split at ``_``, ``-``, ``.``, spaces and camel case)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    words = set(re.split(r"[^a-z0-9]+", spaced))
+    return bool(words & LOWER_IS_BETTER_WORDS) or "drawdown" in spaced
 
 
 def metric_title(name: str) -> str:
@@ -325,11 +355,18 @@ class SweepBoard:
             Column("progress", "progress", BAR_CELLS + 5),
             Column("rate", "bars/s", 6),
             Column("quality", "Q%", 5),
-            Column("overruns", "Ovr", 3),
+            Column("overruns", "Ovr", 3, lower_is_better=True),
         ]
         for name in self.metric_names:
             title = metric_title(name)
-            cols.append(Column(f"metric:{name}", title, max(len(title), 7)))
+            cols.append(
+                Column(
+                    f"metric:{name}",
+                    title,
+                    max(len(title), 7),
+                    lower_is_better=lower_is_better(name),
+                )
+            )
         return cols
 
     def _columns_of_the_plan(self) -> list[Column]:

@@ -236,6 +236,40 @@ async def test_s_cycles_the_sort_column_and_metrics_sort_best_first(script_parts
         await pilot.press("q")
 
 
+async def test_best_first_is_lowest_first_for_overruns_and_costs(script_parts) -> None:
+    """QA: ``s`` sorted every numeric column highest first, the most overruns and the
+    deepest drawdown on top."""
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _delivered(pilot)
+        table = app.query_one(SweepTable)
+        directions = {}
+        for _ in range(len(app.board.columns()) - 1):
+            await pilot.press("s")
+            directions[table.sort_key] = table.sort_descending
+            if table.sort_key == "metric:max_drawdown_pct":
+                drawdowns = {i: e.metric("max_drawdown_pct") for i, e in app.board.entries.items()}
+                known = [i for i in table.order if drawdowns[i] is not None]
+                assert [drawdowns[i] for i in known] == sorted(drawdowns[i] for i in known)
+                assert "sorted by max_drawdown% ▲" in str(table.border_subtitle)
+        assert directions["overruns"] is False
+        assert directions["metric:max_drawdown_pct"] is False
+        assert directions["metric:total_return_pct"] is True
+        assert directions["metric:win_rate_pct"] is True
+        assert directions["quality"] is True and directions["rate"] is True
+        await pilot.press("q")
+
+
+def test_which_metrics_are_best_at_their_lowest() -> None:
+    from sessionkit.tui.sweep_board import lower_is_better
+
+    lowest = ["max_drawdown_pct", "maxDrawdown", "avg_loss", "errors", "wall_seconds", "fees"]
+    highest = ["total_return_pct", "trades", "win_rate_pct", "sharpe", "profit_factor"]
+    assert [name for name in lowest if not lower_is_better(name)] == []
+    assert [name for name in highest if lower_is_better(name)] == []
+
+
 async def test_clicking_a_header_sorts_by_it_and_again_reverses(script_parts) -> None:
     source = _source(script_parts)
     app = _app(source)

@@ -3,7 +3,8 @@
 Used on the UI's event loop only. The app hands it the :class:`~sessionkit.tui.sweep_board.SweepBoard`
 through :meth:`SweepTable.show` whenever a run reported progress or ended; only the cells
 whose text changed are updated, and the rows are laid out again only when the order changed.
-``s`` cycles the sort column (numbers and metrics best first), a header click sorts by that
+``s`` cycles the sort column (numbers and metrics best first: highest first, lowest first
+for overruns and costs such as a drawdown, a loss or seconds), a header click sorts by that
 column and a second click reverses it; the cursor follows the *run*, not the row. ``enter``
 posts :class:`SweepTable.Chosen` for the run under the cursor.
 """
@@ -37,7 +38,7 @@ class SweepTable(DataTable):
     """
     | Key(s) | Description |
     | :- | :- |
-    | s | Sort by the next column (numbers best first; a header click sorts by it, again: reversed). |
+    | s | Sort by the next column (numbers best first: highest, or lowest for overruns and costs such as a drawdown; a header click sorts by it, again: reversed). |
     | enter | Show the summary of the run under the cursor (once it finished). |
     """
 
@@ -207,12 +208,14 @@ class SweepTable(DataTable):
         self._resort()
 
     def sort_by(self, key: str) -> None:
-        """Sort by column ``key`` (numbers best first); if it already is, reverse."""
+        """Sort by column ``key`` (numbers best first: see
+        :attr:`~sessionkit.tui.sweep_board.Column.lower_is_better`); if it already is,
+        reverse."""
         if key == self.sort_key:
             self.sort_descending = not self.sort_descending
             return
         column = next((c for c in self._columns if c.key == key), None)
-        descending = column is not None and column.numeric and key != "index"
+        descending = column is not None and column.best_first_descending
         self.set_reactive(SweepTable.sort_descending, descending)
         self.sort_key = key
 
