@@ -121,3 +121,24 @@ def test_the_kinds_of_analysis_errors_are_listed(make_session):
     quiet = make_session("demo")
     drive(quiet, 5)
     assert "Analysis errors" not in text_of(diagnostics_renderable(quiet.snapshot(), fmt.Figures()))
+
+
+@pytest.mark.parametrize("width", [74, 70])
+def test_a_narrow_panel_shrinks_the_bars_not_the_thread_names(make_session, width):
+    """QA: at 80x24 (74 cells of content) the names were cut (``session_coo…``) and the
+    bars kept their 16 cells."""
+    session = make_session("demo")
+    drive(session, 30)
+    snapshot = session.snapshot()
+    console = Console(width=width, record=True, color_system=None)
+    console.print(diagnostics_renderable(snapshot, fmt.Figures()))
+    lines = console.export_text().splitlines()
+    for stats in snapshot.metrics.threads:
+        row = next(line for line in lines if line.startswith(f" {stats.name} "))
+        assert "…" not in row
+        bar = row.rstrip().rsplit("  ", 1)[-1]
+        assert 1 <= len(bar) < 16 and set(bar) <= set("█▓░")
+        assert len(row.rstrip()) <= width
+    wide = text_of(diagnostics_renderable(snapshot, fmt.Figures()))
+    row = next(line for line in wide.splitlines() if line.startswith(" data_processor "))
+    assert len(row.rstrip().rsplit("  ", 1)[-1]) == 16  # room enough: the whole bar

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import Snapshot, ThreadStats
@@ -77,21 +78,37 @@ def thread_time(stats: ThreadStats) -> ThreadTime:
     )
 
 
-def time_bar(time: ThreadTime, figures: fmt.Figures) -> Text:
-    """Over the thread's measured time: ``█`` busy with its own work, ``▓`` running the
-    stages' handlers inline, ``░`` waiting."""
+def time_bar(time: ThreadTime, figures: fmt.Figures, width: int = BAR_WIDTH) -> Text:
+    """Over the thread's measured time, in ``width`` cells: ``█`` busy with its own work,
+    ``▓`` running the stages' handlers inline, ``░`` waiting."""
     if figures.frozen:
-        return Text("·" * BAR_WIDTH, style="dim")
+        return Text("·" * width, style="dim")
     total = time.own + time.hosted + time.waiting
     if total <= 0:
-        return Text(" " * BAR_WIDTH)
-    busy = round(BAR_WIDTH * (time.own + time.hosted) / total)
-    hosted = min(busy, round(BAR_WIDTH * time.hosted / total))
+        return Text(" " * width)
+    busy = round(width * (time.own + time.hosted) / total)
+    hosted = min(busy, round(width * time.hosted / total))
     text = Text()
     text.append("█" * (busy - hosted), style="bold")
     text.append("▓" * hosted)
-    text.append("░" * (BAR_WIDTH - busy), style="dim")
+    text.append("░" * (width - busy), style="dim")
     return text
+
+
+class TimeBar:
+    """:func:`time_bar` as wide as its column allows, at most :data:`BAR_WIDTH` cells: in a
+    narrow panel the bar shrinks, not the thread names."""
+
+    def __init__(self, time: ThreadTime, figures: fmt.Figures) -> None:
+        self.time = time
+        self.figures = figures
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, BAR_WIDTH).clamp(max_width=options.max_width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(1, min(BAR_WIDTH, options.max_width))
+        yield time_bar(self.time, self.figures, width)
 
 
 def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
@@ -103,8 +120,10 @@ def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
         box=None,
         padding=(0, 1),
     )
-    for title in ("Thread", "Work", "inline", "Waiting", "Busy %", "Messages", ""):
-        threads.add_column(title, justify="left" if title in ("Thread", "") else "right")
+    # Only the bar's column gives way when the panel is narrow (the others never wrap).
+    for title in ("Thread", "Work", "inline", "Waiting", "Busy %", "Messages"):
+        threads.add_column(title, justify="left" if title == "Thread" else "right", no_wrap=True)
+    threads.add_column("", justify="left")
     for stats in metrics.threads:
         time = thread_time(stats)
         threads.add_row(
@@ -114,7 +133,7 @@ def diagnostics_renderable(snapshot: Snapshot, figures: fmt.Figures) -> Group:
             figures.seconds(time.waiting),
             figures.share(time.busy_share),
             str(stats.messages),
-            time_bar(time, figures),
+            TimeBar(time, figures),
         )
     parts: list[object] = [threads]
     if not metrics.threads:
