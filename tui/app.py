@@ -52,7 +52,7 @@ from .widgets.signals_log import SignalsLog
 from .widgets.status_bar import StatusBar
 from .widgets.subscriptions_table import SubscriptionsTable
 from .widgets.symbol_filter import SymbolFilter
-from .widgets.symbols_table import SymbolsTable
+from .widgets.symbols_table import SymbolsTable, last_price
 
 SPEED_PRESETS: tuple[float | None, ...] = (1.0, 10.0, 60.0, 300.0, 600.0, 3600.0, None)
 """Speeds ``+`` and ``-`` step through; ``None`` is max (data-driven)."""
@@ -595,6 +595,9 @@ class SessionkitApp(App[None]):
         """Bring one group of panes up to ``snapshot``; False if it must be tried again."""
         if pane == "tables":
             self.query_one(SymbolsTable).show(snapshot)
+            # The chart's title says the table's last price, from this same snapshot (the
+            # chart itself is drawn at its own cadence, from another).
+            self.query_one(PriceChart).show_last(self.symbol, last_price(snapshot, self.symbol))
             self.query_one(SubscriptionsTable).show(snapshot)
             self.query_one(MetricsPane).show(snapshot)
         elif pane == "logs":

@@ -4,13 +4,20 @@ on the command line, sort directions, the diagnostics' names, and more (one sect
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from sessionkit.tui import cli
+from sessionkit.tui.format import price
 from sessionkit.tui.sweep_cli import main as sweep_main
 from sessionkit.tui.widgets.event_log import EventLog
+from sessionkit.tui.widgets.price_chart import PriceChart
+from sessionkit.tui.widgets.symbols_table import SymbolsTable, last_price
 from textual.app import App, ComposeResult
+from tui_helpers import drive, settle, snapshot_app
+
+DAY = "2024-12-09"
 
 BROKEN_THEME = 'name = "broken"\n[chart\nfoo=1\n'
 """The tester's theme file: invalid TOML (line 2, column 7)."""
@@ -59,3 +66,58 @@ def test_a_broken_theme_file_is_reported_as_invalid_not_unknown(
     assert "theme 'broken' cannot be used: invalid TOML in" in err
     assert "broken.toml" in err and "(at line 2, column 7)" in err
     assert "Traceback" not in err
+
+
+# -- the chart's title: the table's last price, and what is drawn -----------------------------
+
+
+def _last_cell(app) -> str:
+    table = app.query_one(SymbolsTable)
+    keys = [column.key.value for column in table.ordered_columns]
+    return table.get_row(app.symbol)[keys.index("last")].plain
+
+
+async def test_the_chart_title_says_the_tables_last_price_without_replotting(make_session):
+    """QA: while running, the title's price (from the chart's snapshot) lagged the table's
+    ``Last`` (the panes follow at their own cadence). Here the tables follow a newer
+    snapshot than the chart, as they do at max speed."""
+    session = make_session("demo")
+    drive(session, 30)
+    app = snapshot_app(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        chart = app.query_one(PriceChart)
+        assert price(last_price(session.snapshot(), app.symbol)) in str(chart.border_title)
+        before = str(chart.border_title)
+        replots = chart.replots
+        session.step(7)
+        assert await asyncio.to_thread(session.wait_idle, 20)
+        newer = session.snapshot()
+        assert last_price(newer, app.symbol) != last_price(app.latest, app.symbol)
+        assert app._show_pane("tables", newer, force=False)
+        await pilot.pause()
+        title = str(chart.border_title)
+        assert title != before
+        assert title.endswith(f"  {_last_cell(app)}")
+        assert chart.replots == replots  # the title only, not the drawing
+
+
+async def test_candles_asked_for_at_a_wide_window_say_a_line_is_drawn_and_how_to_zoom(
+    make_session,
+):
+    session = make_session("demo", backtest={"start_date": DAY, "end_date": DAY})
+    drive(session, 200)
+    app = snapshot_app(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        chart = app.query_one(PriceChart)
+        await pilot.press("c")
+        assert chart.candles
+        assert " close (candles: zoom in with ])  " in str(chart.border_title)
+        for _ in range(4):
+            await pilot.press("right_square_bracket")
+        await pilot.pause()
+        title = str(chart.border_title)
+        assert " candles  " in title and "close" not in title and "zoom" not in title
+        await pilot.press("c")
+        assert " 1m close  " in str(chart.border_title)

@@ -50,6 +50,15 @@ class PriceChart(SessionChart):
     hidden: reactive[frozenset[str]] = reactive(frozenset, init=False)
     """Overlay indicators (base names) not drawn."""
 
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._last: tuple[str | None, float | None] = (None, None)
+        """The symbol and last price the symbols table shows (see :meth:`show_last`)."""
+        self._drew_candles = False
+        """Whether the last plot drew candles (else the close line)."""
+
     def watch_candles(self) -> None:
         self._redraw()
 
@@ -110,16 +119,40 @@ class PriceChart(SessionChart):
                 legend.append(f"[dim]{number} {name} off[/]")
             else:
                 legend.append(f"{number}[{colour}]{line}[/]{name}")
-        self._plot_price(data, xs)
+        self._drew_candles = self._plot_price(data, xs)
         self._plot_missing(data, xs)
         self._plot_signals(data, xs)
         self.mark_session(data, history)
-        last = series.close[-1] if series.close else None
-        style = "candles" if self.candles else "close"
-        self.border_title = f"{series.symbol} {series.interval} {style}  {price(last)}"
+        self._show_title()
         self.border_subtitle = " ".join(legend)
 
-    def _plot_price(self, data: ChartData, xs: list[float]) -> None:
+    def show_last(self, symbol: str | None, last: float | None) -> None:
+        """The symbol's last price as the symbols table shows it (the same snapshot), for
+        the title: it changes the title only, never re-plots."""
+        self._last = (symbol, last)
+        self._show_title()
+
+    def _show_title(self) -> None:
+        """``ACME 1m close  99.44``: the stream, what is drawn (``candles: zoom in with ]``
+        when candles were asked for but the window holds too many bars for them) and the
+        last price the symbols table shows (before it showed one, the charted close)."""
+        if self.data is None:
+            return
+        series = self.data.series
+        symbol, last = self._last
+        if symbol != series.symbol:
+            last = series.close[-1] if series.close else None
+        if self._drew_candles:
+            drawn = "candles"
+        elif self.candles:
+            drawn = "close (candles: zoom in with ])"
+        else:
+            drawn = "close"
+        self.border_title = f"{series.symbol} {series.interval} {drawn}  {price(last)}"
+
+    def _plot_price(self, data: ChartData, xs: list[float]) -> bool:
+        """The close line, or candles when asked for and the window holds few enough bars
+        for them (at most two a column); True if candles were drawn."""
         plt = self.plt
         series = data.series
         if self.candles and len(xs) <= 2 * self.buckets:
@@ -133,7 +166,7 @@ class PriceChart(SessionChart):
                 },
                 colors=[self.colour("chart-buy"), self.colour("chart-sell")],
             )
-            return
+            return True
         for segment in downsample(xs, series.close, self.buckets):
             plt.plot(
                 [p[0] for p in segment],
@@ -141,6 +174,7 @@ class PriceChart(SessionChart):
                 color=self.colour("chart-price"),
                 marker="braille",
             )
+        return False
 
     def _plot_missing(self, data: ChartData, xs: list[float]) -> None:
         """``×`` under the price at each missing bar of the session."""

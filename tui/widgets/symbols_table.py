@@ -62,6 +62,16 @@ def fit_symbol(symbol: str, width: int) -> str:
     return symbol if len(symbol) <= width else symbol[: width - 1] + ELLIPSIS
 
 
+def last_price(snapshot: Snapshot, symbol: str | None) -> float | None:
+    """The symbol's ``Last`` in ``snapshot``: the close of its latest bar of the base (the
+    first) interval it has."""
+    if symbol is None:
+        return None
+    stats = (snapshot.series.get((symbol, interval)) for interval in snapshot.intervals)
+    base = next((s for s in stats if s is not None), None)
+    return base.last_bar.close if base and base.last_bar else None
+
+
 class SymbolsTable(DataTable):
     """One row per streamed symbol (those matching the filter); the cursor row is charted."""
 
@@ -397,7 +407,7 @@ class SymbolsTable(DataTable):
             if base is None:
                 base = stats
             cells.append((str(stats.bar_count) if stats else fmt.DASH, ""))
-        last = base.last_bar.close if base and base.last_bar else None
+        last = last_price(snapshot, symbol)
         change = base.change_pct if base else None
         quality = base.quality if base else None
         gaps = base.gaps if base else 0
