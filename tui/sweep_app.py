@@ -128,6 +128,26 @@ def parallel_runs(runs: int, workers: int | None, dask: str | None) -> int | Non
     return max(1, min(count, runs))
 
 
+STATUS_SEPARATOR = " · "
+"""Between two items of the status line."""
+
+
+def fit_items(items: Sequence[str], width: int | None) -> str:
+    """``items`` joined by :data:`STATUS_SEPARATOR`, lines broken between two items (not
+    inside one) where the next would not fit in ``width`` cells (None: one line). An item
+    longer than a line is wrapped where it must be."""
+    if not items:
+        return ""
+    lines = [items[0]]
+    for item in items[1:]:
+        joined = f"{lines[-1]}{STATUS_SEPARATOR}{item}"
+        if width is None or len(joined) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(item)
+    return "\n".join(lines)
+
+
 class SweepMonitorApp(App[None]):
     """Live monitor of the runs of one sweep."""
 
@@ -254,8 +274,13 @@ class SweepMonitorApp(App[None]):
 
     # -- status ---------------------------------------------------------------------------
 
-    def status_text(self) -> str:
-        """The status line: where the runs happen, how many are done, bars, time, ETA."""
+    def status_text(self, width: int | None = None) -> str:
+        """The status line: where the runs happen, how many are done, bars, time, ETA;
+        broken between those items (never inside one) to lines of ``width`` cells."""
+        return fit_items(self.status_items(), width)
+
+    def status_items(self) -> list[str]:
+        """The status line's items."""
         board = self.board
         counts = board.counts()
         total = len(board.entries)
@@ -284,10 +309,14 @@ class SweepMonitorApp(App[None]):
             # of it: a run's time starts with its first record).
             workers = getattr(self.source, "parallel", None)
             parts.append(self.figures.eta(board.eta(time.monotonic(), workers)))
-        return " · ".join(parts)
+        return parts
 
     def _show_status(self) -> None:
-        self.query_one("#sweep-status", Static).update(self.status_text())
+        status = self.query_one("#sweep-status", Static)
+        status.update(self.status_text(status.content_region.width or None))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_status)  # its line breaks follow the width
 
     # -- keys -----------------------------------------------------------------------------
 

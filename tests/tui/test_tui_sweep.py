@@ -270,6 +270,53 @@ def test_which_metrics_are_best_at_their_lowest() -> None:
     assert [name for name in highest if lower_is_better(name)] == []
 
 
+async def test_at_80_columns_right_and_left_scroll_by_a_column(script_parts) -> None:
+    """QA: ``right`` scrolled one character a press."""
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _delivered(pilot)
+        table = app.query_one(SweepTable)
+        starts, x = [], 0
+        for column in table.ordered_columns:
+            starts.append(x)
+            x += column.get_render_width(table)
+        assert table.max_scroll_x > 0 and table.scroll_x == 0
+        seen = [0]
+        while table.scroll_x < table.max_scroll_x:
+            await pilot.press("right")
+            await pilot.pause()
+            assert table.scroll_x > seen[-1]
+            seen.append(int(table.scroll_x))
+        assert seen[1] == starts[1]  # the second column at the left edge
+        assert all(x in starts for x in seen[:-1])
+        assert seen[-1] == table.max_scroll_x  # the last press shows the table's end
+        await pilot.press("left")
+        await pilot.pause()
+        assert table.scroll_x == max(x for x in starts if x < seen[-1])
+        await pilot.press("q")
+
+
+async def test_at_80_columns_the_status_line_breaks_between_its_items(script_parts) -> None:
+    """QA: the status line wrapped inside an item (``· 3,864`` / `` bars · ETA ...``)."""
+    separator = " · "
+    source = _source(script_parts)
+    app = _app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _delivered(pilot)
+        await pilot.pause()
+        status = app.query_one("#sweep-status", Static)
+        items = app.status_text().split(separator)  # as one line
+        lines = status.render_lines(status.content_region.reset_offset)
+        shown = ["".join(seg.text for seg in line).strip() for line in lines]
+        shown = [line for line in shown if line]
+        assert len(shown) > 1  # it does not fit in one line at 80 columns
+        for line in shown:
+            assert line.split(separator) == [i for i in items if i in line]
+        assert separator.join(shown) == separator.join(items)
+        await pilot.press("q")
+
+
 async def test_clicking_a_header_sorts_by_it_and_again_reverses(script_parts) -> None:
     source = _source(script_parts)
     app = _app(source)

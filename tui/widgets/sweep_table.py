@@ -38,6 +38,7 @@ class SweepTable(DataTable):
     """
     | Key(s) | Description |
     | :- | :- |
+    | left, right | Scroll the columns by one column (when they do not fit). |
     | s | Sort by the next column (numbers best first: highest, or lowest for overruns and costs such as a drawdown; a header click sorts by it, again: reversed). |
     | enter | Show the summary of the run under the cursor (once it finished). |
     """
@@ -231,6 +232,30 @@ class SweepTable(DataTable):
         event.stop()
         if event.column_key.value is not None:
             self.sort_by(event.column_key.value)
+
+    # -- scrolling ------------------------------------------------------------------------
+
+    def column_starts(self) -> list[int]:
+        """Where each column begins (x in the table's virtual width, padding included)."""
+        starts, x = [], 0
+        for column in self.ordered_columns:
+            starts.append(x)
+            x += column.get_render_width(self)
+        return starts
+
+    def action_cursor_right(self) -> None:
+        """Scroll right by a column: the next column's start at the left edge."""
+        self._set_hover_cursor(False)
+        after = [x for x in self.column_starts() if x > round(self.scroll_x)]
+        if after and self.max_scroll_x > self.scroll_x:
+            self.scroll_to(x=min(after[0], self.max_scroll_x), animate=False)
+
+    def action_cursor_left(self) -> None:
+        """Scroll left by a column: the previous column's start at the left edge."""
+        self._set_hover_cursor(False)
+        before = [x for x in self.column_starts() if x < round(self.scroll_x)]
+        if before:
+            self.scroll_to(x=before[-1], animate=False)
 
     # -- choosing -------------------------------------------------------------------------
 
