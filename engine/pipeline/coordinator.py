@@ -196,7 +196,10 @@ class Metrics:
         self.step_time_count = 0
         self.step_time_max = 0.0
         self.waiting = 0.0
-        """Seconds spent waiting for consumers or the clock while streaming."""
+        """Seconds spent waiting for consumers or the clock while streaming (the waits
+        that ended; :meth:`waiting_seconds` adds the one in progress)."""
+        self.waiting_since: float | None = None
+        """When the wait in progress began (None: not waiting)."""
         self.read_seconds = 0.0
         """Of the loads, seconds spent reading bars (history and sessions: queries, waits
         for the reader process, building the bars and steps); the rest is the components'
@@ -212,6 +215,12 @@ class Metrics:
         if self._active_since is not None:
             self.active_seconds += monotonic() - self._active_since
             self._active_since = None
+
+    def waiting_seconds(self) -> float:
+        """Seconds spent waiting, the wait in progress included (a consumer that hangs
+        shows as the coordinator waiting, not working). Any thread."""
+        since = self.waiting_since
+        return self.waiting + (monotonic() - since if since is not None else 0.0)
 
     def streaming_seconds(self) -> float:
         """Wall seconds spent streaming (pauses and session loads excluded)."""
@@ -422,12 +431,13 @@ class SessionCoordinator(threading.Thread):
         # While streaming: its own publishing, plus its share of the inline instants.
         handlers = sum(stage.inline_steps for stage in hosted)
         streaming = metrics.streaming_seconds()
-        busy = streaming - metrics.waiting - handlers
+        waiting = metrics.waiting_seconds()
+        busy = streaming - waiting - handlers
         thread = ThreadStats(
             name=self.name,
             busy_seconds=max(0.0, busy),
             inline_seconds=inline,
-            waiting_seconds=metrics.waiting,
+            waiting_seconds=waiting,
             messages=metrics.steps,
             load_seconds=metrics.load_seconds,
         )
@@ -972,12 +982,13 @@ class SessionCoordinator(threading.Thread):
         """Wait until every consumer finished ``seq``. Interruptible.
 
         ``blocking`` waits as long as it takes (data-driven mode and single steps). Else the
-        wait ends at ``deadline`` (clock-driven); a signal still pending for an older step
-        is left alone, so the consumer's next signal collides with it and the subscription
-        counts an overrun.
+        wait ends at ``deadline`` (clock-driven), or at once while a signal of an older
+        step is pending (the caller then waits for the clock); a consumer still behind when
+        the instant is due counts an overrun (:meth:`_count_overruns`).
         """
         runtime = self.runtime
-        started = monotonic()
+        metrics = self.metrics
+        started = metrics.waiting_since = monotonic()
         try:
             for stage in self.stages:
                 subscription = stage.ready
@@ -997,7 +1008,8 @@ class SessionCoordinator(threading.Thread):
                 subscription.reset()
             return True
         finally:
-            self.metrics.waiting += monotonic() - started
+            metrics.waiting_since = None
+            metrics.waiting += monotonic() - started
 
     def _end_session(self) -> None:
         plan = self.plan
@@ -1139,17 +1151,33 @@ class SessionCoordinator(threading.Thread):
             # Consumers first: they should finish the previous step before this one is due.
             self._waiting_for = t
             try:
-                self._wait_consumers(self.seq, blocking=False, deadline=due)
+                if not self._wait_consumers(self.seq, blocking=False, deadline=due):
+                    remaining = due - monotonic()
+                    if remaining <= 0:
+                        self._count_overruns()
+                        return
                 remaining = due - monotonic()
                 if remaining <= 0:
                     return
                 with controls.cond:
                     if controls.generation == self._generation and not runtime.stopping:
-                        waited = monotonic()
+                        metrics = self.metrics
+                        waited = metrics.waiting_since = monotonic()
                         controls.cond.wait(min(remaining, LONGEST_WAIT))
-                        self.metrics.waiting += monotonic() - waited
+                        metrics.waiting_since = None
+                        metrics.waiting += monotonic() - waited
             finally:
                 self._waiting_for = None
+
+    def _count_overruns(self) -> None:
+        """An instant is due: each consumer that has not finished the one before is late
+        for it, one overrun (DESIGN.md's definition; its subscription counts
+        ``"by-producer"``, so a late consumer is counted once an instant whether it
+        signals, works through a backlog or hangs)."""
+        seq = self.seq
+        for stage in self.stages:
+            if stage.done_seq < seq and stage.ready is not None:
+                stage.ready.count_overrun()
 
     # -- live gap filling -----------------------------------------------------------------
 

@@ -123,7 +123,7 @@ class LiveCoordinator(SessionCoordinator):
         self.fill_waits += 1
         runtime = self.runtime
         deadline = monotonic() + self.fill_wait
-        started = monotonic()
+        started = self.metrics.waiting_since = monotonic()
         try:
             while not quality.wait_done(seq, min(0.25, max(0.0, deadline - monotonic()))):
                 if runtime.stopping:
@@ -134,6 +134,7 @@ class LiveCoordinator(SessionCoordinator):
             if runtime.stopping:
                 raise StopRequested
         finally:
+            self.metrics.waiting_since = None
             self.metrics.waiting += monotonic() - started
 
     def _terminate(self) -> None:

@@ -320,7 +320,10 @@ class Stage(threading.Thread):
         self.inline_other = 0.0
         """Seconds spent on session starts and ends on the coordinator's thread."""
         self.waiting = 0.0
-        """Seconds this thread waited for a message."""
+        """Seconds this thread waited for a message (the waits that ended)."""
+        self._since: tuple[Literal["busy", "waiting"], float] | None = None
+        """What this thread is doing now and since when (None: not running), so that
+        :meth:`stats` counts a long handling (a hung analysis) or wait in progress."""
         self.handled = 0
         self.backlog = 0
         """Messages still queued behind the one being handled (in the current batch)."""
@@ -348,8 +351,10 @@ class Stage(threading.Thread):
         try:
             while True:
                 waited = monotonic()
+                self._since = ("waiting", waited)
                 batch = self.receive()
                 started = monotonic()
+                self._since = ("busy", started)
                 self.waiting += started - waited
                 if batch is None:
                     return
@@ -367,6 +372,7 @@ class Stage(threading.Thread):
                     if downstream is not None:
                         downstream.queue.put(message)
                 self.handled += len(batch)
+                self._since = None
                 self.thread_busy += monotonic() - started
                 self.after_batch()
         except StopRequested:
@@ -374,6 +380,7 @@ class Stage(threading.Thread):
         except Exception as exc:
             runtime.fail(self.name, exc)
         finally:
+            self._since = None
             try:
                 if ready is not None:
                     ready.cancel()
@@ -470,11 +477,19 @@ class Stage(threading.Thread):
 
     def stats(self) -> ThreadStats:
         """This stage's busy and waiting seconds, for the snapshot. Any thread."""
+        busy, waiting = self.busy, self.waiting
+        now = self._since
+        if now is not None:  # (read once: the thread swaps it whole)
+            doing, since = now
+            if doing == "busy":
+                busy += monotonic() - since
+            else:
+                waiting += monotonic() - since
         return ThreadStats(
             name=self.name,
-            busy_seconds=self.busy,
+            busy_seconds=busy,
             inline_seconds=self.inline_busy,
-            waiting_seconds=self.waiting,
+            waiting_seconds=waiting,
             messages=self.handled,
         )
 

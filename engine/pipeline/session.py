@@ -124,8 +124,13 @@ class Session:
             paused=start_paused,
         )
         mode = config.clock
-        self.processor_ready = StreamSubscription(mode, "data_processor")
-        self.analysis_ready = StreamSubscription(mode, "analysis_engine") if analysis else None
+        # Overruns: counted by the coordinator, once an instant a consumer is late for.
+        self.processor_ready = StreamSubscription(mode, "data_processor", overruns="by-producer")
+        self.analysis_ready = (
+            StreamSubscription(mode, "analysis_engine", overruns="by-producer")
+            if analysis
+            else None
+        )
         self.analysis = (
             AnalysisEngine(runtime, analysis, self.analysis_ready) if self.analysis_ready else None
         )

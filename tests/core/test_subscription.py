@@ -101,6 +101,29 @@ def test_overrun_never_counted_in_other_modes(mode):
     assert sub.signals == 5
 
 
+def test_by_producer_signals_never_count_overruns_the_producer_does():
+    sub = StreamSubscription("clock-driven", "s", overruns="by-producer")
+    sub.signal_ready()
+    sub.signal_ready()  # a collision: not counted so
+    assert sub.overruns == 0
+    sub.count_overrun()
+    sub.count_overrun()
+    assert sub.overruns == 2 and sub.stats().overruns == 2
+    for mode in ("data-driven", "live"):  # only clock-driven instants can be late
+        sub.set_mode(mode)
+        sub.count_overrun()
+        assert sub.overruns == 2
+    sub.set_mode("clock-driven")
+    sub.cancel()
+    sub.count_overrun()
+    assert sub.overruns == 2
+
+
+def test_unknown_overrun_counting_is_refused():
+    with pytest.raises(ValueError, match="unknown overrun counting 'sometimes'"):
+        StreamSubscription("clock-driven", "s", overruns="sometimes")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("mode", ["clock-driven", "live"])
 def test_timeout_returns_false_and_is_counted(mode):
     sub = StreamSubscription(mode, "s")

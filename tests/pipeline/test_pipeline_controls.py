@@ -853,6 +853,51 @@ def test_a_slow_analysis_overruns_in_clock_driven_mode_only(sessions) -> None:
     assert _overruns(driven) == {"data_processor": 0, "analysis_engine": 0}
 
 
+def test_a_consumer_is_counted_late_for_every_instant_it_was_behind(sessions) -> None:
+    """DESIGN.md: a consumer that has not finished an instant when the next is due is an
+    overrun. Counted on colliding signals, an analysis stuck in its 30th step showed none
+    (it never signalled again) while the clock published 360 more instants; one working
+    through a backlog showed a small share of the instants it was late for."""
+    from pipeline_analyses import Hang
+
+    Hang.release.clear()
+    session = make(spy(speed=60000, days=1, analysis={"entry": "pipeline_analyses:Hang",
+                                                      "options": {"after": 30}}))  # fmt: skip
+    sessions.append(session)
+    try:
+        session.start()
+        # A fixed point: every instant published (the coordinator then waits for the
+        # analysis at the session's end), the analysis still in its 30th step.
+        assert wait_for(lambda: session.snapshot().metrics.steps == 390, timeout=60.0)
+        late = _overruns(session)["analysis_engine"]
+        # Late for each instant after its 30th at least: 31 to 390 became due while it
+        # was in the 30th (it may have been late before, on a busy machine).
+        assert 360 <= late <= 389, late
+        assert session.analysis.analysis.steps == 30
+        # The diagnostics count what is in progress (they showed the analysis idle and
+        # the coordinator, waiting for it, busy): between two snapshots, the stuck
+        # analysis was busy and the coordinator waited all the time between them.
+        assert wait_for(lambda: session.coordinator.metrics.waiting_since is not None)
+        first = {t.name: t for t in session.snapshot().metrics.threads}
+        after_first = time.monotonic()
+        time.sleep(0.3)
+        before_second = time.monotonic()
+        second = {t.name: t for t in session.snapshot().metrics.threads}
+        between = before_second - after_first
+        busy = second["analysis_engine"].busy_seconds - first["analysis_engine"].busy_seconds
+        assert busy >= between, (busy, between)
+        coordinator = "session_coordinator"
+        waited = second[coordinator].waiting_seconds - first[coordinator].waiting_seconds
+        assert waited >= between, (waited, between)
+    finally:
+        Hang.release.set()
+    assert session.wait(60)
+    snap = session.snapshot()
+    assert snap.state == "completed", snap.error
+    assert _overruns(session)["analysis_engine"] == late  # catching up is not late again
+    assert _overruns(session)["data_processor"] <= late
+
+
 # -- wait() ---------------------------------------------------------------------------------------
 
 

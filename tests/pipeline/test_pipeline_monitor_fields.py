@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -215,9 +216,15 @@ def test_snapshot_of_some_symbols_is_complete_otherwise() -> None:
             full.state,
             full.version,
         )
-        assert some.metrics == full.metrics
+        # (the stages' threads wait for messages meanwhile: their waits in progress grow)
+        assert _waits_left_out(some.metrics) == _waits_left_out(full.metrics)
     finally:
         assert session.stop()
+
+
+def _waits_left_out(metrics):
+    threads = tuple(replace(t, waiting_seconds=0.0) for t in metrics.threads)
+    return replace(metrics, threads=threads)
 
 
 @pytest.mark.parametrize("clock", ["clock-driven", "data-driven"])
