@@ -52,15 +52,24 @@ async def test_signals_are_compact_under_100_columns_and_full_when_wide(make_ses
             rows = [line.text.rstrip() for line in signals.lines]
             room = signals.scrollable_content_region.width
             shown = session.snapshot().signals[-len(rows) :]
+            # The prices right-aligned (QA: `▲ 24.34  SMA10` and `▲ 224.30  SMA10` started
+            # their messages in different columns), and never cut.
+            digits = max(len(f"{signal.price:,.2f}") for signal in shown)
             for row, signal in zip(rows, shown, strict=True):
                 mark = {"buy": "▲", "sell": "▼"}[signal.kind]
-                price = f"{signal.price:,.2f}"
-                assert f" {signal.symbol} " in row and f"{mark} {price}" in row, (width, row)
+                price = f"{mark} {signal.price:>{digits},.2f}"
+                assert f" {signal.symbol} " in row and price in row, (width, row)
                 assert len(row) <= room, (width, row)
-                whole = row.endswith(f"{mark} {price}  {signal.message}")
+                whole = row.endswith(f"{price}  {signal.message}")
                 cut = row.endswith("…") and len(row) == room
-                left_out = row.endswith(f"{mark} {price}") and len(row) > room - MESSAGE_MIN
+                left_out = row.endswith(price) and len(row) > room - MESSAGE_MIN
                 assert whole or cut or left_out, (width, row)
+            ends = set()
+            for row, signal in zip(rows, shown, strict=True):
+                mark = {"buy": "▲", "sell": "▼"}[signal.kind]
+                price = f"{mark} {signal.price:>{digits},.2f}"
+                ends.add(row.index(price) + len(price))
+            assert len(ends) == 1, rows  # the messages start in one column
             assert any(row.endswith("…") for row in rows) == (80 < width < 99), width
         log = app.query_one(EventLog)
         assert not any("signal " in line.text for line in log.lines)  # listed once
@@ -114,7 +123,9 @@ async def test_signal_columns_line_up_with_long_symbols(narrow):
         marks = ("▲", "▼") if narrow else (" buy ", " sell")
         columns = {min(row.find(m) for m in marks if m in row) for row in rows}
         assert len(columns) == 1, rows
-        assert len({row.index("cross") for row in rows}) == 1 or narrow, rows
+        # The prices (1.08, 601.50, 191.23) right-aligned: the messages in one column.
+        assert len({row.index("cross") for row in rows}) == 1, rows
+        assert len({row.index(".", row.index(" ", 12)) for row in rows}) == 1, rows
         assert all(("▲" in row or "▼" in row) == narrow for row in rows)
         # A longer symbol among the run's widens the column: the rows are written again.
         signals.show(FX_SIGNALS, "America/New_York", symbols=(*FX, "BTC/USDT"))

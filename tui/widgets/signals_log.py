@@ -6,8 +6,9 @@ app sets :attr:`SignalsLog.narrow` under 100 columns), or where the pane is narr
 a full row, it writes compact rows: the time without the date, the symbol, ``▲`` for buy
 and ``▼`` for sell (the chart's marks), the price, then what room is left of the message
 (none, when that is less than a few cells).
-The symbols are padded to the run's longest (at most :data:`SYMBOL_MAX`), so that the
-columns line up. A row longer than the pane ends with ``…``; the window is written again
+The symbols are padded to the run's longest (at most :data:`SYMBOL_MAX`), the prices
+(right-aligned) and compact marks to the window's longest, so that the columns and the
+messages line up. A row longer than the pane ends with ``…``; the window is written again
 whenever the pane's width changes.
 """
 
@@ -94,6 +95,9 @@ class SignalsLog(TailLog):
         """How many signal lines were written (again after a theme change)."""
         self._symbol_width = 0
         """The run's longest symbol's length, at most :data:`SYMBOL_MAX`."""
+        self._columns = (0, 1)
+        """Cells of the price and the compact mark columns: the window's longest, so that
+        the prices are right-aligned and the messages start in one column."""
 
     def _style(self, name: str) -> Style:
         return component_foreground(self, f"signals-log--{name}")
@@ -136,10 +140,17 @@ class SignalsLog(TailLog):
         longest sets the symbol column's width (a new width writes the window again)."""
         self.remember(signals, timezone, dated=dated, symbols=symbols)
         longest = min(max((len(symbol) for symbol in symbols), default=0), SYMBOL_MAX)
-        if symbols and longest != self._symbol_width:
-            self._symbol_width = longest
+        columns = (
+            max((len(fmt.price(signal.price)) for signal in signals), default=0),
+            max(
+                (len(MARKS.get(signal.kind.lower(), signal.kind)) for signal in signals), default=1
+            ),
+        )
+        if (symbols and longest != self._symbol_width) or columns != self._columns:
+            self._symbol_width = longest if symbols else self._symbol_width
+            self._columns = columns
             if self._last is not None:
-                self.restyle()  # the rows written so far have the old column
+                self.restyle()  # the rows written so far have the old columns
                 limit = None
         new, count = self.take_new(signals, limit)
         if not new:
@@ -151,6 +162,7 @@ class SignalsLog(TailLog):
         width = self.scrollable_content_region.width
         compact = self.compact(width, dated=dated)
         pad = self._pad(compact)
+        prices, marks = self._columns
         lines = []
         for signal in new:
             kind = signal.kind.lower()
@@ -159,13 +171,13 @@ class SignalsLog(TailLog):
             if compact:
                 line.append(fmt.sim_minute(signal.sim_time, zone), time_style)
                 line.append(f" {signal.symbol:<{pad}} ")
-                line.append(MARKS.get(kind, signal.kind), style)
-                line.append(f" {fmt.price(signal.price)}")
+                line.append(f"{MARKS.get(kind, signal.kind):<{marks}}", style)
+                line.append(f" {fmt.price(signal.price):>{prices}}")
             else:
                 line.append(fmt.sim_minute(signal.sim_time, zone, dated=dated), time_style)
                 line.append(f" {signal.symbol:<{pad}} ")
                 line.append(f"{signal.kind:<4}", style)
-                line.append(f" {fmt.price(signal.price):>8}")
+                line.append(f" {fmt.price(signal.price):>{max(8, prices)}}")
             if signal.message and (not width or width - line.cell_len >= MESSAGE_MIN):
                 line.append(f"  {signal.message}")
             if width:
