@@ -98,6 +98,10 @@ NOT_LIVE = ("faster", "slower", "toggle_clock", "seek")
 """Actions a live session cannot do (it follows the wall clock): the footer and the palette
 leave them out in live mode; their keys only say why."""
 
+FINISHED_HIDDEN = ("toggle_pause", "step", "faster", "slower", "toggle_clock")
+"""The engine's controls, which a finished run (completed, stopped, error) has nothing for:
+the footer leaves them out then; their keys only say why."""
+
 PALETTE_KEY_CELLS = 12
 """Cells of the footer's ``^p palette`` key (docked right, in a wide footer only): its
 border, ``^p palette`` and a cell of padding."""
@@ -309,7 +313,7 @@ class SessionkitApp(App[None]):
         replace(binding, action=f"unlisted('{binding.action}')", show=False)
         for binding in BINDINGS
         if isinstance(binding, Binding) and binding.action in FOOTER_DROP_ORDER
-    ]
+    ] + [Binding("space", "unlisted('toggle_pause')", "Pause", show=False)]
 
     symbol: reactive[str | None] = reactive(None, init=False)
     """The charted symbol (the symbols table's cursor row)."""
@@ -364,6 +368,8 @@ class SessionkitApp(App[None]):
         """The terminal is narrower than :data:`NARROW_WIDTH` (compact signals)."""
         self._live = False
         """The session is live (its snapshot says so): the :data:`NOT_LIVE` keys go."""
+        self._run_finished = False
+        """The run has ended (completed, stopped, error): the :data:`FINISHED_HIDDEN` keys go."""
         self._footer_hidden: frozenset[str] = frozenset()
         """Actions whose keys the footer leaves out now (see :meth:`_fit_footer`)."""
         self._requested: ControlsView | None = None
@@ -449,6 +455,8 @@ class SessionkitApp(App[None]):
         wide footer with the palette's key if they fit, else in the compact one."""
         width = self.size.width if width is None else width
         hidden = set(NOT_LIVE) if self._live else set()
+        if self._run_finished:
+            hidden.update(FINISHED_HIDDEN)
         keys: dict[str, tuple[str, str]] = {}
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
@@ -584,8 +592,9 @@ class SessionkitApp(App[None]):
             self.interval = wanted if wanted in snapshot.intervals else snapshot.intervals[0]
         self._settle_requests(snapshot)
         self._follow_pause()
-        if (snapshot.mode == "live") != self._live:
+        if (snapshot.mode == "live") != self._live or snapshot.finished != self._run_finished:
             self._live = snapshot.mode == "live"
+            self._run_finished = snapshot.finished
             self._fit_footer()
         if snapshot.clock == "clock-driven" and snapshot.speed is not None:
             self._clock_speed = snapshot.speed
@@ -750,6 +759,8 @@ class SessionkitApp(App[None]):
         it leaves out the keys :meth:`_fit_footer` chose (their unlisted twins take the
         keys)."""
         if action == "toggle_pause" and parameters:
+            if action in self._footer_hidden:
+                return False
             paused = self.controls_view().paused if self.latest is not None else False
             return (parameters[0] == "resume") == paused
         if action in FOOTER_DROP_ORDER:
@@ -760,7 +771,7 @@ class SessionkitApp(App[None]):
 
     def action_unlisted(self, action: str) -> None:
         """Run a :data:`FOOTER_DROP_ORDER` action whose key the footer does not show."""
-        if action in FOOTER_DROP_ORDER:
+        if action in FOOTER_DROP_ORDER or action in FINISHED_HIDDEN:
             getattr(self, f"action_{action}")()
 
     def action_toggle_pause(self, _label: str = "") -> None:

@@ -8,14 +8,17 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from fake_session import FakeSession
 from sessionkit.tui import cli
+from sessionkit.tui.app import create_app
 from sessionkit.tui.format import price
 from sessionkit.tui.sweep_cli import main as sweep_main
 from sessionkit.tui.widgets.event_log import EventLog
 from sessionkit.tui.widgets.price_chart import PriceChart
 from sessionkit.tui.widgets.symbols_table import SymbolsTable, last_price
 from textual.app import App, ComposeResult
-from tui_helpers import drive, settle, snapshot_app
+from textual.widgets._footer import FooterKey
+from tui_helpers import drive, run_to_end, settle, snapshot_app, wait_for
 
 DAY = "2024-12-09"
 
@@ -121,3 +124,46 @@ async def test_candles_asked_for_at_a_wide_window_say_a_line_is_drawn_and_how_to
         assert " candles  " in title and "close" not in title and "zoom" not in title
         await pilot.press("c")
         assert " 1m close  " in str(chart.border_title)
+
+
+# -- a finished run's footer offers no engine controls ------------------------------------
+
+
+def _footer_keys(app) -> set[str]:
+    return {key.key for key in app.screen.query(FooterKey) if not key.has_class("-command-palette")}
+
+
+CONTROL_KEYS = {"space", "n", "plus", "minus", "m"}
+
+
+async def test_the_footer_has_no_controls_once_the_run_completed(make_session):
+    """QA: it offered ``space Pause`` after the run completed (pressing it said "nothing to
+    control")."""
+    session = make_session(
+        "demo", paused=False, backtest={"start_date": DAY, "end_date": DAY, "clock": "data-driven"}
+    )
+    run_to_end(session)
+    app = snapshot_app(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        keys = _footer_keys(app)
+        assert not keys & CONTROL_KEYS, keys
+        assert {"g", "question_mark", "q"} <= keys
+        await pilot.press("space")  # its key still says why
+        await pilot.pause()
+        assert any("nothing to control" in str(n.message) for n in app._notifications)
+
+
+async def test_the_footer_has_no_controls_once_the_engine_failed():
+    session = FakeSession(start_paused=True, fail_at_step=3)
+    app = create_app(session, frozen_metrics=True)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            assert CONTROL_KEYS - {"plus", "minus"} <= _footer_keys(app)  # paused: all there
+            session.step(3)
+            assert await wait_for(lambda: session.snapshot().state == "error")
+            await settle(pilot)
+            assert not _footer_keys(app) & CONTROL_KEYS
+    finally:
+        session.stop()
