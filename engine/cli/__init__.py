@@ -23,14 +23,23 @@ app = typer.Typer(
 )
 
 
+UNWRAPPED_WIDTH = 10_000
+"""The width of a console that does not print to a terminal: lines and table cells are not
+wrapped (a pipe or a file has no width; ``grep`` and ``awk`` want one record a line)."""
+
+
 def plain_console(**options: Any) -> Any:
     """A ``rich`` console that prints what it is given as it is: no highlighting, and no
     ``:name:`` emoji codes (``:`` may be in a symbol, a file name or a parameter: the
     symbol ``:fire:`` printed as an emoji). Markup is escaped or off where user text is
-    printed."""
+    printed. Printing to something other than a terminal (``file``, default stdout), it
+    wraps neither lines nor table cells (:data:`UNWRAPPED_WIDTH`)."""
     from rich.console import Console
 
-    return Console(highlight=False, emoji=False, **options)
+    console = Console(highlight=False, emoji=False, **options)
+    if not console.is_terminal:
+        console.width = max(options.get("width") or 0, UNWRAPPED_WIDTH)
+    return console
 
 
 def _show_version(value: bool) -> None:

@@ -76,6 +76,27 @@ def _console() -> Any:
     return plain_console()
 
 
+def _unwrapped(renderable: Any, console: Any) -> Any:
+    """``renderable`` (a report's tables) as ``console`` prints it whole: not on a terminal,
+    a table's caption follows it as lines of its own (``rich`` wraps a caption at its
+    table's width, whatever the console's)."""
+    if console.is_terminal:
+        return renderable
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    shown = renderable.__rich__() if hasattr(renderable, "__rich__") else renderable
+    out: list[Any] = []
+    for part in shown.renderables if isinstance(shown, Group) else [shown]:
+        out.append(part)
+        if isinstance(part, Table) and part.caption is not None:
+            caption = part.caption
+            part.caption = None
+            out.append(caption if isinstance(caption, Text) else Text(str(caption)))
+    return Group(*out)
+
+
 def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
@@ -250,7 +271,7 @@ def import_command(
             for report in done:
                 report.display_zone = zone
                 if console is not None:  # as each file is done
-                    console.print(report)
+                    console.print(_unwrapped(report, console))
                     console.print(report.summary(), soft_wrap=True, markup=False)
                     for warning in report.warnings():
                         console.print(
@@ -644,4 +665,5 @@ def info_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         _echo_json(info)
         return
-    _console().print(_render_info(info))
+    console = _console()
+    console.print(_unwrapped(_render_info(info), console))

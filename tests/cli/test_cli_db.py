@@ -7,6 +7,7 @@ installed module in a subprocess to check the exit status and that no traceback 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -492,3 +493,37 @@ def test_import_warns_of_bars_off_the_session_grid(
     assert data["off_grid"]["bars"] == 2 and data["off_grid"]["example"]["line"] == 3
     assert data["off_grid"]["example"]["start"] == "2011-01-03T10:00:00-05:00"
     assert len(data["warnings"]) == 1
+
+
+def test_output_to_a_pipe_is_not_wrapped(tmp_path: Path) -> None:
+    """QA: piped (no terminal), the import's caption broke mid-sentence and ``db info``'s
+    calendar table split ``America/New_York`` over two lines, at 80 columns."""
+    bars = tmp_path / "bars.csv"
+    bars.write_text(GOOD.replace("-05:00", ""))  # naive times: the caption names the zone
+    db = tmp_path / "pipe.sqlite"
+    command = [sys.executable, "-m", "sessionkit.engine.cli", "db"]
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+    def piped(*args: str) -> list[str]:
+        result = subprocess.run(
+            [*command, *args], capture_output=True, text=True, env=env, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    piped("init", "--db", str(db))
+    piped("calendar", "--from", "2011-01-01", "--to", "2011-01-31", "--db", str(db))
+    lines = piped(
+        "import", str(bars), "--symbol", "SPY", "--interval", "1m",
+        "--tz", "America/New_York", "--db", str(db),
+    )  # fmt: skip
+    caption = [line for line in lines if line.strip().startswith("bars 2011-01-03 09:30")]
+    assert len(caption) == 1, lines
+    assert caption[0].rstrip().endswith(tuple(f"read by {r}" for r in ("pyarrow csv", "python")))
+    assert "America/New_York;" in caption[0]
+    assert any(line.strip().startswith("columns: timestamp=timestamp") for line in lines)
+    assert max(len(line) for line in lines) > 80  # as long as it takes
+    info = piped("info", "--db", str(db))
+    calendar = [line for line in info if "NYSE" in line]
+    assert len(calendar) == 1 and "America/New_York" in calendar[0], info
+    assert not any(line.strip("│ ") == "ork" for line in info)
