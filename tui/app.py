@@ -45,7 +45,7 @@ from .screens.help import HelpScreen
 from .screens.seek import SeekScreen
 from .themes import ThemeSet, load_themes, with_chart_colours
 from .widgets.event_log import EventLog
-from .widgets.metrics_pane import MetricsPane
+from .widgets.metrics_pane import MetricsPane, metrics_caption
 from .widgets.oscillator_chart import OscillatorChart
 from .widgets.price_chart import PriceChart
 from .widgets.signals_log import SignalsLog
@@ -406,7 +406,7 @@ class SessionkitApp(App[None]):
         self.query_one("#subscriptions").border_subtitle = "waits in ms"
         self.query_one("#signals").border_title = "Signals"
         self.query_one("#metrics").border_title = "Metrics"
-        self.query_one("#metrics").border_subtitle = "at the last session end"
+        self.query_one("#metrics").border_subtitle = metrics_caption("initializing")
         self.query_one("#log").border_title = "Events"
         log = self.query_one(EventLog)
         for failure in self.theme_set.failures:

@@ -26,6 +26,10 @@ THEME_DIR_ENV = "SESSIONKIT_THEME_DIR"
 INTERRUPTED = 128 + signal.SIGINT
 """Exit status after Ctrl-C (as a shell reports a command ended by SIGINT)."""
 
+ENGINE_FAILED = 1
+"""Exit status when the engine's run ended in an error (as ``sessionkit run``), or, for
+the sweep monitor, when a run failed or ended in an error."""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -161,8 +165,9 @@ def _interrupted(session: Any) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the monitor; returns the exit status (2 for a user's mistake, 130 after Ctrl-C
-    before the screen opened).
+    """Run the monitor; returns the exit status (1 if the engine's run ended in an error,
+    as ``sessionkit run``; 2 for a user's mistake, 130 after Ctrl-C before the screen
+    opened).
 
     ``sessionkit-tui sweep ...`` runs the sweep monitor instead (:mod:`.sweep_cli`).
     """
@@ -200,8 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             session.stop(0.5)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    ended_in_error = False
     try:
         app.run()
+        # The run the monitor showed last (a go-to replaces it) ended in an error.
+        ended_in_error = app.session.snapshot().state == "error"
     except KeyboardInterrupt:  # before the app's driver took the keyboard
         return _interrupted(None)  # the app's session is stopped below
     finally:
@@ -210,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: warning: {line}", file=sys.stderr)
     if app.return_code not in (None, 0):
         return app.return_code
-    return 0
+    return ENGINE_FAILED if ended_in_error else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
+from rich.table import Table
+from rich.text import Text
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,
@@ -38,7 +40,7 @@ from . import format as fmt
 from .messages import RunFinished, RunProgressed
 from .progress import duration
 from .screens.sweep_summary import RunSummaryScreen
-from .sweep_board import SweepBoard
+from .sweep_board import RunEntry, SweepBoard
 from .themes import ThemeSet, load_themes
 from .widgets.sweep_table import SweepTable
 
@@ -126,6 +128,29 @@ def parallel_runs(runs: int, workers: int | None, dask: str | None) -> int | Non
     else:
         return None
     return max(1, min(count, runs))
+
+
+def known_progress(entry: RunEntry) -> Text | None:
+    """What the monitor knows of a run that did not complete beyond its summary: its
+    result has no quality before a session ended (an error in the first session), and a
+    run that failed has no result at all; its last progress record has the bars streamed
+    and the quality of the session so far. None when there is nothing to add."""
+    outcome, record = entry.outcome, entry.record
+    if outcome is None or record is None or outcome.state == "completed":
+        return None
+    quality = "" if record.quality is None else f"{fmt.percent(record.quality)} %"
+    result = outcome.result
+    if result is not None:
+        if not quality or any(v is not None for q in result.quality.values() for v in q.values()):
+            return None
+        return Text(
+            f"quality: {quality} (of the session so far when the run ended, the mean over "
+            "the symbols; per symbol it comes with a session's end)"
+        )
+    if not record.bars:
+        return None
+    text = f"before it failed: {record.bars:,} bars streamed"
+    return Text(text + (f", quality {quality} (of the session so far)" if quality else ""))
 
 
 STATUS_SEPARATOR = " · "
@@ -333,7 +358,12 @@ class SweepMonitorApp(App[None]):
         if entry.run.window is not None:
             settings.append(f"{entry.run.window[0]}..{entry.run.window[1]}")
         title = f"{number}" + (f": {', '.join(settings)}" if settings else "")
-        self.push_screen(RunSummaryScreen(title, entry.outcome.summary()))
+        body = list(entry.outcome.summary())
+        known = known_progress(entry)
+        if known is not None:  # under the bars table, or at the end
+            tables = [i for i, part in enumerate(body) if isinstance(part, Table)]
+            body.insert(tables[0] + 1 if tables else len(body), known)
+        self.push_screen(RunSummaryScreen(title, body))
 
     async def action_quit(self) -> None:
         """Cancel the pending runs and end the running ones (off the event loop), then exit."""

@@ -232,9 +232,14 @@ class SweepBoard:
             # So do the whole run's quality, rate and overruns (the last record, with them,
             # may never be read: on Dask it often comes after the outcome).
             streamed = sum(max(per.values(), default=0) for per in result.bars.values())
+            quality = run_quality(result, outcome.run.config.streams.interval)
+            if quality is None and entry.record is not None:
+                # A run that ended before a session's end has no quality in its result:
+                # its last record's (of the session so far) is what is known.
+                quality = entry.record.quality
             final = {
                 "bars": streamed,
-                "quality": run_quality(result, outcome.run.config.streams.interval),
+                "quality": quality,
                 "bars_per_second": round(result.bars_per_second, 1),
                 "overruns": sum(result.overruns.values()),
                 "metrics": dict(result.metrics),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import (
+    ENGINE_FAILED,
     PROG,
     _Parser,
     _theme_sources,
@@ -124,7 +125,8 @@ def _report_output(path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the sweep monitor; returns the exit status (2 for a user's mistake)."""
+    """Run the sweep monitor; returns the exit status (1 if a run failed or ended in an
+    error, 2 for a user's mistake)."""
     from sessionkit.engine import SessionkitError
 
     try:
@@ -163,7 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if app.failure is not None:
         print(f"{SWEEP_PROG}: error: {app.failure}", file=sys.stderr)
         return 2
-    return app.return_code or 0
+    if app.return_code:
+        return app.return_code
+    # A run that failed or ended in an error (not one cancelled because the user quit).
+    return ENGINE_FAILED if app.board.counts()["failed"] else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

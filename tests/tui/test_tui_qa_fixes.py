@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from fake_session import FakeSession
 from sessionkit.tui import cli
-from sessionkit.tui.app import create_app
+from sessionkit.tui.app import SessionkitApp, create_app
 from sessionkit.tui.format import price
 from sessionkit.tui.sweep_cli import main as sweep_main
 from sessionkit.tui.widgets.event_log import EventLog
+from sessionkit.tui.widgets.metrics_pane import MetricsPane
 from sessionkit.tui.widgets.price_chart import PriceChart
 from sessionkit.tui.widgets.symbols_table import SymbolsTable, last_price
 from textual.app import App, ComposeResult
@@ -167,3 +168,48 @@ async def test_the_footer_has_no_controls_once_the_engine_failed():
             assert not _footer_keys(app) & CONTROL_KEYS
     finally:
         session.stop()
+
+
+# -- an engine error: the metrics' caption, and the exit status --------------------------------
+
+FAIL_EARLY = [
+    "--set", "analysis.entry=tui_analyses:FailAt",
+    "--set", "analysis.on_error=stop",
+    "--set", "analysis.options.at=3",
+    "--set", "backtest.clock=data-driven",
+]  # fmt: skip
+
+
+async def test_the_metrics_caption_says_they_are_as_of_the_error(make_session):
+    """QA: it said ``at the last session end`` when the analysis failed in the first
+    session (no session ended)."""
+    session = make_session(
+        "demo",
+        paused=False,
+        backtest={"clock": "data-driven"},
+        analysis={"entry": "tui_analyses:FailAt", "on_error": "stop", "options": {"at": 3}},
+    )
+    run_to_end(session)
+    assert session.snapshot().state == "error"
+    app = snapshot_app(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.query_one(MetricsPane).border_subtitle == "as of the error"
+
+
+def _run_until_the_engine_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor's ``run`` without a screen: it returns once the engine's run ended."""
+    monkeypatch.setattr(SessionkitApp, "run", lambda self, *a, **k: self.session.wait(60))
+
+
+def test_the_monitor_exits_1_after_the_engine_failed(monkeypatch, capsys):
+    """QA: it exited 0 after the run ended in an error (``sessionkit run`` exits 1)."""
+    _run_until_the_engine_ends(monkeypatch)
+    assert cli.main(["demo", *FAIL_EARLY]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_monitor_exits_0_after_the_run_completed(monkeypatch):
+    _run_until_the_engine_ends(monkeypatch)
+    window = ["--start", DAY, "--end", DAY, "--set", "backtest.clock=data-driven"]
+    assert cli.main(["demo", *window]) == 0

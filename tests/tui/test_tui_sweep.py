@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from rich.console import Console
 from sessionkit.engine import run_backtest
 from sessionkit.engine.runs.backtest import resolve_config
 from sessionkit.engine.runs.sweep import RunProgress, SweepOutcome, SweepRun, plan_sweep
@@ -466,6 +467,106 @@ async def test_q_ends_a_real_sweeps_worker_processes() -> None:
     print(f"q -> sweep ended and app left in {quit_seconds:.2f}s")
     assert multiprocessing.active_children() == []  # no worker (nor the manager) lingers
     assert [e.state for e in app.board.entries.values()] == ["cancelled"] * 3
+
+
+def _error_script(script_parts):
+    """Run 1 ended in an error in its first session after 50 bars (its result has no
+    quality: no session ended), run 2 failed without a result after 40 bars, run 3
+    completed."""
+    runs, done, _third = script_parts
+    symbols = list(done.quality)
+    errored = dataclasses.replace(
+        done,
+        state="error",
+        error="analysis Boom: ValueError: boom at step 50",
+        bars={s: {"1m": 50, "5m": 10, "15m": 3} for s in symbols},
+        quality={s: dict.fromkeys(done.quality[s]) for s in symbols},
+    )
+
+    def record(index: int, bars: int) -> RunProgress:
+        return RunProgress(
+            index=index, state="streaming", bars=bars, expected_bars=2340, quality=100.0
+        )
+
+    return [
+        record(0, 50 * len(symbols)),
+        SweepOutcome(runs[0], errored),
+        record(1, 40 * len(symbols)),
+        SweepOutcome(runs[1], None, "RuntimeError: the worker died"),
+        SweepOutcome(runs[2], done),
+    ]
+
+
+def _summary_text(screen) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    console.print(*screen._body)
+    return console.export_text()
+
+
+async def test_a_run_ended_in_error_shows_what_is_known_of_its_quality(script_parts) -> None:
+    """QA: ``enter`` on a run that ended in an error showed quality ``-`` for every symbol
+    (and its row ``Q%`` ``-``) although 50 bars were streamed."""
+    runs = script_parts[0][:3]
+    source = FakeSweep(runs, _error_script(script_parts))
+    app = _app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(lambda: source.delivered.is_set(), pilot)
+        await pilot.pause()
+        table = app.query_one(SweepTable)
+        assert table.get_cell("0", "quality").plain == "100.0"
+        await pilot.press("enter")
+        await _until(lambda: isinstance(app.screen, RunSummaryScreen), pilot)
+        body = _summary_text(app.screen)
+        assert "quality: 100.0 % (of the session so far when the run ended" in body
+        await pilot.press("escape", "down", "enter")
+        await _until(lambda: isinstance(app.screen, RunSummaryScreen), pilot)
+        body = _summary_text(app.screen)
+        assert "RuntimeError: the worker died" in body
+        assert f"before it failed: {40 * 6:,} bars streamed, quality 100.0 %" in body
+        await pilot.press("escape", "q")
+
+
+def _finished(outcomes):
+    """``SweepMonitorApp.run`` without a screen: the sweep's outcomes arrive, the app
+    ends (as when the user quits after the runs ended)."""
+
+    def run(app, *args, **kwargs) -> None:
+        for outcome in outcomes:
+            app.board.finish(outcome)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("states", "status"),
+    [(("completed", "completed"), 0), (("completed", "error"), 1), (("failed",), 1)],
+)
+def test_the_sweep_monitor_exits_1_if_a_run_failed_or_errored(
+    script_parts, monkeypatch, states, status
+) -> None:
+    runs, done, _third = script_parts
+    outcomes = []
+    for run, state in zip(runs, states, strict=False):
+        if state == "failed":
+            outcomes.append(SweepOutcome(run, None, "RuntimeError: the worker died"))
+        else:
+            outcomes.append(SweepOutcome(run, dataclasses.replace(done, state=state)))
+    monkeypatch.setattr(SweepMonitorApp, "run", _finished(outcomes))
+    args = ["demo", "--param", f"analysis.options.fast={','.join(['5', '10'][: len(states)])}"]
+    assert sweep_main([*args, "--set", "backtest.end_date=2024-11-25"]) == status
+
+
+def test_runs_cancelled_because_the_user_quit_do_not_fail_the_sweep_monitor(
+    script_parts, monkeypatch
+) -> None:
+    runs, done, _third = script_parts
+
+    def quit_early(app, *args, **kwargs) -> None:
+        app.board.finish(SweepOutcome(runs[0], done))
+        app.board.cancel_unfinished()  # q: the others were cancelled
+
+    monkeypatch.setattr(SweepMonitorApp, "run", quit_early)
+    assert sweep_main(["demo", "--param", "analysis.options.fast=5,10"]) == 0
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The analysis metrics pane: what the analysis reports (``metrics()``), as of the last
-session end.
+session end (or of the error, or the stop, that ended the run: the caption says which).
 
 Used on the UI's event loop only. The app hands it each snapshot through
 :meth:`MetricsPane.show`; it re-renders only when the metrics changed. The engine
@@ -17,6 +17,18 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from .. import format as fmt
+
+CAPTIONS = {
+    "error": "as of the error",
+    "stopped": "as of the stop",
+}
+"""What the metrics are as of, by the run's state (else: the last session end)."""
+
+
+def metrics_caption(state: str) -> str:
+    """The pane's caption: when the engine published the metrics shown (at each session
+    end, and when the run ends: stopped or in error, perhaps before any session ended)."""
+    return CAPTIONS.get(state, "at the last session end")
 
 
 def metric_text(name: str, value: float) -> str:
@@ -52,6 +64,7 @@ class MetricsPane(Static):
     def show(self, snapshot: Snapshot) -> None:
         """Show the metrics of a new snapshot (re-renders only if they changed)."""
         self._has_analysis = any(s.stream == "analysis_engine" for s in snapshot.subscriptions)
+        self.border_subtitle = metrics_caption(snapshot.state)
         self.metrics = tuple(sorted(dict(snapshot.analysis_metrics).items()))
 
     def watch_metrics(
