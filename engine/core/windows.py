@@ -16,7 +16,7 @@ force=True)`` builds them for one session (the tests use that function as the or
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -249,6 +249,41 @@ def session_windows(session: SessionTimes, delta: timedelta) -> list[tuple[datet
             windows.append((t, min(t + delta, end)))
             t += delta
     return windows
+
+
+def gap_instants(
+    session: SessionTimes, base: timedelta, instants: Sequence[datetime]
+) -> list[datetime]:
+    """The ends of the session's ``base`` bars (its grid, :func:`session_windows`) that are
+    not among ``instants`` (the instants at which some bar ends, sorted) and come before
+    the last of them in their part of the session: the minutes in which no symbol's bar
+    ended, while data of that part is still to come. Sorted.
+
+    As instants of their own, time passes through a gap in the data as it does in live
+    mode (the feed's silent minutes): quality counts the bars missing minute by minute,
+    and the analysis is called at each. After a part's last bar there are none (the data
+    is exhausted: time moves on at once, to the break's start or the close).
+    """
+    if not instants:
+        return []
+    step = base.total_seconds()
+    have = {t.timestamp() for t in instants}
+    missing: list[datetime] = []
+    position = 0
+    for start, end in session_parts(session):
+        # The instants of this part: those up to its end.
+        last = bisect_right(instants, end, position) - 1
+        if last < position:
+            continue  # no bar of this part: its time passes at once
+        first = start.timestamp()
+        until = instants[last].timestamp()  # (a bar cut by the part's end ends at it: last)
+        t = first + step
+        while t <= until:
+            if t not in have:
+                missing.append(start + timedelta(seconds=t - first))
+            t += step
+        position = last + 1
+    return missing
 
 
 def window_end_instants(

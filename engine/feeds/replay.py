@@ -19,7 +19,14 @@ from typing import Literal
 from ..config import SessionConfig
 from ..core.bar import Bar, Step, interval_delta
 from ..core.time_manager import TimeManager
-from ..core.windows import SessionTimes, bar_end, in_break, trading_time, window_end_instants
+from ..core.windows import (
+    SessionTimes,
+    bar_end,
+    gap_instants,
+    in_break,
+    trading_time,
+    window_end_instants,
+)
 from ..errors import ConfigError
 from ..store.data_manager import DataManager
 
@@ -190,11 +197,15 @@ def make_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> BarFee
         (bar_end(session, delta, start), tuple(group))
         for start, group in groupby(pairs, key=lambda pair: pair[1].start)
     ]
-    # A derived window whose last bars are missing still ends on time (as in a backtest).
+    # As in a backtest: the minutes of a gap in the data are instants (as a live feed's
+    # silent minutes), and a derived window whose last bars are missing still ends on time.
     derived = [interval_delta(i) for i in config.streams.derived]
     starts = [items[0][1].start for _t, items in steps]
+    times = [t for t, _items in steps]
     # (No instant comes at the break's start in live mode but from the feed.)
-    ends = window_end_instants(session, delta, derived, starts, break_start=True)
+    ends = set(window_end_instants(session, delta, derived, starts, break_start=True))
+    ends.update(gap_instants(session, delta, times))
+    ends.difference_update(times)
     if ends:
         steps = sorted([*steps, *((t, ()) for t in ends)], key=lambda step: step[0])
     start = session.open

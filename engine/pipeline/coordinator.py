@@ -47,7 +47,13 @@ from typing import Literal
 from ..core.bar import Bar, Step, interval_delta
 from ..core.subscription import LONGEST_WAIT
 from ..core.time_manager import TimeManager, TradingSession
-from ..core.windows import SessionTimes, bar_end, regular_minutes, window_end_instants
+from ..core.windows import (
+    SessionTimes,
+    bar_end,
+    gap_instants,
+    regular_minutes,
+    window_end_instants,
+)
 from ..errors import CalendarCoverageError
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
 from ..store.data_manager import DataManager, StepColumns, StepStatement, columns_from_reader
@@ -852,16 +858,21 @@ class SessionCoordinator(threading.Thread):
                     )
                 )
             position = after
-        return self._with_window_ends(steps, session) if self.derived and steps else steps
+        return self._with_empty_instants(steps, session) if steps else steps
 
-    def _with_window_ends(self, steps: list[Step], session: SessionTimes) -> list[Step]:
-        """``steps`` and, as empty instants, the ends of the derived windows at which only
-        their derived bar becomes visible (:func:`~sessionkit.engine.core.windows.window_end_instants`).
-        """
-        starts = [items[0][1].start for _t, items in steps]
-        extra = window_end_instants(session, self.delta, self.derived, starts)
+    def _with_empty_instants(self, steps: list[Step], session: SessionTimes) -> list[Step]:
+        """``steps`` and, as empty instants, the minutes of a gap in the data
+        (:func:`~sessionkit.engine.core.windows.gap_instants`) and the ends of the derived
+        windows at which only their derived bar becomes visible
+        (:func:`~sessionkit.engine.core.windows.window_end_instants`)."""
+        times = [t for t, _items in steps]
+        extra = set(gap_instants(session, self.delta, times))
+        if self.derived:
+            starts = [items[0][1].start for _t, items in steps if items]
+            extra.update(window_end_instants(session, self.delta, self.derived, starts))
         if not extra:
             return steps
+        extra.difference_update(times)
         steps.extend((t, ()) for t in extra)
         steps.sort(key=_first)
         return steps
