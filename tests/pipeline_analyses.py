@@ -260,3 +260,21 @@ class SlowAt:
     def on_step(self, ctx) -> None:
         if f"{ctx.time:%H:%M}" == self.utc:
             time.sleep(self.seconds)
+
+
+class WaitAt:
+    """At its ``at``-th step, sets :attr:`reached` and waits (at most 10 s) for
+    :attr:`proceed`: a test in this process does something while the run stands there."""
+
+    reached = threading.Event()
+    proceed = threading.Event()
+
+    def __init__(self, at: int = 1) -> None:
+        self.at = at
+        self.steps = 0
+
+    def on_step(self, ctx) -> None:
+        self.steps += 1
+        if self.steps == self.at:
+            WaitAt.reached.set()
+            WaitAt.proceed.wait(10)

@@ -404,10 +404,14 @@ class SessionCoordinator(threading.Thread):
                 else "live session complete"
             )
         except StopRequested:
+            self._last_quality()
             runtime.set_state("stopped")
         except StageFailed as failed:
+            if failed.component != self.quality.name:
+                self._last_quality()
             runtime.fail(failed.component, failed.error)
         except Exception as exc:
+            self._last_quality()
             runtime.fail("session_coordinator", exc)
         finally:
             try:
@@ -511,6 +515,24 @@ class SessionCoordinator(threading.Thread):
             if self._quality_queued:
                 self._drain_quality()
             self.quality.run_inline_batch(batch, monotonic())
+
+    def _last_quality(self) -> None:
+        """The run stops or failed: the quality manager accounts the instants batched for
+        it (data-driven), so that the quality and gaps reported, and the export's quality
+        column, are as of the last instant (a run stopped before its 64th instant
+        reported no quality at all, a later one the quality of up to 63 instants before).
+        Not if the manager's thread still holds messages (it must be their only writer);
+        a failure here leaves the quality as it was."""
+        batch = self._quality_batch
+        if not batch or (self._quality_queued and self.quality.done_seq < self._quality_queued):
+            return
+        self._quality_batch = []
+        try:
+            self.quality.run_inline_batch(batch, monotonic())
+        except StopRequested:
+            return
+        except Exception as exc:  # noqa: BLE001 - the run ends anyway; say so
+            self.runtime.log(f"quality not brought up to date at the end: {exc}", "warning")
 
     def _to_quality(self, message: Message) -> None:
         """Hand ``message`` to the quality manager: inline in data-driven mode (after its

@@ -898,6 +898,40 @@ def test_a_consumer_is_counted_late_for_every_instant_it_was_behind(sessions) ->
     assert _overruns(session)["data_processor"] <= late
 
 
+@pytest.mark.parametrize("end", ["stop", "error"])
+def test_a_data_driven_run_that_ends_early_reports_its_last_quality(sessions, end) -> None:
+    """Data-driven, the quality manager accounts the instants in batches of 64: a run
+    stopped or failed at its 30th instant reported no quality at all (the export's
+    quality column empty), a later one the quality of up to 63 instants before."""
+    from pipeline_analyses import WaitAt
+
+    WaitAt.reached.clear()
+    WaitAt.proceed.clear()
+    analysis = (
+        {"entry": "pipeline_analyses:WaitAt", "options": {"at": 30}}
+        if end == "stop"
+        else {"entry": "pipeline_analyses:Raiser", "options": {"after": 30}, "on_error": "stop"}
+    )
+    session = make(spy(clock="data-driven", days=1, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    if end == "stop":
+        assert WaitAt.reached.wait(30)
+        stopper = threading.Thread(target=session.stop)
+        stopper.start()
+        assert wait_for(lambda: session.runtime.stopping, timeout=30.0)
+        WaitAt.proceed.set()
+        stopper.join(30)
+    assert session.wait(30)
+    snap = session.snapshot()
+    assert snap.state == ("stopped" if end == "stop" else "error")
+    assert snap.series["SPY", "1m"].bar_count == 30
+    # What the run reports (``sessionkit run --json``, the summary): the quality over the
+    # run so far, here of its 30 instants (SPY has every minute of 2011-01-03).
+    assert session.quality.overall_quality("SPY") == 100.0
+    assert session.quality.run_gap_count("SPY") == 0
+
+
 # -- wait() ---------------------------------------------------------------------------------------
 
 
