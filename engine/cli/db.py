@@ -9,6 +9,7 @@ line with exit status 2. Database URLs are only ever shown through
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import typer
 from sqlalchemy import BigInteger, Engine, case, func, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import database_url_of, parse_date
+from ..config import bundled_database_path, database_url_of, parse_date
 from ..errors import DatabaseError, NothingImportedError, UsageError
 from ..store.db import (
     BarRecord,
@@ -29,6 +30,7 @@ from ..store.db import (
     init_or_upgrade_db,
     open_db,
     safe_url,
+    sqlite_path,
 )
 
 db_app = typer.Typer(
@@ -59,7 +61,7 @@ def writable_url(db: str | None, command: str) -> str:
     Raises
     ------
     UsageError
-        If ``--db`` is missing.
+        If ``--db`` is missing, or names the bundled sample database's file.
     """
     if db is None or not db.strip():
         raise UsageError(
@@ -67,7 +69,17 @@ def writable_url(db: str | None, command: str) -> str:
             "(the bundled sample database is never written; create your own with: "
             "sessionkit db init --db my.sqlite)"
         )
-    return database_url_of(db)
+    url = database_url_of(db)
+    path = sqlite_path(url)
+    sample = bundled_database_path()
+    with contextlib.suppress(OSError):  # (a file that does not exist is not the sample)
+        if path is not None and path.exists() and path.samefile(sample):
+            raise UsageError(
+                f"sessionkit db {command} would write to the bundled sample database "
+                f"({db.strip()}), which is never written (it is part of the installed "
+                f"package): copy it first (cp {sample} my.sqlite) and pass --db my.sqlite"
+            )
+    return url
 
 
 def _console() -> Any:

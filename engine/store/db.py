@@ -178,7 +178,9 @@ def _parse(url: str) -> URL:
         ) from None
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite database URL names, or None (another backend, an in-memory
+    database, or a ``file:`` URI)."""
     parsed = _parse(url)
     if parsed.get_backend_name() != "sqlite":
         return None
@@ -193,7 +195,7 @@ def sqlite_file(engine: Engine) -> Path | None:
     in-memory database, or a ``file:`` URI)."""
     if engine.dialect.name != "sqlite" or engine.url.query:
         return None
-    return _sqlite_path(engine.url.render_as_string(hide_password=False))
+    return sqlite_path(engine.url.render_as_string(hide_password=False))
 
 
 def _create_engine(url: str) -> Engine:
@@ -324,7 +326,7 @@ def init_or_upgrade_db(url: str) -> tuple[Engine, list[tuple[str, str]]]:
     DatabaseError
         If the URL is malformed or the database cannot be opened or written.
     """
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = _create_engine(url)
@@ -357,7 +359,7 @@ def open_db(url: str) -> Engine:
         If the URL is malformed, the SQLite file does not exist, the server cannot be
         reached, or the database lacks sessionkit's tables.
     """
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None and path.is_dir():
         raise DatabaseError(f"{path} is a folder, not a database file (give the .sqlite file)")
     if path is not None and not path.is_file():

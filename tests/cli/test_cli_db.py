@@ -527,3 +527,33 @@ def test_output_to_a_pipe_is_not_wrapped(tmp_path: Path) -> None:
     calendar = [line for line in info if "NYSE" in line]
     assert len(calendar) == 1 and "America/New_York" in calendar[0], info
     assert not any(line.strip("│ ") == "ork" for line in info)
+
+
+@pytest.mark.parametrize("command", ["init", "import", "calendar"])
+@pytest.mark.parametrize("form", ["path", "url", "relative"])
+def test_the_bundled_sample_database_is_never_written(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    form: str,
+) -> None:
+    """Left out, --db is required; named by its path (as QA did), the sample database
+    was written: 390 bars imported into the installed package's file, exit 0."""
+    sample = bundled_database_path()
+    before = sample.read_bytes()
+    monkeypatch.chdir(sample.parent)
+    db = {"path": str(sample), "url": f"sqlite:///{sample}", "relative": sample.name}[form]
+    data = tmp_path / "x.csv"
+    data.write_text(GOOD)
+    args = {
+        "init": ["db", "init"],
+        "import": ["db", "import", str(data), "--symbol", "X", "--tz", "America/New_York"],
+        "calendar": ["db", "calendar", "--exchange", "NYSE", "--from", "2011-01-03",
+                     "--to", "2011-01-07"],
+    }[command]  # fmt: skip
+    code, _out, err = run(capsys, *args, "--db", db)
+    assert code == 2
+    assert f"sessionkit db {command} would write to the bundled sample database" in err
+    assert "cp " in err and "Traceback" not in err
+    assert sample.read_bytes() == before
