@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from bisect import bisect_right
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -49,6 +49,16 @@ SIGNAL_COLUMNS = ("time", "symbol", "kind", "price", "message")
 """The columns of ``signals.csv``."""
 
 
+def quality_at(times: Sequence[datetime], end: datetime) -> int:
+    """The index of the quality known when a bar ending at ``end`` became visible, in the
+    quality entries' ``times`` (sorted; -1: none yet): the first entry at ``end``, else
+    the last before it. Two entries share an instant when live mode adds one more at the
+    close for the bars filled then: the first is the quality with the bar still missing,
+    what the export keeps for a filled bar (a bar filled at the close said 100.0)."""
+    j = bisect_left(times, end)
+    return j if j < len(times) and times[j] == end else j - 1
+
+
 def stream_rows(
     rows: Sequence[tuple[Bar, tuple]],
     interval: str,
@@ -64,7 +74,7 @@ def stream_rows(
     times = [t for t, _q in quality]
     for bar, values in rows:
         end = bar_end(bar.start, delta)
-        j = bisect_right(times, end) - 1
+        j = quality_at(times, end)
         yield bar, end, (quality[j][1] if j >= 0 else None), values
 
 
@@ -335,7 +345,7 @@ class ExportWriter:
                     writerow = csv.writer(handle).writerow
                     while True:
                         bar, row = rows.popleft()
-                        j = bisect_right(times, end) - 1
+                        j = quality_at(times, end)
                         writerow(_row(bar, end, values[j] if j >= 0 else None, row, local))
                         count += 1
                         self._last_end[key] = end
@@ -354,7 +364,8 @@ class ExportWriter:
 
     def _forget(self) -> None:
         """Drop the quality entries no coming bar can need: the next bar of a stream ends
-        after the last one written, so one entry at or before the earliest of those stays."""
+        after the last one written, so the entry :func:`quality_at` the earliest of those
+        ends stays, with those after it."""
         lows: dict[str, datetime | None] = {}
         for key, rows in self.records.items():
             low = self.bar_end(rows[0][0].start, self._deltas[key]) if rows else self._last_end[key]
@@ -367,7 +378,7 @@ class ExportWriter:
             low = lows.get(symbol)
             if low is None:
                 continue
-            cut = bisect_right(times, low) - 1
+            cut = quality_at(times, low)
             if cut > 0:
                 del times[:cut]
                 del values[:cut]

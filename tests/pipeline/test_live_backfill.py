@@ -36,7 +36,13 @@ FILLED = re.compile(r"filled (\d+) missing SPY 1m bar\(s\) from the feed's backf
 
 def live(replay_start: str = "15:50", speed: float = 6000.0, drop_rate: float = 0.2) -> Session:
     """The QA's configuration (SPY on 2011-03-15, 20% lost), faster than real time."""
-    config = config_from_dict(
+    session = Session(live_config(replay_start, speed, drop_rate))
+    session.coordinator.fill_wait = 60.0  # never the limit, however busy the machine
+    return session
+
+
+def live_config(replay_start: str = "15:50", speed: float = 6000.0, drop_rate: float = 0.2):
+    return config_from_dict(
         {
             "mode": "live",
             "exchange_group": "NYSE",
@@ -50,9 +56,6 @@ def live(replay_start: str = "15:50", speed: float = 6000.0, drop_rate: float = 
             "indicators": [{"name": "sma_5", "kind": "sma", "period": 5, "interval": "1m"}],
         }
     )
-    session = Session(config)
-    session.coordinator.fill_wait = 60.0  # never the limit, however busy the machine
-    return session
 
 
 def run(session: Session) -> Session:
@@ -345,3 +348,36 @@ def test_the_session_log_does_not_count_bars_read_ahead_in_live_mode(lossless) -
     loads = [e.message for e in lossless.snapshot().events if " history " in e.message]
     assert len(loads) == 1, loads
     assert ": bars from the live feed, " in loads[0] and "0 steps" not in loads[0], loads
+
+
+def test_a_bar_filled_at_the_close_is_exported_with_its_quality_when_missing(tmp_path) -> None:
+    """QA: the export's quality is the stream's when the bar became visible; a bar filled
+    later keeps the value from when it was missing. Filled at the close (one more instant
+    at the same time), it said 100.0, as did the 5m bar ending then (built without it)."""
+    import csv
+
+    from sessionkit.engine.runs.backtest import BacktestRun
+
+    run = BacktestRun(live_config(drop_rate=0.0), export=tmp_path)
+    run.session.coordinator.fill_wait = 60.0
+    feed = run.session.coordinator.feed
+    t, _items = feed._steps[-1]
+    feed._steps[-1] = (t, ())  # the session's last bar is lost: filled at the close
+    try:
+        run.start()
+        run.follow(None)
+    finally:
+        run.stop()
+    assert run.result().state == "completed"  # (writes the export)
+    assert run.session.quality.filled == 1
+
+    def last_row(interval: str) -> dict[str, str]:
+        with open(tmp_path / "SPY" / f"{interval}.csv", newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))[-1]
+
+    when_missing = pytest.approx(100 * 389 / 390)
+    one, five = last_row("1m"), last_row("5m")
+    assert one["start"].startswith("2011-03-15T15:59"), one
+    assert float(one["quality"]) == when_missing
+    assert five["start"].startswith("2011-03-15T15:55"), five
+    assert float(five["quality"]) == when_missing
