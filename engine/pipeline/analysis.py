@@ -112,6 +112,43 @@ def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
     return frames[-1] if frames else None
 
 
+def metric_values(returned: Any) -> dict[str, float]:
+    """What an analysis's ``metrics()`` returned, as ``{name: float}``.
+
+    Raises
+    ------
+    TypeError
+        Naming the key whose value is not a number, or saying what was returned instead
+        of a dict.
+    """
+    if not isinstance(returned, Mapping):
+        what = "None" if returned is None else f"a {type(returned).__name__}, {_short(returned)}"
+        raise TypeError(f"metrics() returned {what}: it returns a dict of numbers {{name: value}}")
+    values = {}
+    for name, value in returned.items():
+        try:
+            values[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"metrics() returned {name!r}: {_short(value)}, a {type(value).__name__}, "
+                "not a number"
+            ) from None
+    return values
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _defined_at(method: Any) -> traceback.FrameSummary | None:
+    """Where ``method`` (the user's) is defined, as a frame for :meth:`AnalysisEngine._user_error`."""
+    code = getattr(getattr(method, "__func__", method), "__code__", None)
+    if code is None:
+        return None
+    return traceback.FrameSummary(code.co_filename, code.co_firstlineno, code.co_name)
+
+
 class AnalysisContext:
     """What user code may see and do at one step: views exact to :attr:`time`.
 
@@ -310,9 +347,14 @@ class AnalysisEngine(Stage):
         if report is None:
             return
         try:
-            values = {str(name): float(value) for name, value in dict(report()).items()}
+            returned = report()
         except Exception as exc:
             self._user_error("metrics", exc)
+            return
+        try:
+            values = metric_values(returned)
+        except TypeError as exc:  # what it returned: blamed on the method, not the engine
+            self._user_error("metrics", exc, at=_defined_at(report))
             return
         self.metrics = MappingProxyType(values)
 
@@ -362,9 +404,13 @@ class AnalysisEngine(Stage):
         with self._lock:
             return tuple(self._error_kinds.values())
 
-    def _user_error(self, what: str, exc: BaseException) -> None:
+    def _user_error(
+        self, what: str, exc: BaseException, *, at: traceback.FrameSummary | None = None
+    ) -> None:
+        """Count and report an error of user code; ``at``: where it is (default: the
+        innermost frame of the user's code in ``exc``'s traceback)."""
         self.errors += 1
-        frame = _user_frame(exc)
+        frame = at or _user_frame(exc)
         place = f"{Path(frame.filename).name}:{frame.lineno}" if frame else ""
         where = f" ({frame.filename}:{frame.lineno})" if frame else ""
         name = type(self.analysis).__name__
