@@ -351,8 +351,8 @@ def window_coverage(session: Session, *, count: bool = True) -> tuple[int | None
         days = _bars_per_session(connection, tm.exchange, trading, base, symbols, count)
         missing = [s for s in symbols if not days.get(s)]
         if missing:
-            raise ConfigError(
-                config.origin_of("backtest"),
+            raise ConfigError(  # the window, or the symbols, may come from an option
+                config.origin_of(("backtest", "streams.symbols")),
                 "backtest",
                 f"no {base} bar of {', '.join(missing)} in the window {first} to {last} "
                 f"(database {safe_url(config.resolved_database_url())})"
