@@ -15,7 +15,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,11 +23,18 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
+    Strict,
+    StrictBool,
+    StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -53,7 +60,11 @@ def _finite_speed(value: float) -> float:
     return value
 
 
-Speed = Annotated[float, AfterValidator(_finite_speed)]
+StrictFloat = Annotated[float, Strict()]
+"""A number: an integer or a float, never a boolean or a string (``speed = true`` and
+``std = "2"`` are mistakes, not 1.0 and 2.0)."""
+
+Speed = Annotated[StrictFloat, AfterValidator(_finite_speed)]
 """A clock speed: finite and > 0."""
 
 
@@ -98,18 +109,72 @@ def parse_date(value: str | date, source: str) -> date:
     ConfigError
         Naming ``source`` (the option) and the value, if it is not such a date.
     """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        if not _ISO_DATE.fullmatch(text):  # fromisoformat takes 20241209 too
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(source, None, f"{_shown(value)} is not a date (YYYY-MM-DD)") from None
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a user wrote it, for messages: TOML's dates and times in ISO-8601
+    (``2024-12-09T10:00:00``, not Python's ``datetime.datetime(2024, 12, 9, 10, 0)``),
+    booleans as ``true``/``false``, strings quoted."""
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return mask_secrets(repr(value))
+
+
+def _config_date(value: Any) -> Any:
+    """A date of a configuration: a TOML date, or a ``YYYY-MM-DD`` string (an override
+    given in code); a date with a time of day, or anything else, is refused."""
+    if isinstance(value, datetime):
+        raise ValueError(f"a date (YYYY-MM-DD) without a time of day: {value.date().isoformat()}")
     if isinstance(value, date):
         return value
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ConfigError(source, None, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("not a valid date (YYYY-MM-DD)") from None
+    raise ValueError("expected a date, YYYY-MM-DD")
+
+
+ConfigDate = Annotated[date, BeforeValidator(_config_date)]
+"""A date: a TOML date (``2024-12-06``) or the string ``"2024-12-06"``."""
 
 
 class WholeTable(dict):
     """A table given whole as a value (``--set analysis.options={fast=5}``): it replaces
     the table at its key, as TOML would, where a nested mapping of overrides
     (``{"analysis": {"options": {"fast": 5}}}``) changes only the keys it names."""
+
+
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "passfile"})
+"""URL query parameters whose value is a secret (as ``store.db``'s, which masks URLs with
+SQLAlchemy: loading a configuration does not import it)."""
+
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:\"']*:)[^\s\"']*@")
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:" + "|".join(sorted(SECRET_QUERY_KEYS)) + r")=)[^&;\s\"']*", re.IGNORECASE
+)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` (an option as typed, a URL) with the password of every database URL in it
+    masked, in the user part (``user:***@``) or the query (``?password=***``): what echoes
+    an option or a URL given by the user goes through it (passwords are never printed)."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def _setting_parts(text: str, option: str, form: str) -> tuple[str, str]:
@@ -123,11 +188,11 @@ def _setting_parts(text: str, option: str, form: str) -> tuple[str, str]:
     key, equals, raw = text.partition("=")
     key = key.strip()
     if not equals or not key:
-        raise ConfigError(f"{option} {text}", None, f"expected {form}")
+        raise ConfigError(f"{option} {mask_secrets(text)}", None, f"expected {form}")
     try:
         _key_parts(key)
     except ValueError as exc:
-        raise ConfigError(f"{option} {text}", None, str(exc)) from None
+        raise ConfigError(f"{option} {mask_secrets(text)}", None, str(exc)) from None
     return key, raw.strip()
 
 
@@ -149,11 +214,39 @@ def parse_setting(text: str) -> tuple[str, Any]:
         If there is no ``=`` or the key is empty or malformed.
     """
     key, raw = _setting_parts(text, "--set", "KEY=VALUE, e.g. backtest.speed=600")
+    return key, _setting_value(_toml_value(raw, f"--set {mask_secrets(text)}"))
+
+
+_BARE_WORD = re.compile(r"[^\s\[\]{}\"',#]+")
+"""A value read as a string when it is no TOML value (``5m``, ``pkg.mod:Cls``, ``ES=F``)."""
+
+_TOML_START = re.compile(r"[\[{\"'0-9+-]")
+"""How a TOML value that is no bare word starts: a list, a table, a string, a number."""
+
+
+def _toml_value(raw: str, option: str) -> Any:
+    """``raw`` as a TOML value; a bare word that is none is a string (``5m``, ``SPY``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``option`` and TOML's complaint, for text that starts like a TOML value
+        (a list, a table, a quoted string, a number) and is no bare word, but does not
+        parse (``[1,``): it was meant as TOML, and is not read as a string.
+    """
     try:
-        value = tomllib.loads(f"value = {raw}")["value"]
-    except (tomllib.TOMLDecodeError, RecursionError):
-        value = raw
-    return key, _setting_value(value)
+        return tomllib.loads(f"value = {raw}")["value"]
+    except RecursionError:
+        raise ConfigError(option, None, "the value is nested too deeply") from None
+    except tomllib.TOMLDecodeError as exc:
+        if _TOML_START.match(raw) and not _BARE_WORD.fullmatch(raw):
+            reason = re.sub(r" \((at line \d+, column \d+|at end of document)\)$", "", str(exc))
+            raise ConfigError(
+                option,
+                None,
+                f"{mask_secrets(repr(raw))} is not a valid TOML value: {reason.lower()}",
+            ) from None
+        return raw
 
 
 def parse_setting_values(text: str) -> tuple[str, list[Any]]:
@@ -174,7 +267,8 @@ def parse_setting_values(text: str) -> tuple[str, list[Any]]:
         values = None
     if values is not None and not raw.endswith(","):  # (TOML allows a trailing comma)
         return key, [_setting_value(value) for value in values]
-    return key, [parse_setting(f"{key}={piece}")[1] for piece in raw.split(",")]
+    option = f"--param {mask_secrets(text)}"
+    return key, [_setting_value(_toml_value(piece, option)) for piece in raw.split(",")]
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -240,9 +334,9 @@ class _Model(BaseModel):
 class BacktestConfig(_Model):
     """The backtest window and its clock."""
 
-    start_date: date
+    start_date: ConfigDate
     """First date of the backtest (the first trading day on or after it is used)."""
-    end_date: date
+    end_date: ConfigDate
     """Last date of the backtest, inclusive."""
     clock: ClockMode = "clock-driven"
     """``data-driven`` runs as fast as the consumers allow; ``clock-driven`` at ``speed``."""
@@ -308,8 +402,19 @@ class HistoricalConfig(_Model):
     interval and every derived interval is built from it, so the base must be listed; an
     interval left out still warms its indicators up, but keeps no bars from before the
     session."""
-    trailing_days: int = Field(default=5, ge=0)
+    trailing_days: StrictInt = Field(default=5, ge=0)
     """Number of trading days before the session to load."""
+
+    @field_validator("apply_to", "intervals")
+    @classmethod
+    def _no_repeats(cls, values: Any) -> Any:
+        if isinstance(values, list):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(
+                    f"{', '.join(map(repr, repeated))} repeat{'s' * (len(repeated) == 1)}: list each once"
+                )
+        return values
 
 
 RESERVED_INDICATOR_NAMES = frozenset(
@@ -326,6 +431,24 @@ export's column of that name would be read as the bar's own (by ``csv``, pandas,
 import of the export), not as the indicator."""
 
 
+INDICATOR_OPTIONS: dict[str, tuple[str, ...]] = {
+    "period": ("sma", "ema", "rsi", "bollinger", "atr"),
+    "std": ("bollinger",),
+    "fast": ("macd",),
+    "slow": ("macd",),
+    "signal": ("macd",),
+}
+"""The kinds of indicator that take each option (the others refuse it: it would be
+ignored)."""
+
+INDICATOR_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "bollinger": ("", ".upper", ".lower"),
+    "macd": ("", ".signal", ".hist"),
+}
+"""The outputs of the indicators of several outputs, as suffixes of their names (the
+others have one output: their name)."""
+
+
 class IndicatorConfig(_Model):
     """One indicator, computed for every streamed symbol on ``interval``."""
 
@@ -334,18 +457,50 @@ class IndicatorConfig(_Model):
     :data:`RESERVED_INDICATOR_NAMES`)."""
     kind: IndicatorKind
     """Which indicator."""
-    period: int = Field(default=14, ge=1)
+    period: StrictInt = Field(default=14, ge=1)
     """Look-back period in bars (the slow period for MACD is ``slow``)."""
     interval: Interval = "1m"
     """Interval of the bars it is computed on (the base or a derived interval)."""
-    std: float = Field(default=2.0, gt=0)
+    std: StrictFloat = Field(default=2.0, gt=0, allow_inf_nan=False)
     """Bollinger band width in standard deviations."""
-    fast: int = Field(default=12, ge=1)
+    fast: StrictInt = Field(default=12, ge=1)
     """MACD fast EMA period."""
-    slow: int = Field(default=26, ge=1)
+    slow: StrictInt = Field(default=26, ge=1)
     """MACD slow EMA period."""
-    signal: int = Field(default=9, ge=1)
+    signal: StrictInt = Field(default=9, ge=1)
     """MACD signal EMA period."""
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The names of its outputs (``bb_20``, ``bb_20.upper``, ``bb_20.lower``)."""
+        return tuple(self.name + suffix for suffix in INDICATOR_SUFFIXES.get(self.kind, ("",)))
+
+    @model_serializer(mode="wrap")
+    def _taken_options_only(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The options this kind does not take are left out of a dump (their defaults), so
+        # that the dump validates again (a sweep re-validates a loaded configuration).
+        data = handler(self)
+        if isinstance(data, dict):
+            for option, kinds in INDICATOR_OPTIONS.items():
+                if self.kind not in kinds:
+                    data.pop(option, None)
+        return data
+
+    @field_validator(*INDICATOR_OPTIONS)
+    @classmethod
+    def _taken_by_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for options given (defaults are not validated): one that this kind
+        # does not take would be silently ignored.
+        kind = info.data.get("kind")
+        option = info.field_name
+        assert option is not None
+        takes = INDICATOR_OPTIONS[option]
+        if kind is not None and kind not in takes:
+            raise ValueError(
+                f"a {kind} indicator takes no {option} (only {', '.join(takes)} "
+                f"{'does' if len(takes) == 1 else 'do'}): remove it"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -362,7 +517,7 @@ class IndicatorConfig(_Model):
 class QualityConfig(_Model):
     """Data-quality settings."""
 
-    enable_session_quality: bool = True
+    enable_session_quality: StrictBool = True
     """``false`` assigns 100% to every new bar."""
 
 
@@ -390,14 +545,14 @@ class LiveConfig(_Model):
     feed: Literal["replay", "databento"] = "replay"
     """The bar feed. ``replay`` plays database bars in wall-clock time (no network);
     ``databento`` follows Databento's live gateway (extra ``sessionkit[databento]``)."""
-    replay_date: date | None = None
+    replay_date: ConfigDate | None = None
     """Session whose bars the replay feed plays (default: the last session with data)."""
     replay_start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     """Exchange time (``HH:MM``, 24-hour) at which the replay starts (default: the open)."""
     speed: Speed = 1.0
     """Replay pace in session seconds per wall second: 1 is real time (use more only to
     demonstrate or test)."""
-    drop_rate: float = Field(default=0.0, ge=0, lt=1)
+    drop_rate: StrictFloat = Field(default=0.0, ge=0, lt=1)
     """Fraction of replayed bars lost in transit (seeded), to demonstrate gap filling."""
     # Databento (feed = "databento"); the streamed symbols are subscribed as raw symbols,
     # in the schema of the streamed interval (1m: ohlcv-1m, 1h: ohlcv-1h).
@@ -408,9 +563,9 @@ class LiveConfig(_Model):
     never written in a configuration file, nor printed)."""
     gateway: str | None = None
     """Live gateway host (default: Databento's gateway for the dataset; set for tests)."""
-    port: int = Field(default=13000, ge=1, le=65535)
+    port: StrictInt = Field(default=13000, ge=1, le=65535)
     """Live gateway port."""
-    session_date: date | None = None
+    session_date: ConfigDate | None = None
     """Trading day followed by the databento feed (default: today in the exchange's zone);
     the gateway replays it from the open (intraday replay covers the last 24 hours)."""
 
@@ -466,10 +621,13 @@ class SessionConfig(_Model):
         (``{"backtest.start_date": "--start 2024-12-02"}``)."""
         return dict(self._origins)
 
-    def origin_of(self, key: str, source: str | None = None) -> str:
-        """Where the value of dotted ``key`` came from: the option that set it (or one of its
-        keys), else the configuration's file. For messages. A ``source`` other than the
-        configuration's own (the whole configuration came from elsewhere) is the origin."""
+    def origin_of(self, key: str | tuple[str, ...], source: str | None = None) -> str:
+        """Where the value of dotted ``key`` came from: the option that set it (or the
+        options that set keys inside it: ``--start ... and --end ...`` for ``backtest``),
+        else the configuration's file. For messages. Several keys (a problem of their
+        combination, like symbols missing at an interval): the options that set any of
+        them, else the file. A ``source`` other than the configuration's own (the whole
+        configuration came from elsewhere) is the origin."""
         if source is not None and source != self.source:
             return source
         return _origin(key, self._origins, self._source)
@@ -480,7 +638,7 @@ class SessionConfig(_Model):
             raise KeyProblem("backtest", "mode 'backtest' needs a [backtest] table")
         streamed = set(self.streams.symbols)
         known = {self.streams.interval, *self.streams.derived}
-        names: set[str] = set()
+        names: dict[str, int] = {}  # every indicator output so far -> its indicator
         for index, indicator in enumerate(self.indicators):
             if indicator.interval not in known:
                 raise KeyProblem(
@@ -488,9 +646,29 @@ class SessionConfig(_Model):
                     f"{indicator.interval!r} ({indicator.name!r}) is neither the streamed "
                     f"interval nor a derived one ({sorted(known)})",
                 )
-            if indicator.name in names:
-                raise KeyProblem(f"indicators[{index}].name", f"{indicator.name!r} repeats")
-            names.add(indicator.name)
+            key = f"indicators[{index}]"
+            if indicator.kind == "macd" and indicator.fast >= indicator.slow:
+                raise KeyProblem(
+                    f"{key}.fast" if "fast" in indicator.model_fields_set else f"{key}.slow",
+                    f"a macd's fast period ({indicator.fast}) must be shorter than its slow "
+                    f"period ({indicator.slow})",
+                )
+            for output in indicator.outputs:
+                other = names.get(output)
+                if other is None:
+                    continue
+                if self.indicators[other].name == indicator.name:
+                    raise KeyProblem(f"{key}.name", f"{indicator.name!r} repeats")
+                taken = self.indicators[other]
+                raise KeyProblem(
+                    f"{key}.name",
+                    f"{indicator.name!r} ({indicator.kind}) has an output {output!r}, an "
+                    f"output of indicators[{other}] too ({taken.name!r}, {taken.kind}: "
+                    f"{', '.join(taken.outputs)}): each output needs a name of its own "
+                    "(an export's column, ctx.indicator)",
+                )
+            for output in indicator.outputs:
+                names[output] = index
         for index, hist in enumerate(self.historical):
             if isinstance(hist.apply_to, list):
                 unknown = [s for s in hist.apply_to if s not in streamed]
@@ -562,19 +740,24 @@ def _normal_key(key: str) -> str:
     return out
 
 
-def _origin(key: str, origins: Mapping[str, str], source: str) -> str:
-    """The option that set ``key`` (or a key inside it, or the table holding it), else
-    ``source``."""
-    best = None
-    for overridden, origin in origins.items():
-        related = (
-            key == overridden
-            or key.startswith((f"{overridden}.", f"{overridden}["))
-            or overridden.startswith((f"{key}.", f"{key}["))
-        )
-        if related and (best is None or len(overridden) > len(best[0])):
-            best = (overridden, origin)
-    return source if best is None else best[1]
+def _origin(key: str | tuple[str, ...], origins: Mapping[str, str], source: str) -> str:
+    """The option that set ``key`` (or the table holding it), else the options that set
+    keys inside it (``--start ... and --end ...`` for ``backtest``), else ``source``.
+    Several keys (a problem of their combination): the options that set any of them."""
+    found: list[str] = []
+    for one in (key,) if isinstance(key, str) else key:
+        covering = None
+        inside: list[str] = []
+        for overridden, origin in origins.items():
+            if one == overridden or one.startswith((f"{overridden}.", f"{overridden}[")):
+                if covering is None or len(overridden) > len(covering[0]):
+                    covering = (overridden, origin)
+            elif overridden.startswith((f"{one}.", f"{one}[")) and origin not in inside:
+                inside.append(origin)
+        for origin in [covering[1]] if covering else inside:
+            if origin not in found:
+                found.append(origin)
+    return " and ".join(found) or source
 
 
 def validation_problems(
@@ -594,7 +777,7 @@ def validation_problems(
             and item["type"] not in ("missing",)
             and not isinstance(item["input"], dict | list)
         ):
-            message += f" (got {item['input']!r})"
+            message += f" (got {_shown(item['input'])})"
         problem = (_origin(key, origins or {}, source), key, message)
         if problem not in problems:
             problems.append(problem)
@@ -883,8 +1066,12 @@ def option_overrides(
         overrides[key] = value
         origins[key] = origin
 
-    if db is not None and db.strip():
-        put("database_url", db, f"--db {db}")
+    if db is not None:
+        if not db.strip():
+            raise ConfigError(
+                "--db", None, "the value is empty: give a database URL or a SQLite file's path"
+            )
+        put("database_url", db, f"--db {mask_secrets(db)}")
     if start is not None:
         put("backtest.start_date", parse_date(start, "--start"), f"--start {start}")
     if end is not None:
@@ -896,14 +1083,25 @@ def option_overrides(
         else:
             put("backtest.clock", "clock-driven", f"--speed {speed}")
             put("backtest.speed", value, f"--speed {speed}")
+    by_options = dict(origins)  # an explicit option and a --set of its key: refused
+    if speed is not None:  # --speed decides both
+        by_options["backtest.speed"] = by_options["backtest.clock"]
     for text in settings:
+        label = f"--set {mask_secrets(text)}"
         key, value = parse_setting(text)
         key = _normal_key(key)
+        for taken, option in by_options.items():
+            if key == taken or taken.startswith((f"{key}.", f"{key}[")):
+                raise ConfigError(
+                    label,
+                    None,
+                    f"{taken} is set by {option} too: give it once (the option, or the --set)",
+                )
         if key == "backtest.speed" and isinstance(value, str):
-            parsed = parse_speed(value, f"--set {text}")
+            parsed = parse_speed(value, label)
             if parsed is None:
-                put("backtest.clock", "data-driven", f"--set {text}")
+                put("backtest.clock", "data-driven", label)
                 continue
             value = parsed
-        put(key, value, f"--set {text}")
+        put(key, value, label)
     return overrides, origins

@@ -133,7 +133,7 @@ def run_command(
         bool, typer.Option("--json", help="Print the RunResult as one JSON object.")
     ] = False,
     export: Annotated[
-        Path | None,
+        str | None,  # as typed: a Path makes "" the working folder
         typer.Option(
             help="Write DIR/<symbol>/<interval>.csv (bars, indicators, quality) and "
             "DIR/signals.csv.",
@@ -147,15 +147,19 @@ def run_command(
     otherwise; the config's clock is the monitor's (sessionkit-tui).
     """
     from ..config import option_overrides
+    from ..errors import UsageError
     from ..runs.backtest import BacktestRun, resolve_config
 
+    if export is not None and not export.strip():
+        raise UsageError("--export: the value is empty: give the folder to write the files to")
+    folder = None if export is None else Path(export)
     overrides, origins = option_overrides(
         db=db, start=start, end=end, speed=speed, settings=settings or ()
     )
     status = 0
     with sigterm_stops():
         cfg = resolve_config(config, overrides, origins)
-        run = BacktestRun(cfg, export=export)
+        run = BacktestRun(cfg, export=folder)
         try:
             run.start()
             _follow(run, show_progress=not as_json and sys.stderr.isatty())
@@ -172,7 +176,7 @@ def run_command(
     else:
         print_summary(data)
         if result.export:
-            typer.echo(f"exported {len(result.export)} files to {export}")
+            typer.echo(f"exported {len(result.export)} files to {folder}")
     if status:
         raise typer.Exit(status)
     if result.state == "error":

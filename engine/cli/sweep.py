@@ -234,8 +234,8 @@ def sweep_command(
     end: EndOption = None,
     speed: SpeedOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    out: Annotated[
-        Path | None,
+    out_text: Annotated[
+        str | None,  # as typed: a Path makes "" the working folder
         typer.Option("--out", help="Also write the ranked table as CSV.", metavar="FILE.csv"),
     ] = None,
 ) -> None:
@@ -253,6 +253,11 @@ def sweep_command(
         shard_warnings,
     )
 
+    if out_text is not None and not out_text.strip():
+        raise UsageError("--out: the value is empty: give the CSV file to write the table to")
+    out = None if out_text is None else Path(out_text)
+    if out is not None and out.is_dir():
+        raise UsageError(f"--out {out}: a folder: give the CSV file to write the table to")
     if shard_by is not None and shard_by not in ("session", "week", "month"):
         raise UsageError(f"--shard-by must be session, week or month, not {shard_by!r}")
     if not params and shard_by is None:

@@ -423,5 +423,4 @@ def make_indicator(config: IndicatorConfig) -> Indicator:
 
 def output_names(config: IndicatorConfig) -> tuple[str, ...]:
     """Names of an indicator's outputs (``bb_20``, ``bb_20.upper``, ``bb_20.lower``)."""
-    suffixes = {"bollinger": Bollinger.suffixes, "macd": MACD.suffixes}.get(config.kind, ("",))
-    return tuple(config.name + suffix for suffix in suffixes)
+    return config.outputs  # the configuration's: it checks that no two outputs share a name

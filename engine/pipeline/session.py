@@ -26,7 +26,7 @@ from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import TimeManager
 from ..core.windows import SessionTimes, bar_end, bars_between, bars_end
-from ..errors import ConfigError, DatabaseError
+from ..errors import CalendarCoverageError, ConfigError, DatabaseError
 from ..store.data_manager import DataManager
 from ..store.db import open_db, sqlite_file
 from .analysis import AnalysisEngine, load_analysis_class
@@ -103,7 +103,7 @@ class Session:
             raise ValueError(f"reader must be one of {get_args(Reader)}, not {reader!r}")
         if reader == "process" and sqlite_file(self.database) is None:
             raise ValueError("reader='process' needs a SQLite database file")
-        self.sessions = plan_sessions(config, self.time_manager)
+        self.sessions = plan_sessions(config, self.time_manager, source)
         first = 1
         if first_session is not None:
             if first_session not in self.sessions:
@@ -713,25 +713,41 @@ def open_database(config: SessionConfig, source: str | None = None) -> Engine:
         ) from None
 
 
-def plan_sessions(config: SessionConfig, tm: TimeManager) -> list[date]:
+def plan_sessions(config: SessionConfig, tm: TimeManager, source: str | None = None) -> list[date]:
     """The trading days a backtest's window holds (none for a live session). Used by
     :class:`Session` as it is built, and by a sweep to check its runs before any starts.
+    ``source`` names where the configuration came from, when not its own file.
 
     Raises
     ------
     ConfigError
-        If the window holds no trading day.
+        If the window holds no trading day, or reaches outside the calendar in the
+        database (naming the date's key and the file or option that set it).
     CalendarCoverageError
-        If the window lies outside the calendar in the database.
+        If the database has no calendar for the exchange.
     """
     if config.mode == "live":
         return []
     backtest = config.backtest
     assert backtest is not None
-    sessions = tm.sessions_between(backtest.start_date, backtest.end_date)
+    try:
+        sessions = tm.sessions_between(backtest.start_date, backtest.end_date)
+    except CalendarCoverageError as exc:
+        if exc.first is None:  # no calendar at all: not the window's fault
+            raise
+        key = (
+            "backtest.start_date"
+            if exc.requested == backtest.start_date
+            else "backtest.end_date"
+            if exc.requested == backtest.end_date
+            else "backtest"
+        )
+        raise ConfigError(
+            config.origin_of(key, source), key, f"{str(exc)}: choose dates inside it"
+        ) from None
     if not sessions:
         raise ConfigError(
-            config.origin_of("backtest"),
+            config.origin_of("backtest", source),
             "backtest",
             f"no {config.exchange_group} trading day from {backtest.start_date} to "
             f"{backtest.end_date}",

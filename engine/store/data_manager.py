@@ -284,8 +284,8 @@ def check_against_database(
         listed = ", ".join(known[:KNOWN_SYMBOLS_SHOWN]) or "none"
         if len(known) > KNOWN_SYMBOLS_SHOWN:
             listed += ", ... (sessionkit db info lists them all)"
-        raise ConfigError(
-            config.origin_of("streams.symbols", source),
+        raise ConfigError(  # the symbols, or the interval they lack, may come from an option
+            config.origin_of(("streams.symbols", "streams.interval"), source),
             "streams.symbols",
             ", ".join(repr(s) for s in missing)
             + f" not in the database {url} at interval {config.streams.interval!r}"

@@ -356,7 +356,12 @@ def test_the_summary_says_what_the_analysis_raised_not_only_how_often(tmp_path: 
         + f" ({line_of('# Misuser: kind')}), first at 2024-12-02 09:33",
         lines[at + 4],
     ]
-    assert lines[at + 4].startswith("  2 x in on_metrics: ValueError: could not convert")
+    # What metrics() returned: the key named, and the user's method blamed (it was
+    # "ValueError: could not convert string to float: 'many' (analysis.py:313)").
+    assert lines[at + 4] == (
+        "  2 x in on_metrics: TypeError: metrics() returned 'steps': 'many', a str, not a "
+        f"number ({line_of('def metrics(self) -> dict:')}), first at 2024-12-02 16:00"
+    )
     data = json.loads(as_json.stdout)
     assert data["analysis_errors"] == 392 and data["signal_count"] == 0
     kinds = data["analysis_error_kinds"]
@@ -525,3 +530,95 @@ def test_ctrl_c_on_a_hung_analysis_says_where_it_is_stuck(tmp_path: Path) -> Non
     (warning,) = data["warnings"]
     assert warning.startswith("session_coordinator still running 1s after stop, in ")
     assert "pipeline_analyses.py:" in warning and "(Hang.on_step)" in warning
+
+
+PG_SECRET = "WrongPW"
+PG_URLS = [  # nothing listens on port 1: the connection is refused at once
+    f"postgresql+psycopg://qa:{PG_SECRET}@127.0.0.1:1/qadb",
+    f"postgresql+psycopg://qa@127.0.0.1:1/qadb?password={PG_SECRET}",
+]
+
+
+@pytest.mark.parametrize("url", PG_URLS)
+@pytest.mark.parametrize("form", ["--db", "--set"])
+def test_a_database_password_is_never_printed(url: str, form: str) -> None:
+    """The error's first line named the option as typed: ``invalid configuration from
+    --db postgresql+psycopg://qa:WrongPW@...`` (only the second line masked it)."""
+    args = ["--db", url] if form == "--db" else ["--set", f'database_url="{url}"']
+    result = run("spy-2011", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert PG_SECRET not in result.stdout + result.stderr
+    assert f"invalid configuration from {form} " in result.stderr and "***" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--export", ""], "--export: the value is empty"),
+        (["--export", " "], "--export: the value is empty"),
+        (["--db", ""], "--db: the value is empty"),
+    ],
+)
+def test_empty_option_values_are_refused(tmp_path: Path, args: list[str], fragment: str) -> None:
+    """``--export ""`` wrote into the working folder (exit 0); ``--db ""`` was ignored."""
+    result = subprocess.run(
+        [*COMMAND, "demo", "--end", "2024-11-25", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert_usage_error(result, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "origin", "key"),
+    [
+        (  # the symbols are the file's, the interval they lack is the --set's
+            [
+                "--set",
+                "streams.interval=5m",
+                "--set",
+                'streams.derived=["15m"]',
+                "--set",
+                'historical[0].intervals=["5m","15m"]',
+                "--set",
+                "indicators=[]",
+            ],
+            "from --set streams.interval=5m",
+            "streams.symbols",
+        ),
+        (  # SPY is in the database, not in the file's window
+            ["--set", 'streams.symbols=["SPY"]'],
+            'from --set streams.symbols=["SPY"]',
+            "backtest",
+        ),
+        (["--start", "1999-01-02"], "from --start 1999-01-02", "backtest.start_date"),
+        (["--end", "2035-01-02"], "from --end 2035-01-02", "backtest.end_date"),
+    ],
+)
+def test_errors_of_the_database_blame_the_option_that_made_them(args, origin, key) -> None:
+    """They blamed demo.toml, or named no source and no key (calendar coverage)."""
+    result = run("demo", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"sessionkit: error: invalid configuration {origin}:\n")
+    assert f"\n  {key}: " in result.stderr and "demo.toml" not in result.stderr
+
+
+def test_a_date_outside_the_calendar_in_a_file_names_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text(
+        '[backtest]\nstart_date = 1990-01-01\nend_date = 2024-12-02\n[streams]\nsymbols = ["ACME"]\n',
+        encoding="utf-8",
+    )
+    result = run(str(path))
+    assert result.returncode == 2, result.stderr
+    assert f"invalid configuration in {path}:\n  backtest.start_date: 1990-01-01 is outside" in (
+        result.stderr
+    )
+
+
+def test_a_date_is_only_yyyy_mm_dd() -> None:
+    assert_usage_error(run("demo", "--start", "20241209"), "--start: '20241209' is not a date")

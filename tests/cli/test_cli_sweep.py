@@ -102,7 +102,10 @@ def test_the_human_table_and_a_failing_run_that_does_not_stop_the_others() -> No
                 "--param",
                 "backtest.start_date=2024-12-13,2024-12-14",
             ],
-            ["from --param backtest.start_date=2024-12-14:", "no NYSE trading day"],
+            [  # the window of the two options: both named
+                "from --param backtest.start_date=2024-12-14 and --end 2024-12-15:",
+                "no NYSE trading day",
+            ],
         ),
         (
             ["--param", "backtest.end_date=2024-12-09,2035-01-05"],
@@ -685,3 +688,52 @@ def test_the_help_names_the_dask_extra() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install -e '.[dask]' in the sessionkit checkout" in result.stdout
+
+
+PG_SECRET = "WrongPW"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://qa:{PG_SECRET}@127.0.0.1:1/qadb",
+        f"postgresql+psycopg://qa@127.0.0.1:1/qadb?password={PG_SECRET}",
+    ],
+)
+@pytest.mark.parametrize("form", ["--db", "--set"])
+def test_a_database_password_is_never_printed(url: str, form: str) -> None:
+    """As ``sessionkit run``: the option was named as typed, password and all."""
+    args = ["--db", url] if form == "--db" else ["--set", f'database_url="{url}"']
+    result = subprocess.run(
+        [*COMMAND, "spy-2011", "--param", "analysis.options.fast=5,6", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert PG_SECRET not in result.stdout + result.stderr
+    assert f"invalid configuration from {form} " in result.stderr and "***" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--db", ""], "--db: the value is empty"),
+        (["--out", ""], "--out: the value is empty"),
+        (["--out", "."], "--out .: a folder"),
+    ],
+)
+def test_empty_option_values_are_refused_before_any_run(tmp_path, args, fragment) -> None:
+    """``--out ""`` ran every run, then failed writing '.'; ``--db ""`` was ignored."""
+    result = subprocess.run(
+        [*COMMAND, "demo", *DAY, "--param", "analysis.options.fast=5", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == f"sessionkit: error: {fragment}" + result.stderr.split(fragment)[1]
+    assert "finished" not in result.stderr and list(tmp_path.iterdir()) == []
