@@ -296,6 +296,24 @@ def setting_text(value: Any, *, nested: bool = False) -> str:
     return str(value)
 
 
+def shown_setting(value: Any) -> str:
+    """:func:`setting_text` as shown to a user (a table's cell, a run's label): with the
+    passwords of database URLs masked (:func:`mask_secrets`)."""
+    return mask_secrets(setting_text(value))
+
+
+def masked(value: Any) -> Any:
+    """``value`` (a setting: a string, or tables and lists of them) with the passwords of
+    the database URLs in its strings masked, for output (``--json``)."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, Mapping):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
+
+
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
 
 

@@ -286,3 +286,44 @@ def test_metric_values_name_what_is_wrong(returned: Any, said: str) -> None:
         metric_values(returned)
     assert str(info.value).startswith(said)
     assert metric_values({"a": 1, "b": 2.5}) == {"a": 1.0, "b": 2.5}
+
+
+SECRET_URLS = [
+    "postgresql+psycopg://qa:S3cretPW@db.example:5432/runs",
+    "postgresql+psycopg://qa@db.example:5432/runs?password=S3cretPW",
+]
+
+
+@pytest.fixture(scope="module")
+def a_result():
+    from sessionkit.engine.runs.backtest import run_backtest
+
+    return run_backtest("demo", overrides={"backtest.end_date": "2024-11-25"})
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_a_swept_or_overridden_database_url_is_shown_without_its_password(a_result, url) -> None:
+    """``--param database_url=...`` and ``--db``: the sweep's labels, table cells, progress
+    lines and the run's and sweep's JSON showed the URL as given, password and all."""
+    from dataclasses import replace
+
+    from sessionkit.engine.cli.sweep import _label, _parameter
+    from sessionkit.engine.config import masked, shown_setting
+    from sessionkit.engine.runs.sweep import SweepOutcome, SweepRun
+    from sessionkit.tui.sweep_board import _value_text
+
+    parameters = {"database_url": url, "streams.symbols": [url]}
+    result = replace(a_result, parameters=parameters)
+    run = SweepRun(0, parameters, None, None)  # type: ignore[arg-type]
+    shown = [
+        str(result.to_dict()["parameters"]),
+        str(SweepOutcome(run, result, None).to_dict()),
+        _label(SweepOutcome(run, result, None)),
+        str(_parameter(url)),
+        _value_text(url),
+        shown_setting(parameters),
+        str(masked(parameters)),
+    ]
+    for text in shown:
+        assert "S3cretPW" not in text and "***" in text, text
+    assert result.parameters["database_url"] == url  # (the run's own value is kept)

@@ -23,12 +23,12 @@ from typing import ClassVar, Protocol
 
 from rich.table import Table
 from rich.text import Text
+from sessionkit.engine.config import shown_setting
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,
     SweepRun,
     run_sweep,
-    setting_text,
 )
 from textual import work
 from textual.app import App, ComposeResult
@@ -354,7 +354,7 @@ class SweepMonitorApp(App[None]):
                 severity="warning",
             )
             return
-        settings = [f"{k}={setting_text(v)}" for k, v in entry.run.parameters.items()]
+        settings = [f"{k}={shown_setting(v)}" for k, v in entry.run.parameters.items()]
         if entry.run.window is not None:
             settings.append(f"{entry.run.window[0]}..{entry.run.window[1]}")
         title = f"{number}" + (f": {', '.join(settings)}" if settings else "")

@@ -19,12 +19,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from sessionkit.engine.config import mask_secrets, shown_setting
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,
     SweepRun,
     run_quality,
-    setting_text,
 )
 
 from . import format as fmt
@@ -165,9 +165,11 @@ def _value_text(value: Any) -> str:
     """A parameter's cell: a table, list, boolean or date as ``--param`` takes it."""
     if isinstance(value, float):
         return fmt.price(value) if not value.is_integer() else f"{value:g}"
-    if isinstance(value, str | int) and not isinstance(value, bool):
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return setting_text(value)
+    return shown_setting(value)
 
 
 def _orderable(value: Any) -> tuple[str, Any]:

@@ -105,9 +105,9 @@ def _progress(total: int) -> Any:
 
 def _label(outcome: Any) -> str:
     """``run 2 completed (analysis.options.fast=10, 2024-12-02..2024-12-06)``."""
-    from ..config import setting_text
+    from ..config import shown_setting
 
-    parts = [f"{k}={setting_text(v)}" for k, v in outcome.run.parameters.items()]
+    parts = [f"{k}={shown_setting(v)}" for k, v in outcome.run.parameters.items()]
     if outcome.run.window is not None:
         parts.append(f"{outcome.run.window[0]}..{outcome.run.window[1]}")
     return f"run {outcome.run.index + 1} {outcome.state}" + (
@@ -179,11 +179,13 @@ def _cell(value: Any) -> str:
 def _parameter(value: Any) -> Any:
     """A parameter's cell: a number or a word as it is, a table, list, boolean or date as
     it is written after ``--param KEY=`` (``{fast = 5, slow = 20}``)."""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return value
-    from ..config import setting_text
+    from ..config import mask_secrets, shown_setting
 
-    return setting_text(value)
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return shown_setting(value)
 
 
 def sweep_command(

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
+from ..config import masked
 from ..pipeline.snapshot import AnalysisErrorKind, AnalysisSignal, ThreadStats
 
 SIGNAL_FIELDS = ("time", "symbol", "kind", "price", "message")
@@ -109,7 +110,7 @@ class RunResult:
         zone = ZoneInfo(self.timezone)
         return {
             "source": self.source,
-            "parameters": _plain(self.parameters),
+            "parameters": _plain(masked(dict(self.parameters))),  # (passwords masked)
             "state": self.state,
             "error": self.error,
             "mode": self.mode,

@@ -48,7 +48,12 @@ from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
-from ..config import SessionConfig, parse_setting_values, setting_text  # (the monitor's too)
+from ..config import (
+    SessionConfig,
+    masked,
+    parse_setting_values,
+    shown_setting,
+)
 from ..errors import (
     CalendarCoverageError,
     ConfigError,
@@ -106,7 +111,7 @@ class SweepOutcome:
         return {
             "index": self.run.index,
             "parameters": {
-                k: v.isoformat() if isinstance(v, date) else v
+                k: v.isoformat() if isinstance(v, date) else masked(v)
                 for k, v in self.run.parameters.items()
             },
             "window": None if window is None else [window[0].isoformat(), window[1].isoformat()],
@@ -178,7 +183,7 @@ def plan_sweep(
         for values, window in itertools.product(combos, windows):
             parameters = dict(zip(keys, values, strict=True))
             extra: dict[str, Any] = dict(parameters)
-            labels = {k: f"--param {k}={setting_text(v)}" for k, v in parameters.items()}
+            labels = {k: f"--param {k}={shown_setting(v)}" for k, v in parameters.items()}
             if window is not None:
                 extra["backtest.start_date"], extra["backtest.end_date"] = window
                 labels["backtest.start_date"] = labels["backtest.end_date"] = (

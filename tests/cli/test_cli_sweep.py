@@ -700,10 +700,14 @@ PG_SECRET = "WrongPW"
         f"postgresql+psycopg://qa@127.0.0.1:1/qadb?password={PG_SECRET}",
     ],
 )
-@pytest.mark.parametrize("form", ["--db", "--set"])
+@pytest.mark.parametrize("form", ["--db", "--set", "--param"])
 def test_a_database_password_is_never_printed(url: str, form: str) -> None:
     """As ``sessionkit run``: the option was named as typed, password and all."""
-    args = ["--db", url] if form == "--db" else ["--set", f'database_url="{url}"']
+    args = {
+        "--db": ["--db", url],
+        "--set": ["--set", f'database_url="{url}"'],
+        "--param": ["--param", f'database_url="{url}"'],
+    }[form]
     result = subprocess.run(
         [*COMMAND, "spy-2011", "--param", "analysis.options.fast=5,6", *args],
         capture_output=True,
