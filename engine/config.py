@@ -1017,7 +1017,7 @@ def default_database_url() -> str:
 _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.DOTALL)
 """A SQLite URL: its scheme and slashes, its database file, its query (read here without
 SQLAlchemy, which loading a configuration does not import; the files it leaves alone are
-those ``store.db``'s ``_sqlite_path`` does not call files)."""
+those ``store.db``'s ``sqlite_path`` does not call files)."""
 
 
 def database_url_of(value: str | None, base: Path | None = None) -> str:
