@@ -529,7 +529,10 @@ def _check_history(config: SessionConfig, tm: Any, first: date) -> None:
         except CalendarCoverageError as exc:
             key = f"historical[{index}].trailing_days"
             raise ConfigError(
-                config.origin_of(key) if key in config.overrides else config.origin_of("backtest"),
+                # (the first session is the start date's doing, with the trailing days)
+                config.origin_of(key)
+                if key in config.overrides
+                else config.origin_of("backtest.start_date"),
                 key,
                 f"{entry.trailing_days} trading days of history before the first session "
                 f"{first} reach before the {exc.exchange} calendar in the database (it "
