@@ -23,12 +23,12 @@ from typing import ClassVar, Protocol
 
 from rich.table import Table
 from rich.text import Text
-from sessionkit.engine.config import shown_setting
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,
     SweepRun,
     run_sweep,
+    shown_setting,
 )
 from textual import work
 from textual.app import App, ComposeResult

@@ -19,12 +19,13 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sessionkit.engine.config import mask_secrets, shown_setting
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,
     SweepRun,
+    mask_secrets,
     run_quality,
+    shown_setting,
 )
 
 from . import format as fmt

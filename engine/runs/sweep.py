@@ -48,12 +48,13 @@ from datetime import date
 from multiprocessing.managers import SyncManager
 from typing import Any, Literal
 
-from ..config import (
+from ..config import (  # (shown_setting: the monitor's too)
     SessionConfig,
     masked,
     parse_setting_values,
     shown_setting,
 )
+from ..config import mask_secrets as mask_secrets  # (for the monitor: it sees runs.sweep)
 from ..errors import (
     CalendarCoverageError,
     ConfigError,
