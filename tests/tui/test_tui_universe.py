@@ -5,6 +5,7 @@ starts, so every assertion is about a screen that no longer changes."""
 from __future__ import annotations
 
 import pytest
+from sessionkit.tui.format import price as format_price
 from sessionkit.tui.widgets.symbols_table import SymbolsTable
 from tui_helpers import SNAPSHOT_SIZES, drive, settle, snapshot_app, wait_for
 from universe import symbol_names
@@ -111,3 +112,56 @@ def test_universe_sorted_by_gaps(snap_compare, universe, size):
         assert await wait_for(lambda: table.shown[0] != "S000")
 
     assert snap_compare(app, terminal_size=size, run_before=sort)
+
+
+def _last_cell(table: SymbolsTable, symbol: str) -> str:
+    column = [key.value for key in table.columns].index("last")
+    return str(table.get_row(symbol)[column])
+
+
+async def test_a_new_order_while_scrolled_down_keeps_the_monitor_alive(universe):
+    """QA: scrolled down, a sort whose order changed as the run went on ended the monitor
+    with ``CellDoesNotExist``: laying the rows out again scrolled to the top, which filled
+    the rows in view of the old order, just removed."""
+    app = snapshot_app(universe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(SymbolsTable)
+        await pilot.press("pagedown", "pagedown")
+        await settle(pilot)
+        assert table.scroll_y > 0
+        table.sort_by("last")  # an order that changes with every instant
+        await settle(pilot)
+        top = table.shown[0]
+        universe.step(30)
+        assert universe.wait_idle(60)
+        # Every symbol's figures at once (the poll reads the rows in view), so that the
+        # order changes with the rows at the top of the old one out of date.
+        table.show(universe.snapshot())
+        await settle(pilot)
+        assert app.is_running and table.row_count == 500 and table.sort_key == "last"
+        assert table.shown[0] != top or table.scroll_y == 0
+
+
+async def test_rows_in_view_with_older_figures_are_read_again(universe):
+    """QA: paused, after a step, rows scrolled into view kept the figures they had when
+    last in view (the first load's): the poll reads the rows in view, and a row it did not
+    hold was asked for only if it had never been filled. A row in view whose figures are
+    older than the snapshot is asked for now."""
+    app = snapshot_app(universe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(SymbolsTable)
+        first = table.shown[0]
+        universe.step(30)
+        assert universe.wait_idle(60)
+        # A newer snapshot that holds other rows only (as after scrolling back while
+        # paused: the last poll read the rows then in view).
+        others = tuple(table.shown[100:140])
+        table._asked = False
+        table.show(universe.snapshot(symbols=others))
+        assert first in table._on_screen()
+        assert table._asked, "a row in view with older figures was not asked for"
+        await settle(pilot)  # the app reads the rows in view
+        price = universe.snapshot(symbols=(first,)).series[first, "1m"].last_bar.close
+        assert _last_cell(table, first) == format_price(price)

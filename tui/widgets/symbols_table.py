@@ -142,6 +142,8 @@ class SymbolsTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=False, name=name, id=id, classes=classes)
         self._rows: dict[str, Row] = {}
         """Cells of the rows on screen."""
+        self._filled: dict[str, int] = {}
+        """The snapshot version each row's figures come from."""
         self._values: dict[str, tuple[Any, ...]] = {}
         """Sort values of every symbol of the last snapshot."""
         self._order: list[str] = []
@@ -249,11 +251,15 @@ class SymbolsTable(DataTable):
         }
         held = self._held(snapshot)
         widths = self._widths
+        version = snapshot.version
         for symbol in self._on_screen():
             if held is not None and symbol not in held:
-                if not self._rows.get(symbol):
-                    self._ask()  # a blank row in view
+                if self._filled.get(symbol) != version:
+                    # A blank row in view, or one with older figures (scrolled into view
+                    # while paused, no later snapshot would come): read it.
+                    self._ask()
                 continue  # its last figures stay until a snapshot holds it
+            self._filled[symbol] = version
             row = self._row(snapshot, symbol)
             old = self._rows.get(symbol)
             if row == old:
@@ -388,11 +394,16 @@ class SymbolsTable(DataTable):
         """Put the rows on screen in ``order`` (blank until filled); the cursor stays on
         its symbol."""
         keep = self._wanted
+        # (clear() scrolls to the top, and a scroll fills the rows in view: of none now;
+        # with the old order it updated rows clear() had removed: CellDoesNotExist)
+        self._order = []
+        self._rows = {}
         self.clear()
         blank = [""] * len(self._keys)
         for symbol in order:
             self.add_row(*blank, key=symbol)
         self._rows = dict.fromkeys(order, ())
+        self._filled = {}
         self._order = order
         if keep in self._rows:
             self.move_cursor(row=order.index(keep), animate=False)
