@@ -6,6 +6,7 @@ command is printed as one line on stderr, with exit status 2 and no traceback.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -90,3 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated:
         typer.echo("terminated", err=True)
         sys.exit(143)
+    finally:
+        if argv is None:
+            # The console script ends: what the run left alive (a 300-symbol run: about
+            # a gigabyte of objects) is the system's to free. The interpreter's last
+            # collection examined every one of them: 4.3 s between the output and the
+            # exit; frozen, it passes them by.
+            gc.freeze()

@@ -622,3 +622,29 @@ def test_a_date_outside_the_calendar_in_a_file_names_the_file_and_key(tmp_path: 
 
 def test_a_date_is_only_yyyy_mm_dd() -> None:
     assert_usage_error(run("demo", "--start", "20241209"), "--start: '20241209' is not a date")
+
+
+def test_the_console_script_leaves_the_run_to_the_system_at_exit() -> None:
+    """A 300-symbol run's process took 4.3 s between its output and its exit: the
+    interpreter's last collection examined every object the run left (0.13 s once frozen).
+    The console script freezes them as it ends; ``main(argv)`` called by a program does
+    not."""
+    script = (
+        "import gc, sys\n"
+        "from sessionkit.engine.cli import main\n"
+        "def status(argv):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        return exc.code\n"
+        "sys.argv = ['sessionkit', 'run', 'demo', '--end', '2024-11-25']\n"
+        "print('FROZEN', status(None), gc.get_freeze_count() > 0)\n"
+        "gc.unfreeze()\n"
+        "print('FROZEN', status(['run', 'demo', '--end', '2024-11-25']), gc.get_freeze_count() > 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith("FROZEN")]
+    assert lines == [["FROZEN", "0", "True"], ["FROZEN", "0", "False"]], result.stdout
