@@ -222,6 +222,17 @@ class Metrics:
             self.active_seconds += monotonic() - self._active_since
             self._active_since = None
 
+    @contextmanager
+    def waiting_now(self) -> Iterator[None]:
+        """Count the time spent in the block as waiting (in progress: see
+        :meth:`waiting_seconds`). The coordinator's thread only."""
+        started = self.waiting_since = monotonic()
+        try:
+            yield
+        finally:
+            self.waiting_since = None
+            self.waiting += monotonic() - started
+
     def waiting_seconds(self) -> float:
         """Seconds spent waiting, the wait in progress included (a consumer that hangs
         shows as the coordinator waiting, not working). Any thread."""
@@ -1020,9 +1031,7 @@ class SessionCoordinator(threading.Thread):
         the instant is due counts an overrun (:meth:`_count_overruns`).
         """
         runtime = self.runtime
-        metrics = self.metrics
-        started = metrics.waiting_since = monotonic()
-        try:
+        with self.metrics.waiting_now():
             for stage in self.stages:
                 subscription = stage.ready
                 assert subscription is not None
@@ -1040,9 +1049,6 @@ class SessionCoordinator(threading.Thread):
                     subscription.wait_until_ready(remaining)
                 subscription.reset()
             return True
-        finally:
-            metrics.waiting_since = None
-            metrics.waiting += monotonic() - started
 
     def _end_session(self) -> None:
         plan = self.plan
@@ -1184,21 +1190,16 @@ class SessionCoordinator(threading.Thread):
             # Consumers first: they should finish the previous step before this one is due.
             self._waiting_for = t
             try:
-                if not self._wait_consumers(self.seq, blocking=False, deadline=due):
-                    remaining = due - monotonic()
-                    if remaining <= 0:
-                        self._count_overruns()
-                        return
+                finished = self._wait_consumers(self.seq, blocking=False, deadline=due)
                 remaining = due - monotonic()
                 if remaining <= 0:
+                    if not finished:
+                        self._count_overruns()
                     return
                 with controls.cond:
                     if controls.generation == self._generation and not runtime.stopping:
-                        metrics = self.metrics
-                        waited = metrics.waiting_since = monotonic()
-                        controls.cond.wait(min(remaining, LONGEST_WAIT))
-                        metrics.waiting_since = None
-                        metrics.waiting += monotonic() - waited
+                        with self.metrics.waiting_now():
+                            controls.cond.wait(min(remaining, LONGEST_WAIT))
             finally:
                 self._waiting_for = None
 

@@ -123,8 +123,7 @@ class LiveCoordinator(SessionCoordinator):
         self.fill_waits += 1
         runtime = self.runtime
         deadline = monotonic() + self.fill_wait
-        started = self.metrics.waiting_since = monotonic()
-        try:
+        with self.metrics.waiting_now():
             while not quality.wait_done(seq, min(0.25, max(0.0, deadline - monotonic()))):
                 if runtime.stopping:
                     raise StopRequested
@@ -133,9 +132,6 @@ class LiveCoordinator(SessionCoordinator):
                     return
             if runtime.stopping:
                 raise StopRequested
-        finally:
-            self.metrics.waiting_since = None
-            self.metrics.waiting += monotonic() - started
 
     def _terminate(self) -> None:
         self.feed.close()
