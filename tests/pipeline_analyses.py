@@ -78,7 +78,8 @@ class Recorder:
 
 
 class Raiser:
-    """Raises ``RuntimeError`` in ``on_step`` every ``every`` steps (from step ``after``)."""
+    """Raises ``kind`` (``RuntimeError`` ...) in ``on_step`` every ``every`` steps (from step
+    ``after``); with ``in_metrics``, in ``metrics()`` too."""
 
     def __init__(
         self,
@@ -86,19 +87,32 @@ class Raiser:
         after: int = 1,
         message: str = "analysis boom",
         kind: str = "RuntimeError",
+        in_metrics: bool = False,
     ) -> None:
+        self.in_metrics = in_metrics
         self.every = every
         self.after = after
         self.message = message
-        self.kind = {"RuntimeError": RuntimeError, "KeyboardInterrupt": KeyboardInterrupt}.get(
-            kind, SystemExit
-        )
+        import asyncio
+
+        self.kind = {
+            "RuntimeError": RuntimeError,
+            "KeyboardInterrupt": KeyboardInterrupt,
+            "SystemExit": SystemExit,
+            "CancelledError": asyncio.CancelledError,
+            "GeneratorExit": GeneratorExit,
+        }[kind]
         self.steps = 0
 
     def on_step(self, ctx) -> None:
         self.steps += 1
         if self.steps >= self.after and (self.steps - self.after) % self.every == 0:
             raise self.kind(f"{self.message} at step {self.steps}")
+
+    def metrics(self) -> dict[str, float]:
+        if self.in_metrics:
+            raise self.kind(f"{self.message} in metrics")
+        return {"steps": self.steps}
 
 
 def line_of(marker: str) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
+import operator
 import sys
 import threading
 import traceback
@@ -136,6 +138,24 @@ def metric_values(returned: Any) -> dict[str, float]:
     return values
 
 
+def _count(n: Any) -> int:
+    """A view's ``n``: an int (or an integer type such as NumPy's), not a bool.
+
+    Raises
+    ------
+    TypeError
+        Naming ``n`` and what it was.
+    """
+    if n.__class__ is int:  # the hot path
+        return n
+    if not isinstance(n, bool):
+        try:
+            return operator.index(n)
+        except TypeError:
+            pass
+    raise TypeError(f"n must be an int, not {_short(n)} ({type(n).__name__})")
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
@@ -156,10 +176,12 @@ class AnalysisContext:
     far the other threads are ahead: the last bars (of any streamed interval) known then,
     and the indicator values computed on them (see
     :class:`~sessionkit.engine.core.session_data.BarSeries`). Views are copies (lists of
-    immutable bars, floats); nothing returned changes afterwards.
+    immutable bars, floats); nothing returned changes afterwards. The context itself is
+    read-only. A view's ``n`` is an int (NumPy's integers too); anything else, a bool
+    included, raises ``TypeError`` naming it.
     """
 
-    __slots__ = ("_engine", "_series", "_by_name", "time", "epoch", "plan", "items")
+    __slots__ = ("_engine", "_series", "_by_name", "_time", "_epoch", "_plan", "_items")
 
     def __init__(self, engine: AnalysisEngine) -> None:
         self._engine = engine
@@ -167,13 +189,32 @@ class AnalysisContext:
         # one dict lookup per call instead of a search (filled by :meth:`bind`).
         self._series: dict[str, dict[str | None, BarSeries]] = {}
         self._by_name: dict[str, dict[str, BarSeries]] = {}
-        self.time: datetime | None = None
+        # Set by the engine at each step; user code reads them through the properties
+        # below (read-only: a view bounded by a time user code could move would look ahead).
+        self._time: datetime | None = None
+        self._epoch: float | None = None
+        self._plan: SessionPlan | None = None
+        self._items: tuple[tuple[str, Bar], ...] = ()
+
+    @property
+    def time(self) -> datetime | None:
         """The simulated instant of this step (aware, UTC)."""
-        self.epoch: float | None = None
+        return self._time
+
+    @property
+    def epoch(self) -> float | None:
         """:attr:`time` in epoch seconds."""
-        self.plan: SessionPlan | None = None
-        self.items: tuple[tuple[str, Bar], ...] = ()
-        """The (symbol, bar) pairs that became visible at this step."""
+        return self._epoch
+
+    @property
+    def plan(self) -> SessionPlan | None:
+        """The session being streamed."""
+        return self._plan
+
+    @property
+    def items(self) -> tuple[tuple[str, Bar], ...]:
+        """The (symbol, bar) pairs of the base interval that became visible at this step."""
+        return self._items
 
     def bind(self) -> None:
         """Look the streamed series up once (they exist once the processor was built)."""
@@ -199,7 +240,7 @@ class AnalysisContext:
     @property
     def session_date(self):
         """The trading day being streamed."""
-        return self.plan.date if self.plan else None
+        return self._plan.date if self._plan else None
 
     def _lookup(self, symbol: str, interval: str | None) -> BarSeries:
         try:
@@ -224,11 +265,11 @@ class AnalysisContext:
 
         ``interval`` is the base interval when None; trailing history is included.
         """
-        return self._lookup(symbol, interval).bars(n, self.epoch)
+        return self._lookup(symbol, interval).bars(_count(n), self._epoch)
 
     def last_bar(self, symbol: str, interval: str | None = None) -> Bar | None:
         """The latest bar known at :attr:`time`, or None."""
-        return self._lookup(symbol, interval).last(self.epoch)
+        return self._lookup(symbol, interval).last(self._epoch)
 
     def closes(self, symbol: str, n: int = 100, interval: str | None = None) -> list[float]:
         """The closes of the last ``n`` bars known at :attr:`time`, oldest first."""
@@ -236,7 +277,7 @@ class AnalysisContext:
             series = self._series[symbol][interval]
         except KeyError:
             series = self._lookup(symbol, interval)
-        return series.closes(n, self.epoch)
+        return series.closes(_count(n), self._epoch)
 
     def indicator(self, symbol: str, name: str) -> Any:
         """Indicator output ``name`` of ``symbol`` as known at :attr:`time` (None while it
@@ -247,7 +288,7 @@ class AnalysisContext:
         KeyError
             If ``name`` is not a configured indicator output.
         """
-        return self._indicator_series(symbol, name).value(name, self.epoch)
+        return self._indicator_series(symbol, name).value(name, self._epoch)
 
     def indicators(self, symbol: str, name: str, n: int) -> list[Any]:
         """The last ``n`` values of indicator output ``name`` known at :attr:`time`, oldest
@@ -258,7 +299,7 @@ class AnalysisContext:
         KeyError
             If ``name`` is not a configured indicator output.
         """
-        return self._indicator_series(symbol, name).values(name, n, self.epoch)
+        return self._indicator_series(symbol, name).values(name, _count(n), self._epoch)
 
     def emit(self, symbol: str, kind: str, price: float | None = None, message: str = "") -> None:
         """Publish a signal (shown in the UI and the event log).
@@ -275,21 +316,25 @@ class AnalysisContext:
             if not isinstance(value, str) or not value:
                 raise TypeError(f"ctx.emit: {name} must be a non-empty string, not {value!r}")
         if price is not None:
-            if isinstance(price, bool) or not isinstance(price, int | float):
+            if isinstance(price, bool) or not isinstance(price, numbers.Real):
                 raise TypeError(f"ctx.emit: price must be a number or None, not {price!r}")
+            try:  # (NumPy's numbers too: a signal holds a plain float)
+                price = float(price)
+            except OverflowError:
+                raise ValueError(f"ctx.emit: price must be finite, not {price!r}") from None
             if not math.isfinite(price):
                 raise ValueError(f"ctx.emit: price must be finite, not {price!r}")
         if not isinstance(message, str):
             raise TypeError(f"ctx.emit: message must be a string, not {message!r}")
         bar = None
-        for name, candidate in self.items:  # the symbol's bar of this step, else its last
+        for name, candidate in self._items:  # the symbol's bar of this step, else its last
             if name == symbol:
                 bar = candidate
                 break
         if bar is None:
             bar = self.last_bar(symbol)
         start = bar.start if bar is not None else None
-        self._engine.emit(AnalysisSignal(self.time, symbol, kind, price, message, start))
+        self._engine.emit(AnalysisSignal(self._time, symbol, kind, price, message, start))
 
 
 class AnalysisEngine(Stage):
@@ -348,7 +393,7 @@ class AnalysisEngine(Stage):
             return
         try:
             returned = report()
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - user code's, whatever it is
             self._user_error("metrics", exc)
             return
         try:
@@ -369,12 +414,12 @@ class AnalysisEngine(Stage):
 
     def on_step(self, message: StepReady) -> None:
         ctx = self._ctx
-        ctx.time, ctx.epoch, ctx.items = message.time, message.epoch, message.items
+        ctx._time, ctx._epoch, ctx._items = message.time, message.epoch, message.items
         hook = self._on_step
         if hook is not None:
             try:  # :meth:`_call`, inlined: once per instant
                 hook(ctx)
-            except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            except BaseException as exc:  # noqa: BLE001 - user code's, whatever it is
                 self._user_error("step", exc)
 
     def on_session_start(self, message: SessionStarted) -> None:
@@ -382,13 +427,13 @@ class AnalysisEngine(Stage):
         if not ctx._series:
             ctx.bind()
         plan = message.plan
-        ctx.plan, ctx.time, ctx.epoch, ctx.items = plan, plan.open, plan.open.timestamp(), ()
+        ctx._plan, ctx._time, ctx._epoch, ctx._items = plan, plan.open, plan.open.timestamp(), ()
         if self._on_session_start is not None:
             self._call(self._on_session_start, "session_start")
 
     def on_session_end(self, message: SessionEnded) -> None:
         ctx = self._ctx
-        ctx.time, ctx.epoch, ctx.items = message.close, message.close.timestamp(), ()
+        ctx._time, ctx._epoch, ctx._items = message.close, message.close.timestamp(), ()
         if self._on_session_end is not None:
             self._call(self._on_session_end, "session_end")
         self._publish_metrics()
@@ -396,7 +441,7 @@ class AnalysisEngine(Stage):
     def _call(self, hook: Any, what: str) -> None:
         try:
             hook(self._ctx)
-        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+        except BaseException as exc:  # noqa: BLE001 - user code's, whatever it is
             self._user_error(what, exc)
 
     def error_kinds(self) -> tuple[AnalysisErrorKind, ...]:
@@ -424,12 +469,12 @@ class AnalysisEngine(Stage):
                 error = f"{exc.__class__.__name__}: {exc}"
                 if len(error) > ERROR_TEXT_KEPT:
                     error = error[: ERROR_TEXT_KEPT - 1] + "\u2026"
-                kinds[key] = AnalysisErrorKind(what, error, place, 1, self._ctx.time)
+                kinds[key] = AnalysisErrorKind(what, error, place, 1, self._ctx._time)
         if self.on_error == "stop":
             self.runtime.fail(f"analysis {name}", exc)
         else:
             self.runtime.log(
                 f"analysis {name} raised in {what}: {exc.__class__.__name__}: {exc}{where}",
                 "error",
-                sim_time=self._ctx.time,
+                sim_time=self._ctx._time,
             )

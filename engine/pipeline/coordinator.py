@@ -421,7 +421,7 @@ class SessionCoordinator(threading.Thread):
             if failed.component != self.quality.name:
                 self._last_quality()
             runtime.fail(failed.component, failed.error)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - the thread must not die unreported
             self._last_quality()
             runtime.fail("session_coordinator", exc)
         finally:

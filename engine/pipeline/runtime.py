@@ -377,7 +377,7 @@ class Stage(threading.Thread):
                 self.after_batch()
         except StopRequested:
             pass
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - the thread must not die unreported
             runtime.fail(self.name, exc)
         finally:
             self._since = None
@@ -414,7 +414,7 @@ class Stage(threading.Thread):
                 self.handle(message)
         except StopRequested:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - named, whatever it is
             raise StageFailed(self.name, exc) from exc
         self.finished(message.seq)
         if self.ready is not None:
@@ -437,7 +437,7 @@ class Stage(threading.Thread):
                 self.on_step(message)
         except StopRequested:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - named, whatever it is
             raise StageFailed(self.name, exc) from exc
         self.finished(messages[-1].seq)
         ended = monotonic()

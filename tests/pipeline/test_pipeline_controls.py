@@ -775,15 +775,18 @@ def test_analysis_errors_are_grouped_by_kind_with_the_users_line(sessions) -> No
     assert first == snap.market_open + timedelta(minutes=1)  # the first step
 
 
-@pytest.mark.parametrize("kind", ["KeyboardInterrupt", "SystemExit"])
+@pytest.mark.parametrize(
+    "kind", ["KeyboardInterrupt", "SystemExit", "CancelledError", "GeneratorExit"]
+)
 @pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
 def test_interrupts_from_the_analysis_are_counted_like_any_error(kind, clock, sessions) -> None:
     """Regression: KeyboardInterrupt or SystemExit from user code ended the run as
-    "stopped" with nothing recorded."""
+    "stopped" with nothing recorded; so did any other ``BaseException`` (asyncio's
+    ``CancelledError``, ``GeneratorExit``), killing the thread that ran the hook (QA)."""
     analysis = {
         "entry": "pipeline_analyses:Raiser",
         "on_error": "continue",
-        "options": {"every": 100, "after": 1, "kind": kind},
+        "options": {"every": 100, "after": 1, "kind": kind, "in_metrics": True},
     }
     session = make(spy(clock=clock, speed=60_000, days=1, analysis=analysis))
     sessions.append(session)
@@ -791,8 +794,52 @@ def test_interrupts_from_the_analysis_are_counted_like_any_error(kind, clock, se
     assert session.wait(30)
     snap = session.snapshot()
     assert snap.state == "completed", snap.error
-    assert snap.metrics.analysis_errors == 4  # steps 1, 101, 201, 301
+    assert snap.metrics.steps == 390
+    # steps 1, 101, 201, 301; metrics() after the session and at the end
+    assert snap.metrics.analysis_errors == 6
     assert any(f"raised in step: {kind}" in e.message for e in snap.events)
+    assert any(f"raised in metrics: {kind}" in e.message for e in snap.events)
+
+
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+def test_an_interrupt_with_on_error_stop_ends_the_run_in_error(clock, sessions) -> None:
+    analysis = {
+        "entry": "pipeline_analyses:Raiser",
+        "on_error": "stop",
+        "options": {"every": 100, "after": 5, "kind": "CancelledError"},
+    }
+    session = make(spy(clock=clock, speed=60_000, days=1, analysis=analysis))
+    sessions.append(session)
+    session.start()
+    assert session.wait(30)
+    snap = session.snapshot()
+    assert snap.state == "error"
+    assert "CancelledError" in (snap.error or "") and "analysis Raiser" in (snap.error or "")
+
+
+@pytest.mark.parametrize("clock", ["data-driven", "clock-driven"])
+def test_a_component_raising_a_base_exception_fails_the_run_naming_it(
+    clock, monkeypatch, sessions
+) -> None:
+    """An engine component that raises something other than an ``Exception`` ends the run
+    with state ``error`` naming it (its thread died unreported, the run "stopped")."""
+    original = DataProcessor.process_step
+    calls = [0]
+
+    def failing(self, t, items):
+        calls[0] += 1
+        if calls[0] == 10:
+            raise GeneratorExit("processor broke")
+        return original(self, t, items)
+
+    monkeypatch.setattr(DataProcessor, "process_step", failing)
+    session = make(spy(clock=clock, speed=60_000, days=1))
+    sessions.append(session)
+    session.start()
+    assert session.wait(30)
+    snap = session.snapshot()
+    assert snap.state == "error"
+    assert "data_processor" in (snap.error or "") and "processor broke" in (snap.error or "")
 
 
 def test_bad_analysis_options_fail_before_threads_start() -> None:
