@@ -697,9 +697,10 @@ class ImportReport:
         rejected.add_column(f"first examples ({self.line_label}: detail)", overflow="fold")
         for reason, count in self.reasons():
             examples = "\n".join(f"{ex.line}: {ex.detail}" for ex in self.examples[reason])
-            rejected.add_row(reason, f"{count:,}", Text(examples))
+            # (Text: a reason is no markup; "[low, high]" would be read as a tag)
+            rejected.add_row(Text(reason), f"{count:,}", Text(examples))
         if BAD_TIMESTAMP in self.rejected:
-            rejected.caption = TIMESTAMP_FORMATS
+            rejected.caption = Text(TIMESTAMP_FORMATS)
         return Group(totals, rejected)
 
 

@@ -557,3 +557,22 @@ def test_the_bundled_sample_database_is_never_written(
     assert f"sessionkit db {command} would write to the bundled sample database" in err
     assert "cp " in err and "Traceback" not in err
     assert sample.read_bytes() == before
+
+
+def test_rejection_reasons_are_printed_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """QA: rich read "[low, high]" of "open or close outside [low, high]" as markup, and
+    the table said "open or close outside"."""
+    path = tmp_path / "outside.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2011-01-03T09:30:00-05:00,126.71,126.74,126.66,126.72,10\n"
+        "2011-01-03T09:31:00-05:00,126.9,126.8,126.6,126.7,5\n"  # open above high
+        "2011-01-03T09:32:00-05:00,nope,126.8,126.6,126.7,5\n"
+        "not a time,126.7,126.8,126.6,126.7,5\n"
+    )
+    code, out, err = run(capsys, "db", "import", str(path), "--symbol", "SPY", "--db", db_url)
+    assert code == 0, err
+    assert "open or close outside [low, high]" in out
+    assert "accepted timestamps: ISO 8601" in out
