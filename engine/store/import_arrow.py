@@ -10,7 +10,9 @@ same :class:`~.importing.RowRules` the ``csv``-module reader uses, which accepts
 it with the same reason and detail: the rules live in one place, and both readers give the
 same rows and the same report. A CSV file pyarrow cannot split into rows exactly as the
 ``csv`` module does (blank lines, rows with a wrong number of fields, text that is not
-UTF-8 in a column read: the ``csv`` module rejects those rows) raises :class:`NeedsReference`, and :func:`~.importing.import_bars` imports it with
+UTF-8 in a column read: the ``csv`` module rejects those rows), or whose rows it cannot
+number by their line (a quoted field holding a line break: the ``csv`` module counts the
+lines), raises :class:`NeedsReference`, and :func:`~.importing.import_bars` imports it with
 the ``csv`` module instead (the transaction is rolled back first).
 
 Row numbers: CSV rows are numbered by their line (the header is line 1); Parquet rows by
@@ -468,6 +470,8 @@ def read_csv_arrow(
                     numbers = fractional_options
             if parsed is not None:
                 clean, total, others = parsed
+                if not _line_per_row(block, total):
+                    raise NeedsReference  # a quoted field holds a line break
                 report.skip_others(others)
                 rows = len(clean)
                 report.rows_read += rows
@@ -483,6 +487,8 @@ def read_csv_arrow(
                 parse_options=parse_options,
                 convert_options=convert_options,
             )
+            if not _line_per_row(block, table.num_rows):
+                raise NeedsReference  # a quoted field holds a line break
             raw = [table.column(name).combine_chunks() for name in wanted]
             blank = np.ones(table.num_rows, dtype=bool)
             for col in raw:
@@ -602,6 +608,21 @@ def _clean(
 BLOCK = 8 << 20
 """Bytes of CSV text parsed at a time (whole lines): memory stays bounded whatever the size
 of the file (pyarrow's own streaming reader reads ahead without limit)."""
+
+
+def _line_per_row(block: bytes, rows: int) -> bool:
+    """Whether the ``rows`` rows pyarrow read from ``block`` are a line each, as this reader
+    numbers them: no quoted field holds a line break (the ``csv`` module counts its lines,
+    and numbers the rows after it by them). Only a quoted field can hold one, so a block
+    without a quote is a line per row (the common case: one fast search)."""
+    if b'"' not in block:
+        return True
+    ends = block.count(b"\n")
+    if b"\r" in block:  # a lone \r ends a line too (\r\n is one line end)
+        ends += block.count(b"\r") - block.count(b"\r\n")
+    if not block.endswith((b"\n", b"\r")):
+        ends += 1  # the file's last line, without a line end
+    return ends == rows
 
 
 def _blocks(path: Path, header: bool = True) -> Iterator[bytes]:
