@@ -39,7 +39,9 @@ from .importing import (
     CHUNK,
     EPOCH_UNITS,
     MAX_EPOCH,
+    MAX_EXAMPLES,
     MIN_EPOCH,
+    NO_OFFSET,
     Batch,
     ImportReport,
     RowRules,
@@ -192,18 +194,28 @@ def _zone_name(rules: RowRules) -> str | None:
     return getattr(rules.zone, "key", None)
 
 
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+"""Units per second of Arrow's timestamp units."""
+
+
 def _local_epochs(
     naive: pa.Array, mask: np.ndarray, rules: RowRules
 ) -> tuple[np.ndarray, np.ndarray]:
-    """UTC epochs of naive local times in the rules' zone; unambiguous ones only pass."""
+    """UTC epochs of naive local times in the rules' zone; unambiguous ones only pass
+    (an ambiguous or nonexistent time differs between the earliest and latest reading:
+    the row rules decide)."""
     zone = _zone_name(rules)
     if zone is None or not mask.any():
         return np.zeros(len(naive), dtype=np.int64), np.zeros(len(naive), dtype=bool)
+    factor = _PER_SECOND[naive.type.unit]
     epochs = []
     for choice in ("earliest", "latest"):
         aware = pc.assume_timezone(naive, zone, ambiguous=choice, nonexistent=choice)
-        seconds = pc.cast(pc.cast(aware, pa.timestamp("s", "UTC")), pa.int64())
-        epochs.append(np.where(_valid(seconds), _numpy(seconds), 0))
+        # In the column's own unit, then floored to seconds: the earliest reading of a time
+        # in a DST gap is the last instant before it (01:59:59.999999), which a cast to
+        # seconds refuses ("would lose data"), failing the whole file.
+        raw = pc.cast(aware, pa.int64())
+        epochs.append(np.where(_valid(raw), _numpy(raw) // factor, 0))
     early, late = epochs
     return early, mask & (early == late)
 
@@ -218,27 +230,29 @@ def _unix_epochs(raw: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nda
     return raw // per_second, valid & (raw % (60 * per_second) == 0)
 
 
-def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
-    """Bar starts as UTC epoch seconds and the mask of values that surely pass the rules."""
+def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bar starts as UTC epoch seconds, the mask of values that surely pass the rules, and
+    the mask of naive times (without a zone, the rules reject them: :data:`NO_OFFSET`)."""
     n = len(values)
     kind = values.type
+    none = np.zeros(n, dtype=bool)
     if pa.types.is_integer(kind):  # Unix epochs (a Parquet column of them)
         raw = _numpy(pc.cast(values, pa.int64(), safe=False))
         valid = _valid(values)
         if pa.types.is_unsigned_integer(kind):
             valid &= raw >= 0  # above 2^63-1, wrapped: the row rules reject them
-        return _unix_epochs(np.where(valid, raw, 0), valid)
+        return *_unix_epochs(np.where(valid, raw, 0), valid), none
     if pa.types.is_timestamp(kind):
-        factor = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[kind.unit]
+        factor = _PER_SECOND[kind.unit]
         raw = _numpy(pc.cast(values, pa.int64()))
         ok = _valid(values) & (raw % (60 * factor) == 0)
         seconds = raw // factor
         if kind.tz is not None:
-            return seconds, ok
+            return seconds, ok, none
         naive = pc.cast(values, pa.timestamp(kind.unit))
-        return _local_epochs(naive, ok, rules)
+        return *_local_epochs(naive, ok, rules), _valid(values)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+        return np.zeros(n, dtype=np.int64), none, none
     # Other spellings, as the row rules read them, when the file's first value has one (a
     # file that starts otherwise and has them: the row rules read those rows):
     # 2024.03.05 (MetaTrader) and 05.03.2024 (day first: Dukascopy) as 2024-03-05, and
@@ -253,6 +267,7 @@ def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
     ok = _bool(pc.match_substring_regex(values, _TS))
     length = _numpy(pc.utf8_length(values))
     naive = ok & (length == 19)
+    local_times = naive.copy()
     aware = ok & ~naive
     digits = _bool(pc.match_substring_regex(values, _EPOCH))
     try:
@@ -267,8 +282,8 @@ def _epochs(values: pa.Array, rules: RowRules) -> tuple[np.ndarray, np.ndarray]:
             epochs[naive] = local_epochs
             ok[naive] = local_ok
     except pa.ArrowInvalid:  # an impossible date (02-30): the row rules decide
-        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-    return epochs, ok
+        return np.zeros(n, dtype=np.int64), none, none
+    return epochs, ok, local_times
 
 
 def _text(value: Any) -> str:
@@ -284,10 +299,39 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _texts(values: pa.Array) -> list[str]:
+    """A column's values as the texts the row rules read (:func:`_text`). A nanosecond
+    timestamp keeps its nanoseconds (``09:31:00.000000001``: not a whole minute), which a
+    Python ``datetime`` would drop."""
+    kind = values.type
+    if not (pa.types.is_timestamp(kind) and kind.unit == "ns"):
+        return [_text(x) for x in values.to_pylist()]
+    valid = _valid(values)
+    raw = np.where(valid, _numpy(pc.cast(values, pa.int64())), 0)
+    micros = pa.Array.from_buffers(
+        pa.timestamp("us", kind.tz), len(values), [None, pa.py_buffer(raw // 1000)]
+    )
+    texts = []
+    for value, nanos, ok in zip(
+        micros.to_pylist(), (raw % 1000).tolist(), valid.tolist(), strict=True
+    ):
+        if not ok or not nanos:
+            texts.append(_text(value if ok else None))
+            continue
+        whole = value.replace(microsecond=0).isoformat()
+        texts.append(f"{whole[:19]}.{value.microsecond:06d}{nanos:03d}{whole[19:]}")
+    return texts
+
+
 def _vectorised(
     fields: Sequence[pa.Array], rules: RowRules
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Starts, OHLC, volumes of a block of rows, and the mask of rows that surely pass."""
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:
+    """Starts, OHLC, volumes of a block of rows, the mask of rows that surely pass, and
+    the mask of rows the rules surely reject as naive times without a zone
+    (:data:`~.importing.NO_OFFSET`: their numbers pass, and a naive time is all the rules
+    check of a timestamp before they reject it)."""
     ts, o, h, lo, c, v = fields
     if rules.decimal_comma:
         # 1,0850 as 1.0850, as the row rules read it; a dot (1.000: thousands, or an
@@ -298,17 +342,19 @@ def _vectorised(
             else x
             for x in (o, h, lo, c, v)
         )
-    epochs, good = _epochs(ts, rules)
+    epochs, good, naive = _epochs(ts, rules)
     opens, ok_o = _floats(o)
     highs, ok_h = _floats(h)
     lows, ok_l = _floats(lo)
     closes, ok_c = _floats(c)
     volumes, ok_v = _volumes(v)
-    good &= ok_o & ok_h & ok_l & ok_c & ok_v
+    numbers = ok_o & ok_h & ok_l & ok_c & ok_v
+    good &= numbers
     good &= (epochs >= MIN_EPOCH) & (epochs < MAX_EPOCH) & (epochs % 60 == 0)
     good &= (lows <= highs) & (lows <= opens) & (opens <= highs)
     good &= (lows <= closes) & (closes <= highs)
-    return epochs, opens, highs, lows, closes, volumes, good
+    unzoned = naive & numbers if rules.zone is None else np.zeros(len(good), dtype=bool)
+    return epochs, opens, highs, lows, closes, volumes, good, unzoned
 
 
 def check_batch(
@@ -325,7 +371,7 @@ def check_batch(
     """
     n = len(fields[0])
     report.rows_read += n
-    epochs, opens, highs, lows, closes, volumes, good = _vectorised(fields, rules)
+    epochs, opens, highs, lows, closes, volumes, good, unzoned = _vectorised(fields, rules)
     if isinstance(first_line, np.ndarray):
         lines = first_line.astype(np.int64)
     else:
@@ -343,11 +389,22 @@ def check_batch(
     doubtful = np.flatnonzero(~good)
     if not len(doubtful):
         return batch
+    naive = unzoned[doubtful]
+    if naive.all():  # a file of naive times without --tz: rejected at once
+        stamps = _texts(fields[0].take(_indices(doubtful[:MAX_EXAMPLES])))
+        report.reject_rows(lines[doubtful], NO_OFFSET, [repr(t.strip()) for t in stamps])
+        return batch
     take = _indices(doubtful)
-    texts = [[_text(x) for x in col.take(take).to_pylist()] for col in fields]
+    texts = [_texts(col.take(take)) for col in fields]
     checked_lines: list[int] = []
     checked = []
-    for line, row in zip(lines[doubtful].tolist(), zip(*texts, strict=True), strict=True):
+    reject = report.reject
+    for line, quick, row in zip(
+        lines[doubtful].tolist(), naive.tolist(), zip(*texts, strict=True), strict=True
+    ):
+        if quick:  # (as the rules would, without reading the numbers again)
+            reject(line, NO_OFFSET, repr(row[0].strip()))
+            continue
         valid = rules.check(line, *row)
         if valid is not None:
             checked_lines.append(line)
@@ -588,7 +645,7 @@ def _clean(
         return None
     raw = [table.column(name).combine_chunks() for name in wanted]
     raw, kept, others, named = _ours(raw, symbol, every, picked)
-    epochs, opens, highs, lows, closes, volumes, good = _vectorised(_join(raw, split), rules)
+    epochs, opens, highs, lows, closes, volumes, good, _ = _vectorised(_join(raw, split), rules)
     if not good.all():
         return None
     lines = np.arange(table.num_rows) if kept is None else kept

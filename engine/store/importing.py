@@ -168,6 +168,7 @@ NON_NUMERIC = "non-numeric value"
 NOT_FINITE = "NaN or infinite value"
 VOLUME_TOO_LARGE = "volume too large (at most 2^63-1)"
 BAD_TIMESTAMP = "unparseable timestamp"
+NO_OFFSET = "timestamp without a UTC offset (give the zone with --tz)"
 TIME_OUT_OF_RANGE = "timestamp outside 1900-2199"
 NOT_WHOLE_MINUTE = "timestamp not on a whole minute"
 NONEXISTENT_TIME = "local time does not exist (DST change)"
@@ -191,6 +192,7 @@ REASONS = (
     NOT_FINITE,
     VOLUME_TOO_LARGE,
     BAD_TIMESTAMP,
+    NO_OFFSET,
     NONEXISTENT_TIME,
     AMBIGUOUS_TIME,
     TIME_OUT_OF_RANGE,
@@ -1039,10 +1041,8 @@ class RowRules:
     ) -> Valid | None:
         """Return the row's values, or count its rejection in the report and return None.
 
-        Raises
-        ------
-        DataImportError
-            If the timestamp is naive and there is no zone (the whole file needs ``--tz``).
+        A naive timestamp without a zone is rejected (:data:`NO_OFFSET`): a file of them
+        only is refused as one that needs ``--tz`` (:func:`nothing_imported`).
         """
         reject = self.report.reject
         texts = (o_text, h_text, l_text, c_text, v_text)
@@ -1134,11 +1134,8 @@ class RowRules:
             return None
         if start.tzinfo is None:
             if zone is None:
-                raise DataImportError(
-                    f"{self.path}, {self.report.line_label} {line}: timestamp {ts!r} has no UTC "
-                    "offset; give the file's time zone (--tz ZONE, e.g. "
-                    "--tz America/New_York)"
-                )
+                reject(line, NO_OFFSET, repr(ts))
+                return None
             local = start
             early = local.replace(tzinfo=zone, fold=0)
             late = local.replace(tzinfo=zone, fold=1)
@@ -1161,7 +1158,7 @@ class RowRules:
         if not MIN_EPOCH <= epoch < MAX_EPOCH:
             reject(line, TIME_OUT_OF_RANGE, ts[:40])
             return None
-        if start.second or start.microsecond:
+        if start.second or start.microsecond or below_microsecond(iso):
             reject(line, NOT_WHOLE_MINUTE, ts)
             return None
         return self._consistent(line, epoch, o, h, lo, c, volume, texts)
@@ -1193,6 +1190,19 @@ class RowRules:
             reject(line, NEGATIVE_VOLUME, f"volume={v_text.strip()}")
             return None
         return epoch, o, h, lo, c, volume
+
+
+_FRACTION = re.compile(r":\d\d[.,](\d{7,})")
+"""A fraction of a second of more than six digits (``09:32:00.0000001``)."""
+
+
+def below_microsecond(iso: str) -> bool:
+    """Whether the ISO time ``iso`` has a fraction of a second below a microsecond
+    (``09:32:00.0000001``), which ``datetime.fromisoformat`` drops without a word."""
+    if "." not in iso and "," not in iso:
+        return False
+    fraction = _FRACTION.search(iso)
+    return fraction is not None and fraction.group(1)[6:].strip("0") != ""
 
 
 def _dot_decimal(text: str) -> bool:
@@ -2104,10 +2114,13 @@ def run_import(
     return report
 
 
-def nothing_imported(reports: Sequence[ImportReport]) -> NothingImportedError:
+def nothing_imported(reports: Sequence[ImportReport]) -> DataImportError:
     """The error of an import of a file none of whose rows is valid (``reports``: the
     file's, one per symbol for a DBN file): its commonest rejection with an example, or
-    that it has no rows at all."""
+    that it has no rows at all (a :class:`NothingImportedError`: an import of several
+    files goes on with the others). When the commonest is a naive time without ``--tz``
+    (:data:`NO_OFFSET`), a plain :class:`DataImportError` saying to give ``--tz``, which
+    stops an import of several files, as the command's mistake."""
     first = reports[0]
     path, label = first.path, first.line_label
     rows = sum(r.rows_read - r.other_symbol_rows for r in reports)
@@ -2139,6 +2152,13 @@ def nothing_imported(reports: Sequence[ImportReport]) -> NothingImportedError:
     )
     if rest:
         text += f", {rest:,} for other reasons"
+    if reason == NO_OFFSET:
+        # Naive times and no --tz: the command's mistake more than the file's (as it was
+        # when the first naive time stopped the import), and it stops the command.
+        return DataImportError(
+            f"{path}, {label} {example.line}: timestamp {example.detail} has no UTC offset; "
+            "give the file's time zone (--tz ZONE, e.g. --tz America/New_York)"
+        )
     if reason == BAD_TIMESTAMP:
         text += f"; {TIMESTAMP_FORMATS}"
     elif reason == NOT_UTF8:

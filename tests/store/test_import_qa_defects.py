@@ -5,8 +5,13 @@ offsets, rows out of time order, and prices at or below zero.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sessionkit.engine.errors import DataImportError, NothingImportedError
 from sessionkit.engine.store import importing
 from sessionkit.engine.store.importing import import_bars
 from test_import_formats import _both
@@ -46,3 +51,163 @@ def test_quoted_fields_without_line_breaks_stay_with_pyarrow(db, tmp_path: Path)
     report = import_bars(db(), path, "SPY", "1m", reader="arrow")
     assert report.reader == "pyarrow csv"
     assert [ex.line for ex in report.examples[importing.NEGATIVE_VOLUME]] == [3]
+
+
+# --- 3: a naive Parquet time in a DST gap ------------------------------------------------
+
+
+def _parquet(path: Path, stamps: pa.Array) -> Path:
+    n = len(stamps)
+    table = pa.table(
+        {
+            "timestamp": stamps,
+            "open": [1.0] * n,
+            "high": [2.0] * n,
+            "low": [0.5] * n,
+            "close": [1.5] * n,
+            "volume": [10] * n,
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("ambiguous", ["reject", "earliest", "latest"])
+def test_a_naive_parquet_time_in_a_dst_gap_rejects_its_row(
+    db, tmp_path: Path, unit: str, ambiguous: str
+) -> None:
+    """QA: 02:30 on the night clocks go forward failed the whole file ("Casting from
+    timestamp[us, tz=America/New_York] to timestamp[s, tz=UTC] would lose data"); CSV
+    rejects that row only."""
+    stamps = [
+        datetime(2011, 3, 11, 9, 30),
+        datetime(2011, 3, 13, 2, 30),
+        datetime(2011, 3, 14, 9, 30),
+    ]
+    path = _parquet(tmp_path / "gap.parquet", pa.array(stamps, pa.timestamp(unit)))
+    report = import_bars(
+        db(),
+        path,
+        "SPY",
+        "1m",
+        "America/New_York",
+        ambiguous=ambiguous,  # type: ignore[arg-type]
+    )
+    assert report.imported == 2
+    assert report.rejected == {importing.NONEXISTENT_TIME: 1}
+    (example,) = report.examples[importing.NONEXISTENT_TIME]
+    assert example.line == 2
+    # as the CSV file of the same rows
+    csv = tmp_path / "gap.csv"
+    csv.write_text(HEADER + "\n" + "".join(f"{t.isoformat()},1,2,0.5,1.5,10\n" for t in stamps))
+    same, _rows = _both(db, csv, "SPY", "1m", "America/New_York", ambiguous=ambiguous)
+    assert same.rejected == report.rejected
+
+
+# --- 4: fractions below a microsecond -----------------------------------------------------
+
+
+def test_fractions_below_a_microsecond_are_not_a_whole_minute(db, tmp_path: Path) -> None:
+    """QA: 09:32:00.0000001 was read as 09:32 (datetime drops what is below a microsecond),
+    while the epoch in nanoseconds 1 ns off a minute was rejected."""
+    path = tmp_path / "fractions.csv"
+    path.write_text(
+        HEADER + "\n"
+        "2011-01-03T09:30:00.000000000-05:00,1,2,0.5,1.5,10\n"  # 2 good: zeros only
+        "2011-01-03T09:31:00.000001-05:00,1,2,0.5,1.5,10\n"  # 3
+        "2011-01-03T09:32:00.0000001-05:00,1,2,0.5,1.5,10\n"  # 4
+        "2011-01-03T09:33:00.000000001-05:00,1,2,0.5,1.5,10\n"  # 5
+        "2011-01-03 09:34:00.0000000010Z,1,2,0.5,1.5,10\n"  # 6
+        "1294065240000000001,1,2,0.5,1.5,10\n"  # 7
+        "2011-01-03T09:35:00.0000000-05:00,1,2,0.5,1.5,10\n"  # 8 good: zeros only
+    )
+    report, rows = _both(db, path, "SPY", "1m")
+    assert [ex.line for ex in report.examples[importing.NOT_WHOLE_MINUTE]] == [3, 4, 5, 6, 7]
+    assert [r[2].minute for r in rows] == [30, 35]
+
+
+@pytest.mark.parametrize("tz", ["UTC", None])
+def test_a_parquet_nanosecond_off_a_minute_is_not_a_whole_minute(
+    db, tmp_path: Path, tz: str | None
+) -> None:
+    minute = 1294065060 * 10**9
+    stamps = pa.array(
+        [minute - 60 * 10**9, minute + 1, minute + 60 * 10**9 + 1000], pa.timestamp("ns", tz)
+    )
+    path = _parquet(tmp_path / "ns.parquet", stamps)
+    report = import_bars(db(), path, "SPY", "1m", None if tz else "UTC")
+    assert report.imported == 1
+    examples = report.examples[importing.NOT_WHOLE_MINUTE]
+    assert [ex.line for ex in examples] == [2, 3]
+    assert examples[0].detail.startswith("2011-01-03T14:31:00.000000001")
+    assert examples[1].detail.startswith("2011-01-03T14:32:00.000001")
+
+
+# --- 5: one naive time among times with offsets -------------------------------------------
+
+
+def test_one_naive_time_among_offsets_rejects_its_row(db, tmp_path: Path) -> None:
+    """QA: one row without an offset in a file of 1,000 with offsets stopped the import
+    (exit 2, none of the 999 good rows imported)."""
+    path = tmp_path / "mixed.csv"
+    good = [f"2011-01-03T{9 + (30 + i) // 60:02d}:{(30 + i) % 60:02d}:00-05:00" for i in range(5)]
+    path.write_text(
+        HEADER
+        + "\n"
+        + "".join(f"{t},1,2,0.5,1.5,10\n" for t in good[:2])
+        + "2011-01-05T09:54:00,1,2,0.5,1.5,10\n"  # line 4: naive
+        + "".join(f"{t},1,2,0.5,1.5,10\n" for t in good[2:])
+    )
+    report, rows = _both(db, path, "SPY", "1m")
+    assert report.imported == 5
+    assert report.rejected == {importing.NO_OFFSET: 1}
+    (example,) = report.examples[importing.NO_OFFSET]
+    assert (example.line, example.detail) == (4, "'2011-01-05T09:54:00'")
+    assert "UTC offset" in importing.NO_OFFSET and "--tz" in importing.NO_OFFSET
+
+
+@pytest.mark.parametrize("reader", ["csv", "arrow"])
+def test_a_file_of_naive_times_without_tz_still_says_to_give_it(
+    db, tmp_path: Path, reader: str
+) -> None:
+    """A file none of whose rows is valid, most for want of --tz: the message of before,
+    naming the first naive time (a row of another fault before it changes nothing)."""
+    path = tmp_path / "naive.csv"
+    path.write_text(
+        HEADER + "\n"
+        "2011-01-03 09:30:00,1,x,0.5,1.5,10\n"  # 2: non-numeric
+        "2011-01-03 09:31:00,1,2,0.5,1.5,10\n"  # 3: naive
+        "2011-01-03 09:32:00,1,2,0.5,1.5,10\n"
+    )
+    engine = db()
+    with pytest.raises(DataImportError) as info:
+        import_bars(engine, path, "SPY", "1m", reader=reader)  # type: ignore[arg-type]
+    assert not isinstance(info.value, NothingImportedError)  # (stops an import of several)
+    assert str(info.value) == (
+        f"{path}, line 3: timestamp '2011-01-03 09:31:00' has no UTC offset; give the "
+        "file's time zone (--tz ZONE, e.g. --tz America/New_York)"
+    )
+
+
+def test_naive_times_among_offsets_and_other_faults_read_alike(db, tmp_path: Path) -> None:
+    """Both readers reject the same rows for the same reasons, in line order (pyarrow
+    rejects the plain naive times at once, the others through the row rules)."""
+    path = tmp_path / "faults.csv"
+    path.write_text(
+        HEADER + "\n"
+        "2011-01-03T09:30:00-05:00,1,2,0.5,1.5,10\n"  # 2 good
+        "2011-01-03 09:31:00,1,2,0.5,1.5,10\n"  # 3 naive
+        "2011-01-03 09:32:00,1,x,0.5,1.5,10\n"  # 4 non-numeric (checked first)
+        "2011-01-03T09:33,1,2,0.5,1.5,10\n"  # 5 naive, no seconds
+        "2011-01-03 09:34:00,1,2,3,1.5,10\n"  # 6 naive (before high < low)
+        "2011-01-03T09:35:00-05:00,1,2,3,1.5,10\n"  # 7 high < low
+        "2011-01-03T09:36:00-05:00,1,2,0.5,1.5,10\n"  # 8 good
+        "2011.01.03 09:37:00,1,2,0.5,1.5,10\n"  # 9 naive
+    )
+    report, rows = _both(db, path, "SPY", "1m")
+    assert [ex.line for ex in report.examples[importing.NO_OFFSET]] == [3, 5, 6, 9]
+    assert report.examples[importing.NO_OFFSET][1].detail == "'2011-01-03T09:33'"
+    assert report.rejected[importing.NON_NUMERIC] == 1
+    assert report.rejected[importing.HIGH_BELOW_LOW] == 1
+    assert len(rows) == 2
