@@ -48,18 +48,22 @@ class SmaCross:
         self._book: _Book | None = None
 
     def on_session_start(self, ctx: Any) -> None:
-        self._above = dict.fromkeys(ctx.symbols)
         if self._book is None:
             self._book = _Book(ctx.symbols, self.fee)
         # The last closes known now (the trailing window's; without one, the carried-on
         # previous session's last), then each step's own bars: at every step these are exactly
-        # ``ctx.closes(symbol, slow)`` and its last ``fast``, without a view per bar.
+        # ``ctx.closes(symbol, slow)`` and its last ``fast``, without a view per bar. Which
+        # average is above is what those closes say: a cross on the session's first bar
+        # is one (it was forgotten at every open).
         self._closes = {}
+        self._above = {}
         for symbol in ctx.symbols:
             closes = list(ctx.closes(symbol, self.slow))
-            self._closes[symbol] = (
-                deque(closes[-self.fast :], maxlen=self.fast),
-                deque(closes, maxlen=self.slow),
+            fast = deque(closes[-self.fast :], maxlen=self.fast)
+            slow = deque(closes, maxlen=self.slow)
+            self._closes[symbol] = (fast, slow)
+            self._above[symbol] = (
+                sum(fast) / self.fast > sum(slow) / self.slow if len(slow) == self.slow else None
             )
 
     def on_step(self, ctx: Any) -> None:
@@ -121,8 +125,9 @@ class _Book:
         """What the open position cost (cash before the buy), per symbol."""
         self.last = dict.fromkeys(symbols, 0.0)
         self.pending: dict[str, bool] = {}
-        self.peak = 1.0
-        self.equity = 1.0
+        self.start = self.peak = self.equity = sum(self.cash.values())
+        """The capital at the start: 1.0 up to rounding (six sixths make 0.9999999999999999),
+        valued as :meth:`mark` values it, so a run without trades returns exactly 0."""
         self.max_drawdown = 0.0
         self.trades = 0
         self.wins = 0
@@ -169,7 +174,7 @@ class _Book:
                 trades += 1
                 wins += units * self.last[symbol] > self.cost[symbol]
         out = {
-            "total_return_pct": (self.equity - 1.0) * 100.0,
+            "total_return_pct": (self.equity / self.start - 1.0) * 100.0,
             "max_drawdown_pct": self.max_drawdown * 100.0,
             "trades": float(trades),
         }

@@ -250,7 +250,13 @@ class ViewSmaCross:
         self._above: dict = {}
 
     def on_session_start(self, ctx) -> None:
-        self._above = dict.fromkeys(ctx.symbols)
+        self._above = {}
+        for symbol in ctx.symbols:  # what the closes known at the open say
+            closes = ctx.closes(symbol, self.slow)
+            if len(closes) == self.slow:
+                self._above[symbol] = (
+                    sum(closes[-self.fast :]) / self.fast > sum(closes) / self.slow
+                )
 
     def on_step(self, ctx) -> None:
         for symbol, _bar in ctx.items:

@@ -30,6 +30,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
@@ -340,6 +341,9 @@ class SessionkitApp(App[None]):
         self.theme_set = themes
         self.figures = figures or fmt.Figures()
         self.poll_interval = poll_interval
+        self.poll_timer: Timer | None = None
+        """The timer that polls the engine's snapshot, once mounted (tests pause it to hold
+        a frame)."""
         self.schedule = PaneSchedule()
         """Which pane groups are behind and when they are due (see :mod:`.refresh`)."""
         self.stop_timeout = stop_timeout
@@ -430,7 +434,7 @@ class SessionkitApp(App[None]):
             # engine earlier still, before the UI's modules load).
             self.call_after_refresh(self._start_engine)
         self.poll()
-        self.set_interval(self.poll_interval, self.poll, name="poll-snapshot")
+        self.poll_timer = self.set_interval(self.poll_interval, self.poll, name="poll-snapshot")
 
     def _start_engine(self) -> None:
         if not self._quitting:

@@ -228,7 +228,7 @@ def test_bench_demo_data_driven(benchmark, analysis: bool) -> None:
         snap = session.snapshot()
         assert snap.state == "completed", snap.error
         if analysis:
-            assert session.analysis.signal_count == 2134
+            assert session.analysis.signal_count == 2145
         results.append(snap.metrics)
 
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)

@@ -94,6 +94,10 @@ async def test_the_chart_title_says_the_tables_last_price_without_replotting(mak
         assert price(last_price(session.snapshot(), app.symbol)) in str(chart.border_title)
         before = str(chart.border_title)
         replots = chart.replots
+        # The app's own polls must not show the newer snapshot first (they did, once, on
+        # a loaded machine: the chart then followed it too).
+        assert app.poll_timer is not None
+        app.poll_timer.pause()
         session.step(7)
         assert await asyncio.to_thread(session.wait_idle, 20)
         newer = session.snapshot()
