@@ -246,7 +246,7 @@ class Runtime:
 
     def fail(self, where: str, exc: BaseException) -> None:
         """End the session with state ``error``: log, record and ask every thread to stop."""
-        message = f"{where}: {exc.__class__.__name__}: {exc}"
+        message = f"{where}: {describe_error(exc)}"
         self.log(message, "error")
         with self._lock:
             if self.state not in ("completed", "stopped", "error"):
@@ -263,6 +263,19 @@ class Runtime:
     @property
     def stopping(self) -> bool:
         return self.stop_event.is_set()
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an error that ended a run. A database driver's error is said
+    without the SQL statement SQLAlchemy appends (the driver's own words, and what to do
+    when another program holds an SQLite database)."""
+    orig = getattr(exc, "orig", None)
+    if orig is None or not hasattr(exc, "statement"):  # not a SQLAlchemy DBAPIError
+        return f"{exc.__class__.__name__}: {exc}"
+    reason = str(orig)
+    if "database is locked" in reason:
+        reason += " (another program was writing to the database, e.g. an import)"
+    return f"database error: {orig.__class__.__name__}: {reason}"
 
 
 def next_message(q: queue.SimpleQueue, runtime: Runtime, timeout: float = 1.0) -> Message | None:

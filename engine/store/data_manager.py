@@ -26,10 +26,11 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import SessionConfig
 from ..core.bar import Bar
-from ..errors import ConfigError
+from ..errors import ConfigError, DatabaseError
 from .column_reader import RawColumns
 from .db import BarRecord, CalendarDay, Exchange, safe_url
 
@@ -239,8 +240,20 @@ def check_against_database(
     ------
     ConfigError
         If the exchange group has no calendar or a symbol has no bars at the base interval.
+    DatabaseError
+        If the database cannot be read (a damaged SQLite file, for one).
     """
     url = safe_url(engine.url.render_as_string(hide_password=False))
+    try:
+        _check_against_database(config, engine, url, source)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc))
+        if "malformed" in reason or "decode" in reason or "not a database" in reason:
+            reason += " (the file is damaged: sqlite3 FILE 'PRAGMA integrity_check' says where)"
+        raise DatabaseError(f"cannot read database {url}: {reason}") from None
+
+
+def _check_against_database(config: SessionConfig, engine: Engine, url: str, source: str) -> None:
     with engine.connect() as connection:
         exchanges = set(connection.execute(select(Exchange.name)).scalars())
         if config.exchange_group not in exchanges:
