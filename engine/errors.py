@@ -89,7 +89,45 @@ class ConfigError(SessionkitError, ValueError):
 
 
 class UsageError(SessionkitError, ValueError):
-    """A command-line argument has a wrong value (reported like argparse's errors, exit 2)."""
+    """An argument has a wrong value: a command-line option's (reported like argparse's
+    errors, exit 2) or a library call's (``run_backtest(..., export="")``)."""
+
+
+class SessionControlError(UsageError):
+    """A :class:`~sessionkit.engine.pipeline.session.Session` was given a value it cannot
+    use: a control's (``set_speed(0)``, ``step(1.5)``, ``set_clock("fast")``), the
+    constructor's (``reader="bogus"``), or one this session cannot take (a speed for a live
+    session). A ``ValueError`` too, so ``except ValueError`` keeps catching it.
+
+    Parameters
+    ----------
+    argument
+        The argument's name (``speed``, ``n``, ``clock``, ``reader``, ``first_session``).
+    value
+        The value given.
+    problem
+        The whole message: what is wrong and what is expected.
+
+    Examples
+    --------
+    >>> error = SessionControlError("n", 0, "step needs a whole number n >= 1, not 0")
+    >>> isinstance(error, ValueError), error.argument, error.value
+    (True, 'n', 0)
+    >>> print(error)
+    step needs a whole number n >= 1, not 0
+    """
+
+    def __init__(self, argument: str, value: object, problem: str) -> None:
+        super().__init__(argument, value, problem)
+        self.argument = argument
+        self.value = value
+        self.problem = problem
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.argument, self.value, self.problem))
+
+    def __str__(self) -> str:
+        return self.problem
 
 
 class DatabaseError(SessionkitError):

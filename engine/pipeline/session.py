@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from bisect import bisect_right
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
@@ -26,7 +27,7 @@ from ..core.session_data import SessionData
 from ..core.subscription import StreamSubscription
 from ..core.time_manager import TimeManager
 from ..core.windows import SessionTimes, bar_end, bars_between, bars_end
-from ..errors import CalendarCoverageError, ConfigError, DatabaseError
+from ..errors import CalendarCoverageError, ConfigError, DatabaseError, SessionControlError
 from ..store.data_manager import DataManager
 from ..store.db import open_db, sqlite_file
 from .analysis import AnalysisEngine, load_analysis_class
@@ -75,8 +76,9 @@ class Session:
     SessionkitError
         If the database cannot be opened, a symbol or the exchange's calendar is missing,
         the dates are outside the calendar, or the analysis class cannot be loaded.
-    ValueError
-        If ``first_session`` is not one of the planned sessions.
+    SessionControlError
+        (a ``ValueError`` too) If ``reader`` is unknown, or ``"process"`` without a SQLite
+        file, or ``first_session`` is not one of the planned sessions.
     """
 
     def __init__(
@@ -100,18 +102,24 @@ class Session:
         tz = self.time_manager.timezone
         self.data_manager = DataManager(self.database, tz)
         if reader not in get_args(Reader):
-            raise ValueError(f"reader must be one of {get_args(Reader)}, not {reader!r}")
+            raise SessionControlError(
+                "reader", reader, f"reader must be one of {get_args(Reader)}, not {reader!r}"
+            )
         if reader == "process" and sqlite_file(self.database) is None:
-            raise ValueError("reader='process' needs a SQLite database file")
+            raise SessionControlError(
+                "reader", reader, "reader='process' needs a SQLite database file"
+            )
         self.sessions = plan_sessions(config, self.time_manager, source)
         first = 1
         if first_session is not None:
             if first_session not in self.sessions:
-                raise ValueError(
+                raise SessionControlError(
+                    "first_session",
+                    first_session,
                     f"{first_session} is not a session of this run "
                     f"({self.sessions[0]} to {self.sessions[-1]})"
                     if self.sessions
-                    else f"{first_session} is not a session of this run"
+                    else f"{first_session} is not a session of this run",
                 )
             first = self.sessions.index(first_session) + 1
         analysis = load_analysis(config, source)
@@ -181,6 +189,7 @@ class Session:
             if t is not None
         ]
         self._started = False
+        self._start_lock = threading.Lock()
         self._stuck: dict[str, str] = {}
         """Threads :meth:`stop` left running, with where they were (see :attr:`left_running`)."""
 
@@ -200,11 +209,29 @@ class Session:
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> Session:
-        """Start the engine threads; returns at once. Calling it twice does nothing."""
-        if not self._started:
-            self._started = True
-            for thread in self._threads:
-                thread.start()
+        """Start the engine threads; returns at once.
+
+        A session runs once. Calling it again on a started session does nothing, whether
+        it still runs or has ended (the monitor starts the session it is given, which its
+        caller may have started already); to run again, build a new :class:`Session` (or
+        :meth:`restarted_at` a day).
+
+        Raises
+        ------
+        RuntimeError
+            If the session was stopped before it started (:meth:`stop` first): it will
+            never run.
+        """
+        with self._start_lock:
+            if not self._started:
+                if self.finished:
+                    raise RuntimeError(
+                        f"start() on a session already {self.runtime.state} before it "
+                        "started: a Session runs once; build a new Session to run"
+                    )
+                self._started = True
+                for thread in self._threads:
+                    thread.start()
         return self
 
     def stop(self, timeout: float = 1.0) -> bool:
@@ -307,11 +334,12 @@ class Session:
 
         Raises
         ------
-        ValueError
-            If ``day`` is not one of the run's sessions, or the session is live.
+        SessionControlError
+            (a ``ValueError`` too) If ``day`` is not one of the run's sessions, or the
+            session is live.
         """
         if self.config.mode == "live":
-            raise ValueError("a live session cannot go to another date")
+            raise SessionControlError("day", day, "a live session cannot go to another date")
         controls = self.runtime.controls
         with controls.cond:
             paused, clock, speed = controls.paused, controls.clock, controls.speed
@@ -358,9 +386,15 @@ class Session:
                 self.pause()
 
     def step(self, n: int = 1) -> None:
-        """Advance exactly ``n`` simulated instants, then stay paused (pauses if running)."""
+        """Advance exactly ``n`` simulated instants, then stay paused (pauses if running).
+
+        Raises
+        ------
+        SessionControlError
+            (a ``ValueError`` too) If ``n`` is not a whole number >= 1.
+        """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"step needs a whole number n >= 1, not {n!r}")
+            raise SessionControlError("n", n, f"step needs a whole number n >= 1, not {n!r}")
         controls = self.runtime.controls
         # One hold of the lock for the read and the write (it is reentrant): else the
         # coordinator may take a step in between, which the write would give back, and two
@@ -379,26 +413,39 @@ class Session:
 
         Raises
         ------
-        ValueError
-            If ``speed`` is not a finite positive number, or the session is live.
+        SessionControlError
+            (a ``ValueError`` too) If ``speed`` is not a finite positive number, or the
+            session is live.
         """
         if self.config.mode == "live":
-            raise ValueError("a live session runs in wall-clock time: its speed is fixed")
+            raise SessionControlError(
+                "speed", speed, "a live session runs in wall-clock time: its speed is fixed"
+            )
         if speed is None:
             self._set_clock("data-driven", None)
             return
         if isinstance(speed, bool) or not (isinstance(speed, int | float) and 0 < speed < math.inf):
-            raise ValueError(
-                f"speed must be a finite number > 0 (or None for data-driven), not {speed!r}"
+            raise SessionControlError(
+                "speed",
+                speed,
+                f"speed must be a finite number > 0 (or None for data-driven), not {speed!r}",
             )
         self._set_clock("clock-driven", float(speed))
 
     def set_clock(self, clock: ClockMode) -> None:
-        """Switch between data-driven and clock-driven (keeping the last speed)."""
+        """Switch between data-driven and clock-driven (keeping the last speed).
+
+        Raises
+        ------
+        SessionControlError
+            (a ``ValueError`` too) If ``clock`` is neither, or the session is live.
+        """
         if clock not in ("data-driven", "clock-driven"):
-            raise ValueError(f"unknown clock {clock!r}")
+            raise SessionControlError(
+                "clock", clock, f"clock must be 'data-driven' or 'clock-driven', not {clock!r}"
+            )
         if self.config.mode == "live":
-            raise ValueError("a live session runs in wall-clock time")
+            raise SessionControlError("clock", clock, "a live session runs in wall-clock time")
         self._set_clock(clock, None)
 
     def _set_clock(self, clock: str, speed: float | None) -> None:
@@ -598,13 +645,15 @@ class Session:
 
         Raises
         ------
-        ValueError
-            If the session was not built with ``record=True``.
+        SessionControlError
+            (a ``ValueError`` too) If the session was not built with ``record=True``.
         """
         from ..store.export import write_csv_export
 
         if self.processor.record is None or self.quality.record is None:
-            raise ValueError("export_csv needs a Session built with record=True")
+            raise SessionControlError(
+                "record", False, "export_csv needs a Session built with record=True"
+            )
         names = {key: stream.names for key, stream in self.processor.streams.items()}
         return write_csv_export(
             Path(directory),
