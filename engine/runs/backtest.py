@@ -270,7 +270,7 @@ def result_of(
 
 
 def run_backtest(
-    config: ConfigLike | None,
+    config: ConfigLike,
     *,
     overrides: Mapping[str, Any] | None = None,
     export: str | Path | None = None,
@@ -302,17 +302,89 @@ def run_backtest(
 
     Raises
     ------
+    TypeError
+        Before the run: an argument of the wrong type (``config`` None or a number,
+        ``overrides`` not a mapping, ``on_progress`` not callable, ``keep_bars`` not a
+        bool, ``export`` not a path).
+    ConfigError
+        Before the run: a configuration mistake, naming the key; a live configuration
+        (``mode = "live"``: run it with :class:`Session`).
+    UsageError
+        Before the run: ``config`` empty; ``export`` empty, a file, or not writable.
     SessionkitError
-        Before the run: a configuration, database or export-folder mistake, or a window in
-        which a configured symbol has no bar.
+        Before the run: a database mistake, or a window in which a configured symbol has
+        no bar.
     """
-    run = BacktestRun(resolve_config(config, overrides), export=export, keep_bars=keep_bars)
+    _check_arguments(config, overrides, export, keep_bars, on_progress)
+    resolved = resolve_config(config, overrides)
+    if resolved.mode != "backtest":
+        raise ConfigError(
+            resolved.origin_of("mode"),
+            "mode",
+            f"run_backtest runs backtests, not mode = {resolved.mode!r} (a live session runs "
+            "in wall-clock time: use Session, or sessionkit-tui)",
+        )
+    run = BacktestRun(resolved, export=export, keep_bars=keep_bars)
     try:
         run.start()
         run.follow(on_progress)
     finally:
         run.stop()
     return run.result()
+
+
+def _check_arguments(
+    config: Any, overrides: Any, export: Any, keep_bars: Any, on_progress: Any
+) -> None:
+    """The arguments of :func:`run_backtest`, checked before anything is read or run.
+
+    Raises
+    ------
+    TypeError
+        Naming the argument of a wrong type.
+    UsageError
+        If ``config`` is empty, or ``export`` is empty (it would write into the current
+        folder) or a file.
+    """
+    if not isinstance(config, SessionConfig | str | os.PathLike):
+        raise TypeError(
+            "run_backtest: config must be a SessionConfig, a TOML file's path or a bundled "
+            f"configuration's name (e.g. 'demo'), not {_kind(config)}"
+        )
+    if not isinstance(config, SessionConfig) and not os.fspath(config):
+        raise UsageError(
+            "config: the value is empty: give a TOML file's path or a bundled "
+            "configuration's name (e.g. 'demo')"
+        )
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(
+            "run_backtest: overrides must be a mapping of dotted keys to values "
+            f"(e.g. {{'analysis.options.fast': 5}}), not {_kind(overrides)}"
+        )
+    if export is not None:
+        if not isinstance(export, str | os.PathLike):
+            raise TypeError(
+                f"run_backtest: export must be a folder's path (str or Path), not {_kind(export)}"
+            )
+        if not os.fspath(export):
+            raise UsageError("export: the value is empty: give the folder to write the files to")
+        if Path(export).is_file():
+            raise UsageError(f"export: {export} is a file: give the folder to write the files to")
+    if not isinstance(keep_bars, bool):
+        raise TypeError(f"run_backtest: keep_bars must be True or False, not {_kind(keep_bars)}")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(
+            "run_backtest: on_progress must be a callable taking a Snapshot (or None), "
+            f"not {_kind(on_progress)}"
+        )
+
+
+def _kind(value: Any) -> str:
+    """``value`` for a message: its type and a short repr."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}" if value is not None else "None"
 
 
 def window_coverage(session: Session, *, count: bool = True) -> tuple[int | None, tuple[str, ...]]:

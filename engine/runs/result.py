@@ -8,6 +8,7 @@ its parent) or printed (``sessionkit run --json`` prints :meth:`RunResult.to_dic
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,8 +27,12 @@ SIGNAL_FIELDS = ("time", "symbol", "kind", "price", "message")
 class RunResult:
     """What one run gave: its state, bars and quality per stream, signals and metrics.
 
-    Mappings are plain dicts (pickling a read-only view is not possible) that nothing
-    else holds: treat them as read-only.
+    Frozen through and through: its mappings are read-only views
+    (:class:`types.MappingProxyType`, nested ones too) of copies nothing else holds, and
+    its lists are tuples, so ``result.metrics["x"] = 1`` raises ``TypeError``. It pickles
+    (the views travel as plain dicts and are read-only again once loaded), compares equal
+    field by field, and hashes (on a few of the compared fields: its state, window and
+    size). :meth:`to_dict` gives plain dicts and lists.
     """
 
     source: str
@@ -79,6 +84,31 @@ class RunResult:
     """Every streamed and derived bar with its indicators and quality, per
     ``"SYMBOL/interval"``, as column lists (see :meth:`bars_frame`); empty unless the run
     kept its bars."""
+
+    def __post_init__(self) -> None:
+        for name in _MAPPINGS:
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        frames = {
+            key: MappingProxyType({name: tuple(values) for name, values in columns.items()})
+            for key, columns in self.frames.items()
+        }
+        object.__setattr__(self, "frames", MappingProxyType(frames))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A read-only view does not pickle: the fields travel thawed (plain dicts) and
+        # the constructor freezes them again.
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in _MAPPINGS:
+            fields[name] = _thawed(fields[name])
+        fields["frames"] = {key: dict(columns) for key, columns in self.frames.items()}
+        return (_restore, (type(self), fields))
+
+    def __hash__(self) -> int:
+        # Equal results have equal fields, so equal values of these few; the mappings
+        # (read-only views) do not hash, and hashing every signal would cost.
+        return hash(
+            (self.source, self.state, self.error, self.sessions, self.steps, self.signal_count)
+        )
 
     @property
     def signal_count(self) -> int:
@@ -165,6 +195,34 @@ class RunResult:
             kept = "it kept no bars" if not self.frames else f"it has {sorted(self.frames)}"
             raise KeyError(f"the run has no bars of {key} ({kept})")
         return {name: list(values) for name, values in self.frames[key].items()}
+
+
+_MAPPINGS = ("parameters", "bars", "quality", "gaps", "overruns", "load", "metrics")
+"""The mapping fields frozen as they are (``frames`` has its own, flatter freezing)."""
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with its mappings as read-only views and its lists as tuples, all the
+    way down (copies: the caller's objects are left as they are)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """``value`` with its read-only views as plain dicts (picklable), all the way down."""
+    if isinstance(value, MappingProxyType):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_thawed(v) for v in value)
+    return value
+
+
+def _restore(cls: type[RunResult], fields: dict[str, Any]) -> RunResult:
+    """A pickled :class:`RunResult` back, its mappings frozen again."""
+    return cls(**fields)
 
 
 def _stamp(t: datetime | None, zone: Any) -> str | None:
