@@ -304,10 +304,18 @@ class Session:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the session ended and every engine thread finished its work.
 
-        Returns True if that happened within ``timeout`` seconds (None: no limit). Never
-        call it from the UI's event loop.
+        Returns True if that happened within ``timeout`` seconds (None: no limit), at once
+        for a session stopped before it started (it ended; no thread has work). Never call
+        it from the UI's event loop.
+
+        Raises
+        ------
+        RuntimeError
+            If the session was neither started nor stopped (it would never end).
         """
         if not self._started:
+            if self.finished:
+                return True
             raise RuntimeError("wait() on a session not started (call start() first)")
         deadline = None if timeout is None else _now() + timeout
         for thread in self._threads:  # their "ended" events (see :meth:`stop`)

@@ -72,6 +72,7 @@ def test_start_after_stop_before_start_raises(session) -> None:
     assert session.snapshot().state == "stopped"
     with pytest.raises(RuntimeError, match="runs once"):
         session.start()  # again: still refused, still nothing started
+    assert session.wait(0.0)  # it has ended: nothing to wait for (nor to start)
 
 
 def test_start_on_a_started_session_does_nothing(session) -> None:
