@@ -215,3 +215,26 @@ def test_postgres_checks_the_session_grid_and_refuses_a_file_of_no_valid_row(
         import_bars(pg, bad, "BAD", "1m")
     with pg.connect() as connection:
         assert connection.exec_driver_sql("SELECT symbol FROM symbols").scalars().all() == ["CLK"]
+
+
+def test_rows_out_of_order_on_postgres(pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows out of time order look stored rows up start by start (QA: reading each chunk's
+    span back cost time growing with the square of the rows): on PostgreSQL too."""
+    import random
+
+    from sessionkit.engine.store import import_csv
+
+    monkeypatch.setattr(import_csv, "CHUNK", 40)
+    stamps = [
+        f"2011-01-03T{9 + (30 + i) // 60:02d}:{(30 + i) % 60:02d}:00-05:00" for i in range(300)
+    ]
+    order = list(range(300))
+    random.Random(5).shuffle(order)
+    path = tmp_path / "shuffled.csv"
+    path.write_text(HEADER + "".join(f"{stamps[i]},1,2,0.5,1.5,{i}\n" for i in order))
+    assert import_bars(pg, path, "SPY", "1m", reader="csv").imported == 300
+    path.write_text(
+        HEADER + "".join(f"{stamps[i]},1,2,0.5,1.5,{i + (i % 100 == 0)}\n" for i in order)
+    )
+    again = import_bars(pg, path, "SPY", "1m", reader="csv")
+    assert (again.imported, again.already_present, again.conflicting) == (0, 300, 3)
