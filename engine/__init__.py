@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         DataImportError,
         FeedError,
         InvalidSymbolError,
+        SessionControlError,
         SessionkitError,
         UsageError,
     )
@@ -55,6 +56,7 @@ _HOMES = {
     "RunResult": ".runs.result",
     "Session": ".pipeline.session",
     "SessionConfig": ".config",
+    "SessionControlError": ".errors",
     "SessionkitError": ".errors",
     "UsageError": ".errors",
     "load_config": ".config",
@@ -73,6 +75,7 @@ __all__ = [
     "RunResult",
     "Session",
     "SessionConfig",
+    "SessionControlError",
     "SessionkitError",
     "UsageError",
     "load_config",

@@ -275,6 +275,8 @@ def describe_error(exc: BaseException) -> str:
     reason = str(orig)
     if "database is locked" in reason:
         reason += " (another program was writing to the database, e.g. an import)"
+    elif "malformed" in reason:
+        reason += " (the file is damaged: sqlite3 FILE 'PRAGMA integrity_check' says where)"
     return f"database error: {orig.__class__.__name__}: {reason}"
 
 

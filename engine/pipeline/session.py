@@ -833,13 +833,21 @@ def load_analysis(config: SessionConfig, source: str | None = None) -> Any:
     set_by_option = config.origin_of("analysis.entry") != config.source
     folder = Path.cwd() if set_by_option else config.folder
     cls = load_analysis_class(entry, source=origin, folder=folder)
+    options = config.analysis.options
     try:
-        return cls(**config.analysis.options)
+        return cls(**options)
     except Exception as exc:
+        if options:  # most likely what they are (a wrong name or value)
+            raise ConfigError(
+                config.origin_of("analysis.options", source),
+                "analysis.options",
+                f"{entry} refused them: {exc.__class__.__name__}: {exc}",
+            ) from None
+        # Built without options: its ``__init__`` itself failed.
         raise ConfigError(
-            config.origin_of("analysis.options"),
-            "analysis.options",
-            f"{entry} refused them: {exc.__class__.__name__}: {exc}",
+            origin,
+            "analysis.entry",
+            f"{entry} raised {exc.__class__.__name__} as it was built (without options): {exc}",
         ) from None
 
 

@@ -17,10 +17,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..config import SessionConfig, config_from_dict, load_config
 from ..errors import ConfigError, UsageError
 from ..pipeline.snapshot import Snapshot
-from ..store.db import safe_url
+from ..store.db import cannot_read, safe_url
 from ..store.export import ExportWriter, recorded_columns, write_csv_export
 from .result import RunResult
 
@@ -420,7 +422,10 @@ def window_coverage(session: Session, *, count: bool = True) -> tuple[int | None
     symbols = config.streams.symbols
     with session.database.connect() as connection:
         trading = [tm.get_trading_session(day) for day in session.sessions]
-        days = _bars_per_session(connection, tm.exchange, trading, base, symbols, count)
+        try:
+            days = _bars_per_session(connection, tm.exchange, trading, base, symbols, count)
+        except SQLAlchemyError as exc:  # a damaged file, for one
+            raise cannot_read(config.resolved_database_url(), exc) from None
         missing = [s for s in symbols if not days.get(s)]
         if missing:
             raise ConfigError(  # the window, or the symbols, may come from an option

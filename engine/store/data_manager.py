@@ -30,9 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import SessionConfig
 from ..core.bar import Bar
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError
 from .column_reader import RawColumns
-from .db import BarRecord, CalendarDay, Exchange, safe_url
+from .db import BarRecord, CalendarDay, Exchange, cannot_read, safe_url
 
 _T = BarRecord.__table__.c
 _new = tuple.__new__
@@ -247,10 +247,7 @@ def check_against_database(
     try:
         _check_against_database(config, engine, url, source)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc))
-        if "malformed" in reason or "decode" in reason or "not a database" in reason:
-            reason += " (the file is damaged: sqlite3 FILE 'PRAGMA integrity_check' says where)"
-        raise DatabaseError(f"cannot read database {url}: {reason}") from None
+        raise cannot_read(url, exc) from None
 
 
 def _check_against_database(config: SessionConfig, engine: Engine, url: str, source: str) -> None:

@@ -350,6 +350,15 @@ def _cannot_open(url: str, exc: SQLAlchemyError) -> DatabaseError:
     return DatabaseError(f"cannot open database {safe_url(url)}: {reason}")
 
 
+def cannot_read(url: str, exc: SQLAlchemyError) -> DatabaseError:
+    """The error of a database that opened but cannot be read: the driver's reason, and
+    what to do when the file is damaged."""
+    reason = str(getattr(exc, "orig", exc))
+    if "malformed" in reason or "decode" in reason or "not a database" in reason:
+        reason += " (the file is damaged: sqlite3 FILE 'PRAGMA integrity_check' says where)"
+    return DatabaseError(f"cannot read database {safe_url(url)}: {reason}")
+
+
 def open_db(url: str) -> Engine:
     """Open an existing sessionkit database and check its schema.
 

@@ -91,3 +91,32 @@ def test_start_on_a_started_session_does_nothing(session) -> None:
     assert session.start() is session  # ended: it is not run again
     assert session.snapshot().metrics.steps == ended.metrics.steps
     assert session.snapshot().state == "completed"
+
+
+def test_an_analysis_whose_init_raises_blames_its_entry(tmp_path, monkeypatch) -> None:
+    """QA: an analysis raising in ``__init__`` (no options given) was reported as refusing
+    its options, blamed on the bundled file's ``analysis.options``."""
+    from sessionkit.engine.config import load_config
+    from sessionkit.engine.errors import ConfigError
+    from sessionkit.engine.pipeline.session import load_analysis
+
+    (tmp_path / "initraise.py").write_text(
+        "class InitRaise:\n    def __init__(self):\n        raise RuntimeError('boom in init')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = load_config("demo", {"analysis": {"entry": "initraise:InitRaise", "options": {}}})
+    with pytest.raises(ConfigError) as caught:
+        load_analysis(config, "--set analysis.entry=initraise:InitRaise")
+    assert caught.value.key == "analysis.entry"
+    assert "initraise:InitRaise raised RuntimeError as it was built (without options): " in str(
+        caught.value
+    )
+    assert "boom in init" in str(caught.value)
+    with_options = load_config(
+        "demo", {"analysis": {"entry": "initraise:InitRaise", "options": {"x": 1}}}
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_analysis(with_options)
+    assert refused.value.key == "analysis.options"
+    assert "refused them: TypeError" in str(refused.value)

@@ -69,3 +69,22 @@ def test_a_database_error_that_ends_a_run_is_said_without_its_sql() -> None:
         "to the database, e.g. an import)"
     )
     assert describe_error(ValueError("x")) == "ValueError: x"
+
+
+def test_damage_found_while_counting_the_windows_bars_is_said_too(monkeypatch) -> None:
+    """QA: damage met by the window's bar count (before the run) raised a traceback."""
+    from sessionkit.engine.runs import backtest
+
+    def damaged_count(*_args, **_kwargs):
+        raise OperationalError(
+            "SELECT count(*) FROM bars",
+            (),
+            sqlite3.DatabaseError("database disk image is malformed"),
+        )
+
+    monkeypatch.setattr(backtest, "_bars_per_session", damaged_count)
+    session = Session(load_config("demo"))
+    with pytest.raises(
+        DatabaseError, match=r"^cannot read database sqlite:///.*malformed \(the file"
+    ):
+        backtest.window_coverage(session)
