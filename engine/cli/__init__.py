@@ -7,7 +7,11 @@ command is printed as one line on stderr, with exit status 2 and no traceback.
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
+import time
+from contextlib import suppress
 from typing import Any
 
 import typer
@@ -77,20 +81,23 @@ def fail(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sessionkit`` console script."""
-    from .run import Terminated
+    """Entry point of the ``sessionkit`` console script.
 
-    _register()
+    Ctrl-C (SIGINT) before a command took it over (Python loading the sub-commands) ends
+    it quietly with status 130. As the console script (``argv`` None), once the command is
+    done, threads that would keep the process alive (an analysis's own non-daemon thread
+    that never ends) are given a second, then named on stderr and left behind:
+    :func:`end_with_threads_left`.
+    """
+    status: Any = 0
     try:
-        app(args=argv, prog_name="sessionkit", standalone_mode=True)
-    except SessionkitError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Terminated:
-        typer.echo("terminated", err=True)
-        sys.exit(143)
+        _main(argv)
+    except SystemExit as exc:
+        status = exc.code
+        raise
+    except BaseException:
+        status = 1
+        raise
     finally:
         if argv is None:
             # The console script ends: what the run left alive (a 300-symbol run: about
@@ -98,3 +105,94 @@ def main(argv: list[str] | None = None) -> None:
             # collection examined every one of them: 4.3 s between the output and the
             # exit; frozen, it passes them by.
             gc.freeze()
+            end_with_threads_left(status, "sessionkit")
+
+
+def _main(argv: list[str] | None) -> None:
+    from .run import Terminated
+
+    try:
+        # Inside the try: Ctrl-C while Python loads the sub-commands (the first second
+        # of every command) is an interrupt like any other, not a traceback.
+        _register()
+        app(args=argv, prog_name="sessionkit", standalone_mode=True)
+    except SessionkitError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        _say("interrupted")
+        sys.exit(130)
+    except Terminated as exc:
+        _say("hung up" if exc.status == 129 else "terminated")
+        sys.exit(exc.status)
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr, which may be a terminal already gone (SIGHUP)."""
+    with suppress(OSError, ValueError):
+        typer.echo(line, err=True)
+
+
+THREADS_GRACE = 1.0
+"""Seconds :func:`end_with_threads_left` gives other threads to end."""
+
+
+def lingering_threads() -> list[threading.Thread]:
+    """The threads that would keep the process alive as the interpreter exits: alive, not
+    daemons, not the main thread. The standard library's process pools
+    (``concurrent.futures``, ``multiprocessing``) are left out: their own exit handlers end
+    them, and ending their workers is what those handlers are for."""
+    out = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon or not thread.is_alive():
+            continue
+        target = getattr(thread, "_target", None)
+        home = getattr(target, "__module__", None) or type(thread).__module__ or ""
+        if home.startswith(("concurrent.futures", "multiprocessing")):
+            continue
+        out.append(thread)
+    return out
+
+
+def end_with_threads_left(status: Any, prog: str, grace: float = THREADS_GRACE) -> None:
+    """Once a command is done: when other threads would keep the process alive (an
+    analysis that started a non-daemon thread and never ended it), give them ``grace``
+    seconds in all, then name those still running on stderr, with where they are, and
+    end the process with the command's ``status`` (``os._exit``, after flushing stdout and
+    stderr): the interpreter would wait for them forever. Returns when there are none.
+
+    ``status`` is a ``SystemExit`` code: None is 0, a string is printed and is 1.
+    """
+    threads = lingering_threads()
+    if not threads:
+        return
+    deadline = time.monotonic() + grace
+    try:
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:  # Ctrl-C while waiting: stop waiting
+        pass
+    threads = [thread for thread in threads if thread.is_alive()]
+    if not threads:
+        return
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        _say(str(status))
+        status = 1
+    frames = sys._current_frames()
+    try:
+        from ..pipeline.session import _where
+    except Exception:  # pragma: no cover - the engine's report is optional here
+        _where = None  # noqa: N806
+    for thread in threads:
+        frame = frames.get(thread.ident)  # type: ignore[arg-type]
+        where = _where(frame) if _where is not None else "an unknown place"
+        _say(
+            f"{prog}: warning: thread {thread.name!r} still running {grace:g}s after the "
+            f"command ended, in {where}: code that does not end (a non-daemon thread the "
+            "analysis started?); the process exits without waiting for it"
+        )
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    os._exit(status & 0xFF if status >= 0 else 1)

@@ -3,7 +3,8 @@
 Runs on the main thread. The run itself is :class:`~sessionkit.engine.runs.backtest.BacktestRun`
 (what :func:`~sessionkit.engine.runs.backtest.run_backtest` does, step by step), so the
 summary and ``--json`` are both built from its :class:`~sessionkit.engine.runs.result.RunResult`.
-Ctrl-C (SIGINT) and SIGTERM stop the run; what ran is still summarized and exported.
+Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the run; what ran is still summarized and
+exported (:class:`_Signals`). Another of them while the export is written abandons it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,7 +52,112 @@ ConfigArgument = Annotated[
 
 
 class Terminated(Exception):
-    """SIGTERM arrived: stop the run like Ctrl-C does (exit status 143)."""
+    """SIGTERM arrived: stop the run like Ctrl-C does (exit status 143; 129 for SIGHUP,
+    the terminal closed: ``signum``)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def status(self) -> int:
+        """The exit status: 128 + the signal's number, as a shell reports it."""
+        return 128 + self.signum
+
+
+SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""What stops ``sessionkit run``: Ctrl-C, ``kill``, and the terminal closed."""
+
+
+def _exception(signum: int) -> BaseException:
+    """What a stopping signal raises: KeyboardInterrupt (SIGINT) or :class:`Terminated`."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+class _Stop(Exception):
+    """Raised by :meth:`_Signals.check` in the run's loop: a signal stopped the run."""
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP while ``sessionkit run`` runs, by phase.
+
+    - ``"start"``: building the run (nothing is written yet): raise at once, as Python's
+      own SIGINT handler does (the command ends: 130, 143, 129);
+    - ``"run"``: streaming: the signal is noted and :meth:`check`, called by the run's loop
+      between its steps, stops the run there (never in the middle of writing the export's
+      rows);
+    - ``"stop"``: stopping the engine, finishing the export, printing the summary: the
+      first signal (when none stopped the run: it had ended) only sets the exit status;
+      a further one abandons the export: noted (:attr:`abandon`), and raised while the
+      export is being written (``"export"``), whose temporary files are then removed.
+
+    The exit status is the first signal's (130, 143, 129).
+    """
+
+    def __init__(self, exporting: bool) -> None:
+        self.exporting = exporting
+        self.phase = "start"
+        self.received: list[int] = []
+        self.abandon = False
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def status(self) -> int:
+        return 128 + self.received[0] if self.received else 0
+
+    def install(self) -> None:
+        for signum in SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                return
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            with suppress(ValueError, TypeError):
+                signal.signal(signum, previous)
+        self._previous = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        first = not self.received
+        self.received.append(signum)
+        if self.phase == "start":
+            raise _exception(signum)
+        if self.phase == "run":
+            return  # check() stops the run at its next step
+        if first:  # the run had ended: the export of what ran is still written
+            if self.exporting and self.phase == "export":
+                _note(
+                    "sessionkit: finishing the export of what ran (interrupt again to abandon it)"
+                )
+            return
+        if not self.exporting or self.abandon:
+            return
+        self.abandon = True
+        if self.phase == "export":
+            raise _exception(signum)
+
+    def stopped(self) -> None:
+        """The run was stopped by a signal (or ended): from now on, the ``"stop"`` phase."""
+        self.phase = "stop"
+        if self.received and self.exporting:
+            _note(
+                "sessionkit: stopping; writing the export of what ran (interrupt again to abandon it)"
+            )
+
+    def check(self, _snapshot: Any = None) -> None:
+        """In the run's loop: stop the run if a signal arrived."""
+        if self.received:
+            raise _Stop
+
+
+def _note(line: str) -> None:
+    """``line`` on stderr, which may be a terminal already gone (SIGHUP)."""
+    # (RuntimeError: the handler interrupted a write to stderr, which is not reentrant)
+    with suppress(OSError, ValueError, RuntimeError):
+        print(line, file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -83,9 +189,11 @@ def print_summary(data: dict[str, Any]) -> None:
         console.print(renderable)
 
 
-def _follow(run: Any, show_progress: bool) -> None:
+def _follow(run: Any, show_progress: bool, check: Any) -> None:
+    """Follow the run to its end, with a progress bar when ``show_progress``; ``check``
+    (a snapshot -> None) is called between steps, and may raise to stop following."""
     if not show_progress:
-        run.follow()
+        run.follow(check)
         return
     from rich.progress import (
         BarColumn,
@@ -110,6 +218,7 @@ def _follow(run: Any, show_progress: bool) -> None:
         tz = run.session.runtime.tz
 
         def update(snap: Any) -> None:
+            check(snap)
             t = snap.sim_time.astimezone(tz) if snap.sim_time else None
             clock = f"{t:%H:%M}" if t else snap.state
             progress.update(
@@ -156,28 +265,61 @@ def run_command(
     overrides, origins = option_overrides(
         db=db, start=start, end=end, speed=speed, settings=settings or ()
     )
-    status = 0
-    with sigterm_stops():
+    signals = _Signals(exporting=folder is not None)
+    signals.install()
+    try:
         cfg = resolve_config(config, overrides, origins)
         run = BacktestRun(cfg, export=folder)
+        hung_up = False
         try:
+            signals.phase = "run"
             run.start()
-            _follow(run, show_progress=not as_json and sys.stderr.isatty())
-        except KeyboardInterrupt:
-            status = 130
-        except Terminated:
-            status = 143
+            _follow(run, not as_json and sys.stderr.isatty(), signals.check)
+        except _Stop:
+            pass
+        except OSError:  # the progress bar's terminal is gone: it was closed (SIGHUP)
+            if not signals.received:
+                raise
+            hung_up = True
         finally:
+            signals.stopped()
             run.stop()
-        result = run.result()
-    data = result.to_dict()
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-    else:
-        print_summary(data)
-        if result.export:
-            typer.echo(f"exported {len(result.export)} files to {folder}")
-    if status:
-        raise typer.Exit(status)
+        result = _result(run, signals)
+        data = result.to_dict()
+        try:
+            if as_json:
+                typer.echo(json.dumps(data, indent=2))
+            else:
+                print_summary(data)
+                if result.export:
+                    typer.echo(f"exported {len(result.export)} files to {folder}")
+            if signals.abandon:
+                typer.echo(
+                    "sessionkit: export abandoned (interrupted again while it was written): "
+                    f"its unfinished files in {folder} were removed",
+                    err=True,
+                )
+        except OSError:  # the terminal is gone (SIGHUP): nobody to tell
+            if not (hung_up or signal.SIGHUP in signals.received):
+                raise
+    finally:
+        signals.restore()
+    if signals.status:
+        raise typer.Exit(signals.status)
     if result.state == "error":
         raise typer.Exit(1)
+
+
+def _result(run: Any, signals: _Signals) -> Any:
+    """The run's result, its export written unless a signal abandoned it (then its
+    temporary files are removed and the result has no export)."""
+    if not signals.abandon:
+        signals.phase = "export"
+        try:
+            return run.result()
+        except (KeyboardInterrupt, Terminated):
+            pass  # the export removed its temporary files
+        finally:
+            signals.phase = "stop"
+    run.export = None  # BacktestRun.result: no export; the writer's files are removed
+    return run.result()

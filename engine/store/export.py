@@ -104,12 +104,45 @@ def recorded_columns(
     return out
 
 
+def _file_mode() -> int:
+    """The mode a new file gets from ``open()``: 0o666 less the process's umask
+    (:func:`tempfile.mkstemp` makes its files 0o600, readable by their owner only)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no other way to read it (the umask is set back at once)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _temporary_for(path: Path, mode: int) -> tuple[int, Path]:
+    """A new temporary file next to ``path`` (hidden, ``.tmp``), with ``mode``: its open
+    descriptor and its path."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        else:  # pragma: no cover - Windows before Python 3.13
+            os.chmod(name, mode)
+    except BaseException:
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(name)
+        raise
+    return fd, Path(name)
+
+
 @contextmanager
 def _replacing(path: Path) -> Iterator[TextIO]:
     """Write ``path`` through a temporary file renamed over it only when complete, so a
-    full disk or an error never leaves a partial file."""
+    full disk or an error (or an interrupt: any exception) never leaves a partial file.
+    The file gets the usual mode of a new file (0o666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temporary = _temporary_for(path, _file_mode())
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
             yield handle
@@ -227,21 +260,26 @@ def _write_signals(directory: Path, signals: Sequence[Any], tz: tzinfo) -> Path:
     path = directory / "signals.csv"
     try:
         with _replacing(path) as handle:
-            writer = csv.writer(handle)
-            writer.writerow(SIGNAL_COLUMNS)
-            for signal in signals:
-                writer.writerow(
-                    [
-                        signal.sim_time.astimezone(tz).isoformat(),
-                        signal.symbol,
-                        signal.kind,
-                        _fmt(signal.price),
-                        signal.message,
-                    ]
-                )
+            _signal_rows(handle, signals, tz)
     except OSError as exc:
         raise SessionkitError(f"cannot write export file {path}: {exc}") from None
     return path
+
+
+def _signal_rows(handle: TextIO, signals: Sequence[Any], tz: tzinfo) -> None:
+    """``signals.csv``'s header and rows, written to ``handle``."""
+    writer = csv.writer(handle)
+    writer.writerow(SIGNAL_COLUMNS)
+    for signal in signals:
+        writer.writerow(
+            [
+                signal.sim_time.astimezone(tz).isoformat(),
+                signal.symbol,
+                signal.kind,
+                _fmt(signal.price),
+                signal.message,
+            ]
+        )
 
 
 class ExportWriter:
@@ -298,21 +336,27 @@ class ExportWriter:
         """Per symbol, the quality entries popped and still needed (times, values)."""
         self._last_end: dict[tuple[str, str], datetime | None] = dict.fromkeys(records)
         self._temporary: dict[tuple[str, str], Path] = {}
+        self._extra: list[Path] = []
+        """Other temporary files (``signals.csv``'s, while :meth:`finish` writes it)."""
         self._created: list[Path] = []
         """Folders made for the export (removed again by :meth:`abort`), outermost first."""
+        self._mode = _file_mode()
+        """The files' mode (mkstemp's 0o600 would make them private)."""
         try:
             for key in records:
                 path = _stream_path(directory, *key)
                 missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._created.extend(reversed(missing))
-                fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-                self._temporary[key] = Path(name)
+                fd, self._temporary[key] = _temporary_for(path, self._mode)
                 with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                     csv.writer(handle).writerow([*COLUMNS, *names[key]])
         except OSError as exc:
             self.abort()
             raise SessionkitError(f"cannot write export files in {directory}: {exc}") from None
+        except BaseException:  # an interrupt: no temporary file stays behind
+            self.abort()
+            raise
 
     def pending(self) -> int:
         """Bars recorded and not written yet."""
@@ -358,6 +402,9 @@ class ExportWriter:
                 self.abort()
                 path = _stream_path(self.directory, *key)
                 raise SessionkitError(f"cannot write export file {path}: {exc}") from None
+            except BaseException:  # an interrupt: the rows are cut, the export abandoned
+                self.abort()
+                raise
         self._forget()
         self.written += count
         return count
@@ -384,24 +431,50 @@ class ExportWriter:
                 del values[:cut]
 
     def finish(self, signals: Sequence[Any] | None = None) -> list[Path]:
-        """Write what is left, rename every file into place; the paths written."""
-        self.drain(final=True)
-        written = []
-        for key, temporary in self._temporary.items():
-            path = _stream_path(self.directory, *key)
-            os.replace(temporary, path)
-            written.append(path)
+        """Write what is left (and ``signals.csv`` with ``signals``), then rename every
+        file into place; the paths written. Every file is complete before the first is
+        renamed; on any exception (a full disk, an interrupt) the temporary files are
+        removed (:meth:`abort`).
+
+        Raises
+        ------
+        SessionkitError
+            If a file cannot be written.
+        """
+        try:
+            self.drain(final=True)
+            moves = [
+                (temporary, _stream_path(self.directory, *key))
+                for key, temporary in self._temporary.items()
+            ]
+            if signals is not None:
+                path = self.directory / "signals.csv"
+                try:
+                    fd, temporary = _temporary_for(path, self._mode)
+                    self._extra.append(temporary)
+                    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                        _signal_rows(handle, signals, self.tz)
+                except OSError as exc:
+                    raise SessionkitError(f"cannot write export file {path}: {exc}") from None
+                moves.append((temporary, path))
+            written = []
+            for temporary, path in moves:
+                os.replace(temporary, path)
+                written.append(path)
+        except BaseException:
+            self.abort()
+            raise
         self._temporary = {}
-        if signals is not None:
-            written.append(_write_signals(self.directory, signals, self.tz))
+        self._extra = []
         return written
 
     def abort(self) -> None:
         """Remove the temporary files (the export is not written)."""
-        for temporary in self._temporary.values():
+        for temporary in (*self._temporary.values(), *self._extra):
             with suppress(OSError):
-                temporary.unlink()
+                temporary.unlink()  # gone already once renamed into place
         self._temporary = {}
+        self._extra = []
         for folder in reversed(self._created):
             with suppress(OSError):
                 folder.rmdir()  # only if empty: nothing of the user's goes
