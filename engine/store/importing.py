@@ -324,6 +324,19 @@ class OffGrid:
     symbol: str
 
 
+@dataclass(frozen=True)
+class NonPositive:
+    """The first valid row (of a file) with a price at or below zero: its line (or row,
+    record), symbol and prices."""
+
+    line: int
+    symbol: str
+    open: float
+    high: float
+    low: float
+    close: float
+
+
 @dataclass
 class ImportReport:
     """What an import did with a file (for one symbol).
@@ -381,6 +394,11 @@ class ImportReport:
         warning (:meth:`warnings`).
     off_grid_example
         The first of them.
+    nonpositive
+        Valid rows with a price at or below zero: imported (negative prices exist, for some
+        futures and spreads), with a warning (:meth:`warnings`).
+    nonpositive_example
+        The first of them (the smallest line).
     """
 
     path: Path
@@ -406,6 +424,8 @@ class ImportReport:
     grid_exchanges: tuple[str, ...] = ()
     off_grid: int = 0
     off_grid_example: OffGrid | None = None
+    nonpositive: int = 0
+    nonpositive_example: NonPositive | None = None
 
     @property
     def every_symbol(self) -> bool:
@@ -513,13 +533,51 @@ class ImportReport:
         if first is None or example.line < first.line:
             self.off_grid_example = example
 
+    def note_nonpositive(self, count: int, example: NonPositive) -> None:
+        """Count valid rows with a price at or below zero, keeping the first (smallest
+        line)."""
+        self.nonpositive += count
+        first = self.nonpositive_example
+        if first is None or example.line < first.line:
+            self.nonpositive_example = example
+
+    def _nonpositive_warning(self) -> list[str]:
+        """The warning of the rows with a price at or below zero (none: no warning)."""
+        example = self.nonpositive_example
+        if not self.nonpositive or example is None:
+            return []
+        if self.symbols is None:
+            bars = f"{self.nonpositive:,} of the {self.valid:,} bars of {self._what()}"
+            where = f"{self.line_label} {example.line}"
+        else:
+            bars = f"{self.nonpositive:,} {self.interval} bars"
+            where = f"{example.symbol} {self.line_label} {example.line}"
+        prices = ", ".join(
+            f"{name} {value!r}"
+            for name, value in zip(
+                ("open", "high", "low", "close"),
+                (example.open, example.high, example.low, example.close),
+                strict=True,
+            )
+        )
+        return [
+            f"{bars} have a price at or below zero, e.g. {where}: {prices}; they are kept "
+            "(negative prices exist, for some futures and spreads): check the file if its "
+            "prices cannot be"
+        ]
+
     def _off_grid_symbols(self) -> list[tuple[str, int]]:
         """(symbol, rows off the grid), the most first: an import of every symbol."""
         counts = [(s, r.off_grid) for s, r in (self.symbols or {}).items() if r.off_grid]
         return sorted(counts, key=lambda item: (-item[1], item[0]))
 
     def warnings(self) -> list[str]:
-        """What was imported but may not be what was meant: bars off the session grid."""
+        """What was imported but may not be what was meant: bars off the session grid,
+        prices at or below zero."""
+        return self._off_grid_warning() + self._nonpositive_warning()
+
+    def _off_grid_warning(self) -> list[str]:
+        """The warning of the bars off the session grid (none: no warning)."""
         example = self.off_grid_example
         if not self.off_grid or example is None:
             return []
@@ -593,6 +651,7 @@ class ImportReport:
             "timezone": str(self.display_zone),
             "seconds": round(self.seconds, 3),
             "off_grid": self._off_grid_dict(),
+            "nonpositive_prices": self._nonpositive_dict(),
             "warnings": self.warnings(),
         }
         if self.symbols is not None:
@@ -605,6 +664,7 @@ class ImportReport:
                     "conflicting": each.conflicting,
                     "duplicates": each.rejected.get(DUPLICATE, 0),
                     "off_grid": each.off_grid,
+                    "nonpositive_prices": each.nonpositive,
                     "first_start": self._stamp(each.first_start),
                     "last_start": self._stamp(each.last_start),
                 }
@@ -613,6 +673,23 @@ class ImportReport:
         if self.wanted is not None:
             data["missing_symbols"] = self.missing_symbols
         return data
+
+    def _nonpositive_dict(self) -> dict[str, Any]:
+        """The valid rows with a price at or below zero, for JSON."""
+        example = self.nonpositive_example
+        return {
+            "bars": self.nonpositive,
+            "example": None
+            if example is None
+            else {
+                self.line_label: example.line,
+                "symbol": example.symbol,
+                "open": example.open,
+                "high": example.high,
+                "low": example.low,
+                "close": example.close,
+            },
+        }
 
     def _off_grid_dict(self) -> dict[str, Any] | None:
         """The rows off the session grid, for JSON (None: not checked)."""
@@ -651,6 +728,11 @@ class ImportReport:
             text += f"; {self._others_text()}"
         if self.off_grid:
             text += f"; {self.off_grid:,} bar{'' if self.off_grid == 1 else 's'} off the session grid (see the warning)"
+        if self.nonpositive:
+            text += (
+                f"; {self.nonpositive:,} bar{'' if self.nonpositive == 1 else 's'} with a "
+                "price at or below zero (see the warning)"
+            )
         return text
 
     def __rich__(self) -> Any:
@@ -1621,10 +1703,29 @@ class BarSink:
         lo, hi = int(batch.starts[0]), int(batch.starts[-1])
         if self.grid is not None:
             self.grid.check(self.report, batch)
+        self._note_nonpositive(batch)
         self._seen.append(_Runs.of(minutes, batch.lines))
         self._first = lo if self._first is None else min(self._first, lo)
         self._last = hi if self._last is None else max(self._last, hi)
         self._write(batch, lo, hi)
+
+    def _note_nonpositive(self, batch: Batch) -> None:
+        """Count the rows with a price at or below zero (valid rows: low is the least)."""
+        odd = np.flatnonzero(batch.lows <= 0)
+        if not len(odd):
+            return
+        j = int(odd[np.argmin(batch.lines[odd])])
+        self.report.note_nonpositive(
+            len(odd),
+            NonPositive(
+                int(batch.lines[j]),
+                self.report.symbol,
+                float(batch.opens[j]),
+                float(batch.highs[j]),
+                float(batch.lows[j]),
+                float(batch.closes[j]),
+            ),
+        )
 
     def _duplicates(self, batch: Batch, index: np.ndarray, firsts: dict[int, int]) -> None:
         for i in sorted(index.tolist(), key=lambda i: batch.lines[i]):
@@ -1884,6 +1985,8 @@ class SymbolRouter:
             report.conflicting += each.conflicting
             if each.off_grid_example is not None:
                 report.note_off_grid(each.off_grid, each.off_grid_example)
+            if each.nonpositive_example is not None:
+                report.note_nonpositive(each.nonpositive, each.nonpositive_example)
             for reason, count in each.rejected.items():  # duplicates
                 report.rejected[reason] = report.rejected.get(reason, 0) + count
                 examples += (

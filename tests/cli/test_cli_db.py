@@ -576,3 +576,26 @@ def test_rejection_reasons_are_printed_as_written(
     assert code == 0, err
     assert "open or close outside [low, high]" in out
     assert "accepted timestamps: ISO 8601" in out
+
+
+def test_import_warns_of_prices_at_or_below_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """QA: zero and negative prices were imported without a word; they are kept (negative
+    prices exist), with a warning line, and in --json."""
+    path = tmp_path / "prices.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2011-01-03T09:30:00-05:00,-1,126.79,-2,126.79,5\n"
+        "2011-01-03T09:31:00-05:00,0,0,0,0,5\n"
+    )
+    args = ("db", "import", str(path), "--symbol", "SPY", "--db", db_url)
+    code, out, err = run(capsys, *args)
+    assert (code, err) == (0, "")
+    assert "2 imported" in out
+    assert "warning: 2 of the 2 bars of SPY 1m have a price at or below zero, e.g. line 2:" in out
+    code, out, err = run(capsys, *args, "--json")
+    data = json.loads(out)
+    assert data["nonpositive_prices"]["bars"] == 2
+    assert data["nonpositive_prices"]["example"]["line"] == 2
+    assert len(data["warnings"]) == 1 and "at or below zero" in data["warnings"][0]

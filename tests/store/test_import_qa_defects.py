@@ -283,3 +283,53 @@ def test_duplicates_out_of_order_keep_the_first_row_of_the_file(
     with engine.connect() as connection:
         volumes = connection.execute(select(BarRecord.volume)).scalars().all()
     assert sorted(volumes) == list(range(60))  # the first of each, in file order
+
+
+# --- 7: prices at or below zero ---------------------------------------------------------------
+
+
+def test_prices_at_or_below_zero_are_kept_with_a_warning(db, tmp_path: Path) -> None:
+    """QA: zero and negative prices were imported without a word. Negative prices exist
+    (some futures, spreads): kept, with a warning giving their count and first line."""
+    path = tmp_path / "prices.csv"
+    path.write_text(
+        HEADER + "\n"
+        "2011-01-03T09:30:00-05:00,1,2,0.5,1.5,10\n"  # 2
+        "2011-01-03T09:31:00-05:00,-1,126.79,-2,126.79,5\n"  # 3 negative
+        "2011-01-03T09:32:00-05:00,0,0,0,0,5\n"  # 4 zero
+        "2011-01-03T09:33:00-05:00,0,2,0,1,5\n"  # 5 a zero low
+        "2011-01-03T09:33:00-05:00,0,0,0,0,5\n"  # 6 duplicate: not counted
+    )
+    report, rows = _both(db, path, "SPY", "1m")
+    assert (report.imported, report.nonpositive) == (4, 3)
+    (warning,) = report.warnings()
+    assert warning.startswith(
+        "3 of the 4 bars of SPY 1m have a price at or below zero, e.g. line 3: open -1.0, "
+        "high 126.79, low -2.0, close 126.79; they are kept"
+    )
+    assert "3 bars with a price at or below zero (see the warning)" in report.summary()
+    data = report.to_dict()
+    assert data["warnings"] == [warning]
+    assert data["nonpositive_prices"]["bars"] == 3
+    assert data["nonpositive_prices"]["example"]["line"] == 3
+    # None: no warning.
+    clean = tmp_path / "clean.csv"
+    clean.write_text(HEADER + "\n2011-01-03T09:30:00-05:00,1,2,0.5,1.5,10\n")
+    report = import_bars(db(), clean, "SPY", "1m")
+    assert (report.warnings(), report.to_dict()["nonpositive_prices"]["bars"]) == ([], 0)
+
+
+def test_prices_at_or_below_zero_of_every_symbol(db, tmp_path: Path) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text(
+        "ticker," + HEADER + "\n"
+        "AAA,2011-01-03T09:30:00-05:00,1,2,0.5,1.5,10\n"
+        "BBB,2011-01-03T09:30:00-05:00,-1,2,-1.5,1.5,10\n"  # 3
+        "AAA,2011-01-03T09:31:00-05:00,0,2,0,1.5,10\n"  # 4
+    )
+    report = import_bars(db(), path, None, "1m")
+    assert report.nonpositive == 2
+    (warning,) = report.warnings()
+    assert warning.startswith("2 1m bars have a price at or below zero, e.g. BBB line 3:")
+    counts = {s["symbol"]: s["nonpositive_prices"] for s in report.to_dict()["symbols"]}
+    assert counts == {"AAA": 1, "BBB": 1}
