@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import threading
 import time
@@ -64,6 +65,21 @@ def _root(
     """Replay trading sessions through a threaded engine, headless, and manage its database."""
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: stop the run like Ctrl-C does (exit status 143; 129 for SIGHUP,
+    the terminal closed: ``signum``). Raised by the commands' signal handlers
+    (:func:`~.run.sigterm_stops`, ``sessionkit run``'s)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def status(self) -> int:
+        """The exit status: 128 + the signal's number, as a shell reports it."""
+        return 128 + self.signum
+
+
 def _register() -> None:
     from .db import db_app
     from .run import run_command
@@ -109,8 +125,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    from .run import Terminated
-
     try:
         # Inside the try: Ctrl-C while Python loads the sub-commands (the first second
         # of every command) is an interrupt like any other, not a traceback.

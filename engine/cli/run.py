@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+from . import Terminated
+
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Database URL or SQLite file (overrides the config).", metavar="URL"),
@@ -51,20 +53,6 @@ ConfigArgument = Annotated[
 ]
 
 
-class Terminated(Exception):
-    """SIGTERM arrived: stop the run like Ctrl-C does (exit status 143; 129 for SIGHUP,
-    the terminal closed: ``signum``)."""
-
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def status(self) -> int:
-        """The exit status: 128 + the signal's number, as a shell reports it."""
-        return 128 + self.signum
-
-
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -88,10 +76,11 @@ class _Signals:
     - ``"run"``: streaming: the signal is noted and :meth:`check`, called by the run's loop
       between its steps, stops the run there (never in the middle of writing the export's
       rows);
-    - ``"stop"``: stopping the engine, finishing the export, printing the summary: the
-      first signal (when none stopped the run: it had ended) only sets the exit status;
-      a further one abandons the export: noted (:attr:`abandon`), and raised while the
-      export is being written (``"export"``), whose temporary files are then removed.
+    - ``"stop"``: stopping the engine, finishing the export: the first signal (when none
+      stopped the run: it had ended) only sets the exit status; a further one abandons
+      the export: noted (:attr:`abandon`), and raised while the export is being written
+      (``"export"``), whose temporary files are then removed;
+    - ``"after"``: the export is written (or abandoned): signals only set the status.
 
     The exit status is the first signal's (130, 143, 129).
     """
@@ -127,6 +116,8 @@ class _Signals:
             raise _exception(signum)
         if self.phase == "run":
             return  # check() stops the run at its next step
+        if self.phase == "after":
+            return
         if first:  # the run had ended: the export of what ran is still written
             if self.exporting and self.phase == "export":
                 _note(
@@ -313,13 +304,16 @@ def run_command(
 def _result(run: Any, signals: _Signals) -> Any:
     """The run's result, its export written unless a signal abandoned it (then its
     temporary files are removed and the result has no export)."""
-    if not signals.abandon:
-        signals.phase = "export"
-        try:
-            return run.result()
-        except (KeyboardInterrupt, Terminated):
-            pass  # the export removed its temporary files
-        finally:
-            signals.phase = "stop"
-    run.export = None  # BacktestRun.result: no export; the writer's files are removed
-    return run.result()
+    try:
+        if not signals.abandon:
+            signals.phase = "export"
+            try:
+                return run.result()
+            except (KeyboardInterrupt, Terminated):
+                pass  # the export removed its temporary files
+            finally:
+                signals.phase = "stop"
+        run.export = None  # BacktestRun.result: no export; the writer's files are removed
+        return run.result()
+    finally:
+        signals.phase = "after"
