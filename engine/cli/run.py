@@ -73,9 +73,10 @@ class _Signals:
 
     - ``"start"``: building the run (nothing is written yet): raise at once, as Python's
       own SIGINT handler does (the command ends: 130, 143, 129);
-    - ``"run"``: streaming: the signal is noted and :meth:`check`, called by the run's loop
-      between its steps, stops the run there (never in the middle of writing the export's
-      rows);
+    - ``"run"``: streaming: with an export, the signal is noted and :meth:`check`, called
+      by the run's loop between its polls, stops the run there (never in the middle of
+      writing the export's rows); without one, it is raised at once (the loop then needs
+      no snapshot per poll: a few milliseconds each with hundreds of symbols);
     - ``"stop"``: stopping the engine, finishing the export: the first signal (when none
       stopped the run: it had ended) only sets the exit status; a further one abandons
       the export: noted (:attr:`abandon`), and raised while the export is being written
@@ -115,7 +116,9 @@ class _Signals:
         if self.phase == "start":
             raise _exception(signum)
         if self.phase == "run":
-            return  # check() stops the run at its next step
+            if not self.exporting:
+                raise _exception(signum)
+            return  # check() stops the run at its next poll
         if self.phase == "after":
             return
         if first:  # the run had ended: the export of what ran is still written
@@ -180,9 +183,9 @@ def print_summary(data: dict[str, Any]) -> None:
         console.print(renderable)
 
 
-def _follow(run: Any, show_progress: bool, check: Any) -> None:
+def _follow(run: Any, show_progress: bool, check: Any = None) -> None:
     """Follow the run to its end, with a progress bar when ``show_progress``; ``check``
-    (a snapshot -> None) is called between steps, and may raise to stop following."""
+    (a snapshot -> None), if any, is called between polls, and may raise to stop."""
     if not show_progress:
         run.follow(check)
         return
@@ -209,7 +212,8 @@ def _follow(run: Any, show_progress: bool, check: Any) -> None:
         tz = run.session.runtime.tz
 
         def update(snap: Any) -> None:
-            check(snap)
+            if check is not None:
+                check(snap)
             t = snap.sim_time.astimezone(tz) if snap.sim_time else None
             clock = f"{t:%H:%M}" if t else snap.state
             progress.update(
@@ -265,9 +269,12 @@ def run_command(
         try:
             signals.phase = "run"
             run.start()
-            _follow(run, not as_json and sys.stderr.isatty(), signals.check)
-        except _Stop:
-            pass
+            check = signals.check if folder is not None else None
+            _follow(run, not as_json and sys.stderr.isatty(), check)
+        except (_Stop, KeyboardInterrupt, Terminated) as exc:
+            if not signals.received:  # not through the handler (not the main thread)
+                signum = getattr(exc, "signum", signal.SIGINT)
+                signals.received.append(signum)
         except OSError:  # the progress bar's terminal is gone: it was closed (SIGHUP)
             if not signals.received:
                 raise
