@@ -195,12 +195,12 @@ def end_with_threads_left(status: Any, prog: str, grace: float = THREADS_GRACE) 
         status = 1
     frames = sys._current_frames()
     try:
-        from ..pipeline.session import _where
+        from ..pipeline.session import code_location
     except Exception:  # pragma: no cover - the engine's report is optional here
-        _where = None  # noqa: N806
+        code_location = None  # noqa: N806
     for thread in threads:
         frame = frames.get(thread.ident)  # type: ignore[arg-type]
-        where = _where(frame) if _where is not None else "an unknown place"
+        where = code_location(frame) if code_location is not None else "an unknown place"
         _say(
             f"{prog}: warning: thread {thread.name!r} still running {grace:g}s after the "
             f"command ended, in {where}: code that does not end (a non-daemon thread the "

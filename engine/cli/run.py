@@ -320,7 +320,7 @@ def _result(run: Any, signals: _Signals) -> Any:
                 pass  # the export removed its temporary files
             finally:
                 signals.phase = "stop"
-        run.export = None  # BacktestRun.result: no export; the writer's files are removed
+        run.abandon_export()
         return run.result()
     finally:
         signals.phase = "after"

@@ -279,7 +279,7 @@ class Session:
             frames = sys._current_frames()
             self._stuck = {
                 thread.name: f"{thread.name} still running {timeout:g}s after stop, in "
-                f"{_where(frames.get(thread.ident))}: code that does not return; left behind "
+                f"{code_location(frames.get(thread.ident))}: code that does not return; left behind "
                 "as a daemon thread"
                 for thread in hung
             }
@@ -851,7 +851,7 @@ def load_analysis(config: SessionConfig, source: str | None = None) -> Any:
         ) from None
 
 
-def _where(frame: FrameType | None) -> str:
+def code_location(frame: FrameType | None) -> str:
     """Where a thread is, as ``file:line (function)``: its innermost frame outside the
     engine and the standard library's threading and queue (the user's code, when the user's
     code is what does not return), else its innermost frame."""

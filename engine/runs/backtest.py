@@ -148,6 +148,14 @@ class BacktestRun:
             if on_progress is not None:
                 on_progress(session.snapshot())
 
+    def abandon_export(self) -> None:
+        """Write no export (a second signal while it was written, or the run interrupted):
+        the writer's temporary files and the folders it made are removed."""
+        self.export = None
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
     def streamed_bars(self) -> int:
         """Base bars streamed so far (for a progress bar against :attr:`expected_bars`)."""
         return self.session.coordinator.metrics.bars
@@ -330,6 +338,10 @@ def run_backtest(
     try:
         run.start()
         run.follow(on_progress)
+    except BaseException:  # Ctrl-C in the caller's program, or on_progress raised
+        run.stop()
+        run.abandon_export()  # no temporary file is left behind
+        raise
     finally:
         run.stop()
     return run.result()

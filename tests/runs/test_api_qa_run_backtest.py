@@ -179,3 +179,28 @@ def test_to_dict_is_plain_data_and_what_the_command_line_prints(day_run: RunResu
         assert printed[key] == data[key], key
     assert [t["name"] for t in printed["threads"]] == [t["name"] for t in data["threads"]]
     assert printed["load"].keys() == data["load"].keys()
+
+
+def test_an_interrupted_run_backtest_leaves_no_temporary_file(tmp_path) -> None:
+    """QA: Ctrl-C in the caller's program while the run went (here from ``on_progress``)
+    skipped the export's clean-up: its temporary files stayed in the folder."""
+    from sessionkit.engine import run_backtest
+
+    calls = []
+
+    def interrupt(snapshot) -> None:
+        calls.append(snapshot.sim_time)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_backtest(
+            "demo",
+            overrides={"backtest.speed": 6000.0, "backtest.end_date": "2024-11-26"},
+            export=out,
+            on_progress=interrupt,
+        )
+    assert len(calls) == 2
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == []
