@@ -6,7 +6,8 @@ configuration is reported before the screen opens (``sessionkit-tui sweep: error
 the sweep warns of (date shards whose indicators start cold) is shown in the monitor and
 printed once its screen is gone. After
 the app returns (whatever ended it) the sweep is cancelled and its worker processes are
-gone before the command returns.
+gone before the command returns. SIGTERM and SIGHUP quit the monitor as ``q`` does (the
+terminal given back, the sweep cancelled), exit status 143 and 129.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .cli import (
     ENGINE_FAILED,
     PROG,
     _Parser,
+    _Signalled,
+    _Signals,
     _theme_sources,
     add_run_options,
     add_theme_option,
@@ -153,15 +156,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{SWEEP_PROG}: error: {exc}", file=sys.stderr)
         return 2
     output = source.worker_output = _worker_output()
+    signals = _Signals()
+    signals.install()
     try:
+        signals.app = app
         app.run()
+    except _Signalled:  # before the app's loop ran: its status is the signal's
+        pass
     finally:
+        signals.done = True  # the screen is gone: a signal now only sets the status
         app.cancel.set()
         if app.started:
             app.ended.wait(WORKERS_GONE)
+        signals.restore()
     _report_output(output)
     for warning in warnings:  # (shown in the monitor too, gone with its screen)
         print(f"{SWEEP_PROG}: warning: {warning}", file=sys.stderr)
+    if signals.status:
+        return signals.status
     if app.failure is not None:
         print(f"{SWEEP_PROG}: error: {app.failure}", file=sys.stderr)
         return 2

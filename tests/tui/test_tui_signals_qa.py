@@ -193,3 +193,24 @@ def test_a_thread_the_analysis_leaves_running_does_not_keep_the_monitor_alive(
     assert "EXIT-STATUS=0" in screen, screen
     assert "sessionkit-tui: warning: thread 'leaky' still running" in screen
     assert "qa_leak.py:" in screen.replace("\n", "")
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_the_sweep_monitor_gives_the_terminal_back_too(
+    terminal: Terminal, name: str, status: int
+) -> None:
+    terminal.keys(
+        f"{COMMAND} sweep demo --param analysis.options.fast=5,10 --speed 60 "
+        "--end 2024-11-26 --workers 1; echo EXIT-STATUS=$?",
+        "Enter",
+    )
+    terminal.wait_for(lambda s: "streaming" in s and "pending" in s)
+    assert terminal.modes().split()[0] == "1"
+    pid = monitor_pid(terminal)
+    workers = children(pid)
+    os.kill(pid, getattr(signal, name))
+    screen = terminal.wait_for(lambda s: EXIT.search(s) is not None)
+    assert f"EXIT-STATUS={status}" in screen, screen
+    assert "Traceback" not in screen
+    assert terminal.modes() == "0 0 1"
+    assert [w for w in workers if alive(w)] == []  # the sweep's workers are gone
