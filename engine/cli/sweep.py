@@ -11,17 +11,23 @@ reports metrics: :func:`~sessionkit.engine.runs.sweep.check_rank_by`); an analys
 names are known only once the runs report them, so a name none of them reported is refused
 after the runs, once their table (unranked) and ``--out`` are written. Ctrl-C (SIGINT)
 and SIGTERM cancel the pending runs, end the running ones and still report those that
-finished (exit status 130 and 143, like ``sessionkit run``).
+finished (exit status 130 and 143, like ``sessionkit run``); SIGHUP (the terminal closed)
+too, exit status 129.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import os
+import signal
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -170,6 +176,78 @@ def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
             console.print(f"rank {row[0]}: {row[-1]}", soft_wrap=True, markup=False)
 
 
+class _HungUp(Exception):
+    """SIGHUP arrived (the terminal was closed): the sweep stops as on SIGTERM (exit
+    status 129)."""
+
+
+@contextlib.contextmanager
+def _sighup_stops() -> Iterator[None]:
+    """Turn SIGHUP into :class:`_HungUp` on the main thread while the block runs (by
+    default it killed the sweep at once: no output, and the pool's semaphores reported
+    leaked by ``multiprocessing``'s resource tracker)."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise _HungUp
+
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(hup, handler)
+    try:
+        yield
+    finally:
+        signal.signal(hup, previous)
+
+
+def _detach_from_hung_up_terminal() -> None:
+    """After SIGHUP: stdout and stderr that are a terminal (now hung up: writing to it
+    fails) go to ``os.devnull``, so the report is written where it can be (a file, a
+    pipe) and the exit status stays 129."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            if not os.isatty(fd):
+                continue
+            with contextlib.suppress(OSError):
+                stream.flush()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            continue
+
+
+def _check_writable(out: Path) -> None:
+    """Prove, before any run, that the table can be written to ``out``: an existing file
+    is opened for appending (nothing is written), otherwise a file is created and removed
+    at once in its folder, or in the nearest existing parent when the folder does not
+    exist yet (nothing is left behind; the folders are made once the runs are done).
+
+    Raises
+    ------
+    UsageError
+        ``--out FILE: cannot write it: ...``, as when the writing itself fails.
+    """
+    from ..errors import UsageError
+
+    try:
+        if out.exists():
+            with out.open("a", encoding="utf-8"):
+                pass
+            return
+        probe = out.parent
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(probe))
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".sessionkit-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write it: {exc}") from None
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
@@ -260,6 +338,8 @@ def sweep_command(
     out = None if out_text is None else Path(out_text)
     if out is not None and out.is_dir():
         raise UsageError(f"--out {out}: a folder: give the CSV file to write the table to")
+    if out is not None:  # found unwritable after every run ran: now, before any
+        _check_writable(out)
     if shard_by is not None and shard_by not in ("session", "week", "month"):
         raise UsageError(f"--shard-by must be session, week or month, not {shard_by!r}")
     if not params and shard_by is None:
@@ -283,6 +363,13 @@ def sweep_command(
     bar = _SweepBar(len(runs)) if not as_json and sys.stderr.isatty() else None
     finished: list[Any] = []
 
+    def on_warning(text: str) -> None:  # (a worker process that could not exit)
+        warnings.append(text)
+        if bar is not None:
+            bar.progress.console.print(f"sessionkit: warning: {text}", markup=False)
+        else:
+            typer.echo(f"sessionkit: warning: {text}", err=True)
+
     def on_done(outcome: Any, done: int, total: int) -> None:
         finished.append(outcome)
         if bar is not None:
@@ -296,7 +383,7 @@ def sweep_command(
     try:
         if bar is not None:
             bar.progress.start()
-        with sigterm_stops():
+        with sigterm_stops(), _sighup_stops():
             try:
                 outcomes = run_sweep(
                     runs,
@@ -304,15 +391,21 @@ def sweep_command(
                     dask=dask,
                     on_done=on_done,
                     on_progress=None if bar is None else bar.on_progress,
+                    on_warning=on_warning,
                 )
             except KeyboardInterrupt:
                 status = 130
             except Terminated:
                 status = 143
+            except _HungUp:
+                status = 129
     finally:
         if bar is not None:
-            bar.progress.stop()
+            with contextlib.suppress(OSError):  # (a terminal that hung up)
+                bar.progress.stop()
     interrupted = status != 0
+    if status == 129:  # the terminal is gone: what is printed to it goes nowhere
+        _detach_from_hung_up_terminal()
     if interrupted:  # what finished before the interrupt, in plan order
         outcomes = sorted(finished, key=lambda o: o.run.index)
     wall = round(time.perf_counter() - began, 3)
@@ -367,11 +460,8 @@ def sweep_command(
         else:  # interrupted before any run finished: nothing to rank, nothing to show
             typer.echo(f"0 of {len(runs)} runs in {wall:.1f}s: no run finished")
         if interrupted:
-            typer.echo(
-                f"{'interrupted' if status == 130 else 'terminated'}: the pending runs were "
-                "cancelled",
-                err=True,
-            )
+            how = {130: "interrupted", 143: "terminated", 129: "hung up"}[status]
+            typer.echo(f"{how}: the pending runs were cancelled", err=True)
     if unknown is not None:  # after the table (or the JSON): what was wrong with it
         typer.echo(f"sessionkit: error: {unknown}", err=True)
     if interrupted:

@@ -40,6 +40,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -397,6 +398,17 @@ once asked to close (it takes 10-30 ms to close, then about a second to tear its
 down), before its nanny kills it (see :func:`_close_local_cluster`)."""
 
 
+WORKER_EXIT_GRACE = 1.0
+"""Wall seconds a worker process is given to exit once every run is done (a pool's
+processes, a local Dask cluster's). One that has not exited by then cannot (a thread its
+run started and never ended, say): the sweep kills it and warns, naming the runs it
+ran."""
+
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RunProgress:
     """How far one run of a sweep has got: posted by its worker while it runs.
@@ -647,11 +659,79 @@ class _Reader:
         self._stop.set()
 
 
+@contextlib.contextmanager
+def _starting_workers() -> Iterator[None]:
+    """While the block starts worker processes: they ignore Ctrl-C from their first
+    instruction, and a stop signal the caller gets is acted on once they have started.
+
+    A terminal sends Ctrl-C to every process of its foreground group: a worker process
+    still starting its Python printed a ``KeyboardInterrupt`` traceback (from its imports,
+    or ``EOFError`` when the sweep, interrupted while writing a new worker's preparation
+    data, ended it), and a local Dask cluster interrupted while it started was left
+    half-built (its ``atexit`` close failed with a traceback). Here SIGINT is blocked in
+    the calling thread: the threads started in the block and the processes they start
+    inherit that mask through ``fork`` and ``exec`` (a Python handler would not survive
+    ``exec``), so a worker never sees Ctrl-C (it ignores it once set up:
+    :func:`_quiet_worker`, :func:`_local_worker`). On the main thread, SIGINT, SIGTERM
+    and SIGHUP with a Python handler are held meanwhile and delivered again as the block
+    ends, so the caller stops the workers it has, whole.
+    """
+    held: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def hold(signum: int, _frame: Any) -> None:
+            held.append(signum)
+
+        for signum in _STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                previous[signum] = signal.signal(signum, hold)
+    # The resource tracker, started with the first process, unblocks SIGINT in the
+    # starting thread: started first, before SIGINT is blocked here.
+    with contextlib.suppress(Exception):
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # (a pending SIGINT: held now)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)  # the caller's handler raises here
+
+
+def _run_where(*args: Any) -> tuple[int, RunResult, list[str]]:
+    """:func:`run_one` in a worker, with the worker's process id and the threads the run
+    started and left running (non-daemon ones, that keep the process from exiting: see
+    :data:`WORKER_EXIT_GRACE`). An exception the run raises carries the process id."""
+    before = set(threading.enumerate())
+    try:
+        result = run_one(*args)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            exc.sweep_worker_pid = os.getpid()  # type: ignore[attr-defined]
+        raise
+    finally:
+        _flush_output()  # (a worker that cannot exit is killed: its prints are out)
+    left = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread not in before and thread.is_alive() and not thread.daemon
+    ]
+    return os.getpid(), result, left
+
+
 def _quiet_worker(output: str | None = None) -> None:
     """Worker initializer: Ctrl-C is the parent's to handle (it cancels the sweep). With
     ``output``, the worker's stdout and stderr go to that file (appended): a monitor owns
     the terminal, and a worker's prints or warnings must not land on its screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # (started with SIGINT blocked: _starting_workers; ignored now, what came is dropped)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(
@@ -688,6 +768,7 @@ def _local_worker(output: str | None = None) -> None:
     draws)."""
     if threading.current_thread() is threading.main_thread():  # (the worker's event loop)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (_starting_workers)
     # "Async instruction for <Task cancelled ...> ended with CancelledError": a cancelled run.
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
     if output is not None:
@@ -719,6 +800,7 @@ def run_sweep(
     on_progress: Callable[[RunProgress], None] | None = None,
     cancel: threading.Event | None = None,
     worker_output: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[SweepOutcome]:
     """Run every planned run in parallel; a failing run does not stop the others.
 
@@ -746,6 +828,11 @@ def run_sweep(
         A file that the worker processes' stdout and stderr go to (appended), instead of
         the caller's terminal; on a local Dask cluster its logs are silenced below errors.
 
+    on_warning
+        Called on the caller's thread with what the sweep warns of: a worker process that
+        did not exit once its runs were done (it was killed; see
+        :data:`WORKER_EXIT_GRACE`). Default: logged (``logging``, this module's logger).
+
     Returns
     -------
     list of SweepOutcome
@@ -758,22 +845,78 @@ def run_sweep(
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
     outcomes: dict[int, SweepOutcome] = {}
+    ran = _Ran(on_warning or logging.getLogger(__name__).warning)
 
-    def finish(run: SweepRun, result: RunResult | None, error: BaseException | None) -> None:
+    def finish(run: SweepRun, done: Any, error: BaseException | None) -> None:
+        """``done`` is what :func:`_run_where` returned (None when ``error``)."""
+        result = None
+        if error is None:
+            pid, result, left = done
+            ran.add(pid, run, left)
+        else:
+            ran.add(getattr(error, "sweep_worker_pid", None), run, [])
         outcome = SweepOutcome(run, result, None if error is None else _describe(error))
         outcomes[run.index] = outcome
         if on_done is not None:
             on_done(outcome, len(outcomes), len(runs))
 
     if dask is not None:
-        _run_on_dask(runs, dask, workers, finish, on_progress, cancel, worker_output)
+        _run_on_dask(runs, dask, workers, finish, on_progress, cancel, worker_output, ran)
     else:
-        _run_on_processes(runs, workers, finish, on_progress, cancel, worker_output)
+        _run_on_processes(runs, workers, finish, on_progress, cancel, worker_output, ran)
     return [outcomes[run.index] for run in runs if run.index in outcomes]
 
 
 class _Cancelled(Exception):
     """The caller set ``cancel``."""
+
+
+class _Ran:
+    """Which runs each worker process ran (by process id), and which of them left a
+    thread running that keeps the process from exiting; warns of a process killed
+    because it did not exit."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        self.runs: dict[int, list[SweepRun]] = {}
+        self.threads: dict[int, dict[int, list[str]]] = {}  # pid: {run index: names}
+
+    def add(self, pid: int | None, run: SweepRun, left: Sequence[str]) -> None:
+        if pid is None:
+            return
+        self.runs.setdefault(pid, []).append(run)
+        if left:
+            self.threads.setdefault(pid, {})[run.index] = list(left)
+
+    def lingering(self, pid: int | None) -> bool:
+        """Whether a run of process ``pid`` left a thread running (it may not exit)."""
+        return pid in self.threads
+
+    def killed(self, pid: int, grace: float) -> None:
+        """Warn that process ``pid`` was killed, not having exited within ``grace``."""
+        threads = self.threads.get(pid, {})
+        runs = [r for r in self.runs.get(pid, []) if r.index in threads] or self.runs.get(pid, [])
+        names = [name for r in runs for name in threads.get(r.index, [])]
+        which = "; ".join(_run_label(r) for r in runs) or "no run"
+        cause = (
+            f"its run left the thread{'s' if len(names) > 1 else ''} "
+            + ", ".join(repr(n) for n in names)
+            + " running (a non-daemon thread the analysis started?)"
+            if names
+            else "something in it never ended"
+        )
+        self.warn(
+            f"the worker process of {which} did not exit {grace:g}s after its runs were "
+            f"done: {cause}; it was killed (pid {pid})"
+        )
+
+
+def _run_label(run: SweepRun) -> str:
+    """``run 2 (analysis.options.fast=10, 2024-12-02..2024-12-06)``."""
+    parts = [f"{k}={shown_setting(v)}" for k, v in run.parameters.items()]
+    if run.window is not None:
+        parts.append(f"{run.window[0]}..{run.window[1]}")
+    return f"run {run.index + 1}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _run_on_processes(
@@ -783,28 +926,32 @@ def _run_on_processes(
     on_progress: Callable[[RunProgress], None] | None,
     cancel: threading.Event | None,
     worker_output: str | None = None,
+    ran: _Ran | None = None,
 ) -> None:
+    ran = ran or _Ran(logging.getLogger(__name__).warning)
     context = multiprocessing.get_context("spawn")
-    manager = reader = None
+    manager = reader = executor = None
     channel = None
-    if on_progress is not None:
-        manager = SyncManager(ctx=context)
-        # Ctrl-C in a terminal reaches it too: the sweep decides.
-        manager.start(_quiet_worker, (worker_output,))
-        channel = manager.Queue()
-        reader = _Reader(lambda timeout: channel.get(timeout=timeout), on_progress)
-    executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(runs)) or 1,
-        mp_context=context,
-        initializer=_quiet_worker,
-        initargs=(worker_output,),
-    )
     pending: dict[Future, SweepRun] = {}
     ending = False  # cancelled or interrupted
     try:
-        for run in runs:
-            args = (run.config,) if channel is None else (run.config, run.index, channel)
-            pending[executor.submit(run_one, *args)] = run
+        with _starting_workers():  # (a stop signal meanwhile: raised at its end)
+            if on_progress is not None:
+                starting = SyncManager(ctx=context)
+                # Ctrl-C in a terminal reaches it too: the sweep decides.
+                starting.start(_quiet_worker, (worker_output,))
+                manager = starting
+                channel = manager.Queue()
+                reader = _Reader(lambda timeout: channel.get(timeout=timeout), on_progress)
+            executor = ProcessPoolExecutor(
+                max_workers=min(workers, len(runs)) or 1,
+                mp_context=context,
+                initializer=_quiet_worker,
+                initargs=(worker_output,),
+            )
+            for run in runs:
+                args = (run.config,) if channel is None else (run.config, run.index, channel)
+                pending[executor.submit(_run_where, *args)] = run
         while pending:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
@@ -818,18 +965,50 @@ def _run_on_processes(
         ending = True
         if reader is not None:
             reader.abandon()  # (the manager's shutdown ends it: no wait for a get)
-        _end_workers(executor, pending)
+        if executor is not None:
+            _end_workers(executor, pending)
         if not isinstance(exc, _Cancelled):
             raise
-    else:
-        executor.shutdown(wait=True)
     finally:
-        if reader is not None and not ending:
-            reader.close()  # every record delivered, then the channel goes
+        if not ending:
+            try:
+                if executor is not None:
+                    _close_pool(executor, ran)
+            except BaseException:
+                ending = True
+                if executor is not None:
+                    _end_workers(executor, {})
+                raise
+            finally:
+                if reader is not None and not ending:
+                    reader.close()  # every record delivered, then the channel goes
         if manager is not None:
             manager.shutdown()
         if reader is not None:
             reader.close()
+
+
+def _close_pool(executor: ProcessPoolExecutor, ran: _Ran, grace: float = WORKER_EXIT_GRACE) -> None:
+    """Shut the pool down once every run is done: its worker processes exit. One whose
+    run left a thread running that has not exited within ``grace`` is killed, and so is
+    any other still there after ten times that (something else in it never ended), each
+    with a warning naming its runs (:meth:`_Ran.killed`)."""
+    processes = dict(getattr(executor, "_processes", None) or {})
+    pool_thread = getattr(executor, "_executor_manager_thread", None)
+    executor.shutdown(wait=False)
+    began = time.monotonic()
+    for bound in (grace, 10 * grace):
+        for pid, process in processes.items():
+            if bound == grace and not ran.lingering(pid):
+                continue
+            process.join(max(0.0, began + bound - time.monotonic()))
+        for pid, process in processes.items():
+            if (bound > grace or ran.lingering(pid)) and process.is_alive():
+                process.kill()
+                process.join(1)
+                ran.killed(pid, bound)
+    if pool_thread is not None:
+        pool_thread.join(5)  # (its processes are gone: see _end_workers)
 
 
 def _end_workers(executor: ProcessPoolExecutor, pending: Mapping[Future, SweepRun]) -> None:
@@ -866,7 +1045,9 @@ def _run_on_dask(
     on_progress: Callable[[RunProgress], None] | None,
     cancel: threading.Event | None,
     worker_output: str | None = None,
+    ran: _Ran | None = None,
 ) -> None:
+    ran = ran or _Ran(logging.getLogger(__name__).warning)
     try:
         from dask.distributed import Client, Event, LocalCluster, Queue
         from dask.distributed import wait as dask_wait
@@ -874,32 +1055,36 @@ def _run_on_dask(
         raise UsageError(
             "--dask needs dask.distributed: pip install -e '.[dask]' in the sessionkit checkout"
         ) from None
-    cluster = None
+    cluster = client = None
     try:
         if address == "local" or address.startswith("local:"):
             count = int(address.partition(":")[2] or workers)
-            cluster = LocalCluster(
-                n_workers=count,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR if worker_output else logging.WARNING,
-            )
-            client = Client(cluster)
-            client.run(_local_worker, worker_output)  # (a remote cluster's are its own)
+            # (a stop signal while it starts: raised once it is up, then closed whole)
+            with _starting_workers():
+                cluster = LocalCluster(
+                    n_workers=count,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR if worker_output else logging.WARNING,
+                )
+                client = Client(cluster)
+                client.run(_local_worker, worker_output)  # (a remote cluster's are its own)
         else:
             client = Client(address, timeout=10)
     except (OSError, TimeoutError, ValueError) as exc:
-        if cluster is not None:
-            cluster.close()
+        _close_started(client, cluster)
         raise UsageError(f"--dask {address}: cannot reach the cluster: {exc}") from None
+    except BaseException:  # interrupted as the cluster started: closed now, not at exit
+        _close_started(client, cluster)
+        raise
     futures: list[Any] = []
     reader = None
     ending = False  # cancelled or interrupted
     name = f"sessionkit-sweep-{uuid.uuid4().hex}"
     stop = _DaskStop(name)
-    stop_event = Event(name, client=client)
     try:
+        stop_event = Event(name, client=client)
         channel = None
         if on_progress is not None:
             channel = _DaskChannel(name)
@@ -908,7 +1093,7 @@ def _run_on_dask(
                 lambda _timeout: progress_queue.get(batch=True), on_progress, batch=True
             )
         futures = client.map(
-            run_one,
+            _run_where,
             [run.config for run in runs],
             [run.index for run in runs],
             [channel] * len(runs),
@@ -942,12 +1127,14 @@ def _run_on_dask(
         # (within PROGRESS_PERIOD), and the pending ones return at once when they start;
         # what has not ended within a bound is cancelled.
         ending = True
-        stop_event.set()
+        with contextlib.suppress(Exception):
+            stop_event.set()
         if reader is not None:
             reader.abandon()  # (closing the client ends it: no wait for a get)
         with contextlib.suppress(Exception):
             dask_wait(futures, timeout=2 * PROGRESS_PERIOD + 1)
-        client.cancel(futures)
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
         if cluster is not None:  # its workers are killed if slow to exit: output first
             with contextlib.suppress(Exception):
                 client.run(_flush_output)
@@ -956,14 +1143,49 @@ def _run_on_dask(
     finally:
         if reader is not None and not ending:
             reader.close()  # every record delivered, then the channel goes
-        client.close()
-        if cluster is not None:
-            if ending:
-                _close_local_cluster(cluster)
+        try:
+            if cluster is not None and not ending:
+                # The processes whose runs left a thread running may never exit: their
+                # nannies are given WORKER_EXIT_GRACE, the others close as they do.
+                stuck = {
+                    address: pid
+                    for address, pid in _worker_pids(cluster).items()
+                    if ran.lingering(pid)
+                }
+                client.close()
+                if stuck:
+                    _close_local_cluster(cluster, WORKER_EXIT_GRACE / 0.8, only=set(stuck), ran=ran)
+                else:
+                    cluster.close()
             else:
-                cluster.close()
-        if reader is not None:
-            reader.close()
+                client.close()
+                if cluster is not None:
+                    _close_local_cluster(cluster)
+        finally:
+            if reader is not None:
+                reader.close()
+
+
+def _close_started(client: Any, cluster: Any) -> None:
+    """Close what started of a local cluster (and its client) when starting it failed or
+    was interrupted: closed whole here, before ``atexit`` would try (a half-started
+    cluster's close there failed with a traceback)."""
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+    if cluster is not None:
+        _close_local_cluster(cluster)
+
+
+def _worker_pids(cluster: Any) -> dict[Any, int]:
+    """The process id of each worker of a local cluster, by its name in the cluster."""
+    pids = {}
+    for worker_name, nanny in list(cluster.workers.items()):
+        process = getattr(getattr(nanny, "process", None), "process", None)
+        pid = getattr(process, "pid", None)
+        if pid is not None:
+            pids[worker_name] = pid
+    return pids
 
 
 def _flush_output() -> None:
@@ -974,30 +1196,44 @@ def _flush_output() -> None:
             stream.flush()
 
 
-def _close_local_cluster(cluster: Any, patience: float = WORKER_EXIT_PATIENCE) -> None:
-    """Close a cancelled sweep's local Dask cluster without waiting for its worker
-    processes' Python to tear itself down.
+def _close_local_cluster(
+    cluster: Any,
+    patience: float = WORKER_EXIT_PATIENCE,
+    *,
+    only: Collection[Any] | None = None,
+    ran: _Ran | None = None,
+) -> None:
+    """Close a local Dask cluster without waiting for its worker processes' Python to
+    tear itself down (a cancelled sweep), or for a worker that cannot exit.
 
     ``cluster.close()`` has each nanny ask its worker to close and then waits for the
     worker process to exit: the worker closes within milliseconds (its runs have ended),
     then the process spends about a second tearing its interpreter down (measured: 0.55 s
     of module teardown in one worker, 0.9-1.5 s for ``cluster.close()`` with two). Here
-    each nanny is closed with ``patience``: its worker closes as before, and a process
-    still tearing down after ``0.8 * patience`` is killed (the caller has had the workers
-    flush their output: :func:`_flush_output`). Then the cluster closes (its scheduler),
-    with no worker process left.
+    each nanny (of the workers named in ``only``, default all) is closed with ``patience``:
+    its worker closes as before, and a process still there after ``0.8 * patience`` is
+    killed (the caller has had the workers flush their output: :func:`_flush_output`);
+    with ``ran``, each killed process is warned of (:meth:`_Ran.killed`). Then the cluster
+    closes (its scheduler and the other workers).
     """
     nanny_log = logging.getLogger("distributed.nanny")
     level = nanny_log.level
     # ("Worker process still alive after 0.4 seconds, killing": meant here)
     nanny_log.setLevel(max(level, logging.ERROR))
+    killed: list[int] = []
+
+    async def close_one(worker: Any) -> None:
+        process = getattr(getattr(worker, "process", None), "process", None)
+        await worker.close(timeout=patience, reason="sweep-cancelled")
+        if process is not None and process.exitcode == -signal.SIGKILL:
+            killed.append(process.pid)
 
     async def close_nannies() -> None:
         await asyncio.gather(
             *(
-                worker.close(timeout=patience, reason="sweep-cancelled")
-                for worker in list(cluster.workers.values())
-                if hasattr(worker, "close")
+                close_one(worker)
+                for worker_name, worker in list(cluster.workers.items())
+                if hasattr(worker, "close") and (only is None or worker_name in only)
             ),
             return_exceptions=True,
         )
@@ -1007,6 +1243,9 @@ def _close_local_cluster(cluster: Any, patience: float = WORKER_EXIT_PATIENCE) -
             cluster.sync(close_nannies)
     finally:
         nanny_log.setLevel(level)
+    if ran is not None:
+        for pid in killed:
+            ran.killed(pid, round(0.8 * patience, 2))
     cluster.close()
 
 
