@@ -75,7 +75,9 @@ class ThreadStats:
     busy_seconds: float
     """Doing its own work (handling messages; for the coordinator: publishing instants)."""
     inline_seconds: float
-    """Of ``busy_seconds``, the part run on the coordinator's thread (data-driven mode)."""
+    """Data-driven mode: for a component, the part of ``busy_seconds`` run on the
+    coordinator's thread; for the coordinator, the components' handlers it ran (not in its
+    own ``busy_seconds``)."""
     waiting_seconds: float
     """Blocked: on its queue (consumers), or on consumers, the clock and pauses
     (coordinator)."""
