@@ -272,6 +272,15 @@ def import_command(
                             reader=reader,  # type: ignore[arg-type]
                         )
                     ]
+            except KeyboardInterrupt:
+                # Each file is one transaction: this one's rows were rolled back.
+                before = "; the files before it are imported" if reports else ""
+                typer.echo(
+                    f"sessionkit: interrupted: nothing of {file} was imported (rolled back)"
+                    + before,
+                    err=True,
+                )
+                raise typer.Exit(130) from None
             except NothingImportedError as exc:
                 if len(kinds) == 1:
                     raise

@@ -599,3 +599,33 @@ def test_import_warns_of_prices_at_or_below_zero(
     assert data["nonpositive_prices"]["bars"] == 2
     assert data["nonpositive_prices"]["example"]["line"] == 2
     assert len(data["warnings"]) == 1 and "at or below zero" in data["warnings"][0]
+
+
+def test_an_interrupted_import_says_what_was_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str, monkeypatch
+) -> None:
+    """QA: Ctrl-C during an import exited 130 without a word: each file is one
+    transaction, so the one being read is rolled back and those before it are kept."""
+    from sessionkit.engine.store import importing
+
+    header = "timestamp,open,high,low,close,volume\n"
+    files = []
+    for day in (3, 4):
+        path = tmp_path / f"spy-2011-01-{day:02d}.csv"
+        path.write_text(header + f"2011-01-{day:02d}T09:30:00-05:00,1,2,0.5,1.5,{day}\n")
+        files.append(str(path))
+    real = importing.import_bars
+
+    def interrupted(engine, path, *args, **kwargs):
+        if str(path).endswith("04.csv"):
+            raise KeyboardInterrupt
+        return real(engine, path, *args, **kwargs)
+
+    monkeypatch.setattr(importing, "import_bars", interrupted)
+    code, out, err = run(capsys, "db", "import", *files, "--symbol", "SPY", "--db", db_url)
+    assert code == 130
+    assert "1 imported" in out
+    assert err.strip() == (
+        f"sessionkit: interrupted: nothing of {files[1]} was imported (rolled back); "
+        "the files before it are imported"
+    )
