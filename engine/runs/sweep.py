@@ -672,7 +672,8 @@ def _starting_workers() -> Iterator[None]:
     the calling thread: the threads started in the block and the processes they start
     inherit that mask through ``fork`` and ``exec`` (a Python handler would not survive
     ``exec``), so a worker never sees Ctrl-C (it ignores it once set up:
-    :func:`_quiet_worker`, :func:`_local_worker`). On the main thread, SIGINT, SIGTERM
+    :func:`_quiet_worker`, :func:`_local_worker`); SIGTERM and SIGHUP are blocked as
+    well, and wait for the worker's set-up. On the main thread, SIGINT, SIGTERM
     and SIGHUP with a Python handler are held meanwhile and delivered again as the block
     ends, so the caller stops the workers it has, whole.
     """
@@ -687,13 +688,16 @@ def _starting_workers() -> Iterator[None]:
             handler = signal.getsignal(signum)
             if callable(handler):
                 previous[signum] = signal.signal(signum, hold)
-    # The resource tracker, started with the first process, unblocks SIGINT in the
-    # starting thread: started first, before SIGINT is blocked here.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
+    # multiprocessing's resource tracker, started with the first process, unblocks SIGINT
+    # and SIGTERM in the starting thread: started first, then they are blocked again. (It
+    # ignores those two itself; SIGHUP, to the group as a terminal hangs up, killed it:
+    # started with it blocked, it keeps it blocked.)
     with contextlib.suppress(Exception):
         from multiprocessing import resource_tracker
 
         resource_tracker.ensure_running()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
     try:
         yield
     finally:
@@ -730,8 +734,10 @@ def _quiet_worker(output: str | None = None) -> None:
     ``output``, the worker's stdout and stderr go to that file (appended): a monitor owns
     the terminal, and a worker's prints or warnings must not land on its screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # (started with SIGINT blocked: _starting_workers; ignored now, what came is dropped)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # (started with the stop signals blocked: _starting_workers; SIGINT is ignored now,
+    # what came of it dropped; a SIGTERM or SIGHUP that came ends the worker now, as the
+    # sweep's own ends do)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(
@@ -767,8 +773,13 @@ def _local_worker(output: str | None = None) -> None:
     that file (the cluster's processes inherit the caller's terminal, where a monitor
     draws)."""
     if threading.current_thread() is threading.main_thread():  # (the worker's event loop)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (_starting_workers)
+        # SIGTERM and SIGHUP too (a terminal's hang-up, a kill of the process group):
+        # killed by one, its nanny restarted it ("Restarting worker" warnings) and the
+        # sweep's close waited for the new process. The nanny ends it (its stop message,
+        # then SIGKILL), on the sweep's word.
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))  # (_starting_workers)
     # "Async instruction for <Task cancelled ...> ended with CancelledError": a cancelled run.
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
     if output is not None:
