@@ -62,6 +62,9 @@ _HOMES = {
     "load_config": ".config",
     "run_backtest": ".runs.backtest",
     "window_coverage": ".runs.backtest",
+    # Not promised (not in __all__): for the console scripts' exit, ``sessionkit-tui``'s
+    # too, which sees the engine only through this package.
+    "end_with_threads_left": ".cli",
 }
 
 __all__ = [

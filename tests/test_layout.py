@@ -172,6 +172,7 @@ def test_public_api_is_exactly_the_documented_one() -> None:
             "RunResult",
             "Session",
             "SessionConfig",
+            "SessionControlError",
             "SessionkitError",
             "UsageError",
             "load_config",

@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if status is not None:
                 # A thread the analysis started and never ended would keep the process
                 # alive (the screen gone): named on stderr, then the process ends.
-                from sessionkit.engine.cli import end_with_threads_left
+                from sessionkit.engine import end_with_threads_left
 
                 end_with_threads_left(status, PROG)
 
