@@ -52,3 +52,12 @@ class RunFinished(Message):
         super().__init__()
         self.outcome = outcome
         """The :class:`~sessionkit.engine.runs.sweep.SweepOutcome`."""
+
+
+class SweepWarned(Message):
+    """The sweep warns of something it did (a worker process killed because it could not
+    exit), posted from the sweep's thread."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

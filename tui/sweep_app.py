@@ -37,7 +37,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from . import format as fmt
-from .messages import RunFinished, RunProgressed
+from .messages import RunFinished, RunProgressed, SweepWarned
 from .progress import duration
 from .screens.sweep_summary import RunSummaryScreen
 from .sweep_board import RunEntry, SweepBoard
@@ -63,8 +63,10 @@ class SweepSource(Protocol):
         on_progress: Callable[[RunProgress], None],
         on_done: Callable[[SweepOutcome], None],
         cancel: threading.Event,
+        on_warning: Callable[[str], None],
     ) -> None:
-        """Run every run (blocking; called on a worker thread) until done or ``cancel``."""
+        """Run every run (blocking; called on a worker thread) until done or ``cancel``;
+        what the sweep warns of as it goes to ``on_warning``."""
 
 
 class LiveSweep:
@@ -103,6 +105,7 @@ class LiveSweep:
         on_progress: Callable[[RunProgress], None],
         on_done: Callable[[SweepOutcome], None],
         cancel: threading.Event,
+        on_warning: Callable[[str], None],
     ) -> None:
         run_sweep(
             self.runs,
@@ -112,6 +115,7 @@ class LiveSweep:
             on_progress=on_progress,
             cancel=cancel,
             worker_output=self.worker_output,
+            on_warning=on_warning,
         )
 
 
@@ -208,6 +212,8 @@ class SweepMonitorApp(App[None]):
         super().__init__()
         self.source = source
         self.warnings = tuple(warnings)
+        self.late_warnings: list[str] = []
+        """What the sweep warned of as it went (printed once the screen is gone)."""
         """What the sweep warns of (shown as notifications when the monitor opens)."""
         self.theme_set = themes
         self.figures = figures or fmt.Figures()
@@ -265,6 +271,7 @@ class SweepMonitorApp(App[None]):
                 on_progress=lambda record: self.post_message(RunProgressed(record)),
                 on_done=lambda outcome: self.post_message(RunFinished(outcome)),
                 cancel=self.cancel,
+                on_warning=lambda text: self.post_message(SweepWarned(text)),
             )
         finally:
             self.ended.set()
@@ -273,6 +280,11 @@ class SweepMonitorApp(App[None]):
         if self.board.progress(message.record, time.monotonic()):
             self.query_one(SweepTable).show(self.board, changed=(message.record.index,))
             self._show_status()
+
+    def on_sweep_warned(self, message: SweepWarned) -> None:
+        """Shown as the sweep's warnings before it are, and printed once the screen is gone."""
+        self.late_warnings.append(message.text)
+        self.notify(message.text, title="warning", severity="warning", timeout=30)
 
     def on_run_finished(self, message: RunFinished) -> None:
         self.board.finish(message.outcome, time.monotonic())

@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app.ended.wait(WORKERS_GONE)
         signals.restore()
     _report_output(output)
-    for warning in warnings:  # (shown in the monitor too, gone with its screen)
+    for warning in (*warnings, *getattr(app, "late_warnings", ())):  # (shown in it too)
         print(f"{SWEEP_PROG}: warning: {warning}", file=sys.stderr)
     if signals.status:
         return signals.status

@@ -22,7 +22,7 @@ class _Idle:
     def __init__(self, runs) -> None:
         self.runs = runs
 
-    def run(self, *, on_progress, on_done, cancel) -> None:
+    def run(self, *, on_progress, on_done, cancel, on_warning) -> None:
         cancel.wait(30)
 
 
@@ -121,3 +121,31 @@ def test_the_workers_the_eta_counts_on() -> None:
     assert parallel_runs(3, 2, "local") == 2
     assert parallel_runs(10, None, "local:4") == 4
     assert parallel_runs(10, 2, "tcp://127.0.0.1:8786") is None
+
+
+class _Warning(_Idle):
+    """A sweep source that warns as it goes (a worker process killed), then idles."""
+
+    def run(self, *, on_progress, on_done, cancel, on_warning) -> None:
+        on_warning("run 1: its worker process could not exit: killed")
+        cancel.wait(30)
+
+
+async def test_what_the_sweep_warns_of_as_it_goes_is_shown_and_kept() -> None:
+    """The sweep's warnings as it goes (a worker killed because its analysis left a
+    thread running) went to a logger under the screen; the monitor shows them and keeps
+    them to print once its screen is gone."""
+    runs = plan_sweep(
+        "demo",
+        overrides={"backtest.start_date": "2024-12-09", "backtest.end_date": "2024-12-10"},
+    )
+    app = create_sweep_app(_Warning(runs))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(1000):  # (a bound against a hang only)
+            if app.late_warnings:
+                break
+            await pilot.pause(0.02)
+        notes = [(n.title, n.message) for n in app._notifications]
+        assert ("warning", "run 1: its worker process could not exit: killed") in notes
+        await pilot.press("q")
+    assert app.late_warnings == ["run 1: its worker process could not exit: killed"]

@@ -46,7 +46,7 @@ class FakeSweep:
         self.delivered = threading.Event()
         self.cancelled = threading.Event()
 
-    def run(self, *, on_progress, on_done, cancel) -> None:
+    def run(self, *, on_progress, on_done, cancel, on_warning) -> None:
         for item in self.script:
             (on_done if isinstance(item, SweepOutcome) else on_progress)(item)
         self.delivered.set()
