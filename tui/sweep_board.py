@@ -435,6 +435,8 @@ class SweepBoard:
         if key == "progress":
             return entry.fraction
         if key.startswith("metric:"):
+            if entry.state in ("error", "failed"):
+                return None  # ranked last, as ``sessionkit sweep --rank-by`` ranks them
             return entry.metric(key.removeprefix("metric:"))
         if record is None:
             return None

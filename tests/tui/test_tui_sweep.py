@@ -738,3 +738,20 @@ def test_table_and_list_parameters_show_as_written_and_sort() -> None:
         '["ACME", "CRUX"]',
         '["BOLT"]',
     ]
+
+
+def test_runs_that_ended_in_error_sort_last_by_a_metric(script_parts) -> None:
+    """QA: the command line ranks a run in state ``error`` last (its metrics are those of
+    a run cut short); the monitor sorted it among the completed ones by its metric."""
+    from sessionkit.tui.sweep_board import SweepBoard
+
+    runs, done, third = script_parts
+    board = SweepBoard(runs[:3])
+    metrics = [{"total_return_pct": 1.0}, {"total_return_pct": 5.0}, {"total_return_pct": 3.0}]
+    states = ["completed", "error", "completed"]
+    for run, values, state in zip(runs[:3], metrics, states, strict=True):
+        result = dataclasses.replace(done, metrics=values, state=state)
+        board.finish(SweepOutcome(run, result), time.monotonic())
+    assert [board.entries[i].state for i in range(3)] == states
+    assert board.order("metric:total_return_pct", True) == [2, 0, 1]
+    assert board.order("metric:total_return_pct", False) == [0, 2, 1]
