@@ -325,6 +325,7 @@ def sweep_command(
     from ..runs.sweep import (
         check_rank_by,
         default_metric,
+        json_ready,
         parse_param,
         plan_sweep,
         rank,
@@ -448,7 +449,7 @@ def sweep_command(
             "warnings": warnings,
             "runs": [o.to_dict() for o in ranked],
         }
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(json_ready(data), indent=2, allow_nan=False))
     else:
         if outcomes:
             title = f"{len(outcomes)} of {len(runs)} runs in {wall:.1f}s" + (

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -114,7 +115,7 @@ class SweepOutcome:
         return {
             "index": self.run.index,
             "parameters": {
-                k: v.isoformat() if isinstance(v, date) else masked(v)
+                k: v.isoformat() if isinstance(v, date) else json_ready(masked(v))
                 for k, v in self.run.parameters.items()
             },
             "window": None if window is None else [window[0].isoformat(), window[1].isoformat()],
@@ -122,6 +123,19 @@ class SweepOutcome:
             "error": self.error if self.result is None else self.result.error,
             "result": None if self.result is None else self.result.to_dict(),
         }
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, infinities) as None, all the way
+    down (lists, tuples, mappings): what ``sessionkit run --json`` prints for them (``json``
+    would print a bare ``NaN``, which is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
@@ -1410,14 +1424,15 @@ def check_rank_by(runs: Sequence[SweepRun], name: str) -> None:
 
 
 def metric_of(outcome: SweepOutcome, metric: str) -> float | None:
-    """The value of ``metric`` in one outcome (None when the run has none)."""
+    """The value of ``metric`` in one outcome (None when the run has none, or its value is
+    not a number: NaN, as a metric that is absent, ranks last)."""
     result = outcome.result
     if result is None or result.state == "error":
         return None
-    if metric in result.metrics:
-        return result.metrics[metric]
-    value = getattr(result, metric, None)
-    return float(value) if isinstance(value, int | float) else None
+    value = result.metrics[metric] if metric in result.metrics else getattr(result, metric, None)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
 
 
 def default_metric(outcomes: Sequence[SweepOutcome]) -> str | None:

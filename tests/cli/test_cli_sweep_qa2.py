@@ -1,0 +1,70 @@
+"""QA (2) of ``sessionkit sweep``: NaN metrics and parameters, repeated or conflicting
+keys, where the progress and the warnings go."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+COMMAND = [sys.executable, "-m", "sessionkit.engine.cli", "sweep"]
+DAY = ["--start", "2024-12-02", "--end", "2024-12-02", "--set", 'streams.symbols=["ACME"]']
+
+MX = """
+class M:
+    def __init__(self, score=None, other=1.0):
+        self.score = score
+        self.other = other
+
+    def on_step(self, ctx):
+        pass
+
+    def metrics(self):
+        out = {"other": float(self.other)}
+        if self.score is not None:
+            out["score"] = float(self.score)
+        return out
+"""
+
+
+def sweep(*args: str, cwd=None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+    )
+
+
+def _mx(tmp_path) -> list[str]:
+    (tmp_path / "mx.py").write_text(textwrap.dedent(MX))
+    return ["demo", *DAY, "--set", "analysis.entry=mx:M", "--workers", "2"]
+
+
+def test_a_nan_metric_ranks_last_like_a_missing_one(tmp_path) -> None:
+    """A NaN metric broke the order (3, 1, nan, 2): NaN compares false with anything."""
+    result = sweep(
+        *_mx(tmp_path), "--param", "analysis.options.score=3,1,nan,2", "--rank-by", "score",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    scores = [run["result"]["metrics"]["score"] for run in data["runs"]]
+    assert scores == [3.0, 2.0, 1.0, None]
+    ascending = sweep(
+        *_mx(tmp_path), "--param", "analysis.options.score=3,nan,1,2", "--rank-by", "score",
+        "--ascending", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    scores = [run["result"]["metrics"]["score"] for run in json.loads(ascending.stdout)["runs"]]
+    assert scores == [1.0, 2.0, 3.0, None]
+
+
+def test_the_json_of_a_nan_parameter_is_valid_json_with_null(tmp_path) -> None:
+    """``--json`` printed a bare NaN (not JSON) for a NaN parameter."""
+    result = sweep(
+        *_mx(tmp_path), "--param", "analysis.options.score=nan,3", "--rank-by", "score",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "NaN" not in result.stdout
+    data = json.loads(result.stdout, parse_constant=lambda name: 1 / 0)  # (no NaN at all)
+    assert [run["parameters"]["analysis.options.score"] for run in data["runs"]] == [3, None]
+    assert [run["result"]["metrics"]["score"] for run in data["runs"]] == [3.0, None]
