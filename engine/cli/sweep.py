@@ -326,7 +326,7 @@ def sweep_command(
         check_rank_by,
         default_metric,
         json_ready,
-        parse_param,
+        parse_grid,
         plan_sweep,
         rank,
         rank_keys,
@@ -348,7 +348,7 @@ def sweep_command(
     overrides, origins = option_overrides(
         db=db, start=start, end=end, speed=speed, settings=settings or ()
     )
-    grid = dict(parse_param(text) for text in params or ())
+    grid = parse_grid(params or (), origins)
     runs = plan_sweep(
         config,
         grid=grid,

@@ -155,6 +155,66 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     return key, values
 
 
+def parse_grid(
+    params: Sequence[str], origins: Mapping[str, str] | None = None
+) -> dict[str, list[Any]]:
+    """The grid of several ``--param KEY=V1,V2,...`` (:func:`parse_param`), by key.
+
+    ``origins`` are the options that set keys for every run (``--set``, ``--start`` ...:
+    the origins of :func:`~sessionkit.engine.config.option_overrides`). A grid's key
+    replaces what they set, so a key both in the grid and set by one of them (or set
+    inside a grid's key: ``--set analysis.options.fast=7`` under ``--param
+    analysis.options={...}``) is refused, as ``sessionkit run`` refuses an option and a
+    ``--set`` of the same key; so is a key given by two ``--param`` (the first was
+    dropped).
+
+    Raises
+    ------
+    ConfigError
+        Naming the ``--param`` and the key, and what else gave it.
+    """
+    from ..config import _normal_key, mask_secrets
+
+    grid: dict[str, list[Any]] = {}
+    given: dict[str, tuple[str, str]] = {}  # normal key: (key as given, its --param)
+    for text in params:
+        label = f"--param {mask_secrets(text)}"
+        key, values = parse_param(text)
+        normal = _normal_key(key)
+        for other, (other_key, other_label) in given.items():
+            if other == normal:
+                raise ConfigError(
+                    label,
+                    None,
+                    f"{key} is given by {other_label} too: give its values in one --param "
+                    f"{key}=V1,V2,...",
+                )
+            if _inside(other, normal) or _inside(normal, other):
+                inner, outer = (other_key, key) if _inside(other, normal) else (key, other_key)
+                raise ConfigError(
+                    label,
+                    None,
+                    f"{inner} is inside {outer}, given by {other_label} too: give each "
+                    "key in one --param only",
+                )
+        for taken, option in (origins or {}).items():
+            if taken == normal or _inside(taken, normal):
+                raise ConfigError(
+                    label,
+                    None,
+                    f"{taken} is set by {option} too, which the --param replaces in every "
+                    f"run: give it once (the --param, or the {option.split()[0]})",
+                )
+        given[normal] = (key, label)
+        grid[key] = values
+    return grid
+
+
+def _inside(key: str, table: str) -> bool:
+    """Whether dotted ``key`` is a key inside ``table`` (``a.b.c`` in ``a.b``)."""
+    return key.startswith((f"{table}.", f"{table}["))
+
+
 def plan_sweep(
     config: ConfigLike | None,
     *,

@@ -68,3 +68,48 @@ def test_the_json_of_a_nan_parameter_is_valid_json_with_null(tmp_path) -> None:
     data = json.loads(result.stdout, parse_constant=lambda name: 1 / 0)  # (no NaN at all)
     assert [run["parameters"]["analysis.options.score"] for run in data["runs"]] == [3, None]
     assert [run["result"]["metrics"]["score"] for run in data["runs"]] == [3.0, None]
+
+
+ONE_DAY = ["demo", "--start", "2024-12-02", "--end", "2024-12-02"]
+
+
+def test_a_param_key_given_twice_is_refused() -> None:
+    """The second ``--param`` of a key silently replaced the first."""
+    result = sweep(
+        *ONE_DAY, "--param", "analysis.options.fast=5", "--param", "analysis.options.fast=10"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "finished" not in result.stderr
+    assert result.stderr.strip() == (
+        "sessionkit: error: --param analysis.options.fast=10: analysis.options.fast is given "
+        "by --param analysis.options.fast=5 too: give its values in one --param "
+        "analysis.options.fast=V1,V2,..."
+    )
+
+
+def test_a_param_key_inside_another_params_table_is_refused() -> None:
+    result = sweep(
+        *ONE_DAY, "--param", "analysis.options={fast=5},{fast=10}",
+        "--param", "analysis.options.slow=30,40",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "analysis.options.slow is inside analysis.options" in result.stderr
+
+
+def test_a_param_and_a_set_of_the_same_key_are_refused() -> None:
+    """The ``--set`` was silently ignored (the grid's value replaced it in every run)."""
+    result = sweep(*ONE_DAY, "--param", "analysis.options.fast=5,10",
+                   "--set", "analysis.options.fast=7")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "finished" not in result.stderr
+    assert result.stderr.strip() == (
+        "sessionkit: error: --param analysis.options.fast=5,10: analysis.options.fast is set "
+        "by --set analysis.options.fast=7 too, which the --param replaces in every run: give "
+        "it once (the --param, or the --set)"
+    )
+    inside = sweep(*ONE_DAY, "--param", "analysis.options={fast=5},{fast=10}",
+                   "--set", "analysis.options.slow=40")  # fmt: skip
+    assert inside.returncode == 2 and "analysis.options.slow is set by --set" in inside.stderr
+    option = sweep(*ONE_DAY, "--param", "backtest.start_date=2024-12-02,2024-12-03")
+    assert option.returncode == 2
+    assert "backtest.start_date is set by --start 2024-12-02 too" in option.stderr
