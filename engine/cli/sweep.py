@@ -70,8 +70,11 @@ class _SweepBar:
             index = outcome.run.index
             self._done.add(index)
             record = self._running.pop(index, None)
-            if record is not None:
-                self._bars_done += record.expected_bars or record.bars
+            # (a run can end before its first record: its bars are its result's)
+            bars = _result_bars(outcome.result)
+            if bars is None and record is not None:
+                bars = record.bars
+            self._bars_done += bars or 0
             self._update()
 
     def _update(self) -> None:
@@ -84,7 +87,17 @@ class _SweepBar:
         )
 
 
+def _result_bars(result: Any) -> int | None:
+    """The base bars a finished run streamed (of every symbol), as its table row shows
+    them; None without a result."""
+    if result is None:
+        return None
+    base = next(iter(next(iter(result.bars.values()), {}) or {"": 0}))
+    return sum(per.get(base, 0) for per in result.bars.values())
+
+
 def _progress(total: int) -> Any:
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -104,6 +117,7 @@ def _progress(total: int) -> Any:
         TextColumn("ETA"),
         TimeRemainingColumn(),
         transient=True,
+        console=Console(stderr=True),  # (stdout is the table's: a file, a pipe)
     )
     progress.add_task("sweep", total=total, bars="")
     return progress
@@ -141,9 +155,8 @@ def _rows(ranked: list[Any], metric_names: list[str]) -> tuple[list[str], list[l
         if result is None:
             row += [outcome.state, "", "", ""] + [""] * len(metric_names) + ["", outcome.error]
         else:
-            base = next(iter(next(iter(result.bars.values()), {}) or {"": 0}))
-            bars = sum(per.get(base, 0) for per in result.bars.values())
-            row += [result.state, len(result.sessions), bars, result.signal_count]
+            row += [result.state, len(result.sessions), _result_bars(result)]
+            row.append(result.signal_count)
             row += [result.metrics.get(m, "") for m in metric_names]
             row += [result.wall_seconds, result.error or ""]
         rows.append(row)

@@ -113,3 +113,83 @@ def test_a_param_and_a_set_of_the_same_key_are_refused() -> None:
     option = sweep(*ONE_DAY, "--param", "backtest.start_date=2024-12-02,2024-12-03")
     assert option.returncode == 2
     assert "backtest.start_date is set by --start 2024-12-02 too" in option.stderr
+
+
+LEAKY = """
+import multiprocessing
+import threading
+import time
+
+from sessionkit.engine.examples import SmaCross
+
+
+class Leaky(SmaCross):
+    def __init__(self, **options):
+        super().__init__(**options)
+        if multiprocessing.parent_process() is not None:  # (in a worker, not as planned)
+            threading.Thread(target=time.sleep, args=(3600,), name="leaky").start()
+"""
+
+
+def test_progress_and_warnings_go_to_stderr_when_stdout_is_a_file(tmp_path) -> None:
+    """The bar was drawn on stdout (so not at all with stdout a file) although drawn only
+    when stderr is a terminal, and a worker's warning landed in the file ahead of the
+    table."""
+    import os
+    import pty
+
+    (tmp_path / "leaky.py").write_text(textwrap.dedent(LEAKY))
+    out = tmp_path / "table.txt"
+    master, slave = pty.openpty()
+    try:
+        with out.open("w") as handle:
+            process = subprocess.Popen(
+                [*COMMAND, *ONE_DAY, "--speed", "max", "--param", "analysis.options.fast=5,10",
+                 "--workers", "2", "--set", "analysis.entry=leaky:Leaky"],
+                stdout=handle, stderr=slave, stdin=subprocess.DEVNULL, cwd=tmp_path,
+                env={**os.environ, "COLUMNS": "120", "LINES": "40"},
+            )  # fmt: skip
+        os.close(slave)
+        slave = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # (the terminal's other end closed: the sweep ended)
+                break
+            if not chunk:
+                break
+            err += chunk
+        assert process.wait(timeout=120) == 0
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    text = err.decode(errors="replace")
+    table = out.read_text()
+    assert "did not exit" in text and "it was killed" in text  # (on stderr)
+    assert "sweep" in text and "runs" in text  # the bar, drawn on the terminal
+    assert "warning" not in table and "did not exit" not in table
+    assert table.lstrip().startswith("2 of 2 runs")
+
+
+def test_a_run_that_ends_before_its_first_record_counts_its_bars() -> None:
+    """The bar counted the bars of a finished run from its last progress record: one that
+    ended before its first record added none (694,485 of 702,000 at the end)."""
+    from types import SimpleNamespace
+
+    from sessionkit.engine.cli.sweep import _SweepBar
+
+    bar = _SweepBar(2)
+
+    def outcome(index: int) -> SimpleNamespace:
+        result = SimpleNamespace(bars={"ACME": {"1m": 390, "5m": 78}, "BOLT": {"1m": 390}})
+        return SimpleNamespace(run=SimpleNamespace(index=index), result=result)
+
+    bar.on_done(outcome(0), 1, 2)  # (no record came)
+    assert bar.progress.tasks[0].fields["bars"] == "780 bars, 0 running"
+    bar.on_progress(SimpleNamespace(index=1, bars=100, expected_bars=780, fraction=100 / 780))
+    assert bar.progress.tasks[0].fields["bars"] == "880 bars, 1 running"
+    bar.on_done(outcome(1), 2, 2)
+    assert bar.progress.tasks[0].fields["bars"] == "1,560 bars, 0 running"
+    assert bar.progress.tasks[0].completed == 2
