@@ -161,13 +161,14 @@ def parse_grid(
 ) -> dict[str, list[Any]]:
     """The grid of several ``--param KEY=V1,V2,...`` (:func:`parse_param`), by key.
 
-    ``origins`` are the options that set keys for every run (``--set``, ``--start`` ...:
-    the origins of :func:`~sessionkit.engine.config.option_overrides`). A grid's key
-    replaces what they set, so a key both in the grid and set by one of them (or set
-    inside a grid's key: ``--set analysis.options.fast=7`` under ``--param
-    analysis.options={...}``) is refused, as ``sessionkit run`` refuses an option and a
-    ``--set`` of the same key; so is a key given by two ``--param`` (the first was
-    dropped).
+    ``origins`` are the options that set keys for every run (the origins of
+    :func:`~sessionkit.engine.config.option_overrides`). A grid's key replaces what they
+    set, so a key both in the grid and set by a ``--set`` (or set by one inside a grid's
+    key: ``--set analysis.options.fast=7`` under ``--param analysis.options={...}``) is
+    refused, as ``sessionkit run`` refuses an option and a ``--set`` of the same key; so
+    is a key given by two ``--param`` (the first was dropped). (``--start``, ``--end``,
+    ``--db``, ``--speed`` give every run its default: a ``--param`` of their key replaces
+    it.)
 
     Raises
     ------
@@ -199,6 +200,8 @@ def parse_grid(
                     "key in one --param only",
                 )
         for taken, option in (origins or {}).items():
+            if not option.startswith("--set "):
+                continue  # (--start, --end ...: the window a --param of it replaces)
             if taken == normal or _inside(taken, normal):
                 raise ConfigError(
                     label,

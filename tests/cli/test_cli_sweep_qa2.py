@@ -110,9 +110,6 @@ def test_a_param_and_a_set_of_the_same_key_are_refused() -> None:
     inside = sweep(*ONE_DAY, "--param", "analysis.options={fast=5},{fast=10}",
                    "--set", "analysis.options.slow=40")  # fmt: skip
     assert inside.returncode == 2 and "analysis.options.slow is set by --set" in inside.stderr
-    option = sweep(*ONE_DAY, "--param", "backtest.start_date=2024-12-02,2024-12-03")
-    assert option.returncode == 2
-    assert "backtest.start_date is set by --start 2024-12-02 too" in option.stderr
 
 
 LEAKY = """
