@@ -93,14 +93,14 @@ def plan(args: argparse.Namespace) -> Any:
         For any mistake in the arguments or in a run's configuration.
     """
     from sessionkit.engine import UsageError, load_config
-    from sessionkit.engine.runs.sweep import parse_param, plan_sweep
+    from sessionkit.engine.runs.sweep import parse_grid, plan_sweep
 
     if not args.params and args.shard_by is None:
         raise UsageError(f"{SWEEP_PROG} needs at least one --param KEY=V1,V2 or --shard-by")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
     config = load_config(args.config, options=options_of(args))
-    grid = dict(parse_param(text) for text in args.params)
+    grid = parse_grid(args.params)  # a key given by two --param is refused
     return plan_sweep(config, grid=grid, shard_by=args.shard_by)
 
 

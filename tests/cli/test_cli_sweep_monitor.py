@@ -149,3 +149,14 @@ async def test_what_the_sweep_warns_of_as_it_goes_is_shown_and_kept() -> None:
         assert ("warning", "run 1: its worker process could not exit: killed") in notes
         await pilot.press("q")
     assert app.late_warnings == ["run 1: its worker process could not exit: killed"]
+
+
+def test_a_param_key_given_twice_is_refused_before_the_screen_opens(capsys) -> None:
+    """As ``sessionkit sweep`` refuses it (the first --param was dropped)."""
+    status = sweep_main(
+        ["demo", "--param", "analysis.options.fast=5", "--param", "analysis.options.fast=10"]
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sessionkit-tui sweep: error: --param analysis.options.fast=10: ")
+    assert "given by --param analysis.options.fast=5 too" in err
