@@ -275,7 +275,7 @@ def test_bench_cli_speed_max(benchmark) -> None:
             check=True,
         )
         data = json.loads(out.stdout)
-        assert data["state"] == "completed" and data["signal_count"] == 2134
+        assert data["state"] == "completed" and data["signal_count"] == 2145
         figures.append(data["bars_per_second"])
 
     benchmark.pedantic(run, rounds=5, iterations=1)
