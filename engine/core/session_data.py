@@ -65,10 +65,13 @@ Dropping the oldest session frees its bars, about nine objects each, long cold: 
 0.9 us per dropped bar on 50 symbols, a fifth of a load's time. Keeping the bars as
 columns instead (starts in a list, prices and volumes in ``array``, the rows flat) was
 built and measured, interleaved, on the 50-symbol scaling run, together with building
-each step's bars at its instant: loads fell from 1.0-1.3 s to 0.55-0.72 s, streaming
-rose from 1.9-2.4 s to 3.1-3.5 s (``array.append`` parses each value; the processor
-took about 1.3 us more per bar, 0.5 us of it with the step building alone), so the run
-took longer. Columns pay only when bars arrive in blocks, not one append per bar.
+each step's bars at its instant, one step at a time: loads fell from 1.0-1.3 s to
+0.55-0.72 s, streaming rose from 1.9-2.4 s to 3.1-3.5 s (``array.append`` parses each
+value; the processor took about 1.3 us more per bar, 0.5 us of it with the step building
+alone), so the run took longer. Columns pay only when bars arrive in blocks, not one
+append per bar. (The steps' bars are now built as they stream, but a block of about 4,096
+at a time, :mod:`~sessionkit.engine.pipeline.steps`: that costs the same as building them
+at the load.)
 """
 
 from __future__ import annotations

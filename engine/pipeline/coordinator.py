@@ -1,8 +1,9 @@
 """SessionCoordinator: initialize -> stream -> end, one trading day at a time.
 
 Runs on the ``session_coordinator`` thread. It is the only writer of the simulated time.
-Per session it loads the trailing history and the session's bars (the streaming clock is
-stopped meanwhile; on a SQLite file the bars come from a reader process that read them
+Per session it loads the trailing history and groups the session's bars into its instants
+(their bars are built as the stream reaches them: :mod:`~sessionkit.engine.pipeline.steps`;
+the streaming clock is stopped meanwhile; on a SQLite file the bars come from a reader process that read them
 while the session before streamed, and the first session's history and bars while the
 indicators warmed up: :mod:`~sessionkit.engine.store.column_reader`,
 :mod:`~sessionkit.engine.pipeline.history`), hands the processor the session start,
@@ -40,23 +41,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from itertools import islice
-from operator import itemgetter
 from typing import Literal
 
 from ..core.bar import Bar, Step, interval_delta
 from ..core.subscription import LONGEST_WAIT
 from ..core.time_manager import TimeManager, TradingSession
-from ..core.windows import (
-    SessionTimes,
-    bar_end,
-    gap_instants,
-    regular_minutes,
-    window_end_instants,
-)
+from ..core.windows import SessionTimes, regular_minutes
 from ..errors import CalendarCoverageError
 from ..store.column_reader import ColumnReader, ReaderFailed, StopWaiting
-from ..store.data_manager import DataManager, StepColumns, StepStatement, columns_from_reader
+from ..store.data_manager import DataManager, StepStatement
 from ..store.db import sqlite_file
 from .history import HistoryReads, read_history
 from .runtime import (
@@ -73,6 +66,7 @@ from .runtime import (
     monotonic,
 )
 from .snapshot import CoordinatorStats, ThreadStats
+from .steps import SessionSteps, StepChunk, chunk_of_columns, session_steps
 
 Reader = Literal["auto", "process", "inline"]
 """Where a run reads its sessions' bars: ``"process"`` in a reader process
@@ -114,10 +108,6 @@ trailing days was loaded in 0.63-0.86 s instead of 0.76-1.13 s; a 50-symbol one,
 EXPORT_BACKLOG = 50_000
 """Rows recorded for an export written as the run goes that may wait, at a session's end,
 before the run waits for the export's writer (see ``_wait_for_export``)."""
-
-_first = itemgetter(0)
-"""A bar's start, a step's instant (bisect keys: what bars and steps are sorted by)."""
-
 
 QUALITY_REFRESH_STEPS = 64
 """In data-driven mode the quality manager runs inline, in batches of this many instants
@@ -360,8 +350,8 @@ class SessionCoordinator(threading.Thread):
         (read by :meth:`clock_time` from other threads)."""
         self._waiting_for: datetime | None = None
         """The instant the clock is running towards (clock-driven waits), else None."""
-        self._steps: list[Step] = []
-        self._read_ahead: dict[int, list[Step]] = {}
+        self._steps = SessionSteps()
+        self._read_ahead: dict[int, SessionSteps] = {}
         """Steps of coming sessions, read with an earlier one (by session index)."""
         self.reader = reader
         self._reader: ColumnReader | None = None
@@ -679,7 +669,7 @@ class SessionCoordinator(threading.Thread):
             + (
                 ": bars from the live feed, "  # (none read ahead: "0 bars in 0 steps")
                 if self._live
-                else f": {sum(len(s[1]) for s in self._steps)} bars in {len(self._steps)} steps, "
+                else f": {self._steps.bars} bars in {len(self._steps)} steps, "
             )
             + (f"{history_bars} history bars, " if loaded is not None else "history carried on, ")
             + f"loaded in {elapsed:.3f}s"
@@ -731,36 +721,31 @@ class SessionCoordinator(threading.Thread):
             sessions.append(coming)
         return sessions
 
-    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
+    def _take_steps(self, index: int, session: TradingSession) -> SessionSteps:
         """This session's instants, read from the database, reading ahead.
 
         The coming sessions are read with this one (:meth:`_chunk`); with a reader process
         (:mod:`~sessionkit.engine.store.column_reader`), the next read is asked for as
         soon as this one is taken, so it runs while this session streams. Each session is
         grouped by its own times (no step in its break, bars cut by its break's start and
-        close).
-
-        The bars are built here, at the load, not at their instant: building each step's
-        bars as it streamed was measured (interleaved, 50 symbols, 22 sessions) to take
-        0.14-0.3 s off the loads and add 0.4-0.8 s to the streaming.
+        close); its bars are built as they stream (:mod:`~sessionkit.engine.pipeline.steps`).
         """
         cached = self._read_ahead.pop(index, None)
         if cached is not None:
             return cached
         pending = self._pending
         sessions = pending[0][1] if pending and pending[0][0] == index else self._chunk(index)
-        columns = self._read_steps(index, sessions)
+        chunk = self._read_steps(index, sessions)
         following = index + len(sessions)
         if following <= len(self.sessions):
             self._prefetch(following)
-        pairs = self.dm.step_pairs(columns)
-        starts = columns[1]
+        starts = chunk.starts
         position = 0
-        own: list[Step] = []
+        own = SessionSteps()
         for offset, each in enumerate(sessions):
             position = bisect_left(starts, int(each.open.timestamp()), position)
             end = bisect_left(starts, int(each.close.timestamp()), position)
-            steps = self._group(pairs, starts, position, end, each)
+            steps = session_steps(chunk, position, end, each, self.delta, self.derived)
             position = end
             if offset:
                 self._read_ahead[index + offset] = steps
@@ -794,7 +779,7 @@ class SessionCoordinator(threading.Thread):
             pending.append((index, sessions))
             index += len(sessions)
 
-    def _read_steps(self, index: int, sessions: Sequence[SessionTimes]) -> StepColumns:
+    def _read_steps(self, index: int, sessions: Sequence[SessionTimes]) -> StepChunk:
         """The bars of ``sessions`` as columns: the reader's answer if it was asked for
         them (a wait that checks for a stop), else read in this process."""
         lo, hi = self._span(sessions)
@@ -804,12 +789,13 @@ class SessionCoordinator(threading.Thread):
             # (a pending read means the reader was usable when it was asked)
             pending.popleft()
             try:
-                return columns_from_reader(reader.result(self.runtime.stop_event.is_set))
+                symbols, *columns = reader.result(self.runtime.stop_event.is_set)
+                return chunk_of_columns(columns, self.dm, symbols)
             except StopWaiting:
                 raise StopRequested from None
             except ReaderFailed as failed:
                 self._reader_failed(failed)
-        return self.dm.get_step_columns(self.symbols, self.base, lo, hi)
+        return chunk_of_columns(self.dm.get_step_columns(self.symbols, self.base, lo, hi), self.dm)
 
     def _reader_failed(self, failed: ReaderFailed) -> None:
         """The reader is unusable (``failed`` set, process killed): read in-process."""
@@ -863,53 +849,6 @@ class SessionCoordinator(threading.Thread):
         """About how many bars this run streams (its first session's bars per session)."""
         return self._first_session_bars() * (len(self.sessions) - self.first + 1)
 
-    def _group(
-        self,
-        pairs: Sequence[tuple[str, Bar]],
-        starts: Sequence[int],
-        position: int,
-        end: int,
-        session: SessionTimes,
-    ) -> list[Step]:
-        """``pairs[position:end]`` (one session's, in time order, ``starts`` their start
-        epochs) grouped into instants, each at its bar's end
-        (:func:`~sessionkit.engine.core.windows.bar_end`); bars of the break have no step."""
-        delta = self.delta
-        pause = resume = 0
-        if session.break_start is not None and session.break_end is not None:
-            pause, resume = int(session.break_start.timestamp()), int(session.break_end.timestamp())
-        steps: list[Step] = []
-        append = steps.append
-        while position < end:
-            t = starts[position]
-            after = bisect_right(starts, t, position, end)
-            if not pause <= t < resume:
-                append(
-                    (
-                        bar_end(session, delta, pairs[position][1].start),
-                        tuple(pairs[position:after]),
-                    )
-                )
-            position = after
-        return self._with_empty_instants(steps, session) if steps else steps
-
-    def _with_empty_instants(self, steps: list[Step], session: SessionTimes) -> list[Step]:
-        """``steps`` and, as empty instants, the minutes of a gap in the data
-        (:func:`~sessionkit.engine.core.windows.gap_instants`) and the ends of the derived
-        windows at which only their derived bar becomes visible
-        (:func:`~sessionkit.engine.core.windows.window_end_instants`)."""
-        times = [t for t, _items in steps]
-        extra = set(gap_instants(session, self.delta, times))
-        if self.derived:
-            starts = [items[0][1].start for _t, items in steps if items]
-            extra.update(window_end_instants(session, self.delta, self.derived, starts))
-        if not extra:
-            return steps
-        extra.difference_update(times)
-        steps.extend((t, ()) for t in extra)
-        steps.sort(key=_first)
-        return steps
-
     # -- streaming ----------------------------------------------------------------------
 
     def _stream_session(self) -> None:
@@ -918,11 +857,11 @@ class SessionCoordinator(threading.Thread):
         steps = self._steps
         pause = plan.break_start
         if pause is None:
-            self._stream_steps(steps)
+            self._stream_steps(steps.iterate())
         else:
             # Once per session: the morning's steps end at or before the break's start.
-            morning = bisect_right(steps, pause, key=_first)
-            self._stream_steps(islice(steps, morning))
+            morning = bisect_right(steps.times, pause)
+            self._stream_steps(steps.iterate(0, morning))
             self._reach_break(plan)
             if morning < len(steps):
                 t, items = steps[morning]
@@ -930,7 +869,7 @@ class SessionCoordinator(threading.Thread):
                 self._leave_break(plan)
                 self._wait_until(t)
                 self._publish(t, items)
-                self._stream_steps(islice(steps, morning + 1, None))
+                self._stream_steps(steps.iterate(morning + 1))
         if self.runtime.sim_time < plan.close:
             # Data exhausted before the close: time advances to the close at once (the
             # spec's rule; there is nothing left to pace), as one more instant.

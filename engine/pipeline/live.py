@@ -20,12 +20,13 @@ morning's instants at once).
 
 from __future__ import annotations
 
-from ..core.bar import Bar, Step
+from ..core.bar import Bar
 from ..core.time_manager import TradingSession
 from ..core.windows import bar_end, next_bar_start
 from ..feeds.replay import BarFeed
 from .coordinator import SessionCoordinator
 from .runtime import StopRequested, monotonic
+from .steps import SessionSteps
 
 FILL_WAIT = 1.0
 """Longest wait (seconds) for the quality manager's backfill before an instant."""
@@ -48,8 +49,8 @@ class LiveCoordinator(SessionCoordinator):
         """Of :attr:`fill_waits`, those that ended at :attr:`fill_wait`, not with the quality
         manager done."""
 
-    def _take_steps(self, index: int, session: TradingSession) -> list[Step]:
-        return []  # the feed delivers them
+    def _take_steps(self, index: int, session: TradingSession) -> SessionSteps:
+        return SessionSteps()  # the feed delivers them
 
     def _stream_session(self) -> None:
         plan = self.plan

@@ -9,7 +9,7 @@ one instance may be used from several threads.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import repeat
@@ -78,21 +78,27 @@ class DataManager:
         if not rows:
             return []
         starts, *values = zip(*rows, strict=True)
-        return list(self._bars(starts, values))
+        return list(self.bars_of(starts, values))
 
-    def _bars(self, starts: Sequence[int], values: Sequence[Sequence]) -> Iterator[Bar]:
+    def bars_of(self, starts: Sequence[int], values: Sequence[Sequence]) -> Iterator[Bar]:
         """Bars of columns: start epochs and the open, high, low, close and volume columns.
 
         Built at C level (no Python frame per bar); the start ``datetime`` is one object per
         distinct instant, shared by every bar that starts then (and by later reads).
         """
+        return map(_new, repeat(Bar), zip(self.instants(starts), *values, strict=True))
+
+    def instants(self, epochs: Iterable[int]) -> list[datetime]:
+        """The aware UTC ``datetime`` of each of ``epochs`` (seconds): one object per
+        distinct epoch, shared with the bars' starts (:meth:`bars_of`)."""
         times = self._times
         if len(times) > 500_000:
             times.clear()
+        epochs = epochs if isinstance(epochs, Sequence) else list(epochs)
         fromts = datetime.fromtimestamp
-        for ts in set(starts).difference(times):
+        for ts in set(epochs).difference(times):
             times[ts] = fromts(ts, UTC)
-        return map(_new, repeat(Bar), zip(map(times.__getitem__, starts), *values, strict=True))
+        return list(map(times.__getitem__, epochs))
 
     def _fetch(self, query) -> list[tuple]:
         # Every column is a plain int, float or str that needs no result processing, so the
@@ -167,7 +173,7 @@ class DataManager:
         self, symbols: Sequence[str], interval: str, start: int, end: int
     ) -> StepColumns:
         """Several symbols' bars starting in ``[start, end)`` (epoch seconds) as columns,
-        read in this process (see :meth:`step_pairs`)."""
+        read in this process (see :meth:`bars_of`)."""
         rows = self._fetch(self.step_query(symbols, interval, start, end))
         if not rows:
             return ((), (), (), (), (), (), ())
@@ -179,7 +185,7 @@ class DataManager:
         Bars of one instant share one start ``datetime``.
         """
         names, starts, *values = columns
-        return list(zip(names, self._bars(starts, values), strict=True))
+        return list(zip(names, self.bars_of(starts, values), strict=True))
 
     def symbol_bars(self, raw: RawColumns) -> dict[str, list[Bar]]:
         """Each symbol's bars of a reader's answer ordered by symbol (``order="symbol"``),
@@ -190,7 +196,7 @@ class DataManager:
         for number, symbol in enumerate(symbols):  # in the order of their first rows
             end = bisect_right(index, number, position)
             out[symbol] = list(
-                self._bars(starts[position:end], [column[position:end] for column in values])
+                self.bars_of(starts[position:end], [column[position:end] for column in values])
             )
             position = end
         return out
