@@ -196,6 +196,11 @@ class Metrics:
         that ended; :meth:`waiting_seconds` adds the one in progress)."""
         self.waiting_since: float | None = None
         """When the wait in progress began (None: not waiting)."""
+        self.paused = 0.0
+        """Seconds spent paused, waiting for a resume or a step (the pauses that ended;
+        :meth:`waiting_seconds` adds the one in progress)."""
+        self.paused_since: float | None = None
+        """When the pause in progress began (None: not paused)."""
         self.read_seconds = 0.0
         """Of the loads, seconds spent reading bars (history and sessions: queries, waits
         for the reader process, building the bars and steps); the rest is the components'
@@ -223,11 +228,31 @@ class Metrics:
             self.waiting_since = None
             self.waiting += monotonic() - started
 
+    def pause_begins(self) -> None:
+        """The coordinator waits for a resume or a step (counted from the first call)."""
+        if self.paused_since is None:
+            self.paused_since = monotonic()
+
+    def pause_ends(self) -> None:
+        since = self.paused_since
+        if since is not None:
+            self.paused += monotonic() - since
+            self.paused_since = None
+
+    def streaming_waits(self) -> float:
+        """Seconds spent waiting for consumers or the clock while streaming, the wait in
+        progress included (a consumer that hangs shows as the coordinator waiting, not
+        working). Any thread."""
+        waited = self.waiting  # read before the wait in progress: a wait that ends
+        since = self.waiting_since  # between the two reads is missed once, never doubled
+        return waited + (monotonic() - since if since is not None else 0.0)
+
     def waiting_seconds(self) -> float:
-        """Seconds spent waiting, the wait in progress included (a consumer that hangs
-        shows as the coordinator waiting, not working). Any thread."""
-        since = self.waiting_since
-        return self.waiting + (monotonic() - since if since is not None else 0.0)
+        """Seconds spent waiting: :meth:`streaming_waits` and the pauses (the one in
+        progress included). Any thread."""
+        paused = self.paused
+        since = self.paused_since
+        return self.streaming_waits() + paused + (monotonic() - since if since else 0.0)
 
     def streaming_seconds(self) -> float:
         """Wall seconds spent streaming (pauses and session loads excluded)."""
@@ -441,14 +466,13 @@ class SessionCoordinator(threading.Thread):
         inline = sum(stage.inline_busy for stage in hosted)
         # While streaming: its own publishing, plus its share of the inline instants.
         handlers = sum(stage.inline_steps for stage in hosted)
-        streaming = metrics.streaming_seconds()
-        waiting = metrics.waiting_seconds()
-        busy = streaming - waiting - handlers
+        streaming = metrics.streaming_seconds()  # (pauses excluded)
+        busy = streaming - metrics.streaming_waits() - handlers
         thread = ThreadStats(
             name=self.name,
             busy_seconds=max(0.0, busy),
             inline_seconds=inline,
-            waiting_seconds=waiting,
+            waiting_seconds=metrics.waiting_seconds(),
             messages=metrics.steps,
             load_seconds=metrics.load_seconds,
         )
@@ -1047,34 +1071,44 @@ class SessionCoordinator(threading.Thread):
         runtime = self.runtime
         controls = runtime.controls
         with controls.cond:
-            while True:
-                if runtime.stopping:
-                    raise StopRequested
-                if not controls.paused:
-                    if runtime.state != "streaming":
-                        runtime.set_state("streaming")
-                    self._stepping = False
-                    self.metrics.resume_clock()
-                    runtime.idle.clear()
-                    return
-                if controls.step_budget > 0:
-                    if consume:
-                        controls.step_budget -= 1
-                        self._stepping = True
-                    runtime.idle.clear()
-                    return
-                if not runtime.idle.is_set():
-                    self.metrics.pause_clock()
-                    controls.cond.release()
-                    try:
-                        self._settle()
-                    finally:
-                        controls.cond.acquire()
-                    if consume:
-                        runtime.set_state("paused")
-                    runtime.idle.set()
-                    continue
-                controls.cond.wait(0.5)
+            try:
+                self._await_go(consume)
+            finally:
+                self.metrics.pause_ends()
+
+    def _await_go(self, consume: bool) -> None:
+        """:meth:`_gate`'s wait, ``controls.cond`` held; the pause counted as waiting."""
+        runtime = self.runtime
+        controls = runtime.controls
+        while True:
+            if runtime.stopping:
+                raise StopRequested
+            if not controls.paused:
+                if runtime.state != "streaming":
+                    runtime.set_state("streaming")
+                self._stepping = False
+                self.metrics.resume_clock()
+                runtime.idle.clear()
+                return
+            if controls.step_budget > 0:
+                if consume:
+                    controls.step_budget -= 1
+                    self._stepping = True
+                runtime.idle.clear()
+                return
+            if not runtime.idle.is_set():
+                self.metrics.pause_clock()
+                controls.cond.release()
+                try:
+                    self._settle()
+                finally:
+                    controls.cond.acquire()
+                if consume:
+                    runtime.set_state("paused")
+                runtime.idle.set()
+                continue
+            self.metrics.pause_begins()
+            controls.cond.wait(0.5)
 
     def _anchor(self, sim: datetime) -> None:
         self._anchor_wall = monotonic()

@@ -93,7 +93,10 @@ class DataManager:
         distinct epoch, shared with the bars' starts (:meth:`bars_of`)."""
         times = self._times
         if len(times) > 500_000:
-            times.clear()
+            # A new dict, not cleared: another thread in the middle of this method keeps
+            # the one it filled (the bars of a live session's backfill are built on the
+            # quality manager's thread while the coordinator builds its own).
+            self._times = times = {}
         epochs = epochs if isinstance(epochs, Sequence) else list(epochs)
         fromts = datetime.fromtimestamp
         for ts in set(epochs).difference(times):
