@@ -77,8 +77,9 @@ TINY_WIDTH = 70
 """Below this many columns the signals pane is hidden too (the events list them then)."""
 
 SIGNALS_MIN_WIDTH = 20
-"""Columns the signals pane needs (borders included) for its compact rows: in a narrow
-layout that leaves it less, beside a wide symbols table, it is hidden as in a tiny one."""
+"""Columns the signals pane needs (borders included) at least: in a narrow layout that
+leaves it less, or less than its compact rows' time, symbol, mark and price need
+(:meth:`SignalsLog.fits`), beside a wide symbols table, it is hidden as in a tiny one."""
 
 FOOTER_DROP_ORDER = (
     "next_theme",
@@ -421,12 +422,14 @@ class SessionkitApp(App[None]):
         # interval lets the engine keep its pace under the UI (restored on unmount).
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
-        # The symbols table's width (its columns) decides whether the signals fit beside it.
+        # Whether the signals fit beside the symbols table is decided on the layout done
+        # (the table's width, whatever sizes the terminal had before), and again when the
+        # signals' rows need other room (a longer symbol or price).
+        self.screen.screen_layout_refresh_signal.subscribe(
+            self, lambda _screen: self._fit_signals()
+        )
         self.watch(
-            self.query_one(SymbolsTable),
-            "virtual_size",
-            lambda _size: self.call_after_refresh(self._fit_signals),
-            init=False,
+            self.query_one(SignalsLog), "row_cells", lambda _cells: self._fit_signals(), init=False
         )
         if self.start_engine:
             # Once the first frame is drawn: the engine's load and the app's start-up
@@ -450,8 +453,7 @@ class SessionkitApp(App[None]):
         self._narrow = event.size.width < NARROW_WIDTH
         self.query_one(SignalsLog).narrow = self._narrow
         self._fit_footer(event.size.width)
-        self._fit_signals()
-        self.call_after_refresh(self._fit_signals)  # once laid out at the new size
+        self._fit_signals()  # again once laid out at the new size (the layout's signal)
 
     def _fit_footer(self, width: int | None = None) -> None:
         """Leave out of the footer the keys a live session cannot use, and as few of
@@ -487,18 +489,28 @@ class SessionkitApp(App[None]):
             self.refresh_bindings()  # the footer composes its keys again
 
     def _fit_signals(self) -> None:
-        """Hide the signals pane where it gets fewer than :data:`SIGNALS_MIN_WIDTH` columns
-        (a narrow layout beside a wide symbols table), as in a tiny terminal; the events
-        list the signals wherever the pane is hidden."""
+        """Hide the signals pane where it would get fewer than :data:`SIGNALS_MIN_WIDTH`
+        columns, or too few for its compact rows' time, symbol, mark and whole price (a
+        narrow layout beside a wide symbols table, or the filter), as in a tiny terminal;
+        the events list the signals wherever the pane is hidden.
+
+        Called on a resize and after every layout of the screen: the room is what the
+        panes beside the signals take as laid out now (a table laid out in a smaller
+        terminal is narrower until the layout at the new size)."""
         if not self.is_running:
             return
         width = self.size.width
         signals = self.query_one(SignalsLog)
-        symbols = self.query_one(SymbolsTable)
-        cramped = (
-            TINY_WIDTH <= width < NARROW_WIDTH
-            and width - symbols.outer_size.width < SIGNALS_MIN_WIDTH
-        )
+        cramped = False
+        if TINY_WIDTH <= width < NARROW_WIDTH:
+            side = self.query_one("#side")
+            beside = sum(
+                pane.outer_size.width
+                for pane in side.children
+                if pane is not signals and pane.display
+            )
+            room = width - beside
+            cramped = room < SIGNALS_MIN_WIDTH or not signals.fits(room)
         signals.set_class(cramped, "-cramped")
         log = self.query_one(EventLog)
         listed = width < TINY_WIDTH or cramped

@@ -6,10 +6,12 @@ app sets :attr:`SignalsLog.narrow` under 100 columns), or where the pane is narr
 a full row, it writes compact rows: the time without the date, the symbol, ``▲`` for buy
 and ``▼`` for sell (the chart's marks), the price, then what room is left of the message
 (none, when that is less than a few cells).
-The symbols are padded to the run's longest (at most :data:`SYMBOL_MAX`), the prices
-(right-aligned) and compact marks to the window's longest, so that the columns and the
-messages line up. A row longer than the pane ends with ``…``; the window is written again
-whenever the pane's width changes.
+The symbols are padded to the run's longest (a longer one than :data:`SYMBOL_MAX` is cut
+to it with ``…``), the prices (right-aligned) and compact marks to the window's longest, so
+that the columns and the messages line up. A row longer than the pane ends with ``…``; the
+window is written again whenever the pane's width changes. :attr:`SignalsLog.row_cells`
+says what a compact row needs before its message: the app hides the pane where it would
+have less (only the message is ever cut, never the time, symbol, mark or price).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from textual.reactive import reactive
 from .. import format as fmt
 from ..styling import component_foreground
 from .event_log import TailLog
+from .symbols_table import fit_symbol
 
 FULL_ROW = 14
 """Cells of a full row after its time and symbol column (a space and the padded symbol): a
@@ -35,7 +38,15 @@ SYMBOL_MIN = (5, 6)
 """Cells the symbol column takes at least (compact rows, full rows)."""
 
 SYMBOL_MAX = 10
-"""Cells the symbol column takes at most: a longer symbol is written whole, past it."""
+"""Cells the symbol column takes at most: a longer symbol is cut to it, ending with ``…``
+(as in the symbols table), so that the columns still line up."""
+
+TIME_CELLS = 5
+"""Cells of a compact row's time (``10:31``: compact rows leave the date out)."""
+
+PRICE_ROOM = 6
+"""Cells a compact row keeps for its price at least (``100.00``, ``0.1234``) when the pane
+decides whether it fits: a price column a cell wider later does not hide it again."""
 
 MESSAGE_MIN = 4
 """Cells a row needs left for its message: two spaces, a character and ``…`` (with less, the
@@ -80,6 +91,13 @@ class SignalsLog(TailLog):
     narrow: reactive[bool] = reactive(False, init=False)
     """The layout is narrow (the app's, under 100 columns): compact rows at any width."""
 
+    row_cells: reactive[int] = reactive(
+        TIME_CELLS + 1 + SYMBOL_MIN[0] + 1 + 1 + 1 + PRICE_ROOM, init=False
+    )
+    """Cells a compact row takes before its message: the time, the padded symbol, the mark
+    and the price (at least :data:`PRICE_ROOM`) with their spaces. The app watches it: the
+    pane is shown only where it has this room (see :meth:`fits`)."""
+
     def __init__(
         self,
         *,
@@ -110,6 +128,12 @@ class SignalsLog(TailLog):
     def _pad(self, compact: bool) -> int:
         """Cells of the symbol column (without its leading space)."""
         return max(SYMBOL_MIN[not compact], self._symbol_width)
+
+    def fits(self, width: int) -> bool:
+        """True if a pane ``width`` cells wide (its borders and scrollbar included) shows a
+        compact row's time, symbol, mark and whole price (:attr:`row_cells`)."""
+        frame = self.styles.gutter.width + self.styles.scrollbar_size_vertical
+        return width - frame >= self.row_cells
 
     def rewrite_at(self, old: int, new: int) -> bool:
         """Write the window again at any new width (the rows are cut to it)."""
@@ -149,6 +173,10 @@ class SignalsLog(TailLog):
         if (symbols and longest != self._symbol_width) or columns != self._columns:
             self._symbol_width = longest if symbols else self._symbol_width
             self._columns = columns
+            prices, marks = columns
+            self.row_cells = (
+                TIME_CELLS + 1 + self._pad(True) + 1 + marks + 1 + max(prices, PRICE_ROOM)
+            )
             if self._last is not None:
                 self.restyle()  # the rows written so far have the old columns
                 limit = None
@@ -168,14 +196,15 @@ class SignalsLog(TailLog):
             kind = signal.kind.lower()
             style = kind_style.get(kind, kind_style["other"])
             line = Text(no_wrap=True, overflow="ellipsis")
+            symbol = fit_symbol(signal.symbol, SYMBOL_MAX)
             if compact:
                 line.append(fmt.sim_minute(signal.sim_time, zone), time_style)
-                line.append(f" {signal.symbol:<{pad}} ")
+                line.append(f" {symbol:<{pad}} ")
                 line.append(f"{MARKS.get(kind, signal.kind):<{marks}}", style)
                 line.append(f" {fmt.price(signal.price):>{prices}}")
             else:
                 line.append(fmt.sim_minute(signal.sim_time, zone, dated=dated), time_style)
-                line.append(f" {signal.symbol:<{pad}} ")
+                line.append(f" {symbol:<{pad}} ")
                 line.append(f"{signal.kind:<4}", style)
                 line.append(f" {fmt.price(signal.price):>{max(8, prices)}}")
             if signal.message and (not width or width - line.cell_len >= MESSAGE_MIN):
