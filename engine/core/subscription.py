@@ -16,8 +16,9 @@ Modes (the spec's, with one change: nothing waits forever):
   keep up with the clock. It is counted and logged, never blocks. (With
   ``overruns="by-producer"`` signals are never counted so; the producer, which knows when
   each item was due, counts them with :meth:`StreamSubscription.count_overrun`.)
-* ``live``: as clock-driven for waiting; overruns are not counted (the feed's pace, not
-  a simulated clock, sets the rhythm).
+* ``live``: as clock-driven: the feed's instants, in wall-clock time, are due when they
+  arrive, and a consumer still on the one before is late (in live trading, the analysis
+  not keeping up with the market is the overrun that matters most).
 
 The mode may be changed at any time (the session switches between data- and clock-driven);
 a waiter re-reads the mode when it changes.
@@ -70,7 +71,7 @@ class SubscriptionStats:
     signals: int
     """Calls to ``signal_ready`` (while not cancelled)."""
     overruns: int
-    """Signals that found the previous one unconsumed, in clock-driven mode."""
+    """Signals that found the previous one unconsumed, in clock-driven and live modes."""
     waits: int
     """Calls to ``wait_until_ready`` / ``wait_and_reset``."""
     timeouts: int
@@ -154,24 +155,24 @@ class StreamSubscription:
     def signal_ready(self) -> None:
         """Signal the consumer that the item is ready. Never blocks.
 
-        In clock-driven mode, a signal while the previous one is still pending counts one
-        overrun. After :meth:`cancel` this does nothing.
+        In clock-driven and live modes, a signal while the previous one is still pending
+        counts one overrun. After :meth:`cancel` this does nothing.
         """
         with self._cond:
             if self._cancelled:
                 return
             self._signals += 1
-            if self._ready and self._on_signal and self._mode == "clock-driven":
+            if self._ready and self._on_signal and self._mode != "data-driven":
                 self._overrun()
             self._ready = True
             self._cond.notify_all()
 
     def count_overrun(self) -> None:
         """Count one overrun: the consumer had not finished an item when the next was due
-        (the producer's call, with ``overruns="by-producer"``). Clock-driven mode only;
-        never blocks for long."""
+        (the producer's call, with ``overruns="by-producer"``). Clock-driven and live
+        modes only; never blocks for long."""
         with self._cond:
-            if self._mode == "clock-driven" and not self._cancelled:
+            if self._mode != "data-driven" and not self._cancelled:
                 self._overrun()
 
     def _overrun(self) -> None:
@@ -303,7 +304,7 @@ class StreamSubscription:
 
     @property
     def overruns(self) -> int:
-        """Overruns counted in clock-driven mode."""
+        """Overruns counted in clock-driven and live modes."""
         return self._overruns
 
     @property

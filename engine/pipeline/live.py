@@ -76,6 +76,7 @@ class LiveCoordinator(SessionCoordinator):
             t, items = step
             if self._fill_due(items):
                 self._await_fills()
+            self._count_overruns()  # (each consumer still on the instant before is late)
             self._publish(t, items)
             # Waits use timeouts in live mode: never hold the feed up for long.
             self._wait_consumers(self.seq, blocking=False, deadline=monotonic() + 1.0)
@@ -83,6 +84,7 @@ class LiveCoordinator(SessionCoordinator):
             self._gate()
             if self._fill_due(()):
                 self._await_fills()
+            self._count_overruns()
             self._publish(plan.close, ())
         if self._fill_due(()):
             # The session's last bars went missing at the close: their fills come with one
