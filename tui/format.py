@@ -64,6 +64,13 @@ class Figures:
         """An engine log line (which may quote durations)."""
         return text
 
+    def wall_minute(self, instant: datetime, *, dated: bool = False) -> str:
+        """When an engine event without a simulated time (logged before the run's first
+        instant: a control restored after a seek) happened, in this machine's zone, as
+        wide as :func:`sim_minute`: ``00:57``, ``11-30 00:57`` when ``dated``."""
+        local = instant.astimezone()
+        return f"{local:%m-%d %H:%M}" if dated else f"{local:%H:%M}"
+
 
 class FrozenFigures(Figures):
     """Renders wall-clock-dependent figures as fixed placeholders (for snapshot tests)."""
@@ -91,6 +98,9 @@ class FrozenFigures(Figures):
 
     def message(self, text: str) -> str:
         return _DURATION.sub("#s", text)
+
+    def wall_minute(self, instant: datetime, *, dated: bool = False) -> str:
+        return "##-## ##:##" if dated else "##:##"
 
 
 def compact_number(value: float) -> str:
@@ -152,3 +162,18 @@ def sim_minute(instant: datetime | None, zone: tzinfo, *, dated: bool = False) -
     return (
         f"{instant.astimezone(zone):%m-%d %H:%M}" if dated else f"{instant.astimezone(zone):%H:%M}"
     )
+
+
+def indicator_value(value: float | None) -> str:
+    """An indicator's value, as a chart's title quotes it: one decimal from 10 up
+    (``54.3``, ``1,234.5``), three significant digits below (``5.43``, ``0.0740``),
+    ``0.0`` for zero; ``-`` for none."""
+    if value is None:
+        return DASH
+    if not math.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude >= 9.95 or magnitude == 0:
+        return f"{value:,.1f}"
+    decimals = max(1, min(12, 2 - math.floor(math.log10(magnitude))))
+    return f"{value:.{decimals}f}"

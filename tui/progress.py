@@ -13,6 +13,16 @@ in data-driven mode too. A pause, a speed or clock change and a restart start th
 measurement again: a paused engine shows 0 bars/s and no ETA, and paused time never counts
 in a pace. A clock-driven run is at its speed until a few steps were measured, and while
 the measured pace keeps up with it (they differ only by when the polls fell).
+
+A consumer on its own thread (the processor, the analysis, the quality manager) may not
+keep up with the clock: the coordinator publishes the instants on time while that consumer
+builds a backlog, and waits for it at the session's end. The clock's pace then says
+nothing of the run's end, so the ETA is also bound by the slowest consumer: its backlog
+(instants published, ``metrics.steps``, less the messages it handled) plus the instants
+still to come (the trading time left, at the instants per trading second seen so far),
+at the wall seconds it is busy per message, measured over the last ten seconds. The ETA
+is the larger of the two; while a consumer is behind (and for a pace window after), the
+clock-bound one is at the speed, since the clock's standstill is that consumer's backlog.
 """
 
 from __future__ import annotations
@@ -35,6 +45,10 @@ lateness is a smaller share of it."""
 RATE_STEPS = 3
 """Steps a measured rate spans at least, however long they took: at 10x a 1-minute bar
 arrives every 6 wall seconds, at 1x every minute. A rate needs this many too."""
+
+BEHIND = 2
+"""A consumer is behind when at least this many instants published wait for it (one may
+be in its hands: it counts the ones it handled)."""
 
 KEEPS_UP = 0.05
 """A clock-driven run whose measured pace is within this share of its speed keeps up: its
@@ -173,6 +187,52 @@ class RateMeter:
         return (last - first) / (span + max(0.0, late))
 
 
+class LoadMeter:
+    """The wall seconds one consumer is busy per message it handles, recently.
+
+    Fed its cumulative ``messages`` and ``busy_seconds``, and the run's session index; the
+    cost is the busy time's growth over the instants' growth across the samples of the
+    last ``window`` seconds (and at least ``steps`` instants): the messages less two per
+    session change (a session's end and the next one's start, which the consumer handles
+    before the coordinator moves on). Busy time is its own work only, so the cost does not
+    depend on the speed, on pauses, or on whether the consumer waits for instants. A count
+    that goes back (a new run) starts it again."""
+
+    def __init__(self, window: float = PACE_WINDOW, steps: int = RATE_STEPS) -> None:
+        self.window = window
+        self.steps = max(1, steps)
+        self._samples: deque[tuple[float, int, float]] = deque()
+        self._messages = 0
+
+    def add(self, wall: float, messages: int, busy: float, session: int = 0) -> None:
+        samples = self._samples
+        instants = messages - 2 * session
+        if samples and (messages < self._messages or busy < samples[-1][2]):
+            samples.clear()
+        self._messages = messages
+        if samples and instants == samples[-1][1]:
+            return  # no instant handled since: only the ones that moved on measure
+        samples.append((wall, instants, busy))
+        while (
+            len(samples) > 2
+            and wall - samples[1][0] >= self.window
+            and instants - samples[1][1] >= self.steps
+        ):
+            samples.popleft()
+
+    def cost(self) -> float | None:
+        """Busy seconds per instant; None before ``steps`` instants were measured."""
+        samples = self._samples
+        if len(samples) < 2:
+            return None
+        _, first_instants, first_busy = samples[0]
+        _, last_instants, last_busy = samples[-1]
+        handled = last_instants - first_instants
+        if handled < self.steps:
+            return None
+        return max(0.0, last_busy - first_busy) / handled
+
+
 class ProgressTracker:
     """Follows the snapshots of a run: its progress, its pace, ETA and recent bars/s."""
 
@@ -188,17 +248,42 @@ class ProgressTracker:
         self._finished = False
         self._paused = False
         self._clock: tuple[str, float | None] | None = None
+        self._pace_window = pace_window
+        self._steps = max(1, steps)
+        self._loads: dict[str, LoadMeter] = {}
+        """Per consumer thread, its cost per message (kept through pauses and speeds)."""
+        self._first_session = 1
+        """The session this engine started at (a seek's; its messages count from it)."""
+        self._origin: tuple[float, float] | None = None
+        """(instants, trading seconds) at the run's first position: their ratio since."""
+        self._instants: tuple[float, float] | None = None
+        """(instants published, trading seconds replayed) as of the last snapshot."""
+        self._step_seconds: float | None = None
+        """Trading seconds of one base bar (the instants' spacing when not measured)."""
+        self._backlogs: dict[str, int] = {}
+        """Per consumer thread, the instants published it has not handled yet."""
+        self._lagging: dict[str, float] = {}
+        """Per consumer thread seen behind, the wall time it last was."""
 
     def reset(self) -> None:
         """Forget the measured rates (the engine restarted, paused or changed speed)."""
         self._trading.reset()
         self._bars.reset()
 
+    def restart(self) -> None:
+        """Forget everything measured of the run (a new engine: a seek)."""
+        self.reset()
+        self._loads.clear()
+        self._origin = self._instants = None
+        self._backlogs.clear()
+        self._lagging.clear()
+
     def update(self, snapshot: Snapshot, wall: float) -> None:
         """Take a new snapshot seen at ``wall`` (monotonic seconds)."""
         self.progress = run_progress(snapshot)
         self._finished = snapshot.finished
         self._paused = snapshot.state == "paused"
+        self._follow_consumers(snapshot, wall)
         clock = (snapshot.clock, snapshot.speed)
         if self._paused or clock != self._clock:
             # Paused time (and steps taken while paused) must not count in a pace, nor the
@@ -212,6 +297,89 @@ class ProgressTracker:
             self._trading.add(wall, self.progress.seconds_done)
         # Base bars, as the engine's bars/s counts them (`sessionkit run --json` too).
         self._bars.add(wall, float(snapshot.metrics.bars_streamed))
+
+    def _follow_consumers(self, snapshot: Snapshot, wall: float) -> None:
+        """Measure the consumer threads' cost per message and backlog, and the instants
+        per trading second."""
+        metrics = snapshot.metrics
+        steps = metrics.steps
+        if self._instants is not None and steps < self._instants[0]:
+            self.restart()  # a new run (after a seek): its counters start again
+        progress = self.progress
+        if progress is not None and snapshot.session_index > 0:
+            self._instants = (float(steps), progress.seconds_done)
+            if self._origin is None:
+                self._origin = self._instants
+                self._first_session = snapshot.session_index
+        if snapshot.intervals:
+            try:
+                seconds = Snapshot.interval_length(snapshot.intervals[0]).total_seconds()
+            except (ValueError, KeyError, TypeError):
+                seconds = 0.0
+            self._step_seconds = seconds if seconds > 0 else None
+        self._backlogs.clear()
+        if metrics.stages == "threads":  # inline, the coordinator's pace includes them
+            for index, thread in enumerate(metrics.threads):
+                if index == 0 or thread.name in ("session_coordinator", "session_reader"):
+                    continue
+                meter = self._loads.get(thread.name)
+                if meter is None:
+                    meter = self._loads[thread.name] = LoadMeter(self._pace_window, self._steps)
+                meter.add(wall, thread.messages, thread.busy_seconds, snapshot.session_index)
+                # Its messages: the instants, each session's start and end (the ended
+                # ones': the coordinator waits for it at a session's end).
+                sessions = max(0, snapshot.session_index - self._first_session) * 2 + 1
+                backlog = max(0, steps - (thread.messages - sessions))
+                self._backlogs[thread.name] = backlog
+                if backlog >= BEHIND:
+                    self._lagging[thread.name] = wall
+
+    def _instants_left(self) -> float | None:
+        """Instants still to be published, from the trading time left."""
+        progress, now, origin = self.progress, self._instants, self._origin
+        if progress is None or now is None:
+            return None
+        per_second = None
+        if origin is not None:
+            instants, seconds = now[0] - origin[0], now[1] - origin[1]
+            if seconds > 0 and instants >= self._steps:
+                per_second = instants / seconds
+        if per_second is None and self._step_seconds:
+            per_second = 1.0 / self._step_seconds
+        if per_second is None:
+            return None
+        return progress.seconds_left * per_second
+
+    def _lagging_now(self, wall: float) -> list[str]:
+        """The consumers behind now, or within the pace window (one that caught up at a
+        session's end falls behind again in the next)."""
+        return [
+            name
+            for name, since in self._lagging.items()
+            if name in self._backlogs and wall - since <= self._pace_window
+        ]
+
+    def consumer_eta(self, wall: float) -> float | None:
+        """Wall seconds until the slowest consumer that does not keep up (behind now or
+        within the pace window) has handled every instant of the run, its backlog and
+        those to come, at its measured cost per message; None when every consumer keeps up
+        or its cost is not measured yet."""
+        lagging = self._lagging_now(wall)
+        if not lagging:
+            return None
+        left = self._instants_left()
+        if left is None:
+            return None
+        worst: float | None = None
+        for name in lagging:
+            backlog = self._backlogs[name]
+            meter = self._loads.get(name)
+            cost = meter.cost() if meter is not None else None
+            if cost is None:
+                continue
+            eta = (backlog + left) * cost
+            worst = eta if worst is None else max(worst, eta)
+        return worst
 
     def pace(self, wall: float) -> float | None:
         """Trading seconds replayed per wall second now; None if it cannot be told (paused,
@@ -254,13 +422,27 @@ class ProgressTracker:
         return measured
 
     def eta(self, wall: float) -> float | None:
-        """Wall seconds until the run ends at the :meth:`pace`; None if it cannot be told
-        (paused, finished, or not measured yet)."""
+        """Wall seconds until the run ends: at the :meth:`pace`, or as long as the slowest
+        consumer needs for its backlog and the instants to come (:meth:`consumer_eta`),
+        whichever is longer; None if it cannot be told (paused, finished, or not measured
+        yet).
+
+        While a consumer is behind (and for a pace window after), a clock-driven run's own
+        bound is at its speed: the clock stood still only to wait for that consumer, which
+        its bound counts."""
         progress = self.progress
-        pace = self.pace(wall)
-        if progress is None or pace is None:
+        if progress is None or self._paused or self._finished:
             return None
-        return progress.seconds_left / pace
+        clock, speed = self._clock or ("data-driven", None)
+        if clock == "clock-driven" and speed and self._lagging_now(wall):
+            pace: float | None = speed
+        else:
+            pace = self.pace(wall)
+        bound = progress.seconds_left / pace if pace is not None else None
+        consumer = self.consumer_eta(wall)
+        if consumer is None:
+            return bound
+        return consumer if bound is None else max(bound, consumer)
 
 
 def duration(seconds: float | None) -> str:
@@ -289,6 +471,7 @@ def bar(fraction: float, width: int) -> str:
 
 
 __all__ = [
+    "LoadMeter",
     "ProgressTracker",
     "RateMeter",
     "RunProgress",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from sessionkit.engine.runs.summary import metric_number
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,
@@ -416,7 +417,7 @@ class SweepBoard:
             out.append((str(record.overruns), "warning" if record.overruns else ""))
         for name in self.metric_names:
             value = entry.metric(name)
-            out.append((_metric_text(value), ""))
+            out.append((metric_number(name, value), ""))
         return tuple(out)
 
     def sort_value(self, index: int, key: str) -> Any:
@@ -487,11 +488,3 @@ def eta_seconds(left: Sequence[float], pending: int, workers: int, run_seconds: 
 
 def _rate(value: float) -> str:
     return fmt.DASH if not value else fmt.compact_number(value)
-
-
-def _metric_text(value: float | None) -> str:
-    if value is None:
-        return fmt.DASH
-    if float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"

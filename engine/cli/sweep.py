@@ -163,12 +163,16 @@ def _rows(ranked: list[Any], metric_names: list[str]) -> tuple[list[str], list[l
     return header, rows
 
 
-def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
-    """The ranked table; errors (the last column) are listed below it, whole."""
+def _print_table(
+    header: list[str], rows: list[list[Any]], title: str, metrics: frozenset[str] = frozenset()
+) -> None:
+    """The ranked table; errors (the last column) are listed below it, whole. The
+    ``metrics`` columns as the run's summary and the monitor show them."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ..runs.summary import metric_number
     from . import plain_console
 
     table = Table(title=Text(title))
@@ -176,7 +180,13 @@ def _print_table(header: list[str], rows: list[list[Any]], title: str) -> None:
         table.add_column(
             name, justify="left" if name in ("state", "window") else "right", no_wrap=True
         )
-    cells = [[_cell(v) for v in row[:-1]] for row in rows]
+    cells = [
+        [
+            metric_number(name, v) if name in metrics and v != "" else _cell(v)
+            for name, v in zip(header[:-1], row[:-1], strict=True)
+        ]
+        for row in rows
+    ]
     for row in cells:
         table.add_row(*map(Text, row))  # parameters and errors are the user's text
     needed = 1 + sum(
@@ -470,7 +480,7 @@ def sweep_command(
             )
             if unknown is not None:
                 title += f", not ranked (no run has {rank_by})"
-            _print_table(header, rows, title)
+            _print_table(header, rows, title, frozenset(metric_names))
         else:  # interrupted before any run finished: nothing to rank, nothing to show
             typer.echo(f"0 of {len(runs)} runs in {wall:.1f}s: no run finished")
         if interrupted:

@@ -7,6 +7,7 @@ usable from any thread. ``sessionkit run`` prints them; the sweep monitor of
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -73,16 +74,32 @@ def summary_renderables(data: dict[str, Any]) -> list[Any]:
         out.append(Text(f"  {data['analysis_errors'] - shown:,} more, of other kinds"))
     if data["metrics"]:
         out.append(
-            Text("metrics: " + ", ".join(f"{k} {number(v)}" for k, v in data["metrics"].items()))
+            Text(
+                "metrics: "
+                + ", ".join(f"{k} {metric_number(k, v)}" for k, v in data["metrics"].items())
+            )
         )
     return out
 
 
-def number(value: float | None) -> str:
-    """A metric as the summary shows it: ``1,234``, ``0.4567``, ``-`` for none."""
+def metric_number(name: str, value: float | None) -> str:
+    """An analysis's metric as every table of it shows it (this summary, the sweep's
+    table, the monitor's Metrics pane and sweep board): ``trades`` and other whole numbers
+    (but percentages) grouped, ``1,234,568``; a ``..._return...`` signed, ``+1.23``; others
+    with two decimals, ``1,234,567.89``, ``0.50``, or two significant digits below 0.01,
+    ``0.0045`` (never an exponent); ``-`` for none."""
     if value is None:
         return "-"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if name == "trades" or (value.is_integer() and abs(value) >= 1 and "pct" not in name):
+        return f"{value:,.0f}"
+    sign = "+" if "return" in name else ""
+    decimals = 2
+    if 0 < abs(value) < 0.01:
+        decimals = min(12, 1 - math.floor(math.log10(abs(value))))
+    return f"{value:{sign},.{decimals}f}"
 
 
 def _seconds(interval: str) -> int:

@@ -1,4 +1,6 @@
-"""The event log: the engine's recent events, stamped with simulated (not wall) time.
+"""The event log: the engine's recent events, stamped with simulated (not wall) time; an
+event logged before the run's first instant (a control restored after a seek), which has
+no simulated time, with the wall time it was logged at, in italics.
 
 Used on the UI's event loop only. The app hands it each snapshot's bounded event tuple
 through :meth:`EventLog.show`; only the events it has not written yet are appended.
@@ -21,6 +23,11 @@ from .. import format as fmt
 from ..styling import component_foreground
 
 T = TypeVar("T")
+
+WALL_STYLE = Style(italic=True)
+"""How the stamp of an event logged before the run's first instant (no simulated time
+yet: a control restored after a seek) differs: its wall time (this machine's zone), in
+italics."""
 
 SIGNAL_PREFIX = "signal "
 """How the engine's log line of an analysis signal begins."""
@@ -127,7 +134,7 @@ class EventLog(TailLog):
     """
     | Class | Description |
     | :- | :- |
-    | `event-log--time` | The simulated time of an event. |
+    | `event-log--time` | The simulated time of an event (wall time, in italics, before the run's first instant). |
     | `event-log--warning` | A warning. |
     | `event-log--error` | An error. |
     | `event-log--ui` | A line from the monitor itself (not the engine). |
@@ -197,7 +204,11 @@ class EventLog(TailLog):
         lines = []
         for event in new:
             line = Text()
-            line.append(fmt.sim_minute(event.sim_time, zone, dated=dated), time_style)
+            if event.sim_time is None:  # before the run's first instant: when, in wall time
+                stamp = self.figures.wall_minute(event.wall_time, dated=dated)
+                line.append(stamp, time_style + WALL_STYLE)
+            else:
+                line.append(fmt.sim_minute(event.sim_time, zone, dated=dated), time_style)
             line.append(" ")
             line.append(message(event.message), level_style.get(event.level, ""))
             lines.append(line)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from rich.text import Text
 from sessionkit.engine.pipeline.snapshot import Snapshot
+from sessionkit.engine.runs.summary import metric_number
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -32,12 +33,9 @@ def metrics_caption(state: str) -> str:
 
 
 def metric_text(name: str, value: float) -> str:
-    """``trades`` as a whole number; ``..._pct`` with two decimals and a sign for returns."""
-    if name == "trades" or (value.is_integer() and abs(value) >= 1 and "pct" not in name):
-        return f"{value:,.0f}"
-    if "return" in name:
-        return f"{value:+,.2f}"
-    return f"{value:,.2f}"
+    """``trades`` as a whole number; ``..._pct`` with two decimals and a sign for returns:
+    as the run's summary and the sweep's tables show them (:func:`metric_number`)."""
+    return metric_number(name, value)
 
 
 class MetricsPane(Static):

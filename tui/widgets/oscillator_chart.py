@@ -7,6 +7,7 @@ the first oscillator indicator computed on the charted interval (all its columns
 
 from __future__ import annotations
 
+from sessionkit.tui import format as fmt
 from sessionkit.tui.charting import base_name, downsample
 
 from .chart_base import ChartData, SessionChart, rgb_hex
@@ -71,7 +72,7 @@ class OscillatorChart(SessionChart):
                 (v for v in reversed(series.indicators.get(chosen) or ()) if v is not None), None
             )
             self.border_title = f"{kind.upper()} {chosen}" + (
-                f"  {last:.1f}" if last is not None else ""
+                f"  {fmt.indicator_value(last)}" if last is not None else ""
             )
             self.border_subtitle = "  ".join(legend) if len(columns) > 1 else ""
         self.mark_session(data, history)
