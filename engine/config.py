@@ -902,6 +902,8 @@ def config_from_dict(
         except ValueError as exc:
             where, _, problem = str(exc).partition(": ")
             problems.append((origin, where, problem))
+    if data.get("mode") == "live":
+        problems += _not_live(named)
     if problems:
         raise config_error(problems)
     try:
@@ -914,6 +916,31 @@ def config_from_dict(
     config._origins = named
     config._folder = base
     return config
+
+
+_LIVE_HINTS = {
+    "backtest.speed": "a live session's pace is live.speed (--set live.speed=60)",
+    "backtest.clock": "a live session's pace is live.speed (--set live.speed=60)",
+    "backtest.start_date": "a live session replays one day, live.replay_date "
+    "(--set live.replay_date=YYYY-MM-DD)",
+    "backtest.end_date": "a live session replays one day, live.replay_date "
+    "(--set live.replay_date=YYYY-MM-DD)",
+}
+
+
+def _not_live(named: Mapping[str, str]) -> list[Problem]:
+    """The overrides of a live configuration (``mode = "live"``) that only a backtest has
+    (``--speed``, ``--start``, ``--end``, ``--set backtest.*``): one problem per option,
+    saying what sets it in live mode (QA: they made the configuration a backtest's without
+    its window, "backtest.start_date: Field required")."""
+    problems: list[Problem] = []
+    told: set[str] = set()
+    for key, origin in named.items():
+        if (key == "backtest" or key.startswith("backtest.")) and origin not in told:
+            told.add(origin)
+            hint = _LIVE_HINTS.get(key, "it has no [backtest] table")
+            problems.append((origin, None, f"does not apply to a live session: {hint}"))
+    return problems
 
 
 def _deep_copy(value: Any) -> Any:

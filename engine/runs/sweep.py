@@ -252,6 +252,13 @@ def plan_sweep(
         gives.
     """
     base = resolve_config(config, overrides, origins)
+    if base.mode != "backtest":  # (each run failed, and the monitor replayed them live)
+        raise ConfigError(
+            base.origin_of("mode"),
+            "mode",
+            f"a sweep runs backtests, not mode = {base.mode!r} (a live session runs in "
+            "wall-clock time: use sessionkit run or sessionkit-tui)",
+        )
     grid = dict(grid or {})
     keys = list(grid)
     combos = list(itertools.product(*(grid[k] for k in keys))) if keys else [()]
