@@ -24,9 +24,12 @@ class _Pool:
         pass
 
 
-def _close_files_then_linger(seconds: float) -> None:
+def _close_files_then_linger(seconds: float, marker: str) -> None:
     """Close every file but the standard ones (the sentinel's pipe among them), then take
-    ``seconds`` to exit: a process still exiting once its sentinel is closed."""
+    ``seconds`` to exit: a process still exiting once its sentinel is closed. ``marker``
+    is created first (the test waits for it: a loaded machine may take seconds to start
+    the process)."""
+    open(marker, "w").close()  # noqa: SIM115 - closed at once
     os.closerange(3, 4096)
     time.sleep(seconds)
 
@@ -48,10 +51,16 @@ def test_a_worker_reaped_by_the_pools_thread_is_not_killed_nor_warned_of() -> No
     assert warnings == []
 
 
-def test_a_worker_still_exiting_once_its_sentinel_closed_is_not_killed() -> None:
-    process = _started(_close_files_then_linger, 0.5)
+def test_a_worker_still_exiting_once_its_sentinel_closed_is_not_killed(tmp_path) -> None:
+    marker = tmp_path / "closing"
+    process = _started(_close_files_then_linger, 0.5, str(marker))
+    while not marker.exists():  # (started: now closing its files, then lingering)
+        assert process.exitcode is None
+        time.sleep(0.01)
     warnings: list[str] = []
-    _close_pool(_Pool(process), _Ran(warnings.append), grace=0.2)  # type: ignore[arg-type]
+    # A grace far longer than the linger, on any machine: killed, it was killed for being
+    # taken as still running when its sentinel closed (the defect), not for being slow.
+    _close_pool(_Pool(process), _Ran(warnings.append), grace=2.0)  # type: ignore[arg-type]
     process.join(10)
     assert warnings == []
     assert process.exitcode == 0  # it exited on its own, not killed
