@@ -169,12 +169,47 @@ _QUERY_SECRET = re.compile(
 )
 
 
+_CONNINFO_SECRET = re.compile(r"((?:^|\s)password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+"""The password of a libpq connection string (``host=h password=pw dbname=d``)."""
+
+_CONNINFO = re.compile(r"\s*(?:[A-Za-z_]+\s*=\s*(?:'[^']*'|[^\s']*)\s*)+")
+_CONNINFO_KEYS = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port)\s*=")
+
+
 def mask_secrets(text: str) -> str:
     """``text`` (an option as typed, a URL) with the password of every database URL in it
-    masked, in the user part (``user:***@``) or the query (``?password=***``): what echoes
-    an option or a URL given by the user goes through it (passwords are never printed)."""
+    masked, in the user part (``user:***@``) or the query (``?password=***``), and of a
+    libpq connection string (``password=***``): what echoes an option or a URL given by
+    the user goes through it (passwords are never printed)."""
     text = _URL_PASSWORD.sub(r"\1***@", text)
+    text = _CONNINFO_SECRET.sub(r"\1***", text)
     return _QUERY_SECRET.sub(r"\1***", text)
+
+
+def _conninfo(value: str) -> bool:
+    """Whether ``value`` is a libpq connection string (``host=... dbname=...``), not a URL."""
+    return "://" not in value and bool(_CONNINFO.fullmatch(value) and _CONNINFO_KEYS.search(value))
+
+
+_CONNINFO_PROBLEM = (
+    "a libpq connection string (key=value ...) is not a database URL: write it as "
+    "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME"
+)
+
+
+def database_option(db: str | None) -> str:
+    """The database URL of a ``--db`` option of the ``sessionkit db`` commands
+    (:func:`database_url_of`).
+
+    Raises
+    ------
+    ConfigError
+        If it is a libpq connection string (it became a SQLite file of that name, its
+        password in the name and in the message).
+    """
+    if db is not None and _conninfo(db.strip()):
+        raise ConfigError(f"--db {mask_secrets(db.strip())}", None, _CONNINFO_PROBLEM)
+    return database_url_of(db)
 
 
 def _setting_parts(text: str, option: str, form: str) -> tuple[str, str]:
@@ -877,15 +912,18 @@ def config_from_dict(
         Naming, for each wrong key, where its value came from and what is wrong.
     """
     data = _deep_copy(data)
+    problems: list[Problem] = []
     if isinstance(data.get("database_url"), str):
-        data["database_url"] = database_url_of(data["database_url"], base)
+        if _conninfo(data["database_url"]):
+            problems.append((source, "database_url", _CONNINFO_PROBLEM))
+        else:
+            data["database_url"] = database_url_of(data["database_url"], base)
     flat = _flatten(overrides or {})
     known: dict[str, str] = {}
     for key, origin in (origins or {}).items():
         with contextlib.suppress(ValueError):  # a malformed key is reported below
             known[_normal_key(key)] = origin
     named: dict[str, str] = {}
-    problems: list[Problem] = []
     for key, value in flat.items():
         try:
             normal = _normal_key(key)
@@ -896,6 +934,9 @@ def config_from_dict(
         origin = (origins or {}).get(key) or _origin(normal, known, "") or f"overrides[{key!r}]"
         named[normal] = origin
         if normal == "database_url" and isinstance(value, str):
+            if _conninfo(value):
+                problems.append((origin, None, _CONNINFO_PROBLEM))
+                continue
             value = database_url_of(value)
         try:
             _set(data, normal, value)

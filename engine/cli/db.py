@@ -20,7 +20,7 @@ import typer
 from sqlalchemy import BigInteger, Engine, case, func, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import bundled_database_path, database_url_of, parse_date
+from ..config import bundled_database_path, database_option, parse_date
 from ..errors import DatabaseError, NothingImportedError, UsageError
 from ..store.db import (
     BarRecord,
@@ -69,7 +69,7 @@ def writable_url(db: str | None, command: str) -> str:
             "(the bundled sample database is never written; create your own with: "
             "sessionkit db init --db my.sqlite)"
         )
-    url = database_url_of(db)
+    url = database_option(db)
     path = sqlite_path(url)
     sample = bundled_database_path()
     with contextlib.suppress(OSError):  # (a file that does not exist is not the sample)
@@ -677,7 +677,7 @@ def _render_info(info: dict[str, Any]) -> Any:
 @db_app.command("info")
 def info_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Describe a database: symbols, intervals, bar counts and ranges, calendar coverage."""
-    url = database_url_of(db)
+    url = database_option(db)
     engine = open_db(url)
     try:
         info = database_info(engine, url)
