@@ -334,10 +334,11 @@ def init_or_upgrade_db(url: str) -> tuple[Engine, list[tuple[str, str]]]:
         added = upgrade_schema(engine)
         Base.metadata.create_all(engine)
     except SQLAlchemyError as exc:
-        raise DatabaseError(
-            f"cannot create the schema in {safe_url(url)}: {exc.__class__.__name__}: "
-            f"{getattr(exc, 'orig', exc)}"
-        ) from None
+        engine.dispose()
+        reason = str(getattr(exc, "orig", exc)).strip()  # the driver's words, as open_db's
+        if engine.dialect.name == "postgresql" and "does not exist" in reason:
+            reason += " (sessionkit db init creates the tables, not the database: createdb it)"
+        raise DatabaseError(f"cannot create the schema in {safe_url(url)}: {reason}") from None
     return engine, added
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sessionkit.engine.store.db import init_db
 from sessionkit.engine.store.importing import BarSink, ImportReport
 from sqlalchemy import text
@@ -50,3 +51,18 @@ def touched(connection) -> int:
         "FROM pg_stat_xact_user_tables WHERE relname = 'bars'"
     ).one()
     return seq + fetched
+
+
+def test_init_of_a_database_that_does_not_exist_says_so_in_the_drivers_words(
+    postgres_server,
+) -> None:
+    """QA: the message named the exception's class (``OperationalError: ...``), unlike the
+    other commands'; it says what to do now."""
+    from sessionkit.engine.errors import DatabaseError
+
+    with pytest.raises(DatabaseError) as raised:
+        init_db(postgres_server.url_of("nosuch"))
+    message = str(raised.value)
+    assert message.startswith("cannot create the schema in postgresql+psycopg://")
+    assert 'database "nosuch" does not exist' in message and "createdb" in message
+    assert "Error:" not in message
