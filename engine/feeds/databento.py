@@ -7,11 +7,20 @@ symbols) in the schema of the streamed interval (``ohlcv-1m`` or ``ohlcv-1h``), 
 session's open (intraday replay), and turns records into steps, so bars go through the
 same live path as the replay feed (gaps, backfill, quality).
 
-Threads: the client's own event-loop thread calls :meth:`DatabentoFeed._on_record` (it only
-puts bars on a queue); the ``databento_watch`` thread waits for the connection to close
-(it ends when the connection closes: :meth:`close` closes it); ``next_step`` and
-``notices`` are called by the ``session_coordinator`` thread, which alone groups bars into
-steps; ``backfill`` by the ``data_quality_manager`` thread (it only reads the database).
+Threads: the client runs on the feed's own event loop (:class:`_GatewayLoop`), in the
+``databento_live`` thread, which calls :meth:`DatabentoFeed._on_record` (it only puts bars
+on a queue); the ``databento_connect`` thread connects and authenticates while the thread
+that builds the feed waits for it (so that a signal's exception raised in that thread,
+Ctrl-C or SIGTERM, leaves it as it came, never as a feed error); the ``databento_watch``
+thread waits for the connection to close (it ends when the connection closes:
+:meth:`close` closes it, then ends the loop); ``next_step`` and ``notices`` are called by
+the ``session_coordinator`` thread, which alone groups bars into steps; ``backfill`` by
+the ``data_quality_manager`` thread (it only reads the database).
+
+A gateway that closes the connection, or sends something that is not a gateway message,
+before it authenticated the client fails the start at once with a message saying so (the
+client would wait for its 30-second authentication timeout); the client's errors never
+reach asyncio's default exception handler (which printed a traceback on stderr).
 
 A step holds every symbol's bar of one minute (or hour). It is handed on when every
 symbol's bar has come, when a later bar arrives, or :data:`GRACE` seconds after its first
@@ -23,6 +32,7 @@ received, and the quality manager counts the rest as gaps.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -61,6 +71,100 @@ def _replay_completed(record: Any, dbn: Any) -> bool:
         return True
     text = str(getattr(record, "msg", ""))
     return text.startswith("Finished ") and text.endswith(" replay")
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _GatewayLoop(asyncio.SelectorEventLoop):
+    """The event loop of one feed's client (``databento.Live(loop=...)``).
+
+    - A connection the gateway ends before it authenticated the client (it closed it, or
+      sent something that is not a gateway message) fails the client's wait for the
+      authentication at once, with what the gateway did (the client itself notices only
+      the authentication's 30-second timeout).
+    - An error in the client's protocol (bad data from the gateway) is not printed with
+      a traceback by asyncio's default exception handler: the connection ends, and its
+      end is reported (a failed start, or the lost connection in the event log); other
+      errors go to ``report`` (the feed's notices).
+    """
+
+    def __init__(self, where: str, report: Any) -> None:
+        super().__init__()
+        self._where = where
+        self._report = report
+        self.protocols: list[Any] = []
+        """The client's protocols (one per connection), as they were made."""
+        self.failure: str | None = None
+        """What the gateway sent that the client could not decode, once authenticated
+        (said when the connection's end is reported)."""
+        self.set_exception_handler(self._exception)
+
+    async def create_connection(self, protocol_factory: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def factory() -> Any:
+            protocol = protocol_factory()
+            self.protocols.append(protocol)
+            protocol.disconnected.add_done_callback(lambda done: self._ended(protocol, done))
+            return protocol
+
+        return await super().create_connection(factory, *args, **kwargs)
+
+    def _fail_authentication(self, protocol: Any, problem: str) -> None:
+        from databento.common.error import BentoError
+
+        authenticated = protocol.authenticated
+        if not authenticated.done():
+            authenticated.set_exception(BentoError(problem))
+
+    def _ended(self, protocol: Any, disconnected: asyncio.Future[None]) -> None:
+        """The connection of ``protocol`` ended: before its authentication, fail it."""
+        if protocol.authenticated.done():
+            return
+        exc = None if disconnected.cancelled() else disconnected.exception()
+        if exc is None:
+            problem = f"{self._where} closed the connection before authenticating the client"
+        else:
+            problem = (
+                f"the connection to {self._where} was lost before the authentication: "
+                f"{_shorten(str(exc) or exc.__class__.__name__)}"
+            )
+        self._fail_authentication(protocol, problem)
+
+    def _exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        protocol = context.get("protocol")
+        exc = context.get("exception")
+        if protocol is not None and protocol in self.protocols:
+            # The protocol failed on what the gateway sent; asyncio closes the connection.
+            if not protocol.authenticated.done():
+                detail = f": {_shorten(str(exc))}" if exc is not None and str(exc) else ""
+                self._fail_authentication(
+                    protocol,
+                    f"{self._where} sent something that is not a Databento gateway message{detail}",
+                )
+            else:  # the connection's end is reported (the watch thread), with this
+                self.failure = (
+                    "the gateway sent data that could not be decoded: "
+                    f"{_shorten(str(exc) or exc.__class__.__name__)}"
+                )
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        message = context.get("message") or "error"
+        detail = f": {exc}" if exc is not None else ""
+        self._report(("warning", f"databento client: {message}{detail}"))
+
+    async def shutdown(self) -> None:
+        """Abort the connections and cancel what still runs (then the loop stops)."""
+        for protocol in self.protocols:
+            with contextlib.suppress(Exception):  # never connected, or closed
+                protocol.transport.abort()
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks(self) if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.stop()
 
 
 class _Times(NamedTuple):
@@ -155,21 +259,49 @@ class DatabentoFeed(BarFeed):
         # with its last bar or with the connection.
         now = datetime.now(UTC)
         self._deadline = close + timedelta(minutes=1) if close > now else None
+        self._loop = _GatewayLoop(self._where, self._notices.put)
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="databento_live", daemon=True
+        )
+        self._loop_thread.start()
+        self._client: Any = None
+        connected = threading.Event()
+        failure: list[BaseException] = []
+
+        def connect() -> None:
+            """``databento_connect`` thread: connect, authenticate, subscribe, start."""
+            try:
+                client = databento.Live(key=key, gateway=gateway, port=port, loop=self._loop)
+                self._client = client
+                client.add_callback(self._on_record, self._on_callback_error)
+                client.subscribe(
+                    dataset=dataset,
+                    schema=SCHEMAS[interval],
+                    symbols=self._symbols,
+                    stype_in="raw_symbol",
+                    start=int(open_.timestamp()) * 1_000_000_000,
+                )
+                client.start()
+            except BaseException as exc:  # BentoError, ValueError, OSError from the client
+                failure.append(exc)
+            finally:
+                connected.set()
+
+        connecting = threading.Thread(target=connect, name="databento_connect", daemon=True)
         try:
-            self._client = databento.Live(key=key, gateway=gateway, port=port)
-            self._client.add_callback(self._on_record, self._on_callback_error)
-            self._client.subscribe(
-                dataset=dataset,
-                schema=SCHEMAS[interval],
-                symbols=self._symbols,
-                stype_in="raw_symbol",
-                start=int(open_.timestamp()) * 1_000_000_000,
-            )
-            self._client.start()
-        except Exception as exc:  # BentoError, ValueError, OSError from the client
+            connecting.start()
+            # Interruptible: a signal's exception (KeyboardInterrupt, the commands'
+            # Terminated) is raised here, in the thread that builds the feed, and leaves
+            # as it came: the command stops as it does for a signal at any other time.
+            connected.wait()
+        except BaseException:
+            self._abandon()
+            raise
+        if failure:
+            self._abandon()
             raise FeedError(
                 f"databento feed: cannot start a live session with {self._where} "
-                f"(dataset {dataset}): {exc}"
+                f"(dataset {dataset}): {failure[0]}"
             ) from None
         self._watch = threading.Thread(
             target=self._watch_connection, name="databento_watch", daemon=True
@@ -233,6 +365,7 @@ class DatabentoFeed(BarFeed):
             self._client.block_for_close()
         except Exception as exc:
             problem = str(exc) or exc.__class__.__name__
+        problem = self._loop.failure or problem
         if not self._closing.is_set():
             detail = f": {problem}" if problem else ""
             self._notices.put(
@@ -360,12 +493,32 @@ class DatabentoFeed(BarFeed):
         return self._dm.get_bars_between(symbol, self._interval, start, end)
 
     def close(self) -> None:
-        """Close the connection (the watch thread then ends) and wake the coordinator."""
+        """Close the connection (the watch thread then ends), wake the coordinator and end
+        the client's loop."""
         self._closing.set()
         with contextlib.suppress(Exception):  # already closed
             self._client.terminate()
         self._inbox.put(_CLOSED)
         self._watch.join(timeout=1.0)
+        self._stop_loop()
+
+    def _abandon(self) -> None:
+        """The start failed or was interrupted: end the client's loop, which aborts what
+        the client opened and cancels its connection (the connecting thread's wait then
+        ends). Not the client's ``terminate``: it waits for the lock the connecting thread
+        holds until its connection is made or fails (30 s with a silent gateway)."""
+        self._closing.set()
+        self._stop_loop()
+
+    def _stop_loop(self, timeout: float = 1.0) -> None:
+        loop = self._loop
+        if loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # stopped already
+            asyncio.run_coroutine_threadsafe(loop.shutdown(), loop)
+        self._loop_thread.join(timeout)
+        if not self._loop_thread.is_alive():
+            loop.close()
 
 
 def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager) -> DatabentoFeed:
@@ -396,12 +549,14 @@ def make_databento_feed(config: SessionConfig, dm: DataManager, tm: TimeManager)
             f"{interval!r} has no Databento OHLCV schema (the databento feed streams "
             f"{', '.join(SCHEMAS)})",
         )
-    key = os.environ.get(live.key_env, "").strip()
+    value = os.environ.get(live.key_env)
+    key = (value or "").strip()
     if not key:
+        state = "is not set" if value is None else "is empty"
         raise ConfigError(
             config.origin_of("live.key_env"),
             "live.key_env",
-            f"the environment variable {live.key_env} holding the Databento API key is not set",
+            f"the environment variable {live.key_env} holding the Databento API key {state}",
         )
     for symbol in config.streams.symbols:
         check_symbol(symbol)
