@@ -65,6 +65,9 @@ _HOMES = {
     # Not promised (not in __all__): for the console scripts' exit, ``sessionkit-tui``'s
     # too, which sees the engine only through this package.
     "end_with_threads_left": ".cli",
+    # Not promised either: the one format of a metric, for the monitor's panes to agree
+    # with the run summary and the sweep table.
+    "metric_number": ".runs.summary",
 }
 
 __all__ = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sessionkit.engine.runs.summary import metric_number
+from sessionkit.engine import metric_number
 from sessionkit.engine.runs.sweep import (
     RunProgress,
     SweepOutcome,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.text import Text
+from sessionkit.engine import metric_number
 from sessionkit.engine.pipeline.snapshot import Snapshot
-from sessionkit.engine.runs.summary import metric_number
 from textual.reactive import reactive
 from textual.widgets import Static
 
