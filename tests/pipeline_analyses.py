@@ -298,3 +298,26 @@ class WaitAt:
         if self.steps == self.at:
             WaitAt.reached.set()
             WaitAt.proceed.wait(10)
+
+
+LEAKY = """
+import multiprocessing
+import threading
+import time
+
+from sessionkit.engine.examples import SmaCross
+
+
+class Leaky(SmaCross):
+    def __init__(self, **options):
+        super().__init__(**options)
+        if multiprocessing.parent_process() is not None:  # (in a worker, not as planned)
+            threading.Thread(target=time.sleep, args=(3600,), name="leaky").start()
+"""
+
+
+def write_leaky(folder: Path) -> None:
+    """Write ``folder/leaky.py``: ``Leaky``, SmaCross leaving a non-daemon thread running
+    in a sweep's worker process (``analysis.entry = "leaky:Leaky"``, run from ``folder``:
+    a module of its own, so that a sweep run as a command imports it too)."""
+    (folder / "leaky.py").write_text(LEAKY.lstrip(), encoding="utf-8")

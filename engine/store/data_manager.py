@@ -229,13 +229,6 @@ class StepStatement:
         )
 
 
-def columns_from_reader(raw: RawColumns) -> StepColumns:
-    """A :class:`~sessionkit.engine.store.column_reader.ColumnReader`'s result as
-    :data:`StepColumns` (symbol names instead of indexes)."""
-    symbols, index, *rest = raw
-    return (list(map(symbols.__getitem__, index)), *rest)  # type: ignore[return-value]
-
-
 KNOWN_SYMBOLS_SHOWN = 20
 """How many of the database's symbols an unknown-symbol error lists."""
 

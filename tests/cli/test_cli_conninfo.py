@@ -11,17 +11,11 @@ from sessionkit.engine.cli import main as sessionkit_main
 from sessionkit.engine.config import mask_secrets
 from sessionkit.tui.cli import main as tui_main
 
+pytestmark = pytest.mark.usefixtures("no_screen")
+
 SECRET = "WrongPW4"
 CONNINFO = f"host=127.0.0.1 port=5432 user=qa password={SECRET} dbname=sk"
 PROBLEM = "a libpq connection string (key=value ...) is not a database URL"
-
-
-@pytest.fixture(autouse=True)
-def no_screen(monkeypatch):
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("the database was accepted: the screen would open")
-
-    monkeypatch.setattr("sessionkit.tui.app.create_app", refuse)
 
 
 def status_of(args: list[str]) -> int:

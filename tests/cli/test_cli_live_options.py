@@ -12,6 +12,8 @@ from sessionkit.engine.cli import main as sessionkit_main
 from sessionkit.tui.cli import main as tui_main
 from sessionkit.tui.sweep_cli import main as sweep_monitor_main
 
+pytestmark = pytest.mark.usefixtures("no_screen")
+
 LIVE = """
 mode = "live"
 exchange_group = "NYSE"
@@ -43,17 +45,6 @@ def live(tmp_path: Path) -> str:
     path = tmp_path / "live.toml"
     path.write_text(LIVE, encoding="utf-8")
     return str(path)
-
-
-@pytest.fixture(autouse=True)
-def no_screen(monkeypatch):
-    """Refused before the screen opens: fail instead of opening it."""
-
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("the options were accepted: the screen would open")
-
-    monkeypatch.setattr("sessionkit.tui.app.create_app", refuse)
-    monkeypatch.setattr("sessionkit.tui.sweep_app.create_sweep_app", refuse)
 
 
 def status_of(program: str, args: list[str]) -> int:

@@ -8,23 +8,14 @@ import pytest
 from sessionkit.tui.cli import main as tui_main
 from sessionkit.tui.sweep_cli import main as sweep_monitor_main
 
+pytestmark = pytest.mark.usefixtures("no_screen")
+
 SECRET = "WrongPW"
 URLS = [  # nothing listens on port 1: the connection is refused at once
     f"postgresql+psycopg://qa:{SECRET}@127.0.0.1:1/qadb",
     f"postgresql+psycopg://qa@127.0.0.1:1/qadb?password={SECRET}",
 ]
 SWEEP = ["--param", "analysis.options.fast=5,6"]
-
-
-@pytest.fixture(autouse=True)
-def no_screen(monkeypatch):
-    """A mistake that is not refused would open the screen: fail instead of waiting."""
-
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("the options were accepted: the screen would open")
-
-    monkeypatch.setattr("sessionkit.tui.app.create_app", refuse)
-    monkeypatch.setattr("sessionkit.tui.sweep_app.create_sweep_app", refuse)
 
 
 @pytest.mark.parametrize("url", URLS)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+from pipeline_analyses import write_leaky
+
 COMMAND = [sys.executable, "-m", "sessionkit.engine.cli", "sweep"]
 DAY = ["--start", "2024-12-02", "--end", "2024-12-02", "--set", 'streams.symbols=["ACME"]']
 
@@ -112,22 +114,6 @@ def test_a_param_and_a_set_of_the_same_key_are_refused() -> None:
     assert inside.returncode == 2 and "analysis.options.slow is set by --set" in inside.stderr
 
 
-LEAKY = """
-import multiprocessing
-import threading
-import time
-
-from sessionkit.engine.examples import SmaCross
-
-
-class Leaky(SmaCross):
-    def __init__(self, **options):
-        super().__init__(**options)
-        if multiprocessing.parent_process() is not None:  # (in a worker, not as planned)
-            threading.Thread(target=time.sleep, args=(3600,), name="leaky").start()
-"""
-
-
 def test_progress_and_warnings_go_to_stderr_when_stdout_is_a_file(tmp_path) -> None:
     """The bar was drawn on stdout (so not at all with stdout a file) although drawn only
     when stderr is a terminal, and a worker's warning landed in the file ahead of the
@@ -135,7 +121,7 @@ def test_progress_and_warnings_go_to_stderr_when_stdout_is_a_file(tmp_path) -> N
     import os
     import pty
 
-    (tmp_path / "leaky.py").write_text(textwrap.dedent(LEAKY))
+    write_leaky(tmp_path)
     out = tmp_path / "table.txt"
     master, slave = pty.openpty()
     try:

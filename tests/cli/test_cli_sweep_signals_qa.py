@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from pipeline_analyses import write_leaky
 
 COMMAND = [sys.executable, "-m", "sessionkit.engine.cli", "sweep"]
 SLOW = ["demo", "--speed", "3600", "--end", "2024-12-03"]
@@ -171,27 +171,11 @@ def test_sigterm_to_the_group_on_a_local_dask_cluster_restarts_no_worker() -> No
     assert err.strip() == "terminated: the pending runs were cancelled", err
 
 
-LEAKY = """
-import multiprocessing
-import threading
-import time
-
-from sessionkit.engine.examples import SmaCross
-
-
-class Leaky(SmaCross):
-    def __init__(self, **options):
-        super().__init__(**options)
-        if multiprocessing.parent_process() is not None:  # (in a worker, not as planned)
-            threading.Thread(target=time.sleep, args=(3600,), name="leaky").start()
-"""
-
-
 def test_a_worker_that_cannot_exit_is_killed_with_a_warning(tmp_path) -> None:
     """A run that left a non-daemon thread running kept its worker process from exiting:
     the pool's shutdown waited forever (no table). Now the sweep kills it after a second
     and names the run; the table and the exit status are as usual."""
-    (tmp_path / "leaky.py").write_text(textwrap.dedent(LEAKY))
+    write_leaky(tmp_path)
     process = _start(
         ["demo", "--speed", "max", "--start", "2024-12-09", "--end", "2024-12-09",
          "--param", "analysis.options.fast=5,10", "--workers", "2",

@@ -10,9 +10,9 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import textwrap
 from collections import Counter
 
+from pipeline_analyses import write_leaky
 from sessionkit.engine.runs import sweep
 from sessionkit.engine.runs.sweep import TASKS_PER_WORKER, plan_sweep, run_sweep
 
@@ -68,27 +68,11 @@ def test_the_pool_is_made_to_replace_its_workers(monkeypatch) -> None:
     assert [kwargs.get("max_tasks_per_child") for kwargs in made] == [TASKS_PER_WORKER]
 
 
-LEAKY = """
-import multiprocessing
-import threading
-import time
-
-from sessionkit.engine.examples import SmaCross
-
-
-class Leaky(SmaCross):
-    def __init__(self, **options):
-        super().__init__(**options)
-        if multiprocessing.parent_process() is not None:  # (in a worker, not as planned)
-            threading.Thread(target=time.sleep, args=(3600,), name="leaky").start()
-"""
-
-
 def test_a_replaced_worker_that_cannot_exit_does_not_hold_up_the_sweep(tmp_path) -> None:
     """The pool waits for a replaced worker to exit before it goes on: one whose run left
     a thread running held up the sweep for good. It ends itself after the grace, and the
     sweep warns of it as of a worker it killed at its end."""
-    (tmp_path / "leaky.py").write_text(textwrap.dedent(LEAKY))
+    write_leaky(tmp_path)
     count = TASKS_PER_WORKER + 1
     result = subprocess.run(
         [sys.executable, "-m", "sessionkit.engine.cli", "sweep", "demo", "--speed", "max",

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 from sessionkit.engine.store.column_reader import ColumnReader, ReaderFailed, StopWaiting
-from sessionkit.engine.store.data_manager import DataManager, columns_from_reader
+from sessionkit.engine.store.data_manager import DataManager
 from sessionkit.engine.store.db import open_db, sqlite_file
+
+
+def columns_from_reader(raw):
+    """A reader's answer as in-process columns: symbol names instead of indexes."""
+    symbols, index, *rest = raw
+    return (list(map(symbols.__getitem__, index)), *rest)
+
 
 SAMPLE = Path(str(importlib.resources.files("sessionkit.sample_db") / "sample.sqlite"))
 SYMBOLS = ["ACME", "BOLT", "CRUX", "DYNA", "EMBR", "FLUX"]
